@@ -1,0 +1,137 @@
+"""The shape of a node as the engine sees it.
+
+The engine never imports a node pack: it receives a registry of objects that satisfy
+:class:`NodeDefinition`. Weft's own authoring API (``nodes/api.py``) and the adapter for
+ComfyUI-style classes both produce these, so validation, caching and execution have one
+code path whatever contract a node was written in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Protocol, Sequence
+
+InputKind = Literal["required", "optional", "hidden"]
+
+#: Types whose values may be typed straight into the prompt (widgets).
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+
+
+@dataclass(frozen=True, slots=True)
+class InputSpec:
+    """One declared input.
+
+    ``type`` is a socket type name (``"MODEL"``, ``"INT"``, ``"*"``, or ``"COMBO"`` for a
+    choice list given in ``options["choices"]``). ``options`` carries widget metadata in
+    ComfyUI's vocabulary (default, min, max, step, multiline, tooltip, ...), so /object_info
+    can publish it unchanged.
+    """
+
+    name: str
+    type: str
+    kind: InputKind = "required"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    lazy: bool = False
+
+    @property
+    def choices(self) -> Sequence[Any] | None:
+        return self.options.get("choices") if self.type == "COMBO" else None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    type: str
+    name: str
+    is_list: bool = False
+    tooltip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSchema:
+    """Everything a client or the validator needs to know about a node class."""
+
+    name: str
+    display_name: str
+    category: str
+    description: str
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...]
+    output_node: bool = False
+    input_is_list: bool = False
+    is_async: bool = False
+    deprecated: bool = False
+    experimental: bool = False
+    #: who provided the node: {"pack": ..., "version": ...}; filled by the registry.
+    origin: Mapping[str, str] = field(default_factory=dict)
+
+    def input(self, name: str) -> InputSpec | None:
+        for spec in self.inputs:
+            if spec.name == name:
+                return spec
+        return None
+
+    @property
+    def lazy_inputs(self) -> frozenset[str]:
+        return frozenset(s.name for s in self.inputs if s.lazy)
+
+
+@dataclass(slots=True)
+class NodeResult:
+    """What one call of a node produced.
+
+    ``outputs`` holds one value per declared output (``None`` when the node produced no
+    values). ``ui`` is shown to clients in the ``executed`` event and stored in history.
+    ``expand`` is an API-format sub-graph that runs in the node's place; then ``outputs``
+    may contain links (``["id", index]``) into that sub-graph.
+    """
+
+    outputs: tuple[Any, ...] | None = None
+    ui: dict[str, Any] | None = None
+    expand: dict[str, Any] | None = None
+
+
+class NodeDefinition(Protocol):
+    """A node class as registered with the engine."""
+
+    schema: NodeSchema
+
+    def create(self) -> "NodeInstance":
+        """A fresh instance for one node of one prompt."""
+        ...
+
+    def fingerprint(self, inputs: Mapping[str, Any]) -> Any:
+        """Outside state the node reads (a file's mtime, a clock), or ``None``.
+
+        Called with constant inputs only, before anything runs; the value becomes part of
+        the cache signature, so a changed file invalidates the cached output.
+        """
+        ...
+
+    def validate(self, inputs: Mapping[str, Any]) -> bool | str:
+        """Extra validation of constant inputs: ``True`` or a message."""
+        ...
+
+    def skips_default_validation(self, input_name: str) -> bool:
+        """True when the node validates this input itself (ComfyUI's VALIDATE_INPUTS)."""
+        ...
+
+
+class NodeInstance(Protocol):
+    def check_lazy(self, inputs: Mapping[str, Any], unevaluated: frozenset[str]) -> Sequence[str]:
+        """Names of lazy inputs that must be evaluated before the node can run."""
+        ...
+
+    def call(self, inputs: Mapping[str, Any]) -> Any:
+        """Run once; returns a :class:`NodeResult` or an awaitable of one."""
+        ...
+
+
+def types_compatible(produced: str, accepted: str) -> bool:
+    """ComfyUI's rule: ``*`` matches anything; comma lists are unions; COMBO feeds lists."""
+    if produced == accepted or "*" in (produced, accepted):
+        return True
+    produced_set = {t.strip() for t in produced.split(",")}
+    accepted_set = {t.strip() for t in accepted.split(",")}
+    if produced_set & accepted_set:
+        return True
+    return produced == "COMBO" and accepted == "COMBO"

@@ -1,0 +1,164 @@
+"""Where user files live: input/, output/, temp/ and the model folders.
+
+The server (or ``main.py run``) configures this once at start-up; nodes and the ComfyUI
+compatibility layer read it. Model folders follow ComfyUI's layout (``models/checkpoints``,
+``models/loras``, ...) and may be extended by an extra-model-paths YAML, so an existing
+ComfyUI models folder can be reused as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+#: Model folder name -> accepted file extensions (ComfyUI's names).
+MODEL_FOLDERS: dict[str, frozenset[str]] = {
+    name: frozenset(exts)
+    for name, exts in {
+        "checkpoints": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
+        "diffusion_models": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
+        "unet": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
+        "clip": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
+        "text_encoders": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
+        "vae": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
+        "loras": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
+        "controlnet": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
+        "embeddings": {".safetensors", ".pt", ".bin"},
+        "upscale_models": {".safetensors", ".ckpt", ".pt", ".pth", ".bin"},
+        "clip_vision": {".safetensors", ".ckpt", ".pt", ".pth", ".bin"},
+        "vae_approx": {".safetensors", ".pt", ".pth", ".bin"},
+        "diffusers": {"folder"},
+    }.items()
+}
+#: ComfyUI treats these pairs as one folder; a file in either is found under both names.
+FOLDER_ALIASES = {"unet": "diffusion_models", "clip": "text_encoders"}
+
+
+class UnsafePathError(ValueError):
+    """A user-supplied path tried to leave its root (``..``, absolute path, symlink)."""
+
+
+@dataclass
+class Paths:
+    base: Path
+    input: Path
+    output: Path
+    temp: Path
+    user: Path
+    models: Path
+    extra_model_dirs: dict[str, list[Path]] = field(default_factory=dict)
+
+    def directory(self, kind: str) -> Path:
+        """``input``, ``output`` or ``temp``; anything else is a ``ValueError``."""
+        if kind not in ("input", "output", "temp"):
+            raise ValueError(f"unknown directory type {kind!r}: use input, output or temp")
+        return getattr(self, kind)
+
+    def model_dirs(self, folder: str) -> list[Path]:
+        names = [folder] + [a for a, b in FOLDER_ALIASES.items() if b == folder] + (
+            [FOLDER_ALIASES[folder]] if folder in FOLDER_ALIASES else []
+        )
+        dirs: list[Path] = []
+        for name in names:
+            dirs.append(self.models / name)
+            dirs.extend(self.extra_model_dirs.get(name, []))
+        seen: set[Path] = set()
+        return [d for d in dirs if not (d in seen or seen.add(d))]
+
+    def list_models(self, folder: str) -> list[str]:
+        """Files of a model folder, relative and with forward slashes, sorted."""
+        if folder not in MODEL_FOLDERS:
+            raise KeyError(f"unknown model folder {folder!r}")
+        exts = MODEL_FOLDERS[folder]
+        found: set[str] = set()
+        for root in self.model_dirs(folder):
+            if not root.is_dir():
+                continue
+            if "folder" in exts:
+                found.update(p.name for p in root.iterdir() if p.is_dir())
+                continue
+            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                rel = Path(dirpath).relative_to(root)
+                for name in filenames:
+                    if Path(name).suffix.lower() in exts:
+                        found.add((rel / name).as_posix())
+        return sorted(found, key=str.lower)
+
+    def model_path(self, folder: str, name: str) -> Path:
+        """The file behind a combo value; ``FileNotFoundError`` names the folders searched."""
+        for root in self.model_dirs(folder):
+            try:
+                candidate = safe_join(root, name)
+            except UnsafePathError:
+                raise
+            if candidate.exists():
+                return candidate
+        searched = ", ".join(str(d) for d in self.model_dirs(folder))
+        raise FileNotFoundError(f"{folder} file {name!r} not found (searched: {searched})")
+
+
+def safe_join(root: Path, *parts: str) -> Path:
+    """``root/parts...`` resolved, refusing anything that would land outside ``root``."""
+    for part in parts:
+        if part is None:
+            continue
+        if not isinstance(part, str):
+            raise UnsafePathError("path parts must be strings")
+        if "\x00" in part:
+            raise UnsafePathError("path contains a NUL byte")
+        pure = Path(part.replace("\\", "/"))
+        if pure.is_absolute() or part.startswith(("/", "\\")) or (len(part) > 1 and part[1] == ":"):
+            raise UnsafePathError(f"absolute paths are not allowed: {part!r}")
+        if ".." in pure.parts:
+            raise UnsafePathError(f"'..' is not allowed in paths: {part!r}")
+    root_resolved = root.resolve()
+    target = root_resolved.joinpath(*[p.replace("\\", "/") for p in parts if p]).resolve()
+    if target != root_resolved and not target.is_relative_to(root_resolved):
+        raise UnsafePathError("path leaves its folder (through a symlink?)")
+    return target
+
+
+def default_base() -> Path:
+    return Path(os.environ.get("WEFT_HOME", Path.cwd())).resolve()
+
+
+_paths: Paths | None = None
+
+
+def configure(
+    base: Path | None = None,
+    *,
+    input_dir: Path | None = None,
+    output_dir: Path | None = None,
+    temp_dir: Path | None = None,
+    models_dir: Path | None = None,
+    extra_model_dirs: dict[str, Iterable[Path]] | None = None,
+    create: bool = True,
+) -> Paths:
+    """Set the process-wide paths; returns them. Creates the folders unless ``create=False``."""
+    global _paths
+    base = (base or default_base()).resolve()
+    paths = Paths(
+        base=base,
+        input=(input_dir or base / "input").resolve(),
+        output=(output_dir or base / "output").resolve(),
+        temp=(temp_dir or base / "temp").resolve(),
+        user=(base / "user").resolve(),
+        models=(models_dir or base / "models").resolve(),
+        extra_model_dirs={k: [Path(p).resolve() for p in v] for k, v in (extra_model_dirs or {}).items()},
+    )
+    if create:
+        for d in (paths.input, paths.output, paths.temp, paths.user):
+            d.mkdir(parents=True, exist_ok=True)
+        for folder in MODEL_FOLDERS:
+            (paths.models / folder).mkdir(parents=True, exist_ok=True)
+    _paths = paths
+    return paths
+
+
+def get_paths() -> Paths:
+    """The configured paths; configures defaults (current directory) on first use."""
+    return _paths if _paths is not None else configure()

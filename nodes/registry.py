@@ -1,0 +1,83 @@
+"""The catalogue of node classes the engine may run.
+
+Built-in packs are modules that list their classes in ``NODES``; the registry adapts each
+to the engine's ``NodeDefinition`` protocol and remembers which pack provided it, so
+/object_info and saved workflows can say where a node came from.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Iterable, Iterator, Mapping
+
+from engine.schema import NodeDefinition
+
+from .api import Node, NodeClassDefinition, NodeDefinitionError
+
+#: Modules of the built-in catalogue; each exposes ``NODES``. Keep heavy imports (torch,
+#: diffusers) inside the nodes' functions so importing these stays cheap.
+BUILTIN_MODULES: tuple[str, ...] = (
+    "nodes.primitives",
+    "nodes.text",
+    "nodes.math",
+    "nodes.utility",
+)
+
+BUILTIN_PACK = "weft"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("weft")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+class NodeRegistry(Mapping[str, NodeDefinition]):
+    def __init__(self) -> None:
+        self._definitions: dict[str, NodeDefinition] = {}
+
+    def __getitem__(self, name: str) -> NodeDefinition:
+        return self._definitions[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._definitions)
+
+    def __len__(self) -> int:
+        return len(self._definitions)
+
+    def register(
+        self, node: type[Node] | NodeDefinition, *, pack: str = BUILTIN_PACK, version: str | None = None,
+        replace: bool = False,
+    ) -> NodeDefinition:
+        """Add a node class (or a ready definition); duplicates are refused unless ``replace``."""
+        origin = {"pack": pack, "version": version or _version()}
+        if isinstance(node, type) and issubclass(node, Node):
+            definition: Any = NodeClassDefinition(node, origin)
+        else:
+            definition = node
+            if hasattr(definition, "set_origin"):
+                definition.set_origin(origin)
+        name = definition.schema.name
+        if name in self._definitions and not replace:
+            existing = self._definitions[name].schema.origin.get("pack", "?")
+            raise NodeDefinitionError(f"node {name!r} from pack {pack!r} is already registered by {existing!r}")
+        self._definitions[name] = definition
+        return definition
+
+    def register_all(self, nodes: Iterable[type[Node] | NodeDefinition], **kwargs: Any) -> None:
+        for node in nodes:
+            self.register(node, **kwargs)
+
+    def register_module(self, module_name: str, **kwargs: Any) -> None:
+        module = importlib.import_module(module_name)
+        self.register_all(getattr(module, "NODES"), **kwargs)
+
+
+def builtin_registry() -> NodeRegistry:
+    registry = NodeRegistry()
+    for module_name in BUILTIN_MODULES:
+        registry.register_module(module_name)
+    return registry

@@ -1,0 +1,360 @@
+// Workflow documents in and out: Weft's own document, ComfyUI UI-format files, API-format
+// prompts (export for the server, import as a graph), and the text chunks of PNG files.
+
+import {
+  FORMAT, FORMAT_VERSION, MODE_ALWAYS, MODE_BYPASS, MODE_MUTED, VIRTUAL_TYPES, WIDGET_TYPES,
+  clone, defaultSize, defaultWidgetValue, emptyGraph, getNode, hasControlAfterGenerate, linkInto, touch,
+  typesCompatible,
+} from "./state.js";
+
+export const CONTROL_MODES = ["fixed", "increment", "decrement", "randomize"];
+
+/** The document saved to disk / local storage. */
+export function toDocument(graph) {
+  const doc = clone(graph);
+  doc.format = FORMAT;
+  doc.version = FORMAT_VERSION;
+  return doc;
+}
+
+/** Read any supported workflow JSON into a Weft graph. Throws with a readable message. */
+export function fromAnyDocument(data, defs) {
+  if (typeof data === "string") data = JSON.parse(data);
+  if (!data || typeof data !== "object") throw new Error("not a workflow: expected a JSON object");
+  if (data.format === FORMAT) return fromWeftDocument(data);
+  if (data.workflow && typeof data.workflow === "object" && Array.isArray(data.workflow.nodes)) {
+    return fromAnyDocument(data.workflow, defs);
+  }
+  if (Array.isArray(data.nodes)) return fromComfyWorkflow(data, defs);
+  if (data.prompt && typeof data.prompt === "object" && !Array.isArray(data.prompt)) {
+    return fromApiPrompt(data.prompt, defs);
+  }
+  const values = Object.values(data);
+  if (values.length && values.every((v) => v && typeof v === "object" && "class_type" in v)) {
+    return fromApiPrompt(data, defs);
+  }
+  throw new Error("not a workflow: no nodes found (expected a Weft or ComfyUI workflow, or an API-format prompt)");
+}
+
+export function fromWeftDocument(doc) {
+  if (doc.version > FORMAT_VERSION) {
+    throw new Error(`this workflow was saved by a newer Weft (format ${doc.version}); update Weft to open it`);
+  }
+  const graph = Object.assign(emptyGraph(), clone(doc));
+  graph.groups = graph.groups || [];
+  graph.links = graph.links || [];
+  graph.extra = graph.extra || { ds: { scale: 1, offset: [0, 0] } };
+  touch(graph);
+  return graph;
+}
+
+// ---- ComfyUI UI format -----------------------------------------------------------------
+
+function xy(v, fallback = [0, 0]) {
+  if (Array.isArray(v)) return [Number(v[0]) || 0, Number(v[1]) || 0];
+  if (v && typeof v === "object") return [Number(v[0] ?? v.x) || 0, Number(v[1] ?? v.y) || 0];
+  return fallback;
+}
+
+/** Map ComfyUI's positional widgets_values to {name: value} using the node definition. */
+export function widgetValuesFromArray(def, values, properties) {
+  const out = {};
+  if (!Array.isArray(values)) {
+    if (values && typeof values === "object") Object.assign(out, values);
+    return out;
+  }
+  let i = 0;
+  for (const input of def.inputs) {
+    if (!input.widget) continue;
+    if (i >= values.length) break;
+    out[input.name] = values[i++];
+    if (hasControlAfterGenerate(input) && typeof values[i] === "string" && CONTROL_MODES.includes(values[i])) {
+      properties.control = properties.control || {};
+      properties.control[input.name] = values[i++];
+    }
+    if (input.opts && input.opts.image_upload && (values[i] === "image" || values[i] === null || values[i] === undefined)) {
+      i++; // the upload button's placeholder value
+    }
+  }
+  return out;
+}
+
+export function fromComfyWorkflow(wf, defs) {
+  const graph = emptyGraph();
+  const rawLinks = (wf.links || []).map((l) => Array.isArray(l)
+    ? { id: l[0], origin_id: l[1], origin_slot: l[2], target_id: l[3], target_slot: l[4], type: l[5] }
+    : { id: l.id, origin_id: l.origin_id, origin_slot: l.origin_slot, target_id: l.target_id, target_slot: l.target_slot, type: l.type });
+  const srcNodes = new Map();
+  const warnings = [];
+  for (const n of wf.nodes || []) {
+    srcNodes.set(n.id, n);
+    const def = defs[n.type];
+    const node = {
+      id: Number(n.id),
+      type: n.type,
+      pos: xy(n.pos),
+      size: xy(n.size, [200, 0]),
+      mode: n.mode === MODE_MUTED || n.mode === MODE_BYPASS ? n.mode : MODE_ALWAYS,
+      inputs: [],
+      outputs: [],
+      widgets_values: {},
+      properties: {},
+    };
+    if (n.title && (!def || n.title !== def.display_name)) node.title = n.title;
+    if (n.color) node.color = n.color;
+    if (n.bgcolor) node.bgcolor = n.bgcolor;
+    if (n.flags && n.flags.collapsed) node.collapsed = true;
+    if (def && !VIRTUAL_TYPES.has(n.type)) {
+      node.widgets_values = widgetValuesFromArray(def, n.widgets_values, node.properties);
+      for (const input of def.inputs) {
+        if (input.widget && !(input.name in node.widgets_values)) node.widgets_values[input.name] = defaultWidgetValue(input);
+        if (!input.widget) node.inputs.push({ name: input.name, type: input.type });
+      }
+      // widgets ComfyUI had converted to sockets, and linked
+      for (const inp of n.inputs || []) {
+        const wname = inp.widget && inp.widget.name;
+        if (wname && inp.link != null && def.inputs.some((d) => d.name === wname && d.widget)) {
+          const spec = def.inputs.find((d) => d.name === wname);
+          node.inputs.push({ name: wname, type: spec.type, widget: wname });
+        }
+      }
+      node.outputs = def.outputs.map((o) => ({ name: o.name, type: o.type }));
+    } else {
+      if (!def) {
+        node.missing = true;
+        warnings.push(n.type);
+      }
+      node.inputs = (n.inputs || []).map((i) => ({ name: i.name || "", type: String(i.type ?? "*") }));
+      node.outputs = (n.outputs || []).map((o) => ({ name: o.name || "", type: String(o.type ?? "*") }));
+      if (n.type === "Note" || n.type === "MarkdownNote") node.widgets_values = { text: (n.widgets_values || [""])[0] ?? "" };
+      else if (n.type === "PrimitiveNode") {
+        const vals = n.widgets_values || [];
+        node.widgets_values = { value: vals[0] };
+        if (typeof vals[1] === "string" && CONTROL_MODES.includes(vals[1])) node.properties.control = { value: vals[1] };
+      } else if (Array.isArray(n.widgets_values)) {
+        node.properties.widgets_values = n.widgets_values;
+      }
+    }
+    if (node.size[0] <= 0) node.size = defaultSize(node, def);
+    graph.nodes.push(node);
+    graph.last_node_id = Math.max(graph.last_node_id, node.id);
+  }
+  touch(graph);
+  for (const l of rawLinks) {
+    const src = srcNodes.get(l.origin_id);
+    const dst = srcNodes.get(l.target_id);
+    const origin = getNode(graph, Number(l.origin_id));
+    const target = getNode(graph, Number(l.target_id));
+    if (!src || !dst || !origin || !target) continue;
+    // resolve slots by name, since our socket order may differ from the file's
+    const srcOut = (src.outputs || [])[l.origin_slot];
+    let oSlot = l.origin_slot;
+    if (srcOut && origin.outputs[oSlot]?.name !== srcOut.name) {
+      const byName = origin.outputs.findIndex((o) => o.name === srcOut.name);
+      if (byName >= 0) oSlot = byName;
+    }
+    const dstIn = (dst.inputs || [])[l.target_slot];
+    let tSlot = l.target_slot;
+    if (dstIn) {
+      const byName = target.inputs.findIndex((i) => i.name === (dstIn.widget ? dstIn.widget.name : dstIn.name));
+      if (byName >= 0) tSlot = byName;
+    }
+    if (!origin.outputs[oSlot] || !target.inputs[tSlot]) continue;
+    graph.links.push({ id: Number(l.id), origin_id: origin.id, origin_slot: oSlot, target_id: target.id, target_slot: tSlot, type: l.type ?? origin.outputs[oSlot].type });
+    graph.last_link_id = Math.max(graph.last_link_id, Number(l.id));
+  }
+  for (const g of wf.groups || []) {
+    graph.groups.push({ title: g.title || "Group", bounding: (g.bounding || [0, 0, 300, 200]).slice(0, 4).map(Number), color: g.color || "#3f789e" });
+  }
+  const ds = wf.extra && wf.extra.ds;
+  if (ds) graph.extra.ds = { scale: Number(ds.scale) || 1, offset: xy(ds.offset) };
+  touch(graph);
+  if (warnings.length) graph.extra.missing_types = [...new Set(warnings)];
+  return graph;
+}
+
+// ---- API format -----------------------------------------------------------------------
+
+/** Follow reroutes, primitives and bypassed nodes to the real source of an input. */
+function resolveSource(graph, originId, originSlot, wantType, depth = 0) {
+  if (depth > 100) return null;
+  const node = getNode(graph, originId);
+  if (!node) return null;
+  if (node.type === "Reroute") {
+    const l = linkInto(graph, node.id, 0);
+    return l ? resolveSource(graph, l.origin_id, l.origin_slot, wantType, depth + 1) : null;
+  }
+  if (node.type === "PrimitiveNode") return { value: node.widgets_values.value };
+  if (node.mode === MODE_MUTED) return null;
+  if (node.mode === MODE_BYPASS) {
+    const outType = node.outputs[originSlot] ? node.outputs[originSlot].type : wantType;
+    const candidates = node.inputs.map((inp, i) => ({ inp, i }));
+    const same = candidates.find(({ inp, i }) => i === originSlot && typesCompatible(outType, inp.type))
+      || candidates.find(({ inp }) => inp.type === outType)
+      || candidates.find(({ inp }) => typesCompatible(outType, inp.type) && inp.type !== "*");
+    if (!same) return null;
+    const l = linkInto(graph, node.id, same.i);
+    return l ? resolveSource(graph, l.origin_id, l.origin_slot, wantType, depth + 1) : null;
+  }
+  return { link: [String(node.id), originSlot] };
+}
+
+/** The API-format prompt the server runs. */
+export function toApiPrompt(graph, defs) {
+  const prompt = {};
+  for (const node of graph.nodes) {
+    if (VIRTUAL_TYPES.has(node.type) || node.mode !== MODE_ALWAYS) continue;
+    const def = defs[node.type];
+    const inputs = {};
+    if (def) {
+      for (const spec of def.inputs) {
+        const slot = node.inputs.findIndex((i) => i.name === spec.name);
+        if (spec.widget && slot < 0) {
+          if (spec.name in node.widgets_values) inputs[spec.name] = node.widgets_values[spec.name];
+          continue;
+        }
+        const l = slot >= 0 ? linkInto(graph, node.id, slot) : null;
+        if (!l) continue;
+        const src = resolveSource(graph, l.origin_id, l.origin_slot, spec.type);
+        if (!src) continue;
+        inputs[spec.name] = src.link ? src.link : src.value;
+      }
+    } else {
+      node.inputs.forEach((inp, slot) => {
+        const l = linkInto(graph, node.id, slot);
+        const src = l && resolveSource(graph, l.origin_id, l.origin_slot, inp.type);
+        if (src) inputs[inp.name] = src.link ? src.link : src.value;
+      });
+    }
+    const entry = { inputs, class_type: node.type };
+    entry._meta = { title: node.title || (def ? def.display_name : node.type) };
+    prompt[String(node.id)] = entry;
+  }
+  return prompt;
+}
+
+/** Build a graph from an API-format prompt, laid out in columns by depth. */
+export function fromApiPrompt(prompt, defs) {
+  const graph = emptyGraph();
+  const ids = Object.keys(prompt);
+  const depth = {};
+  const depthOf = (id, seen = new Set()) => {
+    if (depth[id] !== undefined) return depth[id];
+    if (seen.has(id)) return 0;
+    seen.add(id);
+    let d = 0;
+    for (const v of Object.values(prompt[id].inputs || {})) {
+      if (Array.isArray(v) && v.length === 2 && prompt[String(v[0])]) d = Math.max(d, depthOf(String(v[0]), seen) + 1);
+    }
+    return (depth[id] = d);
+  };
+  const rows = {};
+  const idMap = new Map();
+  let nextId = Math.max(0, ...ids.map((i) => parseInt(i, 10)).filter(Number.isFinite)) + 1;
+  for (const id of ids) {
+    const entry = prompt[id];
+    const def = defs[entry.class_type];
+    const d = depthOf(id);
+    rows[d] = (rows[d] || 0) + 1;
+    const numeric = /^\d+$/.test(id) ? parseInt(id, 10) : nextId++;
+    idMap.set(id, numeric);
+    const node = {
+      id: numeric, type: entry.class_type, pos: [d * 380, (rows[d] - 1) * 260], size: [0, 0], mode: MODE_ALWAYS,
+      inputs: [], outputs: [], widgets_values: {}, properties: {},
+    };
+    if (entry._meta && entry._meta.title && def && entry._meta.title !== def.display_name) node.title = entry._meta.title;
+    if (def) {
+      node.outputs = def.outputs.map((o) => ({ name: o.name, type: o.type }));
+      for (const spec of def.inputs) {
+        const v = (entry.inputs || {})[spec.name];
+        const isLink = Array.isArray(v) && v.length === 2 && prompt[String(v[0])] !== undefined;
+        if (spec.widget) {
+          node.widgets_values[spec.name] = v === undefined || isLink ? defaultWidgetValue(spec) : v;
+          if (isLink) node.inputs.push({ name: spec.name, type: spec.type, widget: spec.name });
+          if (hasControlAfterGenerate(spec)) node.properties.control = { ...(node.properties.control || {}), [spec.name]: "fixed" };
+        } else node.inputs.push({ name: spec.name, type: spec.type });
+      }
+    } else {
+      node.missing = true;
+      for (const [k, v] of Object.entries(entry.inputs || {})) {
+        if (Array.isArray(v)) node.inputs.push({ name: k, type: "*" });
+        else node.widgets_values[k] = v;
+      }
+    }
+    node.size = defaultSize(node, def);
+    graph.nodes.push(node);
+    graph.last_node_id = Math.max(graph.last_node_id, numeric);
+  }
+  touch(graph);
+  for (const id of ids) {
+    const target = getNode(graph, idMap.get(id));
+    for (const [name, v] of Object.entries(prompt[id].inputs || {})) {
+      if (!(Array.isArray(v) && v.length === 2 && prompt[String(v[0])] !== undefined)) continue;
+      const origin = getNode(graph, idMap.get(String(v[0])));
+      const slot = target.inputs.findIndex((i) => i.name === name);
+      if (!origin || slot < 0) continue;
+      while (origin.missing && origin.outputs.length <= v[1]) origin.outputs.push({ name: "out", type: "*" });
+      graph.links.push({
+        id: ++graph.last_link_id, origin_id: origin.id, origin_slot: v[1], target_id: target.id, target_slot: slot,
+        type: origin.outputs[v[1]] ? origin.outputs[v[1]].type : "*",
+      });
+    }
+  }
+  touch(graph);
+  return graph;
+}
+
+// ---- PNG text chunks ------------------------------------------------------------------
+
+async function inflate(bytes) {
+  const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** Read the tEXt / iTXt / zTXt chunks of a PNG file: {keyword: text}. */
+export async function readPngText(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const sig = [137, 80, 78, 71, 13, 10, 26, 10];
+  if (bytes.length < 8 || sig.some((b, i) => bytes[i] !== b)) throw new Error("not a PNG file");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const utf8 = new TextDecoder("utf-8");
+  const latin1 = new TextDecoder("latin1");
+  const out = {};
+  let pos = 8;
+  while (pos + 8 <= bytes.length) {
+    const len = view.getUint32(pos);
+    const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
+    const data = bytes.subarray(pos + 8, pos + 8 + len);
+    pos += 12 + len;
+    if (type === "IEND") break;
+    if (type !== "tEXt" && type !== "iTXt" && type !== "zTXt") continue;
+    const z = data.indexOf(0);
+    if (z < 0) continue;
+    const key = latin1.decode(data.subarray(0, z));
+    try {
+      if (type === "tEXt") out[key] = utf8.decode(data.subarray(z + 1));
+      else if (type === "zTXt") out[key] = utf8.decode(await inflate(data.subarray(z + 2)));
+      else {
+        const compressed = data[z + 1];
+        let p = z + 3;
+        p = data.indexOf(0, p) + 1; // language tag
+        p = data.indexOf(0, p) + 1; // translated keyword
+        const body = data.subarray(p);
+        out[key] = utf8.decode(compressed ? await inflate(body) : body);
+      }
+    } catch (e) {
+      // an unreadable chunk is skipped, the others may still hold the workflow
+    }
+  }
+  return out;
+}
+
+/** The graph embedded in a PNG saved by Weft or ComfyUI. */
+export async function graphFromPng(buffer, defs) {
+  const text = await readPngText(buffer);
+  if (text.workflow) return fromAnyDocument(JSON.parse(text.workflow), defs);
+  if (text.prompt) return fromApiPrompt(JSON.parse(text.prompt), defs);
+  throw new Error("this PNG has no embedded workflow");
+}
+
+export { WIDGET_TYPES };

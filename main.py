@@ -10,8 +10,8 @@ import json
 import logging
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 
 def _setup_logging(level: str) -> None:

@@ -8,8 +8,9 @@ code path whatever contract a node was written in.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 InputKind = Literal["required", "optional", "hidden"]
 
@@ -95,7 +96,7 @@ class NodeDefinition(Protocol):
 
     schema: NodeSchema
 
-    def create(self) -> "NodeInstance":
+    def create(self) -> NodeInstance:
         """A fresh instance for one node of one prompt."""
         ...
 

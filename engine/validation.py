@@ -10,11 +10,12 @@ that the executor and the signature pass reuse.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .prompt import Prompt, is_link
-from .schema import InputSpec, NodeDefinition, WIDGET_TYPES, types_compatible
+from .schema import WIDGET_TYPES, InputSpec, NodeDefinition, types_compatible
 
 
 @dataclass

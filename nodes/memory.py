@@ -8,7 +8,8 @@ model was ever loaded, so there is nothing to free.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from aiohttp import web
 from nodes import paths as user_paths
 from nodes.registry import NodeRegistry, builtin_registry
 
-from . import security, web as web_ui
+from . import security
+from . import web as web_ui
 from .config import ServerConfig
 from .model_paths import load_extra_model_paths
 from .prompt_server import PromptServer

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class PromptServer:
-    instance: ClassVar["PromptServer | None"] = None
+    instance: ClassVar[PromptServer | None] = None
 
     def __init__(self, config: ServerConfig, registry: NodeRegistry, queue: PromptQueue | None = None) -> None:
         self.config = config

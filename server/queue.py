@@ -66,6 +66,7 @@ class PromptQueue(ABC):
     def remaining(self) -> int:
         return len(self.pending()) + len(self.running())
 
+    @abstractmethod
     def close(self) -> None:
         """Wake any waiting ``get`` so the worker can stop."""
 

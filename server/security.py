@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web

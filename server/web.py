@@ -64,7 +64,7 @@ def setup(app: web.Application, server: PromptServer, root: Path = WEB_ROOT) -> 
         try:
             path = safe_join(root, *tail.split("/"))
         except UnsafePathError:
-            raise web.HTTPNotFound()
+            raise web.HTTPNotFound() from None
         if not path.is_file() or path.name == "index.html":
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})

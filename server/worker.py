@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, server: "PromptServer") -> None:
+    def __init__(self, server: PromptServer) -> None:
         self.server = server
         self.interrupt = InterruptFlag()
         self.current: QueueItem | None = None
@@ -73,7 +73,7 @@ class Worker:
         finally:
             loop.close()
 
-    async def _run(self, item: "QueueItem") -> None:
+    async def _run(self, item: QueueItem) -> None:
         server = self.server
         self.interrupt.clear()
         self.current = item
@@ -117,7 +117,7 @@ class Worker:
             },
         )
 
-    def _record_crash(self, item: "QueueItem") -> None:
+    def _record_crash(self, item: QueueItem) -> None:
         message = traceback.format_exc()
         payload = {
             "prompt_id": item.prompt_id,

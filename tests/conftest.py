@@ -1,14 +1,14 @@
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from tests.support.server import LiveServer, serve  # noqa: E402
 from tests.support.nodes_for_tests import CALLS, make_registry  # noqa: E402
+from tests.support.server import LiveServer, serve  # noqa: E402
 
 
 @pytest.fixture

@@ -128,8 +128,9 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
 
 
 def _check_image(data: bytes, filename: str) -> None:
-    from PIL import Image, UnidentifiedImageError
     import io
+
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:

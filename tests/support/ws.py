@@ -21,7 +21,7 @@ class EventRecorder:
         self._task: asyncio.Task | None = None
         self._changed = asyncio.Event()
 
-    async def __aenter__(self) -> "EventRecorder":
+    async def __aenter__(self) -> EventRecorder:
         self._session = aiohttp.ClientSession()
         self._ws = await self._session.ws_connect(self.url)
         self._task = asyncio.create_task(self._read())

@@ -5,39 +5,28 @@ Tests talk to it over real sockets (HTTP and WebSocket) exactly as a client woul
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from nodes.registry import NodeRegistry, builtin_registry
-from server.app import PROMPT_SERVER_KEY, create_app
+from server.app import create_app
 from server.config import ServerConfig
-from server.prompt_server import PromptServer
+from server.embedded import EmbeddedServer, start_in_thread
 
 
-@dataclass
 class LiveServer:
-    url: str
-    port: int
-    base_dir: Path
-    server: PromptServer
-    _loop: asyncio.AbstractEventLoop = field(repr=False)
-    _runner: web.AppRunner = field(repr=False)
-    _thread: threading.Thread = field(repr=False)
+    """An embedded server plus a tiny synchronous client for tests."""
 
-    @property
-    def ws_url(self) -> str:
-        return self.url.replace("http://", "ws://") + "/ws"
+    def __init__(self, embedded: EmbeddedServer, base_dir: Path) -> None:
+        self.embedded = embedded
+        self.url, self.port, self.server = embedded.url, embedded.port, embedded.server
+        self.ws_url = embedded.ws_url
+        self.base_dir = base_dir
 
     # -- tiny synchronous client (for tests that need no WebSocket) ---------------------
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
@@ -76,9 +65,7 @@ class LiveServer:
         raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout} s")
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
+        self.embedded.stop()
 
 
 def start_server(base_dir: Path, registry: NodeRegistry | None = None, **config: Any) -> LiveServer:
@@ -86,34 +73,7 @@ def start_server(base_dir: Path, registry: NodeRegistry | None = None, **config:
     load_plugins = bool(config.pop("load_plugins", False))
     cfg = ServerConfig(base_directory=base_dir, **config)
     app = create_app(cfg, registry if registry is not None else builtin_registry(), load_plugins=load_plugins)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None)
-    ready = threading.Event()
-    failure: list[BaseException] = []
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.SockSite(runner, sock).start())
-        except BaseException as exc:  # surface start-up errors in the test
-            failure.append(exc)
-            ready.set()
-            return
-        ready.set()
-        loop.run_forever()
-        loop.close()
-
-    thread = threading.Thread(target=main, name="weft-test-server", daemon=True)
-    thread.start()
-    ready.wait(30)
-    if failure:
-        raise failure[0]
-    return LiveServer(f"http://127.0.0.1:{port}", port, base_dir, app[PROMPT_SERVER_KEY], loop, runner, thread)
+    return LiveServer(start_in_thread(app), base_dir)
 
 
 def serve(base_dir: Path, registry: NodeRegistry | None = None, **config: Any) -> Iterator[LiveServer]:

@@ -65,15 +65,17 @@ class NodeSchema:
     #: who provided the node: {"pack": ..., "version": ...}; filled by the registry.
     origin: Mapping[str, str] = field(default_factory=dict)
 
+    #: names of the lazy inputs; derived from ``inputs``, kept because the executor asks often
+    lazy_inputs: frozenset[str] = field(init=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lazy_inputs", frozenset(s.name for s in self.inputs if s.lazy))
+
     def input(self, name: str) -> InputSpec | None:
         for spec in self.inputs:
             if spec.name == name:
                 return spec
         return None
-
-    @property
-    def lazy_inputs(self) -> frozenset[str]:
-        return frozenset(s.name for s in self.inputs if s.lazy)
 
 
 @dataclass(slots=True)

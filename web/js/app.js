@@ -600,6 +600,11 @@ class App {
       try {
         const res = await this.api.queuePrompt(prompt, toDocument(tab.graph), front);
         this.promptTabs.set(res.prompt_id, { tab, size: Object.keys(prompt).length });
+        const early = this.earlyEvents.get(res.prompt_id);
+        if (early) {
+          this.earlyEvents.delete(res.prompt_id);
+          for (const [type, d] of early) this.eventHandlers[type](d);
+        }
         if (res.node_errors && Object.keys(res.node_errors).length) this.showNodeErrors(tab, res.node_errors, null);
         this.lastPromptId = res.prompt_id;
       } catch (e) {
@@ -745,10 +750,25 @@ class App {
       const entry = d && d.prompt_id ? this.promptTabs.get(d.prompt_id) : null;
       return entry ? entry.tab : null;
     };
-    const on = (type, fn) => api.addEventListener(type, (e) => {
-      fn(e.detail || {});
-      this.renderer.requestRender();
-    });
+    // events may arrive before the POST /prompt answer names the prompt: keep them until then
+    this.earlyEvents = new Map();
+    const on = (type, fn) => {
+      const handler = (d) => {
+        fn(d);
+        this.renderer.requestRender();
+      };
+      this.eventHandlers = this.eventHandlers || {};
+      this.eventHandlers[type] = handler;
+      api.addEventListener(type, (e) => {
+        const d = e.detail || {};
+        if (d.prompt_id && !this.promptTabs.has(d.prompt_id) && type !== "status") {
+          if (!this.earlyEvents.has(d.prompt_id)) this.earlyEvents.set(d.prompt_id, []);
+          this.earlyEvents.get(d.prompt_id).push([type, d]);
+          while (this.earlyEvents.size > 20) this.earlyEvents.delete(this.earlyEvents.keys().next().value);
+        }
+        handler(d);
+      });
+    };
     on("connection", ({ connected }) => {
       document.getElementById("conn").className = connected ? "ok" : "down";
       document.getElementById("conn").title = connected ? "Connected to the server" : "Reconnecting…";

@@ -20,6 +20,8 @@ export class Interaction {
     this.spaceDown = false;
     this.activeWidget = null;
     canvas.addEventListener("pointerdown", (e) => this.onDown(e));
+    // focus is managed here: the default would steal it from editors opened on pointerdown
+    canvas.addEventListener("mousedown", (e) => e.preventDefault());
     window.addEventListener("pointermove", (e) => this.onMove(e));
     window.addEventListener("pointerup", (e) => this.onUp(e));
     canvas.addEventListener("wheel", (e) => this.onWheel(e), { passive: false });

@@ -109,10 +109,17 @@ export class SearchMenu {
       e.preventDefault();
       this.pick(Number(li.dataset.index));
     });
-    this.input.addEventListener("blur", () => setTimeout(() => this.close(), 120));
+    this.generation = 0;
+    this.input.addEventListener("blur", () => {
+      const gen = this.generation;
+      setTimeout(() => {
+        if (gen === this.generation && document.activeElement !== this.input) this.close();
+      }, 150);
+    });
   }
 
   open(x, y, { filter = null, onPick } = {}) {
+    this.generation++;
     this.filter = filter;
     this.onPick = onPick;
     this.el.hidden = false;

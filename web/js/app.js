@@ -6,7 +6,7 @@ import { History } from "./history.js";
 import { Interaction } from "./interaction.js";
 import { closeMenus, showMenu } from "./menu.js";
 import { QueuePanel } from "./queue.js";
-import { Renderer, TITLE_H, inputPos, outputPos, typeColor } from "./render.js";
+import { Renderer, TITLE_H, inputImageRef, inputPos, outputPos, typeColor } from "./render.js";
 import { SearchMenu } from "./search.js";
 import {
   CONTROL_MODES, fromAnyDocument, graphFromPng, toApiPrompt, toDocument,
@@ -574,7 +574,7 @@ class App {
       const def = this.defFor(node);
       const spec = def && def.inputs.find((i) => i.name === widgetName);
       if (spec && spec.choices && !spec.choices.includes(value)) spec.choices.push(value);
-      this.renderer.images.delete(this.api.viewUrl({ filename: value, type: "input", subfolder: "" }));
+      this.renderer.images.delete(this.api.viewUrl(inputImageRef(value)));
       this.cmd(`Upload ${file.name}`, () => {
         node.widgets_values[widgetName] = value;
       });
@@ -813,6 +813,7 @@ class App {
       const tab = tabFor(d);
       if (!tab) return;
       tab.runtime.progress[d.node] = { value: d.value, max: d.max };
+      tab.runtime.progressCount = (tab.runtime.progressCount || 0) + 1;
       if (d.node) tab.runtime.executing = d.node;
       this.updateProgress(tab.runtime);
     });
@@ -835,6 +836,7 @@ class App {
       const prev = tab.runtime.previews[d.node];
       if (prev) URL.revokeObjectURL(prev);
       tab.runtime.previews[d.node] = URL.createObjectURL(d.blob);
+      tab.runtime.previewCount = (tab.runtime.previewCount || 0) + 1;
     });
     on("execution_success", (d) => {
       const tab = tabFor(d);

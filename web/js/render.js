@@ -70,7 +70,8 @@ export function layoutNode(node, def, runtime) {
   const preview = runtime && runtime.previews[node.id];
   let image = null;
   let text = null;
-  const hasImages = preview || (out && out.images && out.images.length) || (def && def.name === "LoadImage" && node.widgets_values.image);
+  const upload = uploadWidget(def);
+  const hasImages = preview || (out && out.images && out.images.length) || (upload && node.widgets_values[upload]);
   if (out && out.text && out.text.length) {
     const h = Math.min(200, 24 + 16 * Math.min(10, String(out.text.join("\n")).split("\n").length));
     text = { x: PAD, y: y + 2, w: w - 2 * PAD, h };
@@ -84,6 +85,29 @@ export function layoutNode(node, def, runtime) {
     image = { x: PAD, y: y + 2, w: w - 2 * PAD, h: h - y - 8 };
   }
   return { w, h, widgets, image, text, minH };
+}
+
+/** The name of the widget that picks an input image (LoadImage's "image"), if any. */
+export function uploadWidget(def) {
+  if (!def) return null;
+  if (def._upload === undefined) {
+    const spec = def.inputs.find((i) => i.opts && i.opts.image_upload);
+    def._upload = spec ? spec.name : null;
+  }
+  return def._upload;
+}
+
+/** "sub/name.png [input]" -> {filename, subfolder, type} for /view. */
+export function inputImageRef(value) {
+  let v = String(value);
+  let type = "input";
+  const m = v.match(/^(.*) \[(input|output|temp)\]$/);
+  if (m) {
+    v = m[1];
+    type = m[2];
+  }
+  const cut = v.lastIndexOf("/");
+  return { filename: cut >= 0 ? v.slice(cut + 1) : v, subfolder: cut >= 0 ? v.slice(0, cut) : "", type };
 }
 
 export function inputPos(node, slot, lay) {
@@ -566,8 +590,8 @@ export class Renderer {
     let urls = [];
     if (rt.previews[node.id]) urls = [rt.previews[node.id]];
     else if (rt.outputs[node.id] && rt.outputs[node.id].images) urls = rt.outputs[node.id].images.map((im) => app.api.viewUrl(im));
-    else if (def && def.name === "LoadImage" && node.widgets_values.image) {
-      urls = [app.api.viewUrl({ filename: node.widgets_values.image, type: "input", subfolder: "" })];
+    else if (uploadWidget(def) && node.widgets_values[uploadWidget(def)]) {
+      urls = [app.api.viewUrl(inputImageRef(node.widgets_values[uploadWidget(def)]))];
     }
     if (!urls.length) return;
     const n = urls.length;

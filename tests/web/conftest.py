@@ -75,7 +75,8 @@ def page(request, context, web_server):
     page.goto(web_server.url + "/")
     page.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=15000)
     page.errors = errors  # type: ignore[attr-defined]
-    page.on("console", lambda msg: msg.type == "error" and errors.append(f"console: {msg.text}"))
+    page.on("console", lambda msg: msg.type == "error" and "Failed to load resource" not in msg.text
+            and errors.append(f"console: {msg.text}"))
     yield page
     if getattr(request.node, "call_failed", False):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

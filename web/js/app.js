@@ -842,6 +842,7 @@ class App {
       const tab = tabFor(d);
       if (tab) {
         tab.runtime.executing = null;
+        this.clearPreviews(tab.runtime);
         tab.runtime.done = new Set();
         tab.runtime.total = 0;
         this.updateProgress(tab.runtime);
@@ -853,6 +854,7 @@ class App {
       if (tab) {
         tab.runtime.executing = null;
         tab.runtime.total = 0;
+        this.clearPreviews(tab.runtime);
         this.updateProgress(tab.runtime);
         this.showExecutionError(tab, d);
       } else this.toast(`${d.node_type} #${d.node_id} failed: ${d.exception_message}`, "error");
@@ -863,11 +865,17 @@ class App {
       if (tab) {
         tab.runtime.executing = null;
         tab.runtime.total = 0;
+        this.clearPreviews(tab.runtime);
         this.updateProgress(tab.runtime);
       }
       this.toast("Run interrupted", "info", 2000);
       this.queuePanel.refreshSoon();
     });
+  }
+
+  clearPreviews(rt) {
+    for (const url of Object.values(rt.previews)) URL.revokeObjectURL(url);
+    rt.previews = {};
   }
 
   updateProgress(rt) {

@@ -200,7 +200,10 @@ export function defaultSize(node, def) {
   let longest = (def ? def.display_name : node.type).length * 8 + 60;
   for (const s of node.inputs) longest = Math.max(longest, (s.name.length + 4) * 7 + 80);
   for (const s of node.outputs) longest = Math.max(longest, (s.name.length + 4) * 7 + 80);
-  if (def) for (const i of def.inputs) if (i.widget) longest = Math.max(longest, i.name.length * 7 + 130);
+  if (def) {
+    for (const i of def.inputs) if (i.widget) longest = Math.max(longest, i.name.length * 7 + 130);
+    if (def.inputs.some((i) => i.widget && hasControlAfterGenerate(i))) longest = Math.max(longest, 270);
+  }
   return [Math.min(Math.max(longest, 200), 400), 0];
 }
 

@@ -107,7 +107,9 @@ def test_import_comfyui_workflow_and_run_it(page, tmp_path, screenshots):
         open_menu_item(page, "Open")
     chooser.value.set_files(str(path))
     page.wait_for_function("() => window.weft.state.nodes.length === 7")
-    page.wait_for_selector(".toast.warn:has-text('SomeCustomNodeNobodyHas')")
+    warning = page.locator(".toast.warn:has-text('SomeCustomNodeNobodyHas')")
+    warning.wait_for()
+    assert "Reroute" not in warning.inner_text() and "Note" not in warning.inner_text()
     g = state(page)
     nodes = {n["id"]: n for n in g["nodes"]}
     assert nodes[1]["widgets_values"] == {"value": 5} and nodes[1]["properties"]["control"] == {"value": "fixed"}
@@ -115,6 +117,7 @@ def test_import_comfyui_workflow_and_run_it(page, tmp_path, screenshots):
     assert nodes[2]["inputs"] == [{"name": "a", "type": "INT", "widget": "a"}]
     assert nodes[5]["mode"] == 4 and nodes[6]["mode"] == 2 and nodes[6].get("missing")
     assert nodes[7]["widgets_values"] == {"text": "remember: 5 * 3"}
+    assert not nodes[3].get("missing") and not nodes[7].get("missing")
     assert links(page) == [(1, 0, 2, 0), (2, 0, 3, 0), (3, 0, 4, 0)]
     assert g["groups"][0]["title"] == "Math" and g["groups"][0]["bounding"] == [20, 20, 1100, 420]
     assert g["extra"]["ds"] == {"scale": 0.8, "offset": [10, 20]}

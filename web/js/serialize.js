@@ -120,7 +120,7 @@ export function fromComfyWorkflow(wf, defs) {
       }
       node.outputs = def.outputs.map((o) => ({ name: o.name, type: o.type }));
     } else {
-      if (!def) {
+      if (!def && !VIRTUAL_TYPES.has(n.type)) {
         node.missing = true;
         warnings.push(n.type);
       }

@@ -59,7 +59,8 @@ export class Interaction {
   }
 
   layout(node) {
-    return this.r.layouts.get(node.id) || this.r.layout(node);
+    // always fresh: the last frame's layouts may predate an edit not yet drawn
+    return this.r.layout(node);
   }
 
   hit(wx, wy) {

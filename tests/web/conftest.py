@@ -70,6 +70,9 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def page(request, context, web_server):
     page = context.new_page()
+    # listening from the start turns on file-chooser interception before any click (turning
+    # it on inside expect_file_chooser races with the click that opens the dialog)
+    page.on("filechooser", lambda chooser: None)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(web_server.url + "/")

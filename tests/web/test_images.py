@@ -43,6 +43,13 @@ def test_run_shows_image_on_output_node_and_png_restores_graph(page, screenshots
     rt = page.evaluate("({p: window.weft.runtime.previewCount || 0, g: window.weft.runtime.progressCount || 0})")
     assert rt["p"] >= 1 and rt["g"] >= 4, rt
     page.screenshot(path=str(screenshots / "image-output.png"))
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Control+g")  # group the two nodes
+    page.mouse.click(*canvas_point(page, 0.5, 0.95))
+    page.click("#queue-toggle")
+    page.wait_for_selector("#queue-panel .queue-item.history .thumbs img")
+    page.screenshot(path=str(screenshots / "editor.png"))
+    page.click("#queue-toggle")
 
     # the seed moved on after queueing ("control after generate": randomize)
     assert node(page, src)["widgets_values"]["seed"] != queued_graph["nodes"][0]["widgets_values"]["seed"]

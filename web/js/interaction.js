@@ -26,6 +26,11 @@ export class Interaction {
     window.addEventListener("pointerup", (e) => this.onUp(e));
     canvas.addEventListener("wheel", (e) => this.onWheel(e), { passive: false });
     canvas.addEventListener("dblclick", (e) => this.onDblClick(e));
+    canvas.addEventListener("click", () => {
+      const up = this.pendingUpload;
+      this.pendingUpload = null;
+      if (up) this.app.pickAndUpload(up.node, up.name);
+    });
     canvas.addEventListener("contextmenu", (e) => this.onContextMenu(e));
     window.addEventListener("keydown", (e) => this.onKey(e));
     window.addEventListener("keyup", (e) => {
@@ -127,6 +132,7 @@ export class Interaction {
   // ---- pointer ------------------------------------------------------------------------
 
   onDown(e) {
+    this.pendingUpload = null;
     closeMenus();
     this.app.closeEditors();
     this.canvas.focus({ preventScroll: true });
@@ -551,7 +557,8 @@ export class Interaction {
         break;
       }
       case "upload":
-        app.pickAndUpload(node, wd.target);
+        // the file dialog opens on the click that follows (a dependable user activation)
+        this.pendingUpload = { node, name: wd.target };
         break;
       case "text":
       case "multiline":

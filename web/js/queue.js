@@ -14,6 +14,7 @@ export class QueuePanel {
   toggle() {
     this.el.hidden = !this.el.hidden;
     document.getElementById("queue-toggle").classList.toggle("on", !this.el.hidden);
+    document.getElementById("stage").classList.toggle("queue-open", !this.el.hidden);
     if (!this.el.hidden) this.refresh();
   }
 

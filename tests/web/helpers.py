@@ -81,7 +81,7 @@ def set_text_widget(page, node_id: int, name: str, text: str) -> None:
 
 
 def links(page) -> list[tuple[int, int, int, int]]:
-    return [(l["origin_id"], l["origin_slot"], l["target_id"], l["target_slot"]) for l in state(page)["links"]]
+    return [(k["origin_id"], k["origin_slot"], k["target_id"], k["target_slot"]) for k in state(page)["links"]]
 
 
 def wait_output(page, node_id: int, key: str, timeout: float = 30000) -> Any:

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 from tests.web.helpers import (
-    add_node, canvas_point, drag, links, new_tab, node, set_text_widget, socket, state, title, wait_output,
-    widget_center, wire,
+    add_node,
+    canvas_point,
+    drag,
+    links,
+    new_tab,
+    node,
+    set_text_widget,
+    socket,
+    state,
+    title,
+    wait_output,
+    widget_center,
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tests.web.helpers import add_node, canvas_point, links, new_tab, node, set_text_widget, state, wait_output, wire
+from tests.web.helpers import add_node, canvas_point, links, new_tab, node, set_text_widget, state, wait_output
 
 
 def content(graph):

@@ -88,7 +88,7 @@ def test_load_image_upload_button(page, screenshots):
     with page.expect_file_chooser() as chooser:
         page.mouse.click(rect["left"] + rect["width"] / 2, rect["top"] + rect["height"] / 2)
     chooser.value.set_files(files=[{"name": "green.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
-    page.wait_for_function(f"() => window.weft.state.nodes[0].widgets_values.image === 'green.png'")
+    page.wait_for_function("() => window.weft.state.nodes[0].widgets_values.image === 'green.png'")
     page.wait_for_function(
         "() => [...window.weft.renderer.images.values()].some(i => i.complete && i.naturalWidth === 40)"
     )

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from tests.web.helpers import (
-    add_node, canvas_point, drag, new_tab, node, set_text_widget, socket, state, title, widget_center,
+    add_node,
+    canvas_point,
+    drag,
+    new_tab,
+    node,
+    set_text_widget,
+    socket,
+    state,
+    title,
+    widget_center,
 )
 
 

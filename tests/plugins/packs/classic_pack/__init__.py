@@ -5,7 +5,8 @@ It imports ComfyUI's utility modules by their ComfyUI names (``folder_paths``, `
 loading it exercises the compatibility layer as a real pack would.
 """
 
-from .image_nodes import NODE_CLASS_MAPPINGS as _IMAGE, NODE_DISPLAY_NAME_MAPPINGS as _IMAGE_NAMES
+from .image_nodes import NODE_CLASS_MAPPINGS as _IMAGE
+from .image_nodes import NODE_DISPLAY_NAME_MAPPINGS as _IMAGE_NAMES
 from .logic_nodes import NODE_CLASS_MAPPINGS as _LOGIC
 
 NODE_CLASS_MAPPINGS = {**_IMAGE, **_LOGIC}

@@ -8,7 +8,8 @@ to the engine's ``NodeDefinition`` protocol and remembers which pack provided it
 from __future__ import annotations
 
 import importlib
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from engine.schema import NodeDefinition
 
@@ -73,7 +74,7 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
 
     def register_module(self, module_name: str, **kwargs: Any) -> None:
         module = importlib.import_module(module_name)
-        self.register_all(getattr(module, "NODES"), **kwargs)
+        self.register_all(module.NODES, **kwargs)
 
 
 def builtin_registry() -> NodeRegistry:

@@ -59,10 +59,11 @@ class PluginConfig:
     def coerce(cls, config: Any) -> PluginConfig:
         """Accept a :class:`PluginConfig`, a mapping or an object with the same attribute names.
 
-        The server passes whatever its configuration object is; the names understood are
-        ``folders`` / ``custom_nodes_dirs``, ``extra_folders`` / ``extra_custom_nodes``,
-        ``disable_all`` / ``disable_all_custom_nodes``, ``disabled`` / ``disabled_custom_nodes``
-        and ``enabled`` / ``whitelist_custom_nodes``.
+        The server passes its ``ServerConfig``; the names understood are ``folders`` /
+        ``custom_nodes_dirs`` (default: the repository's ``custom_nodes/`` plus
+        ``<base_directory>/custom_nodes``), ``extra_folders`` / ``extra_custom_node_dirs``,
+        ``disable_all`` / ``disable_all_custom_nodes``, ``disabled`` / ``disable_custom_nodes``
+        (a list or a comma-separated string) and ``enabled`` / ``whitelist_custom_nodes``.
         """
         if config is None:
             return cls()
@@ -78,11 +79,19 @@ class PluginConfig:
             return None
 
         folders = get("folders", "custom_nodes_dirs")
+        if not folders:
+            folders = [DEFAULT_FOLDER]
+            base = get("base_directory")
+            if base is not None and Path(base).resolve() / "custom_nodes" != DEFAULT_FOLDER:
+                folders.append(Path(base) / "custom_nodes")
+        disabled = get("disabled", "disabled_custom_nodes", "disable_custom_nodes") or ()
+        if isinstance(disabled, str):
+            disabled = [p.strip() for p in disabled.split(",") if p.strip()]
         return cls(
-            folders=[Path(f) for f in folders] if folders else [DEFAULT_FOLDER],
-            extra_folders=[Path(f) for f in get("extra_folders", "extra_custom_nodes") or []],
-            disable_all=bool(get("disable_all", "disable_all_custom_nodes", "disable_custom_nodes")),
-            disabled=set(get("disabled", "disabled_custom_nodes") or ()),
+            folders=[Path(f) for f in folders],
+            extra_folders=[Path(f) for f in get("extra_folders", "extra_custom_nodes", "extra_custom_node_dirs") or []],
+            disable_all=bool(get("disable_all", "disable_all_custom_nodes")),
+            disabled=set(disabled),
             enabled=set(get("enabled", "whitelist_custom_nodes") or ()),
         )
 

@@ -104,6 +104,7 @@ class PluginReport:
             if p.web_directory and p.status in ("loaded", "partial")
         }
 
+    @property
     def extension_urls(self) -> list[str]:
         """Every ``/extensions/<pack>/<file>.js`` the canvas should import, in load order."""
         return [url for p in self.packs if p.status in ("loaded", "partial") for url in p.extensions]

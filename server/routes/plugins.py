@@ -4,7 +4,8 @@ Routes (each also under ``/api``, as ComfyUI serves its API under both):
 
 * ``GET /api/plugins``: the :class:`~nodes.plugins.report.PluginReport` as JSON (per pack:
   status, error and traceback, import time, nodes, renamed nodes, missing requirements).
-* ``GET /extensions``: ComfyUI's list of web-extension scripts, ``["/extensions/<pack>/<f>.js"]``.
+* ``GET /extensions`` (in ``server/routes/info.py``) lists ``PluginReport.extension_urls``:
+  ComfyUI's ``["/extensions/<pack>/<file>.js"]``.
 * ``GET /extensions/<pack>/<path>``: files of a loaded pack's ``WEB_DIRECTORY``.
 * ``GET /weft/extension-host.js``: the browser half of the hooks API (docs/plugins.md).
 * ``POST /api/plugins/missing``: given a workflow (UI or API format), which node types are
@@ -86,17 +87,25 @@ def missing_nodes(workflow: Any, registry: Mapping[str, Any]) -> dict[str, Any]:
     return {"missing": missing, "packs": list(packs.values())}
 
 
-def setup(app: web.Application, report: PluginReport, registry: Mapping[str, Any]) -> None:
-    """Add the plugin routes to ``app``; call once, after :func:`nodes.plugins.load_plugins`."""
-    app[REPORT_KEY] = report
+def setup(app: web.Application, report: PluginReport | None = None, registry: Mapping[str, Any] | None = None) -> None:
+    """Add the plugin routes to ``app``; call once, after :func:`nodes.plugins.load_plugins`.
+
+    Without arguments the report and the registry come from the app's ``PromptServer``
+    (``server.plugin_report``, ``server.registry``), which is how ``server.app`` calls it.
+    A server started without plugins publishes an empty report.
+    """
+    if report is None or registry is None:
+        from server.app import PROMPT_SERVER_KEY
+
+        server = app[PROMPT_SERVER_KEY]
+        report = report if report is not None else server.plugin_report
+        registry = registry if registry is not None else server.registry
+    app[REPORT_KEY] = report if isinstance(report, PluginReport) else PluginReport()
     app[REGISTRY_KEY] = registry
     routes = web.RouteTableDef()
 
     async def get_report(request: web.Request) -> web.Response:
         return web.json_response(request.app[REPORT_KEY].to_json())
-
-    async def get_extensions(request: web.Request) -> web.Response:
-        return web.json_response(request.app[REPORT_KEY].extension_urls())
 
     async def get_extension_file(request: web.Request) -> web.StreamResponse:
         pack = request.match_info["pack"]
@@ -132,7 +141,6 @@ def setup(app: web.Application, report: PluginReport, registry: Mapping[str, Any
         return web.json_response(result)
 
     for prefix in ("", "/api"):
-        routes.get(prefix + "/extensions")(get_extensions)
         routes.get(prefix + "/extensions/{pack}/{path:.+}")(get_extension_file)
     routes.get("/api/plugins")(get_report)
     routes.post("/api/plugins/missing")(post_missing)

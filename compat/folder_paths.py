@@ -33,9 +33,19 @@ def _weft() -> _paths.Paths:
     return _paths.get_paths()
 
 
+_synced_for: list[_paths.Paths] = []
+
+
 def _sync_from_weft() -> None:
-    """(Re)build the Weft-owned entries; entries packs added stay as they are."""
+    """(Re)build the Weft-owned entries when Weft's paths were (re)configured.
+
+    Entries packs added stay as they are. Checking the configured object's identity keeps
+    this free on the hot path: ``INPUT_TYPES`` of many packs calls ``get_filename_list``.
+    """
     paths = _weft()
+    if _synced_for and _synced_for[0] is paths:
+        return
+    _synced_for[:] = [paths]
     for name, exts in _paths.MODEL_FOLDERS.items():
         if name in _pack_folders:
             continue

@@ -14,6 +14,7 @@ layouts (see ``nodes/diffusion/types.py``), so a pack's tensor code runs as writ
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import time
@@ -206,9 +207,9 @@ class ClassicNodeDefinition:
         return self._schema
 
     def set_origin(self, origin: Mapping[str, str]) -> None:
+        """Record who provided the node; the schema is updated without re-reading INPUT_TYPES."""
         self._origin = dict(origin)
-        self._schema = self._build()
-        self._built_at = time.monotonic()
+        self._schema = dataclasses.replace(self._schema, origin=self._origin)
 
     # -- NodeDefinition ---------------------------------------------------------------
     def create(self) -> ClassicInstance:

@@ -59,6 +59,46 @@ def installed_version(name: str) -> str | None:
         return None
 
 
+_SIMPLE_SPEC = re.compile(r"^\s*(==|!=|>=|<=|~=|>|<)\s*(\d+(?:\.\d+)*)(\.\*)?\s*$")
+_RELEASE = re.compile(r"^(\d+(?:\.\d+)*)(?:\+[A-Za-z0-9.]+)?$")
+
+
+def _simple_satisfies(specifiers: str, installed: str) -> bool | None:
+    """Decide plain numeric specifiers (``>=1.2, <3``) without importing ``packaging``.
+
+    ``packaging.requirements`` costs over 100 ms to import, a large share of a fast start, and
+    nearly every real requirement is of this simple shape. ``None`` means "not simple":
+    pre-releases, local versions with letters, markers; then ``packaging`` decides.
+    """
+    release = _RELEASE.match(installed)
+    if not release:
+        return None
+    have = [int(x) for x in release.group(1).split(".")]
+    for part in specifiers.split(","):
+        match = _SIMPLE_SPEC.match(part)
+        if not match:
+            return None
+        op, text, star = match.groups()
+        want = [int(x) for x in text.split(".")]
+        if star:
+            if op not in ("==", "!="):
+                return None
+            prefix_equal = have[: len(want)] + [0] * (len(want) - len(have[: len(want)])) == want
+            if prefix_equal != (op == "=="):
+                return False
+            continue
+        width = max(len(have), len(want))
+        a, b = have + [0] * (width - len(have)), want + [0] * (width - len(want))
+        if op == "~=":
+            if len(want) < 2 or a < b or have[: len(want) - 1] != want[:-1]:
+                return False
+            continue
+        ok = {"==": a == b, "!=": a != b, ">=": a >= b, "<=": a <= b, ">": a > b, "<": a < b}[op]
+        if not ok:
+            return False
+    return True
+
+
 def check(requirement: str) -> RequirementStatus:
     """Whether ``requirement`` (a PEP 508 string) is satisfied in this environment.
 
@@ -74,6 +114,13 @@ def check(requirement: str) -> RequirementStatus:
     if not rest:
         version = installed_version(name)
         return RequirementStatus(requirement, name, version, version is not None)
+    if not rest.startswith(("[", ";", "@")):
+        version = installed_version(name)
+        if version is None:
+            return RequirementStatus(requirement, name, None, False)
+        decided = _simple_satisfies(rest.strip("()"), version)
+        if decided is not None:
+            return RequirementStatus(requirement, name, version, decided)
     try:
         from packaging.requirements import InvalidRequirement, Requirement
     except ImportError:  # no packaging: presence is all we can check

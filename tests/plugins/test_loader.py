@@ -86,6 +86,18 @@ def test_requirement_checks():
     assert not check("numpy>=999").satisfied
     assert check("surely-absent-dist; sys_platform == 'nonexistent-os'").satisfied
     assert not check("surely-absent-dist").satisfied
+    assert check("numpy[extra]>=1; python_version >= '3'").satisfied  # packaging decides this one
+
+
+@pytest.mark.parametrize(
+    ("spec", "installed", "expected"),
+    [(">=9", "10.4.0", True), (">=1.26, <2", "1.26.4", True), ("<2", "2.0", False), ("==2.*", "2.13.0+cpu", True),
+     ("~=1.4", "1.9", True), ("~=1.4.2", "1.5.0", False), ("!=1.5", "1.5.0", False), (">=1.0", "2.0rc1", None)],
+)
+def test_simple_specifiers_without_packaging(spec: str, installed: str, expected: bool | None):
+    from nodes.plugins.requirements import _simple_satisfies
+
+    assert _simple_satisfies(spec, installed) is expected
 
 
 def test_requirements_txt_parsing(tmp_path: Path):

@@ -24,7 +24,7 @@ HOST_PAGE = """<!doctype html>
 <script type="module">
 import { installExtensionHost } from "/weft/extension-host.js";
 const notes = [];
-const app = { notify: (message) => notes.push(message) };
+const app = { toast: (message) => notes.push(message) };
 const host = installExtensionHost(app);
 await host.loadAll();
 await host.setup();

@@ -37,7 +37,7 @@ window.weft.extensions.register({
     {
       label: "Example pack: count colour swatches",
       action(app) {
-        app.notify?.(`${swatches.size} colour swatch node(s) in the graph`);
+        app.toast?.(`${swatches.size} colour swatch node(s) in the graph`);
       },
     },
   ],
@@ -45,7 +45,7 @@ window.weft.extensions.register({
   on: {
     executed(detail, app) {
       const text = detail?.output?.text;
-      if (Array.isArray(text) && text.length) app.notify?.(`node ${detail.node}: ${text[0]}`);
+      if (Array.isArray(text) && text.length) app.toast?.(`node ${detail.node}: ${text[0]}`);
     },
   },
 });

@@ -80,6 +80,22 @@ GUARDED_TOP_LEVEL = frozenset({
 })
 
 
+def _probing() -> bool:
+    """True when the look-up comes from ``importlib.util.find_spec`` rather than an import."""
+    frame = sys._getframe(2)
+    for _ in range(6):
+        if frame is None:
+            return False
+        code = frame.f_code
+        filename = code.co_filename
+        if code.co_name == "find_spec" and (
+            filename == "<frozen importlib.util>" or filename.endswith(os.path.join("importlib", "util.py"))
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
 class UnsupportedComfyFinder(importlib.abc.MetaPathFinder):
     """Last on ``sys.meta_path``: any ComfyUI module the compat folder lacks ends up here.
 
@@ -92,6 +108,8 @@ class UnsupportedComfyFinder(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname.split(".", 1)[0] not in GUARDED_TOP_LEVEL:
             return None
+        if _probing():
+            return None  # importlib.util.find_spec("comfy.sd") is a feature test: answer "absent"
         pack = calling_pack(2)
         error = UnsupportedModuleError(
             _message(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 import pytest
 import torch
@@ -76,6 +77,9 @@ def test_unsupported_comfy_modules_raise_import_error():
         importlib.import_module("comfy.samplers")
     with pytest.raises(ImportError, match="comfy_extras"):
         importlib.import_module("comfy_extras.nodes_mask")
+    # feature tests with find_spec get "absent", not an exception
+    assert importlib.util.find_spec("comfy_extras") is None
+    assert importlib.util.find_spec("comfy.utils") is not None
 
 
 def test_comfy_utils_helpers(tmp_path):

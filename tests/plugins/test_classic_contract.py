@@ -243,3 +243,15 @@ def test_graph_builder_ids_are_unique_per_call():
     b = second.node("X", value=a.out(0))
     assert a.id != b.id
     assert second.finalize() == {b.id: {"class_type": "X", "inputs": {"value": [a.id, 0]}}}
+
+
+def test_unsupported_comfy_module_at_run_time_names_the_pack(loaded):
+    registry, _ = loaded
+    prompt = {
+        "n": {"class_type": "ClassicNeedsSampler", "inputs": {"text": "x"}},
+        "show": {"class_type": "ShowText", "inputs": {"text": ["n", 0]}},
+    }
+    result = run(registry, prompt)
+    assert result.error["node_id"] == "n"
+    message = result.error["exception_message"]
+    assert "comfy.samplers" in message and "not supported in Weft" in message and "'classic_pack'" in message

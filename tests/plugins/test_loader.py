@@ -218,7 +218,16 @@ def test_reloading_imports_packs_afresh(weft_paths):
     assert first["ClassicUpper"].cls is not second["ClassicUpper"].cls
 
 
-@pytest.mark.parametrize("bad", ["NODE_CLASS_MAPPINGS = 5", "WEFT_NODES = [int]", "comfy_entrypoint = None"])
+WEFT_DUPLICATE_INPUT = (
+    "from nodes.api import Node, String\n"
+    "class Dup(Node):\n    inputs = (String('a'), String('a'))\n    def run(self, a):\n        return a\n"
+    "WEFT_NODES = [Dup]"
+)
+
+
+@pytest.mark.parametrize(
+    "bad", ["NODE_CLASS_MAPPINGS = 5", "WEFT_NODES = [int]", "comfy_entrypoint = None", WEFT_DUPLICATE_INPUT]
+)
 def test_malformed_exports_are_reported(weft_paths, tmp_path: Path, bad: str):
     (tmp_path / "odd_pack.py").write_text(bad + "\n")
     report = load_plugins(builtin_registry(), PluginConfig(folders=[tmp_path]))

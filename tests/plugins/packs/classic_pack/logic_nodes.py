@@ -155,6 +155,23 @@ class ClassicNodeCounter:
         return (len(dynprompt.all_node_ids()),)
 
 
+class ClassicNeedsSampler:
+    """Reaches for ComfyUI's sampler module only when it runs, as many packs do."""
+
+    CATEGORY = "tests/classic/unsupported"
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "sample"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"text": ("STRING", {"default": ""})}}
+
+    def sample(self, text):
+        import comfy.samplers
+
+        return (str(comfy.samplers),)
+
+
 NODE_CLASS_MAPPINGS = {
     "ClassicLazySwitch": ClassicLazySwitch,
     "ClassicGate": ClassicGate,
@@ -164,4 +181,5 @@ NODE_CLASS_MAPPINGS = {
     "ClassicCountdown": ClassicCountdown,
     "ClassicAsyncEcho": ClassicAsyncEcho,
     "ClassicNodeCounter": ClassicNodeCounter,
+    "ClassicNeedsSampler": ClassicNeedsSampler,
 }

@@ -90,7 +90,11 @@ def test_web_extension_is_served_and_runs_in_the_browser(plugin_server: LiveServ
     assert result["menu"] == [["example_pack.color", "Example pack: count colour swatches"]]
     assert result["notes"] == ["1 colour swatch node(s) in the graph", "node 5: 4 words"]
     assert result["noWidget"]
-    # the colour picker really is in the page
-    assert page.locator("input.example-color[type=color]").count() == 1
+    # the colour picker really is in the page, styled by the pack's CSS file
+    picker = page.locator("input.example-color[type=color]")
+    assert picker.count() == 1
+    page.wait_for_function(
+        "getComputedStyle(document.querySelector('input.example-color')).borderTopWidth === '2px'", timeout=10000
+    )
     assert any("broken on purpose" in text for text in console_errors)
     page.close()

@@ -4,6 +4,12 @@
 
 const swatches = new Map(); // node id -> node, for nodes of our colour type
 
+// Styles ship as a CSS file beside the script; resolve it relative to this module.
+const css = document.createElement("link");
+css.rel = "stylesheet";
+css.href = new URL("./example.css", import.meta.url).href;
+document.head.append(css);
+
 window.weft.extensions.register({
   name: "example_pack.color",
 

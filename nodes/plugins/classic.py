@@ -34,6 +34,8 @@ log = logging.getLogger("weft.plugins")
 #: and /object_info request, so combo lists built from folder listings stay current; the
 #: engine reads ``schema`` many times per node, so a short memo keeps that cheap.
 SCHEMA_TTL_S = 1.0
+#: Node objects kept per class between runs (see :meth:`ClassicNodeDefinition.object_for`).
+OBJECTS_PER_CLASS = 32
 
 _HIDDEN_KINDS = {"UNIQUE_ID", "PROMPT", "EXTRA_PNGINFO", "DYNPROMPT", "AUTH_TOKEN_COMFY_ORG", "API_KEY_COMFY_ORG"}
 
@@ -132,6 +134,7 @@ class ClassicNodeDefinition:
                 params = {}
             self._validate_params = frozenset(params)
             self._validate_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        self._objects: dict[str, Any] = {}
         self._schema = self._build()
         self._built_at = time.monotonic()
 
@@ -213,7 +216,25 @@ class ClassicNodeDefinition:
 
     # -- NodeDefinition ---------------------------------------------------------------
     def create(self) -> ClassicInstance:
-        return ClassicInstance(self, self.cls())
+        return ClassicInstance(self)
+
+    def object_for(self, node_id: str | None) -> Any:
+        """The pack's object for a prompt node, kept across runs as ComfyUI keeps it.
+
+        Packs store state on ``self`` between runs (a loaded model, a counter); ComfyUI
+        creates one object per node id and reuses it while the node exists. The engine
+        creates instances without ids, so the object is looked up here by the running
+        node's id; the most recently used :data:`OBJECTS_PER_CLASS` are kept.
+        """
+        if node_id is None:
+            return self.cls()
+        obj = self._objects.pop(node_id, None)
+        if obj is None:
+            obj = self.cls()
+        self._objects[node_id] = obj
+        while len(self._objects) > OBJECTS_PER_CLASS:
+            self._objects.pop(next(iter(self._objects)))
+        return obj
 
     def fingerprint(self, inputs: Mapping[str, Any]) -> Any:
         is_changed = getattr(self.cls, "IS_CHANGED", None)
@@ -250,10 +271,17 @@ class ClassicNodeDefinition:
 class ClassicInstance:
     """One node of one prompt: the pack's object plus the call bookkeeping."""
 
-    __slots__ = ("definition", "obj", "calls")
+    __slots__ = ("definition", "_obj", "calls")
 
-    def __init__(self, definition: ClassicNodeDefinition, obj: Any) -> None:
-        self.definition, self.obj, self.calls = definition, obj, 0
+    def __init__(self, definition: ClassicNodeDefinition) -> None:
+        self.definition, self._obj, self.calls = definition, None, 0
+
+    @property
+    def obj(self) -> Any:
+        if self._obj is None:
+            ctx = current_context()
+            self._obj = self.definition.object_for(ctx.node_id if ctx else None)
+        return self._obj
 
     def _prepare(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         args = dict(inputs)

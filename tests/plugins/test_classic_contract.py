@@ -255,3 +255,21 @@ def test_unsupported_comfy_module_at_run_time_names_the_pack(loaded):
     assert result.error["node_id"] == "n"
     message = result.error["exception_message"]
     assert "comfy.samplers" in message and "not supported in Weft" in message and "'classic_pack'" in message
+
+
+def test_node_objects_persist_across_runs_per_node_id(loaded):
+    registry, _ = loaded
+    executor = Executor(registry)
+
+    def counts(salt: int) -> tuple[str, str]:
+        prompt = {
+            "a": {"class_type": "ClassicRunCounter", "inputs": {"salt": salt}},
+            "b": {"class_type": "ClassicRunCounter", "inputs": {"salt": salt + 100}},
+            "pa": {"class_type": "PreviewAny", "inputs": {"source": ["a", 0]}},
+            "pb": {"class_type": "PreviewAny", "inputs": {"source": ["b", 0]}},
+        }
+        outputs = run(registry, prompt, executor).outputs
+        return outputs["pa"]["text"][0], outputs["pb"]["text"][0]
+
+    assert counts(1) == ("1", "1")
+    assert counts(2) == ("2", "2")  # same node ids, same objects: their counters went on

@@ -155,6 +155,25 @@ class ClassicNodeCounter:
         return (len(dynprompt.all_node_ids()),)
 
 
+class ClassicRunCounter:
+    """Keeps a counter on ``self``: ComfyUI reuses a node's object across runs."""
+
+    CATEGORY = "tests/classic/logic"
+    RETURN_TYPES = ("INT",)
+    FUNCTION = "count"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"salt": ("INT", {"default": 0})}}
+
+    def __init__(self):
+        self.runs = 0
+
+    def count(self, salt):
+        self.runs += 1
+        return (self.runs,)
+
+
 class ClassicNeedsSampler:
     """Reaches for ComfyUI's sampler module only when it runs, as many packs do."""
 
@@ -182,4 +201,5 @@ NODE_CLASS_MAPPINGS = {
     "ClassicAsyncEcho": ClassicAsyncEcho,
     "ClassicNodeCounter": ClassicNodeCounter,
     "ClassicNeedsSampler": ClassicNeedsSampler,
+    "ClassicRunCounter": ClassicRunCounter,
 }

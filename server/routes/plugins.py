@@ -7,7 +7,9 @@ Routes (each also under ``/api``, as ComfyUI serves its API under both):
 * ``GET /extensions`` (in ``server/routes/info.py``) lists ``PluginReport.extension_urls``:
   ComfyUI's ``["/extensions/<pack>/<file>.js"]``.
 * ``GET /extensions/<pack>/<path>``: files of a loaded pack's ``WEB_DIRECTORY``.
-* ``GET /weft/extension-host.js``: the browser half of the hooks API (docs/plugins.md).
+* ``GET /weft/extension-host.js``: the browser half of the hooks API (docs/plugins.md), and
+  ``/scripts/app.js`` / ``/scripts/api.js``: shims that give ComfyUI-style extensions
+  (``import { app } from "../../scripts/app.js"``) Weft's mapping of their hooks.
 * ``POST /api/plugins/missing``: given a workflow (UI or API format), which node types are
   unknown and which packs (name, version from the saved node's properties) provide them.
 """
@@ -23,7 +25,13 @@ from aiohttp import web
 from nodes.paths import UnsafePathError, safe_join
 from nodes.plugins.report import PluginReport
 
-HOST_SCRIPT = Path(__file__).resolve().parents[2] / "nodes" / "plugins" / "web" / "extension_host.js"
+WEB = Path(__file__).resolve().parents[2] / "nodes" / "plugins" / "web"
+#: URL -> file of the browser half of the plugin system (see docs/plugins.md)
+SCRIPTS = {
+    "/weft/extension-host.js": WEB / "extension_host.js",
+    "/scripts/app.js": WEB / "comfy_app.js",
+    "/scripts/api.js": WEB / "comfy_api.js",
+}
 
 _CONTENT_TYPES = {
     ".js": "text/javascript",
@@ -124,8 +132,11 @@ def setup(app: web.Application, report: PluginReport | None = None, registry: Ma
             headers["Content-Type"] = content_type
         return web.FileResponse(path, headers=headers)
 
-    async def get_host(request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(HOST_SCRIPT, headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"})
+    def script(path: Path) -> Any:
+        async def get_script(request: web.Request) -> web.StreamResponse:
+            return web.FileResponse(path, headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"})
+
+        return get_script
 
     async def post_missing(request: web.Request) -> web.Response:
         try:
@@ -144,5 +155,6 @@ def setup(app: web.Application, report: PluginReport | None = None, registry: Ma
         routes.get(prefix + "/extensions/{pack}/{path:.+}")(get_extension_file)
     routes.get("/api/plugins")(get_report)
     routes.post("/api/plugins/missing")(post_missing)
-    routes.get("/weft/extension-host.js")(get_host)
+    for url, path in SCRIPTS.items():
+        routes.get(url)(script(path))
     app.router.add_routes(routes)

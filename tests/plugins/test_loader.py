@@ -206,7 +206,9 @@ def test_discovery_finds_packages_and_single_files(tmp_path: Path):
 
 def test_web_extensions_are_listed_for_loaded_packs(loaded):
     _, report = loaded
-    assert report.extension_urls == ["/extensions/classic_pack/broken.js", "/extensions/classic_pack/classic.js"]
+    assert report.extension_urls == [
+        "/extensions/classic_pack/broken.js", "/extensions/classic_pack/classic.js", "/extensions/classic_pack/comfy_style.js"
+    ]
     assert report.web_directories()["classic_pack"] == PACKS / "classic_pack" / "js"
 
 

@@ -39,6 +39,7 @@ widget.setValue("#112233");
 const menu = host.menuItems();
 menu.find((item) => item.label === "Example pack: count colour swatches").run();
 host.emit("executed", { node: "5", output: { text: ["4 words"] } });
+host.emit("executing", { node: "5", prompt_id: "p" });
 window.result = {
   loaded: [...host.loaded].sort(),
   errors: host.errors,
@@ -49,6 +50,7 @@ window.result = {
   classic: window.__classicPackLoaded === true,
   menu: menu.map((item) => [item.extension, item.label]),
   noWidget: host.widgetFor("IMAGE", {}) === null,
+  comfyStyle: window.__comfyStyle,
 };
 </script></body></html>"""
 
@@ -82,7 +84,9 @@ def test_web_extension_is_served_and_runs_in_the_browser(plugin_server: LiveServ
     page.goto(f"{plugin_server.url}/__plugin_host__.html")
     page.wait_for_function("window.result !== undefined", timeout=15000)
     result = page.evaluate("window.result")
-    assert result["loaded"] == ["/extensions/classic_pack/classic.js", "/extensions/example_pack/example.js"]
+    assert result["loaded"] == [
+        "/extensions/classic_pack/classic.js", "/extensions/classic_pack/comfy_style.js", "/extensions/example_pack/example.js"
+    ]
     assert [e["extension"] for e in result["errors"]] == ["/extensions/classic_pack/broken.js"]
     assert "broken on purpose" in result["errors"][0]["message"]
     assert result["ready"] and result["classic"]
@@ -90,6 +94,9 @@ def test_web_extension_is_served_and_runs_in_the_browser(plugin_server: LiveServ
     assert result["menu"] == [["example_pack.color", "Example pack: count colour swatches"]]
     assert result["notes"] == ["1 colour swatch node(s) in the graph", "node 5: 4 words"]
     assert result["noWidget"]
+    # a ComfyUI-style extension (app.registerExtension, api.fetchApi, api.addEventListener) ran too
+    assert result["comfyStyle"] == {"setup": True, "packs": 9 + 1, "events": ["5"],
+                                    "created": ["ExampleColorSwatch", "ShowText"]}
     # the colour picker really is in the page, styled by the pack's CSS file
     picker = page.locator("input.example-color[type=color]")
     assert picker.count() == 1

@@ -24,6 +24,7 @@ export class ExtensionHost {
     this.errors = [];
     this.loaded = [];
     this.setupDone = false;
+    this.listeners = new Map(); // ComfyUI-style api.addEventListener(type, fn)
   }
 
   _report(extension, hook, error) {
@@ -165,6 +166,24 @@ export class ExtensionHost {
       const handler = extension.on?.[event];
       if (typeof handler === "function") this._call(extension, `on.${event}`, handler, detail, this.app);
     }
+    for (const fn of this.listeners.get(event) ?? []) {
+      this._call({ name: `api listener for ${event}` }, "api event", fn, new CustomEvent(event, { detail }));
+    }
+  }
+
+  /** The subset of ComfyUI's `api` object that extensions use most, served as /scripts/api.js. */
+  comfyApi() {
+    const base = this.base;
+    return {
+      apiURL: (route) => `${base}/api${route}`,
+      fileURL: (route) => `${base}${route}`,
+      fetchApi: (route, init) => fetch(`${base}/api${route}`, init),
+      addEventListener: (type, fn) => {
+        if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+        this.listeners.get(type).add(fn);
+      },
+      removeEventListener: (type, fn) => this.listeners.get(type)?.delete(fn),
+    };
   }
 }
 
@@ -177,6 +196,7 @@ export function installExtensionHost(app, options = {}) {
     registerComfy: (extension) => host.registerComfy(extension),
     host,
   };
-  weft.comfyApp = { registerExtension: (extension) => host.registerComfy(extension) };
+  weft.comfyApi = host.comfyApi();
+  weft.comfyApp = { registerExtension: (extension) => host.registerComfy(extension), api: weft.comfyApi };
   return host;
 }

@@ -39,6 +39,8 @@ COMPAT_DIR = REPO_ROOT / "compat"
 #: Separator of namespaced node ids: ``<pack>::<node>``. It cannot clash with a URL path
 #: segment (``/object_info/<id>``) and no known pack uses it in a node name.
 NAMESPACE_SEPARATOR = "::"
+#: A pack whose import takes longer gets a warning in the report suggesting lazy imports.
+SLOW_IMPORT_MS = 500.0
 
 
 @dataclass
@@ -348,6 +350,11 @@ def load_plugins(registry: Any, config: Any = None) -> PluginReport:
         module = import_pack(source, pack)
         if module is not None:
             register_pack(registry, module, source, pack)
+        if pack.import_ms > SLOW_IMPORT_MS:
+            pack.warnings.append(
+                f"importing took {pack.import_ms:.0f} ms; heavy imports (torch, diffusers, ...) belong inside "
+                "the nodes' functions so the server starts fast"
+            )
     report.total_ms = (time.perf_counter() - started) * 1000
     report.log_summary()
     return report

@@ -236,3 +236,12 @@ def test_malformed_exports_are_reported(weft_paths, tmp_path: Path, bad: str):
     pack = report.pack("odd_pack")
     assert pack.status == "failed"
     assert pack.error
+
+
+def test_a_slow_import_gets_a_hint(weft_paths, tmp_path: Path, monkeypatch):
+    from nodes.plugins import loader
+
+    monkeypatch.setattr(loader, "SLOW_IMPORT_MS", 0.0)
+    (tmp_path / "any_pack.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
+    report = load_plugins(builtin_registry(), PluginConfig(folders=[tmp_path]))
+    assert any("heavy imports" in w for w in report.pack("any_pack").warnings)

@@ -245,3 +245,16 @@ def test_a_slow_import_gets_a_hint(weft_paths, tmp_path: Path, monkeypatch):
     (tmp_path / "any_pack.py").write_text("NODE_CLASS_MAPPINGS = {}\n")
     report = load_plugins(builtin_registry(), PluginConfig(folders=[tmp_path]))
     assert any("heavy imports" in w for w in report.pack("any_pack").warnings)
+
+
+def test_a_pack_needing_the_server_outside_it_gets_a_clear_error(weft_paths, tmp_path: Path, monkeypatch):
+    from server.prompt_server import PromptServer
+
+    monkeypatch.setattr(PromptServer, "instance", None)
+    (tmp_path / "routes_pack.py").write_text(
+        "from server import PromptServer\n\n"
+        "@PromptServer.instance.routes.get('/x')\nasync def x(request):\n    return None\n"
+    )
+    report = load_plugins(builtin_registry(), PluginConfig(folders=[tmp_path]))
+    pack = report.pack("routes_pack")
+    assert pack.status == "failed" and "only when Weft runs as a server" in pack.error

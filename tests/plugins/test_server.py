@@ -90,6 +90,10 @@ def test_object_info_names_the_pack_and_version(plugin_server: LiveServer):
     assert info["ExampleColorSwatch"]["input"]["required"]["color"][1]["widget"] == "EXAMPLE_COLOR"
     assert info["ClassicLazySwitch"]["input"]["required"]["a"][1].get("lazy") is True
     assert "BadNode" not in info
+    method = info["ClassicUpscale"]["input"]["required"]["method"]
+    assert method[0] == ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
+    assert info["ClassicSplitWords"]["output_is_list"] == [True]
+    assert info["ClassicImageInvert"]["display_name"] == "Invert Image (classic)"
 
 
 def test_extensions_are_listed_and_served(plugin_server: LiveServer):

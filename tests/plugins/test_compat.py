@@ -126,6 +126,24 @@ def test_progress_bar_and_interruption_use_the_node_context():
         reset_current(token)
 
 
+def test_progress_bar_sends_previews():
+    import comfy.utils
+    from PIL import Image
+
+    events: list = []
+    token = set_current(_context(events, InterruptFlag()))
+    try:
+        bar = comfy.utils.ProgressBar(2)
+        bar.update_absolute(1, preview=("JPEG", Image.new("RGB", (64, 32), (255, 0, 0)), 16))
+    finally:
+        reset_current(token)
+    kinds = [e for e, _ in events]
+    assert kinds == ["preview", "progress"]
+    preview = events[0][1]
+    assert preview["format"] == "JPEG" and preview["node"] == "n1"
+    assert Image.open(__import__("io").BytesIO(preview["data"])).size == (16, 8)
+
+
 def test_model_management_devices():
     import comfy.model_management as mm
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 
 import pytest
 import torch
@@ -141,7 +142,7 @@ def test_progress_bar_sends_previews():
     assert kinds == ["preview", "progress"]
     preview = events[0][1]
     assert preview["format"] == "JPEG" and preview["node"] == "n1"
-    assert Image.open(__import__("io").BytesIO(preview["data"])).size == (16, 8)
+    assert Image.open(io.BytesIO(preview["data"])).size == (16, 8)
 
 
 def test_model_management_devices():

@@ -107,3 +107,27 @@ def test_drop_workflow_json_opens_it(page, screenshots):
     assert len(g["links"]) == 1
     page.keyboard.press("Control+Enter")
     page.wait_for_function("() => window.weft.runtime.outputs[2] && window.weft.runtime.outputs[2].text[0] === 'dropped'")
+
+
+def test_everything_is_requested_under_the_base_path(browser, web_server):
+    """Behind a reverse proxy at /weft/ (X-Forwarded-Prefix), every URL the page uses starts there."""
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, extra_http_headers={"X-Forwarded-Prefix": "/weft"})
+    try:
+        page = context.new_page()
+        seen = []
+        # play the proxy: strip the prefix before the request reaches the server
+        page.route("**/*", lambda route: (seen.append(route.request.url), route.continue_(
+            url=route.request.url.replace(f"{web_server.url}/weft/", f"{web_server.url}/"))))
+        ws_urls = []
+        page.on("websocket", lambda ws: ws_urls.append(ws.url))
+        page.goto(web_server.url + "/weft/")
+        page.wait_for_function("() => document.body.dataset.ready === 'true'")
+        assert page.evaluate("Object.keys(window.weft.defs).length") > 10
+        page.keyboard.press("Control+Enter")
+        page.wait_for_function("() => window.weft.lastPromptId")
+        paths = [u[len(web_server.url):] for u in seen]
+        assert any(p.startswith("/weft/api/prompt") for p in paths)
+        assert all(p.startswith("/weft/") for p in paths), paths
+        assert ws_urls and all("/weft/ws?clientId=" in u for u in ws_urls)
+    finally:
+        context.close()

@@ -133,6 +133,8 @@ export class Interaction {
 
   onDown(e) {
     this.pendingUpload = null;
+    clearTimeout(this.tipTimer);
+    if (this.tooltipEl) this.tooltipEl.hidden = true;
     closeMenus();
     this.app.closeEditors();
     this.canvas.focus({ preventScroll: true });
@@ -502,9 +504,39 @@ export class Interaction {
     else if (h.part === "group-title") this.renameGroup(h.group);
   }
 
+  showTooltip(h, sx, sy) {
+    clearTimeout(this.tipTimer);
+    const tip = this.tooltipEl || (this.tooltipEl = Object.assign(document.createElement("div"), { className: "tooltip" }));
+    tip.hidden = true;
+    if (!h || !h.node) return;
+    const def = this.app.defFor(h.node);
+    if (!def) return;
+    let text = "";
+    if (h.part === "title") text = def.description;
+    else if (h.part === "widget") text = (h.widget.spec.opts && h.widget.spec.opts.tooltip) || "";
+    else if (h.part === "input") {
+      const spec = def.inputs.find((i) => i.name === h.node.inputs[h.slot].name);
+      text = spec && spec.opts && spec.opts.tooltip ? spec.opts.tooltip : "";
+    }
+    if (!text) return;
+    const rect = this.canvas.getBoundingClientRect();
+    this.tipTimer = setTimeout(() => {
+      tip.textContent = text;
+      tip.style.left = `${rect.left + sx + 14}px`;
+      tip.style.top = `${rect.top + sy + 18}px`;
+      if (!tip.isConnected) document.body.appendChild(tip);
+      tip.hidden = false;
+    }, 600);
+  }
+
   updateCursor(sx, sy) {
     const [wx, wy] = this.r.toWorld(sx, sy);
     const h = this.hit(wx, wy);
+    const key = h ? `${h.node ? h.node.id : "g"}:${h.part}:${h.slot ?? ""}:${h.widget ? h.widget.name : ""}` : "";
+    if (key !== this.tipKey) {
+      this.tipKey = key;
+      this.showTooltip(h, sx, sy);
+    }
     let c = "";
     if (h) {
       if (h.part === "input" || h.part === "output") c = "crosshair";

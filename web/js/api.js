@@ -139,8 +139,12 @@ export class Api extends EventTarget {
     }
     if (!msg || !msg.type) return;
     const d = msg.data || {};
-    if (msg.type === "status" && d.sid && !sessionStorage.getItem("weft.clientIdFixed")) {
-      // the server may assign an id; keep ours (we sent clientId) but remember theirs if different
+    if (this.onAny) {
+      try {
+        this.onAny(msg.type, d);
+      } catch (e) {
+        console.error(e);
+      }
     }
     if (msg.type === "executing" || msg.type === "progress") this.lastNode = d.display_node || d.node || this.lastNode;
     this.emit(msg.type, d);

@@ -81,15 +81,33 @@ class App {
     this.bindDrop(canvas);
     this.bindMinimap();
     this.bindApiEvents();
+    // plugins' web extensions (docs/plugins.md): the host first, so window.weft.extensions exists
+    const base = this.api.base;
+    try {
+      const mod = await import(`${base}/weft/extension-host.js`);
+      this.extHost = mod.installExtensionHost(this, { base });
+    } catch (e) {
+      this.extHost = null;
+      console.warn("web extensions unavailable:", e);
+    }
     let info = {};
     try {
       info = await this.api.objectInfo();
     } catch (e) {
       this.toast(`Could not load the node list from the server: ${e.message}`, "error", 0);
     }
+    if (this.extHost) {
+      await this.extHost.loadAll();
+      for (const def of Object.values(info)) this.extHost.beforeRegisterNodeDef(def);
+    }
     this.setDefs(info);
     this.restoreWorkspace();
     this.interaction = new Interaction(this, canvas);
+    if (this.extHost) {
+      await this.extHost.setup();
+      for (const tab of this.tabs) for (const node of tab.graph.nodes) this.nodeCreated(node);
+      this.api.onAny = (type, data) => this.extHost.emit(type, data);
+    }
     this.renderTabs();
     this.updateToolbar();
     this.api.connect();
@@ -295,7 +313,22 @@ class App {
   addNodeRaw(def, pos) {
     const node = createNode(this.graph, def, pos, this.defs);
     if (def.name === "Note") node.size = [260, 0];
+    this.nodeCreated(node);
     return node;
+  }
+
+  /** Tell web extensions about a node added to the graph (new, pasted or loaded). */
+  nodeCreated(node) {
+    if (this.extHost) this.extHost.nodeCreated(node);
+  }
+
+  /** The web-extension widget factory for an input, or null. */
+  customWidget(spec) {
+    if (!this.extHost || !spec.widget) return null;
+    const key = `${spec.type}|${spec.opts && spec.opts.widget}`;
+    this.widgetFactories = this.widgetFactories || new Map();
+    if (!this.widgetFactories.has(key)) this.widgetFactories.set(key, this.extHost.widgetFor(spec.type, spec.opts || {}));
+    return this.widgetFactories.get(key);
   }
 
   addNode(type, pos) {
@@ -377,6 +410,7 @@ class App {
         idMap.set(src.id, n.id);
         graph.nodes.push(n);
         created.push(n.id);
+        this.nodeCreated(n);
       }
       touch(graph);
       for (const l of clip.links) {
@@ -459,6 +493,7 @@ class App {
   // ---- loading -----------------------------------------------------------------------
 
   loadGraph(graph, name, fileName = null) {
+    for (const node of graph.nodes) this.nodeCreated(node);
     const tab = this.tab;
     const blank = tab && !tab.graph.nodes.length && !tab.history.undoStack.length;
     if (blank) {
@@ -921,6 +956,7 @@ class App {
         { label: "Clear workflow", action: () => this.cmd("Clear", () => { this.graph.nodes = []; this.graph.links = []; this.graph.groups = []; }) },
         { label: "Fit view", shortcut: ".", action: () => this.fitView() },
         { label: "Refresh node list", action: () => this.refreshDefs().then(() => this.toast("Node list refreshed", "info", 1500)) },
+        ...(this.extHost ? this.extHost.menuItems().map((m) => ({ label: m.label, action: () => m.run() })) : []),
         { separator: true },
         { label: this.settings.trackpadPan ? "Wheel: zoom" : "Wheel: pan (trackpad)", action: () => { this.settings.trackpadPan = !this.settings.trackpadPan; } },
         { label: `Weft ${this.config.version || ""}`, disabled: true },

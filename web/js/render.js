@@ -27,7 +27,7 @@ export function typeColor(type) {
 }
 
 /** The widgets a node shows, in order (converted widgets are hidden). */
-export function nodeWidgets(node, def) {
+export function nodeWidgets(node, def, custom = null) {
   const out = [];
   if (!def) {
     for (const [name, value] of Object.entries(node.widgets_values || {})) {
@@ -38,6 +38,11 @@ export function nodeWidgets(node, def) {
   for (const spec of def.inputs) {
     if (!spec.widget || isWidgetConverted(node, spec.name)) continue;
     let kind = "text";
+    const factory = custom ? custom(spec) : null;
+    if (factory) {
+      out.push({ name: spec.name, kind: "dom", spec, factory });
+      continue;
+    }
     if (spec.type === "INT" || spec.type === "FLOAT") kind = "number";
     else if (spec.type === "BOOLEAN") kind = "toggle";
     else if (spec.type === "COMBO") kind = "combo";
@@ -52,7 +57,7 @@ export function nodeWidgets(node, def) {
 }
 
 /** Geometry of a node in world units, relative to node.pos (body top-left). */
-export function layoutNode(node, def, runtime) {
+export function layoutNode(node, def, runtime, custom = null) {
   const w = node.size[0];
   if (node.type === "Reroute") {
     return { w, h: node.size[1] || 26, widgets: [], image: null, text: null, reroute: true };
@@ -61,8 +66,8 @@ export function layoutNode(node, def, runtime) {
   const rows = Math.max(node.inputs.length, node.outputs.length);
   let y = SLOT_PAD + rows * SLOT_H + (rows ? 4 : 0);
   const widgets = [];
-  for (const wd of nodeWidgets(node, def)) {
-    const h = wd.kind === "multiline" ? MULTILINE_H : WIDGET_H;
+  for (const wd of nodeWidgets(node, def, custom)) {
+    const h = wd.kind === "multiline" ? MULTILINE_H : wd.kind === "dom" ? 30 : WIDGET_H;
     widgets.push({ ...wd, x: PAD, y, w: w - 2 * PAD, h });
     y += h + WIDGET_GAP;
   }
@@ -190,7 +195,7 @@ export class Renderer {
 
   layout(node) {
     const app = this.app;
-    return layoutNode(node, app.defFor(node), app.runtime);
+    return layoutNode(node, app.defFor(node), app.runtime, app.extHost ? (spec) => app.customWidget(spec) : null);
   }
 
   image(url) {
@@ -261,10 +266,79 @@ export class Renderer {
     const sel = app.selection;
     for (const node of visible) this.drawNode(node, this.layouts.get(node.id), sel.has(node.id), lowDetail);
     app.interaction && app.interaction.drawOverlay(ctx, scale);
+    if (app.extHost) this.syncDomWidgets(visible, lowDetail);
     this.drawMinimap();
     this.lastDrawMs = performance.now() - t0;
     this.drawTimes.push(this.lastDrawMs);
     if (this.drawTimes.length > 600) this.drawTimes.shift();
+  }
+
+  /** Place web-extension widgets (DOM elements) over the visible nodes; hide the rest. */
+  syncDomWidgets(visible, lowDetail) {
+    const app = this.app;
+    const tabId = app.tab.id;
+    const scale = this.ds.scale;
+    this.dom = this.dom || new Map();
+    if (!this.domLayer) {
+      this.domLayer = document.createElement("div");
+      this.domLayer.id = "dom-widgets";
+      this.canvas.parentElement.appendChild(this.domLayer);
+    }
+    const seen = new Set();
+    if (!lowDetail) {
+      for (const node of visible) {
+        const lay = this.layouts.get(node.id);
+        for (const wd of lay.widgets) {
+          if (wd.kind !== "dom") continue;
+          const key = `${tabId}:${node.id}:${wd.name}`;
+          let w = this.dom.get(key);
+          if (!w) {
+            const made = wd.factory(node, wd.name, { ...(wd.spec.opts || {}), type: wd.spec.type });
+            if (!made || !made.element) continue;
+            w = { element: made.element, getValue: made.getValue, setValue: made.setValue, nodeId: node.id, name: wd.name, tabId, last: undefined };
+            made.element.classList.add("dom-widget");
+            made.element.dataset.node = String(node.id);
+            made.element.dataset.widget = wd.name;
+            const entry = w;
+            made.element.addEventListener("change", () => {
+              const n = getNode(app.graph, entry.nodeId);
+              if (!n || app.tab.id !== entry.tabId) return;
+              const v = entry.getValue();
+              if (n.widgets_values[entry.name] === v) return;
+              entry.last = v;
+              app.cmd(`Set ${entry.name}`, () => {
+                n.widgets_values[entry.name] = v;
+              });
+            });
+            this.domLayer.appendChild(made.element);
+            this.dom.set(key, w);
+          }
+          const v = node.widgets_values[wd.name];
+          if (v !== w.last) {
+            w.last = v;
+            try {
+              if (v !== undefined) w.setValue(v);
+            } catch (e) {
+              console.error(e);
+            }
+          }
+          const [sx, sy] = this.toScreen(node.pos[0] + wd.x, node.pos[1] + wd.y);
+          Object.assign(w.element.style, {
+            position: "absolute", left: `${sx}px`, top: `${sy}px`, width: `${wd.w * scale}px`, height: `${wd.h * scale}px`, display: "",
+          });
+          seen.add(key);
+        }
+      }
+    }
+    for (const [key, w] of this.dom) {
+      if (seen.has(key)) continue;
+      w.element.style.display = "none";
+      const tab = app.tabs.find((t) => t.id === w.tabId);
+      if (!tab || !getNode(tab.graph, w.nodeId)) {
+        w.element.remove();
+        this.dom.delete(key);
+      }
+    }
   }
 
   drawGrid(x0, y0, x1, y1, scale) {
@@ -562,6 +636,8 @@ export class Renderer {
         ctx.restore();
         break;
       }
+      case "dom":
+        break;
       case "upload": {
         ctx.fillStyle = "#d0d0d0";
         ctx.textAlign = "center";

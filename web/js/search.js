@@ -140,9 +140,20 @@ export class SearchMenu {
   close() {
     if (this.el.hidden) return;
     this.el.hidden = true;
+    this.releaseFocus();
     const cb = this.onCancel;
     this.onPick = null;
     if (cb) cb();
+  }
+
+  releaseFocus() {
+    // keys typed next belong to the canvas again (a hidden input may keep focus for a frame)
+    if (document.activeElement === this.input) {
+      this.generation++;
+      this.input.blur();
+      const canvas = document.getElementById("canvas");
+      if (canvas) canvas.focus({ preventScroll: true });
+    }
   }
 
   refresh() {
@@ -199,6 +210,7 @@ export class SearchMenu {
     this.onPick = null;
     this.onCancel = null;
     this.el.hidden = true;
+    this.releaseFocus();
     if (cb) cb(def);
   }
 }

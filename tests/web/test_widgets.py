@@ -4,6 +4,7 @@ after generate; groups carry their nodes; a workflow JSON dropped on the canvas 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.web.helpers import add_node, canvas_point, drag, new_tab, node, set_text_widget, state, title
 
@@ -131,3 +132,37 @@ def test_everything_is_requested_under_the_base_path(browser, web_server):
         assert ws_urls and all("/weft/ws?clientId=" in u for u in ws_urls)
     finally:
         context.close()
+
+
+def test_plugin_web_extension_widget_menu_and_events(browser, tmp_path_factory):
+    """A pack's web extension (custom_nodes/example_pack) runs in the editor: its colour-picker
+    widget edits the node's value (undoable), its menu entry runs, it hears server events."""
+    from tests.support.server import start_server
+
+    repo = Path(__file__).resolve().parents[2]
+    live = start_server(tmp_path_factory.mktemp("weft-plugins"), load_plugins=True,
+                        extra_custom_node_dirs=[repo / "custom_nodes"])
+    context = browser.new_context(viewport={"width": 1300, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(live.url + "/")
+        page.wait_for_function("() => document.body.dataset.ready === 'true'")
+        assert page.evaluate("window.weft.exampleReady") is True
+        assert page.evaluate("window.weft.extensions.host.errors") == []
+        new_tab(page)
+        swatch = add_node(page, "color swatch", canvas_point(page, 0.2, 0.2), expect_type="ExampleColorSwatch")
+        picker = page.locator(f"input.example-color[data-node='{swatch}']")
+        picker.wait_for()
+        assert picker.input_value() == "#ff8800"
+        picker.evaluate("el => { el.value = '#123456'; el.dispatchEvent(new Event('change', {bubbles: true})); }")
+        assert node(page, swatch)["widgets_values"]["color"] == "#123456"
+        page.keyboard.press("Control+z")
+        assert node(page, swatch)["widgets_values"]["color"] == "#ff8800"
+        page.wait_for_function(f"() => document.querySelector(\"input.example-color[data-node='{swatch}']\").value === '#ff8800'")
+        page.click("#menu-button")
+        page.click(".menu-item:has-text('Example pack: count colour swatches')")
+        page.wait_for_selector(".toast:has-text('1 colour swatch')")
+        assert page.evaluate("window.weft.apiPrompt()")[str(swatch)]["inputs"]["color"] == "#ff8800"
+    finally:
+        context.close()
+        live.stop()

@@ -67,6 +67,7 @@ def test_default_txt2img_workflow_runs(browser, diffusion_server, screenshots):
             "() => [...window.weft.renderer.images.values()].some(i => i.complete && i.naturalWidth === 64)"
         )
         page.keyboard.press(".")
+        page.wait_for_timeout(300)  # let the progress bar's fade finish, for the screenshot
         page.screenshot(path=str(screenshots / "txt2img.png"))
     finally:
         context.close()

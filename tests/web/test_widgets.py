@@ -124,8 +124,8 @@ def test_everything_is_requested_under_the_base_path(browser, web_server):
         page.goto(web_server.url + "/weft/")
         page.wait_for_function("() => document.body.dataset.ready === 'true'")
         assert page.evaluate("Object.keys(window.weft.defs).length") > 10
-        page.keyboard.press("Control+Enter")
-        page.wait_for_function("() => window.weft.lastPromptId")
+        with page.expect_response(lambda r: "/api/prompt" in r.url):
+            page.keyboard.press("Control+Enter")
         paths = [u[len(web_server.url):] for u in seen]
         assert any(p.startswith("/weft/api/prompt") for p in paths)
         assert all(p.startswith("/weft/") for p in paths), paths

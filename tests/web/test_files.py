@@ -34,6 +34,7 @@ def test_reload_keeps_tabs_and_file_save_open_roundtrip(page, tmp_path, screensh
     assert content(after) == content(before)
     assert after["extra"]["ds"] == before["extra"]["ds"]
     assert node(page, a)["widgets_values"]["value"] == 41
+    assert node(page, a)["properties"]["cnr_id"] == "weft"  # provenance, as ComfyUI writes it
 
     # the first tab still holds the default workflow
     page.click("#tabs .tab >> nth=0")
@@ -128,6 +129,23 @@ def test_import_comfyui_workflow_and_run_it(page, tmp_path, screenshots):
         "4": {"inputs": {"source": ["2", 0]}, "class_type": "PreviewAny", "_meta": {"title": "Preview as Text"}},
     }
     page.screenshot(path=str(screenshots / "comfyui-import.png"))
+    # exported back to ComfyUI's format it reads in unchanged (widgets_values order, links, groups)
+    comfy = page.evaluate("window.weft.comfyWorkflow()")
+    by_id = {n["id"]: n for n in comfy["nodes"]}
+    assert by_id[1]["widgets_values"] == [5, "fixed"] and by_id[2]["widgets_values"] == [0, 3, "multiply"]
+    assert by_id[2]["inputs"] == [{"name": "a", "type": "INT", "link": 1, "widget": {"name": "a"}}]
+    assert sorted(comfy["links"]) == sorted(COMFY_WORKFLOW["links"])
+    again = page.evaluate(
+        """async (wf) => {
+            const {fromAnyDocument} = await import("./js/serialize.js");
+            return JSON.parse(JSON.stringify(fromAnyDocument(wf, window.weft.defs)));
+        }""",
+        comfy,
+    )
+    assert content(again)["links"] == content(g)["links"]
+    assert [(n["id"], n["type"], n["widgets_values"], n["mode"]) for n in again["nodes"]] == [
+        (n["id"], n["type"], n["widgets_values"], n["mode"]) for n in g["nodes"]
+    ]
     page.click("#queue-button")
     assert wait_output(page, 4, "text") == ["15"]
 

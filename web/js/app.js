@@ -9,7 +9,7 @@ import { QueuePanel } from "./queue.js";
 import { Renderer, TITLE_H, inputImageRef, inputPos, outputPos, typeColor } from "./render.js";
 import { SearchMenu } from "./search.js";
 import {
-  CONTROL_MODES, fromAnyDocument, graphFromPng, toApiPrompt, toDocument,
+  CONTROL_MODES, fromAnyDocument, graphFromPng, toApiPrompt, toComfyWorkflow, toDocument,
 } from "./serialize.js";
 import {
   MODE_ALWAYS, clone, connect, createNode, emptyGraph, getNode, graphBounds, linksFrom, normalizeDef, removeNode,
@@ -504,9 +504,24 @@ class App {
       this.switchTab(this.active);
     } else this.newTab(graph, name, fileName);
     const missing = graph.extra && graph.extra.missing_types;
-    if (missing && missing.length) this.toast(`This workflow uses node types the server does not have: ${missing.join(", ")}. They are shown in red and will not run.`, "warn", 8000);
+    if (missing && missing.length) this.reportMissing(graph, missing);
     if (!graph.extra.ds || !graph.extra.ds.scale || graph.extra.ds.scale === 1 && graph.extra.ds.offset[0] === 0 && graph.extra.ds.offset[1] === 0) this.fitView();
     this.persistNow();
+  }
+
+  /** Name the node types (and, where the server knows them, the packs) a workflow lacks. */
+  async reportMissing(graph, types) {
+    let packs = [];
+    try {
+      const res = await this.api.fetchJson("/plugins/missing", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ workflow: toDocument(graph) }),
+      });
+      packs = (res && res.packs ? res.packs : []).map((p) => `${p.name}${p.version ? ` ${p.version}` : ""}${p.installed_status ? ` (${p.installed_status} here)` : ""}`);
+    } catch {
+      /* the server may not know packs; the types alone still help */
+    }
+    const needs = packs.length ? ` Install: ${packs.join(", ")}.` : "";
+    this.toast(`This workflow uses node types the server does not have: ${types.join(", ")}. They are shown in red and will not run.${needs}`, "warn", 10000);
   }
 
   async loadFile(file) {
@@ -552,6 +567,10 @@ class App {
     this.tab.fileName = name;
     this.renderTabs();
     this.persistSoon();
+  }
+
+  exportComfy() {
+    this.download(JSON.stringify(toComfyWorkflow(this.graph, this.defs), null, 2), `${this.tab.name}.comfyui.json`);
   }
 
   exportApi() {
@@ -951,6 +970,7 @@ class App {
         { label: "Open…", shortcut: "Ctrl+O", action: () => this.openFile() },
         { label: "Save", shortcut: "Ctrl+S", action: () => this.saveFile() },
         { label: "Export (API format)", action: () => this.exportApi() },
+        { label: "Export (ComfyUI format)", action: () => this.exportComfy() },
         { separator: true },
         { label: "Load default workflow", action: () => this.loadGraph(defaultGraph(this.defs), "Default workflow") },
         { label: "Clear workflow", action: () => this.cmd("Clear", () => { this.graph.nodes = []; this.graph.links = []; this.graph.groups = []; }) },
@@ -1039,6 +1059,10 @@ class App {
 
   document() {
     return toDocument(this.graph);
+  }
+
+  comfyWorkflow() {
+    return toComfyWorkflow(this.graph, this.defs);
   }
 }
 

@@ -21,7 +21,7 @@ export function toDocument(graph) {
 export function fromAnyDocument(data, defs) {
   if (typeof data === "string") data = JSON.parse(data);
   if (!data || typeof data !== "object") throw new Error("not a workflow: expected a JSON object");
-  if (data.format === FORMAT) return fromWeftDocument(data);
+  if (data.format === FORMAT) return fromWeftDocument(data, defs);
   if (data.workflow && typeof data.workflow === "object" && Array.isArray(data.workflow.nodes)) {
     return fromAnyDocument(data.workflow, defs);
   }
@@ -36,7 +36,7 @@ export function fromAnyDocument(data, defs) {
   throw new Error("not a workflow: no nodes found (expected a Weft or ComfyUI workflow, or an API-format prompt)");
 }
 
-export function fromWeftDocument(doc) {
+export function fromWeftDocument(doc, defs = {}) {
   if (doc.version > FORMAT_VERSION) {
     throw new Error(`this workflow was saved by a newer Weft (format ${doc.version}); update Weft to open it`);
   }
@@ -44,6 +44,17 @@ export function fromWeftDocument(doc) {
   graph.groups = graph.groups || [];
   graph.links = graph.links || [];
   graph.extra = graph.extra || { ds: { scale: 1, offset: [0, 0] } };
+  const missing = new Set();
+  for (const node of graph.nodes) {
+    node.type = resolveType(node.type, node.properties, defs);
+    const known = defs[node.type] || VIRTUAL_TYPES.has(node.type);
+    if (!known && Object.keys(defs).length) {
+      node.missing = true;
+      missing.add(node.type);
+    } else if (known) delete node.missing;
+  }
+  if (missing.size) graph.extra.missing_types = [...missing];
+  else delete graph.extra.missing_types;
   touch(graph);
   return graph;
 }
@@ -79,6 +90,15 @@ export function widgetValuesFromArray(def, values, properties) {
   return out;
 }
 
+/** A node saved where another pack owned its plain id maps to "<pack>::<type>" here. */
+export function resolveType(type, properties, defs) {
+  const pack = properties && properties.cnr_id;
+  const def = defs[type];
+  if (pack && def && def.pack && def.pack.name && def.pack.name !== pack && defs[`${pack}::${type}`]) return `${pack}::${type}`;
+  if (pack && !def && defs[`${pack}::${type}`]) return `${pack}::${type}`;
+  return type;
+}
+
 export function fromComfyWorkflow(wf, defs) {
   const graph = emptyGraph();
   const rawLinks = (wf.links || []).map((l) => Array.isArray(l)
@@ -88,10 +108,11 @@ export function fromComfyWorkflow(wf, defs) {
   const warnings = [];
   for (const n of wf.nodes || []) {
     srcNodes.set(n.id, n);
-    const def = defs[n.type];
+    const type = resolveType(n.type, n.properties, defs);
+    const def = defs[type];
     const node = {
       id: Number(n.id),
-      type: n.type,
+      type,
       pos: xy(n.pos),
       size: xy(n.size, [200, 0]),
       mode: n.mode === MODE_MUTED || n.mode === MODE_BYPASS ? n.mode : MODE_ALWAYS,
@@ -100,6 +121,7 @@ export function fromComfyWorkflow(wf, defs) {
       widgets_values: {},
       properties: {},
     };
+    for (const key of ["cnr_id", "ver", "aux_id"]) if (n.properties && n.properties[key] !== undefined) node.properties[key] = n.properties[key];
     if (n.title && (!def || n.title !== def.display_name)) node.title = n.title;
     if (n.color) node.color = n.color;
     if (n.bgcolor) node.bgcolor = n.bgcolor;
@@ -171,6 +193,54 @@ export function fromComfyWorkflow(wf, defs) {
   touch(graph);
   if (warnings.length) graph.extra.missing_types = [...new Set(warnings)];
   return graph;
+}
+
+/** The graph in ComfyUI's UI format (version 0.4), so ComfyUI's frontend can open it. */
+export function toComfyWorkflow(graph, defs) {
+  const links = graph.links.map((l) => [l.id, l.origin_id, l.origin_slot, l.target_id, l.target_slot, l.type]);
+  const nodes = graph.nodes.map((node, order) => {
+    const def = defs[node.type];
+    const out = {
+      id: node.id, type: node.type, pos: node.pos.slice(), size: [node.size[0], node.size[1] || 60],
+      flags: node.collapsed ? { collapsed: true } : {}, order, mode: node.mode, inputs: [], outputs: [],
+      properties: { ...node.properties }, widgets_values: [],
+    };
+    delete out.properties.control;
+    delete out.properties.widgets_values;
+    if (node.title) out.title = node.title;
+    if (node.color) out.color = node.color;
+    if (node.bgcolor) out.bgcolor = node.bgcolor;
+    node.inputs.forEach((inp, slot) => {
+      const l = linkInto(graph, node.id, slot);
+      const entry = { name: inp.name, type: inp.type, link: l ? l.id : null };
+      if (inp.widget) entry.widget = { name: inp.widget };
+      out.inputs.push(entry);
+    });
+    node.outputs.forEach((o, slot) => {
+      const ls = graph.links.filter((l) => l.origin_id === node.id && l.origin_slot === slot).map((l) => l.id);
+      out.outputs.push({ name: o.name, type: o.type, links: ls.length ? ls : null, slot_index: slot });
+    });
+    const control = node.properties.control || {};
+    if (def && !VIRTUAL_TYPES.has(node.type)) {
+      for (const spec of def.inputs) {
+        if (!spec.widget) continue;
+        out.widgets_values.push(node.widgets_values[spec.name]);
+        if (spec.name in control) out.widgets_values.push(control[spec.name]);
+        if (spec.opts && spec.opts.image_upload) out.widgets_values.push("image");
+      }
+    } else if (node.type === "Note" || node.type === "MarkdownNote") out.widgets_values = [node.widgets_values.text ?? ""];
+    else if (node.type === "PrimitiveNode") {
+      out.widgets_values = [node.widgets_values.value];
+      if (control.value) out.widgets_values.push(control.value);
+    } else if (Array.isArray(node.properties.widgets_values)) out.widgets_values = node.properties.widgets_values;
+    else out.widgets_values = Object.values(node.widgets_values);
+    return out;
+  });
+  return {
+    last_node_id: graph.last_node_id, last_link_id: graph.last_link_id, nodes, links,
+    groups: graph.groups.map((g) => ({ title: g.title, bounding: g.bounding.slice(), color: g.color, font_size: 24, flags: {} })),
+    config: {}, extra: { ds: clone(graph.extra.ds || { scale: 1, offset: [0, 0] }) }, version: 0.4,
+  };
 }
 
 // ---- API format -----------------------------------------------------------------------

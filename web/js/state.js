@@ -55,6 +55,7 @@ export function normalizeDef(name, info) {
     description: info.description || "",
     output_node: !!info.output_node,
     python_module: info.python_module || "",
+    pack: info.pack && typeof info.pack === "object" ? info.pack : null,
     inputs,
     outputs,
   };
@@ -174,6 +175,11 @@ export function createNode(graph, def, pos, defs) {
     widgets_values: {},
     properties: {},
   };
+  if (def.pack && def.pack.name) {
+    // provenance, in the field names ComfyUI's frontend writes (docs/plugins.md)
+    node.properties.cnr_id = def.pack.name;
+    if (def.pack.version) node.properties.ver = def.pack.version;
+  }
   for (const input of def.inputs) {
     if (input.widget) {
       node.widgets_values[input.name] = defaultWidgetValue(input);

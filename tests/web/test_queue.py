@@ -42,3 +42,25 @@ def test_batch_queue_cancel_and_interrupt(page, screenshots):
     page.wait_for_function("() => window.weft.runtime.executing === null")
     page.wait_for_function(f"() => document.querySelector(\"#queue-panel .queue-item.history[data-prompt-id='{running_id}']\")")
     assert page.locator(f"#queue-panel .queue-item.history[data-prompt-id='{last_id}']").count() == 0
+
+
+def test_history_entry_loads_its_workflow(page):
+    new_tab(page)
+    text = add_node(page, "primitive string", canvas_point(page, 0.1, 0.3), expect_type="PrimitiveString")
+    show = add_node(page, "preview as text", canvas_point(page, 0.45, 0.3), expect_type="PreviewAny")
+    drag(page, socket(page, text, "output", 0), title(page, show))
+    set_text_widget(page, text, "value", "from history")
+    queued = page.evaluate("JSON.parse(JSON.stringify(window.weft.state))")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function(f"() => window.weft.runtime.outputs[{show}]")
+    set_text_widget(page, text, "value", "edited since")
+    page.click("#queue-toggle")
+    prompt_id = page.evaluate("window.weft.lastPromptId")
+    row = page.locator(f"#queue-panel .queue-item.history[data-prompt-id='{prompt_id}']")
+    row.wait_for()
+    tabs = page.locator("#tabs .tab").count()
+    row.locator("button:has-text('Load')").click()
+    page.wait_for_function(f"() => document.querySelectorAll('#tabs .tab').length === {tabs + 1}")
+    loaded = page.evaluate("JSON.parse(JSON.stringify(window.weft.state))")
+    assert loaded["nodes"] == queued["nodes"] and loaded["links"] == queued["links"]
+    assert page.evaluate(f"window.weft.runtime.outputs[{show}].text") == ["from history"]

@@ -1,7 +1,7 @@
 // Canvas2D renderer: node layout (shared with hit testing), drawing with viewport culling,
 // level of detail when zoomed out, and a minimap.
 
-import { MODE_BYPASS, MODE_MUTED, effectiveOutputType, getNode, isWidgetConverted, linkInto } from "./state.js";
+import { MODE_BYPASS, MODE_MUTED, effectiveOutputType, getNode, isWidgetConverted, linkInto, typesCompatible } from "./state.js";
 
 export const TITLE_H = 30;
 export const SLOT_H = 22;
@@ -509,12 +509,15 @@ export class Renderer {
       return;
     }
 
-    // sockets
+    // sockets; while a link is dragged, the ones it cannot connect to fade
     ctx.font = "12px system-ui, sans-serif";
+    const drag = app.interaction && app.interaction.drag && app.interaction.drag.kind === "link" ? app.interaction.drag : null;
+    const baseAlpha = ctx.globalAlpha;
     node.inputs.forEach((inp, i) => {
       const [sx, sy] = inputPos(node, i, lay);
       const linked = !!linkInto(app.graph, node.id, i);
       const bad = error && error.inputs && error.inputs[inp.name];
+      ctx.globalAlpha = drag && (drag.from !== "output" || drag.node === node.id || !typesCompatible(drag.type, inp.type)) ? baseAlpha * 0.3 : baseAlpha;
       this.drawSocket(sx, sy, inp.type, linked, bad);
       ctx.fillStyle = bad ? "#ff8080" : "#b8bcc4";
       ctx.textAlign = "left";
@@ -522,13 +525,15 @@ export class Renderer {
     });
     node.outputs.forEach((out, i) => {
       const [sx, sy] = outputPos(node, i, lay);
-      const linked = app.graph.links.length < 3000 ? app.hasOutputLinks(node.id, i) : true;
+      const linked = app.hasOutputLinks(node.id, i);
+      ctx.globalAlpha = drag && (drag.from !== "input" || drag.node === node.id || !typesCompatible(out.type, drag.type)) ? baseAlpha * 0.3 : baseAlpha;
       this.drawSocket(sx, sy, out.type, linked, false);
       ctx.fillStyle = "#b8bcc4";
       ctx.textAlign = "right";
       ctx.fillText(this.truncate(ctx, out.label || out.name, w / 2 - 16), sx - 12, sy);
     });
     ctx.textAlign = "left";
+    ctx.globalAlpha = baseAlpha;
 
     // widgets
     for (const wd of lay.widgets) this.drawWidget(node, wd, error);

@@ -75,8 +75,10 @@ def set_text_widget(page, node_id: int, name: str, text: str) -> None:
     editor = page.locator(f".widget-editor[data-widget='{name}']")
     editor.wait_for()
     editor.fill(text)
-    multiline = editor.evaluate("el => el.tagName") == "TEXTAREA"
-    editor.press("Control+Enter" if multiline else "Enter")
+    if editor.evaluate("el => el.tagName") == "TEXTAREA":
+        editor.evaluate("el => el.blur()")  # multiline text is kept when the editor loses focus
+    else:
+        editor.press("Enter")
     editor.wait_for(state="detached")
 
 

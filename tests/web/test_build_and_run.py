@@ -68,3 +68,17 @@ def test_link_into_empty_space_offers_compatible_nodes(page):
     (link,) = state(page)["links"]
     target = node(page, link["target_id"])
     assert target["type"] == "PreviewAny" and link["origin_id"] == length
+
+
+def test_ctrl_enter_in_a_prompt_editor_keeps_the_text_and_queues(page):
+    new_tab(page)
+    text = add_node(page, "string multiline", canvas_point(page, 0.1, 0.3), expect_type="PrimitiveStringMultiline")
+    show = add_node(page, "preview as text", canvas_point(page, 0.5, 0.3), expect_type="PreviewAny")
+    drag(page, socket(page, text, "output", 0), title(page, show))
+    x, y = widget_center(page, text, "value")
+    page.mouse.click(x, y)
+    editor = page.locator(".widget-editor[data-widget='value']")
+    editor.fill("a castle\non a hill")
+    editor.press("Control+Enter")
+    assert wait_output(page, show, "text") == ["a castle\non a hill"]
+    assert node(page, text)["widgets_values"]["value"] == "a castle\non a hill"

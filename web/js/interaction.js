@@ -655,7 +655,12 @@ export class Interaction {
     el.addEventListener("keydown", (ev) => {
       ev.stopPropagation();
       if (ev.key === "Escape") finish(false);
-      else if (ev.key === "Enter" && (!multiline || ev.ctrlKey || ev.metaKey)) {
+      else if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
+        // as in ComfyUI: Ctrl+Enter queues, also from a prompt being typed
+        ev.preventDefault();
+        finish(true);
+        app.queue(ev.shiftKey);
+      } else if (ev.key === "Enter" && !multiline) {
         ev.preventDefault();
         finish(true);
       }

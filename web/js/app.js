@@ -622,6 +622,11 @@ class App {
   }
 
   async uploadTo(node, widgetName, file) {
+    const max = this.config.features && this.config.features.max_upload_size;
+    if (max && file.size > max) {
+      this.toast(`${file.name} is ${(file.size / 1048576).toFixed(1)} MB; the server accepts up to ${(max / 1048576).toFixed(0)} MB`, "error");
+      return;
+    }
     try {
       const res = await this.api.uploadImage(file);
       const value = res.subfolder ? `${res.subfolder}/${res.name}` : res.name;
@@ -682,6 +687,7 @@ class App {
       const def = this.defFor(node);
       for (const [name, mode] of Object.entries(control)) {
         if (!CONTROL_MODES.includes(mode) || mode === "fixed") continue;
+        if (node.inputs.some((i) => i.widget === name)) continue; // a link drives it
         const spec = def && def.inputs.find((i) => i.name === name);
         const o = (spec && spec.opts) || {};
         const min = Number.isFinite(o.min) ? o.min : 0;

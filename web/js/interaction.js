@@ -474,11 +474,14 @@ export class Interaction {
     e.preventDefault();
     const [sx, sy] = this.local(e);
     const ds = this.r.ds;
-    if (e.ctrlKey || !this.app.settings.trackpadPan || Math.abs(e.deltaY) >= 50 || e.deltaMode) {
-      const factor = Math.exp(-Math.sign(e.deltaY) * Math.min(Math.abs(e.deltaY), 120) / 600);
+    // Firefox may report lines or pages instead of pixels
+    const unit = e.deltaMode === 1 ? 33 : e.deltaMode === 2 ? 800 : 1;
+    const dy = e.deltaY * unit;
+    if (e.ctrlKey || !this.app.settings.trackpadPan || Math.abs(dy) >= 50 || e.deltaMode) {
+      const factor = Math.exp(-Math.sign(dy) * Math.min(Math.abs(dy), 120) / 600);
       this.zoomAt(sx, sy, ds.scale * factor);
     } else {
-      ds.offset = [ds.offset[0] - e.deltaX / ds.scale, ds.offset[1] - e.deltaY / ds.scale];
+      ds.offset = [ds.offset[0] - (e.deltaX * unit) / ds.scale, ds.offset[1] - dy / ds.scale];
     }
     this.app.viewChanged();
   }

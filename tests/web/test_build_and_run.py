@@ -82,3 +82,13 @@ def test_ctrl_enter_in_a_prompt_editor_keeps_the_text_and_queues(page):
     editor.press("Control+Enter")
     assert wait_output(page, show, "text") == ["a castle\non a hill"]
     assert node(page, text)["widgets_values"]["value"] == "a castle\non a hill"
+
+
+def test_add_a_node_by_browsing_categories(page):
+    new_tab(page)
+    page.mouse.click(*canvas_point(page, 0.3, 0.3), button="right")
+    page.click(".menu-item:has-text('Browse nodes by category')")
+    page.click(".category-menu .menu-item:has-text('utils ▸')")
+    page.click(".category-menu .menu-item:has-text('string ▸')")
+    page.click(".category-menu .menu-item:has-text('Concatenate')")
+    assert [n["type"] for n in state(page)["nodes"]] == ["StringConcatenate"]

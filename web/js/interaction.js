@@ -791,7 +791,8 @@ export class Interaction {
       return;
     }
     showMenu(e.clientX, e.clientY, [
-      { label: "Add node…", action: () => app.openSearch(e.clientX, e.clientY, [wx, wy]) },
+      { label: "Add node…", shortcut: "dbl-click", action: () => app.openSearch(e.clientX, e.clientY, [wx, wy]) },
+      { label: "Browse nodes by category ▸", action: () => this.categoryMenu(e.clientX, e.clientY, [wx, wy], "") },
       { label: "Add group", action: () => app.addGroup([wx, wy]) },
       { label: "Add group for selected nodes", shortcut: "Ctrl+G", disabled: !app.selection.size, action: () => app.groupSelection() },
       { label: "Add reroute", action: () => app.addNodeByType("Reroute", [wx, wy]) },
@@ -801,6 +802,33 @@ export class Interaction {
       { label: "Select all", shortcut: "Ctrl+A", action: () => app.setSelection(graph.nodes.map((n) => n.id)) },
       { label: "Fit view", shortcut: ".", action: () => app.fitView() },
     ]);
+  }
+
+  /** A menu of one level of the category tree: sub-categories first, then its nodes. */
+  categoryMenu(x, y, pos, prefix) {
+    const app = this.app;
+    const subs = new Set();
+    const here = [];
+    for (const def of Object.values(app.defs)) {
+      const cat = def.category || "misc";
+      if (prefix && cat !== prefix && !cat.startsWith(`${prefix}/`)) continue;
+      if (cat === prefix || (!prefix && !cat)) here.push(def);
+      else subs.add((prefix ? cat.slice(prefix.length + 1) : cat).split("/")[0]);
+    }
+    const items = [];
+    if (prefix) {
+      const up = prefix.includes("/") ? prefix.slice(0, prefix.lastIndexOf("/")) : "";
+      items.push({ label: "◂ back", action: () => this.categoryMenu(x, y, pos, up) }, { separator: true });
+    }
+    for (const sub of [...subs].sort()) {
+      const full = prefix ? `${prefix}/${sub}` : sub;
+      items.push({ label: `${sub} ▸`, action: () => this.categoryMenu(x, y, pos, full) });
+    }
+    if (subs.size && here.length) items.push({ separator: true });
+    for (const def of here.sort((a, b) => a.display_name.localeCompare(b.display_name))) {
+      items.push({ label: def.display_name, action: () => app.addNode(def.name, pos) });
+    }
+    showMenu(x, y, items, { filter: items.length > 14, className: "category-menu" });
   }
 
   // ---- keyboard -----------------------------------------------------------------------

@@ -985,6 +985,7 @@ class App {
         ...(this.extHost ? this.extHost.menuItems().map((m) => ({ label: m.label, action: () => m.run() })) : []),
         { separator: true },
         { label: this.settings.trackpadPan ? "Wheel: zoom" : "Wheel: pan (trackpad)", action: () => { this.settings.trackpadPan = !this.settings.trackpadPan; } },
+        { label: "Keyboard shortcuts", shortcut: "?", action: () => this.showShortcuts() },
         { label: `Weft ${this.config.version || ""}`, disabled: true },
       ]);
     });
@@ -1019,6 +1020,31 @@ class App {
     const $ = (id) => document.getElementById(id);
     $("undo-button").disabled = !this.history.canUndo;
     $("redo-button").disabled = !this.history.canRedo;
+  }
+
+  showShortcuts() {
+    const rows = [
+      ["Double-click, /", "add a node (search)"], ["Drag a link into space", "add a node that fits it"],
+      ["Ctrl+Enter", "queue (Shift: to the front)"], ["Ctrl+Z / Ctrl+Y", "undo / redo"],
+      ["Ctrl+C / Ctrl+V", "copy / paste (Shift: keep input links)"], ["Ctrl+D, Alt+drag", "duplicate"],
+      ["Delete", "remove selected"], ["Ctrl+B / Ctrl+M", "bypass / mute"], ["Ctrl+G", "group selected"],
+      ["Ctrl+A", "select all"], ["Ctrl/Shift+drag", "box select"], ["Drag space, Space+drag", "pan"],
+      ["Wheel", "zoom"], [".", "fit view"], ["Ctrl+S / Ctrl+O", "save / open"], ["Esc", "close menus, deselect"],
+    ];
+    let panel = document.getElementById("shortcuts");
+    if (!panel) {
+      panel = document.createElement("div");
+      panel.id = "shortcuts";
+      panel.addEventListener("click", () => panel.remove());
+      const table = document.createElement("table");
+      for (const [k, v] of rows) {
+        const tr = table.insertRow();
+        tr.insertCell().textContent = k;
+        tr.insertCell().textContent = v;
+      }
+      panel.appendChild(table);
+      document.body.appendChild(panel);
+    } else panel.remove();
   }
 
   toast(text, kind = "info", ms = 5000) {

@@ -866,6 +866,7 @@ export class Interaction {
       const rect = this.canvas.getBoundingClientRect();
       app.openSearch(rect.left + this.mouse[0], rect.top + this.mouse[1], [wx, wy]);
     } else if (!mod && k === ".") app.fitView();
+    else if (!mod && k === "?") app.showShortcuts();
     else if (!mod && k === "escape") {
       closeMenus();
       app.setSelection([]);

@@ -107,3 +107,25 @@ def test_box_select_and_move_together(page):
     assert sorted(page.evaluate("[...window.weft.selection]")) == sorted(ids)
     page.keyboard.press("Control+z")
     assert {n["id"]: n["pos"] for n in state(page)["nodes"]} == before
+
+
+def test_resize_and_collapse_a_node(page):
+    new_tab(page)
+    n = add_node(page, "MathInt", canvas_point(page, 0.3, 0.3), expect_type="MathInt")
+    width = node(page, n)["size"][0]
+    corner = page.evaluate(
+        f"""(() => {{ const app = window.weft, nd = app.state.nodes.find(x => x.id === {n}), lay = app.renderer.layout(nd);
+            const [sx, sy] = app.renderer.toScreen(nd.pos[0] + lay.w - 4, nd.pos[1] + lay.h - 4);
+            const r = app.renderer.canvas.getBoundingClientRect(); return [r.left + sx, r.top + sy]; }})()"""
+    )
+    drag(page, tuple(corner), (corner[0] + 80, corner[1] + 60))
+    size = node(page, n)["size"]
+    scale = state(page)["extra"]["ds"]["scale"]
+    assert size[0] == width + round(80 / scale)
+    tx, ty = title(page, n)
+    page.mouse.click(tx - 47, ty)  # the dot left of the title collapses the node
+    assert node(page, n).get("collapsed") is True
+    page.keyboard.press("Control+z")
+    assert "collapsed" not in node(page, n)
+    page.keyboard.press("Control+z")
+    assert node(page, n)["size"][0] == width

@@ -554,6 +554,17 @@ export class Renderer {
 
     // images
     if (lay.image) this.drawImages(node, lay, def);
+    if (selected) {
+      // resize grip
+      ctx.strokeStyle = "#8a8f98";
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      for (const d of [4, 8]) {
+        ctx.moveTo(x + w - d - 2, y + h - 2);
+        ctx.lineTo(x + w - 2, y + h - d - 2);
+      }
+      ctx.stroke();
+    }
     ctx.globalAlpha = 1;
   }
 

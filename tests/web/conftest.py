@@ -29,12 +29,16 @@ def web_registry():
 
 @pytest.fixture(scope="session")
 def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    import nodes.paths as paths_module
+
+    previous = paths_module._paths
     base = tmp_path_factory.mktemp("weft-web")
     live = start_server(base, web_registry())
     try:
         yield live
     finally:
         live.stop()
+        paths_module._paths = previous
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,18 @@ import io
 from PIL import Image
 
 from tests.web.conftest import web_registry
-from tests.web.helpers import add_node, canvas_point, drag, new_tab, node, set_text_widget, socket, state, wait_output
+from tests.web.helpers import (
+    add_node,
+    canvas_point,
+    drag,
+    new_tab,
+    node,
+    set_text_widget,
+    socket,
+    state,
+    title,
+    wait_output,
+)
 
 SAVE = "SaveImage" if "SaveImage" in web_registry() else "WebTestSaveImage"
 
@@ -43,6 +54,13 @@ def test_run_shows_image_on_output_node_and_png_restores_graph(page, screenshots
     rt = page.evaluate("({p: window.weft.runtime.previewCount || 0, g: window.weft.runtime.progressCount || 0})")
     assert rt["p"] >= 1 and rt["g"] >= 4, rt
     page.screenshot(path=str(screenshots / "image-output.png"))
+    # the node's menu opens the full image
+    page.mouse.click(*title(page, save), button="right")
+    with page.context.expect_page() as popup:
+        page.click(".menu-item:has-text('Open image')")
+    popup.value.wait_for_load_state()
+    assert "/api/view?filename=" in popup.value.url
+    popup.value.close()
     page.keyboard.press("Control+a")
     page.keyboard.press("Control+g")  # group the two nodes
     page.mouse.click(*canvas_point(page, 0.5, 0.95))

@@ -1085,6 +1085,16 @@ class App {
     return [rect.left + sx, rect.top + sy];
   }
 
+  /** URLs of the images a node shows (run outputs; the picked input image for LoadImage). */
+  imageUrls(node) {
+    const out = this.runtime.outputs[node.id];
+    if (out && out.images && out.images.length) return out.images.map((im) => this.api.viewUrl(im));
+    const def = this.defFor(node);
+    const spec = def && def.inputs.find((i) => i.opts && i.opts.image_upload);
+    if (spec && node.widgets_values[spec.name]) return [this.api.viewUrl(inputImageRef(node.widgets_values[spec.name]))];
+    return [];
+  }
+
   apiPrompt() {
     return toApiPrompt(this.graph, this.defs);
   }

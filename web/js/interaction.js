@@ -505,6 +505,11 @@ export class Interaction {
     }
     if (h.part === "title") this.renameNode(h.node);
     else if (h.part === "group-title") this.renameGroup(h.group);
+    else if (h.part === "body" && h.node) {
+      const urls = this.app.imageUrls(h.node);
+      const lay = this.layout(h.node);
+      if (urls.length && lay.image && wy - h.node.pos[1] >= lay.image.y) window.open(urls[0], "_blank", "noopener");
+    }
   }
 
   showTooltip(h, sx, sy) {
@@ -743,6 +748,18 @@ export class Interaction {
       }
       if (h.part === "output" && linksFrom(graph, node.id, h.slot).length) {
         items.push({ label: "Disconnect output", action: () => app.cmd("Disconnect", () => linksFrom(graph, node.id, h.slot).forEach((l) => removeLink(graph, l.id))) });
+      }
+      const images = app.imageUrls(node);
+      if (images.length) {
+        items.push({ label: "Open image", action: () => window.open(images[0], "_blank", "noopener") });
+        items.push({ label: "Save image", action: () => {
+          const a = document.createElement("a");
+          a.href = images[0];
+          a.download = new URL(images[0], location.href).searchParams.get("filename") || "image.png";
+          document.body.appendChild(a);
+          a.click();
+          a.remove();
+        } }, { separator: true });
       }
       items.push(
         { label: "Rename", action: () => this.renameNode(node) },

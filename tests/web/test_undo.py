@@ -129,3 +129,20 @@ def test_resize_and_collapse_a_node(page):
     assert "collapsed" not in node(page, n)
     page.keyboard.press("Control+z")
     assert node(page, n)["size"][0] == width
+
+
+def test_paste_with_input_links(page):
+    new_tab(page)
+    src = add_node(page, "primitive int", canvas_point(page, 0.1, 0.3), expect_type="PrimitiveInt")
+    dst = add_node(page, "preview as text", canvas_point(page, 0.45, 0.3), expect_type="PreviewAny")
+    drag(page, socket(page, src, "output", 0), title(page, dst))
+    page.mouse.click(*title(page, dst))
+    page.keyboard.press("Control+c")
+    page.mouse.move(*canvas_point(page, 0.45, 0.7))
+    page.keyboard.press("Control+v")  # plain paste: no links from outside the copy
+    page.mouse.move(*canvas_point(page, 0.75, 0.7))
+    page.keyboard.press("Control+Shift+v")  # keeps the incoming link
+    nodes = state(page)["nodes"]
+    assert [n["type"] for n in nodes] == ["PrimitiveInt", "PreviewAny", "PreviewAny", "PreviewAny"]
+    targets = sorted(k["target_id"] for k in state(page)["links"])
+    assert targets == [dst, nodes[3]["id"]]

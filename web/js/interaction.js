@@ -795,6 +795,8 @@ export class Interaction {
       showMenu(e.clientX, e.clientY, [
         { label: "Rename group", action: () => this.renameGroup(g) },
         { label: "Fit group to nodes", action: () => app.fitGroup(g) },
+        ...Object.entries({ blue: "#3f789e", green: "#4a7a4a", red: "#8a4b4b", purple: "#6e4a8a", yellow: "#8a7a3a", grey: "#5a5d63" })
+          .map(([name, c]) => ({ label: `Colour: ${name}`, checked: g.color === c, action: () => app.cmd("Colour group", () => { g.color = c; }) })),
         { label: "Remove group", action: () => app.cmd("Remove group", () => { graph.groups.splice(graph.groups.indexOf(g), 1); }) },
       ]);
       return;

@@ -408,11 +408,17 @@ export class Renderer {
       if (maxX < vx0 || minX > vx1 || maxY < vy0 || minY > vy1) continue;
       const muted = o.mode === MODE_MUTED || t.mode === MODE_MUTED;
       const color = muted ? "#555" : typeColor(link.type);
-      if (!byColor.has(color)) byColor.set(color, []);
-      byColor.get(color).push([x1, y1, x2, y2, dx]);
+      // links of the selected nodes are drawn wider, on top
+      const key = app.selection.has(o.id) || app.selection.has(t.id) ? `${color}|sel` : color;
+      if (!byColor.has(key)) byColor.set(key, []);
+      byColor.get(key).push([x1, y1, x2, y2, dx]);
     }
-    for (const [color, segs] of byColor) {
+    const baseWidth = ctx.lineWidth;
+    const ordered = [...byColor].sort((a, b) => a[0].endsWith("|sel") - b[0].endsWith("|sel"));
+    for (const [key, segs] of ordered) {
+      const [color, sel] = key.split("|");
       ctx.strokeStyle = color;
+      ctx.lineWidth = sel ? baseWidth * 1.8 : baseWidth;
       ctx.beginPath();
       for (const [x1, y1, x2, y2, dx] of segs) {
         ctx.moveTo(x1, y1);

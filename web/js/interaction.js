@@ -71,6 +71,9 @@ export class Interaction {
   hit(wx, wy) {
     const tol = SOCKET_R / Math.max(0.5, this.r.ds.scale);
     for (const node of this.orderedNodes()) {
+      // quick reject on the last frame's geometry (generous margin), then the exact layout
+      const cached = this.r.layouts.get(node.id);
+      if (cached && (wx < node.pos[0] - 80 || wx > node.pos[0] + cached.w + 80 || wy < node.pos[1] - 80 || wy > node.pos[1] + cached.h + 300)) continue;
       const lay = this.layout(node);
       const top = lay.reroute ? node.pos[1] : node.pos[1] - TITLE_H;
       const bottom = lay.collapsed ? node.pos[1] : node.pos[1] + lay.h;

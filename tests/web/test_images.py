@@ -74,6 +74,20 @@ def test_run_shows_image_on_output_node_and_png_restores_graph(page, screenshots
     saved_graph = queued_graph
     # drop the saved PNG onto the canvas: its embedded workflow opens in a new tab
     url = page.evaluate(f"window.weft.api.viewUrl(window.weft.runtime.outputs[{save}].images[0])")
+    chunks = page.evaluate(
+        """async (url) => {
+            const {readPngText} = await import("./js/serialize.js");
+            const text = await readPngText(await (await fetch(url)).arrayBuffer());
+            return {workflow: JSON.parse(text.workflow), weft: JSON.parse(text.weft_workflow), prompt: JSON.parse(text.prompt)};
+        }""",
+        url,
+    )
+    # ComfyUI's UI format for the ecosystem, Weft's own document for an exact round trip
+    assert chunks["workflow"]["version"] == 0.4 and isinstance(chunks["workflow"]["links"][0], list)
+    src_comfy = next(n for n in chunks["workflow"]["nodes"] if n["id"] == src)
+    assert src_comfy["widgets_values"][:2] == [96, 64] and src_comfy["widgets_values"][3] == "randomize"
+    assert chunks["weft"]["format"] == "weft-workflow"
+    assert chunks["prompt"][str(src)]["inputs"]["width"] == 96
     tabs_before = page.locator("#tabs .tab").count()
     x, y = canvas_point(page, 0.6, 0.6)
     page.evaluate(

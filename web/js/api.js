@@ -39,8 +39,9 @@ export class Api extends EventTarget {
     return this.fetchJson("/object_info");
   }
 
-  queuePrompt(prompt, workflow, front = false) {
-    const body = { prompt, client_id: this.clientId, extra_data: { extra_pnginfo: { workflow } } };
+  /** extraPngInfo: what SaveImage writes into the PNG's text chunks ({workflow, ...}). */
+  queuePrompt(prompt, extraPngInfo, front = false) {
+    const body = { prompt, client_id: this.clientId, extra_data: { extra_pnginfo: extraPngInfo } };
     if (front) body.front = true;
     return this.fetchJson("/prompt", {
       method: "POST",

@@ -570,7 +570,7 @@ class App {
   }
 
   exportComfy() {
-    this.download(JSON.stringify(toComfyWorkflow(this.graph, this.defs), null, 2), `${this.tab.name}.comfyui.json`);
+    this.download(JSON.stringify(this.comfyWorkflowOf(this.graph), null, 2), `${this.tab.name}.comfyui.json`);
   }
 
   exportApi() {
@@ -657,7 +657,7 @@ class App {
         return;
       }
       try {
-        const res = await this.api.queuePrompt(prompt, toDocument(tab.graph), front);
+        const res = await this.api.queuePrompt(prompt, this.pngInfo(tab), front);
         this.promptTabs.set(res.prompt_id, { tab, size: Object.keys(prompt).length });
         const early = this.earlyEvents.get(res.prompt_id);
         if (early) {
@@ -677,6 +677,22 @@ class App {
     }
     this.queuePanel.refresh();
     this.renderer.requestRender();
+  }
+
+  /** What saved images carry: the workflow in ComfyUI's format (so ComfyUI opens Weft's
+   * PNGs too) and, for an exact round trip here, Weft's own document. */
+  pngInfo(tab) {
+    return { workflow: this.comfyWorkflowOf(tab.graph), weft_workflow: toDocument(tab.graph) };
+  }
+
+  comfyWorkflowOf(graph) {
+    const wf = toComfyWorkflow(graph, this.defs);
+    // ComfyUI needs real heights: use the drawn ones
+    for (const n of wf.nodes) {
+      const node = getNode(graph, n.id);
+      if (node) n.size = [node.size[0], Math.round(this.renderer.layout(node).h)];
+    }
+    return wf;
   }
 
   applyControlAfterGenerate(tab) {
@@ -1104,7 +1120,7 @@ class App {
   }
 
   comfyWorkflow() {
-    return toComfyWorkflow(this.graph, this.defs);
+    return this.comfyWorkflowOf(this.graph);
   }
 }
 

@@ -118,7 +118,8 @@ export class QueuePanel {
       }
       div.appendChild(thumbs);
     }
-    const wf = Array.isArray(entry.prompt) && entry.prompt[3] && entry.prompt[3].extra_pnginfo && entry.prompt[3].extra_pnginfo.workflow;
+    const info = Array.isArray(entry.prompt) && entry.prompt[3] && entry.prompt[3].extra_pnginfo;
+    const wf = info && (info.weft_workflow || info.workflow);
     if (wf) {
       const load = document.createElement("button");
       load.className = "small";

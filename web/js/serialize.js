@@ -188,6 +188,7 @@ export function fromComfyWorkflow(wf, defs) {
   for (const g of wf.groups || []) {
     graph.groups.push({ title: g.title || "Group", bounding: (g.bounding || [0, 0, 300, 200]).slice(0, 4).map(Number), color: g.color || "#3f789e" });
   }
+  if (typeof wf.id === "string") graph.id = wf.id;
   const ds = wf.extra && wf.extra.ds;
   if (ds) graph.extra.ds = { scale: Number(ds.scale) || 1, offset: xy(ds.offset) };
   touch(graph);
@@ -237,6 +238,7 @@ export function toComfyWorkflow(graph, defs) {
     return out;
   });
   return {
+    ...(graph.id ? { id: graph.id } : {}),
     last_node_id: graph.last_node_id, last_link_id: graph.last_link_id, nodes, links,
     groups: graph.groups.map((g) => ({ title: g.title, bounding: g.bounding.slice(), color: g.color, font_size: 24, flags: {} })),
     config: {}, extra: { ds: clone(graph.extra.ds || { scale: 1, offset: [0, 0] }) }, version: 0.4,
@@ -422,6 +424,7 @@ export async function readPngText(buffer) {
 /** The graph embedded in a PNG saved by Weft or ComfyUI. */
 export async function graphFromPng(buffer, defs) {
   const text = await readPngText(buffer);
+  if (text.weft_workflow) return fromAnyDocument(JSON.parse(text.weft_workflow), defs);
   if (text.workflow) return fromAnyDocument(JSON.parse(text.workflow), defs);
   if (text.prompt) return fromApiPrompt(JSON.parse(text.prompt), defs);
   throw new Error("this PNG has no embedded workflow");

@@ -14,8 +14,17 @@ export const WIDGET_TYPES = new Set(["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO
 // Nodes that only live in the editor: never sent to the server.
 export const VIRTUAL_TYPES = new Set(["Reroute", "Note", "MarkdownNote", "PrimitiveNode"]);
 
+export function newWorkflowId() {
+  if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
+  return "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".replace(/[xy]/g, (c) => {
+    const r = (Math.random() * 16) | 0;
+    return (c === "x" ? r : (r & 0x3) | 0x8).toString(16);
+  });
+}
+
 export function emptyGraph() {
   return {
+    id: newWorkflowId(),
     format: FORMAT,
     version: FORMAT_VERSION,
     last_node_id: 0,

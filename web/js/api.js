@@ -40,8 +40,9 @@ export class Api extends EventTarget {
   }
 
   /** extraPngInfo: what SaveImage writes into the PNG's text chunks ({workflow, ...}). */
-  queuePrompt(prompt, extraPngInfo, front = false) {
+  queuePrompt(prompt, extraPngInfo, front = false, promptId = null) {
     const body = { prompt, client_id: this.clientId, extra_data: { extra_pnginfo: extraPngInfo } };
+    if (promptId) body.prompt_id = promptId; // known before the first event arrives
     if (front) body.front = true;
     return this.fetchJson("/prompt", {
       method: "POST",

@@ -12,8 +12,8 @@ import {
   CONTROL_MODES, fromAnyDocument, graphFromPng, toApiPrompt, toComfyWorkflow, toDocument,
 } from "./serialize.js";
 import {
-  MODE_ALWAYS, clone, connect, createNode, emptyGraph, getNode, graphBounds, linksFrom, normalizeDef, removeNode,
-  touch,
+  MODE_ALWAYS, clone, connect, createNode, emptyGraph, getNode, graphBounds, linksFrom, newWorkflowId, normalizeDef,
+  removeNode, touch,
 } from "./state.js";
 import { VIRTUAL_DEFS, defaultGraph, primitiveDef } from "./defaults.js";
 
@@ -656,9 +656,11 @@ class App {
         this.toast("Nothing to run: the workflow has no nodes that execute.", "warn");
         return;
       }
+      const promptId = newWorkflowId();
+      this.promptTabs.set(promptId, { tab, size: Object.keys(prompt).length });
       try {
-        const res = await this.api.queuePrompt(prompt, this.pngInfo(tab), front);
-        this.promptTabs.set(res.prompt_id, { tab, size: Object.keys(prompt).length });
+        const res = await this.api.queuePrompt(prompt, this.pngInfo(tab), front, promptId);
+        if (res.prompt_id !== promptId) this.promptTabs.set(res.prompt_id, { tab, size: Object.keys(prompt).length });
         const early = this.earlyEvents.get(res.prompt_id);
         if (early) {
           this.earlyEvents.delete(res.prompt_id);
@@ -667,6 +669,7 @@ class App {
         if (res.node_errors && Object.keys(res.node_errors).length) this.showNodeErrors(tab, res.node_errors, null);
         this.lastPromptId = res.prompt_id;
       } catch (e) {
+        this.promptTabs.delete(promptId);
         const body = e.body || {};
         if (body.node_errors && Object.keys(body.node_errors).length) this.showNodeErrors(tab, body.node_errors, body.error);
         else this.toast(`Queue failed: ${e.message}`, "error");

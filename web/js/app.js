@@ -191,6 +191,11 @@ class App {
 
   newTab(graph = null, name = "Unsaved workflow", fileName = null) {
     this.closeEditors();
+    if (this.tabs.some((t) => t.name === name)) {
+      let i = 2;
+      while (this.tabs.some((t) => t.name === `${name} ${i}`)) i++;
+      name = `${name} ${i}`;
+    }
     const tab = this.makeTab(graph || emptyGraph(), name, fileName);
     this.tabs.push(tab);
     this.switchTab(this.tabs.length - 1);

@@ -1,0 +1,463 @@
+"""ComfyUI's ``sampler_name`` and ``scheduler`` values, expressed with diffusers schedulers.
+
+Two halves, like ComfyUI's KSampler widgets:
+
+* **Sigma schedules** (``scheduler``): :func:`compute_sigmas` turns a model's training noise
+  schedule and a step count into a descending tensor of sigmas ending in 0 (ComfyUI's
+  SIGMAS convention: k-diffusion's "variance exploding" noise levels).
+* **Samplers** (``sampler_name``): :class:`SamplerSpec` names a diffusers scheduler class
+  and its settings. :meth:`SamplerSpec.stepper` builds the scheduler from the model's
+  training config and installs *our* sigmas in it, so any schedule runs with any sampler.
+
+Installing sigmas: every diffusers scheduler that offers ``use_karras_sigmas`` computes
+its sigmas with ``self._convert_to_karras(in_sigmas, ...)`` and then derives everything
+else (timesteps, Heun/KDPM2 interleaving, multistep buffers) from the result. We enable
+that option and give the instance a ``_convert_to_karras`` that returns our schedule, so
+the scheduler's own ``set_timesteps`` does the class-specific bookkeeping. Schedulers
+without the option (Euler ancestral) get their two arrays set directly.
+
+Names diffusers cannot express are absent from the combo lists; :data:`UNSUPPORTED_SAMPLERS`
+and :data:`UNSUPPORTED_SCHEDULERS` say why, for error messages and documentation.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+#: ComfyUI scheduler names Weft computes, in ComfyUI's order.
+SCHEDULER_NAMES: tuple[str, ...] = (
+    "simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal", "kl_optimal",
+)
+UNSUPPORTED_SCHEDULERS: dict[str, str] = {
+    "linear_quadratic": "it is a schedule for flow-matching video models, not the SD families Weft runs",
+    "align_your_steps": "it needs the AYS tables of a specific model; use karras or exponential",
+}
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A ComfyUI sampler name realised as a diffusers scheduler class and its settings.
+
+    ``space`` says which latent parametrisation the scheduler steps in: ``"ve"`` (k-diffusion
+    style, ``x = x0 + sigma * eps``; the scheduler scales the model input) or ``"vp"``
+    (DDPM style, ``x = alpha * x0 + sigma_t * eps`` with ``alpha = 1/sqrt(1 + sigma^2)``).
+    ``stages`` is the number of model calls per step (2 for Heun and DPM2).
+    """
+
+    name: str
+    scheduler: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    space: str = "ve"
+    stages: int = 1
+    hook: bool = True  # install sigmas through the _convert_to_karras hook (else set directly)
+    note: str = ""
+
+    def stepper(self, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None) -> Stepper:
+        """A fresh scheduler stepping through ``sigmas`` (descending, SIGMAS convention)."""
+        return Stepper(self, scheduler_config, sigmas, seed)
+
+
+_MULTISTEP = {"final_sigmas_type": "zero", "lower_order_final": True, "thresholding": False}
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    spec.name: spec
+    for spec in (
+        SamplerSpec("euler", "EulerDiscreteScheduler"),
+        SamplerSpec("euler_ancestral", "EulerAncestralDiscreteScheduler", hook=False),
+        SamplerSpec("heun", "HeunDiscreteScheduler", stages=2),
+        SamplerSpec("dpm_2", "KDPM2DiscreteScheduler", stages=2),
+        SamplerSpec("dpm_2_ancestral", "KDPM2AncestralDiscreteScheduler", stages=2),
+        SamplerSpec("lms", "LMSDiscreteScheduler"),
+        SamplerSpec("dpmpp_2m", "DPMSolverMultistepScheduler",
+                    {**_MULTISTEP, "algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint"}, "vp"),
+        SamplerSpec("dpmpp_2m_sde", "DPMSolverMultistepScheduler",
+                    {**_MULTISTEP, "algorithm_type": "sde-dpmsolver++", "solver_order": 2, "solver_type": "midpoint"},
+                    "vp"),
+        SamplerSpec("dpmpp_3m_sde", "DPMSolverMultistepScheduler",
+                    {**_MULTISTEP, "algorithm_type": "sde-dpmsolver++", "solver_order": 3}, "vp"),
+        # Deterministic DDIM is the Euler method of the probability-flow ODE in sigma space;
+        # ComfyUI runs "ddim" as Euler for the same reason, and so it accepts any schedule.
+        SamplerSpec("ddim", "EulerDiscreteScheduler", note="DDIM (eta=0) as its equivalent Euler step"),
+        # bh1's update multiplies by log-SNR differences that are infinite at sigma 0, so it
+        # stops at the training sigma_min and the loop finishes with the clean estimate.
+        SamplerSpec("uni_pc", "UniPCMultistepScheduler",
+                    {"solver_type": "bh1", "predict_x0": True, "final_sigmas_type": "sigma_min",
+                     "lower_order_final": True}, "vp"),
+        SamplerSpec("uni_pc_bh2", "UniPCMultistepScheduler",
+                    {"solver_type": "bh2", "predict_x0": True, "final_sigmas_type": "zero", "lower_order_final": True},
+                    "vp"),
+        SamplerSpec("deis", "DEISMultistepScheduler",
+                    {"solver_order": 3, "algorithm_type": "deis", "lower_order_final": True}, "vp"),
+        SamplerSpec("lcm", "lcm", hook=False, note="latent consistency: denoise, then re-noise to the next sigma"),
+    )
+}
+
+#: ComfyUI sampler names Weft does not offer, and why.
+UNSUPPORTED_SAMPLERS: dict[str, str] = {
+    "dpmpp_sde": "diffusers' DPMSolverSDEScheduler needs the torchsde package, which is not installed",
+    "dpmpp_sde_gpu": "diffusers' DPMSolverSDEScheduler needs the torchsde package, which is not installed",
+    "dpmpp_2m_sde_gpu": "use dpmpp_2m_sde (Weft draws SDE noise on the sampling device already)",
+    "dpmpp_3m_sde_gpu": "use dpmpp_3m_sde (Weft draws SDE noise on the sampling device already)",
+    "dpm_fast": "diffusers has no adaptive-order DPM solver",
+    "dpm_adaptive": "diffusers has no adaptive-step DPM solver",
+    "dpmpp_2s_ancestral": "diffusers has no ancestral single-step DPM-Solver++",
+    "ddpm": "diffusers' DDPMScheduler only steps between integer training timesteps",
+    "ipndm": "diffusers' IPNDMScheduler uses a different noise parametrisation",
+    "ipndm_v": "diffusers has no variable-step iPNDM",
+    "heunpp2": "diffusers has no Heun++ scheduler",
+    "euler_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
+    "euler_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
+    "dpmpp_2m_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
+    "dpmpp_2s_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
+}
+
+if importlib.util.find_spec("scipy") is None:  # LMSDiscreteScheduler integrates its coefficients with scipy
+    del SAMPLERS["lms"]
+    UNSUPPORTED_SAMPLERS["lms"] = "diffusers' LMSDiscreteScheduler needs the scipy package, which is not installed"
+
+SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
+
+
+def unsupported_message(kind: str, name: str) -> str:
+    """A user-facing sentence for a sampler/scheduler name Weft refuses."""
+    table = UNSUPPORTED_SAMPLERS if kind == "sampler_name" else UNSUPPORTED_SCHEDULERS
+    choices = SAMPLER_NAMES if kind == "sampler_name" else SCHEDULER_NAMES
+    reason = table.get(name, "it is not a name Weft knows")
+    return f"{kind} {name!r} is not available: {reason}. Choose one of: {', '.join(choices)}"
+
+
+# -- the model's training noise schedule -------------------------------------------------------
+
+
+class ModelSigmas:
+    """The training sigmas of a model (from its diffusers scheduler config) and conversions.
+
+    ``sigmas[t]`` is the noise level of training timestep ``t`` (ascending with ``t``).
+    """
+
+    def __init__(self, alphas_cumprod: torch.Tensor) -> None:
+        import torch
+
+        ac = alphas_cumprod.to(torch.float64)
+        self.sigmas = ((1 - ac) / ac).sqrt().to(torch.float32)
+        self.log_sigmas = self.sigmas.log()
+        self.sigma_min = float(self.sigmas[0])
+        self.sigma_max = float(self.sigmas[-1])
+
+    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Fractional training timestep of each sigma (linear in log sigma between neighbours)."""
+        import torch
+
+        log_sigma = sigma.clamp(min=1e-10).log()
+        dists = log_sigma - self.log_sigmas[:, None]
+        low = dists.ge(0).cumsum(dim=0).argmax(dim=0).clamp(max=self.log_sigmas.shape[0] - 2)
+        high = low + 1
+        lo, hi = self.log_sigmas[low], self.log_sigmas[high]
+        w = ((lo - log_sigma) / (lo - hi)).clamp(0, 1)
+        return ((1 - w) * low + w * high).to(torch.float32).reshape(sigma.shape)
+
+    def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """Sigma at fractional timestep ``t`` (log-linear interpolation)."""
+        t = t.float().clamp(0, len(self.sigmas) - 1)
+        low = t.floor().long()
+        high = t.ceil().long()
+        w = t - low
+        return ((1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]).exp()
+
+
+_SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
+                  "rescale_betas_zero_snr")
+
+
+@lru_cache(maxsize=8)
+def _model_sigmas(key: str) -> ModelSigmas:
+    from diffusers import EulerDiscreteScheduler
+
+    scheduler = EulerDiscreteScheduler.from_config(json.loads(key))
+    return ModelSigmas(scheduler.alphas_cumprod)
+
+
+def model_sigmas(scheduler_config: Mapping[str, Any]) -> ModelSigmas:
+    """The training sigmas for a MODEL's ``scheduler_config``, cached per distinct schedule."""
+    relevant = {k: scheduler_config[k] for k in _SCHEDULE_KEYS if scheduler_config.get(k) is not None}
+    return _model_sigmas(json.dumps(relevant, sort_keys=True, default=list))
+
+
+# -- schedules ---------------------------------------------------------------------------------
+
+
+def _with_zero(values: Any) -> torch.Tensor:
+    import torch
+
+    sig = torch.as_tensor(values, dtype=torch.float32).flatten()
+    return torch.cat([sig, sig.new_zeros(1)])
+
+
+def _karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    import torch
+
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return _with_zero((hi + ramp * (lo - hi)) ** rho)
+
+
+def _exponential(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    import torch
+
+    return _with_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64).exp())
+
+
+def _normal(ms: ModelSigmas, n: int, sgm: bool) -> torch.Tensor:
+    import torch
+
+    t_max = float(ms.sigma_to_t(torch.tensor(ms.sigma_max)))
+    t_min = float(ms.sigma_to_t(torch.tensor(ms.sigma_min)))
+    ts = torch.linspace(t_max, t_min, n + 1)[:-1] if sgm else torch.linspace(t_max, t_min, n)
+    return _with_zero(ms.t_to_sigma(ts))
+
+
+def _simple(ms: ModelSigmas, n: int) -> torch.Tensor:
+    stride = len(ms.sigmas) / n
+    return _with_zero([float(ms.sigmas[-(1 + int(i * stride))]) for i in range(n)])
+
+
+def _ddim_uniform(ms: ModelSigmas, n: int) -> torch.Tensor:
+    stride = max(len(ms.sigmas) // n, 1)
+    picked = [float(ms.sigmas[i]) for i in range(1, len(ms.sigmas), stride)]
+    return _with_zero(picked[::-1])
+
+
+def _beta_ppf(q: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """Quantiles of the Beta(a, b) distribution, by inverting a fine numerical CDF.
+
+    scipy is not a dependency; the density is integrated on a grid substituted through
+    ``x = u^k`` near 0 and 1 so the integrable singularities of a, b < 1 stay accurate.
+    """
+    import torch
+
+    u = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    x = 0.5 * (1 - torch.cos(math.pi * u))  # dense near both ends
+    mid = 0.5 * (x[1:] + x[:-1])
+    pdf = mid.pow(a - 1) * (1 - mid).pow(b - 1)
+    cdf = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(pdf * (x[1:] - x[:-1]), 0)])
+    cdf = cdf / cdf[-1]
+    idx = torch.searchsorted(cdf, q.to(torch.float64)).clamp(1, len(cdf) - 1)
+    c0, c1 = cdf[idx - 1], cdf[idx]
+    w = ((q - c0) / (c1 - c0).clamp(min=1e-300)).clamp(0, 1)
+    return x[idx - 1] + w * (x[idx] - x[idx - 1])
+
+
+def _beta(ms: ModelSigmas, n: int, alpha: float = 0.6, beta: float = 0.6) -> torch.Tensor:
+    import torch
+
+    total = len(ms.sigmas) - 1
+    q = 1 - torch.linspace(0, 1, n + 1, dtype=torch.float64)[:-1]
+    idx = (_beta_ppf(q, alpha, beta) * total).round().long().tolist()
+    picked: list[float] = []
+    last = None
+    for i in idx:
+        if i != last:
+            picked.append(float(ms.sigmas[i]))
+        last = i
+    return _with_zero(picked)
+
+
+def _kl_optimal(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    import torch
+
+    w = torch.arange(n, dtype=torch.float64) / max(n - 1, 1)
+    return _with_zero(torch.tan(w * math.atan(sigma_min) + (1 - w) * math.atan(sigma_max)))
+
+
+def compute_sigmas(scheduler_config: Mapping[str, Any], scheduler: str, steps: int) -> torch.Tensor:
+    """ComfyUI's ``calculate_sigmas``: ``steps`` descending noise levels then 0 (float32 CPU).
+
+    ``ddim_uniform`` and ``beta`` may return fewer steps when the training grid is coarser
+    than ``steps``, as in ComfyUI.
+    """
+    import torch
+
+    if steps <= 0:
+        return torch.zeros(0)
+    if scheduler not in SCHEDULER_NAMES:
+        raise ValueError(unsupported_message("scheduler", scheduler))
+    ms = model_sigmas(scheduler_config)
+    if scheduler == "karras":
+        return _karras(steps, ms.sigma_min, ms.sigma_max)
+    if scheduler == "exponential":
+        return _exponential(steps, ms.sigma_min, ms.sigma_max)
+    if scheduler == "normal":
+        return _normal(ms, steps, sgm=False)
+    if scheduler == "sgm_uniform":
+        return _normal(ms, steps, sgm=True)
+    if scheduler == "simple":
+        return _simple(ms, steps)
+    if scheduler == "ddim_uniform":
+        return _ddim_uniform(ms, steps)
+    if scheduler == "beta":
+        return _beta(ms, steps)
+    return _kl_optimal(steps, ms.sigma_min, ms.sigma_max)
+
+
+def denoise_sigmas(scheduler_config: Mapping[str, Any], scheduler: str, steps: int, denoise: float) -> torch.Tensor:
+    """KSampler's schedule for ``denoise`` < 1: the last ``steps`` of a longer schedule."""
+    import torch
+
+    if denoise <= 0.0 or steps <= 0:
+        return torch.zeros(0)
+    if denoise >= 0.9999:
+        return compute_sigmas(scheduler_config, scheduler, steps)
+    total = int(steps / denoise)
+    return compute_sigmas(scheduler_config, scheduler, total)[-(steps + 1):]
+
+
+# -- steppers ----------------------------------------------------------------------------------
+
+
+def _scheduler_class(name: str) -> type:
+    import diffusers
+
+    return getattr(diffusers, name)
+
+
+class Stepper:
+    """One sampling run's scheduler, driven call by call by :func:`sampling.sample`.
+
+    ``timesteps[j]`` is what the UNet receives at model call ``j``; ``calls`` is how many
+    model calls the run makes (fewer than ``len(timesteps)`` when the schedule stops above 0,
+    as KSamplerAdvanced's ``return_with_leftover_noise`` asks).
+    """
+
+    def __init__(self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor,
+                 seed: int | None) -> None:
+        import torch
+
+        self.spec = spec
+        self.vp = spec.space == "vp"
+        self.stages = spec.stages
+        sigmas = sigmas.detach().to("cpu", torch.float32).flatten()
+        ends_at_zero = bool(sigmas[-1] == 0)
+        #: the full-step noise levels, always ending in 0 (what the scheduler steps through)
+        self.grid = sigmas if ends_at_zero else torch.cat([sigmas, sigmas.new_zeros(1)])
+        steps = len(sigmas) - 1
+        self.generator = torch.Generator().manual_seed(int(seed) % (2**64)) if seed is not None else None
+        self.prediction_type = scheduler_config.get("prediction_type", "epsilon")
+        self.ms = model_sigmas(scheduler_config)
+        if spec.scheduler == "lcm":
+            self.scheduler = None
+            self.timesteps = self.ms.sigma_to_t(self.grid[:-1])
+            self.calls = steps
+            self._accepts_generator = False
+            self.finish_denoised = False
+            return
+        cls = _scheduler_class(spec.scheduler)
+        allowed = set(inspect.signature(cls.__init__).parameters)
+        config = {k: v for k, v in scheduler_config.items() if k in allowed}
+        config.update({k: v for k, v in spec.config.items() if k in allowed})
+        config["prediction_type"] = self.prediction_type
+        # Our sigmas do all the spacing; these keep set_timesteps from rejecting the config.
+        config.pop("timestep_spacing", None)
+        config.pop("steps_offset", None)
+        own = self.grid[:-1]  # the scheduler appends the final 0 itself
+        if spec.hook:
+            config["use_karras_sigmas"] = True
+            scheduler = cls.from_config(config)
+            scheduler._convert_to_karras = _fixed_sigmas(own)
+            scheduler.set_timesteps(len(own))
+        else:
+            scheduler = cls.from_config(config)
+            scheduler.set_timesteps(len(own))
+            scheduler.sigmas = self.grid.clone()
+            scheduler.timesteps = self.ms.sigma_to_t(own)
+        scheduler.set_begin_index(0)
+        self.scheduler = scheduler
+        self.timesteps = scheduler.timesteps
+        self.calls = len(scheduler.timesteps) if ends_at_zero else steps * self.stages
+        # DEIS (and UniPC bh1) stop at a nonzero sigma instead of 0, where their updates are
+        # undefined; the loop then finishes with the model's clean estimate of the last step.
+        self.finish_denoised = ends_at_zero and float(scheduler.sigmas[-1]) != 0.0
+        self._accepts_generator = "generator" in inspect.signature(scheduler.step).parameters
+
+    # The loop calls these once per model call; keep them lean.
+    def sigma_of_call(self, j: int) -> float:
+        """The full-step noise level the sample is at when model call ``j`` starts (approximate
+        between the two stages of 2-stage samplers)."""
+        return float(self.grid[j // self.stages])
+
+    def initial_sample(self, latent: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Noise the (scaled) latent to the first sigma, in the scheduler's space."""
+        sigma = float(self.grid[0])
+        x = latent + noise * sigma
+        return x / math.sqrt(1.0 + sigma * sigma) if self.vp else x
+
+    def noised(self, latent: torch.Tensor, noise: torch.Tensor, sigma: float) -> torch.Tensor:
+        """The clean latent noised to ``sigma`` in the scheduler's space (for inpainting)."""
+        x = latent + noise * sigma
+        return x / math.sqrt(1.0 + sigma * sigma) if self.vp else x
+
+    def to_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """The final sample back to the scaled latent space (VP -> VE at the last sigma)."""
+        if not self.vp:
+            return x
+        sigma = float(self.grid[self.completed_steps(self.calls)])
+        return x * math.sqrt(1.0 + sigma * sigma)
+
+    def completed_steps(self, calls_done: int) -> int:
+        """How many full steps ``calls_done`` model calls complete."""
+        if self.stages == 1:
+            return calls_done
+        return min((calls_done + 1) // 2, len(self.grid) - 1)
+
+    def scale_input(self, x: torch.Tensor, j: int) -> torch.Tensor:
+        if self.vp:
+            return x
+        if self.scheduler is None:
+            sigma = float(self.grid[j])
+            return x / math.sqrt(1.0 + sigma * sigma)
+        return self.scheduler.scale_model_input(x, self.timesteps[j])
+
+    def step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
+        if self.scheduler is None:
+            return self._lcm_step(model_output, j, x)
+        if self._accepts_generator:
+            return self.scheduler.step(model_output, self.timesteps[j], x, generator=self.generator,
+                                       return_dict=False)[0]
+        return self.scheduler.step(model_output, self.timesteps[j], x, return_dict=False)[0]
+
+    def denoised(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
+        """The model's estimate of the clean (scaled) latent at call ``j``, for previews."""
+        sigma = self.sigma_of_call(j)
+        s2 = 1.0 + sigma * sigma
+        x_ve = x * math.sqrt(s2) if self.vp else x
+        if self.prediction_type == "v_prediction":
+            return x_ve / s2 - model_output * (sigma / math.sqrt(s2))
+        return x_ve - model_output * sigma
+
+    def _lcm_step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        x0 = self.denoised(model_output, j, x)
+        sigma_next = float(self.grid[j + 1])
+        if sigma_next == 0:
+            return x0
+        noise = torch.randn(x0.shape, generator=self.generator, dtype=torch.float32).to(x0.device, x0.dtype)
+        return x0 + noise * sigma_next
+
+
+def _fixed_sigmas(sigmas: torch.Tensor) -> Any:
+    values = sigmas.double().numpy().copy()
+
+    def convert(in_sigmas: Any = None, num_inference_steps: int | None = None, **_: Any) -> Any:
+        return values.copy()
+
+    return convert

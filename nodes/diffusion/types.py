@@ -325,21 +325,28 @@ def _bind(wrapper: UNetWrapper, inner: Callable[[UNetCall], Any]) -> Callable[[U
 
 @dataclass(frozen=True)
 class ClipPart:
-    """One text encoder of a CLIP: SD1 has one, SDXL two (CLIP-L, then OpenCLIP bigG).
+    """One text encoder of a CLIP: SD1/SD2 have one, SDXL two (CLIP-L, then OpenCLIP bigG).
 
-    ``layer`` is the default output: ``"last"`` (final hidden state after the final layer norm)
-    or ``"penultimate"`` (hidden_states[-2]); ``final_norm_on_hidden`` says whether an
-    intermediate layer goes through the final layer norm (SD1/SD2 do, SDXL does not).
-    ``pad_token`` pads prompts (SD1/CLIP-L: end token; OpenCLIP: token 0 "!").
-    ``pooled`` marks the encoder whose pooled projection is the CONDITIONING's pooled_output.
+    * ``default_layer``: the hidden layer used when no CLIPSetLastLayer is applied, as a
+      negative index (``-1`` last, ``-2`` penultimate: SD2 and SDXL).
+    * ``layer_offset``: top layers missing from the loaded weights. diffusers' SD2 folders
+      store 23 of OpenCLIP's 24 layers (their "last" is the original penultimate), so
+      ``-2`` there means hidden_states[-1]; layer indices stay the same as for single files.
+    * ``final_norm_on_hidden``: whether the chosen hidden state goes through the final layer
+      norm (SD1/SD2 yes, SDXL no).
+    * ``pad_token``: ``"end"`` pads with <|endoftext|> (OpenAI CLIP-L); ``"!"`` with token 0
+      (OpenCLIP).
+    * ``pooled``: ``"pooler"`` (the EOS token's final state), ``"projection"`` (SDXL's
+      bigG ``text_embeds``) or ``"none"``.
     """
 
     handle: ModuleHandle
     tokenizer: ModuleHandle
-    layer: str = "last"
+    default_layer: int = -1
+    layer_offset: int = 0
     final_norm_on_hidden: bool = True
     pad_token: str = "end"
-    pooled: bool = False
+    pooled: str = "pooler"
 
 
 class TextEncoder:

@@ -8,7 +8,8 @@ to the engine's ``NodeDefinition`` protocol and remembers which pack provided it
 from __future__ import annotations
 
 import importlib
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from engine.schema import NodeDefinition
 
@@ -21,6 +22,10 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.text",
     "nodes.math",
     "nodes.utility",
+    "nodes.diffusion.sampler_nodes",
+    "nodes.diffusion.latent",
+    "nodes.diffusion.vae_nodes",
+    "nodes.diffusion.image",
 )
 
 BUILTIN_PACK = "weft"
@@ -73,7 +78,7 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
 
     def register_module(self, module_name: str, **kwargs: Any) -> None:
         module = importlib.import_module(module_name)
-        self.register_all(getattr(module, "NODES"), **kwargs)
+        self.register_all(module.NODES, **kwargs)
 
 
 def builtin_registry() -> NodeRegistry:

@@ -360,22 +360,12 @@ class Stepper:
             self._accepts_generator = False
             self.finish_denoised = False
             return
-        cls = _scheduler_class(spec.scheduler)
-        allowed = set(inspect.signature(cls.__init__).parameters)
-        config = {k: v for k, v in scheduler_config.items() if k in allowed}
-        config.update({k: v for k, v in spec.config.items() if k in allowed})
-        config["prediction_type"] = self.prediction_type
-        # Our sigmas do all the spacing; these keep set_timesteps from rejecting the config.
-        config.pop("timestep_spacing", None)
-        config.pop("steps_offset", None)
         own = self.grid[:-1]  # the scheduler appends the final 0 itself
+        scheduler = _template(spec, json.dumps(dict(scheduler_config), sort_keys=True, default=list))
         if spec.hook:
-            config["use_karras_sigmas"] = True
-            scheduler = cls.from_config(config)
             scheduler._convert_to_karras = _fixed_sigmas(own)
             scheduler.set_timesteps(len(own))
         else:
-            scheduler = cls.from_config(config)
             scheduler.set_timesteps(len(own))
             scheduler.sigmas = self.grid.clone()
             scheduler.timesteps = self.ms.sigma_to_t(own)
@@ -386,7 +376,7 @@ class Stepper:
         # DEIS (and UniPC bh1) stop at a nonzero sigma instead of 0, where their updates are
         # undefined; the loop then finishes with the model's clean estimate of the last step.
         self.finish_denoised = ends_at_zero and float(scheduler.sigmas[-1]) != 0.0
-        self._accepts_generator = "generator" in inspect.signature(scheduler.step).parameters
+        self._accepts_generator = _step_takes_generator(type(scheduler))
 
     # The loop calls these once per model call; keep them lean.
     def sigma_of_call(self, j: int) -> float:
@@ -452,6 +442,41 @@ class Stepper:
             return x0
         noise = torch.randn(x0.shape, generator=self.generator, dtype=torch.float32).to(x0.device, x0.dtype)
         return x0 + noise * sigma_next
+
+
+@lru_cache(maxsize=64)
+def _prototype(scheduler_name: str, spec_config_json: str, hook: bool, config_json: str) -> Any:
+    """A configured scheduler for ``spec`` and a model's training config, built once.
+
+    ``from_config`` validates and registers the whole config each time (about a millisecond);
+    a sampling run copies this prototype instead.
+    """
+    cls = _scheduler_class(scheduler_name)
+    scheduler_config = json.loads(config_json)
+    allowed = set(inspect.signature(cls.__init__).parameters)
+    config = {k: v for k, v in scheduler_config.items() if k in allowed}
+    config.update({k: v for k, v in json.loads(spec_config_json).items() if k in allowed})
+    config["prediction_type"] = scheduler_config.get("prediction_type", "epsilon")
+    # Our sigmas do all the spacing; these keep set_timesteps from rejecting the config.
+    config.pop("timestep_spacing", None)
+    config.pop("steps_offset", None)
+    if hook:
+        config["use_karras_sigmas"] = True
+    return cls.from_config(config)
+
+
+def _template(spec: SamplerSpec, config_json: str) -> Any:
+    import copy
+
+    # A shallow copy is enough: set_timesteps replaces every per-run array and buffer, and the
+    # training arrays (betas, alphas_cumprod) are only read.
+    key = json.dumps(dict(spec.config), sort_keys=True)
+    return copy.copy(_prototype(spec.scheduler, key, spec.hook, config_json))
+
+
+@lru_cache(maxsize=32)
+def _step_takes_generator(cls: type) -> bool:
+    return "generator" in inspect.signature(cls.step).parameters
 
 
 def _fixed_sigmas(sigmas: torch.Tensor) -> Any:

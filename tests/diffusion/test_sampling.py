@@ -13,7 +13,12 @@ from nodes.api import Input, Node, Output
 from nodes.diffusion import sampler_nodes as sn
 from nodes.diffusion.latent import EmptyLatentImage, LatentUpscaleBy, SetLatentNoiseMask
 from nodes.diffusion.samplers import (
-    SAMPLER_NAMES, SAMPLERS, SCHEDULER_NAMES, UNSUPPORTED_SAMPLERS, compute_sigmas, denoise_sigmas,
+    SAMPLER_NAMES,
+    SAMPLERS,
+    SCHEDULER_NAMES,
+    UNSUPPORTED_SAMPLERS,
+    compute_sigmas,
+    denoise_sigmas,
 )
 from nodes.registry import builtin_registry
 

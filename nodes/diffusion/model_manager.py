@@ -290,11 +290,10 @@ class ModelManager:
         if not isinstance(module, torch.nn.Module):
             return
         first = next(module.parameters(), None)
-        if first is not None and first.device == device and first.dtype == dtype:
-            return
-        # nn.Module.to, not diffusers' override: that one only adds a warning about fp32 modules
-        # that these models do not have.
-        torch.nn.Module.to(module, device=device, dtype=dtype)
+        if first is None or first.device != device or (first.dtype != dtype and not getattr(module, "_weft_fp8", False)):
+            # nn.Module.to, not diffusers' override: that one only adds a warning about fp32
+            # modules that these models do not have.
+            torch.nn.Module.to(module, device=device, dtype=dtype)
         fp8 = {"fp8_e4m3fn": "float8_e4m3fn", "fp8_e4m3fn_fast": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
         storage = fp8.get(handle.dtype_override or "")
         if storage and hasattr(module, "enable_layerwise_casting") and not getattr(module, "_weft_fp8", False):

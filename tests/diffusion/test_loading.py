@@ -1,0 +1,281 @@
+"""Loading the tiny models through the loader nodes: single files, diffusers folders, separate
+UNet/CLIP/VAE files, pickles, errors, and the model manager's lifecycle."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from nodes.diffusion import detect
+from nodes.diffusion import single_file as sf
+from nodes.diffusion.loaders import (
+    CheckpointLoaderSimple,
+    CLIPLoader,
+    DiffusersLoader,
+    DualCLIPLoader,
+    LoaderInputError,
+    UNETLoader,
+    VAELoader,
+)
+from nodes.diffusion.model_manager import ManagerSettings, reset_manager
+from nodes.diffusion.types import DiffusionModel, TextEncoder, VAEModel
+from weft_tools.tiny_models import UNET_CONFIGS
+
+FAMILIES = ["sd1", "sd2", "sdxl"]
+
+
+def _same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    different = [k for k in sa if not torch.equal(sa[k], sb[k])]
+    assert not different, different[:5]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_single_file_loads_to_the_same_weights_as_the_diffusers_folder(tiny_paths, manager, family):
+    model, clip, vae = CheckpointLoaderSimple().run(f"tiny-{family}.safetensors")
+    ref_model, ref_clip, ref_vae = DiffusersLoader().run(f"tiny-{family}")
+    assert isinstance(model, DiffusionModel) and isinstance(clip, TextEncoder) and isinstance(vae, VAEModel)
+    assert model.family == ref_model.family == family
+    assert model.prediction_type == ref_model.prediction_type == ("v_prediction" if family == "sd2" else "epsilon")
+    assert model.scheduler_config["prediction_type"] == model.prediction_type
+    _same_state(model.unet.load(), ref_model.unet.load())
+    _same_state(vae.handle.load(), ref_vae.handle.load())
+    assert len(clip.parts) == len(ref_clip.parts) == (2 if family == "sdxl" else 1)
+    for part, ref_part in zip(clip.parts, ref_clip.parts, strict=True):
+        _same_state(part.handle.load(), ref_part.handle.load())
+    # and they compute the same thing
+    cond, pooled = clip.encode("a tiny (red:1.2) robot")
+    ref_cond, ref_pooled = ref_clip.encode("a tiny (red:1.2) robot")
+    assert torch.equal(cond, ref_cond)
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    out = model.predict_noise(x, 500, cond, pooled)
+    # same weights; kernels may pick a different summation order for differently laid-out tensors
+    assert torch.allclose(out, ref_model.predict_noise(x, 500, ref_cond, ref_pooled), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_single_file_layout_is_the_one_diffusers_reads(tiny_models, family):
+    """Our LDM writer agrees with diffusers' own converter (an independent reference)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    folder = tiny_models / "diffusers" / f"tiny-{family}"
+    single = tiny_models / "checkpoints" / f"tiny-{family}.safetensors"
+    for cls, sub in ((UNet2DConditionModel, "unet"), (AutoencoderKL, "vae")):
+        theirs = cls.from_single_file(str(single), config=str(folder), subfolder=sub, local_files_only=True)
+        _same_state(theirs, cls.from_pretrained(folder / sub, local_files_only=True))
+
+
+def test_the_controlnet_single_file_layout_is_the_one_diffusers_reads(tiny_models):
+    from diffusers import ControlNetModel
+
+    folder = tiny_models / "controlnet" / "tiny-sd1-controlnet"
+    single = tiny_models / "controlnet" / "tiny-sd1-controlnet.safetensors"
+    ours = ControlNetModel.from_pretrained(folder, local_files_only=True)
+    theirs = ControlNetModel.from_single_file(str(single), config=str(folder), local_files_only=True)
+    _same_state(theirs, ours)
+    assert any(k.startswith("control_model.zero_convs.") for k in load_file(single))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_and_unet_layout_are_inferred_from_shapes(tiny_models, family):
+    info = detect.read_safetensors_header(tiny_models / "checkpoints" / f"tiny-{family}.safetensors")
+    layout = detect.detect_checkpoint(info)
+    assert layout.family == family
+    expected = UNET_CONFIGS[family]
+    for key in ("block_out_channels", "layers_per_block", "down_block_types", "up_block_types", "cross_attention_dim"):
+        assert list(layout.unet_config[key]) == list(expected[key]) if isinstance(expected[key], list) else \
+            layout.unet_config[key] == expected[key]
+    assert layout.unet_config.get("use_linear_projection", False) == expected.get("use_linear_projection", False)
+    assert [c.style for c in layout.clips] == {"sd1": ["hf"], "sd2": ["openclip"], "sdxl": ["hf", "openclip"]}[family]
+
+
+def test_loader_returns_handles_without_reading_weights(tiny_paths, manager):
+    model, clip, vae = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+    assert model.unet.module is None and vae.handle.module is None and clip.parts[0].handle.module is None
+    # the same file again shares the handles (loaded once per file)
+    again = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+    assert again[0].unet is model.unet and again[2].handle is vae.handle
+    model.unet.load()
+    assert model.unet.module is not None and model.unet.loads == 1
+
+
+def test_unknown_file_names_the_input_and_the_file(tiny_paths, manager):
+    path = tiny_paths.models / "checkpoints" / "not-a-model.safetensors"
+    save_file({"transformer.blocks.0.weight": torch.zeros(4, 4)}, str(path))
+    try:
+        with pytest.raises(LoaderInputError) as err:
+            CheckpointLoaderSimple().run("not-a-model.safetensors")
+        message = str(err.value)
+        assert "ckpt_name" in message and "not-a-model.safetensors" in message and "Stable Diffusion" in message
+    finally:
+        path.unlink()
+
+
+def test_missing_file_names_the_input(tiny_paths, manager):
+    with pytest.raises(LoaderInputError, match="ckpt_name.*nope.safetensors"):
+        CheckpointLoaderSimple().run("nope.safetensors")
+
+
+def test_garbage_file_is_a_clear_error(tiny_paths, manager):
+    path = tiny_paths.models / "checkpoints" / "garbage.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    try:
+        with pytest.raises(LoaderInputError, match="ckpt_name.*garbage.safetensors"):
+            CheckpointLoaderSimple().run("garbage.safetensors")
+    finally:
+        path.unlink()
+
+
+def test_pickles_are_refused_unless_listed_in_trusted_pickles(tiny_paths, tiny_models, manager):
+    state = load_file(tiny_models / "checkpoints" / "tiny-sd1.safetensors")
+    ckpt = tiny_paths.models / "checkpoints" / "old-model.ckpt"
+    torch.save({"state_dict": state}, ckpt)
+    trust = tiny_paths.models / "trusted_pickles.txt"
+    try:
+        with pytest.raises(LoaderInputError) as err:
+            CheckpointLoaderSimple().run("old-model.ckpt")
+        assert "old-model.ckpt" in str(err.value) and "trusted_pickles.txt" in str(err.value)
+        assert "checkpoints/old-model.ckpt" in str(err.value)  # the line to add
+        trust.write_text("# files I trust\ncheckpoints/old-model.ckpt\n")
+        model, clip, vae = CheckpointLoaderSimple().run("old-model.ckpt")
+        ref_model = CheckpointLoaderSimple().run("tiny-sd1.safetensors")[0]
+        _same_state(model.unet.load(), ref_model.unet.load())
+    finally:
+        ckpt.unlink()
+        trust.unlink(missing_ok=True)
+
+
+def _extract(source: Path, prefix: str, target: Path, *, keep_prefix: bool = False) -> Path:
+    state = load_file(source)
+    part = {(k if keep_prefix else k[len(prefix):]): v for k, v in state.items() if k.startswith(prefix)}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file(part, str(target))
+    return target
+
+
+def test_separate_unet_clip_and_vae_files(tiny_paths, tiny_models, manager):
+    models = tiny_paths.models
+    single = tiny_models / "checkpoints" / "tiny-sdxl.safetensors"
+    files = [
+        _extract(single, sf.UNET_PREFIX, models / "diffusion_models" / "xl-unet.safetensors"),
+        _extract(single, sf.VAE_PREFIX, models / "vae" / "xl-vae.safetensors"),
+        _extract(single, "conditioner.embedders.0.transformer.", models / "text_encoders" / "xl-clip-l.safetensors"),
+        _extract(single, "conditioner.embedders.1.model.", models / "text_encoders" / "xl-clip-g.safetensors"),
+    ]
+    try:
+        ref_model, ref_clip, ref_vae = CheckpointLoaderSimple().run("tiny-sdxl.safetensors")
+        (model,) = (UNETLoader().run("xl-unet.safetensors", "default"),)
+        assert model.family == "sdxl"
+        _same_state(model.unet.load(), ref_model.unet.load())
+        vae = VAELoader().run("xl-vae.safetensors")
+        _same_state(vae.handle.load(), ref_vae.handle.load())
+        clip = DualCLIPLoader().run("xl-clip-g.safetensors", "xl-clip-l.safetensors", "sdxl")  # order-insensitive
+        assert clip.family == "sdxl"
+        assert torch.equal(clip.encode("hello")[0], ref_clip.encode("hello")[0])
+        with pytest.raises(LoaderInputError, match="clip_name"):
+            CLIPLoader().run("xl-vae.safetensors" if False else "missing.safetensors", "stable_diffusion")
+    finally:
+        for f in files:
+            f.unlink()
+
+
+def test_sd1_clip_loader_and_diffusers_layout_unet_file(tiny_paths, tiny_models, manager):
+    models = tiny_paths.models
+    single = tiny_models / "checkpoints" / "tiny-sd1.safetensors"
+    clip_file = _extract(single, sf.SD1_CLIP_PREFIX, models / "clip" / "sd1-clip.safetensors")
+    unet_file = models / "unet" / "sd1-unet-diffusers.safetensors"
+    unet_file.write_bytes((tiny_models / "diffusers" / "tiny-sd1" / "unet" / "diffusion_pytorch_model.safetensors")
+                          .read_bytes())
+    try:
+        ref_model, ref_clip, _ = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+        clip = CLIPLoader().run("sd1-clip.safetensors", "stable_diffusion")
+        assert clip.family == "sd1"
+        assert torch.equal(clip.encode("a cat")[0], ref_clip.encode("a cat")[0])
+        model = UNETLoader().run("sd1-unet-diffusers.safetensors", "default")
+        assert model.family == "sd1"
+        _same_state(model.unet.load(), ref_model.unet.load())
+    finally:
+        clip_file.unlink()
+        unet_file.unlink()
+
+
+def test_unet_loader_fp8_storage_runs(tiny_paths, tiny_models, manager):
+    path = _extract(tiny_models / "checkpoints" / "tiny-sd1.safetensors", sf.UNET_PREFIX,
+                    tiny_paths.models / "unet" / "sd1-unet.safetensors")
+    try:
+        model = UNETLoader().run("sd1-unet.safetensors", "fp8_e4m3fn")
+        base = UNETLoader().run("sd1-unet.safetensors", "default")
+        x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+        cond = torch.randn(1, 77, 32, generator=torch.Generator().manual_seed(4))
+        out, ref = model.predict_noise(x, 400, cond), base.predict_noise(x, 400, cond)
+        assert out.dtype == torch.float32 and torch.isfinite(out).all()
+        assert torch.allclose(out, ref, atol=0.2) and not torch.equal(out, ref)  # quantised weights
+    finally:
+        path.unlink()
+
+
+def test_model_manager_free_and_reload(tiny_paths, manager):
+    model, clip, vae = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    cond, _ = clip.encode("a cat")
+    before = model.predict_noise(x, 10, cond)
+    stats = manager.stats()
+    assert stats["devices"][0]["type"] == "cpu"
+    assert {m["kind"] for m in stats["models"]} >= {"unet", "clip"}
+    manager.free(unload_models=True)
+    assert model.unet.module is None and manager.stats()["models"] == []
+    # the handles held by the output cache stay valid: they reload from the file
+    assert torch.equal(model.predict_noise(x, 10, cond), before)
+    assert model.unet.loads == 2
+
+
+def test_model_manager_ram_budget_evicts_least_recently_used(tiny_paths):
+    manager = reset_manager(ManagerSettings(ram_budget=1))  # nothing fits beside the one in use
+    try:
+        model, clip, vae = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+        model.unet.load()
+        vae.handle.load()
+        assert model.unet.module is None and vae.handle.module is not None
+        assert manager.evictions >= 1
+    finally:
+        reset_manager()
+
+
+def test_force_cpu_setting(manager):
+    manager.configure(force_cpu=True)
+    assert manager.compute_device.type == "cpu"
+    assert manager.dtype_for("unet") == torch.float32
+    with pytest.raises(TypeError):
+        manager.configure(no_such_setting=1)
+
+
+def test_registry_import_does_not_import_torch():
+    code = ("import sys, nodes.registry; r = nodes.registry.builtin_registry(); "
+            "assert 'CheckpointLoaderSimple' in r and 'LoraLoader' in r and 'CLIPTextEncode' in r; "
+            "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+
+
+def test_combo_lists_are_read_fresh(tiny_paths):
+    from nodes.registry import builtin_registry
+
+    registry = builtin_registry()
+    spec = {s.name: s for s in registry["CheckpointLoaderSimple"].schema.inputs}["ckpt_name"]
+    assert "tiny-sd1.safetensors" in spec.options["choices"]
+    extra = tiny_paths.models / "checkpoints" / "zz-new.safetensors"
+    extra.write_bytes(b"")
+    try:
+        spec = {s.name: s for s in registry["CheckpointLoaderSimple"].schema.inputs}["ckpt_name"]
+        assert "zz-new.safetensors" in spec.options["choices"]
+    finally:
+        extra.unlink()
+    diffusers = {s.name: s for s in registry["DiffusersLoader"].schema.inputs}["model_path"]
+    assert "tiny-sdxl" in diffusers.options["choices"]

@@ -14,8 +14,9 @@ import inspect
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .blocker import ExecutionBlocker
 from .cache import OutputCache
@@ -82,7 +83,7 @@ def _merge_ui(target: dict[str, Any], ui: Mapping[str, Any]) -> None:
 class _Run:
     def __init__(
         self,
-        executor: "Executor",
+        executor: Executor,
         prompt_id: str,
         prompt: Prompt,
         emit: EventSink,
@@ -354,7 +355,7 @@ class _Run:
             prefix = f"{node.id}." if len(results) == 1 else f"{node.id}.{call_index}."
             mapping = {str(child): prefix + str(child) for child in r.expand}
 
-            def remap(value: Any) -> Any:
+            def remap(value: Any, mapping: dict[str, str] = mapping) -> Any:
                 if is_link(value) and value[0] in mapping:
                     return [mapping[value[0]], value[1]]
                 return value

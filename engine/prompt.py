@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 Prompt = dict[str, dict[str, Any]]
 
@@ -10,11 +11,10 @@ Prompt = dict[str, dict[str, Any]]
 def is_link(value: Any) -> bool:
     """A link is ``[source_id, output_index]`` with a string id and an int index."""
     return (
-        isinstance(value, (list, tuple))
+        (type(value) is list or type(value) is tuple)
         and len(value) == 2
-        and isinstance(value[0], str)
-        and isinstance(value[1], int)
-        and not isinstance(value[1], bool)
+        and type(value[0]) is str
+        and type(value[1]) is int
     )
 
 

@@ -8,8 +8,9 @@ code path whatever contract a node was written in.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol, Sequence
+from typing import Any, Literal, Protocol
 
 InputKind = Literal["required", "optional", "hidden"]
 
@@ -64,15 +65,17 @@ class NodeSchema:
     #: who provided the node: {"pack": ..., "version": ...}; filled by the registry.
     origin: Mapping[str, str] = field(default_factory=dict)
 
+    #: names of the lazy inputs; derived from ``inputs``, kept because the executor asks often
+    lazy_inputs: frozenset[str] = field(init=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lazy_inputs", frozenset(s.name for s in self.inputs if s.lazy))
+
     def input(self, name: str) -> InputSpec | None:
         for spec in self.inputs:
             if spec.name == name:
                 return spec
         return None
-
-    @property
-    def lazy_inputs(self) -> frozenset[str]:
-        return frozenset(s.name for s in self.inputs if s.lazy)
 
 
 @dataclass(slots=True)
@@ -95,7 +98,7 @@ class NodeDefinition(Protocol):
 
     schema: NodeSchema
 
-    def create(self) -> "NodeInstance":
+    def create(self) -> NodeInstance:
         """A fresh instance for one node of one prompt."""
         ...
 

@@ -10,11 +10,12 @@ that the executor and the signature pass reuse.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .prompt import Prompt, is_link
-from .schema import InputSpec, NodeDefinition, WIDGET_TYPES, types_compatible
+from .schema import WIDGET_TYPES, InputSpec, NodeDefinition, types_compatible
 
 
 @dataclass
@@ -43,58 +44,54 @@ def _spec_config(spec: InputSpec) -> list[Any]:
 
 def check_constant(spec: InputSpec, value: Any) -> tuple[Any, dict[str, Any] | None]:
     """Coerce a constant to the input's type and check its range; returns (value, error)."""
-    name, opts = spec.name, spec.options
-    extra = {"input_name": name, "input_config": _spec_config(spec), "received_value": value}
-    kind = spec.type
+    name, opts, kind = spec.name, spec.options, spec.type
+    received = value
+
+    def fail(kind_: str, message: str, details: str) -> tuple[Any, dict[str, Any]]:
+        return value, _err(kind_, message, details, input_name=name, input_config=_spec_config(spec),
+                           received_value=received)
+
+    value_type = type(value)
     try:
         if kind == "INT":
-            if isinstance(value, bool):
-                raise ValueError
-            if isinstance(value, float):
-                if not value.is_integer():
+            if value_type is not int:
+                if value_type is bool:
                     raise ValueError
-                value = int(value)
-            elif not isinstance(value, int):
-                value = int(str(value).strip())
+                if value_type is float:
+                    if not value.is_integer():
+                        raise ValueError
+                    value = int(value)
+                else:
+                    value = int(str(value).strip())
         elif kind == "FLOAT":
-            if isinstance(value, bool):
-                raise ValueError
-            value = float(value)
+            if value_type is not float:
+                if value_type is bool:
+                    raise ValueError
+                value = float(value)
             if math.isnan(value):
                 raise ValueError
         elif kind == "BOOLEAN":
-            if not isinstance(value, bool):
+            if value_type is not bool:
                 if isinstance(value, str) and value.lower() in ("true", "false"):
                     value = value.lower() == "true"
                 else:
                     raise ValueError
         elif kind == "STRING":
-            if not isinstance(value, str):
+            if value_type is not str:
                 raise ValueError
     except (TypeError, ValueError):
-        return value, _err(
-            "invalid_input_type",
-            f"Failed to convert an input value to a {kind} value",
-            f"{name}, {value!r}: expected {kind}",
-            **extra,
-        )
-    if kind in ("INT", "FLOAT"):
+        return fail("invalid_input_type", f"Failed to convert an input value to a {kind} value", f"{name}, {received!r}: expected {kind}")
+    if kind == "INT" or kind == "FLOAT":
         lo, hi = opts.get("min"), opts.get("max")
         if lo is not None and value < lo:
-            return value, _err(
-                "value_smaller_than_min", f"Value {value} smaller than min of {lo}", f"{name}", **extra
-            )
+            return fail("value_smaller_than_min", f"Value {value} smaller than min of {lo}", name)
         if hi is not None and value > hi:
-            return value, _err(
-                "value_bigger_than_max", f"Value {value} bigger than max of {hi}", f"{name}", **extra
-            )
+            return fail("value_bigger_than_max", f"Value {value} bigger than max of {hi}", name)
     elif kind == "COMBO":
-        choices = list(opts.get("choices", []))
+        choices = opts.get("choices") or ()
         if value not in choices:
-            shown = choices if len(choices) <= 20 else choices[:20] + ["..."]
-            return value, _err(
-                "value_not_in_list", "Value not in list", f"{name}: {value!r} not in {shown}", **extra
-            )
+            shown = list(choices) if len(choices) <= 20 else list(choices[:20]) + ["..."]
+            return fail("value_not_in_list", "Value not in list", f"{name}: {value!r} not in {shown}")
     return value, None
 
 

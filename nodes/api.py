@@ -22,8 +22,9 @@ input names::
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from engine.blocker import ExecutionBlocker
 from engine.context import ExecutionContext, Interrupted, current_context
@@ -205,7 +206,7 @@ class NodeClassDefinition:
         if self._schema is not None:
             self._schema = self._build()
 
-    def create(self) -> "_Instance":
+    def create(self) -> _Instance:
         return _Instance(self, self.cls())
 
     def fingerprint(self, inputs: Mapping[str, Any]) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Callable
+from collections.abc import Callable
 
 from .api import Combo, Float, Int, Node, Output
 

@@ -9,9 +9,9 @@ ComfyUI models folder can be reused as it is.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 #: Model folder name -> accepted file extensions (ComfyUI's names).
 MODEL_FOLDERS: dict[str, frozenset[str]] = {

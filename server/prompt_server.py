@@ -1,0 +1,86 @@
+"""The running server's state, reachable as ``PromptServer.instance`` like ComfyUI's.
+
+Custom node packs written for ComfyUI do ``from server import PromptServer`` and use
+``PromptServer.instance.send_sync(...)`` or ``.routes``; the same object is what Weft's own
+routes and worker use, so there is one source of truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from engine import Executor, OutputCache
+from nodes.registry import NodeRegistry
+
+from .config import ServerConfig
+from .events import EventBus
+from .history import History
+from .queue import MemoryPromptQueue, PromptQueue
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class PromptServer:
+    instance: ClassVar[PromptServer | None] = None
+
+    def __init__(self, config: ServerConfig, registry: NodeRegistry, queue: PromptQueue | None = None) -> None:
+        self.config = config
+        self.registry = registry
+        cache = OutputCache(
+            max_entries=config.cache_lru or None,
+            max_bytes=int(config.cache_ram_gb * (1 << 30)),
+            enabled=not config.cache_none,
+        )
+        self.executor = Executor(registry, cache)
+        self.queue: PromptQueue = queue or MemoryPromptQueue()
+        self.history = History(config.history_max_items)
+        self.bus = EventBus()
+        self.worker = Worker(self)
+        #: routes that custom node packs add; merged into the app at start-up
+        self.routes = web.RouteTableDef()
+        self.app: web.Application | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.client_id: str | None = None
+        self.last_node_id: str | None = None
+        self.last_prompt_id: str | None = None
+        #: extra hooks: functions(json_data) -> json_data run on every POST /prompt body
+        self.on_prompt_handlers: list[Any] = []
+        #: set by the plugin loader: what was loaded, failed, how long it took
+        self.plugin_report: Any = None
+        PromptServer.instance = self
+
+    # -- ComfyUI-compatible messaging ------------------------------------------------------
+    def send_sync(self, event: str, data: Any, sid: str | None = None) -> None:
+        self.bus.send_sync(event, data, sid)
+
+    async def send(self, event: str, data: Any, sid: str | None = None) -> None:
+        await self.bus.send(event, data, sid)
+
+    async def send_json(self, event: str, data: Any, sid: str | None = None) -> None:
+        await self.bus.send(event, data, sid)
+
+    def add_on_prompt_handler(self, handler: Any) -> None:
+        self.on_prompt_handlers.append(handler)
+
+    def queue_info(self) -> dict[str, Any]:
+        return {"exec_info": {"queue_remaining": self.queue.remaining()}}
+
+    def broadcast_status(self, sid: str | None = None) -> None:
+        self.bus.send_sync("status", {"status": self.queue_info(), "sid": sid}, None)
+
+    # -- life cycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.bus.start()
+        self.worker.start()
+
+    async def stop(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.worker.stop)
+        await self.bus.stop()
+        if PromptServer.instance is self:
+            PromptServer.instance = None

@@ -1,0 +1,163 @@
+"""User files: /view serves them, /upload/image and /upload/mask store them.
+
+Every path a client names is resolved under its root folder with ``nodes.paths.safe_join``:
+no ``..``, no absolute paths, no symlink that leads outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import mimetypes
+from pathlib import Path
+
+from aiohttp import BodyPartReader, web
+
+from nodes.paths import UnsafePathError, get_paths, safe_join
+
+from ..http import BadRequest, error_response
+from ..prompt_server import PromptServer
+
+FOLDER_TYPES = ("input", "output", "temp")
+
+
+def _root(kind: str) -> Path:
+    if kind not in FOLDER_TYPES:
+        raise BadRequest(f"unknown type {kind!r}: use one of {', '.join(FOLDER_TYPES)}")
+    return get_paths().directory(kind)
+
+
+def _resolve(kind: str, subfolder: str, filename: str) -> Path:
+    if not filename or filename in (".", ".."):
+        raise BadRequest("missing filename")
+    if "/" in filename or "\\" in filename:
+        raise BadRequest("filename must not contain path separators; use subfolder")
+    try:
+        return safe_join(_root(kind), subfolder or "", filename)
+    except UnsafePathError as exc:
+        raise BadRequest(f"invalid path: {exc}", status=403) from exc
+
+
+def _unique_name(folder: Path, name: str, data: bytes) -> str:
+    """Keep ``name`` if free or identical; otherwise ``stem (n).ext`` like ComfyUI."""
+    target = folder / name
+    if not target.exists() or _same_content(target, data):
+        return name
+    stem, ext = Path(name).stem, Path(name).suffix
+    n = 1
+    while True:
+        candidate = f"{stem} ({n}){ext}"
+        path = folder / candidate
+        if not path.exists() or _same_content(path, data):
+            return candidate
+        n += 1
+
+
+def _same_content(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest()
+    except OSError:
+        return False
+
+
+async def _read_upload(request: web.Request) -> tuple[dict[str, str], str, bytes, bytes | None]:
+    if not request.content_type.startswith("multipart/"):
+        raise BadRequest("expected a multipart/form-data body with an 'image' file field")
+    try:
+        reader = await request.multipart()
+    except Exception as exc:
+        raise BadRequest(f"malformed multipart body: {exc}") from exc
+    fields: dict[str, str] = {}
+    filename, data, original = "", b"", None
+    async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "image":
+            filename = part.filename or ""
+            data = await part.read(decode=False)
+        elif part.name == "original_ref":
+            original = await part.read(decode=False)
+        elif part.name:
+            fields[part.name] = (await part.text())[:4096]
+    if not filename:
+        raise BadRequest("missing 'image' file field (with a filename)")
+    return fields, filename, data, original
+
+
+def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
+    @routes.get("/view")
+    async def view(request: web.Request) -> web.StreamResponse:
+        filename = request.query.get("filename", "")
+        kind = request.query.get("type", "output") or "output"
+        path = _resolve(kind, request.query.get("subfolder", ""), filename)
+        if not path.is_file():
+            return error_response(404, f"file not found: {filename}")
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        headers = {"Content-Disposition": f'filename="{path.name}"', "Content-Type": content_type,
+                   "X-Content-Type-Options": "nosniff"}
+        if content_type in ("text/html", "image/svg+xml", "application/javascript", "text/javascript"):
+            headers["Content-Type"] = "application/octet-stream"  # never render user files as active content
+        return web.FileResponse(path, headers=headers)
+
+    async def store_upload(request: web.Request, mask: bool) -> web.Response:
+        fields, filename, data, original_ref = await _read_upload(request)
+        kind = fields.get("type", "input") or "input"
+        subfolder = fields.get("subfolder", "")
+        overwrite = fields.get("overwrite", "").lower() in ("true", "1")
+        filename = Path(filename.replace("\\", "/")).name
+        target = _resolve(kind, subfolder, filename)
+        if mask:
+            data = await asyncio.get_running_loop().run_in_executor(None, _merge_mask, data, original_ref)
+        await asyncio.get_running_loop().run_in_executor(None, _check_image, data, filename)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        name = filename if overwrite else _unique_name(target.parent, filename, data)
+        final = _resolve(kind, subfolder, name)
+        await asyncio.get_running_loop().run_in_executor(None, final.write_bytes, data)
+        return web.json_response({"name": name, "subfolder": subfolder, "type": kind})
+
+    @routes.post("/upload/image")
+    async def upload_image(request: web.Request) -> web.Response:
+        return await store_upload(request, mask=False)
+
+    @routes.post("/upload/mask")
+    async def upload_mask(request: web.Request) -> web.Response:
+        return await store_upload(request, mask=True)
+
+
+def _check_image(data: bytes, filename: str) -> None:
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise BadRequest(f"{filename} is not an image this server can read: {exc}") from exc
+
+
+def _merge_mask(mask_png: bytes, original_ref: bytes | None) -> bytes:
+    """ComfyUI's mask upload: the mask's alpha becomes the alpha of the referenced image."""
+    import io
+
+    from PIL import Image
+
+    if original_ref is None:
+        raise BadRequest("mask upload needs 'original_ref' ({filename, subfolder, type})")
+    try:
+        ref = json.loads(original_ref)
+        source = _resolve(ref.get("type", "input") or "input", ref.get("subfolder", ""), ref["filename"])
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise BadRequest(f"bad original_ref: {exc}") from exc
+    if not source.is_file():
+        raise BadRequest(f"original image not found: {ref.get('filename')}")
+    with Image.open(source) as original, Image.open(io.BytesIO(mask_png)) as mask:
+        merged = original.convert("RGBA")
+        alpha = mask.convert("RGBA").getchannel("A").resize(merged.size)
+        merged.putalpha(alpha)
+        out = io.BytesIO()
+        merged.save(out, format="PNG")
+        return out.getvalue()

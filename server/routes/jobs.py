@@ -1,0 +1,158 @@
+"""ComfyUI's unified job listing (/api/jobs): queue and history as one list of jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..http import BadRequest, json_response, query_int
+from ..prompt_server import PromptServer
+from ..queue import QueueItem
+
+STATUSES = ("pending", "in_progress", "completed", "failed")
+
+
+def _outputs_summary(outputs: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+    count, preview, fallback = 0, None, None
+    for node_id, node_outputs in outputs.items():
+        if not isinstance(node_outputs, dict):
+            continue
+        for media, items in node_outputs.items():
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                if not isinstance(item, dict):
+                    continue
+                count += 1
+                if media in ("images", "video", "audio"):
+                    enriched = {**item, "nodeId": node_id, "mediaType": media}
+                    if preview is None and item.get("type") == "output":
+                        preview = enriched
+                    elif fallback is None:
+                        fallback = enriched
+    return count, preview or fallback
+
+
+def _prune(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in job.items() if v is not None}
+
+
+def _queue_job(item: QueueItem, status: str) -> dict[str, Any]:
+    workflow = (item.extra_data.get("extra_pnginfo") or {}).get("workflow") or {}
+    return _prune(
+        {
+            "id": item.prompt_id,
+            "status": status,
+            "priority": item.number,
+            "create_time": item.extra_data.get("create_time"),
+            "outputs_count": 0,
+            "workflow_id": workflow.get("id") if isinstance(workflow, dict) else None,
+        }
+    )
+
+
+def _history_job(prompt_id: str, entry: dict[str, Any], full: bool = False) -> dict[str, Any]:
+    number, _, prompt, extra_data, _ = entry["prompt"]
+    status_info = entry.get("status") or {}
+    failed = status_info.get("status_str") == "error"
+    start = end = error = None
+    for event, data in status_info.get("messages", []):
+        if event == "execution_start":
+            start = data.get("timestamp")
+        elif event in ("execution_success", "execution_error", "execution_interrupted"):
+            end = data.get("timestamp")
+            if event == "execution_error":
+                error = data
+    count, preview = _outputs_summary(entry.get("outputs") or {})
+    workflow = (extra_data.get("extra_pnginfo") or {}).get("workflow") or {}
+    job = _prune(
+        {
+            "id": prompt_id,
+            "status": "failed" if failed else "completed",
+            "priority": number,
+            "create_time": extra_data.get("create_time"),
+            "execution_start_time": start,
+            "execution_end_time": end,
+            "execution_error": error,
+            "outputs_count": count,
+            "preview_output": preview,
+            "workflow_id": workflow.get("id") if isinstance(workflow, dict) else None,
+        }
+    )
+    if full:
+        job["outputs"] = entry.get("outputs") or {}
+        job["execution_status"] = status_info
+        job["workflow"] = {"prompt": prompt, "extra_data": extra_data}
+    return job
+
+
+def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
+    @routes.get("/jobs")
+    async def get_jobs(request: web.Request) -> web.Response:
+        raw_status = request.query.get("status")
+        wanted = set(STATUSES)
+        if raw_status:
+            wanted = {s.strip() for s in raw_status.split(",") if s.strip()}
+            unknown = wanted - set(STATUSES)
+            if unknown:
+                raise BadRequest(f"unknown status {sorted(unknown)}; use {', '.join(STATUSES)}")
+        sort_by = request.query.get("sort_by", "created_at")
+        if sort_by not in ("created_at", "execution_duration"):
+            raise BadRequest("sort_by must be created_at or execution_duration")
+        sort_order = request.query.get("sort_order", "desc")
+        if sort_order not in ("asc", "desc"):
+            raise BadRequest("sort_order must be asc or desc")
+        limit = query_int(request, "limit")
+        offset = query_int(request, "offset", 0) or 0
+        workflow_id = request.query.get("workflow_id")
+
+        jobs: list[dict[str, Any]] = []
+        if "in_progress" in wanted:
+            jobs += [_queue_job(i, "in_progress") for i in server.queue.running()]
+        if "pending" in wanted:
+            jobs += [_queue_job(i, "pending") for i in server.queue.pending()]
+        if wanted & {"completed", "failed"}:
+            for prompt_id, entry in server.history.items().items():
+                job = _history_job(prompt_id, entry)
+                if job["status"] in wanted:
+                    jobs.append(job)
+        if workflow_id:
+            jobs = [j for j in jobs if j.get("workflow_id") == workflow_id]
+        if sort_by == "execution_duration":
+            def key(j: dict[str, Any]) -> float:
+                s, e = j.get("execution_start_time"), j.get("execution_end_time")
+                return (e - s) if s and e else 0
+        else:
+            def key(j: dict[str, Any]) -> float:
+                return j.get("create_time") or 0
+        jobs.sort(key=key, reverse=sort_order == "desc")
+        total = len(jobs)
+        page = jobs[offset:]
+        if limit is not None:
+            page = page[:limit]
+        return json_response(
+            {
+                "jobs": page,
+                "pagination": {
+                    "offset": offset,
+                    "limit": limit,
+                    "total": total,
+                    "has_more": offset + len(page) < total,
+                },
+            }
+        )
+
+    @routes.get("/jobs/{job_id}")
+    async def get_job(request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
+        entry = server.history.get(job_id)
+        if entry is not None:
+            return json_response(_history_job(job_id, entry, full=True))
+        for item in server.queue.running():
+            if item.prompt_id == job_id:
+                return json_response(_queue_job(item, "in_progress"))
+        for item in server.queue.pending():
+            if item.prompt_id == job_id:
+                return json_response(_queue_job(item, "pending"))
+        return json_response({"error": {"type": "not_found", "message": f"job {job_id} not found"}}, 404)

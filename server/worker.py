@@ -1,0 +1,144 @@
+"""The single worker: takes prompts off the queue in order and runs them on its own thread.
+
+Nodes block (a sampling loop holds the GIL-free torch kernels for seconds), so they never
+run on the event loop. The worker owns a private asyncio loop for async nodes. Whatever a
+prompt does, the worker records its history entry and goes on with the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from engine import InterruptFlag
+from engine.executor import now_ms
+
+from .events import encode_preview
+
+if TYPE_CHECKING:
+    from .prompt_server import PromptServer
+    from .queue import QueueItem
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, server: PromptServer) -> None:
+        self.server = server
+        self.interrupt = InterruptFlag()
+        self.current: QueueItem | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="weft-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.interrupt.set()
+        self.server.queue.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def interrupt_current(self, prompt_id: str | None = None) -> bool:
+        """Interrupt the running prompt (only if it is ``prompt_id`` when one is given)."""
+        current = self.current
+        if current is None or (prompt_id is not None and current.prompt_id != prompt_id):
+            return False
+        self.interrupt.set()
+        return True
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            while not self._stop.is_set():
+                item = self.server.queue.get(timeout=0.5)
+                if item is None:
+                    continue
+                try:
+                    loop.run_until_complete(self._run(item))
+                except Exception:  # never let one prompt kill the worker
+                    log.exception("worker failed around prompt %s", item.prompt_id)
+                    self._record_crash(item)
+                finally:
+                    self.current = None
+                    self.server.queue.task_done(item.prompt_id)
+                    self.server.broadcast_status()
+        finally:
+            loop.close()
+
+    async def _run(self, item: QueueItem) -> None:
+        server = self.server
+        self.interrupt.clear()
+        self.current = item
+        server.client_id = item.client_id
+        server.last_prompt_id = item.prompt_id
+        server.broadcast_status()
+        sid = item.client_id
+        send = server.bus.send_sync
+
+        def emit(event: str, data: dict[str, Any]) -> None:
+            if event == "preview":
+                send("preview_bytes", encode_preview(data["format"], data["data"]), sid)
+                return
+            if event == "executing":
+                server.last_node_id = data.get("node")
+            send(event, data, sid)
+
+        started = time.perf_counter()
+        result = await server.executor.execute(
+            item.prompt_id,
+            item.prompt,
+            item.outputs,
+            emit=emit,
+            interrupt=self.interrupt,
+            extra_data=item.extra_data,
+            order=item.order,
+        )
+        elapsed = time.perf_counter() - started
+        log.info("prompt %s: %s in %.3f s", item.prompt_id, result.status_str, elapsed)
+        server.history.add(
+            item.prompt_id,
+            {
+                "prompt": item.as_comfy(),
+                "outputs": result.outputs,
+                "status": {
+                    "status_str": result.status_str,
+                    "completed": result.completed,
+                    "messages": result.messages,
+                },
+                "meta": result.meta,
+            },
+        )
+
+    def _record_crash(self, item: QueueItem) -> None:
+        message = traceback.format_exc()
+        payload = {
+            "prompt_id": item.prompt_id,
+            "node_id": None,
+            "node_type": None,
+            "executed": [],
+            "exception_message": message.strip().splitlines()[-1],
+            "exception_type": "WorkerError",
+            "traceback": message.splitlines(keepends=True),
+            "current_inputs": {},
+            "current_outputs": {},
+            "timestamp": now_ms(),
+        }
+        self.server.bus.send_sync("execution_error", payload, item.client_id)
+        self.server.bus.send_sync("executing", {"node": None, "prompt_id": item.prompt_id}, item.client_id)
+        self.server.history.add(
+            item.prompt_id,
+            {
+                "prompt": item.as_comfy(),
+                "outputs": {},
+                "status": {"status_str": "error", "completed": False, "messages": [["execution_error", payload]]},
+                "meta": {},
+            },
+        )

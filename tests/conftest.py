@@ -1,0 +1,24 @@
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from tests.support.nodes_for_tests import CALLS, make_registry  # noqa: E402
+from tests.support.server import LiveServer, serve  # noqa: E402
+
+
+@pytest.fixture
+def calls() -> Iterator[list]:
+    CALLS.clear()
+    yield CALLS
+    CALLS.clear()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """The real server on a free port, built-in nodes plus the test nodes."""
+    yield from serve(tmp_path, make_registry())

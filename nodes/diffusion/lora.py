@@ -133,10 +133,21 @@ def match_keys(lora: LoraFile, module: Any, target: str) -> dict[str, str]:
         path = name[: -len(".weight")]
         candidates = _unet_candidates(path, config) if target == "unet" else _clip_candidates(path, target)
         for candidate in candidates:
-            if candidate in lora.groups:
+            group = lora.groups.get(candidate)
+            if group is not None and _fits(group, param.shape):
                 wanted[candidate] = name
                 break
     return wanted
+
+
+def _fits(group: dict[str, Any], shape: Any) -> bool:
+    """Whether ``up @ down`` has the parameter's size (a same-named layer of another model may not)."""
+    up, down = group["up"], group["down"]
+    numel = up.shape[0] * down[0].numel()
+    total = 1
+    for d in shape:
+        total *= d
+    return numel == total and up.shape[0] == shape[0]
 
 
 @dataclass(eq=False)
@@ -172,13 +183,6 @@ class LoraPatch:
             yield name, (delta.reshape(shape) * (scale * self.strength)).to(torch.float32)
 
 
-def make_patch(lora: LoraFile, strength: float, modules: dict[str, Any]) -> tuple[LoraPatch, dict[str, int]]:
-    """A patch for the given target modules, and how many LoRA groups matched each."""
-    counts = {target: len(match_keys(lora, module, target)) for target, module in modules.items()}
-    targets = frozenset(t for t, n in counts.items() if n)
-    return LoraPatch(lora, strength, targets), counts
-
-
 def apply_lora(
     model: DiffusionModel | None, clip: TextEncoder | None, lora_name: str, strength_model: float,
     strength_clip: float,
@@ -195,18 +199,27 @@ def apply_lora(
     if clip is not None:
         for part in clip.parts:
             modules[part.handle.target] = part.handle.load()
-    patch, counts = make_patch(lora, 1.0, modules)
-    matched = sum(counts.values())
-    if matched == 0:
-        sample = ", ".join(list(lora.groups)[:3])
-        raise LoaderInputError(
-            f"lora_name: none of the {len(lora.groups)} LoRA layers in {path.name} match this "
-            f"{'MODEL' if clip is None else 'MODEL or CLIP'} (keys like {sample}); is it for another model family?")
-    used = {k for t, m in modules.items() for k in match_keys(lora, m, t)} if matched < len(lora.groups) else set()
-    if used:
-        unused = [k for k in lora.groups if k not in used]
-        if clip is not None or not all(k.startswith(("lora_te", "text_encoder", "te_", "te2_")) for k in unused):
-            log.warning("%s: %d LoRA layers matched nothing (e.g. %s)", path.name, len(unused), unused[:3])
+    matches = {target: match_keys(lora, module, target) for target, module in modules.items()}
+    used = {key for found in matches.values() for key in found}
+    sides = {"MODEL": ("unet",), "CLIP": tuple(t for t in modules if t != "unet")}
+    for side, targets in sides.items():
+        if not targets:
+            continue
+        own = [k for k in lora.groups if _side(k) == ("unet" if side == "MODEL" else "te")]
+        hits = sum(1 for k in own if k in used)
+        if own and hits * 2 < len(own):
+            sample = ", ".join([k for k in own if k not in used][:3])
+            raise LoaderInputError(
+                f"lora_name: {len(own) - hits} of the {len(own)} {side} layers in {path.name} match nothing in this "
+                f"{side} (e.g. {sample}); is the LoRA for another model family?")
+    if not used:
+        raise LoaderInputError(f"lora_name: none of the {len(lora.groups)} LoRA layers in {path.name} match this "
+                               f"{'MODEL' if clip is None else 'MODEL or CLIP'}; is it for another model family?")
+    unused = [k for k in lora.groups if k not in used and (clip is not None or _side(k) != "te")]
+    if unused:
+        log.warning("%s: %d LoRA layers matched nothing (e.g. %s)", path.name, len(unused), unused[:3])
+    targets = frozenset(t for t, found in matches.items() if found)
+    patch = LoraPatch(lora, 1.0, targets)
     new_model, new_clip = model, clip
     if model is not None and strength_model != 0 and "unet" in patch.targets:
         new_model = model.with_patch(LoraPatch(lora, strength_model, frozenset({"unet"})))
@@ -215,6 +228,15 @@ def apply_lora(
         if clip_targets:
             new_clip = clip.with_patch(LoraPatch(lora, strength_clip, clip_targets))
     return new_model, new_clip
+
+
+def _side(key: str) -> str:
+    """Which model a LoRA layer is for, from its key: "unet", "te" or "" (unknown)."""
+    if key.startswith(("lora_unet_", "unet.", "diffusion_model.", "model.diffusion_model.")):
+        return "unet"
+    if key.startswith(("lora_te", "text_encoder", "te_", "te1_", "te2_")):
+        return "te"
+    return ""
 
 
 def _loras() -> list[str]:

@@ -179,7 +179,7 @@ def test_separate_unet_clip_and_vae_files(tiny_paths, tiny_models, manager):
         assert clip.family == "sdxl"
         assert torch.equal(clip.encode("hello")[0], ref_clip.encode("hello")[0])
         with pytest.raises(LoaderInputError, match="clip_name"):
-            CLIPLoader().run("xl-vae.safetensors" if False else "missing.safetensors", "stable_diffusion")
+            CLIPLoader().run("missing.safetensors", "stable_diffusion")
     finally:
         for f in files:
             f.unlink()
@@ -190,6 +190,7 @@ def test_sd1_clip_loader_and_diffusers_layout_unet_file(tiny_paths, tiny_models,
     single = tiny_models / "checkpoints" / "tiny-sd1.safetensors"
     clip_file = _extract(single, sf.SD1_CLIP_PREFIX, models / "clip" / "sd1-clip.safetensors")
     unet_file = models / "unet" / "sd1-unet-diffusers.safetensors"
+    unet_file.parent.mkdir(parents=True, exist_ok=True)
     unet_file.write_bytes((tiny_models / "diffusers" / "tiny-sd1" / "unet" / "diffusion_pytorch_model.safetensors")
                           .read_bytes())
     try:

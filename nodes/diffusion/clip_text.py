@@ -250,11 +250,26 @@ def encode_prompt(clip: TextEncoder, text: str) -> tuple[torch.Tensor, torch.Ten
     For SDXL the two encoders' hidden states are concatenated on the feature axis (768+1280
     in the real model) and the pooled output is bigG's projection.
     """
+    return encode_texts(clip, [text] * len(clip.parts))
+
+
+def encode_texts(clip: TextEncoder, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Like :func:`encode_prompt` with one text per encoder (CLIPTextEncodeSDXL's text_l/text_g).
+
+    When the texts need different numbers of 77-token chunks, the shorter is padded with
+    empty-prompt chunks so the encoders' outputs can be concatenated.
+    """
     import torch
 
+    if len(texts) != len(clip.parts):
+        raise ValueError(f"{len(texts)} texts for a CLIP with {len(clip.parts)} text encoders")
+    token_lists = [tokenize_weighted(tokenizer_for(part), text, _pad_id(part))
+                   for part, text in zip(clip.parts, texts, strict=True)]
+    longest = max(len(chunks) for chunks in token_lists)
     conds, pooled_out = [], None
-    for index, part in enumerate(clip.parts):
-        chunks = tokenize_weighted(tokenizer_for(part), text, _pad_id(part))
+    for index, (part, chunks) in enumerate(zip(clip.parts, token_lists, strict=True)):
+        filler = Chunk(tuple(tokenize_weighted_empty(_pad_id(part))), (1.0,) * CONTEXT)
+        chunks = chunks + [filler] * (longest - len(chunks))
         target_patches = tuple(p for p in clip.patches if _targets(p, part, index))
         cond, pooled = encode_part(part, chunks, clip.clip_skip, target_patches)
         conds.append(cond)

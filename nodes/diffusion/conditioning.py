@@ -50,6 +50,36 @@ class CLIPTextEncode(Node):
         return clip.encode_conditioning(text)
 
 
+class CLIPTextEncodeSDXL(Node):
+    display_name = "CLIPTextEncodeSDXL"
+    category = "advanced/conditioning"
+    description = ("SDXL text encoding with a prompt per encoder (text_g for OpenCLIP bigG, text_l for CLIP-L) "
+                   "and the size conditioning SDXL was trained with (original size, crop, target size).")
+    inputs = (
+        Input("clip", "CLIP"),
+        Int("width", 1024, min=0, max=MAX_RESOLUTION),
+        Int("height", 1024, min=0, max=MAX_RESOLUTION),
+        Int("crop_w", 0, min=0, max=MAX_RESOLUTION),
+        Int("crop_h", 0, min=0, max=MAX_RESOLUTION),
+        Int("target_width", 1024, min=0, max=MAX_RESOLUTION),
+        Int("target_height", 1024, min=0, max=MAX_RESOLUTION),
+        String("text_g", multiline=True, dynamicPrompts=True),
+        String("text_l", multiline=True, dynamicPrompts=True),
+    )
+    outputs = (Output("CONDITIONING"),)
+
+    def run(self, clip: TextEncoder, width: int, height: int, crop_w: int, crop_h: int, target_width: int,
+            target_height: int, text_g: str, text_l: str) -> list[list[Any]]:
+        from .clip_text import encode_texts
+
+        clip = _require_clip(clip)
+        if clip.family != "sdxl" or len(clip.parts) != 2:
+            raise ConditioningInputError(f"clip: CLIPTextEncodeSDXL needs an SDXL CLIP, got a {clip.family} one")
+        cond, pooled = encode_texts(clip, [text_l, text_g])
+        return [[cond, {"pooled_output": pooled, "width": width, "height": height, "crop_w": crop_w,
+                        "crop_h": crop_h, "target_width": target_width, "target_height": target_height}]]
+
+
 class CLIPSetLastLayer(Node):
     display_name = "CLIP Set Last Layer"
     category = "conditioning"
@@ -142,5 +172,5 @@ class ConditioningZeroOut(Node):
         return out
 
 
-NODES = [CLIPTextEncode, CLIPSetLastLayer, ConditioningCombine, ConditioningSetArea, ConditioningSetMask,
+NODES = [CLIPTextEncode, CLIPTextEncodeSDXL, CLIPSetLastLayer, ConditioningCombine, ConditioningSetArea, ConditioningSetMask,
          ConditioningZeroOut]

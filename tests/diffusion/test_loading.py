@@ -280,3 +280,19 @@ def test_combo_lists_are_read_fresh(tiny_paths):
         extra.unlink()
     diffusers = {s.name: s for s in registry["DiffusersLoader"].schema.inputs}["model_path"]
     assert "tiny-sdxl" in diffusers.options["choices"]
+
+
+def test_vae_round_trip_and_tiled_decode(tiny_paths, manager):
+    _, _, vae = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+    image = torch.rand(2, 70, 64, 3, generator=torch.Generator().manual_seed(2))  # 70 is cropped to 64
+    latents = vae.encode(image)
+    assert latents.shape == (2, 4, 8, 8) and latents.dtype == torch.float32
+    assert torch.equal(vae.encode(image), latents)  # deterministic: the posterior mean
+    decoded = vae.decode(latents)
+    assert decoded.shape == (2, 64, 64, 3) and decoded.min() >= 0 and decoded.max() <= 1
+    # one tile covering everything is the plain decode; smaller tiles blend to the same size
+    assert torch.allclose(vae.decode_tiled(latents, tile_size=64, overlap=0), decoded, atol=1e-6)
+    tiled = vae.decode_tiled(latents, tile_size=32, overlap=16)
+    assert tiled.shape == decoded.shape and torch.isfinite(tiled).all()
+    assert vae.encode_tiled(decoded, tile_size=32, overlap=16).shape == latents.shape
+    assert torch.allclose(vae.encode_tiled(decoded, tile_size=64, overlap=0), vae.encode(decoded), atol=1e-6)

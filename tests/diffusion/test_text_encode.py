@@ -10,6 +10,7 @@ from nodes.diffusion.clip_text import BOS, EOS, clip_vocab, make_tokenizer, pars
 from nodes.diffusion.conditioning import (
     CLIPSetLastLayer,
     CLIPTextEncode,
+    CLIPTextEncodeSDXL,
     ConditioningCombine,
     ConditioningInputError,
     ConditioningSetArea,
@@ -117,6 +118,21 @@ def test_sdxl_concatenates_both_encoders_and_pools_with_big_g(clips):
     assert torch.equal(cond[..., 32:], clip_g.encode("a cat")[0])
     g_model = clip.parts[1].handle.load()
     assert torch.equal(pooled, clip_g.encode("a cat")[1]) and pooled.shape[-1] == g_model.config.projection_dim
+
+
+def test_clip_text_encode_sdxl_takes_a_text_per_encoder_and_the_sizes(clips):
+    clip = clips["sdxl"]
+    ((cond, options),) = CLIPTextEncodeSDXL().run(clip, 832, 1216, 0, 16, 1024, 1024, "a red cat", "a cat")
+    assert cond.shape == (1, 77, 96)
+    assert torch.equal(cond[..., :32], clip.encode("a cat")[0][..., :32])
+    assert torch.equal(cond[..., 32:], clip.encode("a red cat")[0][..., 32:])
+    assert torch.equal(options["pooled_output"], clip.encode("a red cat")[1])
+    assert (options["width"], options["height"], options["crop_h"], options["target_width"]) == (832, 1216, 16, 1024)
+    # prompts of different lengths: the shorter gets empty chunks
+    ((long_cond, _),) = CLIPTextEncodeSDXL().run(clip, 1024, 1024, 0, 0, 1024, 1024, " ".join(["cat"] * 100), "a")
+    assert long_cond.shape == (1, 154, 96)
+    with pytest.raises(ConditioningInputError, match="clip"):
+        CLIPTextEncodeSDXL().run(clips["sd1"], 1024, 1024, 0, 0, 1024, 1024, "a", "b")
 
 
 def test_weights_scale_only_the_weighted_tokens_relative_to_the_empty_prompt(clips):

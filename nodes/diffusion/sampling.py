@@ -122,9 +122,9 @@ def sample(
 def node_callbacks(preview_format: Mapping[str, Any] | None = None) -> tuple[StepCallback | None, Callable[[int], bool]]:
     """Progress and preview callbacks for the running node (``None`` outside a node run).
 
-    Previews go every ``preview_every`` steps (the prompt's ``extra_data``; default 1),
-    ``0`` turns them off. They are throttled to what a client can show, not skipped silently:
-    the last step always gets one.
+    Previews go every ``preview_every`` steps (the prompt's ``extra_data``; default 1);
+    ``0`` or ``preview_method: "none"`` turns them off. A preview costs one 4x3 matmul at
+    latent resolution and a small JPEG encode.
     """
     from engine.context import current_context
 

@@ -172,6 +172,21 @@ def test_sdxl_txt2img(server):
     assert png.size == (64, 64) and pixels(png).std() > 0
 
 
+def test_sd2_v_prediction_with_ve_and_vp_samplers(server):
+    prompt = base_graph(ckpt="tiny-sd2.safetensors", prefix="sd2")
+    for key in ("5", "6", "7"):
+        del prompt[key]
+    for i, sampler in enumerate(["euler", "heun", "dpmpp_2m_sde", "uni_pc", "deis", "lcm"]):
+        prompt[f"k{i}"] = {"class_type": "KSampler", "inputs": {
+            "model": ["1", 0], "seed": i, "steps": 3, "cfg": 6.0, "sampler_name": sampler, "scheduler": "normal",
+            "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0}}
+        prompt[f"d{i}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"k{i}", 0], "vae": ["1", 2]}}
+        prompt[f"s{i}"] = {"class_type": "SaveImage", "inputs": {"images": [f"d{i}", 0], "filename_prefix": f"sd2_{sampler}"}}
+    _, entry = run(server, prompt)
+    for i in range(6):
+        assert pixels(fetch(server, saved(entry, f"s{i}"))).std() > 0
+
+
 def test_sampler_custom_advanced(server):
     prompt = base_graph(prefix="custom")
     del prompt["5"]

@@ -345,3 +345,35 @@ def test_changing_only_the_seed_reruns_only_the_sampler(engine):
     assert set(changed.cached) >= {"1", "2"}
     assert _TinyModel.runs == 1
     assert first.outputs["4"]["mean"] != changed.outputs["4"]["mean"]
+
+
+@pytest.mark.parametrize("sampler_name,scheduler_class,extra", [
+    ("euler", "EulerDiscreteScheduler", {"timestep_spacing": "linspace"}),
+    ("heun", "HeunDiscreteScheduler", {"timestep_spacing": "linspace"}),
+    ("dpmpp_2m", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "final_sigmas_type": "zero"}),
+    ("uni_pc_bh2", "UniPCMultistepScheduler", {"solver_type": "bh2", "final_sigmas_type": "zero"}),
+])
+def test_loop_equals_a_bare_diffusers_loop(model, positive, negative, sampler_name, scheduler_class, extra):
+    """KSampler (karras) gives what diffusers' own scheduler with Karras sigmas gives in the
+    textbook pipeline loop, for a VE (Euler, Heun) and a VP (DPM-Solver++, UniPC) scheduler."""
+    import diffusers
+
+    from nodes.diffusion.noise import seeded_noise
+
+    unet = model.prepare()
+    scheduler = getattr(diffusers, scheduler_class).from_config(
+        {**model.scheduler_config, "use_karras_sigmas": True, **extra})
+    scheduler.set_timesteps(6)
+    sigma_max = float(scheduler.sigmas[0])
+    x = seeded_noise((1, 4, 8, 8), 1) * sigma_max
+    if scheduler.init_noise_sigma == 1.0:  # VP schedulers sample x_t = alpha_t * (x0 + sigma * noise)
+        x = x / math.sqrt(sigma_max**2 + 1)
+    cond = torch.cat([negative[0][0], positive[0][0]])
+    with torch.inference_mode():
+        for t in scheduler.timesteps:
+            out = unet(scheduler.scale_model_input(torch.cat([x, x]), t), t, encoder_hidden_states=cond).sample
+            uncond_out, cond_out = out.chunk(2)
+            x = scheduler.step(uncond_out + 5.0 * (cond_out - uncond_out), t, x).prev_sample
+    reference = x / 0.18215
+    ours = ksample(model, positive, negative, empty(), seed=1, steps=6, cfg=5.0, sampler=sampler_name)["samples"]
+    assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-3)

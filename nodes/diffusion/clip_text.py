@@ -5,6 +5,9 @@ Syntax (ComfyUI's, plus A1111's ``[...]``):
 * ``(words)`` multiplies the weight of ``words`` by 1.1; nesting multiplies again.
 * ``(words:1.3)`` multiplies it by 1.3 (the number after the group's last colon).
 * ``[words]`` divides it by 1.1.
+* ``embedding:name`` inserts a textual-inversion embedding from ``models/embeddings``
+  (``name``, ``name.safetensors``...; A1111's ``emb_params`` or SDXL's ``clip_l``/``clip_g``);
+  a missing one is logged and skipped, as ComfyUI does.
 * ``\\(`` ``\\)`` ``\\[`` ``\\]`` are literal brackets; an unmatched ``)`` or ``]`` is literal too,
   an unclosed ``(`` or ``[`` runs to the end of the prompt.
 
@@ -20,7 +23,9 @@ The BPE vocabulary is CLIP's (49,408 tokens), built from ``configs/clip_bpe_merg
 from __future__ import annotations
 
 import gzip
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
 
     from .types import ClipPart, TextEncoder
 
+log = logging.getLogger("weft.clip")
 CONFIGS = Path(__file__).resolve().parent / "configs"
 MERGES_FILE = CONFIGS / "clip_bpe_merges.txt.gz"
 BOS, EOS = 49406, 49407
@@ -151,22 +157,67 @@ def _parse(text: str, i: int, closing: str | None) -> tuple[list[tuple[str, floa
 # -- tokens ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Chunk:
-    """77 token ids (start, up to 75 prompt tokens, end, padding) and their weights."""
+    """77 token ids (start, up to 75 prompt tokens, end, padding) and their weights.
+
+    ``vectors`` are textual-inversion embeddings: ``(position, vector)`` pairs whose vector
+    replaces the token embedding at that position (the id there is a placeholder).
+    """
 
     ids: tuple[int, ...]
     weights: tuple[float, ...]
+    vectors: tuple[tuple[int, Any], ...] = ()
 
 
-def tokenize_weighted(tokenizer: Any, text: str, pad_id: int) -> list[Chunk]:
-    """Prompt -> chunks of 77 weighted tokens (at least one chunk, even for "")."""
-    words: list[tuple[list[int], float]] = []
-    pieces = [(word, weight) for run, weight in parse_weights(text) for word in run.split()]
-    if pieces:
-        encoded = tokenizer([w for w, _ in pieces], add_special_tokens=False)["input_ids"]
-        words = [(ids, weight) for ids, (_, weight) in zip(encoded, pieces, strict=True) if ids]
-    chunks: list[list[tuple[int, float]]] = [[]]
-    for ids, weight in words:
-        tokens = [(t, weight) for t in ids]
+EMBEDDING_PREFIX = "embedding:"
+EmbeddingLookup = Callable[[str], "torch.Tensor | None"]
+_PLACEHOLDER = 0  # "!": an ordinary token, so the end-token search for pooling is unaffected
+
+
+def _split_embedding(word: str, lookup: EmbeddingLookup | None) -> tuple[Any, str] | None:
+    """``embedding:name`` (trailing punctuation allowed) -> (vectors, leftover text)."""
+    if lookup is None or not word.startswith(EMBEDDING_PREFIX):
+        return None
+    name = word[len(EMBEDDING_PREFIX):]
+    stripped = name.rstrip(",.;:!?)]")
+    for candidate, leftover in ((name, ""), (stripped, name[len(stripped):])):
+        if candidate:
+            vectors = lookup(candidate)
+            if vectors is not None:
+                return vectors, leftover
+    log.warning("embedding %r not found in models/embeddings (or not for this text encoder); ignoring it", name)
+    return None, name[len(stripped):]
+
+
+def tokenize_weighted(tokenizer: Any, text: str, pad_id: int, embeddings: EmbeddingLookup | None = None) -> list[Chunk]:
+    """Prompt -> chunks of 77 weighted tokens (at least one chunk, even for "").
+
+    ``embeddings`` resolves ``embedding:name`` words to ``[n, dim]`` vectors for this encoder.
+    """
+    pieces: list[tuple[Any, float]] = []  # (word str | vectors tensor, weight)
+    for run, weight in parse_weights(text):
+        for word in run.split():
+            found = _split_embedding(word, embeddings)
+            if found is None:
+                pieces.append((word, weight))
+                continue
+            vectors, leftover = found
+            if vectors is not None:
+                pieces.append((vectors, weight))
+            if leftover:
+                pieces.append((leftover, weight))
+    texts = [w for w, _ in pieces if isinstance(w, str)]
+    encoded = iter(tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
+    # a token is (id, weight, vector or None)
+    words: list[list[tuple[int, float, Any]]] = []
+    for word, weight in pieces:
+        if isinstance(word, str):
+            tokens = [(t, weight, None) for t in next(encoded)]
+        else:
+            tokens = [(_PLACEHOLDER, weight, row) for row in word]
+        if tokens:
+            words.append(tokens)
+    chunks: list[list[tuple[int, float, Any]]] = [[]]
+    for tokens in words:
         current = chunks[-1]
         if len(current) + len(tokens) > CHUNK and len(tokens) <= CHUNK and current:
             chunks.append([])  # keep a word whole in the next chunk
@@ -176,11 +227,12 @@ def tokenize_weighted(tokenizer: Any, text: str, pad_id: int) -> list[Chunk]:
             chunks[-1].append(token)
     result = []
     for body in chunks:
-        ids = [BOS] + [t for t, _ in body] + [EOS]
-        weights = [1.0] + [w for _, w in body] + [1.0]
+        ids = [BOS] + [t for t, _, _ in body] + [EOS]
+        weights = [1.0] + [w for _, w, _ in body] + [1.0]
+        vectors = tuple((i + 1, v) for i, (_, _, v) in enumerate(body) if v is not None)
         ids += [pad_id] * (CONTEXT - len(ids))
         weights += [1.0] * (CONTEXT - len(weights))
-        result.append(Chunk(tuple(ids), tuple(weights)))
+        result.append(Chunk(tuple(ids), tuple(weights), vectors))
     return result
 
 
@@ -224,8 +276,24 @@ def encode_part(part: ClipPart, chunks: list[Chunk], clip_skip: int | None, patc
     if weighted:
         empty = tokenize_weighted_empty(_pad_id(part))
         ids = torch.cat([ids, torch.tensor([empty], device=device)])
-    with torch.inference_mode():
-        z, pooled = _hidden(part, model, ids, clip_skip)
+    replacements = [(row, pos, vec) for row, chunk in enumerate(chunks) for pos, vec in chunk.vectors]
+    hook = None
+    if replacements:
+        text_model = getattr(model, "text_model", model)
+
+        def put_vectors(module: Any, args: Any, output: torch.Tensor) -> torch.Tensor:
+            output = output.clone()
+            for row, pos, vec in replacements:
+                output[row, pos] = vec.to(device=output.device, dtype=output.dtype)
+            return output
+
+        hook = text_model.embeddings.token_embedding.register_forward_hook(put_vectors)
+    try:
+        with torch.inference_mode():
+            z, pooled = _hidden(part, model, ids, clip_skip)
+    finally:
+        if hook is not None:
+            hook.remove()
     z = z.float().cpu()
     if weighted:
         base = z[-1:]
@@ -263,7 +331,7 @@ def encode_texts(clip: TextEncoder, texts: list[str]) -> tuple[torch.Tensor, tor
 
     if len(texts) != len(clip.parts):
         raise ValueError(f"{len(texts)} texts for a CLIP with {len(clip.parts)} text encoders")
-    token_lists = [tokenize_weighted(tokenizer_for(part), text, _pad_id(part))
+    token_lists = [tokenize_weighted(tokenizer_for(part), text, _pad_id(part), embedding_lookup(part))
                    for part, text in zip(clip.parts, texts, strict=True)]
     longest = max(len(chunks) for chunks in token_lists)
     conds, pooled_out = [], None
@@ -277,6 +345,61 @@ def encode_texts(clip: TextEncoder, texts: list[str]) -> tuple[torch.Tensor, tor
             pooled_out = pooled
     cond = conds[0] if len(conds) == 1 else torch.cat(conds, dim=-1)
     return cond, pooled_out
+
+
+# -- textual inversion embeddings -------------------------------------------------------------------
+_embedding_cache: dict[tuple, dict[str, Any]] = {}
+
+
+def _embedding_tensors(path: Path) -> dict[str, Any]:
+    """The tensors of an embedding file: A1111 ``emb_params``, SDXL ``clip_l``/``clip_g``, or one tensor."""
+    from .single_file import TensorSource
+
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    cached = _embedding_cache.get(key)
+    if cached is None:
+        with TensorSource(path) as source:
+            cached = {name: source.get(name) for name in source.keys()}
+        if len(_embedding_cache) > 64:
+            _embedding_cache.clear()
+        _embedding_cache[key] = cached
+    return cached
+
+
+def find_embedding(name: str) -> Path | None:
+    """``models/embeddings/<name>`` with or without its extension; ``None`` if absent."""
+    from nodes.paths import UnsafePathError, get_paths
+
+    paths = get_paths()
+    for candidate in (name, name + ".safetensors", name + ".pt", name + ".bin"):
+        try:
+            path = paths.model_path("embeddings", candidate)
+        except (FileNotFoundError, UnsafePathError):
+            continue
+        if path.is_file():
+            return path
+    return None
+
+
+def embedding_lookup(part: ClipPart) -> EmbeddingLookup:
+    """Resolves ``embedding:name`` to vectors whose width fits this encoder."""
+
+    def lookup(name: str) -> Any:
+        path = find_embedding(name)
+        if path is None:
+            return None
+        tensors = _embedding_tensors(path)
+        width = part.handle.load().config.hidden_size
+        preferred = {"clip_l": ("clip_l", "emb_params"), "clip_g": ("clip_g", "emb_params")}.get(
+            part.handle.target, ("emb_params",))
+        for key in (*preferred, *tensors):
+            tensor = tensors.get(key)
+            if tensor is not None and tensor.ndim in (1, 2) and tensor.shape[-1] == width:
+                return tensor.reshape(-1, width).float()
+        return None
+
+    return lookup
 
 
 def _targets(patch: Any, part: ClipPart, index: int) -> bool:

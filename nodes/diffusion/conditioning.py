@@ -46,8 +46,13 @@ class CLIPTextEncode(Node):
     outputs = (Output("CONDITIONING", tooltip="A conditioning containing the embedded text."),)
 
     def run(self, text: str, clip: TextEncoder) -> list[list[Any]]:
+        from .detect import ModelFileError
+
         clip = _require_clip(clip)
-        return clip.encode_conditioning(text)
+        try:
+            return clip.encode_conditioning(text)
+        except ModelFileError as exc:  # an embedding file the user named in the text
+            raise ConditioningInputError(f"text: {exc}") from exc
 
 
 class CLIPTextEncodeSDXL(Node):

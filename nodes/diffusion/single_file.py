@@ -347,6 +347,8 @@ def load_pickle(path: Any) -> dict[str, Any]:
         hint = (f" It needs a full unpickle: if you trust it, write '{_relative(path)} unsafe' in "
                 f"models/{TRUST_FILE_NAME}.") if policy == "weights_only" else ""
         raise UnsafeFileError(f"{path.name}: could not load the pickle ({exc}).{hint}") from exc
+    if isinstance(data, dict) and isinstance(data.get("string_to_param"), dict):  # A1111 embeddings
+        data = {"emb_params": next(iter(data["string_to_param"].values()))}
     for key in ("state_dict", "module", "model"):
         if isinstance(data, dict) and key in data and isinstance(data[key], dict) and len(data) < 10:
             data = data[key]

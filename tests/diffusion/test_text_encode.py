@@ -219,3 +219,32 @@ def test_text_encoding_through_the_engine_is_cached(tiny_paths):
     assert run.status_str == "success", run
     again = executor.execute_sync("p2", result.prompt, ["4"], order=result.order)
     assert again.status_str == "success" and not set(again.executed) & {"1", "2", "3"}
+
+
+def test_textual_inversion_embeddings(clips, tiny_paths):
+    from safetensors.torch import save_file
+
+    folder = tiny_paths.models / "embeddings"
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = make_tokenizer()
+    red = tok("red", add_special_tokens=False)["input_ids"]
+    sd1, sdxl = clips["sd1"], clips["sdxl"]
+    table = sd1.parts[0].handle.load().get_input_embeddings().weight
+    save_file({"emb_params": table[red].detach().clone()}, str(folder / "red1.safetensors"))
+    tables = [part.handle.load().get_input_embeddings().weight for part in sdxl.parts]
+    save_file({"clip_l": tables[0][red].detach().clone(), "clip_g": tables[1][red].detach().clone()},
+              str(folder / "red-xl.safetensors"))
+    pickled = folder / "old.pt"
+    torch.save({"string_to_param": {"*": table[red].detach().clone()}}, pickled)
+    try:
+        assert torch.equal(sd1.encode("a embedding:red1 cat")[0], sd1.encode("a red cat")[0])
+        assert torch.equal(sd1.encode("a (embedding:red1.safetensors:1.3), cat")[0], sd1.encode("a (red:1.3), cat")[0])
+        assert torch.equal(sd1.encode("a embedding:nothing cat")[0], sd1.encode("a cat")[0])  # skipped, logged
+        cond, pooled = sdxl.encode("embedding:red-xl cat")
+        ref_cond, ref_pooled = sdxl.encode("red cat")
+        assert torch.equal(cond, ref_cond) and torch.equal(pooled, ref_pooled)
+        with pytest.raises(ConditioningInputError, match="text: old.pt.*trusted_pickles"):
+            CLIPTextEncode().run("embedding:old", sd1)
+    finally:
+        for f in ("red1.safetensors", "red-xl.safetensors", "old.pt"):
+            (folder / f).unlink()

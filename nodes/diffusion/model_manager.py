@@ -192,8 +192,8 @@ class ModelManager:
                 self.free(unload_models=False)
                 self._device = None
 
-    @property
     def compute_device(self) -> torch.device:
+        """cuda > mps > cpu (cpu when ``force_cpu``); decided on first call (imports torch)."""
         if self._device is None:
             import torch
 
@@ -214,7 +214,7 @@ class ModelManager:
         names = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
         if override in names:
             return names[override]  # type: ignore[index]
-        device = self.compute_device
+        device = self.compute_device()
         choice = self.settings.vae_dtype if kind == "vae" else self.settings.dtype
         if choice in names:
             return names[choice]
@@ -258,8 +258,8 @@ class ModelManager:
                 handle.module = module
                 handle.location = "cpu"
                 handle.loads += 1
-                if handle.kind != "tokenizer" and self.compute_device.type == "cpu":
-                    self._cast(handle, self.compute_device)
+                if handle.kind != "tokenizer" and self.compute_device().type == "cpu":
+                    self._cast(handle, self.compute_device())
                     handle.location = "device"
             self._touch(handle)
             return handle.module
@@ -274,7 +274,7 @@ class ModelManager:
         with self.lock:
             module = self.ensure_loaded(handle)
             if handle.location != "device" and handle.kind != "tokenizer":
-                device = self.compute_device
+                device = self.compute_device()
                 if device.type != "cpu":
                     self._make_room_device(handle.size_bytes, keep=handle)
                 self._cast(handle, device)
@@ -309,7 +309,7 @@ class ModelManager:
     def vram_budget(self) -> int:
         if self.settings.vram_budget is not None:
             return self.settings.vram_budget
-        device = self.compute_device
+        device = self.compute_device()
         if device.type == "cuda":
             import torch
 
@@ -338,7 +338,7 @@ class ModelManager:
             self._cast_to_cpu(victim)
             used -= victim.size_bytes
             self.evictions += 1
-        if self.compute_device.type == "cuda":
+        if self.compute_device().type == "cuda":
             import torch
 
             torch.cuda.empty_cache()
@@ -353,7 +353,7 @@ class ModelManager:
     def _make_room_ram(self, needed: int, keep: ModuleHandle) -> None:
         budget = self.ram_budget()
         resident = [h for h in self._lru.values() if h.module is not None and h is not keep]
-        if self.compute_device.type != "cpu":
+        if self.compute_device().type != "cpu":
             resident = [h for h in resident if h.location == "cpu"]
         used = sum(h.size_bytes for h in resident)
         for victim in resident:
@@ -379,7 +379,7 @@ class ModelManager:
             for handle in list(self._lru.values()):
                 if unload_models:
                     self._drop(handle)
-                elif handle.location == "device" and self.compute_device.type != "cpu":
+                elif handle.location == "device" and self.compute_device().type != "cpu":
                     self._cast_to_cpu(handle)
             if unload_models:
                 import gc
@@ -392,7 +392,7 @@ class ModelManager:
 
     def stats(self) -> dict[str, Any]:
         """For GET /system_stats: devices in ComfyUI's shape plus the loaded models."""
-        device = self.compute_device
+        device = self.compute_device()
         entry: dict[str, Any] = {"name": str(device), "type": device.type, "index": device.index,
                                  "vram_total": 0, "vram_free": 0, "torch_vram_total": 0, "torch_vram_free": 0}
         if device.type == "cuda":
@@ -431,13 +431,36 @@ _manager_lock = threading.Lock()
 
 
 def get_manager() -> ModelManager:
-    """The process-wide manager (created with default settings on first use)."""
+    """The process-wide manager (created with default settings on first use).
+
+    Creating it registers with :mod:`nodes.memory`, through which the server's POST /free
+    and GET /system_stats reach the manager without importing torch themselves.
+    """
     global _manager
     if _manager is None:
         with _manager_lock:
             if _manager is None:
                 _manager = ModelManager()
+                _register_server_hooks()
     return _manager
+
+
+def _free_hook(unload_models: bool) -> None:
+    if _manager is not None:
+        _manager.free(unload_models=unload_models)
+
+
+def _stats_hook() -> list[dict[str, Any]]:
+    return get_manager().stats()["devices"]
+
+
+def _register_server_hooks() -> None:
+    try:
+        from nodes.memory import register_free_hook, register_stats_hook
+    except ImportError:  # a checkout without the server's memory hooks
+        return
+    register_free_hook(_free_hook)
+    register_stats_hook(_stats_hook)
 
 
 def configure(**settings: Any) -> ModelManager:
@@ -454,4 +477,5 @@ def reset_manager(settings: ManagerSettings | None = None) -> ModelManager:
         if _manager is not None:
             _manager.free(unload_models=True)
         _manager = ModelManager(settings)
+    _register_server_hooks()
     return _manager

@@ -213,7 +213,7 @@ class DiffusionModel:
     @property
     def device(self) -> torch.device:
         """The compute device the UNet runs on (the model manager's choice)."""
-        return self.unet.manager.compute_device
+        return self.unet.manager.compute_device()
 
     @property
     def dtype(self) -> torch.dtype:
@@ -434,7 +434,7 @@ class VAEModel:
 
     @property
     def device(self) -> torch.device:
-        return self.handle.manager.compute_device
+        return self.handle.manager.compute_device()
 
     @property
     def dtype(self) -> torch.dtype:

@@ -250,7 +250,7 @@ def test_model_manager_ram_budget_evicts_least_recently_used(tiny_paths):
 
 def test_force_cpu_setting(manager):
     manager.configure(force_cpu=True)
-    assert manager.compute_device.type == "cpu"
+    assert manager.compute_device().type == "cpu"
     assert manager.dtype_for("unet") == torch.float32
     with pytest.raises(TypeError):
         manager.configure(no_such_setting=1)

@@ -56,6 +56,21 @@ class FileInfo:
     def has_prefix(self, prefix: str) -> bool:
         return any(k.startswith(prefix) for k in self.shapes)
 
+    def nbytes(self, prefix: str = "") -> int:
+        """Bytes of the tensors under ``prefix`` as stored (a size hint for the model manager)."""
+        total = 0
+        for key, shape in self.shapes.items():
+            if key.startswith(prefix):
+                count = 1
+                for d in shape:
+                    count *= d
+                total += count * _DTYPE_SIZES.get(self.dtypes.get(key, "F32"), 4)
+        return total
+
+
+_DTYPE_SIZES = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "F16": 2, "BF16": 2, "I16": 2, "U8": 1, "I8": 1,
+                "F8_E4M3": 1, "F8_E5M2": 1, "BOOL": 1}
+
 
 def read_safetensors_header(path: Path) -> FileInfo:
     """Parse a ``.safetensors`` header (8-byte length + JSON); no tensor data is read."""
@@ -167,7 +182,36 @@ def prediction_type(info: FileInfo, family: str) -> str:
         return "epsilon"
     if "v_pred" in info.shapes:
         return "v_prediction"
-    return "v_prediction" if family == "sd2" else "epsilon"
+    if family != "sd2":
+        return "epsilon"
+    return _sd2_prediction_from_weights(info)
+
+
+def _sd2_prediction_from_weights(info: FileInfo, prefix: str | None = None) -> str:
+    """SD 2.x comes as 512 px epsilon ("base") and 768 px v-prediction models of one layout.
+
+    Their weights tell them apart: in the v-prediction models the biases of the first layer
+    norm in the last output block's transformer are spread wider (standard deviation above
+    0.09, the threshold ComfyUI uses as well). Only the real SD2 layout (320 channels, 12
+    output blocks) is checked; anything else (the tiny test models) keeps SD2's usual
+    v-prediction, and a file's ``modelspec.prediction_type`` metadata overrides both.
+    """
+    if prefix is None:
+        prefix = UNET_PREFIX_GUESSES[0] if any(k.startswith(UNET_PREFIX_GUESSES[0]) for k in info.shapes) else ""
+    key = f"{prefix}output_blocks.11.1.transformer_blocks.0.norm1.bias"
+    if info.shapes.get(key) != (320,) or info.shapes.get(f"{prefix}input_blocks.0.0.weight", (0, 0))[1] != 4:
+        return "v_prediction"
+    try:
+        from .single_file import TensorSource
+
+        with TensorSource(info.path) as source:
+            bias = source.get(key).float()
+    except Exception:  # unreadable here means unreadable later too, with a better message
+        return "v_prediction"
+    return "v_prediction" if float(bias.std(unbiased=False)) > 0.09 else "epsilon"
+
+
+UNET_PREFIX_GUESSES = (sf.UNET_PREFIX, "")
 
 
 # -- UNet --------------------------------------------------------------------------------------

@@ -77,12 +77,12 @@ def _with_input(input_name: str, exc: Exception) -> LoaderInputError:
 
 # -- building MODEL / CLIP / VAE from a single file -------------------------------------------------
 def _clip_part(manager: ModelManager, key: tuple, path: Path, layout: detect.ClipLayout, family: str,
-               index: int) -> ClipPart:
+               index: int, size_hint: int = 0) -> ClipPart:
     with_projection = family == "sdxl" and layout.style == "openclip"
     handle = manager.handle(
         ("clip", *key, layout.prefix), "clip",
         lambda: sf.load_clip(path, layout.prefix, layout.style, layout.config, with_projection),
-        name=f"{path.name}:{layout.target}", target=layout.target,
+        name=f"{path.name}:{layout.target}", target=layout.target, size_hint=size_hint,
     )
     openclip = layout.style == "openclip"
     tokenizer = tokenizer_handle(manager, "!" if openclip else "<|endoftext|>")
@@ -113,11 +113,12 @@ def load_checkpoint(path: Path, input_name: str = "ckpt_name") -> tuple[Diffusio
     key = file_key(path)
     unet_config = layout.unet_config or {}
     unet = manager.handle(("unet", *key), "unet", lambda: sf.load_unet(path, sf.UNET_PREFIX, unet_config),
-                          name=path.name, target="unet")
+                          name=path.name, target="unet", size_hint=info.nbytes(sf.UNET_PREFIX))
     model = DiffusionModel(unet, family=layout.family, prediction_type=layout.prediction_type, name=path.name)
     clip = None
     if layout.clips:
-        parts = [_clip_part(manager, key, path, c, layout.family, i) for i, c in enumerate(layout.clips)]
+        parts = [_clip_part(manager, key, path, c, layout.family, i, info.nbytes(c.prefix))
+                 for i, c in enumerate(layout.clips)]
         expected = 2 if layout.family == "sdxl" else 1
         if len(parts) == expected:
             clip = TextEncoder(layout.family, parts, name=path.name)
@@ -125,7 +126,7 @@ def load_checkpoint(path: Path, input_name: str = "ckpt_name") -> tuple[Diffusio
     if layout.vae_config is not None:
         vae_config = layout.vae_config
         handle = manager.handle(("vae", *key), "vae", lambda: sf.load_vae(path, sf.VAE_PREFIX, vae_config),
-                                name=path.name, target="vae")
+                                name=path.name, target="vae", size_hint=info.nbytes(sf.VAE_PREFIX))
         vae = VAEModel(handle, scaling_factor=vae_config["scaling_factor"],
                        latent_channels=vae_config["latent_channels"],
                        downscale=2 ** (len(vae_config["block_out_channels"]) - 1), name=path.name)

@@ -296,3 +296,21 @@ def test_vae_round_trip_and_tiled_decode(tiny_paths, manager):
     assert tiled.shape == decoded.shape and torch.isfinite(tiled).all()
     assert vae.encode_tiled(decoded, tile_size=32, overlap=16).shape == latents.shape
     assert torch.allclose(vae.encode_tiled(decoded, tile_size=64, overlap=0), vae.encode(decoded), atol=1e-6)
+
+
+@pytest.mark.parametrize(("spread", "metadata", "expected"), [
+    (0.2, None, "v_prediction"), (0.01, None, "epsilon"), (0.01, "v", "v_prediction"), (0.2, "epsilon", "epsilon"),
+])
+def test_sd2_prediction_type_from_weights_or_metadata(tmp_path, spread, metadata, expected):
+    """SD2 768-v and 512-base share a layout; the weights (or the file's metadata) tell them apart."""
+    g = torch.Generator().manual_seed(0)
+    state = {
+        "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
+        "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias": torch.randn(320, generator=g) * spread,
+        "cond_stage_model.model.token_embedding.weight": torch.zeros(8, 4),
+    }
+    path = tmp_path / "sd2-like.safetensors"
+    save_file(state, str(path), metadata={"modelspec.prediction_type": metadata} if metadata else None)
+    info = detect.read_safetensors_header(path)
+    assert detect._checkpoint_family(info) == "sd2"
+    assert detect.prediction_type(info, "sd2") == expected

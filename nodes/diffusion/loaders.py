@@ -313,15 +313,41 @@ def load_clip_file(paths: list[Path], input_names: list[str], clip_type: str) ->
     return TextEncoder(family, parts, name="+".join(p.name for p in paths))
 
 
+def _diffusers_vae_shapes_to_ldm(shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    levels = detect._indices(shapes, r"encoder\.down_blocks\.(\d+)\.")
+    config = {"block_out_channels": [0] * len(levels)}
+    out = {}
+    for key, shape in shapes.items():
+        try:
+            out[sf.vae_ldm_name(key, config)] = shape
+        except sf.LayoutError:
+            continue
+    return out
+
+
 def load_vae_file(path: Path, input_name: str = "vae_name") -> VAEModel:
+    """VAE from a standalone file in the original layout or in diffusers' (AutoencoderKL) layout."""
     try:
         info = file_info(path)
         prefix = detect.vae_prefix(info)
-        config = detect.infer_vae_config(info.strip(prefix), "sd1", path.name)
+        shapes = info.strip(prefix)
+        diffusers_layout = "encoder.down_blocks.0.resnets.0.conv1.weight" in shapes
+        if diffusers_layout:
+            shapes = _diffusers_vae_shapes_to_ldm(shapes)
+        config = detect.infer_vae_config(shapes, "sd1", path.name)
     except ModelFileError as exc:
         raise _with_input(input_name, exc) from exc
-    handle = get_manager().handle(("vae", *file_key(path), prefix), "vae", lambda: sf.load_vae(path, prefix, config),
-                                  name=path.name, target="vae")
+
+    def load() -> Any:
+        if diffusers_layout:
+            from diffusers import AutoencoderKL
+
+            model = sf.empty_model(lambda: AutoencoderKL.from_config(config))
+            return sf.load_module(path, model, lambda n: prefix + n, kind="vae", what="VAE")
+        return sf.load_vae(path, prefix, config)
+
+    handle = get_manager().handle(("vae", *file_key(path), prefix), "vae", load, name=path.name, target="vae",
+                                  size_hint=info.nbytes(prefix))
     return VAEModel(handle, scaling_factor=config["scaling_factor"], latent_channels=config["latent_channels"],
                     downscale=2 ** (len(config["block_out_channels"]) - 1), name=path.name)
 

@@ -185,7 +185,7 @@ def test_separate_unet_clip_and_vae_files(tiny_paths, tiny_models, manager):
             f.unlink()
 
 
-def test_sd1_clip_loader_and_diffusers_layout_unet_file(tiny_paths, tiny_models, manager):
+def test_sd1_clip_loader_and_diffusers_layout_unet_and_vae_files(tiny_paths, tiny_models, manager):
     models = tiny_paths.models
     single = tiny_models / "checkpoints" / "tiny-sd1.safetensors"
     clip_file = _extract(single, sf.SD1_CLIP_PREFIX, models / "clip" / "sd1-clip.safetensors")
@@ -193,8 +193,13 @@ def test_sd1_clip_loader_and_diffusers_layout_unet_file(tiny_paths, tiny_models,
     unet_file.parent.mkdir(parents=True, exist_ok=True)
     unet_file.write_bytes((tiny_models / "diffusers" / "tiny-sd1" / "unet" / "diffusion_pytorch_model.safetensors")
                           .read_bytes())
+    vae_file = models / "vae" / "sd1-vae-diffusers.safetensors"
+    vae_file.parent.mkdir(parents=True, exist_ok=True)
+    vae_file.write_bytes((tiny_models / "diffusers" / "tiny-sd1" / "vae" / "diffusion_pytorch_model.safetensors")
+                         .read_bytes())
     try:
-        ref_model, ref_clip, _ = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+        ref_model, ref_clip, ref_vae = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+        _same_state(VAELoader().run("sd1-vae-diffusers.safetensors").handle.load(), ref_vae.handle.load())
         clip = CLIPLoader().run("sd1-clip.safetensors", "stable_diffusion")
         assert clip.family == "sd1"
         assert torch.equal(clip.encode("a cat")[0], ref_clip.encode("a cat")[0])
@@ -204,6 +209,7 @@ def test_sd1_clip_loader_and_diffusers_layout_unet_file(tiny_paths, tiny_models,
     finally:
         clip_file.unlink()
         unet_file.unlink()
+        vae_file.unlink()
 
 
 def test_unet_loader_fp8_storage_runs(tiny_paths, tiny_models, manager):

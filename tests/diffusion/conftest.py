@@ -10,7 +10,10 @@ tests then load them through exactly the loader code a user's files go through. 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,17 +36,41 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_paths(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory):
-    """``nodes.paths`` configured with the tiny models as its models root; restored afterwards."""
+def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Weft base directory (input/, output/, temp/, user/) for the diffusion tests."""
+    base = tmp_path_factory.mktemp("weft-home")
+    for name in ("input", "output", "temp", "user"):
+        (base / name).mkdir()
+    return base
+
+
+@contextmanager
+def configured_paths(models: Path, base: Path) -> Iterator[Any]:
+    """``nodes.paths`` pointed at ``models`` while the block runs, then put back as it was."""
     import nodes.paths as paths_module
 
     previous = paths_module._paths
-    base = tmp_path_factory.mktemp("weft-home")
-    paths = paths_module.configure(base, models_dir=tiny_models, create=False)
-    for d in (paths.input, paths.output, paths.temp, paths.user):
-        d.mkdir(parents=True, exist_ok=True)
-    yield paths
-    paths_module._paths = previous
+    try:
+        yield paths_module.configure(base, models_dir=models, create=False)
+    finally:
+        paths_module._paths = previous
+
+
+@pytest.fixture(scope="session")
+def use_tiny_paths(tiny_models: Path, tiny_home: Path) -> Any:
+    """A context manager factory for wider-scoped fixtures: ``with use_tiny_paths(): ...``."""
+    return lambda: configured_paths(tiny_models, tiny_home)
+
+
+@pytest.fixture
+def tiny_paths(tiny_models: Path, tiny_home: Path) -> Iterator[Any]:
+    """``nodes.paths`` configured with the tiny models as its models root, for one test.
+
+    Per test (not per session) because other tests, a started server for one, configure the
+    process-wide paths too.
+    """
+    with configured_paths(tiny_models, tiny_home) as paths:
+        yield paths
 
 
 @pytest.fixture

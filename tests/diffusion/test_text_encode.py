@@ -95,8 +95,10 @@ def test_long_prompts_are_split_into_chunks_keeping_words_whole():
 
 
 @pytest.fixture(scope="module")
-def clips(tiny_paths):
-    return {family: CheckpointLoaderSimple().run(f"tiny-{family}.safetensors")[1] for family in ("sd1", "sd2", "sdxl")}
+def clips(use_tiny_paths):
+    with use_tiny_paths():
+        return {family: CheckpointLoaderSimple().run(f"tiny-{family}.safetensors")[1]
+                for family in ("sd1", "sd2", "sdxl")}
 
 
 @pytest.mark.parametrize(("family", "dim", "pooled"), [("sd1", 32, 32), ("sd2", 48, 48), ("sdxl", 32 + 64, 32)])

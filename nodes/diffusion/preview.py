@@ -10,6 +10,7 @@ uses); a MODEL whose latent format brings its own factors wins.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,22 +29,41 @@ RGB_FACTORS["sd2"] = RGB_FACTORS["sd1"]
 MAX_PREVIEW_SIZE = 512
 
 
+@lru_cache(maxsize=16)
+def _factors(family: str, factors: Any, bias: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The [C, 3] matrix and [3] bias for a latent format, built once."""
+    import torch
+
+    if factors is None:
+        factors, default_bias = RGB_FACTORS.get(family, RGB_FACTORS["sd1"])
+        bias = bias if bias is not None else default_bias
+    weights = torch.tensor(factors, dtype=torch.float32)
+    offset = torch.tensor(bias if bias is not None else (0.0, 0.0, 0.0), dtype=torch.float32)
+    # fold ((rgb + 1) * 127.5) into the matrix so one addmm does all the arithmetic
+    return weights * 127.5, (offset + 1.0) * 127.5
+
+
 def latent_to_rgb(latent: torch.Tensor, fmt: Mapping[str, Any] | None = None) -> torch.Tensor:
     """The first image of a scaled latent batch [B, C, h, w] as uint8 [h, w, 3] (CPU)."""
     import torch
 
     fmt = fmt or {}
-    factors, bias = fmt.get("rgb_factors"), fmt.get("rgb_bias")
-    if factors is None:
-        factors, default_bias = RGB_FACTORS.get(fmt.get("family", "sd1"), RGB_FACTORS["sd1"])
-        bias = bias if bias is not None else default_bias
+    factors = fmt.get("rgb_factors")
+    bias = fmt.get("rgb_bias")
+    weights, offset = _factors(str(fmt.get("family", "sd1")), _frozen(factors), _frozen(bias))
     x = latent[0].detach().float().cpu()
-    weights = torch.tensor(factors, dtype=torch.float32)
-    if x.shape[0] != weights.shape[0]:  # an unknown latent layout: show the first three channels
-        rgb = x[:3].permute(1, 2, 0) if x.shape[0] >= 3 else x[:1].permute(1, 2, 0).expand(-1, -1, 3)
-    else:
-        rgb = torch.einsum("chw,cr->hwr", x, weights) + torch.tensor(bias or (0.0, 0.0, 0.0))
-    return ((rgb + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
+    channels, height, width = x.shape
+    if channels != weights.shape[0]:  # an unknown latent layout: show the first channels as grey/RGB
+        rgb = x[:3] if channels >= 3 else x[:1].expand(3, -1, -1)
+        return ((rgb.permute(1, 2, 0) + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)
+    rgb = torch.addmm(offset, x.reshape(channels, -1).t(), weights)
+    return rgb.clamp_(0, 255).to(torch.uint8).reshape(height, width, 3)
+
+
+def _frozen(value: Any) -> Any:
+    if value is None:
+        return None
+    return tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in value)
 
 
 def preview_jpeg(latent: torch.Tensor, fmt: Mapping[str, Any] | None = None, quality: int = 85) -> bytes:
@@ -52,7 +72,7 @@ def preview_jpeg(latent: torch.Tensor, fmt: Mapping[str, Any] | None = None, qua
 
     from PIL import Image
 
-    image = Image.fromarray(latent_to_rgb(latent, fmt).numpy(), "RGB")
+    image = Image.fromarray(latent_to_rgb(latent, fmt).numpy())
     if max(image.size) > MAX_PREVIEW_SIZE:
         image.thumbnail((MAX_PREVIEW_SIZE, MAX_PREVIEW_SIZE))
     buffer = io.BytesIO()

@@ -218,8 +218,12 @@ def test_hires_fix(server):
         "model": ["1", 0], "seed": 2, "steps": 2, "cfg": 6.0, "sampler_name": "dpmpp_2m", "scheduler": "simple",
         "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["8", 0], "denoise": 0.5}}
     prompt["6"]["inputs"]["samples"] = ["9", 0]
+    prompt["10"] = {"class_type": "VAEDecodeTiled", "inputs": {"samples": ["9", 0], "vae": ["1", 2],
+                                                               "tile_size": 64, "overlap": 32}}
+    prompt["11"] = {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "hires_tiled"}}
     _, entry = run(server, prompt)
     assert fetch(server, saved(entry)).size == (96, 96)
+    assert fetch(server, saved(entry, "11")).size == (96, 96)
 
 
 def test_every_sampler_and_scheduler_runs(server):

@@ -377,3 +377,26 @@ def test_loop_equals_a_bare_diffusers_loop(model, positive, negative, sampler_na
     reference = x / 0.18215
     ours = ksample(model, positive, negative, empty(), seed=1, steps=6, cfg=5.0, sampler=sampler_name)["samples"]
     assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-3)
+
+
+def test_latent_nodes_follow_comfyui():
+    from nodes.diffusion.latent import LatentFromBatch, LatentUpscale, RepeatLatentBatch
+
+    latent = {"samples": torch.arange(2 * 4 * 8 * 16, dtype=torch.float32).reshape(2, 4, 8, 16)}
+    assert LatentUpscale().run(latent, "bilinear", 256, 0, "disabled")[0]["samples"].shape == (2, 4, 16, 32)
+    assert LatentUpscale().run(latent, "area", 64, 64, "center")[0]["samples"].shape == (2, 4, 8, 8)
+    assert LatentUpscale().run(latent, "bicubic", 0, 0, "disabled")[0]["samples"] is latent["samples"]
+    mask = torch.zeros((2, 64, 128))
+    mask[1] = 1
+    masked = SetLatentNoiseMask().run(latent, mask)[0]
+    assert masked["noise_mask"].shape == (2, 1, 64, 128)
+    picked = LatentFromBatch().run(masked, 1, 5)[0]
+    assert picked["samples"].shape[0] == 1 and picked["batch_index"] == [1]
+    assert float(picked["noise_mask"].mean()) == 1.0
+    repeated = RepeatLatentBatch().run(picked, 3)[0]
+    assert repeated["samples"].shape[0] == 3 and repeated["batch_index"] == [1, 2, 3]
+    assert torch.equal(repeated["samples"][2], latent["samples"][1])
+    with pytest.raises(ValueError, match="mask"):
+        SetLatentNoiseMask().run(latent, torch.zeros(4))
+    with pytest.raises(ValueError, match="samples"):
+        LatentUpscale().run({"no": 1}, "bilinear", 64, 64, "disabled")

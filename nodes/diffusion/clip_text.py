@@ -289,7 +289,7 @@ def encode_part(part: ClipPart, chunks: list[Chunk], clip_skip: int | None, patc
 
         hook = text_model.embeddings.token_embedding.register_forward_hook(put_vectors)
     try:
-        with torch.inference_mode():
+        with torch.no_grad():
             z, pooled = _hidden(part, model, ids, clip_skip)
     finally:
         if hook is not None:

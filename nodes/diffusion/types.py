@@ -314,7 +314,9 @@ class DiffusionModel:
         apply: Callable[[UNetCall], Any] = call_unet
         for wrapper in reversed(self.wrappers):
             apply = _bind(wrapper, apply)
-        with torch.inference_mode():
+        # no_grad rather than inference_mode: outputs stay ordinary tensors that callers (and
+        # plugins) may modify in place; the speed difference is negligible next to the UNet.
+        with torch.no_grad():
             out = apply(UNetCall(x, t, c, pooled, added_time_ids, kwargs, self))
         return out.to(device=out_device, dtype=out_dtype)
 
@@ -447,7 +449,7 @@ class VAEModel:
         vae = self.handle.on_device()
         image = _crop_to_multiple(image[..., :3], self.downscale)
         x = image.movedim(-1, 1).to(device=self.device, dtype=self.dtype) * 2.0 - 1.0
-        with torch.inference_mode():
+        with torch.no_grad():
             latents = vae.encode(x).latent_dist.mean
         return latents.float().cpu()
 
@@ -457,7 +459,7 @@ class VAEModel:
 
         vae = self.handle.on_device()
         z = latents.to(device=self.device, dtype=self.dtype)
-        with torch.inference_mode():
+        with torch.no_grad():
             pixels = vae.decode(z, return_dict=False)[0]
         return ((pixels.float() + 1.0) / 2.0).clamp(0.0, 1.0).movedim(1, -1).cpu()
 

@@ -111,6 +111,12 @@ def test_encoding_shapes(clips, family, dim, pooled):
     assert long_cond.shape == (1, 77 * 3, dim)
 
 
+def test_outputs_are_ordinary_tensors_that_plugins_may_modify(clips):
+    cond, pooled = clips["sdxl"].encode("a cat")
+    cond.mul_(2.0)  # inference-mode tensors would refuse this outside inference mode
+    pooled.add_(1.0)
+
+
 def test_sdxl_concatenates_both_encoders_and_pools_with_big_g(clips):
     clip = clips["sdxl"]
     cond, pooled = clip.encode("a cat")

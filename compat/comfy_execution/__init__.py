@@ -1,0 +1,1 @@
+"""``comfy_execution``: the expansion and flow-control helpers packs use, mapped onto Weft's engine."""

@@ -1,0 +1,362 @@
+"""Import custom node packs one by one, each in its own failure boundary, and register nodes.
+
+The order of work per pack: read its declared requirements (no code runs yet), import it
+under ``custom_nodes.<pack>`` with its import time measured, then register what it exports:
+``WEFT_NODES`` (Weft's contract) and/or ``NODE_CLASS_MAPPINGS`` (ComfyUI's classic
+contract). Any exception, even ``SystemExit`` from a pack that calls ``sys.exit``, is caught
+and recorded in the :class:`~nodes.plugins.report.PluginReport`; the next pack and the
+server carry on. Nothing here installs anything.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import logging
+import shlex
+import sys
+import time
+import traceback
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from ..api import Node, NodeClassDefinition
+from . import support
+from .classic import ClassicNodeDefinition
+from .discovery import PackSource, discover
+from .report import Collision, PackReport, PluginReport
+from .requirements import check_all
+
+log = logging.getLogger("weft.plugins")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_FOLDER = REPO_ROOT / "custom_nodes"
+COMPAT_DIR = REPO_ROOT / "compat"
+#: Separator of namespaced node ids: ``<pack>::<node>``. It cannot clash with a URL path
+#: segment (``/object_info/<id>``) and no known pack uses it in a node name.
+NAMESPACE_SEPARATOR = "::"
+#: A pack whose import takes longer gets a warning in the report suggesting lazy imports.
+SLOW_IMPORT_MS = 500.0
+
+
+@dataclass
+class PluginConfig:
+    """What to load. ``folders`` replaces the default ``custom_nodes/``; ``extra_folders`` adds.
+
+    ``disable_all`` is ``--disable-all-custom-nodes``; ``enabled`` then lists the packs that
+    load anyway (ComfyUI's ``--whitelist-custom-nodes``). ``disabled`` names packs to skip.
+    """
+
+    folders: list[Path] = field(default_factory=lambda: [DEFAULT_FOLDER])
+    extra_folders: list[Path] = field(default_factory=list)
+    disable_all: bool = False
+    disabled: set[str] = field(default_factory=set)
+    enabled: set[str] = field(default_factory=set)
+
+    @classmethod
+    def coerce(cls, config: Any) -> PluginConfig:
+        """Accept a :class:`PluginConfig`, a mapping or an object with the same attribute names.
+
+        The server passes its ``ServerConfig``; the names understood are ``folders`` /
+        ``custom_nodes_dirs`` (default: the repository's ``custom_nodes/`` plus
+        ``<base_directory>/custom_nodes``), ``extra_folders`` / ``extra_custom_node_dirs``,
+        ``disable_all`` / ``disable_all_custom_nodes``, ``disabled`` / ``disable_custom_nodes``
+        (a list or a comma-separated string) and ``enabled`` / ``whitelist_custom_nodes``.
+        """
+        if config is None:
+            return cls()
+        if isinstance(config, PluginConfig):
+            return config
+
+        def get(*names: str) -> Any:
+            for name in names:
+                if isinstance(config, Mapping) and name in config:
+                    return config[name]
+                if not isinstance(config, Mapping) and getattr(config, name, None) is not None:
+                    return getattr(config, name)
+            return None
+
+        folders = get("folders", "custom_nodes_dirs")
+        if not folders:
+            folders = [DEFAULT_FOLDER]
+            base = get("base_directory")
+            if base is not None and Path(base).resolve() / "custom_nodes" != DEFAULT_FOLDER:
+                folders.append(Path(base) / "custom_nodes")
+        disabled = get("disabled", "disabled_custom_nodes", "disable_custom_nodes") or ()
+        if isinstance(disabled, str):
+            disabled = [p.strip() for p in disabled.split(",") if p.strip()]
+        return cls(
+            folders=[Path(f) for f in folders],
+            extra_folders=[Path(f) for f in get("extra_folders", "extra_custom_nodes", "extra_custom_node_dirs") or []],
+            disable_all=bool(get("disable_all", "disable_all_custom_nodes")),
+            disabled=set(disabled),
+            enabled=set(get("enabled", "whitelist_custom_nodes") or ()),
+        )
+
+    def all_folders(self) -> list[Path]:
+        seen: set[Path] = set()
+        result = []
+        for folder in [*self.folders, *self.extra_folders]:
+            resolved = Path(folder).expanduser().resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                result.append(resolved)
+        return result
+
+
+_compat_installed = False
+
+
+def install_compat() -> None:
+    """Make ComfyUI's module names importable for packs, once per process.
+
+    The ``compat/`` folder goes first on ``sys.path`` only when packs are loaded: a Weft
+    process without plugins (a script, ``--disable-all-custom-nodes``) never sees top-level
+    names like ``folder_paths`` or ``comfy``, and a real ComfyUI installed in the same
+    environment cannot shadow the shims. A finder placed last on ``sys.meta_path`` turns
+    imports of ComfyUI internals the folder lacks into a clear "not supported in Weft" error.
+    """
+    global _compat_installed
+    if _compat_installed:
+        return
+    compat = str(COMPAT_DIR)
+    if compat not in sys.path:
+        sys.path.insert(0, compat)
+    if not any(isinstance(f, support.UnsupportedComfyFinder) for f in sys.meta_path):
+        sys.meta_path.append(support.UnsupportedComfyFinder())
+    import nodes
+
+    # ``from nodes import MAX_RESOLUTION`` is the most common reach into ComfyUI's nodes.py.
+    if not hasattr(nodes, "MAX_RESOLUTION"):
+        nodes.MAX_RESOLUTION = 16384  # type: ignore[attr-defined]
+    _compat_installed = True
+
+
+def _ensure_parent_package(folders: list[Path]) -> None:
+    """``custom_nodes`` must exist as a package for ``custom_nodes.<pack>`` submodules."""
+    parent = sys.modules.get("custom_nodes")
+    if parent is None:
+        parent = types.ModuleType("custom_nodes", "Custom node packs loaded by Weft.")
+        parent.__path__ = []  # type: ignore[attr-defined]
+        parent.__spec__ = importlib.machinery.ModuleSpec("custom_nodes", None, is_package=True)
+        sys.modules["custom_nodes"] = parent
+    path = getattr(parent, "__path__", None)
+    if isinstance(path, list):
+        for folder in folders:
+            if str(folder) not in path:
+                path.append(str(folder))
+
+
+def _forget_module(name: str) -> None:
+    for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+        del sys.modules[key]
+
+
+def import_pack(source: PackSource, pack: PackReport) -> types.ModuleType | None:
+    """Import one pack afresh; on failure record the error and leave no half-module behind."""
+    name = source.module_name
+    _forget_module(name)
+    support.register_pack_root(source.path, source.name)
+    started = time.perf_counter()
+    try:
+        spec = importlib.util.spec_from_file_location(
+            name,
+            source.entry,
+            submodule_search_locations=[str(source.path)] if source.kind == "package" else None,
+        )
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {source.entry}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a pack must not stop the server
+        _forget_module(name)
+        pack.status = "failed"
+        pack.error = f"{type(exc).__name__}: {exc}"
+        pack.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if isinstance(exc, AttributeError) and "NoneType" in str(exc) and "PromptServer.instance" in pack.traceback:
+            pack.error += " (PromptServer.instance exists only when Weft runs as a server, not under `main.py run`)"
+        log.warning("Custom node pack %r failed to import:\n%s", source.name, pack.traceback)
+        return None
+    finally:
+        pack.import_ms = (time.perf_counter() - started) * 1000
+
+
+def _node_id(registry: Mapping[str, Any], wanted: str, pack: PackReport) -> str | None:
+    """``wanted`` if free, else ``<pack>::<wanted>`` (recorded as a collision), else ``None``."""
+    if wanted not in registry:
+        return wanted
+    namespaced = f"{pack.name}{NAMESPACE_SEPARATOR}{wanted}"
+    taken_by = registry[wanted].schema.origin.get("pack", "?")
+    if namespaced in registry:
+        pack.node_errors.append({"node": wanted, "error": f"{wanted!r} and {namespaced!r} are both taken"})
+        return None
+    pack.collisions.append(Collision(wanted, namespaced, taken_by))
+    log.warning("Node %r of pack %r is registered as %r: %r already provides it", wanted, pack.name, namespaced, taken_by)
+    return namespaced
+
+
+def _web_extensions(module: types.ModuleType, source: PackSource, pack: PackReport) -> None:
+    web = getattr(module, "WEB_DIRECTORY", None)
+    if not web:
+        return
+    base = source.path if source.kind == "package" else source.path.parent
+    folder = (base / str(web)).resolve()
+    if not folder.is_dir():
+        pack.warnings.append(f"WEB_DIRECTORY {web!r} is not a folder ({folder})")
+        return
+    pack.web_directory = str(folder)
+    prefix = f"/extensions/{quote(source.name)}/"
+    pack.extensions = [
+        prefix + "/".join(quote(part) for part in path.relative_to(folder).parts)
+        for path in sorted(folder.rglob("*.js"))
+        if path.is_file()
+    ]
+
+
+def register_pack(registry: Any, module: types.ModuleType, source: PackSource, pack: PackReport) -> None:
+    """Register a pack's nodes one by one; a node that fails is recorded, the rest still load."""
+    started = time.perf_counter()
+    version = source.version or getattr(module, "__version__", None) or "0.0.0"
+    pack.version = str(version)
+    weft_nodes = getattr(module, "WEFT_NODES", None)
+    mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+    display_names = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
+    _web_extensions(module, source, pack)
+
+    def add(wanted: str, build: Any) -> None:
+        try:
+            node_id = _node_id(registry, wanted, pack)
+            if node_id is None:
+                return
+            definition = build(node_id)
+            registry.register(definition, pack=pack.name, version=pack.version)
+            pack.nodes.append(node_id)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            pack.node_errors.append({"node": wanted, "error": f"{type(exc).__name__}: {exc}"})
+            log.warning("Node %r of pack %r refused: %s", wanted, pack.name, exc)
+
+    if weft_nodes is not None:
+        pack.contracts.append("weft")
+        if not isinstance(weft_nodes, Iterable) or isinstance(weft_nodes, (str, bytes)):
+            pack.node_errors.append({"node": "WEFT_NODES", "error": "WEFT_NODES must be a list of Node subclasses"})
+            weft_nodes = []
+        for cls in weft_nodes:
+            if not (isinstance(cls, type) and issubclass(cls, Node)):
+                pack.node_errors.append({"node": repr(cls), "error": "not a subclass of nodes.api.Node"})
+                continue
+            wanted = cls.name or cls.__name__
+
+            def build_weft(node_id: str, cls: type[Node] = cls) -> NodeClassDefinition:
+                return NodeClassDefinition(cls, {"pack": pack.name, "version": pack.version}, name=node_id)
+
+            add(wanted, build_weft)
+
+    if mappings is not None:
+        pack.contracts.append("classic")
+        if not isinstance(mappings, Mapping):
+            pack.node_errors.append({"node": "NODE_CLASS_MAPPINGS", "error": "NODE_CLASS_MAPPINGS must be a dict"})
+            mappings = {}
+        for class_type, cls in mappings.items():
+            display = display_names.get(class_type) if isinstance(display_names, Mapping) else None
+
+            def build_classic(node_id: str, cls: Any = cls, class_type: str = class_type, display: Any = display) -> Any:
+                shown = str(display) if display else class_type
+                if node_id != class_type:
+                    shown = f"{shown} [{pack.name}]"
+                return ClassicNodeDefinition(cls, node_id, shown, {"pack": pack.name, "version": pack.version})
+
+            add(str(class_type), build_classic)
+
+    if not pack.contracts:
+        if hasattr(module, "comfy_entrypoint"):
+            pack.status = "failed"
+            pack.error = "ComfyUI's v3 extension API (comfy_entrypoint) is not supported in Weft"
+        elif pack.web_directory:
+            pack.warnings.append("the pack exports no nodes, only web extensions")
+        else:
+            pack.status = "skipped"
+            pack.warnings.append("the pack exports neither WEFT_NODES nor NODE_CLASS_MAPPINGS")
+    elif pack.node_errors:
+        if pack.nodes:
+            pack.status = "partial"
+        else:
+            pack.status = "failed"
+            first = pack.node_errors[0]
+            pack.error = f"no node could be registered; {first['node']}: {first['error']}"
+    pack.register_ms = (time.perf_counter() - started) * 1000
+
+
+def _pip_hint(requirements: list[str]) -> str:
+    return "pip install " + " ".join(shlex.quote(r) for r in requirements)
+
+
+def load_plugins(registry: Any, config: Any = None) -> PluginReport:
+    """Discover, check, import and register every custom node pack; never raises for a pack.
+
+    ``registry`` is a :class:`nodes.registry.NodeRegistry` already holding the built-in
+    nodes (they keep their ids on collisions). ``config`` is anything
+    :meth:`PluginConfig.coerce` accepts. Returns the report the server publishes.
+    """
+    started = time.perf_counter()
+    cfg = PluginConfig.coerce(config)
+    folders = cfg.all_folders()
+    report = PluginReport(folders=[str(f) for f in folders], disabled_all=cfg.disable_all)
+    sources = discover(folders)
+    seen: dict[str, PackSource] = {}
+    for source in sources:
+        pack = PackReport(
+            name=source.name,
+            path=str(source.path),
+            module=source.module_name,
+            kind=source.kind,  # type: ignore[arg-type]
+            version=source.version or "0.0.0",
+        )
+        report.packs.append(pack)
+        if source.disabled_by_suffix:
+            pack.status, pack.warnings = "disabled", [f"disabled by the '.disabled' suffix of {source.path.name}"]
+            continue
+        if source.name in cfg.disabled or (cfg.disable_all and source.name not in cfg.enabled):
+            pack.status = "disabled"
+            continue
+        if source.name in seen:
+            pack.status = "skipped"
+            pack.error = f"a pack named {source.name!r} was already loaded from {seen[source.name].path}"
+            log.warning("Custom node pack %s skipped: %s", source.path, pack.error)
+            continue
+        seen[source.name] = source
+        if source.kind == "package" and source.requirements:
+            pack.requirements = check_all(source.requirements)
+            if pack.missing_requirements:
+                pack.status = "missing_requirements"
+                pack.error = (
+                    f"missing Python requirements: {', '.join(pack.missing_requirements)}. "
+                    f"Install them into Weft's environment ({_pip_hint(pack.missing_requirements)}) "
+                    "and restart; Weft never installs packages itself."
+                )
+                log.warning("Custom node pack %r not loaded: %s", source.name, pack.error)
+                continue
+        if not report.compat_installed:
+            install_compat()
+            _ensure_parent_package(folders)
+            report.compat_installed = True
+        module = import_pack(source, pack)
+        if module is not None:
+            register_pack(registry, module, source, pack)
+        if pack.import_ms > SLOW_IMPORT_MS:
+            pack.warnings.append(
+                f"importing took {pack.import_ms:.0f} ms; heavy imports (torch, diffusers, ...) belong inside "
+                "the nodes' functions so the server starts fast"
+            )
+    report.total_ms = (time.perf_counter() - started) * 1000
+    report.log_summary()
+    return report

@@ -1,0 +1,160 @@
+"""HTTP side of custom node packs: the load report, web extensions, missing-pack look-up.
+
+Routes (each also under ``/api``, as ComfyUI serves its API under both):
+
+* ``GET /api/plugins``: the :class:`~nodes.plugins.report.PluginReport` as JSON (per pack:
+  status, error and traceback, import time, nodes, renamed nodes, missing requirements).
+* ``GET /extensions`` (in ``server/routes/info.py``) lists ``PluginReport.extension_urls``:
+  ComfyUI's ``["/extensions/<pack>/<file>.js"]``.
+* ``GET /extensions/<pack>/<path>``: files of a loaded pack's ``WEB_DIRECTORY``.
+* ``GET /weft/extension-host.js``: the browser half of the hooks API (docs/plugins.md), and
+  ``/scripts/app.js`` / ``/scripts/api.js``: shims that give ComfyUI-style extensions
+  (``import { app } from "../../scripts/app.js"``) Weft's mapping of their hooks.
+* ``POST /api/plugins/missing``: given a workflow (UI or API format), which node types are
+  unknown and which packs (name, version from the saved node's properties) provide them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from nodes.paths import UnsafePathError, safe_join
+from nodes.plugins.report import PluginReport
+
+WEB = Path(__file__).resolve().parents[2] / "nodes" / "plugins" / "web"
+#: URL -> file of the browser half of the plugin system (see docs/plugins.md)
+SCRIPTS = {
+    "/weft/extension-host.js": WEB / "extension_host.js",
+    "/scripts/app.js": WEB / "comfy_app.js",
+    "/scripts/api.js": WEB / "comfy_api.js",
+}
+
+_CONTENT_TYPES = {
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".css": "text/css",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".woff2": "font/woff2",
+}
+
+REPORT_KEY = web.AppKey("weft.plugins.report", PluginReport)
+REGISTRY_KEY = web.AppKey("weft.plugins.registry", Mapping)
+
+
+def missing_nodes(workflow: Any, registry: Mapping[str, Any]) -> dict[str, Any]:
+    """Node types of ``workflow`` that ``registry`` lacks, grouped, with the packs they need.
+
+    A UI-format workflow (``{"nodes": [{"id", "type", "properties": {"cnr_id", "ver"}}]}``)
+    says which pack and version each node came from; an API-format prompt only has
+    ``class_type``, so its missing nodes come back without a pack. Nodes inside subgraph
+    definitions (``definitions.subgraphs[].nodes``) are looked at too.
+    """
+    found: dict[str, dict[str, Any]] = {}
+
+    def note(node_id: Any, class_type: Any, properties: Any) -> None:
+        if not isinstance(class_type, str) or class_type in registry:
+            return
+        entry = found.setdefault(class_type, {"class_type": class_type, "node_ids": [], "pack": None})
+        entry["node_ids"].append(node_id)
+        if isinstance(properties, Mapping) and entry["pack"] is None:
+            name = properties.get("cnr_id") or properties.get("aux_id")
+            if isinstance(name, str) and name:
+                entry["pack"] = {"name": name, "version": str(properties.get("ver") or "")}
+
+    if isinstance(workflow, Mapping) and isinstance(workflow.get("nodes"), list):
+        node_lists = [workflow["nodes"]]
+        definitions = workflow.get("definitions")
+        if isinstance(definitions, Mapping):
+            for subgraph in definitions.get("subgraphs") or []:
+                if isinstance(subgraph, Mapping) and isinstance(subgraph.get("nodes"), list):
+                    node_lists.append(subgraph["nodes"])
+        subgraph_ids = {
+            sg.get("id") for sg in (definitions or {}).get("subgraphs") or [] if isinstance(sg, Mapping)
+        } if isinstance(definitions, Mapping) else set()
+        for nodes in node_lists:
+            for node in nodes:
+                if isinstance(node, Mapping) and node.get("type") not in subgraph_ids:
+                    note(node.get("id"), node.get("type"), node.get("properties"))
+    elif isinstance(workflow, Mapping):
+        for node_id, node in workflow.items():
+            if isinstance(node, Mapping):
+                note(node_id, node.get("class_type"), node.get("_meta"))
+    missing = sorted(found.values(), key=lambda e: e["class_type"])
+    packs: dict[str, dict[str, Any]] = {}
+    for entry in missing:
+        if entry["pack"] is not None:
+            pack = packs.setdefault(entry["pack"]["name"], {**entry["pack"], "node_types": []})
+            pack["node_types"].append(entry["class_type"])
+    return {"missing": missing, "packs": list(packs.values())}
+
+
+def setup(app: web.Application, report: PluginReport | None = None, registry: Mapping[str, Any] | None = None) -> None:
+    """Add the plugin routes to ``app``; call once, after :func:`nodes.plugins.load_plugins`.
+
+    Without arguments the report and the registry come from the app's ``PromptServer``
+    (``server.plugin_report``, ``server.registry``), which is how ``server.app`` calls it.
+    A server started without plugins publishes an empty report.
+    """
+    if report is None or registry is None:
+        from server.app import PROMPT_SERVER_KEY
+
+        server = app[PROMPT_SERVER_KEY]
+        report = report if report is not None else server.plugin_report
+        registry = registry if registry is not None else server.registry
+    app[REPORT_KEY] = report if isinstance(report, PluginReport) else PluginReport()
+    app[REGISTRY_KEY] = registry
+    routes = web.RouteTableDef()
+
+    async def get_report(request: web.Request) -> web.Response:
+        return web.json_response(request.app[REPORT_KEY].to_json())
+
+    async def get_extension_file(request: web.Request) -> web.StreamResponse:
+        pack = request.match_info["pack"]
+        folder = request.app[REPORT_KEY].web_directories().get(pack)
+        if folder is None:
+            raise web.HTTPNotFound(text=f"no loaded custom node pack {pack!r} serves web files")
+        try:
+            path = safe_join(folder, request.match_info["path"])
+        except UnsafePathError as exc:
+            raise web.HTTPForbidden(text=str(exc)) from exc
+        if not path.is_file():
+            raise web.HTTPNotFound(text=f"{request.match_info['path']} is not in {pack}'s WEB_DIRECTORY")
+        headers = {"Cache-Control": "no-cache"}
+        content_type = _CONTENT_TYPES.get(path.suffix.lower())
+        if content_type:
+            headers["Content-Type"] = content_type
+        return web.FileResponse(path, headers=headers)
+
+    def script(path: Path) -> Any:
+        async def get_script(request: web.Request) -> web.StreamResponse:
+            return web.FileResponse(path, headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"})
+
+        return get_script
+
+    async def post_missing(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=f"expected a JSON workflow: {exc}") from exc
+        workflow = body.get("workflow", body) if isinstance(body, Mapping) else body
+        result = missing_nodes(workflow, request.app[REGISTRY_KEY])
+        report = request.app[REPORT_KEY]
+        for pack in result["packs"]:
+            known = report.pack(pack["name"])
+            pack["installed_status"] = known.status if known else None
+        return web.json_response(result)
+
+    for prefix in ("", "/api"):
+        routes.get(prefix + "/extensions/{pack}/{path:.+}")(get_extension_file)
+    routes.get("/api/plugins")(get_report)
+    routes.post("/api/plugins/missing")(post_missing)
+    for url, path in SCRIPTS.items():
+        routes.get(url)(script(path))
+    app.router.add_routes(routes)

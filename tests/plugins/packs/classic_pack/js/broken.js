@@ -1,0 +1,1 @@
+throw new Error("this extension is broken on purpose");

@@ -1,0 +1,3 @@
+import sys
+
+sys.exit("this pack calls sys.exit at import")

@@ -320,3 +320,17 @@ def test_sd2_prediction_type_from_weights_or_metadata(tmp_path, spread, metadata
     info = detect.read_safetensors_header(path)
     assert detect._checkpoint_family(info) == "sd2"
     assert detect.prediction_type(info, "sd2") == expected
+
+
+def test_server_memory_hooks_reach_the_manager(tiny_paths, manager):
+    """POST /free and GET /system_stats go through nodes.memory, which the manager registers with."""
+    from nodes import memory
+
+    model, _, _ = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+    model.unet.load()
+    devices = memory.device_stats()
+    assert devices and devices[0]["type"] == "cpu" and devices[0]["vram_total"] > 0
+    memory.free_models(False)  # nothing to offload on a CPU: stays loaded
+    assert model.unet.module is not None
+    memory.free_models(True)
+    assert model.unet.module is None

@@ -21,8 +21,10 @@ class ConditioningInputError(ValueError):
 
 
 def _require_clip(clip: Any, input_name: str = "clip") -> TextEncoder:
-    from .types import TextEncoder
+    from .types import MissingComponent, TextEncoder
 
+    if isinstance(clip, MissingComponent):
+        raise ConditioningInputError(f"{input_name}: {clip.message}")
     if not isinstance(clip, TextEncoder):
         raise ConditioningInputError(f"{input_name}: expected a CLIP from a loader node, got {type(clip).__name__}")
     return clip

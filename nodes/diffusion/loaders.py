@@ -20,7 +20,7 @@ from . import detect
 from . import single_file as sf
 from .detect import FileInfo, ModelFileError, UnknownModelError
 from .model_manager import ModelManager, get_manager
-from .types import ClipPart, DiffusionModel, TextEncoder, VAEModel
+from .types import ClipPart, DiffusionModel, MissingComponent, TextEncoder, VAEModel
 
 # -- file helpers ---------------------------------------------------------------------------------
 
@@ -372,10 +372,12 @@ class CheckpointLoaderSimple(Node):
     def run(self, ckpt_name: str) -> tuple[Any, ...]:
         path = model_file("checkpoints", ckpt_name, "ckpt_name")
         model, clip, vae = load_checkpoint(path)
+        # Like ComfyUI, a checkpoint without a text encoder or VAE still gives its MODEL; the
+        # missing output only fails (with this message) if something uses it.
         if clip is None:
-            raise LoaderInputError(f"ckpt_name: {path.name} has no text encoder; load one with CLIPLoader")
+            clip = MissingComponent("CLIP", f"ckpt_name: {path.name} has no text encoder; load one with CLIPLoader")
         if vae is None:
-            raise LoaderInputError(f"ckpt_name: {path.name} has no VAE; load one with VAELoader")
+            vae = MissingComponent("VAE", f"ckpt_name: {path.name} has no VAE; load one with VAELoader")
         return model, clip, vae
 
 

@@ -487,6 +487,35 @@ class VAEModel:
                       shrink=f)
 
 
+class MissingComponentError(AttributeError):
+    """A CLIP or VAE output of a checkpoint that has none was used."""
+
+
+class MissingComponent:
+    """Stands in for a CLIP or VAE that a checkpoint does not contain.
+
+    ComfyUI's loader returns ``None`` there, so a workflow that takes the model from one file
+    and the VAE/CLIP from others still runs; using the placeholder raises its message (naming
+    the loader input and the file), which ``None`` could not say.
+    """
+
+    def __init__(self, type_name: str, message: str) -> None:
+        object.__setattr__(self, "type_name", type_name)
+        object.__setattr__(self, "message", message)
+
+    def __getattr__(self, name: str) -> Any:
+        raise MissingComponentError(self.message)
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __weft_cache_size__(self) -> int:
+        return 64
+
+    def __repr__(self) -> str:
+        return f"<missing {self.type_name}: {self.message}>"
+
+
 def _crop_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     h, w = image.shape[1] // multiple * multiple, image.shape[2] // multiple * multiple
     if (h, w) == tuple(image.shape[1:3]):
@@ -542,5 +571,6 @@ def _tiled(
 
 __all__ = [
     "FAMILIES", "PREDICTION_TYPES", "LatentFormat", "LATENT_FORMATS", "UNetCall", "UNetWrapper",
-    "DiffusionModel", "ClipPart", "TextEncoder", "VAEModel", "default_scheduler_config",
+    "DiffusionModel", "ClipPart", "TextEncoder", "VAEModel", "default_scheduler_config", "MissingComponent",
+    "MissingComponentError",
 ]

@@ -334,3 +334,20 @@ def test_server_memory_hooks_reach_the_manager(tiny_paths, manager):
     assert model.unet.module is not None
     memory.free_models(True)
     assert model.unet.module is None
+
+
+def test_checkpoint_without_vae_or_clip_gives_its_model(tiny_paths, tiny_models, manager):
+    from nodes.diffusion.conditioning import CLIPTextEncode, ConditioningInputError
+    from nodes.diffusion.types import MissingComponentError
+
+    path = _extract(tiny_models / "checkpoints" / "tiny-sd1.safetensors", sf.UNET_PREFIX,
+                    tiny_paths.models / "checkpoints" / "unet-only.safetensors", keep_prefix=True)
+    try:
+        model, clip, vae = CheckpointLoaderSimple().run("unet-only.safetensors")
+        assert model.family == "sd1"
+        with pytest.raises(ConditioningInputError, match="clip: ckpt_name: unet-only.safetensors has no text encoder"):
+            CLIPTextEncode().run("a cat", clip)
+        with pytest.raises(MissingComponentError, match="ckpt_name: unet-only.safetensors has no VAE"):
+            vae.decode(torch.zeros(1, 4, 8, 8))
+    finally:
+        path.unlink()

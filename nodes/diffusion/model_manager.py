@@ -178,6 +178,7 @@ class ModelManager:
         self._handles: dict[Hashable, ModuleHandle] = {}
         self._lru: OrderedDict[Hashable, ModuleHandle] = OrderedDict()  # loaded ones, oldest first
         self._device: torch.device | None = None
+        self._mru: ModuleHandle | None = None
         self.evictions = 0
 
     # -- configuration ---------------------------------------------------------------------
@@ -267,7 +268,7 @@ class ModelManager:
     def ensure_on_device(self, handle: ModuleHandle) -> Any:
         module = handle.module
         if module is not None and handle.location == "device":
-            if next(reversed(self._lru), None) is not handle.key:
+            if self._mru is not handle:  # the common case in a sampling loop: nothing to do
                 with self.lock:
                     self._touch(handle)
             return module
@@ -304,6 +305,7 @@ class ModelManager:
     def _touch(self, handle: ModuleHandle) -> None:
         self._lru[handle.key] = handle
         self._lru.move_to_end(handle.key)
+        self._mru = handle
 
     # -- budgets ---------------------------------------------------------------------------
     def vram_budget(self) -> int:
@@ -367,6 +369,8 @@ class ModelManager:
     def _drop(self, handle: ModuleHandle) -> None:
         handle._forget()
         self._lru.pop(handle.key, None)
+        if self._mru is handle:
+            self._mru = None
 
     # -- server hooks ----------------------------------------------------------------------
     def free(self, unload_models: bool = True) -> None:

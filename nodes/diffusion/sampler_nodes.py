@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import Combo, Float, Input, Int, Node, Output
-from .samplers import SAMPLER_NAMES, SAMPLERS, SCHEDULER_NAMES
+from ..api import Combo, Float, Input, Int, Node, NodeClassDefinition, Output
+from .samplers import SAMPLER_NAMES, SAMPLERS, SCHEDULER_NAMES, unsupported_message
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
@@ -35,6 +35,42 @@ def _sampler_name() -> Any:
 
 def _scheduler() -> Any:
     return Combo("scheduler", list(SCHEDULER_NAMES), tooltip="How the noise levels are spaced over the steps.")
+
+
+def _sampler(name: Any) -> Any:
+    if name not in SAMPLERS:
+        raise ValueError(unsupported_message("sampler_name", str(name)))
+    return SAMPLERS[name]
+
+
+def _check_schedule(name: Any) -> None:
+    if name not in SCHEDULER_NAMES:
+        raise ValueError(unsupported_message("scheduler", str(name)))
+
+
+def check_names(inputs: dict[str, Any]) -> bool | str:
+    """Validation of ``sampler_name``/``scheduler`` that says *why* a ComfyUI name is refused.
+
+    The engine's generic combo check would only say "not in list"; these nodes are
+    registered with :class:`_NamesCheckedHere` so this message reaches the client instead.
+    """
+    problems = []
+    if "sampler_name" in inputs and inputs["sampler_name"] not in SAMPLERS:
+        problems.append(unsupported_message("sampler_name", str(inputs["sampler_name"])))
+    if "scheduler" in inputs and inputs["scheduler"] not in SCHEDULER_NAMES:
+        problems.append(unsupported_message("scheduler", str(inputs["scheduler"])))
+    return "; ".join(problems) if problems else True
+
+
+class _NamesCheckedHere(NodeClassDefinition):
+    """A node definition whose ``sampler_name``/``scheduler`` combos the node validates itself."""
+
+    def __init__(self, cls: type[Node]) -> None:
+        super().__init__(cls)
+        self._own = frozenset(s.name for s in cls.inputs if s.name in ("sampler_name", "scheduler"))
+
+    def skips_default_validation(self, input_name: str) -> bool:
+        return input_name in self._own
 
 
 def _check_latent(name: str, latent: Any) -> None:
@@ -74,6 +110,8 @@ def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name:
 
     _check_latent("latent_image", latent)
     _check_channels(model, latent)
+    spec = _sampler(sampler_name)
+    _check_schedule(scheduler)
     sigmas = denoise_sigmas(model.scheduler_config, scheduler, steps, denoise)
     if last_step is not None and last_step < len(sigmas) - 1:
         sigmas = sigmas[: last_step + 1].clone()
@@ -87,7 +125,7 @@ def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name:
     noise = source.generate_noise(latent)
     guider = Guider(model, cfg)
     guider.set_conds(positive, negative)
-    result = run_sampler(model, SAMPLERS[sampler_name], sigmas, latent, noise, guider, seed)
+    result = run_sampler(model, spec, sigmas, latent, noise, guider, seed)
     return _out_latent(latent, result.samples)
 
 
@@ -108,6 +146,10 @@ class KSampler(Node):
               tooltip="How much of the latent to replace with noise: below 1 keeps the input's structure (img2img)."),
     )
     outputs = (Output("LATENT", tooltip="The denoised latent."),)
+
+    @classmethod
+    def validate(cls, **inputs: Any) -> bool | str:
+        return check_names(inputs)
 
     def run(self, model: Any, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
             positive: Any, negative: Any, latent_image: dict, denoise: float) -> tuple:
@@ -135,6 +177,10 @@ class KSamplerAdvanced(Node):
         Combo("return_with_leftover_noise", ["disable", "enable"]),
     )
     outputs = (Output("LATENT"),)
+
+    @classmethod
+    def validate(cls, **inputs: Any) -> bool | str:
+        return check_names(inputs)
 
     def run(self, model: Any, add_noise: str, noise_seed: int, steps: int, cfg: float, sampler_name: str,
             scheduler: str, positive: Any, negative: Any, latent_image: dict, start_at_step: int,
@@ -230,8 +276,12 @@ class KSamplerSelect(Node):
     inputs = (_sampler_name(),)
     outputs = (Output("SAMPLER"),)
 
+    @classmethod
+    def validate(cls, **inputs: Any) -> bool | str:
+        return check_names(inputs)
+
     def run(self, sampler_name: str) -> tuple:
-        return (SAMPLERS[sampler_name],)
+        return (_sampler(sampler_name),)
 
 
 class BasicScheduler(Node):
@@ -240,9 +290,14 @@ class BasicScheduler(Node):
     inputs = (Input("model", "MODEL"), _scheduler(), _steps(), Float("denoise", 1.0, min=0.0, max=1.0, step=0.01))
     outputs = (Output("SIGMAS"),)
 
+    @classmethod
+    def validate(cls, **inputs: Any) -> bool | str:
+        return check_names(inputs)
+
     def run(self, model: Any, scheduler: str, steps: int, denoise: float) -> tuple:
         from .samplers import denoise_sigmas
 
+        _check_schedule(scheduler)
         return (denoise_sigmas(model.scheduler_config, scheduler, steps, denoise),)
 
 
@@ -272,7 +327,8 @@ class KarrasScheduler(Node):
         return (_karras(steps, sigma_min, sigma_max, rho),)
 
 
-NODES = [KSampler, KSamplerAdvanced, SamplerCustomAdvanced, RandomNoise, DisableNoise, CFGGuider, BasicGuider,
-         KSamplerSelect, BasicScheduler, KarrasScheduler]
+NODES = [_NamesCheckedHere(KSampler), _NamesCheckedHere(KSamplerAdvanced), SamplerCustomAdvanced, RandomNoise,
+         DisableNoise, CFGGuider, BasicGuider, _NamesCheckedHere(KSamplerSelect), _NamesCheckedHere(BasicScheduler),
+         KarrasScheduler]
 
 __all__ = ["NODES", "common_ksampler"]

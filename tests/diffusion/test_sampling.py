@@ -216,8 +216,17 @@ def test_unsupported_sampler_is_rejected_at_validation(model):
     result = validate_prompt(prompt, registry, ["2"])
     assert not result.ok
     error = result.node_errors["2"]["errors"][0]
-    assert "sampler_name" in str(error)
-    assert "dpm_adaptive" in UNSUPPORTED_SAMPLERS
+    assert "sampler_name 'dpm_adaptive' is not available" in error["details"]
+    assert UNSUPPORTED_SAMPLERS["dpm_adaptive"] in error["details"]  # says why, not just "not in list"
+    ks = {"class_type": "KSampler", "inputs": {
+        "model": ["9", 0], "seed": 1, "steps": 2, "cfg": 5.0, "sampler_name": "euler", "scheduler": "linear_quadratic",
+        "positive": ["8", 0], "negative": ["8", 0], "latent_image": ["1", 0], "denoise": 1.0}}
+    loader = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "none.safetensors"}}
+    text = {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["9", 1]}}
+    bad = validate_prompt({**prompt, "4": ks, "8": text, "9": loader}, registry, ["4"])
+    assert "scheduler 'linear_quadratic' is not available" in bad.node_errors["4"]["errors"][0]["details"]
+    with pytest.raises(ValueError, match="sampler_name 'ddpm' is not available"):
+        sn.KSamplerSelect().run("ddpm")
     assert validate_prompt(prompt, registry, ["3"]).ok
     assert set(SAMPLERS) >= {"euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "dpmpp_2m",
                              "dpmpp_2m_sde", "dpmpp_3m_sde", "ddim", "uni_pc", "uni_pc_bh2", "deis", "lcm"}

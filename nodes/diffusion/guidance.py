@@ -77,6 +77,13 @@ def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Ent
             while m.dim() < 4:
                 m = m.unsqueeze(0) if m.dim() < 3 else m.unsqueeze(1)
             m = F.interpolate(m, size=(height, width), mode="bilinear", align_corners=False)
+            if options.get("set_area_to_bounds"):
+                # ConditioningSetMask's "mask bounds": this entry denoises the mask's bounding box
+                rows = torch.nonzero(m.amax(dim=(0, 1, 3)) > 0.5).flatten()
+                cols = torch.nonzero(m.amax(dim=(0, 1, 2)) > 0.5).flatten()
+                if rows.numel() and cols.numel():
+                    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+                    area = (y1 - y0, x1 - x0, y0, x0)
             if area is not None:
                 h, w, y, x = area
                 m = m[:, :, y:y + h, x:x + w]

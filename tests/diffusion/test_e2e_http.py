@@ -187,6 +187,26 @@ def test_sd2_v_prediction_with_ve_and_vp_samplers(server):
         assert pixels(fetch(server, saved(entry, f"s{i}"))).std() > 0
 
 
+def test_area_mask_and_zeroed_conditioning(server):
+    name = _write_source(server, "cond_mask.png")
+    prompt = base_graph(prefix="regions", steps=3, size=128)
+    prompt.update({
+        "30": {"class_type": "CLIPTextEncode", "inputs": {"text": "a blue sky", "clip": ["1", 1]}},
+        "31": {"class_type": "ConditioningSetArea", "inputs": {"conditioning": ["30", 0], "width": 128, "height": 64,
+                                                              "x": 0, "y": 0, "strength": 1.0}},
+        "32": {"class_type": "LoadImage", "inputs": {"image": name}},
+        "33": {"class_type": "ConditioningSetMask", "inputs": {"conditioning": ["2", 0], "mask": ["32", 1],
+                                                              "strength": 1.0, "set_cond_area": "mask bounds"}},
+        "34": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["31", 0], "conditioning_2": ["33", 0]}},
+        "35": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["34", 0], "conditioning_2": ["2", 0]}},
+        "36": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["3", 0]}},
+    })
+    prompt["5"]["inputs"].update(positive=["35", 0], negative=["36", 0])
+    _, entry = run(server, prompt)
+    _, plain = run(server, base_graph(prefix="regions_plain", steps=3, size=128))
+    assert not torch.equal(pixels(fetch(server, saved(entry))), pixels(fetch(server, saved(plain))))
+
+
 def test_sampler_custom_advanced(server):
     prompt = base_graph(prefix="custom")
     del prompt["5"]

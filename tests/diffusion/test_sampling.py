@@ -204,6 +204,11 @@ def test_area_and_mask_conditioning(model, positive, negative):
     plain = ksample(model, positive, negative, empty())
     assert torch.isfinite(out["samples"]).all()
     assert not torch.allclose(out["samples"], plain["samples"])
+    corner = torch.zeros((1, 64, 64))
+    corner[:, :32, :32] = 1.0
+    bounded = [[_cond(4)[0][0], {"pooled_output": None, "mask": corner, "set_area_to_bounds": True}]]
+    out2 = ksample(model, positive + bounded, negative, empty())
+    assert torch.isfinite(out2["samples"]).all() and not torch.allclose(out2["samples"], plain["samples"])
 
 
 def test_unsupported_sampler_is_rejected_at_validation(model):

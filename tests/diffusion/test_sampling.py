@@ -162,15 +162,16 @@ def test_noise_mask_keeps_unmasked_latent(model, positive, negative, sampler_nam
     assert inside > 0.01
 
 
-def test_ksampler_advanced_split_equals_full_run(model, positive, negative):
+@pytest.mark.parametrize("name", ["euler", "heun"])
+def test_ksampler_advanced_split_equals_full_run(model, positive, negative, name):
     adv = sn.KSamplerAdvanced()
-    full = adv.run(model, "enable", 11, 4, 5.0, "euler", "karras", positive, negative, empty(), 0, 10000, "disable")[0]
-    first = adv.run(model, "enable", 11, 4, 5.0, "euler", "karras", positive, negative, empty(), 0, 2, "enable")[0]
-    second = adv.run(model, "disable", 11, 4, 5.0, "euler", "karras", positive, negative, first, 2, 10000, "disable")[0]
+    full = adv.run(model, "enable", 11, 4, 5.0, name, "karras", positive, negative, empty(), 0, 10000, "disable")[0]
+    first = adv.run(model, "enable", 11, 4, 5.0, name, "karras", positive, negative, empty(), 0, 2, "enable")[0]
+    second = adv.run(model, "disable", 11, 4, 5.0, name, "karras", positive, negative, first, 2, 10000, "disable")[0]
     assert torch.allclose(full["samples"], second["samples"], atol=1e-4)
     # leftover noise really is left over: the first half is far from the finished latent
     assert not torch.allclose(first["samples"], full["samples"], atol=1e-2)
-    nothing = adv.run(model, "enable", 11, 4, 5.0, "euler", "karras", positive, negative, first, 4, 10000, "disable")[0]
+    nothing = adv.run(model, "enable", 11, 4, 5.0, name, "karras", positive, negative, first, 4, 10000, "disable")[0]
     assert torch.equal(nothing["samples"], first["samples"])
 
 

@@ -96,6 +96,35 @@ def test_txt2img_png_carries_prompt_and_workflow(server):
     assert pixels(png).std() > 0  # not a blank image
 
 
+def test_comfyui_default_workflow_runs_unchanged(server):
+    """ComfyUI's default graph exported in API format (ids, widget values, _meta titles as
+    ComfyUI writes them); only the checkpoint file name differs."""
+    prompt = {
+        "3": {"inputs": {"seed": 156680208700286, "steps": 4, "cfg": 8, "sampler_name": "euler",
+                         "scheduler": "normal", "denoise": 1, "model": ["4", 0], "positive": ["6", 0],
+                         "negative": ["7", 0], "latent_image": ["5", 0]},
+              "class_type": "KSampler", "_meta": {"title": "KSampler"}},
+        "4": {"inputs": {"ckpt_name": SD1}, "class_type": "CheckpointLoaderSimple",
+              "_meta": {"title": "Load Checkpoint"}},
+        "5": {"inputs": {"width": 64, "height": 64, "batch_size": 2}, "class_type": "EmptyLatentImage",
+              "_meta": {"title": "Empty Latent Image"}},
+        "6": {"inputs": {"text": "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,",
+                         "clip": ["4", 1]}, "class_type": "CLIPTextEncode",
+              "_meta": {"title": "CLIP Text Encode (Prompt)"}},
+        "7": {"inputs": {"text": "text, watermark", "clip": ["4", 1]}, "class_type": "CLIPTextEncode",
+              "_meta": {"title": "CLIP Text Encode (Prompt)"}},
+        "8": {"inputs": {"samples": ["3", 0], "vae": ["4", 2]}, "class_type": "VAEDecode",
+              "_meta": {"title": "VAE Decode"}},
+        "9": {"inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}, "class_type": "SaveImage",
+              "_meta": {"title": "Save Image"}},
+    }
+    _, entry = run(server, prompt)
+    images = entry["outputs"]["9"]["images"]
+    assert [i["filename"] for i in images] == ["ComfyUI_00001_.png", "ComfyUI_00002_.png"]
+    first, second = (pixels(fetch(server, i)) for i in images)
+    assert not torch.equal(first, second)  # a batch of two gets two noises
+
+
 def test_same_seed_same_pixels_and_seed_change_reruns_only_the_sampler(server):
     _, first = run(server, base_graph(seed=42, prefix="seed"))
     _, again = run(server, base_graph(seed=42, prefix="seed2"))

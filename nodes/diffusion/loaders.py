@@ -167,6 +167,23 @@ def diffusers_family(folder: Path) -> tuple[str, str]:
     return family, prediction
 
 
+#: Keys of a folder's scheduler config that describe the training noise schedule.
+_SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
+                  "rescale_betas_zero_snr", "timestep_spacing", "steps_offset")
+
+
+def folder_schedule(folder: Path, family: str, prediction: str) -> dict[str, Any]:
+    """The family's training schedule, with what the folder's scheduler config says about it."""
+    from .types import default_scheduler_config
+
+    config = default_scheduler_config(family, prediction)
+    path = folder / "scheduler" / "scheduler_config.json"
+    if path.is_file():
+        own = _read_json(path)
+        config.update({k: own[k] for k in _SCHEDULE_KEYS if own.get(k) is not None})
+    return config
+
+
 def load_diffusers(folder: Path, input_name: str = "model_path") -> tuple[DiffusionModel, TextEncoder, VAEModel]:
     """MODEL, CLIP and VAE handles for a diffusers pipeline folder (loaded lazily, offline)."""
     if not (folder / "unet" / "config.json").is_file():
@@ -189,7 +206,8 @@ def load_diffusers(folder: Path, input_name: str = "model_path") -> tuple[Diffus
         return AutoencoderKL.from_pretrained(folder / "vae", local_files_only=True)
 
     unet = manager.handle(("diffusers-unet", *key), "unet", load_unet, name=folder.name, target="unet")
-    model = DiffusionModel(unet, family=family, prediction_type=prediction, name=folder.name)
+    model = DiffusionModel(unet, family=family, prediction_type=prediction, name=folder.name,
+                           scheduler_config=folder_schedule(folder, family, prediction))
     vae_cfg = _read_json(folder / "vae" / "config.json")
     vae_handle = manager.handle(("diffusers-vae", *key), "vae", load_vae, name=folder.name, target="vae")
     vae = VAEModel(vae_handle, scaling_factor=float(vae_cfg.get("scaling_factor", 0.18215)),

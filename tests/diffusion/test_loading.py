@@ -351,3 +351,38 @@ def test_checkpoint_without_vae_or_clip_gives_its_model(tiny_paths, tiny_models,
             vae.decode(torch.zeros(1, 4, 8, 8))
     finally:
         path.unlink()
+
+
+def test_diffusers_folder_schedule_comes_from_its_scheduler_config(tiny_paths, tiny_models, manager, tmp_path):
+    import json
+    import shutil
+
+    folder = tiny_paths.models / "diffusers" / "zsnr-copy"
+    shutil.copytree(tiny_models / "diffusers" / "tiny-sd1", folder)
+    try:
+        config_path = folder / "scheduler" / "scheduler_config.json"
+        config = json.loads(config_path.read_text())
+        config.update(rescale_betas_zero_snr=True, prediction_type="v_prediction", beta_end=0.02)
+        config_path.write_text(json.dumps(config))
+        model = DiffusersLoader().run("zsnr-copy")[0]
+        assert model.prediction_type == "v_prediction"
+        assert model.scheduler_config["rescale_betas_zero_snr"] is True
+        assert model.scheduler_config["beta_end"] == 0.02 and model.scheduler_config["beta_start"] == 0.00085
+    finally:
+        shutil.rmtree(folder)
+
+
+def test_controlnet_residuals_pass_through_predict_noise(tiny_paths, tiny_models, manager):
+    from diffusers import ControlNetModel
+
+    model, clip, _ = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+    controlnet = ControlNetModel.from_pretrained(tiny_models / "controlnet" / "tiny-sd1-controlnet",
+                                                 local_files_only=True)
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(8))
+    hint = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    cond, _ = clip.encode("a cat")
+    with torch.no_grad():
+        down, mid = controlnet(x, 500, encoder_hidden_states=cond, controlnet_cond=hint, return_dict=False)
+    plain = model.predict_noise(x, 500, cond)
+    guided = model.predict_noise(x, 500, cond, down_block_additional_residuals=down, mid_block_additional_residual=mid)
+    assert guided.shape == plain.shape and not torch.allclose(guided, plain)

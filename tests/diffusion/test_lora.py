@@ -166,3 +166,42 @@ def test_a_file_without_lora_weights_is_a_clear_error(tiny_paths, sd1):
             LoraLoader().run(sd1[0], sd1[1], "not-a-lora.safetensors", 1.0, 1.0)
     finally:
         path.unlink()
+
+
+def test_sdxl_kohya_lora_with_original_unet_names_and_two_text_encoders(tiny_paths, manager):
+    """SDXL trainers name UNet layers by the original layout and the encoders te1 (CLIP-L) / te2 (bigG)."""
+    model, clip, _ = CheckpointLoaderSimple().run("tiny-sdxl.safetensors")
+    unet = model.unet.load()
+    g = torch.Generator().manual_seed(11)
+    state: dict[str, torch.Tensor] = {}
+
+    def add(key: str, weight: torch.Tensor) -> None:
+        state[f"{key}.lora_down.weight"] = torch.randn(2, weight.shape[1], generator=g) * 0.5
+        state[f"{key}.lora_up.weight"] = torch.randn(weight.shape[0], 2, generator=g) * 0.5
+        state[f"{key}.alpha"] = torch.tensor(2.0)
+
+    for name, module in unet.named_modules():
+        if name.endswith(("attn1.to_q", "attn2.to_k", "ff.net.2")):
+            ldm = sf.unet_ldm_name(name + ".weight", unet.config)[: -len(".weight")]
+            add("lora_unet_" + ldm.replace(".", "_"), module.weight)
+    for prefix, part in (("lora_te1_", clip.parts[0]), ("lora_te2_", clip.parts[1])):
+        for name, module in part.handle.load().named_modules():
+            if name.endswith("self_attn.q_proj"):
+                full = name if name.startswith("text_model.") else "text_model." + name
+                add(prefix + full.replace(".", "_"), module.weight)
+    save_file(state, str(tiny_paths.models / "loras" / "xl-kohya.safetensors"))
+    try:
+        lora = read_lora(tiny_paths.models / "loras" / "xl-kohya.safetensors")
+        matched = (set(match_keys(lora, unet, "unet")) | set(match_keys(lora, clip.parts[0].handle.load(), "clip_l"))
+                   | set(match_keys(lora, clip.parts[1].handle.load(), "clip_g")))
+        assert matched == set(lora.groups)  # every layer found its target
+        x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+        cond, pooled = clip.encode("a cat")
+        base = model.predict_noise(x, 500, cond, pooled)
+        new_model, new_clip = LoraLoader().run(model, clip, "xl-kohya.safetensors", 1.0, 1.0)
+        new_cond, new_pooled = new_clip.encode("a cat")
+        assert not torch.allclose(new_cond[..., :32], cond[..., :32]) and not torch.allclose(new_pooled, pooled)
+        assert not torch.allclose(new_model.predict_noise(x, 500, cond, pooled), base)
+        assert torch.equal(model.predict_noise(x, 500, cond, pooled), base)
+    finally:
+        (tiny_paths.models / "loras" / "xl-kohya.safetensors").unlink()

@@ -239,7 +239,7 @@ def infer_unet_config(unet: dict[str, tuple[int, ...]], family: str, name: str =
     try:
         conv_in = unet["input_blocks.0.0.weight"]
         model_channels, in_channels = conv_in[0], conv_in[1]
-        out_channels = unet["out.2.weight"][0]
+        out_channels = unet["out.2.weight"][0] if "out.2.weight" in unet else in_channels  # ControlNets: no out
         blocks = [i for i in _indices(unet, r"input_blocks\.(\d+)\.") if i > 0]
         levels: list[list[int]] = [[]]
         for i in blocks:
@@ -300,6 +300,36 @@ def infer_unet_config(unet: dict[str, tuple[int, ...]], family: str, name: str =
         config["projection_class_embeddings_input_dim"] = unet["label_emb.0.0.weight"][1]
     if not any(attention) and mid_depth == 0:
         raise UnknownModelError(f"{name}: UNet without attention blocks is not a Stable Diffusion UNet")
+    return config
+
+
+# -- ControlNet --------------------------------------------------------------------------------
+def controlnet_prefix(info: FileInfo) -> str:
+    """Where a ControlNet's original-layout keys start (``control_model.`` or nothing)."""
+    for prefix in (sf.CONTROLNET_PREFIX, ""):
+        if f"{prefix}input_hint_block.0.weight" in info.shapes and f"{prefix}zero_convs.0.0.weight" in info.shapes:
+            return prefix
+    raise UnknownModelError(f"{info.path.name}: not a ControlNet in the original layout (no input_hint_block / "
+                            "zero_convs weights); T2I adapters, control LoRAs and Flux/SD3 ControlNets are not "
+                            "supported yet")
+
+
+def infer_controlnet_config(shapes: dict[str, tuple[int, ...]], name: str = "model") -> dict[str, Any]:
+    """A ``ControlNetModel`` config for an original-layout ControlNet (prefix removed)."""
+    family = unet_family(shapes, name)
+    unet = infer_unet_config(shapes, family, name)
+    hint = _indices(shapes, r"input_hint_block\.(\d+)\.weight")
+    if not hint or hint != list(range(0, hint[-1] + 1, 2)) or len(hint) % 2:
+        raise UnknownModelError(f"{name}: ControlNet hint encoder layout not recognised (convs {hint})")
+    embedding = [shapes[f"input_hint_block.{i}.weight"][0] for i in [hint[0], *hint[2:-1:2]]]
+    config = {k: unet[k] for k in (
+        "in_channels", "layers_per_block", "block_out_channels", "down_block_types", "cross_attention_dim",
+        "attention_head_dim", "use_linear_projection", "transformer_layers_per_block", "norm_num_groups",
+        "upcast_attention", "addition_embed_type", "addition_time_embed_dim",
+        "projection_class_embeddings_input_dim") if k in unet}
+    config["conditioning_channels"] = shapes["input_hint_block.0.weight"][1]
+    config["conditioning_embedding_out_channels"] = embedding
+    config["_family"] = family
     return config
 
 

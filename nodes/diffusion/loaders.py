@@ -370,6 +370,40 @@ def load_vae_file(path: Path, input_name: str = "vae_name") -> VAEModel:
                     downscale=2 ** (len(config["block_out_channels"]) - 1), name=path.name)
 
 
+def load_controlnet_file(path: Path, input_name: str = "control_net_name") -> tuple[Any, str]:
+    """``(handle, family)`` for a ControlNet file (original layout) or diffusers folder.
+
+    The handle's module is a diffusers ``ControlNetModel`` (kind "controlnet"); call it as
+    diffusers does and pass its residuals to :meth:`DiffusionModel.predict_noise`.
+    """
+    manager = get_manager()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise LoaderInputError(f"{input_name}: {path.name} is not a diffusers ControlNet folder (no config.json)")
+        config = _read_json(path / "config.json")
+        family = "sdxl" if config.get("addition_embed_type") == "text_time" else (
+            "sd2" if config.get("use_linear_projection") else "sd1")
+
+        def load_folder() -> Any:
+            from diffusers import ControlNetModel
+
+            return ControlNetModel.from_pretrained(path, local_files_only=True)
+
+        return manager.handle(("controlnet", *_folder_key(path)), "controlnet", load_folder, name=path.name,
+                              target="controlnet"), family
+    try:
+        info = file_info(path)
+        prefix = detect.controlnet_prefix(info)
+        config = detect.infer_controlnet_config(info.strip(prefix), path.name)
+    except ModelFileError as exc:
+        raise _with_input(input_name, exc) from exc
+    family = config.pop("_family")
+    handle = manager.handle(("controlnet", *file_key(path), prefix), "controlnet",
+                            lambda: sf.load_controlnet(path, prefix, config), name=path.name, target="controlnet",
+                            size_hint=info.nbytes(prefix))
+    return handle, family
+
+
 # -- nodes ----------------------------------------------------------------------------------------------
 def _lister(folder: str) -> Any:
     return lambda: get_paths().list_models(folder)

@@ -386,3 +386,14 @@ def test_controlnet_residuals_pass_through_predict_noise(tiny_paths, tiny_models
     plain = model.predict_noise(x, 500, cond)
     guided = model.predict_noise(x, 500, cond, down_block_additional_residuals=down, mid_block_additional_residual=mid)
     assert guided.shape == plain.shape and not torch.allclose(guided, plain)
+
+
+def test_controlnet_single_file_loads_like_its_folder(tiny_paths, tiny_models, manager):
+    from nodes.diffusion.loaders import load_controlnet_file
+
+    single, family = load_controlnet_file(tiny_models / "controlnet" / "tiny-sd1-controlnet.safetensors")
+    folder, folder_family = load_controlnet_file(tiny_models / "controlnet" / "tiny-sd1-controlnet")
+    assert family == folder_family == "sd1" and single.kind == "controlnet"
+    _same_state(single.load(), folder.load())
+    with pytest.raises(LoaderInputError, match="control_net_name.*tiny-sd1.safetensors"):
+        load_controlnet_file(tiny_models / "checkpoints" / "tiny-sd1.safetensors")

@@ -93,3 +93,17 @@ def test_full_size_text_encoder_layouts_infer_back(hidden, layers, heads, style)
         hidden, layers, heads)
     rebuilt = _meta(lambda: CLIPTextModelWithProjection(CLIPTextConfig(**inferred)))
     assert _shapes(rebuilt) == shapes
+
+
+@pytest.mark.parametrize("config", [SD15, SDXL], ids=["sd15", "sdxl"])
+def test_full_size_controlnet_layouts_infer_back(config):
+    from diffusers import ControlNetModel
+
+    cn_config = {k: v for k, v in config.items() if k != "up_block_types"}
+    real = _meta(lambda: ControlNetModel(**cn_config))
+    ldm = {sf.unet_ldm_name(k, real.config): v for k, v in _shapes(real).items()}
+    inferred = detect.infer_controlnet_config(ldm, "real")
+    inferred.pop("_family")
+    rebuilt = _meta(lambda: ControlNetModel.from_config(inferred))
+    assert _shapes(rebuilt) == _shapes(real)
+    assert _heads(rebuilt) == _heads(real)

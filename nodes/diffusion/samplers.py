@@ -22,7 +22,6 @@ and :data:`UNSUPPORTED_SCHEDULERS` say why, for error messages and documentation
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
 import math
@@ -77,7 +76,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
         SamplerSpec("heun", "HeunDiscreteScheduler", stages=2),
         SamplerSpec("dpm_2", "KDPM2DiscreteScheduler", stages=2),
         SamplerSpec("dpm_2_ancestral", "KDPM2AncestralDiscreteScheduler", stages=2),
-        SamplerSpec("lms", "LMSDiscreteScheduler"),
+        # diffusers' LMSDiscreteScheduler integrates its coefficients with scipy, which Weft
+        # does not depend on; this one integrates the same Lagrange polynomials exactly.
+        SamplerSpec("lms", "own", hook=False, note="linear multistep (order 4) in sigma space"),
         SamplerSpec("dpmpp_2m", "DPMSolverMultistepScheduler",
                     {**_MULTISTEP, "algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint"}, "vp"),
         SamplerSpec("dpmpp_2m_sde", "DPMSolverMultistepScheduler",
@@ -98,7 +99,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
                     "vp"),
         SamplerSpec("deis", "DEISMultistepScheduler",
                     {"solver_order": 3, "algorithm_type": "deis", "lower_order_final": True}, "vp"),
-        SamplerSpec("lcm", "lcm", hook=False, note="latent consistency: denoise, then re-noise to the next sigma"),
+        SamplerSpec("lcm", "own", hook=False, note="latent consistency: denoise, then re-noise to the next sigma"),
     )
 }
 
@@ -120,10 +121,6 @@ UNSUPPORTED_SAMPLERS: dict[str, str] = {
     "dpmpp_2m_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
     "dpmpp_2s_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
 }
-
-if importlib.util.find_spec("scipy") is None:  # LMSDiscreteScheduler integrates its coefficients with scipy
-    del SAMPLERS["lms"]
-    UNSUPPORTED_SAMPLERS["lms"] = "diffusers' LMSDiscreteScheduler needs the scipy package, which is not installed"
 
 SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
 
@@ -353,12 +350,16 @@ class Stepper:
         self.generator = torch.Generator().manual_seed(int(seed) % (2**64)) if seed is not None else None
         self.prediction_type = scheduler_config.get("prediction_type", "epsilon")
         self.ms = model_sigmas(scheduler_config)
-        if spec.scheduler == "lcm":
+        if spec.scheduler == "own":
             self.scheduler = None
             self.timesteps = self.ms.sigma_to_t(self.grid[:-1])
             self.calls = steps
             self._accepts_generator = False
             self.finish_denoised = False
+            self._own_step = self._lcm_step if spec.name == "lcm" else self._lms_step
+            if spec.name == "lms":
+                self._lms_coefficients = lms_coefficients([float(v) for v in self.grid], LMS_ORDER)
+                self._derivatives: list[Any] = []
             return
         own = self.grid[:-1]  # the scheduler appends the final 0 itself
         scheduler = _template(spec, json.dumps(dict(scheduler_config), sort_keys=True, default=list))
@@ -418,7 +419,7 @@ class Stepper:
 
     def step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
         if self.scheduler is None:
-            return self._lcm_step(model_output, j, x)
+            return self._own_step(model_output, j, x)
         if self._accepts_generator:
             return self.scheduler.step(model_output, self.timesteps[j], x, generator=self.generator,
                                        return_dict=False)[0]
@@ -432,6 +433,17 @@ class Stepper:
         if self.prediction_type == "v_prediction":
             return x_ve / s2 - model_output * (sigma / math.sqrt(s2))
         return x_ve - model_output * sigma
+
+    def _lms_step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
+        sigma = float(self.grid[j])
+        derivative = (x - self.denoised(model_output, j, x)) / sigma
+        history = self._derivatives
+        history.append(derivative)
+        if len(history) > LMS_ORDER:
+            history.pop(0)
+        for k, weight in enumerate(self._lms_coefficients[j]):
+            x = x + weight * history[-1 - k]
+        return x
 
     def _lcm_step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
         import torch
@@ -477,6 +489,33 @@ def _template(spec: SamplerSpec, config_json: str) -> Any:
 @lru_cache(maxsize=32)
 def _step_takes_generator(cls: type) -> bool:
     return "generator" in inspect.signature(cls.step).parameters
+
+
+LMS_ORDER = 4
+
+
+def lms_coefficients(sigmas: list[float], order: int) -> list[list[float]]:
+    """Per step ``i``, the weights of the last derivatives in the linear multistep update.
+
+    Weight ``k`` is the integral from ``sigma[i]`` to ``sigma[i+1]`` of the Lagrange basis
+    polynomial through the last ``min(i+1, order)`` sigmas that is 1 at ``sigma[i-k]``;
+    the schedule is known up front, so they are all computed before the loop.
+    """
+    import numpy as np
+
+    table = []
+    for i in range(len(sigmas) - 1):
+        used = min(i + 1, order)
+        row = []
+        for k in range(used):
+            poly = np.poly1d([1.0])
+            for m in range(used):
+                if m != k:
+                    poly = poly * np.poly1d([1.0, -sigmas[i - m]]) / (sigmas[i - k] - sigmas[i - m])
+            integral = poly.integ()
+            row.append(float(integral(sigmas[i + 1]) - integral(sigmas[i])))
+        table.append(row)
+    return table
 
 
 def _fixed_sigmas(sigmas: torch.Tensor) -> Any:

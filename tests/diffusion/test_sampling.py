@@ -95,10 +95,26 @@ def test_every_scheduler_runs(model, positive, negative, scheduler):
     assert torch.isfinite(out["samples"]).all()
 
 
-@pytest.mark.parametrize("sampler_name", ["heun", "dpm_2", "uni_pc", "deis", "dpmpp_3m_sde"])
+@pytest.mark.parametrize("sampler_name", ["heun", "dpm_2", "uni_pc", "deis", "dpmpp_3m_sde", "lms"])
 def test_multistage_and_multistep_samplers_with_more_steps(model, positive, negative, sampler_name):
     out = ksample(model, positive, negative, empty(), sampler=sampler_name, steps=5, scheduler="simple")
     assert torch.isfinite(out["samples"]).all()
+
+
+def test_lms_is_linear_multistep(model, positive, negative):
+    from nodes.diffusion.samplers import lms_coefficients
+
+    table = lms_coefficients([10.0, 5.0, 2.0, 1.0, 0.0], 4)
+    assert table[0] == [-5.0]  # first step: Euler
+    assert table[1] == pytest.approx([-3.9, 0.9])  # then variable-step Adams-Bashforth 2
+    assert [len(row) for row in table] == [1, 2, 3, 4]
+    one_euler = ksample(model, positive, negative, empty(), steps=1, sampler="euler")
+    one_lms = ksample(model, positive, negative, empty(), steps=1, sampler="lms")
+    assert torch.allclose(one_euler["samples"], one_lms["samples"])
+    # a fourth-order method lands nearer the second-order Heun solution than Euler does
+    euler, lms, heun = (ksample(model, positive, negative, empty(), steps=12, sampler=name)["samples"]
+                        for name in ("euler", "lms", "heun"))
+    assert (lms - heun).abs().mean() < (euler - heun).abs().mean()
 
 
 def test_schedules_match_comfyui_conventions(model):

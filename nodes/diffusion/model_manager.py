@@ -190,8 +190,12 @@ class ModelManager:
                     raise TypeError(f"unknown model manager setting {name!r}")
                 setattr(self.settings, name, value)
             if "force_cpu" in changes:
-                self.free(unload_models=False)
+                # everything goes back to the CPU; the next use places it on the new device
+                for handle in list(self._lru.values()):
+                    if handle.module is not None and handle.kind != "tokenizer":
+                        self._cast_to_cpu(handle)
                 self._device = None
+                self._mru = None
 
     def compute_device(self) -> torch.device:
         """cuda > mps > cpu (cpu when ``force_cpu``); decided on first call (imports torch)."""

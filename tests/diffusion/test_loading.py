@@ -397,3 +397,14 @@ def test_controlnet_single_file_loads_like_its_folder(tiny_paths, tiny_models, m
     _same_state(single.load(), folder.load())
     with pytest.raises(LoaderInputError, match="control_net_name.*tiny-sd1.safetensors"):
         load_controlnet_file(tiny_models / "checkpoints" / "tiny-sd1.safetensors")
+
+
+def test_switching_force_cpu_keeps_loaded_models_usable(tiny_paths, manager):
+    model, clip, _ = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
+    cond, _ = clip.encode("a cat")
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    before = model.predict_noise(x, 100, cond)
+    manager.configure(force_cpu=True)
+    assert model.unet.location == "cpu"
+    assert torch.equal(model.predict_noise(x, 100, cond), before)
+    assert model.unet.location == "device" and model.unet.loads == 1

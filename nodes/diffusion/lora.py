@@ -43,6 +43,8 @@ _SUFFIXES = (
     (".lora_down.weight", "down"), (".lora_up.weight", "up"), (".lora_mid.weight", "mid"), (".alpha", "alpha"),
     (".lora_A.weight", "down"), (".lora_B.weight", "up"), (".lora.down.weight", "down"), (".lora.up.weight", "up"),
     (".dora_scale", "dora"),
+    (".lora_linear_layer.down.weight", "down"), (".lora_linear_layer.up.weight", "up"),
+    (".down.weight", "down"), (".up.weight", "up"),  # diffusers' old attention-processor files
 )
 
 #: Key prefixes of each text encoder target, by family of the CLIP.

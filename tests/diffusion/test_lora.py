@@ -135,8 +135,23 @@ def test_other_key_layouts_give_the_same_weights(sd1, tiny_paths, tiny_models):
         ldm = sf.unet_ldm_name(module_of[base] + ".weight", config)[: -len(".weight")]
         return f"lora_unet_{ldm.replace('.', '_')}.{suffix}"
 
+    def attn_processors(key: str) -> str | None:
+        """diffusers' old files: attention as ``processor.to_q_lora.down``, the rest ``X.lora.down``."""
+        base, _, suffix = key.partition(".")
+        path = module_of.get(base)
+        if path is None:
+            return None
+        if ".attn" not in path or not path.endswith(("to_q", "to_k", "to_v", "to_out.0")):
+            part = {"lora_down.weight": "lora.down.weight", "lora_up.weight": "lora.up.weight"}.get(suffix, suffix)
+            return f"unet.{path}.{part}"
+        head, _, proj = path.rpartition(".to_")
+        proj = "to_out" if proj == "out.0" else "to_" + proj
+        part = {"lora_down.weight": "down.weight", "lora_up.weight": "up.weight", "alpha": "alpha"}[suffix]
+        return f"unet.{head}.processor.{proj}_lora.{part}"
+
     names = [_relayout(tiny_paths, tiny_models, "peft.safetensors", peft),
-             _relayout(tiny_paths, tiny_models, "ldm-names.safetensors", original_names)]
+             _relayout(tiny_paths, tiny_models, "ldm-names.safetensors", original_names),
+             _relayout(tiny_paths, tiny_models, "attn-procs.safetensors", attn_processors)]
     try:
         LoraLoaderModelOnly().run(model, LORA, 1.0).prepare()
         reference = _snapshot(unet)

@@ -15,10 +15,11 @@ writes, with random but seeded (hence identical on every run) weights::
     OUT_DIR/controlnet/tiny-sd1-controlnet.safetensors  same, original ``control_model.*`` layout
 
 The layout is a ComfyUI-style models folder, so ``nodes.paths.configure(models_dir=OUT_DIR)``
-points Weft at it. The models are small enough (UNet well under 1M-3M parameters, 64 px images)
-that a sampling run takes a fraction of a second on two CPU cores, but the text encoders keep
-the real 49,408-token CLIP vocabulary so tokenization and prompt weighting are exercised as
-with the real thing.
+points Weft at it. The models are small enough (UNets of 0.8M (sd2), 1.1M (sd1) and 2.2M (sdxl)
+parameters, a 1.0M-parameter VAE with the real 8x downscale, 64 px images) that a sampling run
+takes a fraction of a second on two CPU cores, but the text encoders keep the real 49,408-token
+CLIP vocabulary (most of their 1.6M-3.3M parameters) so tokenization and prompt weighting are
+exercised as with the real thing.
 """
 
 from __future__ import annotations

@@ -103,6 +103,10 @@ def test_loader_returns_handles_without_reading_weights(tiny_paths, manager):
     assert again[0].unet is model.unet and again[2].handle is vae.handle
     model.unet.load()
     assert model.unet.module is not None and model.unet.loads == 1
+    # the output cache counts handles, not weights: the model manager owns those
+    from engine.sizeof import estimate_size
+
+    assert estimate_size([[model], [clip], [vae]]) < 10_000
 
 
 def test_unknown_file_names_the_input_and_the_file(tiny_paths, manager):

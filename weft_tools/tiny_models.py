@@ -276,7 +276,9 @@ def build_controlnet(models: dict[str, Any], folder: Path, single: Path) -> tupl
 def build_all(out_dir: Path, families: tuple[str, ...] = ("sd1", "sd2", "sdxl")) -> dict[str, Path]:
     """Write every tiny model under ``out_dir`` (a models root); returns what was written."""
     import torch
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()
     out_dir = Path(out_dir)
     written: dict[str, Path] = {}
     with torch.no_grad():

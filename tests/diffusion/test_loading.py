@@ -412,3 +412,12 @@ def test_switching_force_cpu_keeps_loaded_models_usable(tiny_paths, manager):
     assert model.unet.location == "cpu"
     assert torch.equal(model.predict_noise(x, 100, cond), before)
     assert model.unet.location == "device" and model.unet.loads == 1
+
+
+def test_tiny_models_are_deterministic(tiny_models):
+    from weft_tools.tiny_models import build_family, ldm_state_dict
+
+    state = ldm_state_dict("sd1", build_family("sd1"))
+    written = load_file(tiny_models / "checkpoints" / "tiny-sd1.safetensors")
+    assert state.keys() == written.keys()
+    assert all(torch.equal(state[k], written[k]) for k in state)

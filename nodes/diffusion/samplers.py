@@ -79,6 +79,10 @@ SAMPLERS: dict[str, SamplerSpec] = {
         # diffusers' LMSDiscreteScheduler integrates its coefficients with scipy, which Weft
         # does not depend on; this one integrates the same Lagrange polynomials exactly.
         SamplerSpec("lms", "own", hook=False, note="linear multistep (order 4) in sigma space"),
+        SamplerSpec("dpmpp_2s_ancestral", "own", stages=2, hook=False,
+                    note="DPM-Solver++(2S) ancestral: diffusers has no single-step ancestral DPM-Solver++"),
+        SamplerSpec("dpmpp_sde", "own", stages=2, hook=False,
+                    note="DPM-Solver++(2S) SDE; Gaussian noise from the seed instead of a Brownian tree"),
         SamplerSpec("dpmpp_2m", "DPMSolverMultistepScheduler",
                     {**_MULTISTEP, "algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint"}, "vp"),
         SamplerSpec("dpmpp_2m_sde", "DPMSolverMultistepScheduler",
@@ -105,13 +109,11 @@ SAMPLERS: dict[str, SamplerSpec] = {
 
 #: ComfyUI sampler names Weft does not offer, and why.
 UNSUPPORTED_SAMPLERS: dict[str, str] = {
-    "dpmpp_sde": "diffusers' DPMSolverSDEScheduler needs the torchsde package, which is not installed",
-    "dpmpp_sde_gpu": "diffusers' DPMSolverSDEScheduler needs the torchsde package, which is not installed",
+    "dpmpp_sde_gpu": "use dpmpp_sde (Weft draws SDE noise from the seed already)",
     "dpmpp_2m_sde_gpu": "use dpmpp_2m_sde (Weft draws SDE noise on the sampling device already)",
     "dpmpp_3m_sde_gpu": "use dpmpp_3m_sde (Weft draws SDE noise on the sampling device already)",
     "dpm_fast": "diffusers has no adaptive-order DPM solver",
     "dpm_adaptive": "diffusers has no adaptive-step DPM solver",
-    "dpmpp_2s_ancestral": "diffusers has no ancestral single-step DPM-Solver++",
     "ddpm": "diffusers' DDPMScheduler only steps between integer training timesteps",
     "ipndm": "diffusers' IPNDMScheduler uses a different noise parametrisation",
     "ipndm_v": "diffusers has no variable-step iPNDM",
@@ -351,15 +353,7 @@ class Stepper:
         self.prediction_type = scheduler_config.get("prediction_type", "epsilon")
         self.ms = model_sigmas(scheduler_config)
         if spec.scheduler == "own":
-            self.scheduler = None
-            self.timesteps = self.ms.sigma_to_t(self.grid[:-1])
-            self.calls = steps
-            self._accepts_generator = False
-            self.finish_denoised = False
-            self._own_step = self._lcm_step if spec.name == "lcm" else self._lms_step
-            if spec.name == "lms":
-                self._lms_coefficients = lms_coefficients([float(v) for v in self.grid], LMS_ORDER)
-                self._derivatives: list[Any] = []
+            self._init_own(spec, steps)
             return
         own = self.grid[:-1]  # the scheduler appends the final 0 itself
         scheduler = _template(spec, json.dumps(dict(scheduler_config), sort_keys=True, default=list))
@@ -413,7 +407,7 @@ class Stepper:
         if self.vp:
             return x
         if self.scheduler is None:
-            sigma = float(self.grid[j])
+            sigma = self.call_sigmas[j]
             return x / math.sqrt(1.0 + sigma * sigma)
         return self.scheduler.scale_model_input(x, self.timesteps[j])
 
@@ -427,12 +421,76 @@ class Stepper:
 
     def denoised(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
         """The model's estimate of the clean (scaled) latent at call ``j``, for previews."""
-        sigma = self.sigma_of_call(j)
+        return self._x0(model_output, x, self.sigma_of_call(j))
+
+    def _x0(self, model_output: torch.Tensor, x: torch.Tensor, sigma: float) -> torch.Tensor:
         s2 = 1.0 + sigma * sigma
         x_ve = x * math.sqrt(s2) if self.vp else x
         if self.prediction_type == "v_prediction":
             return x_ve / s2 - model_output * (sigma / math.sqrt(s2))
         return x_ve - model_output * sigma
+
+    # -- samplers of our own (no diffusers scheduler expresses them) -------------------------
+    def _init_own(self, spec: SamplerSpec, steps: int) -> None:
+        import torch
+
+        self.scheduler = None
+        self._accepts_generator = False
+        self.finish_denoised = False
+        grid = [float(v) for v in self.grid]
+        if spec.name in ("dpmpp_sde", "dpmpp_2s_ancestral"):
+            # two model calls per step (the second at a geometric midpoint), one for a final
+            # step to 0, which is a plain Euler step to the clean estimate
+            self.stages = 2
+            self.call_sigmas, self._roles = [], []
+            for i in range(steps):
+                sigma, sigma_next = grid[i], grid[i + 1]
+                self.call_sigmas.append(sigma)
+                self._roles.append((i, 0))
+                if sigma_next > 0:
+                    target = _ancestral(sigma, sigma_next)[0] if spec.name == "dpmpp_2s_ancestral" else sigma_next
+                    self.call_sigmas.append(math.sqrt(sigma * target))
+                    self._roles.append((i, 1))
+            self._own_step = self._two_stage_step
+        else:
+            self.call_sigmas = grid[:steps]
+            self._own_step = self._lcm_step if spec.name == "lcm" else self._lms_step
+            if spec.name == "lms":
+                self._lms_coefficients = lms_coefficients(grid, LMS_ORDER)
+                self._derivatives: list[Any] = []
+        self.timesteps = self.ms.sigma_to_t(torch.tensor(self.call_sigmas, dtype=torch.float32))
+        self.calls = len(self.call_sigmas)
+
+    def _noise_like(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        return torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
+
+    def _two_stage_step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
+        """DPM-Solver++(2S): ancestral (dpmpp_2s_ancestral) or SDE (dpmpp_sde, r = 1/2).
+
+        The SDE variant draws its noise from the seeded generator, not from a Brownian tree
+        (torchsde), so its images differ from ComfyUI's for the same seed.
+        """
+        i, stage = self._roles[j]
+        sigma, sigma_next = float(self.grid[i]), float(self.grid[i + 1])
+        ancestral = self.spec.name == "dpmpp_2s_ancestral"
+        if stage == 0:
+            d = self._x0(model_output, x, sigma)
+            if sigma_next == 0:
+                return d
+            self._start, self._d = x, d
+            if ancestral:
+                down = _ancestral(sigma, sigma_next)[0]
+                ratio = math.sqrt(down / sigma)  # exp(-h/2) with h = log(sigma / down)
+                return d + ratio * (x - d)
+            down, up = _ancestral(sigma, self.call_sigmas[j + 1])
+            return d + (down / sigma) * (x - d) + self._noise_like(x) * up
+        x0, d = self._start, self._d
+        d2 = self._x0(model_output, x, self.call_sigmas[j])
+        down, up = _ancestral(sigma, sigma_next)
+        out = d2 + (down / sigma) * (x0 - d2)
+        return out + self._noise_like(out) * up if up > 0 else out
 
     def _lms_step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
         sigma = float(self.grid[j])
@@ -492,6 +550,14 @@ def _step_takes_generator(cls: type) -> bool:
 
 
 LMS_ORDER = 4
+
+
+def _ancestral(sigma_from: float, sigma_to: float, eta: float = 1.0) -> tuple[float, float]:
+    """(sigma_down, sigma_up) of an ancestral step: go down deterministically, add fresh noise up."""
+    if sigma_to == 0:
+        return 0.0, 0.0
+    up = min(sigma_to, eta * math.sqrt(max(sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2, 0.0)))
+    return math.sqrt(max(sigma_to**2 - up**2, 0.0)), up
 
 
 def lms_coefficients(sigmas: list[float], order: int) -> list[list[float]]:

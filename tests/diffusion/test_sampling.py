@@ -95,7 +95,8 @@ def test_every_scheduler_runs(model, positive, negative, scheduler):
     assert torch.isfinite(out["samples"]).all()
 
 
-@pytest.mark.parametrize("sampler_name", ["heun", "dpm_2", "uni_pc", "deis", "dpmpp_3m_sde", "lms"])
+@pytest.mark.parametrize("sampler_name", ["heun", "dpm_2", "uni_pc", "deis", "dpmpp_3m_sde", "lms", "dpmpp_sde",
+                                          "dpmpp_2s_ancestral"])
 def test_multistage_and_multistep_samplers_with_more_steps(model, positive, negative, sampler_name):
     out = ksample(model, positive, negative, empty(), sampler=sampler_name, steps=5, scheduler="simple")
     assert torch.isfinite(out["samples"]).all()
@@ -131,10 +132,11 @@ def test_schedules_match_comfyui_conventions(model):
     assert len(denoise_sigmas(cfg, "normal", 6, 0.0)) == 0
 
 
-def test_same_seed_same_latent_and_seed_matters(model, positive, negative):
-    a = ksample(model, positive, negative, empty(2), seed=7, sampler="euler_ancestral")
-    b = ksample(model, positive, negative, empty(2), seed=7, sampler="euler_ancestral")
-    c = ksample(model, positive, negative, empty(2), seed=8, sampler="euler_ancestral")
+@pytest.mark.parametrize("sampler_name", ["euler_ancestral", "dpmpp_sde", "dpmpp_2m_sde"])
+def test_same_seed_same_latent_and_seed_matters(model, positive, negative, sampler_name):
+    a = ksample(model, positive, negative, empty(2), seed=7, sampler=sampler_name)
+    b = ksample(model, positive, negative, empty(2), seed=7, sampler=sampler_name)
+    c = ksample(model, positive, negative, empty(2), seed=8, sampler=sampler_name)
     assert torch.equal(a["samples"], b["samples"])
     assert not torch.allclose(a["samples"], c["samples"])
     # the two images of a batch get different noise
@@ -250,8 +252,9 @@ def test_unsupported_sampler_is_rejected_at_validation(model):
     with pytest.raises(ValueError, match="sampler_name 'ddpm' is not available"):
         sn.KSamplerSelect().run("ddpm")
     assert validate_prompt(prompt, registry, ["3"]).ok
-    assert set(SAMPLERS) >= {"euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "dpmpp_2m",
-                             "dpmpp_2m_sde", "dpmpp_3m_sde", "ddim", "uni_pc", "uni_pc_bh2", "deis", "lcm"}
+    assert set(SAMPLERS) >= {"euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2m",
+                             "dpmpp_2m_sde", "dpmpp_3m_sde", "dpmpp_sde", "dpmpp_2s_ancestral", "ddim", "uni_pc",
+                             "uni_pc_bh2", "deis", "lcm"}
 
 
 def test_user_errors_name_the_input(model, positive, negative):

@@ -16,8 +16,13 @@ that option and give the instance a ``_convert_to_karras`` that returns our sche
 the scheduler's own ``set_timesteps`` does the class-specific bookkeeping. Schedulers
 without the option (Euler ancestral) get their two arrays set directly.
 
-Names diffusers cannot express are absent from the combo lists; :data:`UNSUPPORTED_SAMPLERS`
-and :data:`UNSUPPORTED_SCHEDULERS` say why, for error messages and documentation.
+A few ComfyUI samplers have no diffusers scheduler that fits (``lms`` needs scipy there;
+``dpmpp_2s_ancestral``, ``dpmpp_sde`` and ``lcm``'s plain re-noising do not exist): they
+are small steppers of our own (``scheduler="own"``) driven by the same loop.
+
+Names Weft cannot express are absent from the combo lists; :data:`UNSUPPORTED_SAMPLERS`
+and :data:`UNSUPPORTED_SCHEDULERS` say why, and the sampling nodes put that reason in the
+validation error.
 """
 
 from __future__ import annotations

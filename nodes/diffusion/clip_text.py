@@ -327,17 +327,22 @@ def encode_texts(clip: TextEncoder, texts: list[str]) -> tuple[torch.Tensor, tor
     When the texts need different numbers of 77-token chunks, the shorter is padded with
     empty-prompt chunks so the encoders' outputs can be concatenated.
     """
-    import torch
-
     if len(texts) != len(clip.parts):
         raise ValueError(f"{len(texts)} texts for a CLIP with {len(clip.parts)} text encoders")
     token_lists = [tokenize_weighted(tokenizer_for(part), text, _pad_id(part), embedding_lookup(part))
                    for part, text in zip(clip.parts, texts, strict=True)]
+    return encode_chunks(clip, token_lists)
+
+
+def encode_chunks(clip: TextEncoder, token_lists: list[list[Chunk]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Encode already tokenized chunks, one list per encoder (shorter lists padded with empty chunks)."""
+    import torch
+
     longest = max(len(chunks) for chunks in token_lists)
     conds, pooled_out = [], None
     for index, (part, chunks) in enumerate(zip(clip.parts, token_lists, strict=True)):
         filler = Chunk(tuple(tokenize_weighted_empty(_pad_id(part))), (1.0,) * CONTEXT)
-        chunks = chunks + [filler] * (longest - len(chunks))
+        chunks = list(chunks) + [filler] * (longest - len(chunks))
         target_patches = tuple(p for p in clip.patches if _targets(p, part, index))
         cond, pooled = encode_part(part, chunks, clip.clip_skip, target_patches)
         conds.append(cond)
@@ -345,6 +350,60 @@ def encode_texts(clip: TextEncoder, texts: list[str]) -> tuple[torch.Tensor, tor
             pooled_out = pooled
     cond = conds[0] if len(conds) == 1 else torch.cat(conds, dim=-1)
     return cond, pooled_out
+
+
+# -- ComfyUI's token format (for plugins calling clip.tokenize / clip.encode_from_tokens) ---------
+#: ComfyUI's keys for each encoder in a tokens dict.
+COMFY_KEYS = {"clip_l": "l", "clip_g": "g", "clip_h": "h"}
+
+
+def comfy_key(part: ClipPart) -> str:
+    return COMFY_KEYS.get(part.handle.target, "l")
+
+
+def tokenize_comfy(clip: TextEncoder, text: str) -> dict[str, list[list[tuple[Any, float]]]]:
+    """``{"l": [[(token, weight) x 77], ...], "g": ...}``: ComfyUI's ``clip.tokenize`` result.
+
+    As in ComfyUI, an embedding's vectors stand in place of token ids.
+    """
+    tokens: dict[str, list[list[tuple[Any, float]]]] = {}
+    for part in clip.parts:
+        chunks = tokenize_weighted(tokenizer_for(part), text, _pad_id(part), embedding_lookup(part))
+        lists = []
+        for chunk in chunks:
+            vectors = dict(chunk.vectors)
+            lists.append([(vectors.get(i, token), weight)
+                          for i, (token, weight) in enumerate(zip(chunk.ids, chunk.weights, strict=True))])
+        tokens[comfy_key(part)] = lists
+    return tokens
+
+
+def chunks_from_comfy(lists: list[list[tuple[Any, float]]]) -> list[Chunk]:
+    """ComfyUI token lists (possibly edited by a plugin) back to chunks."""
+    chunks = []
+    for pairs in lists:
+        ids, weights, vectors = [], [], []
+        for position, pair in enumerate(pairs):
+            token, weight = pair[0], float(pair[1])
+            if isinstance(token, int):
+                ids.append(token)
+            else:
+                ids.append(_PLACEHOLDER)
+                vectors.append((position, token))
+            weights.append(weight)
+        chunks.append(Chunk(tuple(ids), tuple(weights), tuple(vectors)))
+    return chunks
+
+
+def encode_comfy_tokens(clip: TextEncoder, tokens: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """ComfyUI's ``clip.encode_from_tokens(tokens, return_pooled=True)``."""
+    lists = []
+    for part in clip.parts:
+        key = comfy_key(part)
+        if key not in tokens:
+            raise ValueError(f"tokens for this {clip.family} CLIP need a {key!r} entry (have {sorted(tokens)})")
+        lists.append(chunks_from_comfy(tokens[key]))
+    return encode_chunks(clip, lists)
 
 
 # -- textual inversion embeddings -------------------------------------------------------------------

@@ -402,6 +402,33 @@ class TextEncoder:
         cond, pooled = self.encode(text)
         return [[cond, {"pooled_output": pooled}]]
 
+    # -- ComfyUI's CLIP methods, for plugins written against ComfyUI ------------------------
+    def tokenize(self, text: str, return_word_ids: bool = False, **_: Any) -> dict[str, list[list[tuple[Any, float]]]]:
+        """``{"l": [[(token, weight) x 77], ...]}`` (``"g"`` for SDXL's bigG, ``"h"`` for SD2)."""
+        from .clip_text import tokenize_comfy
+
+        return tokenize_comfy(self, text)
+
+    def encode_from_tokens(self, tokens: dict[str, Any], return_pooled: bool | str = False,
+                           return_dict: bool = False) -> Any:
+        """ComfyUI's ``encode_from_tokens``: cond, ``(cond, pooled)`` or ``{"cond", "pooled_output"}``."""
+        from .clip_text import encode_comfy_tokens
+
+        cond, pooled = encode_comfy_tokens(self, tokens)
+        if return_dict:
+            return {"cond": cond, "pooled_output": pooled}
+        return (cond, pooled) if return_pooled else cond
+
+    def encode_from_tokens_scheduled(self, tokens: dict[str, Any], unprojected: bool = False,
+                                     add_dict: Mapping[str, Any] | None = None) -> list[list[Any]]:
+        """ComfyUI's newer CLIPTextEncode path: the CONDITIONING list for ``tokens``."""
+        result = self.encode_from_tokens(tokens, return_dict=True)
+        return [[result["cond"], {"pooled_output": result["pooled_output"], **dict(add_dict or {})}]]
+
+    def clip_layer(self, layer_idx: int) -> None:
+        """ComfyUI's in-place CLIPSetLastLayer (plugins call it on a ``clone()``)."""
+        self.clip_skip = layer_idx
+
 
 class VAEModel:
     """``VAE``: a diffusers ``AutoencoderKL`` and its latent format.

@@ -256,3 +256,25 @@ def test_textual_inversion_embeddings(clips, tiny_paths):
     finally:
         for f in ("red1.safetensors", "red-xl.safetensors", "old.pt"):
             (folder / f).unlink()
+
+
+def test_comfyui_clip_methods_for_plugins(clips):
+    sd1, sdxl = clips["sd1"], clips["sdxl"]
+    tokens = sd1.tokenize("a (cat:1.5)")
+    assert list(tokens) == ["l"] and len(tokens["l"]) == 1 and len(tokens["l"][0]) == 77
+    assert tokens["l"][0][:4] == [(BOS, 1.0), (320, 1.0), (2368, 1.5), (EOS, 1.0)]
+    cond, pooled = sd1.encode_from_tokens(tokens, return_pooled=True)
+    ref_cond, ref_pooled = sd1.encode("a (cat:1.5)")
+    assert torch.equal(cond, ref_cond) and torch.equal(pooled, ref_pooled)
+    assert torch.equal(sd1.encode_from_tokens(tokens), ref_cond)
+    # a plugin editing weights in the token lists
+    tokens["l"][0][2] = (2368, 1.0)
+    assert torch.equal(sd1.encode_from_tokens(tokens), sd1.encode("a cat")[0])
+    xl_tokens = sdxl.tokenize("a cat")
+    assert sorted(xl_tokens) == ["g", "l"] and xl_tokens["g"][0][4][0] == 0  # bigG pads with "!"
+    ((xl_cond, options),) = sdxl.encode_from_tokens_scheduled(xl_tokens, add_dict={"width": 512})
+    assert torch.equal(xl_cond, sdxl.encode("a cat")[0]) and options["width"] == 512
+    assert options["pooled_output"].shape == (1, 32)
+    skipped = sd1.clone()
+    skipped.clip_layer(-2)
+    assert sd1.clip_skip is None and not torch.equal(skipped.encode("a cat")[0], sd1.encode("a cat")[0])

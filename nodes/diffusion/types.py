@@ -461,6 +461,21 @@ class VAEModel:
     def latent_format(self) -> LatentFormat:
         return LatentFormat(self.latent_channels, self.scaling_factor, self.shift_factor)
 
+    # ComfyUI's names for the same facts, for plugins
+    @property
+    def downscale_ratio(self) -> int:
+        return self.downscale
+
+    @property
+    def upscale_ratio(self) -> int:
+        return self.downscale
+
+    def spacial_compression_decode(self) -> int:
+        return self.downscale
+
+    def spacial_compression_encode(self) -> int:
+        return self.downscale
+
     @property
     def device(self) -> torch.device:
         return self.handle.manager.compute_device()
@@ -490,19 +505,33 @@ class VAEModel:
             pixels = vae.decode(z, return_dict=False)[0]
         return ((pixels.float() + 1.0) / 2.0).clamp(0.0, 1.0).movedim(1, -1).cpu()
 
-    def decode_tiled(self, latents: torch.Tensor, tile_size: int = 512, overlap: int = 64) -> torch.Tensor:
+    def decode_tiled(self, latents: torch.Tensor, tile_size: int = 512, overlap: int | None = None, *,
+                     tile_x: int | None = None, tile_y: int | None = None, **_: Any) -> torch.Tensor:
         """Like :meth:`decode`, tile by tile (sizes in image pixels), blending the overlaps.
 
         Peak memory follows the tile, not the image, which is what makes large decodes fit.
+        ``tile_x``/``tile_y`` (latent units, with ``overlap`` then in latent units too) is
+        ComfyUI's signature, for plugins; square tiles of the larger size are used.
         """
         f = self.downscale
+        if tile_x is not None or tile_y is not None:
+            tile_size = max(tile_x or 0, tile_y or 0) * f
+            overlap = (16 if overlap is None else overlap) * f
+        elif overlap is None:
+            overlap = 64
         tile, lap = max(tile_size // f, 2), max(min(overlap // f, tile_size // f // 2), 0)
         out = _tiled(latents, tile, lap, f, self.decode, out_channels=3, channels_last=True)
         return out
 
-    def encode_tiled(self, image: torch.Tensor, tile_size: int = 512, overlap: int = 64) -> torch.Tensor:
-        """Like :meth:`encode`, tile by tile (sizes in image pixels), blending the overlaps."""
+    def encode_tiled(self, image: torch.Tensor, tile_size: int = 512, overlap: int = 64, *,
+                     tile_x: int | None = None, tile_y: int | None = None, **_: Any) -> torch.Tensor:
+        """Like :meth:`encode`, tile by tile (sizes in image pixels), blending the overlaps.
+
+        ``tile_x``/``tile_y`` (pixels) is ComfyUI's signature, for plugins.
+        """
         f = self.downscale
+        if tile_x is not None or tile_y is not None:
+            tile_size = max(tile_x or 0, tile_y or 0)
         image = _crop_to_multiple(image[..., :3], f)
         pixels = image.movedim(-1, 1)
         tile, lap = max(tile_size // f * f, f * 2), max(min(overlap // f * f, tile_size // 2 // f * f), 0)

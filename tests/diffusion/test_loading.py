@@ -306,6 +306,11 @@ def test_vae_round_trip_and_tiled_decode(tiny_paths, manager):
     assert tiled.shape == decoded.shape and torch.isfinite(tiled).all()
     assert vae.encode_tiled(decoded, tile_size=32, overlap=16).shape == latents.shape
     assert torch.allclose(vae.encode_tiled(decoded, tile_size=64, overlap=0), vae.encode(decoded), atol=1e-6)
+    # ComfyUI's signatures, as plugins call them (latent units for decode, pixels for encode)
+    assert torch.equal(vae.decode_tiled(latents, tile_x=4, tile_y=4, overlap=2), tiled)
+    assert torch.equal(vae.encode_tiled(decoded, tile_x=32, tile_y=32, overlap=16),
+                       vae.encode_tiled(decoded, tile_size=32, overlap=16))
+    assert vae.spacial_compression_decode() == vae.downscale_ratio == 8
 
 
 @pytest.mark.parametrize(("spread", "metadata", "expected"), [

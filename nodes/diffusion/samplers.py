@@ -109,6 +109,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
         SamplerSpec("deis", "DEISMultistepScheduler",
                     {"solver_order": 3, "algorithm_type": "deis", "lower_order_final": True}, "vp"),
         SamplerSpec("lcm", "own", hook=False, note="latent consistency: denoise, then re-noise to the next sigma"),
+        SamplerSpec("ipndm", "own", hook=False, note="improved PNDM: Adams-Bashforth up to order 4, equal-step weights"),
+        SamplerSpec("ddpm", "own", hook=False, note="DDPM ancestral sampling between arbitrary noise levels"),
     )
 }
 
@@ -119,8 +121,6 @@ UNSUPPORTED_SAMPLERS: dict[str, str] = {
     "dpmpp_3m_sde_gpu": "use dpmpp_3m_sde (Weft draws SDE noise on the sampling device already)",
     "dpm_fast": "diffusers has no adaptive-order DPM solver",
     "dpm_adaptive": "diffusers has no adaptive-step DPM solver",
-    "ddpm": "diffusers' DDPMScheduler only steps between integer training timesteps",
-    "ipndm": "diffusers' IPNDMScheduler uses a different noise parametrisation",
     "ipndm_v": "diffusers has no variable-step iPNDM",
     "heunpp2": "diffusers has no Heun++ scheduler",
     "euler_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
@@ -459,10 +459,11 @@ class Stepper:
             self._own_step = self._two_stage_step
         else:
             self.call_sigmas = grid[:steps]
-            self._own_step = self._lcm_step if spec.name == "lcm" else self._lms_step
+            self._own_step = {"lcm": self._lcm_step, "lms": self._lms_step, "ipndm": self._ipndm_step,
+                              "ddpm": self._ddpm_step}[spec.name]
+            self._derivatives: list[Any] = []
             if spec.name == "lms":
                 self._lms_coefficients = lms_coefficients(grid, LMS_ORDER)
-                self._derivatives: list[Any] = []
         self.timesteps = self.ms.sigma_to_t(torch.tensor(self.call_sigmas, dtype=torch.float32))
         self.calls = len(self.call_sigmas)
 
@@ -507,6 +508,31 @@ class Stepper:
         for k, weight in enumerate(self._lms_coefficients[j]):
             x = x + weight * history[-1 - k]
         return x
+
+    def _ipndm_step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
+        sigma, sigma_next = float(self.grid[j]), float(self.grid[j + 1])
+        d = (x - self._x0(model_output, x, sigma)) / sigma
+        history = self._derivatives
+        weights = _IPNDM_WEIGHTS[min(len(history), 3)]
+        slope = d * weights[0]
+        for k, weight in enumerate(weights[1:]):
+            slope = slope + history[-1 - k] * weight
+        history.append(d)
+        if len(history) > 3:
+            history.pop(0)
+        return x + slope * (sigma_next - sigma)
+
+    def _ddpm_step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
+        """The DDPM posterior step from ``sigma`` to ``sigma_next`` (in VP form, then back)."""
+        sigma, sigma_next = float(self.grid[j]), float(self.grid[j + 1])
+        eps = (x - self._x0(model_output, x, sigma)) / sigma
+        abar, abar_next = 1.0 / (sigma * sigma + 1.0), 1.0 / (sigma_next * sigma_next + 1.0)
+        alpha = abar / abar_next
+        mean = (x * math.sqrt(abar) - eps * ((1.0 - alpha) / math.sqrt(1.0 - abar))) / math.sqrt(alpha)
+        if sigma_next == 0:
+            return mean
+        spread = math.sqrt((1.0 - alpha) * (1.0 - abar_next) / (1.0 - abar))
+        return (mean + self._noise_like(mean) * spread) / math.sqrt(abar_next)
 
     def _lcm_step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
         import torch
@@ -555,6 +581,8 @@ def _step_takes_generator(cls: type) -> bool:
 
 
 LMS_ORDER = 4
+#: iPNDM's Adams-Bashforth weights for the current and up to three previous derivatives
+_IPNDM_WEIGHTS = ((1.0,), (1.5, -0.5), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
 
 
 def _ancestral(sigma_from: float, sigma_to: float, eta: float = 1.0) -> tuple[float, float]:

@@ -118,6 +118,19 @@ def test_lms_is_linear_multistep(model, positive, negative):
     assert (lms - heun).abs().mean() < (euler - heun).abs().mean()
 
 
+def test_own_samplers_agree_with_their_diffusers_relatives(model, positive, negative):
+    # DDPM's posterior step between two noise levels is Euler ancestral's step in sigma space
+    ddpm = ksample(model, positive, negative, empty(), steps=6, seed=3, sampler="ddpm")
+    ancestral = ksample(model, positive, negative, empty(), steps=6, seed=3, sampler="euler_ancestral")
+    assert torch.allclose(ddpm["samples"], ancestral["samples"], rtol=1e-4, atol=1e-2)
+    # iPNDM starts with an Euler step and then, like LMS, tracks the higher-order solution
+    one = [ksample(model, positive, negative, empty(), steps=1, sampler=name)["samples"] for name in ("euler", "ipndm")]
+    assert torch.allclose(one[0], one[1])
+    euler, ipndm, heun = (ksample(model, positive, negative, empty(), steps=12, sampler=name)["samples"]
+                          for name in ("euler", "ipndm", "heun"))
+    assert (ipndm - heun).abs().mean() < (euler - heun).abs().mean()
+
+
 def test_schedules_match_comfyui_conventions(model):
     cfg = model.scheduler_config
     karras = compute_sigmas(cfg, "karras", 10)
@@ -249,8 +262,8 @@ def test_unsupported_sampler_is_rejected_at_validation(model):
     text = {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["9", 1]}}
     bad = validate_prompt({**prompt, "4": ks, "8": text, "9": loader}, registry, ["4"])
     assert "scheduler 'linear_quadratic' is not available" in bad.node_errors["4"]["errors"][0]["details"]
-    with pytest.raises(ValueError, match="sampler_name 'ddpm' is not available"):
-        sn.KSamplerSelect().run("ddpm")
+    with pytest.raises(ValueError, match="sampler_name 'heunpp2' is not available"):
+        sn.KSamplerSelect().run("heunpp2")
     assert validate_prompt(prompt, registry, ["3"]).ok
     assert set(SAMPLERS) >= {"euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2m",
                              "dpmpp_2m_sde", "dpmpp_3m_sde", "dpmpp_sde", "dpmpp_2s_ancestral", "ddim", "uni_pc",

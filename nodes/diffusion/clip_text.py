@@ -269,7 +269,7 @@ def encode_part(part: ClipPart, chunks: list[Chunk], clip_skip: int | None, patc
 
     model = part.handle.on_device()
     part.handle.apply_patches(patches)
-    device = part.handle.manager.compute_device()
+    device = part.handle.device
     ids = torch.tensor([c.ids for c in chunks], device=device)
     weights = torch.tensor([c.weights for c in chunks], dtype=torch.float32)
     weighted = bool((weights != 1.0).any())

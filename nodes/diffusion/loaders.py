@@ -77,12 +77,12 @@ def _with_input(input_name: str, exc: Exception) -> LoaderInputError:
 
 # -- building MODEL / CLIP / VAE from a single file -------------------------------------------------
 def _clip_part(manager: ModelManager, key: tuple, path: Path, layout: detect.ClipLayout, family: str,
-               index: int, size_hint: int = 0) -> ClipPart:
+               index: int, size_hint: int = 0, device: str | None = None) -> ClipPart:
     with_projection = family == "sdxl" and layout.style == "openclip"
     handle = manager.handle(
-        ("clip", *key, layout.prefix), "clip",
+        ("clip", *key, layout.prefix, device), "clip",
         lambda: sf.load_clip(path, layout.prefix, layout.style, layout.config, with_projection),
-        name=f"{path.name}:{layout.target}", target=layout.target, size_hint=size_hint,
+        name=f"{path.name}:{layout.target}", target=layout.target, size_hint=size_hint, device=device,
     )
     openclip = layout.style == "openclip"
     tokenizer = tokenizer_handle(manager, "!" if openclip else "<|endoftext|>")
@@ -302,7 +302,7 @@ def load_unet_file(path: Path, weight_dtype: str = "default", input_name: str = 
     return DiffusionModel(handle, family=family, prediction_type=prediction, name=path.name)
 
 
-def load_clip_file(paths: list[Path], input_names: list[str], clip_type: str) -> TextEncoder:
+def load_clip_file(paths: list[Path], input_names: list[str], clip_type: str, device: str = "default") -> TextEncoder:
     """CLIP from one (SD1 CLIP-L or SD2 OpenCLIP-H) or two (SDXL: CLIP-L + bigG) encoder files."""
     manager = get_manager()
     layouts = []
@@ -327,7 +327,8 @@ def load_clip_file(paths: list[Path], input_names: list[str], clip_type: str) ->
     for path, prefix, style, config in layouts:
         target = "clip_l" if style == "hf" else ("clip_g" if family == "sdxl" else "clip_h")
         layout = detect.ClipLayout(prefix, style, config, target)
-        parts.append(_clip_part(manager, file_key(path), path, layout, family, len(parts)))
+        parts.append(_clip_part(manager, file_key(path), path, layout, family, len(parts), info_bytes(path, prefix),
+                                "cpu" if device == "cpu" else None))
     return TextEncoder(family, parts, name="+".join(p.name for p in paths))
 
 
@@ -341,6 +342,10 @@ def _diffusers_vae_shapes_to_ldm(shapes: dict[str, tuple[int, ...]]) -> dict[str
         except sf.LayoutError:
             continue
     return out
+
+
+def info_bytes(path: Path, prefix: str) -> int:
+    return file_info(path).nbytes(prefix)
 
 
 def load_vae_file(path: Path, input_name: str = "vae_name") -> VAEModel:
@@ -472,21 +477,25 @@ class UNETLoader(Node):
 _CLIP_TYPES = ["stable_diffusion"]
 
 
+_DEVICE = Combo("device", ["default", "cpu"], optional=True, advanced=True,
+                tooltip="cpu keeps the text encoder on the CPU, saving GPU memory for the diffusion model.")
+
+
 class CLIPLoader(Node):
     display_name = "Load CLIP"
     category = "advanced/loaders"
     description = ("Loads a text encoder file from models/text_encoders (or models/clip): OpenAI CLIP-L gives an "
                    "SD1.x CLIP, OpenCLIP ViT-H an SD2.x CLIP.")
-    inputs = (Combo("clip_name", _lister("text_encoders")), Combo("type", _CLIP_TYPES))
+    inputs = (Combo("clip_name", _lister("text_encoders")), Combo("type", _CLIP_TYPES), _DEVICE)
     outputs = (Output("CLIP"),)
 
     @classmethod
     def fingerprint(cls, clip_name: str = "", **_: Any) -> Any:
         return file_fingerprint("text_encoders", clip_name)
 
-    def run(self, clip_name: str, type: str) -> TextEncoder:
+    def run(self, clip_name: str, type: str, device: str = "default") -> TextEncoder:
         path = model_file("text_encoders", clip_name, "clip_name")
-        return load_clip_file([path], ["clip_name"], type)
+        return load_clip_file([path], ["clip_name"], type, device)
 
 
 class DualCLIPLoader(Node):
@@ -494,16 +503,16 @@ class DualCLIPLoader(Node):
     category = "advanced/loaders"
     description = "Loads SDXL's two text encoders (CLIP-L and OpenCLIP bigG) from models/text_encoders."
     inputs = (Combo("clip_name1", _lister("text_encoders")), Combo("clip_name2", _lister("text_encoders")),
-              Combo("type", ["sdxl"]))
+              Combo("type", ["sdxl"]), _DEVICE)
     outputs = (Output("CLIP"),)
 
     @classmethod
     def fingerprint(cls, clip_name1: str = "", clip_name2: str = "", **_: Any) -> Any:
         return (file_fingerprint("text_encoders", clip_name1), file_fingerprint("text_encoders", clip_name2))
 
-    def run(self, clip_name1: str, clip_name2: str, type: str) -> TextEncoder:
+    def run(self, clip_name1: str, clip_name2: str, type: str, device: str = "default") -> TextEncoder:
         paths = [model_file("text_encoders", clip_name1, "clip_name1"), model_file("text_encoders", clip_name2, "clip_name2")]
-        return load_clip_file(paths, ["clip_name1", "clip_name2"], type)
+        return load_clip_file(paths, ["clip_name1", "clip_name2"], type, device)
 
 
 class VAELoader(Node):

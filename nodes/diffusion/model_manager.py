@@ -74,7 +74,7 @@ class ModuleHandle:
 
     def __init__(
         self, manager: ModelManager, key: Hashable, kind: str, loader: Callable[[], Any], *, name: str = "",
-        target: str | None = None, dtype: str | None = None, size_hint: int = 0,
+        target: str | None = None, dtype: str | None = None, size_hint: int = 0, device: str | None = None,
     ) -> None:
         self.manager = manager
         self.key = key
@@ -83,6 +83,8 @@ class ModuleHandle:
         self.name = name
         self.target = target or kind
         self.dtype_override = dtype
+        #: "cpu" keeps this module on the CPU whatever the compute device (CLIPLoader's device=cpu)
+        self.device_override = device
         self.size_hint = size_hint
         self.module: Any = None
         self.location: str = "unloaded"  # "unloaded" | "cpu" | "device"
@@ -97,8 +99,17 @@ class ModuleHandle:
         return f"<ModuleHandle {self.kind} {self.name!r} {self.location}>"
 
     @property
+    def device(self) -> torch.device:
+        """Where this module computes: the manager's device, or the CPU when pinned there."""
+        if self.device_override == "cpu":
+            import torch
+
+            return torch.device("cpu")
+        return self.manager.compute_device()
+
+    @property
     def compute_dtype(self) -> torch.dtype:
-        return self.manager.dtype_for(self.kind, self.dtype_override)
+        return self.manager.dtype_for(self.kind, self.dtype_override, self.device)
 
     @property
     def size_bytes(self) -> int:
@@ -212,14 +223,14 @@ class ModelManager:
                 self._device = torch.device("cpu")
         return self._device
 
-    def dtype_for(self, kind: str, override: str | None = None) -> torch.dtype:
-        """The compute dtype for a kind of module on the compute device."""
+    def dtype_for(self, kind: str, override: str | None = None, device: torch.device | None = None) -> torch.dtype:
+        """The compute dtype for a kind of module on ``device`` (default: the compute device)."""
         import torch
 
         names = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
         if override in names:
             return names[override]  # type: ignore[index]
-        device = self.compute_device()
+        device = device if device is not None else self.compute_device()
         choice = self.settings.vae_dtype if kind == "vae" else self.settings.dtype
         if choice in names:
             return names[choice]
@@ -234,7 +245,7 @@ class ModelManager:
     # -- handles ---------------------------------------------------------------------------
     def handle(
         self, key: Hashable, kind: str, loader: Callable[[], Any], *, name: str = "", target: str | None = None,
-        dtype: str | None = None, size_hint: int = 0,
+        dtype: str | None = None, size_hint: int = 0, device: str | None = None,
     ) -> ModuleHandle:
         """The handle for ``key``, created (not loaded) on first request."""
         if kind not in KINDS:
@@ -243,7 +254,8 @@ class ModelManager:
             existing = self._handles.get(key)
             if existing is not None:
                 return existing
-            created = ModuleHandle(self, key, kind, loader, name=name, target=target, dtype=dtype, size_hint=size_hint)
+            created = ModuleHandle(self, key, kind, loader, name=name, target=target, dtype=dtype, size_hint=size_hint,
+                                   device=device)
             self._handles[key] = created
             return created
 
@@ -263,8 +275,8 @@ class ModelManager:
                 handle.module = module
                 handle.location = "cpu"
                 handle.loads += 1
-                if handle.kind != "tokenizer" and self.compute_device().type == "cpu":
-                    self._cast(handle, self.compute_device())
+                if handle.kind != "tokenizer" and handle.device.type == "cpu":
+                    self._cast(handle, handle.device)
                     handle.location = "device"
             self._touch(handle)
             return handle.module
@@ -279,7 +291,7 @@ class ModelManager:
         with self.lock:
             module = self.ensure_loaded(handle)
             if handle.location != "device" and handle.kind != "tokenizer":
-                device = self.compute_device()
+                device = handle.device
                 if device.type != "cpu":
                     self._make_room_device(handle.size_bytes, keep=handle)
                 self._cast(handle, device)
@@ -335,7 +347,8 @@ class ModelManager:
 
     def _make_room_device(self, needed: int, keep: ModuleHandle) -> None:
         budget = self.vram_budget()
-        on_device = [h for h in self._lru.values() if h.location == "device" and h is not keep]
+        on_device = [h for h in self._lru.values()
+                     if h.location == "device" and h is not keep and h.device_override != "cpu"]
         used = sum(h.size_bytes for h in on_device)
         for victim in on_device:  # oldest first
             if used + needed <= budget:
@@ -359,8 +372,8 @@ class ModelManager:
     def _make_room_ram(self, needed: int, keep: ModuleHandle) -> None:
         budget = self.ram_budget()
         resident = [h for h in self._lru.values() if h.module is not None and h is not keep]
-        if self.compute_device().type != "cpu":
-            resident = [h for h in resident if h.location == "cpu"]
+        # what occupies CPU memory: everything on a CPU-only machine, else offloaded or CPU-pinned modules
+        resident = [h for h in resident if h.location == "cpu" or h.device.type == "cpu"]
         used = sum(h.size_bytes for h in resident)
         for victim in resident:
             if used + needed <= budget:

@@ -213,7 +213,7 @@ class DiffusionModel:
     @property
     def device(self) -> torch.device:
         """The compute device the UNet runs on (the model manager's choice)."""
-        return self.unet.manager.compute_device()
+        return self.unet.device
 
     @property
     def dtype(self) -> torch.dtype:
@@ -478,7 +478,7 @@ class VAEModel:
 
     @property
     def device(self) -> torch.device:
-        return self.handle.manager.compute_device()
+        return self.handle.device
 
     @property
     def dtype(self) -> torch.dtype:

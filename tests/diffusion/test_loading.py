@@ -207,6 +207,10 @@ def test_sd1_clip_loader_and_diffusers_layout_unet_and_vae_files(tiny_paths, tin
         clip = CLIPLoader().run("sd1-clip.safetensors", "stable_diffusion")
         assert clip.family == "sd1"
         assert torch.equal(clip.encode("a cat")[0], ref_clip.encode("a cat")[0])
+        pinned = CLIPLoader().run("sd1-clip.safetensors", "stable_diffusion", "cpu")
+        handle = pinned.parts[0].handle
+        assert handle.device_override == "cpu" and handle.device.type == "cpu" and handle.compute_dtype == torch.float32
+        assert torch.equal(pinned.encode("a cat")[0], ref_clip.encode("a cat")[0])
         model = UNETLoader().run("sd1-unet-diffusers.safetensors", "default")
         assert model.family == "sd1"
         _same_state(model.unet.load(), ref_model.unet.load())

@@ -273,6 +273,8 @@ def test_force_cpu_setting(manager):
 def test_registry_import_does_not_import_torch():
     code = ("import sys, nodes.registry; r = nodes.registry.builtin_registry(); "
             "assert 'CheckpointLoaderSimple' in r and 'LoraLoader' in r and 'CLIPTextEncode' in r; "
+            # what a server does at start for --cpu and /free must not import torch either
+            "import nodes.diffusion.model_manager as mm; mm.configure(force_cpu=True); mm.get_manager().free(True); "
             "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
             "assert not heavy, heavy")
     root = Path(__file__).resolve().parents[2]

@@ -27,6 +27,7 @@ validation error.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import math
@@ -114,11 +115,15 @@ SAMPLERS: dict[str, SamplerSpec] = {
     )
 }
 
+# ComfyUI's "_gpu" variants only move the Brownian-tree noise onto the GPU; Weft draws SDE
+# noise from the seeded generator anyway, so they are the same samplers under another name
+# (accepted so workflows that name them run unchanged).
+for _base in ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"):
+    SAMPLERS[f"{_base}_gpu"] = dataclasses.replace(SAMPLERS[_base], name=f"{_base}_gpu",
+                                                  note=f"the same sampler as {_base}")
+
 #: ComfyUI sampler names Weft does not offer, and why.
 UNSUPPORTED_SAMPLERS: dict[str, str] = {
-    "dpmpp_sde_gpu": "use dpmpp_sde (Weft draws SDE noise from the seed already)",
-    "dpmpp_2m_sde_gpu": "use dpmpp_2m_sde (Weft draws SDE noise on the sampling device already)",
-    "dpmpp_3m_sde_gpu": "use dpmpp_3m_sde (Weft draws SDE noise on the sampling device already)",
     "dpm_fast": "diffusers has no adaptive-order DPM solver",
     "dpm_adaptive": "diffusers has no adaptive-step DPM solver",
     "ipndm_v": "diffusers has no variable-step iPNDM",
@@ -443,7 +448,8 @@ class Stepper:
         self._accepts_generator = False
         self.finish_denoised = False
         grid = [float(v) for v in self.grid]
-        if spec.name in ("dpmpp_sde", "dpmpp_2s_ancestral"):
+        self._algorithm = algorithm = spec.name.removesuffix("_gpu")
+        if algorithm in ("dpmpp_sde", "dpmpp_2s_ancestral"):
             # two model calls per step (the second at a geometric midpoint), one for a final
             # step to 0, which is a plain Euler step to the clean estimate
             self.stages = 2
@@ -453,16 +459,16 @@ class Stepper:
                 self.call_sigmas.append(sigma)
                 self._roles.append((i, 0))
                 if sigma_next > 0:
-                    target = _ancestral(sigma, sigma_next)[0] if spec.name == "dpmpp_2s_ancestral" else sigma_next
+                    target = _ancestral(sigma, sigma_next)[0] if algorithm == "dpmpp_2s_ancestral" else sigma_next
                     self.call_sigmas.append(math.sqrt(sigma * target))
                     self._roles.append((i, 1))
             self._own_step = self._two_stage_step
         else:
             self.call_sigmas = grid[:steps]
             self._own_step = {"lcm": self._lcm_step, "lms": self._lms_step, "ipndm": self._ipndm_step,
-                              "ddpm": self._ddpm_step}[spec.name]
+                              "ddpm": self._ddpm_step}[algorithm]
             self._derivatives: list[Any] = []
-            if spec.name == "lms":
+            if algorithm == "lms":
                 self._lms_coefficients = lms_coefficients(grid, LMS_ORDER)
         self.timesteps = self.ms.sigma_to_t(torch.tensor(self.call_sigmas, dtype=torch.float32))
         self.calls = len(self.call_sigmas)
@@ -480,7 +486,7 @@ class Stepper:
         """
         i, stage = self._roles[j]
         sigma, sigma_next = float(self.grid[i]), float(self.grid[i + 1])
-        ancestral = self.spec.name == "dpmpp_2s_ancestral"
+        ancestral = self._algorithm == "dpmpp_2s_ancestral"
         if stage == 0:
             d = self._x0(model_output, x, sigma)
             if sigma_next == 0:

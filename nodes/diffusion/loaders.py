@@ -146,6 +146,19 @@ def _folder_key(folder: Path) -> tuple[str, int]:
     return (str(folder.resolve()), newest)
 
 
+def _safe_pretrained(cls: Any, folder: Path) -> Any:
+    """``cls.from_pretrained(folder)`` offline and from .safetensors only.
+
+    Older diffusers folders may hold only ``.bin`` pickles, which from_pretrained would
+    unpickle; Weft's pickle policy (see ``single_file.pickle_policy``) applies to them too.
+    """
+    if not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
+        raise ModelFileError(
+            f"{folder.parent.name}/{folder.name}: only .bin (pickle) weights; Weft loads diffusers folders from "
+            ".safetensors files. Convert the folder (for example by loading and saving it with diffusers)")
+    return cls.from_pretrained(folder, local_files_only=True, use_safetensors=True)
+
+
 def diffusers_family(folder: Path) -> tuple[str, str]:
     """(family, prediction_type) of a diffusers pipeline folder, from its configs."""
     index = _read_json(folder / "model_index.json") if (folder / "model_index.json").exists() else {}
@@ -198,12 +211,12 @@ def load_diffusers(folder: Path, input_name: str = "model_path") -> tuple[Diffus
     def load_unet() -> Any:
         from diffusers import UNet2DConditionModel
 
-        return UNet2DConditionModel.from_pretrained(folder / "unet", local_files_only=True)
+        return _safe_pretrained(UNet2DConditionModel, folder / "unet")
 
     def load_vae() -> Any:
         from diffusers import AutoencoderKL
 
-        return AutoencoderKL.from_pretrained(folder / "vae", local_files_only=True)
+        return _safe_pretrained(AutoencoderKL, folder / "vae")
 
     unet = manager.handle(("diffusers-unet", *key), "unet", load_unet, name=folder.name, target="unet")
     model = DiffusionModel(unet, family=family, prediction_type=prediction, name=folder.name,
@@ -226,7 +239,7 @@ def load_diffusers(folder: Path, input_name: str = "model_path") -> tuple[Diffus
 
             transformers_logging.disable_progress_bar()
             cls = CLIPTextModelWithProjection if projection else CLIPTextModel
-            return cls.from_pretrained(folder / te, local_files_only=True)
+            return _safe_pretrained(cls, folder / te)
 
         def load_tok(tok: str = tok) -> Any:
             from transformers import CLIPTokenizer
@@ -392,7 +405,7 @@ def load_controlnet_file(path: Path, input_name: str = "control_net_name") -> tu
         def load_folder() -> Any:
             from diffusers import ControlNetModel
 
-            return ControlNetModel.from_pretrained(path, local_files_only=True)
+            return _safe_pretrained(ControlNetModel, path)
 
         return manager.handle(("controlnet", *_folder_key(path)), "controlnet", load_folder, name=path.name,
                               target="controlnet"), family

@@ -432,3 +432,19 @@ def test_tiny_models_are_deterministic(tiny_models):
     written = load_file(tiny_models / "checkpoints" / "tiny-sd1.safetensors")
     assert state.keys() == written.keys()
     assert all(torch.equal(state[k], written[k]) for k in state)
+
+
+def test_diffusers_folders_with_only_pickles_are_refused(tiny_paths, tiny_models, manager):
+    import shutil
+
+    folder = tiny_paths.models / "diffusers" / "pickled"
+    shutil.copytree(tiny_models / "diffusers" / "tiny-sd1", folder)
+    try:
+        weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+        torch.save(load_file(weights), folder / "unet" / "diffusion_pytorch_model.bin")
+        weights.unlink()
+        model = DiffusersLoader().run("pickled")[0]
+        with pytest.raises(detect.ModelFileError, match="pickled/unet: only .bin"):
+            model.unet.load()
+    finally:
+        shutil.rmtree(folder)

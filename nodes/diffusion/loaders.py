@@ -203,6 +203,11 @@ def load_diffusers(folder: Path, input_name: str = "model_path") -> tuple[Diffus
         raise LoaderInputError(f"{input_name}: {folder.name} is not a diffusers pipeline folder (no unet/config.json)")
     try:
         family, prediction = diffusers_family(folder)
+        for sub in ("unet", "vae", "text_encoder", "text_encoder_2"):
+            part = folder / sub
+            if part.is_dir() and not any(part.glob("*.safetensors")) and any(part.glob("*.bin")):
+                raise ModelFileError(f"{folder.name}/{sub}: only .bin (pickle) weights; Weft loads diffusers folders "
+                                     "from .safetensors files. Convert the folder (load and save it with diffusers)")
     except ModelFileError as exc:
         raise _with_input(input_name, exc) from exc
     manager = get_manager()

@@ -443,8 +443,7 @@ def test_diffusers_folders_with_only_pickles_are_refused(tiny_paths, tiny_models
         weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
         torch.save(load_file(weights), folder / "unet" / "diffusion_pytorch_model.bin")
         weights.unlink()
-        model = DiffusersLoader().run("pickled")[0]
-        with pytest.raises(detect.ModelFileError, match="pickled/unet: only .bin"):
-            model.unet.load()
+        with pytest.raises(LoaderInputError, match="model_path: pickled/unet: only .bin"):
+            DiffusersLoader().run("pickled")
     finally:
         shutil.rmtree(folder)

@@ -447,3 +447,34 @@ def test_diffusers_folders_with_only_pickles_are_refused(tiny_paths, tiny_models
             DiffusersLoader().run("pickled")
     finally:
         shutil.rmtree(folder)
+
+
+def test_vram_budget_offloads_least_recently_used_to_cpu():
+    """The accelerator path's bookkeeping, with a pretend GPU (moves are recorded, not made)."""
+    from nodes.diffusion.model_manager import ModelManager
+
+    class PretendGPU(ModelManager):
+        def compute_device(self) -> torch.device:
+            return torch.device("cuda", 0)
+
+        def _cast(self, handle, device):  # noqa: ANN001 - test double
+            handle.where = device.type
+
+        def _cast_to_cpu(self, handle):  # noqa: ANN001
+            handle.where = "cpu"
+            handle.location = "cpu"
+
+    size = torch.nn.Linear(100, 100).weight.numel() * 4 + 400
+    manager = PretendGPU(ManagerSettings(vram_budget=int(size * 2.5), ram_budget=size * 100))
+    a, b, c = (manager.handle(name, "unet", lambda: torch.nn.Linear(100, 100), name=name) for name in "abc")
+    a.on_device()
+    b.on_device()
+    assert (a.location, b.location) == ("device", "device") and a.where == b.where == "cuda"
+    c.on_device()  # over budget: the least recently used (a) goes to the CPU
+    assert (a.location, b.location, c.location) == ("cpu", "device", "device") and a.where == "cpu"
+    assert a.module is not None and manager.evictions == 1  # offloaded, not dropped
+    a.on_device()  # now b is the oldest on the device
+    assert (a.location, b.location, c.location) == ("device", "cpu", "device")
+    assert a.loads == 1
+    manager.free(unload_models=False)  # POST /free without unloading: everything to the CPU
+    assert {h.location for h in (a, b, c)} == {"cpu"} and all(h.module is not None for h in (a, b, c))

@@ -457,10 +457,10 @@ def test_vram_budget_offloads_least_recently_used_to_cpu():
         def compute_device(self) -> torch.device:
             return torch.device("cuda", 0)
 
-        def _cast(self, handle, device):  # noqa: ANN001 - test double
+        def _cast(self, handle, device):
             handle.where = device.type
 
-        def _cast_to_cpu(self, handle):  # noqa: ANN001
+        def _cast_to_cpu(self, handle):
             handle.where = "cpu"
             handle.location = "cpu"
 

@@ -272,7 +272,10 @@ class DiffusionModel:
         * ``pooled``: ``[B, P]`` pooled text embedding; SDXL only (required there).
         * ``added_time_ids``: ``[B, 6]`` SDXL size conditioning; ``None`` uses
           :meth:`time_ids` defaults for the latent size.
-        * ``unet_kwargs``: passed to ``UNet2DConditionModel.forward`` (ControlNet's
+        * ``concat``: ``[B or 1, k, h, w]`` extra input channels appended to the latent (the
+          mask and masked-image latents of 9-channel inpainting models); a latent plus
+          ``concat`` must give the UNet's ``in_channels``, else a clear error.
+        * other ``unet_kwargs``: passed to ``UNet2DConditionModel.forward`` (ControlNet's
           ``down_block_additional_residuals`` / ``mid_block_additional_residual``,
           ``cross_attention_kwargs``...).
         """
@@ -282,6 +285,13 @@ class DiffusionModel:
         device, dtype = self.device, self.dtype
         out_device, out_dtype = latents_scaled.device, latents_scaled.dtype
         batch = latents_scaled.shape[0]
+        concat = unet_kwargs.pop("concat", None)
+        extra_channels = 0 if concat is None else concat.shape[1]
+        expected = unet.config.in_channels
+        if latents_scaled.shape[1] + extra_channels != expected:
+            kind = "an inpainting model" if expected == 9 else f"a model with {expected} input channels"
+            raise ValueError(f"{self.name or 'this MODEL'} is {kind}, given {latents_scaled.shape[1]} latent channels "
+                             f"and {extra_channels} extra (pass the mask and masked-image latents as concat=)")
 
         x = latents_scaled.to(device=device, dtype=dtype)
         if not torch.is_tensor(timestep):
@@ -307,9 +317,15 @@ class DiffusionModel:
         if kwargs.get("mid_block_additional_residual") is not None:
             kwargs["mid_block_additional_residual"] = kwargs["mid_block_additional_residual"].to(device=device, dtype=dtype)
 
+        if concat is not None:
+            concat = concat.to(device=device, dtype=dtype)
+            if concat.shape[0] != batch:
+                concat = concat.repeat(batch // concat.shape[0], 1, 1, 1)
+
         def call_unet(call: UNetCall) -> torch.Tensor:
             extra = dict(call.kwargs)
-            return unet(call.x, call.timestep, encoder_hidden_states=call.cond, return_dict=False, **extra)[0]
+            x_in = call.x if concat is None else torch.cat([call.x, concat], dim=1)
+            return unet(x_in, call.timestep, encoder_hidden_states=call.cond, return_dict=False, **extra)[0]
 
         apply: Callable[[UNetCall], Any] = call_unet
         for wrapper in reversed(self.wrappers):

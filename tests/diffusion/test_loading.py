@@ -478,3 +478,22 @@ def test_vram_budget_offloads_least_recently_used_to_cpu():
     assert a.loads == 1
     manager.free(unload_models=False)  # POST /free without unloading: everything to the CPU
     assert {h.location for h in (a, b, c)} == {"cpu"} and all(h.module is not None for h in (a, b, c))
+
+
+def test_inpainting_layout_needs_the_extra_channels(tiny_paths, tiny_models, manager):
+    """A 9-channel (inpainting) UNet loads; predict_noise takes the extra channels as concat=."""
+    state = load_file(tiny_models / "checkpoints" / "tiny-sd1.safetensors")
+    key = sf.UNET_PREFIX + "input_blocks.0.0.weight"
+    state[key] = torch.cat([state[key], torch.randn(32, 5, 3, 3, generator=torch.Generator().manual_seed(0))], 1)
+    path = tiny_paths.models / "checkpoints" / "inpaint-like.safetensors"
+    save_file(state, str(path))
+    try:
+        model, clip, _ = CheckpointLoaderSimple().run("inpaint-like.safetensors")
+        cond, _ = clip.encode("a cat")
+        x = torch.randn(1, 4, 8, 8)
+        with pytest.raises(ValueError, match="inpaint-like.safetensors is an inpainting model"):
+            model.predict_noise(x, 10, cond)
+        out = model.predict_noise(x, 10, cond, concat=torch.zeros(1, 5, 8, 8))
+        assert out.shape == (1, 4, 8, 8)
+    finally:
+        path.unlink()

@@ -278,3 +278,19 @@ def test_comfyui_clip_methods_for_plugins(clips):
     skipped = sd1.clone()
     skipped.clip_layer(-2)
     assert sd1.clip_skip is None and not torch.equal(skipped.encode("a cat")[0], sd1.encode("a cat")[0])
+
+
+def test_shipped_merges_are_what_the_derivation_script_writes(tmp_path):
+    """weft_tools.clip_vocab writes the merges deterministically: the shipped file is reproducible."""
+    import gzip
+
+    from nodes.diffusion.clip_text import MERGES_FILE
+    from weft_tools.clip_vocab import NUM_MERGES, read_bpe, write_merges
+
+    merges = gzip.decompress(MERGES_FILE.read_bytes()).decode("utf-8").splitlines()
+    assert len(merges) == NUM_MERGES
+    # an open_clip-style source: a version header, the merges, then more merges CLIP does not use
+    source = tmp_path / "bpe_simple_vocab_16e6.txt.gz"
+    source.write_bytes(gzip.compress(("#version: 0.2\n" + "\n".join(merges + ["x y", "z w"])).encode("utf-8")))
+    assert read_bpe(source) == merges
+    assert write_merges(merges, tmp_path / "out.txt.gz").read_bytes() == MERGES_FILE.read_bytes()

@@ -390,9 +390,15 @@ class Stepper:
         return float(self.grid[j // self.stages])
 
     def initial_sample(self, latent: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Noise the (scaled) latent to the first sigma, in the scheduler's space."""
+        """Noise the (scaled) latent to the first sigma, in the scheduler's space.
+
+        Starting from the model's top noise level the noise is scaled by sqrt(1 + sigma^2)
+        rather than sigma, as ComfyUI and diffusers' ``init_noise_sigma`` both do: at that
+        level the latent is all noise, and this keeps the same seed giving the same image.
+        """
         sigma = float(self.grid[0])
-        x = latent + noise * sigma
+        at_top = sigma >= self.ms.sigma_max * (1 - 1e-5)
+        x = latent + noise * (math.sqrt(1.0 + sigma * sigma) if at_top else sigma)
         return x / math.sqrt(1.0 + sigma * sigma) if self.vp else x
 
     def noised(self, latent: torch.Tensor, noise: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -411,10 +411,11 @@ def test_loop_equals_a_bare_diffusers_loop(model, positive, negative, sampler_na
     scheduler = getattr(diffusers, scheduler_class).from_config(
         {**model.scheduler_config, "use_karras_sigmas": True, **extra})
     scheduler.set_timesteps(6)
+    # from pure noise: VE schedulers start at noise * sqrt(1 + sigma_max^2) (ComfyUI's choice;
+    # diffusers' init_noise_sigma is that or sigma_max depending on the spacing), VP at noise
     sigma_max = float(scheduler.sigmas[0])
-    x = seeded_noise((1, 4, 8, 8), 1) * sigma_max
-    if scheduler.init_noise_sigma == 1.0:  # VP schedulers sample x_t = alpha_t * (x0 + sigma * noise)
-        x = x / math.sqrt(sigma_max**2 + 1)
+    vp = scheduler.init_noise_sigma == 1.0
+    x = seeded_noise((1, 4, 8, 8), 1) * (1.0 if vp else math.sqrt(1 + sigma_max**2))
     cond = torch.cat([negative[0][0], positive[0][0]])
     with torch.inference_mode():
         for t in scheduler.timesteps:

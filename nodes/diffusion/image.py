@@ -114,6 +114,7 @@ def _to_float(frame: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 class LoadImage(Node):
+    display_name = "Load Image"
     category = "image"
     description = "Loads an image from the input folder; its alpha channel becomes the MASK (1 = transparent)."
     inputs = (Combo("image", input_images, image_upload=True, tooltip="A file in the input folder."),)
@@ -152,6 +153,7 @@ class LoadImage(Node):
 
 
 class LoadImageMask(Node):
+    display_name = "Load Image (as Mask)"
     category = "mask"
     description = "Loads one channel of an image from the input folder as a MASK (alpha is inverted: 1 = transparent)."
     inputs = (Combo("image", input_images, image_upload=True), Combo("channel", ["alpha", "red", "green", "blue"]))
@@ -271,6 +273,7 @@ def _image_batch(name: str, value: Any) -> torch.Tensor:
 
 
 class SaveImage(Node):
+    display_name = "Save Image"
     category = "image"
     description = "Saves the images as PNG files in the output folder, with the prompt and workflow embedded."
     output_node = True
@@ -289,6 +292,7 @@ class SaveImage(Node):
 
 
 class PreviewImage(Node):
+    display_name = "Preview Image"
     category = "image"
     description = "Shows the images in the client; they are written to the temporary folder only."
     output_node = True
@@ -310,6 +314,7 @@ def _scale(image: torch.Tensor, width: int, height: int, method: str, crop: str 
 
 
 class ImageScale(Node):
+    display_name = "Upscale Image"
     category = "image/upscaling"
     description = "Resizes images to a size (0 keeps the aspect ratio from the other side)."
     inputs = (
@@ -334,6 +339,7 @@ class ImageScale(Node):
 
 
 class ImageScaleBy(Node):
+    display_name = "Upscale Image By"
     category = "image/upscaling"
     description = "Resizes images by a factor."
     inputs = (Input("image", "IMAGE"), Combo("upscale_method", IMAGE_UPSCALE_METHODS),
@@ -347,6 +353,7 @@ class ImageScaleBy(Node):
 
 
 class ImageInvert(Node):
+    display_name = "Invert Image"
     category = "image"
     description = "Inverts the colours (1 - value)."
     inputs = (Input("image", "IMAGE"),)
@@ -357,6 +364,7 @@ class ImageInvert(Node):
 
 
 class ImageBatch(Node):
+    display_name = "Batch Images"
     category = "image"
     description = "Joins two image batches; image2 is resized to image1's size when they differ."
     inputs = (Input("image1", "IMAGE"), Input("image2", "IMAGE"))

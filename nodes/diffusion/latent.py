@@ -64,6 +64,7 @@ def _samples(name: str, latent: Any) -> torch.Tensor:
 
 
 class EmptyLatentImage(Node):
+    display_name = "Empty Latent Image"
     category = "latent"
     description = "An all-zero latent of the given size: the starting point of text-to-image."
     inputs = (
@@ -80,6 +81,7 @@ class EmptyLatentImage(Node):
 
 
 class LatentUpscale(Node):
+    display_name = "Upscale Latent"
     category = "latent"
     description = "Resizes the latent to a pixel size (0 keeps the aspect ratio from the other side)."
     inputs = (
@@ -109,6 +111,7 @@ class LatentUpscale(Node):
 
 
 class LatentUpscaleBy(Node):
+    display_name = "Upscale Latent By"
     category = "latent"
     description = "Resizes the latent by a factor."
     inputs = (
@@ -128,6 +131,7 @@ class LatentUpscaleBy(Node):
 
 
 class LatentFromBatch(Node):
+    display_name = "Latent From Batch"
     category = "latent/batch"
     description = "Takes length latents starting at batch_index out of a batch."
     inputs = (Input("samples", "LATENT"), Int("batch_index", 0, min=0, max=63), Int("length", 1, min=1, max=64))
@@ -158,6 +162,7 @@ class LatentFromBatch(Node):
 
 
 class RepeatLatentBatch(Node):
+    display_name = "Repeat Latent Batch"
     category = "latent/batch"
     description = "Repeats the latent batch amount times."
     inputs = (Input("samples", "LATENT"), Int("amount", 1, min=1, max=64))
@@ -180,6 +185,7 @@ class RepeatLatentBatch(Node):
 
 
 class SetLatentNoiseMask(Node):
+    display_name = "Set Latent Noise Mask"
     category = "latent/inpaint"
     description = "Limits sampling to the masked area; the rest of the latent is kept (inpainting)."
     inputs = (Input("samples", "LATENT"), Input("mask", "MASK"))

@@ -158,6 +158,7 @@ class KSampler(Node):
 
 
 class KSamplerAdvanced(Node):
+    display_name = "KSampler (Advanced)"
     category = "sampling"
     description = ("KSampler with control over noise: start and end at given steps, add noise or not, "
                    "and return the latent with its remaining noise for a later pass.")

@@ -38,6 +38,7 @@ def _vae(value: Any) -> Any:
 
 
 class VAEDecode(Node):
+    display_name = "VAE Decode"
     category = "latent"
     description = "Decodes latents into images with the VAE."
     inputs = (Input("samples", "LATENT", tooltip="The latent to decode."),
@@ -49,6 +50,7 @@ class VAEDecode(Node):
 
 
 class VAEDecodeTiled(Node):
+    display_name = "VAE Decode (Tiled)"
     category = "_for_testing"
     description = "Decodes latents tile by tile to bound memory on large images."
     inputs = (
@@ -70,6 +72,7 @@ class VAEDecodeTiled(Node):
 
 
 class VAEEncode(Node):
+    display_name = "VAE Encode"
     category = "latent"
     description = "Encodes images into latents with the VAE (image-to-image)."
     inputs = (Input("pixels", "IMAGE"), Input("vae", "VAE"))
@@ -80,6 +83,7 @@ class VAEEncode(Node):
 
 
 class VAEEncodeForInpaint(Node):
+    display_name = "VAE Encode (for Inpainting)"
     category = "latent/inpaint"
     description = ("Encodes images for inpainting: the masked area is greyed out before encoding and "
                    "becomes the latent's noise mask (grown by grow_mask_by pixels).")

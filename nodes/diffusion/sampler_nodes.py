@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import Combo, Float, Input, Int, Node, NodeClassDefinition, Output
+from ..api import Boolean, Combo, Float, Input, Int, Node, NodeClassDefinition, Output
 from .samplers import SAMPLER_NAMES, SAMPLERS, SCHEDULER_NAMES, unsupported_message
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
@@ -218,6 +218,43 @@ class SamplerCustomAdvanced(Node):
         return _out_latent(latent_image, result.samples), _out_latent(latent_image, result.denoised)
 
 
+class SamplerCustom(Node):
+    category = "sampling/custom_sampling"
+    description = "Samples with a chosen sampler and sigmas, CFG-guided, with seeded noise (or none)."
+    inputs = (
+        Input("model", "MODEL"),
+        Boolean("add_noise", True),
+        _seed("noise_seed"),
+        _cfg(),
+        Input("positive", "CONDITIONING"),
+        Input("negative", "CONDITIONING"),
+        Input("sampler", "SAMPLER"),
+        Input("sigmas", "SIGMAS"),
+        Input("latent_image", "LATENT"),
+    )
+    outputs = (Output("LATENT", "output"), Output("LATENT", "denoised_output"))
+
+    def run(self, model: Any, add_noise: bool, noise_seed: int, cfg: float, positive: Any, negative: Any,
+            sampler: Any, sigmas: Any, latent_image: dict) -> tuple:
+        from .guidance import Guider
+        from .noise import NoNoise, RandomNoiseSource
+
+        guider = Guider(model, cfg)
+        guider.set_conds(positive, negative)
+        noise = RandomNoiseSource(noise_seed) if add_noise else NoNoise()
+        return SamplerCustomAdvanced().run(noise, guider, sampler, sigmas, latent_image)
+
+
+class SplitSigmas(Node):
+    category = "sampling/custom_sampling/sigmas"
+    description = "Splits a schedule at a step: the high sigmas run first, the low ones finish (they share that sigma)."
+    inputs = (Input("sigmas", "SIGMAS"), Int("step", 0, min=0, max=10000))
+    outputs = (Output("SIGMAS", "high_sigmas"), Output("SIGMAS", "low_sigmas"))
+
+    def run(self, sigmas: Any, step: int) -> tuple:
+        return sigmas[: step + 1], sigmas[step:]
+
+
 class RandomNoise(Node):
     category = "sampling/custom_sampling/noise"
     description = "Seeded noise for SamplerCustomAdvanced."
@@ -328,7 +365,8 @@ class KarrasScheduler(Node):
         return (_karras(steps, sigma_min, sigma_max, rho),)
 
 
-NODES = [_NamesCheckedHere(KSampler), _NamesCheckedHere(KSamplerAdvanced), SamplerCustomAdvanced, RandomNoise,
+NODES = [_NamesCheckedHere(KSampler), _NamesCheckedHere(KSamplerAdvanced), SamplerCustomAdvanced, SamplerCustom,
+         SplitSigmas, RandomNoise,
          DisableNoise, CFGGuider, BasicGuider, _NamesCheckedHere(KSamplerSelect), _NamesCheckedHere(BasicScheduler),
          KarrasScheduler]
 

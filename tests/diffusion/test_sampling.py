@@ -448,3 +448,16 @@ def test_latent_nodes_follow_comfyui():
         SetLatentNoiseMask().run(latent, torch.zeros(4))
     with pytest.raises(ValueError, match="samples"):
         LatentUpscale().run({"no": 1}, "bilinear", 64, 64, "disabled")
+
+
+def test_sampler_custom_and_split_sigmas(model, positive, negative):
+    sampler = sn.KSamplerSelect().run("euler")[0]
+    sigmas = sn.BasicScheduler().run(model, "karras", 4, 1.0)[0]
+    out, _ = sn.SamplerCustom().run(model, True, 9, 5.0, positive, negative, sampler, sigmas, empty())
+    ref = ksample(model, positive, negative, empty(), seed=9, steps=4, cfg=5.0, sampler="euler")
+    assert torch.allclose(out["samples"], ref["samples"], atol=1e-4)
+    high, low = sn.SplitSigmas().run(sigmas, 2)
+    assert len(high) == 3 and len(low) == 3 and high[-1] == low[0]
+    first, _ = sn.SamplerCustom().run(model, True, 9, 5.0, positive, negative, sampler, high, empty())
+    second, _ = sn.SamplerCustom().run(model, False, 9, 5.0, positive, negative, sampler, low, first)
+    assert torch.allclose(second["samples"], ref["samples"], atol=1e-2)

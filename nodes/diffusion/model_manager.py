@@ -390,22 +390,24 @@ class ModelManager:
             self._mru = None
 
     # -- server hooks ----------------------------------------------------------------------
-    def free(self, unload_models: bool = True) -> None:
+    def free(self, unload_models: bool = True, *, collect: bool = True) -> None:
         """POST /free: offload everything from the accelerator; with ``unload_models`` drop it all.
 
         Dropped modules reload from their files on next use, so MODEL/CLIP/VAE values held by
-        the output cache stay valid.
+        the output cache stay valid. ``collect=False`` skips the garbage collector pass.
         """
         with self.lock:
+            dropped = 0
             for handle in list(self._lru.values()):
                 if unload_models:
+                    dropped += handle.module is not None and handle.kind != "tokenizer"
                     self._drop(handle)
-                elif handle.location == "device" and self.compute_device().type != "cpu":
+                elif handle.location == "device" and handle.device.type != "cpu":
                     self._cast_to_cpu(handle)
-            if unload_models:
+            if dropped and collect:
                 import gc
 
-                gc.collect()
+                gc.collect()  # modules can sit in reference cycles; a full pass is ~0.3 s, so only when useful
             if self._device is not None and self._device.type == "cuda":
                 import torch
 
@@ -491,12 +493,12 @@ def configure(**settings: Any) -> ModelManager:
     return manager
 
 
-def reset_manager(settings: ManagerSettings | None = None) -> ModelManager:
+def reset_manager(settings: ManagerSettings | None = None, *, collect: bool = True) -> ModelManager:
     """Replace the process-wide manager (tests; a server restart in-process)."""
     global _manager
     with _manager_lock:
         if _manager is not None:
-            _manager.free(unload_models=True)
+            _manager.free(unload_models=True, collect=collect)
         _manager = ModelManager(settings)
     _register_server_hooks()
     return _manager

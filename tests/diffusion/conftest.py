@@ -90,4 +90,4 @@ def manager():
     """A fresh process-wide model manager (the previous one is freed)."""
     from nodes.diffusion.model_manager import reset_manager
 
-    yield reset_manager()
+    yield reset_manager(collect=False)  # tiny models: the collector pass (~0.3 s) is not worth it here

@@ -89,7 +89,9 @@ def sample(
     timesteps = stepper.timesteps
     x = stepper.initial_sample(latent, noise)
     denoised = None
-    with torch.inference_mode():
+    # no_grad, not inference_mode: the LATENT that comes out must stay an ordinary tensor that
+    # later nodes (and plugins) may modify in place.
+    with torch.no_grad():
         for j in range(calls):
             out = predict(stepper.scale_input(x, j), timesteps[j])
             if j % stages == 0:

@@ -223,6 +223,12 @@ def test_sampler_custom_advanced_matches_ksampler(model, positive, negative):
     assert torch.isfinite(out2["samples"]).all()
 
 
+def test_sampled_latent_is_an_ordinary_tensor(model, positive, negative):
+    out = ksample(model, positive, negative, empty())
+    assert not out["samples"].is_inference()
+    out["samples"].mul_(0.5)  # plugins edit latents in place; that must not raise
+
+
 def test_cfg_one_skips_the_negative(model, positive, negative):
     a = ksample(model, positive, negative, empty(), cfg=1.0)
     b = ksample(model, positive, _cond(99), empty(), cfg=1.0)

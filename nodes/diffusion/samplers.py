@@ -132,6 +132,18 @@ UNSUPPORTED_SAMPLERS: dict[str, str] = {
     "euler_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
     "dpmpp_2m_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
     "dpmpp_2s_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
+    "res_multistep_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
+    "res_multistep_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot "
+                                      "express it",
+    "gradient_estimation_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
+    "res_multistep": "diffusers has no RES multistep solver and Weft has none of its own yet",
+    "res_multistep_ancestral": "diffusers has no RES multistep solver and Weft has none of its own yet",
+    "gradient_estimation": "diffusers has no gradient-estimation sampler and Weft has none of its own yet",
+    "er_sde": "diffusers has no ER-SDE solver and Weft has none of its own yet",
+    "seeds_2": "diffusers has no SEEDS solver and Weft has none of its own yet",
+    "seeds_3": "diffusers has no SEEDS solver and Weft has none of its own yet",
+    "sa_solver": "diffusers' SASolverScheduler cannot take another schedule's sigmas; not offered yet",
+    "sa_solver_pece": "diffusers' SASolverScheduler cannot take another schedule's sigmas; not offered yet",
 }
 
 SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)

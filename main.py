@@ -59,7 +59,7 @@ def run_file(argv: Sequence[str]) -> int:
 
     from engine import Executor, OutputCache, normalise_prompt, validate_prompt
     from nodes.registry import builtin_registry
-    from server.app import configure_paths
+    from server.app import configure_models, configure_paths
     from server.config import parse_args
 
     config = parse_args([a for a in argv if a != str(args.file)])
@@ -77,6 +77,7 @@ def run_file(argv: Sequence[str]) -> int:
         print(f"error: {args.file} is a UI workflow; export it in API format (Export (API)) and run that", file=sys.stderr)
         return 2
     paths = configure_paths(config)
+    configure_models(config)
     registry = builtin_registry()
     if not config.disable_all_custom_nodes:
         try:

@@ -22,6 +22,13 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.text",
     "nodes.math",
     "nodes.utility",
+    "nodes.diffusion.loaders",
+    "nodes.diffusion.conditioning",
+    "nodes.diffusion.lora",
+    "nodes.diffusion.sampler_nodes",
+    "nodes.diffusion.latent",
+    "nodes.diffusion.vae_nodes",
+    "nodes.diffusion.image",
 )
 
 BUILTIN_PACK = "weft"

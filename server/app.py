@@ -47,6 +47,13 @@ def configure_paths(config: ServerConfig) -> user_paths.Paths:
     return paths
 
 
+def configure_models(config: ServerConfig) -> None:
+    """Pass device settings to the model manager (cheap: torch is imported on first use)."""
+    from nodes.diffusion.model_manager import configure
+
+    configure(force_cpu=config.cpu)
+
+
 def load_custom_nodes(server: PromptServer, registry: NodeRegistry, config: ServerConfig) -> None:
     """Load plugin packs when the plugin loader is present (``nodes.plugins``)."""
     try:
@@ -67,6 +74,7 @@ def create_app(
 ) -> web.Application:
     config = config or ServerConfig()
     configure_paths(config)
+    configure_models(config)
     registry = registry if registry is not None else builtin_registry()
     server = PromptServer(config, registry, queue)
     if load_plugins:

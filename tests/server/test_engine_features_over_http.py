@@ -97,3 +97,15 @@ def test_cache_lru_keeps_only_n_outputs(tmp_path: Path, calls: list) -> None:
         live.wait_history(live.queue_prompt(tiny("first")))
         assert [v for _, v in calls] == ["first", "second", "first"]
         assert live.server.executor.cache.stats()["entries"] == 2
+
+
+def test_cpu_flag_reaches_the_model_manager(tmp_path: Path) -> None:
+    from nodes.diffusion.model_manager import configure, get_manager
+
+    try:
+        for live in serve(tmp_path, make_registry(), cpu=True):
+            assert get_manager().settings.force_cpu is True
+            status, stats = live.get("/system_stats")
+            assert status == 200 and stats["devices"][0]["type"] == "cpu"
+    finally:
+        configure(force_cpu=False)

@@ -1,0 +1,202 @@
+"""GUIDER: turns a MODEL and CONDITIONING into one guided prediction per sampling step.
+
+:class:`Guider` is ComfyUI's CFGGuider/BasicGuider idea: it holds the model, named
+conditionings (``positive``, ``negative``) and a CFG scale, and :meth:`Guider.sample`
+runs the sampling loop with them. Before the loop, :meth:`Guider.predictor` compiles the
+conditionings into one function ``predict(x_in, t) -> model output``:
+
+* the common case (one positive and one negative entry, no area or mask) stacks uncond
+  and cond into one batch, built once, so each step is a single UNet call and one
+  ``lerp``; with ``cfg == 1`` the unconditional half is skipped;
+* anything else (several entries, areas, masks, strengths) runs each entry on its
+  region and averages the predictions weighted by strength and mask, as ComfyUI does.
+
+Guidance is linear, so combining raw outputs (noise or v) equals combining denoised
+estimates; the scheduler converts afterwards with the model's prediction type.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from .types import DiffusionModel
+
+Predict = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+
+
+class ConditioningError(ValueError):
+    """A CONDITIONING value is malformed; the message names the input."""
+
+
+@dataclass
+class _Entry:
+    cond: Any  # [1 or B, T, D]
+    pooled: Any  # [1 or B, P] or None
+    options: Mapping[str, Any]
+    area: tuple[int, int, int, int] | None  # (h, w, y, x) in latent pixels
+    weight: Any  # [1 or B, 1, h, w] mask*mask_strength (in the area) or None
+    strength: float
+
+    @property
+    def plain(self) -> bool:
+        return self.area is None and self.weight is None and self.strength == 1.0
+
+
+def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Entry]:
+    import torch
+    import torch.nn.functional as F
+
+    if not isinstance(conditioning, (list, tuple)) or not conditioning:
+        raise ConditioningError(f"input '{name}' is not a CONDITIONING (expected a non-empty list of [tensor, dict])")
+    out: list[_Entry] = []
+    for item in conditioning:
+        if not (isinstance(item, (list, tuple)) and len(item) >= 2 and torch.is_tensor(item[0])):
+            raise ConditioningError(f"input '{name}': every CONDITIONING entry must be [tensor, dict]")
+        cond, options = item[0], dict(item[1] or {})
+        if cond.dim() == 2:
+            cond = cond.unsqueeze(0)
+        area = options.get("area")
+        if area is not None:
+            if len(area) != 4 or isinstance(area[0], str):
+                area = None  # percentage areas and other plugin forms are ignored (full frame)
+            else:
+                h, w, y, x = (int(v) for v in area)
+                y, x = min(max(y, 0), height - 1), min(max(x, 0), width - 1)
+                h, w = max(1, min(h, height - y)), max(1, min(w, width - x))
+                area = None if (h, w, y, x) == (height, width, 0, 0) else (h, w, y, x)
+        weight = None
+        mask = options.get("mask")
+        if mask is not None:
+            m = mask.float()
+            while m.dim() < 4:
+                m = m.unsqueeze(0) if m.dim() < 3 else m.unsqueeze(1)
+            m = F.interpolate(m, size=(height, width), mode="bilinear", align_corners=False)
+            if options.get("set_area_to_bounds"):
+                # ConditioningSetMask's "mask bounds": this entry denoises the mask's bounding box
+                rows = torch.nonzero(m.amax(dim=(0, 1, 3)) > 0.5).flatten()
+                cols = torch.nonzero(m.amax(dim=(0, 1, 2)) > 0.5).flatten()
+                if rows.numel() and cols.numel():
+                    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+                    area = (y1 - y0, x1 - x0, y0, x0)
+            if area is not None:
+                h, w, y, x = area
+                m = m[:, :, y:y + h, x:x + w]
+            weight = m * float(options.get("mask_strength", 1.0))
+        out.append(_Entry(cond, options.get("pooled_output"), options, area, weight, float(options.get("strength", 1.0))))
+    return out
+
+
+def _repeat_tokens(cond: torch.Tensor, length: int) -> torch.Tensor:
+    return cond if cond.shape[1] == length else cond.repeat(1, length // cond.shape[1], 1)
+
+
+class Guider:
+    """GUIDER: a model, named conditionings and a CFG scale (ComfyUI's ``CFGGuider``)."""
+
+    def __init__(self, model: DiffusionModel, cfg: float = 1.0) -> None:
+        self.model = model
+        self.model_patcher = model  # ComfyUI's attribute name, for plugins that read it
+        self.conds: dict[str, Any] = {}
+        self.cfg = float(cfg)
+
+    def set_conds(self, positive: Any, negative: Any | None = None) -> None:
+        self.conds = {"positive": positive}
+        if negative is not None:
+            self.conds["negative"] = negative
+
+    def set_cfg(self, cfg: float) -> None:
+        self.cfg = float(cfg)
+
+    # -- compiled prediction -----------------------------------------------------------------
+    def predictor(self, shape: Sequence[int], device: Any) -> Predict:
+        """``predict(x_in, t)`` for latents of ``shape`` [B, C, h, w], built once per run."""
+        import torch
+
+        batch, _, height, width = (int(s) for s in shape)
+        positive = _entries("positive", self.conds.get("positive"), height, width)
+        use_uncond = "negative" in self.conds and not math.isclose(self.cfg, 1.0)
+        negative = _entries("negative", self.conds["negative"], height, width) if use_uncond else []
+        model, cfg = self.model, self.cfg
+
+        groups = [positive] + ([negative] if use_uncond else [])
+        if all(len(g) == 1 and g[0].plain for g in groups):
+            entries = [g[0] for g in groups]
+            if use_uncond:
+                entries = [negative[0], positive[0]]  # uncond first, like diffusers pipelines
+            cond, pooled, time_ids = self._stack(entries, batch, height, width, device)
+            if not use_uncond:
+                return lambda x, t: model.predict_noise(x, t, cond, pooled, time_ids)
+
+            def predict_cfg(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                out = model.predict_noise(torch.cat((x, x)), t, cond, pooled, time_ids)
+                uncond_out, cond_out = out.chunk(2)
+                return torch.lerp(uncond_out, cond_out, cfg)
+
+            return predict_cfg
+
+        prepared = [[(e, *self._stack([e], batch, height, width, device)) for e in g] for g in groups]
+
+        def predict_regions(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            results = [self._combine(group, x, t) for group in prepared]
+            if len(results) == 1:
+                return results[0]
+            return torch.lerp(results[1], results[0], cfg)
+
+        return predict_regions
+
+    def _stack(self, entries: list[_Entry], batch: int, height: int, width: int, device: Any) -> tuple:
+        """Batched cond / pooled / SDXL time ids for ``entries``, each repeated over the batch."""
+        import torch
+
+        length = math.lcm(*[e.cond.shape[1] for e in entries])
+        conds, pooled, ids = [], [], []
+        for e in entries:
+            c = _repeat_tokens(e.cond, length)
+            conds.append(c.expand(batch, -1, -1) if c.shape[0] == 1 else c)
+            if self.model.needs_pooled:
+                if e.pooled is None:
+                    raise ConditioningError(
+                        "an SDXL model needs pooled text embeddings: encode the prompt with an SDXL checkpoint's CLIP"
+                    )
+                p = e.pooled.reshape(-1, e.pooled.shape[-1])
+                pooled.append(p.expand(batch, -1) if p.shape[0] == 1 else p)
+                area = e.area or (height, width, 0, 0)
+                ids.append(torch.tensor([self.model.time_ids(e.options, area[0], area[1])] * batch))
+        cond = torch.cat(conds).to(device)
+        if not self.model.needs_pooled:
+            return cond, None, None
+        return cond, torch.cat(pooled).to(device), torch.cat(ids).to(device)
+
+    def _combine(self, group: list[tuple], x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Weighted average of each entry's prediction over its area (ComfyUI's area/mask conds)."""
+        import torch
+
+        total = torch.zeros_like(x)
+        count = torch.full_like(x, 1e-37)
+        for entry, cond, pooled, time_ids in group:
+            if entry.area is None:
+                region, sl = x, (slice(None), slice(None), slice(None), slice(None))
+            else:
+                h, w, y, xx = entry.area
+                sl = (slice(None), slice(None), slice(y, y + h), slice(xx, xx + w))
+                region = x[sl]
+            out = self.model.predict_noise(region, t, cond, pooled, time_ids)
+            weight = entry.strength if entry.weight is None else entry.weight.to(x.device, x.dtype) * entry.strength
+            total[sl] += out * weight
+            count[sl] += weight if torch.is_tensor(weight) else torch.full_like(out, weight)
+        return total / count
+
+    # -- ComfyUI-shaped entry point --------------------------------------------------------------
+    def sample(self, noise: torch.Tensor, latent_image: torch.Tensor, sampler: Any, sigmas: torch.Tensor,
+               denoise_mask: torch.Tensor | None = None, callback: Any = None, disable_pbar: bool = False,
+               seed: int | None = None) -> torch.Tensor:
+        """Sample ``latent_image`` (raw latents) from ``noise``; returns raw latents (CPU)."""
+        from .sampling import sample
+
+        return sample(self, sampler, sigmas, noise, latent_image, denoise_mask=denoise_mask, seed=seed).samples

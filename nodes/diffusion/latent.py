@@ -1,0 +1,205 @@
+"""LATENT nodes: empty latents, resizing, batches, inpainting masks (ComfyUI's names).
+
+A LATENT is ``{"samples": Tensor[B, 4, H/8, W/8]}`` of raw VAE latents, optionally with
+``"noise_mask"`` (what the sampler may change) and ``"batch_index"`` (which images of a
+larger batch these are, so their noise matches the full batch's).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..api import Combo, Float, Input, Int, Node, Output
+
+if TYPE_CHECKING:
+    import torch
+
+MAX_RESOLUTION = 16384
+#: F.interpolate modes by ComfyUI name (bislerp, a ComfyUI-specific spherical blend, is not offered)
+LATENT_UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic"]
+IMAGE_UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
+
+
+def resize_nchw(x: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled") -> torch.Tensor:
+    """Resize [B, C, H, W] to ``height`` x ``width``; ``crop="center"`` first crops the source
+    to the target's aspect ratio so nothing is stretched."""
+    import torch
+    import torch.nn.functional as F
+
+    if crop == "center":
+        old_h, old_w = x.shape[-2:]
+        old_aspect, new_aspect = old_w / old_h, width / height
+        if old_aspect > new_aspect:
+            keep = round(old_h * new_aspect)
+            off = (old_w - keep) // 2
+            x = x[..., :, off:off + keep]
+        elif old_aspect < new_aspect:
+            keep = round(old_w / new_aspect)
+            off = (old_h - keep) // 2
+            x = x[..., off:off + keep, :]
+    if tuple(x.shape[-2:]) == (height, width):
+        return x.clone()
+    if method == "lanczos":
+        import numpy as np
+        from PIL import Image
+
+        frames = []
+        for item in x:
+            arr = (item.permute(1, 2, 0).clamp(0, 1).mul(255).round().byte().cpu().numpy())
+            img = Image.fromarray(arr if arr.shape[-1] != 1 else arr[..., 0])
+            img = img.resize((width, height), resample=Image.Resampling.LANCZOS)
+            out = torch.from_numpy(np.asarray(img).astype(np.float32) / 255.0)
+            frames.append(out.reshape(height, width, -1).permute(2, 0, 1))
+        return torch.stack(frames).to(x.dtype)
+    kwargs = {"align_corners": False} if method in ("bilinear", "bicubic") else {}
+    return F.interpolate(x, size=(height, width), mode=method, **kwargs)
+
+
+def _samples(name: str, latent: Any) -> torch.Tensor:
+    import torch
+
+    if not isinstance(latent, dict) or not torch.is_tensor(latent.get("samples")):
+        raise ValueError(f"input '{name}' is not a LATENT (a dict with a 'samples' tensor)")
+    return latent["samples"]
+
+
+class EmptyLatentImage(Node):
+    display_name = "Empty Latent Image"
+    category = "latent"
+    description = "An all-zero latent of the given size: the starting point of text-to-image."
+    inputs = (
+        Int("width", 512, min=16, max=MAX_RESOLUTION, step=8, tooltip="Image width in pixels."),
+        Int("height", 512, min=16, max=MAX_RESOLUTION, step=8, tooltip="Image height in pixels."),
+        Int("batch_size", 1, min=1, max=4096, tooltip="Number of images."),
+    )
+    outputs = (Output("LATENT"),)
+
+    def run(self, width: int, height: int, batch_size: int) -> tuple:
+        import torch
+
+        return ({"samples": torch.zeros([batch_size, 4, height // 8, width // 8])},)
+
+
+class LatentUpscale(Node):
+    display_name = "Upscale Latent"
+    category = "latent"
+    description = "Resizes the latent to a pixel size (0 keeps the aspect ratio from the other side)."
+    inputs = (
+        Input("samples", "LATENT"),
+        Combo("upscale_method", LATENT_UPSCALE_METHODS),
+        Int("width", 512, min=0, max=MAX_RESOLUTION, step=8),
+        Int("height", 512, min=0, max=MAX_RESOLUTION, step=8),
+        Combo("crop", ["disabled", "center"]),
+    )
+    outputs = (Output("LATENT"),)
+
+    def run(self, samples: dict, upscale_method: str, width: int, height: int, crop: str) -> tuple:
+        x = _samples("samples", samples)
+        if width == 0 and height == 0:
+            return (dict(samples),)
+        h, w = x.shape[-2:]
+        if width == 0:
+            height = max(64, height)
+            width = max(64, round(w * height / h))
+        elif height == 0:
+            width = max(64, width)
+            height = max(64, round(h * width / w))
+        out = dict(samples)
+        out["samples"] = resize_nchw(x, width // 8, height // 8, upscale_method, crop)
+        out.pop("noise_mask", None)
+        return (out,)
+
+
+class LatentUpscaleBy(Node):
+    display_name = "Upscale Latent By"
+    category = "latent"
+    description = "Resizes the latent by a factor."
+    inputs = (
+        Input("samples", "LATENT"),
+        Combo("upscale_method", LATENT_UPSCALE_METHODS),
+        Float("scale_by", 1.5, min=0.01, max=8.0, step=0.01),
+    )
+    outputs = (Output("LATENT"),)
+
+    def run(self, samples: dict, upscale_method: str, scale_by: float) -> tuple:
+        x = _samples("samples", samples)
+        width, height = max(1, round(x.shape[-1] * scale_by)), max(1, round(x.shape[-2] * scale_by))
+        out = dict(samples)
+        out["samples"] = resize_nchw(x, width, height, upscale_method)
+        out.pop("noise_mask", None)
+        return (out,)
+
+
+class LatentFromBatch(Node):
+    display_name = "Latent From Batch"
+    category = "latent/batch"
+    description = "Takes length latents starting at batch_index out of a batch."
+    inputs = (Input("samples", "LATENT"), Int("batch_index", 0, min=0, max=63), Int("length", 1, min=1, max=64))
+    outputs = (Output("LATENT"),)
+
+    def run(self, samples: dict, batch_index: int, length: int) -> tuple:
+        x = _samples("samples", samples)
+        size = x.shape[0]
+        if batch_index >= size:
+            raise IndexError(f"input 'batch_index' is {batch_index} but the latent batch has only {size} "
+                             f"image(s) (indices 0..{size - 1})")
+        length = min(size - batch_index, length)
+        out = dict(samples)
+        out["samples"] = x[batch_index:batch_index + length].clone()
+        mask = samples.get("noise_mask")
+        if mask is not None:
+            if mask.shape[0] == 1:
+                out["noise_mask"] = mask.clone()
+            else:
+                if mask.shape[0] < size:
+                    mask = mask.repeat((size + mask.shape[0] - 1) // mask.shape[0], 1, 1, 1)[:size]
+                out["noise_mask"] = mask[batch_index:batch_index + length].clone()
+        if "batch_index" in samples:
+            out["batch_index"] = list(samples["batch_index"][batch_index:batch_index + length])
+        else:
+            out["batch_index"] = list(range(batch_index, batch_index + length))
+        return (out,)
+
+
+class RepeatLatentBatch(Node):
+    display_name = "Repeat Latent Batch"
+    category = "latent/batch"
+    description = "Repeats the latent batch amount times."
+    inputs = (Input("samples", "LATENT"), Int("amount", 1, min=1, max=64))
+    outputs = (Output("LATENT"),)
+
+    def run(self, samples: dict, amount: int) -> tuple:
+        x = _samples("samples", samples)
+        out = dict(samples)
+        out["samples"] = x.repeat(amount, 1, 1, 1)
+        mask = samples.get("noise_mask")
+        if mask is not None and mask.shape[0] > 1:
+            if mask.shape[0] < x.shape[0]:
+                mask = mask.repeat((x.shape[0] + mask.shape[0] - 1) // mask.shape[0], 1, 1, 1)[:x.shape[0]]
+            out["noise_mask"] = mask.repeat(amount, 1, 1, 1)
+        if "batch_index" in samples:
+            idx = list(samples["batch_index"])
+            offset = max(idx) - min(idx) + 1
+            out["batch_index"] = idx + [i + r * offset for r in range(1, amount) for i in idx]
+        return (out,)
+
+
+class SetLatentNoiseMask(Node):
+    display_name = "Set Latent Noise Mask"
+    category = "latent/inpaint"
+    description = "Limits sampling to the masked area; the rest of the latent is kept (inpainting)."
+    inputs = (Input("samples", "LATENT"), Input("mask", "MASK"))
+    outputs = (Output("LATENT"),)
+
+    def run(self, samples: dict, mask: Any) -> tuple:
+        import torch
+
+        _samples("samples", samples)
+        if not torch.is_tensor(mask) or mask.dim() not in (2, 3):
+            raise ValueError("input 'mask' is not a MASK ([batch, height, width] or [height, width])")
+        out = dict(samples)
+        out["noise_mask"] = mask.reshape((-1, 1, mask.shape[-2], mask.shape[-1])).float()
+        return (out,)
+
+
+NODES = [EmptyLatentImage, LatentUpscale, LatentUpscaleBy, LatentFromBatch, RepeatLatentBatch, SetLatentNoiseMask]

@@ -1,0 +1,504 @@
+"""The model manager: owns every model's weights, their device and their lifetime.
+
+Nodes never hold ``torch.nn.Module`` objects directly; they hold :class:`ModuleHandle` objects
+(inside MODEL, CLIP and VAE values). A handle knows how to (re)load its module, so the manager
+may drop weights at any time (memory budget, POST /free) and a later use loads them again.
+
+* Lazy: a loader node returns handles at once; weights load on first use.
+* One load per file: handles are keyed by (path, mtime, size, component, options), so two
+  loader nodes naming the same file share weights, and a changed file loads afresh.
+* Device: cuda > mps > cpu, ``force_cpu`` for ``--cpu``. Compute dtype fp16 (UNet, text
+  encoders) and bf16-or-fp32 (VAE, whose fp16 decode overflows) on GPUs, fp32 on CPU.
+* Budget: modules on the compute device are kept least-recently-used within the VRAM budget;
+  evicted ones are offloaded to CPU. CPU copies are kept within the RAM budget; beyond it the
+  least recently used are dropped (reloaded from file when needed again).
+* Weight patches (LoRA) are applied in place with a backup of the touched weights, so clones
+  with different patches share one copy of the base weights.
+
+torch is imported lazily; this module is cheap to import.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("weft.models")
+
+GiB = 1 << 30
+
+#: Kinds of module and the dtype policy group they fall in.
+KINDS = ("unet", "vae", "clip", "controlnet", "tokenizer", "other")
+
+
+class WeightPatch(Protocol):
+    """Something that changes weights of a module in place (LoRA, ...).
+
+    ``deltas(module, target)`` yields ``(parameter name, delta)`` pairs; the manager adds each
+    delta to the parameter after backing up its original value. ``target`` names which module
+    of a model the handle holds ("unet", "clip_l", "clip_g", ...) so one patch object can carry
+    weights for several.
+    """
+
+    def deltas(self, module: Any, target: str) -> Iterable[tuple[str, torch.Tensor]]: ...
+
+
+@dataclass
+class ManagerSettings:
+    """User-facing knobs (command line: ``--cpu``, ``--vram-budget``, ``--fp32``...)."""
+
+    force_cpu: bool = False
+    #: bytes of accelerator memory models may use; ``None``: total minus ``vram_reserve``
+    vram_budget: int | None = None
+    vram_reserve: int = 1 * GiB
+    #: bytes of CPU memory models may use; ``None``: 60% of the machine's RAM
+    ram_budget: int | None = None
+    #: "auto", "fp32", "fp16" or "bf16" for UNet/text encoders; VAE follows ``vae_dtype``
+    dtype: str = "auto"
+    vae_dtype: str = "auto"
+
+
+class ModuleHandle:
+    """A lazily loaded module owned by the manager. Small; safe to keep in output caches.
+
+    ``loader()`` builds the module on CPU in float32 (or whatever the file holds); the manager
+    casts and moves it. ``target`` names the module for weight patches.
+    """
+
+    def __init__(
+        self, manager: ModelManager, key: Hashable, kind: str, loader: Callable[[], Any], *, name: str = "",
+        target: str | None = None, dtype: str | None = None, size_hint: int = 0, device: str | None = None,
+    ) -> None:
+        self.manager = manager
+        self.key = key
+        self.kind = kind
+        self.loader = loader
+        self.name = name
+        self.target = target or kind
+        self.dtype_override = dtype
+        #: "cpu" keeps this module on the CPU whatever the compute device (CLIPLoader's device=cpu)
+        self.device_override = device
+        self.size_hint = size_hint
+        self.module: Any = None
+        self.location: str = "unloaded"  # "unloaded" | "cpu" | "device"
+        self.applied: tuple[Any, ...] = ()
+        self._backup: dict[str, torch.Tensor] = {}
+        self.loads = 0
+
+    def __weft_cache_size__(self) -> int:
+        return 256
+
+    def __repr__(self) -> str:
+        return f"<ModuleHandle {self.kind} {self.name!r} {self.location}>"
+
+    @property
+    def device(self) -> torch.device:
+        """Where this module computes: the manager's device, or the CPU when pinned there."""
+        if self.device_override == "cpu":
+            import torch
+
+            return torch.device("cpu")
+        return self.manager.compute_device()
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return self.manager.dtype_for(self.kind, self.dtype_override, self.device)
+
+    @property
+    def size_bytes(self) -> int:
+        if self.module is None:
+            return self.size_hint
+        return module_size(self.module)
+
+    def load(self) -> Any:
+        """The module, loaded into memory (on CPU or the device, wherever it is now)."""
+        return self.manager.ensure_loaded(self)
+
+    def on_device(self) -> Any:
+        """The module on the compute device in its compute dtype, evicting others if needed."""
+        return self.manager.ensure_on_device(self)
+
+    # -- weight patches ------------------------------------------------------------------
+    def apply_patches(self, patches: Sequence[Any]) -> None:
+        """Make the loaded weights equal base + ``patches``; cheap when already so."""
+        patches = tuple(patches)
+        if len(patches) == len(self.applied) and all(a is b for a, b in zip(patches, self.applied, strict=True)):
+            return
+        with self.manager.lock:
+            module = self.load()
+            self.restore()
+            if not patches:
+                return
+            import torch
+
+            params = dict(module.named_parameters())
+            with torch.no_grad():
+                for patch in patches:
+                    for name, delta in patch.deltas(module, self.target):
+                        param = params[name]
+                        if name not in self._backup:
+                            self._backup[name] = param.detach().to("cpu", copy=True)
+                        updated = param.detach().float() + delta.to(device=param.device, dtype=torch.float32)
+                        param.data.copy_(updated.to(param.dtype))
+            self.applied = patches
+
+    def restore(self) -> None:
+        """Undo all weight patches (copy the backups back)."""
+        if self.module is not None and self._backup:
+            import torch
+
+            params = dict(self.module.named_parameters())
+            with torch.no_grad():
+                for name, original in self._backup.items():
+                    params[name].data.copy_(original.to(device=params[name].device, dtype=params[name].dtype))
+        self._backup.clear()
+        self.applied = ()
+
+    def _forget(self) -> None:
+        self.module = None
+        self.location = "unloaded"
+        self._backup.clear()
+        self.applied = ()
+
+
+def module_size(module: Any) -> int:
+    """Bytes held by a module's parameters and buffers (0 for non-modules such as tokenizers)."""
+    total = 0
+    for attr in ("parameters", "buffers"):
+        get = getattr(module, attr, None)
+        if get is None:
+            continue
+        for tensor in get():
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
+class ModelManager:
+    """See the module docstring. One per process (:func:`get_manager`); thread-safe."""
+
+    def __init__(self, settings: ManagerSettings | None = None) -> None:
+        self.settings = settings or ManagerSettings()
+        self.lock = threading.RLock()
+        self._handles: dict[Hashable, ModuleHandle] = {}
+        self._lru: OrderedDict[Hashable, ModuleHandle] = OrderedDict()  # loaded ones, oldest first
+        self._device: torch.device | None = None
+        self._mru: ModuleHandle | None = None
+        self.evictions = 0
+
+    # -- configuration ---------------------------------------------------------------------
+    def configure(self, **changes: Any) -> None:
+        """Change settings (``force_cpu=True``...); a device change offloads everything first."""
+        with self.lock:
+            for name, value in changes.items():
+                if not hasattr(self.settings, name):
+                    raise TypeError(f"unknown model manager setting {name!r}")
+                setattr(self.settings, name, value)
+            if "force_cpu" in changes:
+                # everything goes back to the CPU; the next use places it on the new device
+                for handle in list(self._lru.values()):
+                    if handle.module is not None and handle.kind != "tokenizer":
+                        self._cast_to_cpu(handle)
+                self._device = None
+                self._mru = None
+
+    def compute_device(self) -> torch.device:
+        """cuda > mps > cpu (cpu when ``force_cpu``); decided on first call (imports torch)."""
+        if self._device is None:
+            import torch
+
+            if self.settings.force_cpu:
+                self._device = torch.device("cpu")
+            elif torch.cuda.is_available():
+                self._device = torch.device("cuda", torch.cuda.current_device())
+            elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+                self._device = torch.device("mps")
+            else:
+                self._device = torch.device("cpu")
+        return self._device
+
+    def dtype_for(self, kind: str, override: str | None = None, device: torch.device | None = None) -> torch.dtype:
+        """The compute dtype for a kind of module on ``device`` (default: the compute device)."""
+        import torch
+
+        names = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+        if override in names:
+            return names[override]  # type: ignore[index]
+        device = device if device is not None else self.compute_device()
+        choice = self.settings.vae_dtype if kind == "vae" else self.settings.dtype
+        if choice in names:
+            return names[choice]
+        if device.type == "cpu" or kind == "tokenizer":
+            return torch.float32
+        if kind == "vae":
+            if device.type == "cuda" and torch.cuda.is_bf16_supported():
+                return torch.bfloat16
+            return torch.float32
+        return torch.float16
+
+    # -- handles ---------------------------------------------------------------------------
+    def handle(
+        self, key: Hashable, kind: str, loader: Callable[[], Any], *, name: str = "", target: str | None = None,
+        dtype: str | None = None, size_hint: int = 0, device: str | None = None,
+    ) -> ModuleHandle:
+        """The handle for ``key``, created (not loaded) on first request."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown module kind {kind!r}")
+        with self.lock:
+            existing = self._handles.get(key)
+            if existing is not None:
+                return existing
+            created = ModuleHandle(self, key, kind, loader, name=name, target=target, dtype=dtype, size_hint=size_hint,
+                                   device=device)
+            self._handles[key] = created
+            return created
+
+    def handles(self) -> Iterator[ModuleHandle]:
+        return iter(list(self._handles.values()))
+
+    def ensure_loaded(self, handle: ModuleHandle) -> Any:
+        with self.lock:
+            if handle.module is None:
+                expected = handle.size_hint
+                self._make_room_ram(expected, keep=handle)
+                log.info("loading %s %s", handle.kind, handle.name)
+                module = handle.loader()
+                if hasattr(module, "eval"):
+                    module.eval()
+                    module.requires_grad_(False)
+                handle.module = module
+                handle.location = "cpu"
+                handle.loads += 1
+                if handle.kind != "tokenizer" and handle.device.type == "cpu":
+                    self._cast(handle, handle.device)
+                    handle.location = "device"
+            self._touch(handle)
+            return handle.module
+
+    def ensure_on_device(self, handle: ModuleHandle) -> Any:
+        module = handle.module
+        if module is not None and handle.location == "device":
+            if self._mru is not handle:  # the common case in a sampling loop: nothing to do
+                with self.lock:
+                    self._touch(handle)
+            return module
+        with self.lock:
+            module = self.ensure_loaded(handle)
+            if handle.location != "device" and handle.kind != "tokenizer":
+                device = handle.device
+                if device.type != "cpu":
+                    self._make_room_device(handle.size_bytes, keep=handle)
+                self._cast(handle, device)
+                handle.location = "device"
+            self._touch(handle)
+            return module
+
+    def _cast(self, handle: ModuleHandle, device: torch.device) -> None:
+        import torch
+
+        dtype = handle.compute_dtype
+        module = handle.module
+        if not isinstance(module, torch.nn.Module):
+            return
+        first = next(module.parameters(), None)
+        if first is None or first.device != device or (first.dtype != dtype and not getattr(module, "_weft_fp8", False)):
+            # nn.Module.to, not diffusers' override: that one only adds a warning about fp32
+            # modules that these models do not have.
+            torch.nn.Module.to(module, device=device, dtype=dtype)
+        fp8 = {"fp8_e4m3fn": "float8_e4m3fn", "fp8_e4m3fn_fast": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+        storage = fp8.get(handle.dtype_override or "")
+        if storage and hasattr(module, "enable_layerwise_casting") and not getattr(module, "_weft_fp8", False):
+            # Weights stored in 8 bits, each layer upcast to the compute dtype while it runs.
+            module.enable_layerwise_casting(storage_dtype=getattr(torch, storage), compute_dtype=dtype)
+            module._weft_fp8 = True
+
+    def _touch(self, handle: ModuleHandle) -> None:
+        self._lru[handle.key] = handle
+        self._lru.move_to_end(handle.key)
+        self._mru = handle
+
+    # -- budgets ---------------------------------------------------------------------------
+    def vram_budget(self) -> int:
+        if self.settings.vram_budget is not None:
+            return self.settings.vram_budget
+        device = self.compute_device()
+        if device.type == "cuda":
+            import torch
+
+            total = torch.cuda.get_device_properties(device).total_memory
+            return max(total - self.settings.vram_reserve, total // 4)
+        return self.ram_budget()
+
+    def ram_budget(self) -> int:
+        if self.settings.ram_budget is not None:
+            return self.settings.ram_budget
+        try:
+            import psutil
+
+            return int(psutil.virtual_memory().total * 0.6)
+        except ImportError:  # pragma: no cover - psutil comes with accelerate
+            return 16 * GiB
+
+    def _make_room_device(self, needed: int, keep: ModuleHandle) -> None:
+        budget = self.vram_budget()
+        on_device = [h for h in self._lru.values()
+                     if h.location == "device" and h is not keep and h.device_override != "cpu"]
+        used = sum(h.size_bytes for h in on_device)
+        for victim in on_device:  # oldest first
+            if used + needed <= budget:
+                break
+            log.info("offloading %s %s to CPU", victim.kind, victim.name)
+            self._cast_to_cpu(victim)
+            used -= victim.size_bytes
+            self.evictions += 1
+        if self.compute_device().type == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _cast_to_cpu(self, handle: ModuleHandle) -> None:
+        import torch
+
+        if hasattr(handle.module, "to"):
+            handle.module.to(device=torch.device("cpu"))
+        handle.location = "cpu"
+
+    def _make_room_ram(self, needed: int, keep: ModuleHandle) -> None:
+        budget = self.ram_budget()
+        resident = [h for h in self._lru.values() if h.module is not None and h is not keep]
+        # what occupies CPU memory: everything on a CPU-only machine, else offloaded or CPU-pinned modules
+        resident = [h for h in resident if h.location == "cpu" or h.device.type == "cpu"]
+        used = sum(h.size_bytes for h in resident)
+        for victim in resident:
+            if used + needed <= budget:
+                break
+            log.info("unloading %s %s", victim.kind, victim.name)
+            used -= victim.size_bytes
+            self._drop(victim)
+            self.evictions += 1
+
+    def _drop(self, handle: ModuleHandle) -> None:
+        handle._forget()
+        self._lru.pop(handle.key, None)
+        if self._mru is handle:
+            self._mru = None
+
+    # -- server hooks ----------------------------------------------------------------------
+    def free(self, unload_models: bool = True, *, collect: bool = True) -> None:
+        """POST /free: offload everything from the accelerator; with ``unload_models`` drop it all.
+
+        Dropped modules reload from their files on next use, so MODEL/CLIP/VAE values held by
+        the output cache stay valid. ``collect=False`` skips the garbage collector pass.
+        """
+        with self.lock:
+            dropped = 0
+            for handle in list(self._lru.values()):
+                if unload_models:
+                    dropped += handle.module is not None and handle.kind != "tokenizer"
+                    self._drop(handle)
+                elif handle.location == "device" and handle.device.type != "cpu":
+                    self._cast_to_cpu(handle)
+            if dropped and collect:
+                import gc
+
+                gc.collect()  # modules can sit in reference cycles; a full pass is ~0.3 s, so only when useful
+            if self._device is not None and self._device.type == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()
+
+    def stats(self) -> dict[str, Any]:
+        """For GET /system_stats: devices in ComfyUI's shape plus the loaded models."""
+        device = self.compute_device()
+        entry: dict[str, Any] = {"name": str(device), "type": device.type, "index": device.index,
+                                 "vram_total": 0, "vram_free": 0, "torch_vram_total": 0, "torch_vram_free": 0}
+        if device.type == "cuda":
+            import torch
+
+            free, total = torch.cuda.mem_get_info(device)
+            reserved = torch.cuda.memory_reserved(device)
+            allocated = torch.cuda.memory_allocated(device)
+            entry.update(name=f"{device} {torch.cuda.get_device_name(device)}", vram_total=total, vram_free=free,
+                         torch_vram_total=reserved, torch_vram_free=reserved - allocated)
+        else:
+            try:
+                import psutil
+
+                memory = psutil.virtual_memory()
+                entry.update(vram_total=memory.total, vram_free=memory.available)
+            except ImportError:  # pragma: no cover
+                pass
+        models = [
+            {"name": h.name, "kind": h.kind, "location": h.location, "bytes": h.size_bytes, "loads": h.loads,
+             "patches": len(h.applied)}
+            for h in self._lru.values() if h.module is not None
+        ]
+        return {
+            "devices": [entry],
+            "models": models,
+            "vram_budget": self.vram_budget(),
+            "ram_budget": self.ram_budget(),
+            "evictions": self.evictions,
+            "force_cpu": self.settings.force_cpu,
+        }
+
+
+_manager: ModelManager | None = None
+_manager_lock = threading.Lock()
+
+
+def get_manager() -> ModelManager:
+    """The process-wide manager (created with default settings on first use).
+
+    Creating it registers with :mod:`nodes.memory`, through which the server's POST /free
+    and GET /system_stats reach the manager without importing torch themselves.
+    """
+    global _manager
+    if _manager is None:
+        with _manager_lock:
+            if _manager is None:
+                _manager = ModelManager()
+                _register_server_hooks()
+    return _manager
+
+
+def _free_hook(unload_models: bool) -> None:
+    if _manager is not None:
+        _manager.free(unload_models=unload_models)
+
+
+def _stats_hook() -> list[dict[str, Any]]:
+    return get_manager().stats()["devices"]
+
+
+def _register_server_hooks() -> None:
+    try:
+        from nodes.memory import register_free_hook, register_stats_hook
+    except ImportError:  # a checkout without the server's memory hooks
+        return
+    register_free_hook(_free_hook)
+    register_stats_hook(_stats_hook)
+
+
+def configure(**settings: Any) -> ModelManager:
+    """Set process-wide manager settings (``force_cpu=True`` for ``--cpu``...); returns it."""
+    manager = get_manager()
+    manager.configure(**settings)
+    return manager
+
+
+def reset_manager(settings: ManagerSettings | None = None, *, collect: bool = True) -> ModelManager:
+    """Replace the process-wide manager (tests; a server restart in-process)."""
+    global _manager
+    with _manager_lock:
+        if _manager is not None:
+            _manager.free(unload_models=True, collect=collect)
+        _manager = ModelManager(settings)
+    _register_server_hooks()
+    return _manager

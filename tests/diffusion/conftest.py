@@ -1,0 +1,93 @@
+"""Fixtures for the diffusion tests: the tiny models, built once per session, as a models root.
+
+``tiny_models`` builds every tiny model (``weft_tools.tiny_models``) into a session temp dir,
+laid out as a ComfyUI-style models folder; ``tiny_paths`` points ``nodes.paths`` at it. The
+tests then load them through exactly the loader code a user's files go through. Set
+``WEFT_TINY_MODELS=/some/dir`` to reuse a folder built earlier with
+``python -m weft_tools.tiny_models /some/dir``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """The tiny models gain nothing from two threads, and on a shared 2-core machine two OpenMP
+    threads spinning against other processes make the suite 2-3x slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models root holding checkpoints/, diffusers/, loras/, controlnet/ with the tiny models."""
+    prebuilt = os.environ.get("WEFT_TINY_MODELS")
+    if prebuilt and (Path(prebuilt) / "checkpoints" / "tiny-sdxl.safetensors").exists():
+        return Path(prebuilt)
+    from weft_tools.tiny_models import build_all
+
+    root = tmp_path_factory.mktemp("models")
+    build_all(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Weft base directory (input/, output/, temp/, user/) for the diffusion tests."""
+    base = tmp_path_factory.mktemp("weft-home")
+    for name in ("input", "output", "temp", "user"):
+        (base / name).mkdir()
+    return base
+
+
+@contextmanager
+def configured_paths(models: Path, base: Path) -> Iterator[Any]:
+    """``nodes.paths`` pointed at ``models`` while the block runs, then put back as it was."""
+    import nodes.paths as paths_module
+
+    previous = paths_module._paths
+    try:
+        yield paths_module.configure(base, models_dir=models, create=False)
+    finally:
+        paths_module._paths = previous
+
+
+@pytest.fixture(scope="session")
+def use_tiny_paths(tiny_models: Path, tiny_home: Path) -> Any:
+    """A context manager factory for wider-scoped fixtures: ``with use_tiny_paths(): ...``."""
+    return lambda: configured_paths(tiny_models, tiny_home)
+
+
+@pytest.fixture
+def tiny_paths(tiny_models: Path, tiny_home: Path) -> Iterator[Any]:
+    """``nodes.paths`` configured with the tiny models as its models root, for one test.
+
+    Per test (not per session) because other tests, a started server for one, configure the
+    process-wide paths too.
+    """
+    with configured_paths(tiny_models, tiny_home) as paths:
+        yield paths
+
+
+@pytest.fixture
+def manager():
+    """A fresh process-wide model manager (the previous one is freed)."""
+    from nodes.diffusion.model_manager import reset_manager
+
+    yield reset_manager(collect=False)  # tiny models: the collector pass (~0.3 s) is not worth it here

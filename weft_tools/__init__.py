@@ -1,0 +1,1 @@
+"""Developer tools for Weft: building tiny test models, deriving shipped data files."""

@@ -22,6 +22,7 @@ from tests.web.helpers import (
 )
 
 SAVE = "SaveImage" if "SaveImage" in web_registry() else "WebTestSaveImage"
+LOAD = "LoadImage" if "LoadImage" in web_registry() else "WebTestLoadImage"
 
 
 def build_image_graph(page):
@@ -113,7 +114,7 @@ def test_run_shows_image_on_output_node_and_png_restores_graph(page, screenshots
 
 def test_load_image_upload_button(page, screenshots):
     new_tab(page)
-    loader = add_node(page, "WebTestLoadImage", canvas_point(page, 0.2, 0.2), expect_type="WebTestLoadImage")
+    loader = add_node(page, LOAD, canvas_point(page, 0.2, 0.2), expect_type=LOAD)
     buffer = io.BytesIO()
     Image.new("RGB", (40, 30), (10, 200, 90)).save(buffer, format="PNG")
     rect = page.evaluate(f"window.weft.widgetClientRect({loader}, 'image:upload')")
@@ -124,5 +125,13 @@ def test_load_image_upload_button(page, screenshots):
     page.wait_for_function(
         "() => [...window.weft.renderer.images.values()].some(i => i.complete && i.naturalWidth === 40)"
     )
-    assert "green.png" in page.evaluate("window.weft.defs.WebTestLoadImage.inputs[0].choices")
+    assert "green.png" in page.evaluate(f"window.weft.defs.{LOAD}.inputs[0].choices")
     page.screenshot(path=str(screenshots / "load-image.png"))
+    # and it runs: the uploaded picture goes through to a saved image
+    save = add_node(page, SAVE, canvas_point(page, 0.6, 0.2), expect_type=SAVE)
+    drag(page, socket(page, loader, "output", 0), title(page, save))
+    page.keyboard.press("Control+Enter")
+    (saved,) = wait_output(page, save, "images")
+    page.wait_for_function(
+        f"() => [...window.weft.renderer.images.entries()].some(([u, i]) => u.includes({saved['filename']!r}) && i.naturalWidth === 40)"
+    )

@@ -63,6 +63,9 @@ def test_default_txt2img_workflow_runs(browser, diffusion_server, screenshots):
         page.keyboard.press("Control+Enter")
         images = wait_output(page, save, "images", timeout=180000)
         assert images[0]["filename"].endswith(".png")
+        # the sampler reported its steps and sent live previews while it ran
+        seen = page.evaluate("({p: window.weft.runtime.previewCount || 0, g: window.weft.runtime.progressCount || 0})")
+        assert seen["g"] >= 3 and seen["p"] >= 1, seen
         page.wait_for_function(
             "() => [...window.weft.renderer.images.values()].some(i => i.complete && i.naturalWidth === 64)"
         )

@@ -131,7 +131,9 @@ class App {
 
   async refreshDefs() {
     const info = await this.api.objectInfo();
+    if (this.extHost) for (const def of Object.values(info)) this.extHost.beforeRegisterNodeDef(def);
     this.setDefs(info);
+    this.widgetFactories = null;
     this.renderer.requestRender();
   }
 
@@ -1053,7 +1055,7 @@ class App {
       ["Ctrl+C / Ctrl+V", "copy / paste (Shift: keep input links)"], ["Ctrl+D, Alt+drag", "duplicate"],
       ["Delete", "remove selected"], ["Ctrl+B / Ctrl+M", "bypass / mute"], ["Ctrl+G", "group selected"],
       ["Ctrl+A", "select all"], ["Ctrl/Shift+drag", "box select"], ["Drag space, Space+drag", "pan"],
-      ["Wheel", "zoom"], [".", "fit view"], ["Ctrl+S / Ctrl+O", "save / open"], ["Esc", "close menus, deselect"],
+      ["Wheel", "zoom"], [".", "fit view"], ["R", "refresh the node list (new model files)"], ["Ctrl+S / Ctrl+O", "save / open"], ["Esc", "close menus, deselect"],
     ];
     let panel = document.getElementById("shortcuts");
     if (!panel) {

@@ -889,6 +889,7 @@ export class Interaction {
       app.openSearch(rect.left + this.mouse[0], rect.top + this.mouse[1], [wx, wy]);
     } else if (!mod && k === ".") app.fitView();
     else if (!mod && k === "?") app.showShortcuts();
+    else if (!mod && k === "r") app.refreshDefs().then(() => app.toast("Node list refreshed (new models and files)", "info", 1500));
     else if (!mod && k === "escape") {
       closeMenus();
       app.setSelection([]);

@@ -8,6 +8,7 @@ import io
 import json
 import uuid
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -61,7 +62,7 @@ def fetch(server, image):
 
 
 def pixels(img):
-    return torch.tensor(list(img.convert("RGB").getdata()), dtype=torch.float32).reshape(img.height, img.width, 3)
+    return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32)).reshape(img.height, img.width, 3)
 
 
 def base_graph(ckpt=SD1, seed=1, steps=3, sampler="euler", scheduler="karras", size=64, prefix="out", cfg=6.0):

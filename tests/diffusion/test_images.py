@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -87,7 +88,7 @@ def test_save_image_names_counters_subfolders_and_metadata(home):
     assert saved.size == (14, 10)
     assert json.loads(saved.text["prompt"]) == prompt
     assert json.loads(saved.text["workflow"]) == extra["workflow"]
-    pixels = torch.tensor(list(saved.getdata()), dtype=torch.float32).reshape(10, 14, 3) / 255
+    pixels = torch.from_numpy(np.asarray(saved.convert("RGB"), dtype=np.float32)).reshape(10, 14, 3) / 255
     assert torch.allclose(pixels, images[0], atol=1 / 255)
     sized = im.SaveImage().run(images[:1], "%width%x%height%", None, None).ui
     assert sized["images"][0]["filename"] == "14x10_00001_.png"

@@ -7,6 +7,7 @@ the time to validate a 1000-node prompt. Shapes:
 
 * chain: PrimitiveString -> N StringConcatenate in a line -> PreviewAny  (N + 2 nodes)
 * wide:  PrimitiveString -> N sibling StringConcatenate -> one PreviewAny each  (2N + 1 nodes)
+* base:  PrimitiveString -> PreviewAny, the fixed cost of any prompt (HTTP, queue, events)
 
 The server runs as ``python main.py`` in its own process; the client listens on the
 WebSocket like a ComfyUI client script.
@@ -85,6 +86,13 @@ async def measure(url: str, repeat: int) -> list[dict[str, Any]]:
     async with aiohttp.ClientSession() as session, session.ws_connect(f"{url}/ws?clientId={client_id}") as ws:
         await ws.receive()  # initial status
         await run_once(session, url, ws, client_id, chain(5, "warm-up"))
+        base = []
+        for _ in range(max(repeat, 10)):
+            seconds, _ = await run_once(session, url, ws, client_id, chain(0, uuid.uuid4().hex))
+            base.append(seconds)
+        baseline = statistics.median(base)
+        rows.append({"shape": "base", "n": 0, "nodes": 2, "uncached_ms": baseline * 1e3,
+                     "per_node_us": baseline / 2 * 1e6, "marginal_us": float("nan"), "cached_ms": float("nan")})
         for shape, build in (("chain", chain), ("wide", wide)):
             for n in SIZES:
                 uncached, cached = [], []
@@ -100,6 +108,7 @@ async def measure(url: str, repeat: int) -> list[dict[str, Any]]:
                     "shape": shape, "n": n, "nodes": nodes,
                     "uncached_ms": statistics.median(uncached) * 1e3,
                     "per_node_us": statistics.median(uncached) / nodes * 1e6,
+                    "marginal_us": (statistics.median(uncached) - baseline) / (nodes - 2) * 1e6,
                     "cached_ms": statistics.median(cached) * 1e3,
                 })
     return rows
@@ -152,9 +161,11 @@ def main() -> None:
             proc.wait(30)
     chain_ms, wide_ms = validation_time(args.repeat)
     print(f"machine: {platform.processor() or platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
-    print(f"{'shape':6} {'N':>5} {'nodes':>6} {'uncached ms':>12} {'us/node':>9} {'cached ms':>10}")
+    print("us/node: run time / nodes; marginal: (run time - a 2-node prompt's time) / (nodes - 2)")
+    print(f"{'shape':6} {'N':>5} {'nodes':>6} {'uncached ms':>12} {'us/node':>9} {'marginal':>9} {'cached ms':>10}")
     for r in rows:
-        print(f"{r['shape']:6} {r['n']:>5} {r['nodes']:>6} {r['uncached_ms']:>12.2f} {r['per_node_us']:>9.1f} {r['cached_ms']:>10.2f}")
+        print(f"{r['shape']:6} {r['n']:>5} {r['nodes']:>6} {r['uncached_ms']:>12.2f} {r['per_node_us']:>9.1f}"
+              f" {r['marginal_us']:>9.1f} {r['cached_ms']:>10.2f}")
     print(f"validate 1000-node chain: {chain_ms:.2f} ms; 1001-node wide: {wide_ms:.2f} ms")
 
 

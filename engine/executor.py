@@ -10,11 +10,12 @@ still in flight.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -549,7 +550,18 @@ class Executor:
         return await run.run(outputs, signatures)
 
     def execute_sync(self, prompt_id: str, prompt: Prompt, outputs: list[str], **kwargs: Any) -> RunResult:
-        return asyncio.run(self.execute(prompt_id, prompt, outputs, **kwargs))
+        """Run to completion from synchronous code.
 
+        Where this thread already runs an event loop (a notebook, a test harness) the run
+        gets its own loop on a helper thread, since a loop cannot be nested.
+        """
+        def run() -> RunResult:
+            return asyncio.run(self.execute(prompt_id, prompt, outputs, **kwargs))
 
-Emit = Callable[[str, dict[str, Any]], None]
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return run()
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="weft-execute") as pool:
+            return pool.submit(run).result()
+

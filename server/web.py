@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import secrets
 from pathlib import Path
@@ -49,7 +48,6 @@ def setup(app: web.Application, server: PromptServer, root: Path = WEB_ROOT) -> 
             base_path=base_path,
             csp_nonce=nonce,
             features={"max_upload_size": int(server.config.max_upload_size_mb * 1024 * 1024)},
-            features_json=json.dumps({}),
         )
         csp = (
             f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}' 'unsafe-inline'; "

@@ -113,12 +113,8 @@ def _to_float(frame: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     return rgb, alpha
 
 
-class LoadImage(Node):
-    display_name = "Load Image"
-    category = "image"
-    description = "Loads an image from the input folder; its alpha channel becomes the MASK (1 = transparent)."
-    inputs = (Combo("image", input_images, image_upload=True, tooltip="A file in the input folder."),)
-    outputs = (Output("IMAGE"), Output("MASK"))
+class _InputImageNode(Node):
+    """Reads a file of input/ named by the ``image`` combo: cache key and checks from the file."""
 
     @classmethod
     def fingerprint(cls, **inputs: Any) -> Any:
@@ -130,6 +126,14 @@ class LoadImage(Node):
     @classmethod
     def validate(cls, **inputs: Any) -> bool | str:
         return _validate_image(inputs.get("image"))
+
+
+class LoadImage(_InputImageNode):
+    display_name = "Load Image"
+    category = "image"
+    description = "Loads an image from the input folder; its alpha channel becomes the MASK (1 = transparent)."
+    inputs = (Combo("image", input_images, image_upload=True, tooltip="A file in the input folder."),)
+    outputs = (Output("IMAGE"), Output("MASK"))
 
     def run(self, image: str) -> tuple:
         import torch
@@ -152,23 +156,12 @@ class LoadImage(Node):
         return torch.stack(images), torch.stack(masks)
 
 
-class LoadImageMask(Node):
+class LoadImageMask(_InputImageNode):
     display_name = "Load Image (as Mask)"
     category = "mask"
     description = "Loads one channel of an image from the input folder as a MASK (alpha is inverted: 1 = transparent)."
     inputs = (Combo("image", input_images, image_upload=True), Combo("channel", ["alpha", "red", "green", "blue"]))
     outputs = (Output("MASK"),)
-
-    @classmethod
-    def fingerprint(cls, **inputs: Any) -> Any:
-        try:
-            return _file_fingerprint(inputs.get("image"))
-        except (ValueError, FileNotFoundError, OSError):
-            return float("nan")
-
-    @classmethod
-    def validate(cls, **inputs: Any) -> bool | str:
-        return _validate_image(inputs.get("image"))
 
     def run(self, image: str, channel: str) -> tuple:
         import numpy as np

@@ -938,22 +938,14 @@ class App {
     on("execution_error", (d) => {
       const tab = tabFor(d);
       if (tab) {
-        tab.runtime.executing = null;
-        tab.runtime.total = 0;
-        this.clearPreviews(tab.runtime);
-        this.updateProgress(tab.runtime);
+        this.endRun(tab.runtime);
         this.showExecutionError(tab, d);
       } else this.toast(`${d.node_type} #${d.node_id} failed: ${d.exception_message}`, "error");
       this.queuePanel.refreshSoon();
     });
     on("execution_interrupted", (d) => {
       const tab = tabFor(d);
-      if (tab) {
-        tab.runtime.executing = null;
-        tab.runtime.total = 0;
-        this.clearPreviews(tab.runtime);
-        this.updateProgress(tab.runtime);
-      }
+      if (tab) this.endRun(tab.runtime);
       this.toast("Run interrupted", "info", 2000);
       this.queuePanel.refreshSoon();
     });
@@ -962,6 +954,14 @@ class App {
   clearPreviews(rt) {
     for (const url of Object.values(rt.previews)) URL.revokeObjectURL(url);
     rt.previews = {};
+  }
+
+  /** A run ended in an error or an interruption: nothing is running, previews go. */
+  endRun(rt) {
+    rt.executing = null;
+    rt.total = 0;
+    this.clearPreviews(rt);
+    this.updateProgress(rt);
   }
 
   updateProgress(rt) {

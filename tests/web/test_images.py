@@ -7,7 +7,6 @@ import io
 
 from PIL import Image
 
-from tests.web.conftest import web_registry
 from tests.web.helpers import (
     add_node,
     canvas_point,
@@ -21,8 +20,8 @@ from tests.web.helpers import (
     wait_output,
 )
 
-SAVE = "SaveImage" if "SaveImage" in web_registry() else "WebTestSaveImage"
-LOAD = "LoadImage" if "LoadImage" in web_registry() else "WebTestLoadImage"
+SAVE = "SaveImage"
+LOAD = "LoadImage"
 
 
 def build_image_graph(page):

@@ -9,18 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from nodes.registry import builtin_registry
 from tests.web.helpers import set_text_widget, state, wait_output
-
-pytestmark = pytest.mark.skipif(
-    "CheckpointLoaderSimple" not in builtin_registry(), reason="the diffusion nodes are not installed yet"
-)
 
 
 @pytest.fixture(scope="module")
 def diffusion_server(tmp_path_factory):
-    tiny = pytest.importorskip("weft_tools.tiny_models")
     import nodes.paths as paths_module
+    import weft_tools.tiny_models as tiny
     from tests.support.server import start_server
 
     previous = paths_module._paths

@@ -121,6 +121,10 @@ class Node:
     input_is_list: ClassVar[bool] = False
     deprecated: ClassVar[bool] = False
     experimental: ClassVar[bool] = False
+    #: inputs whose values :meth:`validate` checks itself: the generic type, range and
+    #: choice-list checks are skipped for them (ComfyUI's VALIDATE_INPUTS naming an input),
+    #: e.g. a file combo that also accepts ``"name.png [output]"``
+    validates_inputs: ClassVar[tuple[str, ...]] = ()
 
     @property
     def ctx(self) -> ExecutionContext:
@@ -220,7 +224,7 @@ class NodeClassDefinition:
         return self.cls.validate(**inputs)
 
     def skips_default_validation(self, input_name: str) -> bool:
-        return False
+        return input_name in self.cls.validates_inputs
 
     def filter_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         if self._accepts_any:

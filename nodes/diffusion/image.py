@@ -114,8 +114,13 @@ def _to_float(frame: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 class _InputImageNode(Node):
-    """Reads a file of input/ named by the ``image`` combo: cache key and checks from the file."""
+    """Reads a file named by the ``image`` combo: cache key and checks come from the file.
 
+    Besides the files of input/ listed in the combo, ComfyUI's ``"name.png [output]"`` (or
+    ``[temp]``) form picks a file of another folder; ``validate`` checks the file itself.
+    """
+
+    validates_inputs = ("image",)
     @classmethod
     def fingerprint(cls, **inputs: Any) -> Any:
         try:

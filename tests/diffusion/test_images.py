@@ -152,3 +152,21 @@ def test_engine_save_carries_prompt_and_load_image_follows_the_file(home):
     missing = dict(prompt, **{"1": {"class_type": "LoadImage", "inputs": {"image": "gone.png"}}})
     bad = validate_prompt(missing, registry, ["3"])
     assert not bad.ok and "1" in bad.node_errors
+
+
+def test_load_image_accepts_comfyui_annotated_names(home):
+    registry = builtin_registry()
+    _write_rgba(home.output / "made.png", size=(8, 6))
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "made.png [output]"}},
+        "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+    }
+    checked = validate_prompt(prompt, registry)
+    assert checked.ok, checked.node_errors
+    result = Executor(registry).execute_sync("a", checked.prompt, checked.outputs, order=checked.order)
+    assert result.status_str == "success", result.error
+    for bad in ("made.png [input]", "../made.png [output]", 5):
+        prompt["1"]["inputs"]["image"] = bad
+        errors = validate_prompt(prompt, registry).node_errors
+        assert errors["1"]["errors"][0]["type"] == "custom_validation_failed"
+        assert "image" in errors["1"]["errors"][0]["details"]

@@ -57,10 +57,11 @@ def run_file(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     _setup_logging("WARNING" if args.verbose == "INFO" else args.verbose)
 
-    from engine import Executor, OutputCache, normalise_prompt, validate_prompt
+    from engine import normalise_prompt, validate_prompt
     from nodes.registry import builtin_registry
-    from server.app import configure_models, configure_paths
+    from server.app import configure_models, configure_paths, load_custom_nodes
     from server.config import parse_args
+    from server.prompt_server import PromptServer
 
     config = parse_args([a for a in argv if a != str(args.file)])
     try:
@@ -79,13 +80,10 @@ def run_file(argv: Sequence[str]) -> int:
     paths = configure_paths(config)
     configure_models(config)
     registry = builtin_registry()
-    if not config.disable_all_custom_nodes:
-        try:
-            from nodes.plugins import load_plugins
-        except ModuleNotFoundError:
-            pass
-        else:
-            load_plugins(registry, config)
+    # a server object without sockets, so packs that reach for PromptServer.instance load and
+    # run as they do under the server (their messages have no client to go to)
+    headless = PromptServer(config, registry)
+    load_custom_nodes(headless, registry, config)
     try:
         prompt = normalise_prompt(data)
     except ValueError as exc:
@@ -103,8 +101,7 @@ def run_file(argv: Sequence[str]) -> int:
         if event == "executing" and payload.get("node"):
             print(f"running node {payload['node']}", file=sys.stderr)
 
-    executor = Executor(registry, OutputCache(enabled=False))
-    run = executor.execute_sync(str(uuid.uuid4()), result.prompt, result.outputs, order=result.order, emit=show_progress)
+    run = headless.executor.execute_sync(str(uuid.uuid4()), result.prompt, result.outputs, order=result.order, emit=show_progress)
     if run.status_str != "success":
         error = run.error or {}
         if run.interrupted:

@@ -65,3 +65,36 @@ def test_serve_prints_url_and_answers(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_run_loads_packs_that_use_prompt_server_instance(tmp_path: Path) -> None:
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "server_user.py").write_text(
+        "from server import PromptServer\n"
+        "ROUTES = PromptServer.instance.routes\n"
+        "class Shout:\n"
+        "    @classmethod\n"
+        "    def INPUT_TYPES(cls):\n"
+        "        return {'required': {'text': ('STRING', {'default': 'hi'})}}\n"
+        "    RETURN_TYPES = ('STRING',)\n"
+        "    FUNCTION = 'run'\n"
+        "    CATEGORY = 'test'\n"
+        "    def run(self, text):\n"
+        "        PromptServer.instance.send_sync('shout', {'text': text})\n"
+        "        return (text.upper(),)\n"
+        "NODE_CLASS_MAPPINGS = {'Shout': Shout}\n"
+    )
+    prompt = {
+        "1": {"class_type": "Shout", "inputs": {"text": "quiet"}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+    }
+    file = tmp_path / "prompt.json"
+    file.write_text(json.dumps(prompt))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "run", str(file), "--base-directory", str(tmp_path),
+         "--custom-nodes-directory", str(packs)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2: QUIET" in done.stdout

@@ -182,7 +182,7 @@ def import_pack(source: PackSource, pack: PackReport) -> types.ModuleType | None
         pack.error = f"{type(exc).__name__}: {exc}"
         pack.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         if isinstance(exc, AttributeError) and "NoneType" in str(exc) and "PromptServer.instance" in pack.traceback:
-            pack.error += " (PromptServer.instance exists only when Weft runs as a server, not under `main.py run`)"
+            pack.error += " (PromptServer.instance is set only once a server object exists: load packs after creating it)"
         log.warning("Custom node pack %r failed to import:\n%s", source.name, pack.traceback)
         return None
     finally:

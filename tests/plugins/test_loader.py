@@ -257,4 +257,4 @@ def test_a_pack_needing_the_server_outside_it_gets_a_clear_error(weft_paths, tmp
     )
     report = load_plugins(builtin_registry(), PluginConfig(folders=[tmp_path]))
     pack = report.pack("routes_pack")
-    assert pack.status == "failed" and "only when Weft runs as a server" in pack.error
+    assert pack.status == "failed" and "set only once a server object exists" in pack.error

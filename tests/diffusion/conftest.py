@@ -91,3 +91,18 @@ def manager():
     from nodes.diffusion.model_manager import reset_manager
 
     yield reset_manager(collect=False)  # tiny models: the collector pass (~0.3 s) is not worth it here
+
+
+@pytest.fixture(scope="module")
+def server(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real server on a free port, its models/ being the tiny models; one per test module."""
+    import nodes.paths as paths_module
+    from tests.support.server import start_server
+
+    previous = paths_module._paths
+    base = tmp_path_factory.mktemp("http-home")
+    (base / "models").symlink_to(tiny_models, target_is_directory=True)
+    live = start_server(base)
+    yield live
+    live.stop()
+    paths_module._paths = previous

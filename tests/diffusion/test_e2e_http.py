@@ -13,34 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-import nodes.paths as paths_module
 from nodes.diffusion.samplers import SAMPLER_NAMES, SCHEDULER_NAMES
-from tests.support.server import start_server
 from tests.support.ws import EventRecorder
 
 SD1 = "tiny-sd1.safetensors"
 SDXL = "tiny-sdxl.safetensors"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Run this module's tiny models on one thread: on a shared 2-core machine, torch's two
-    OpenMP threads spin against other processes and a 12 ms UNet call can take 800 ms."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def server(tiny_models, tmp_path_factory):
-    previous = paths_module._paths
-    base = tmp_path_factory.mktemp("e2e-home")
-    (base / "models").symlink_to(tiny_models, target_is_directory=True)
-    live = start_server(base)
-    yield live
-    live.stop()
-    paths_module._paths = previous
 
 
 def run(server, prompt, timeout=120.0, **extra):

@@ -8,26 +8,11 @@ import io
 import json
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
-import nodes.paths as paths_module
-from tests.support.server import start_server
-
 SD1 = "tiny-sd1.safetensors"
 LORA = "tiny-sd1-lora.safetensors"
-
-
-@pytest.fixture(scope="module")
-def server(tiny_models, tmp_path_factory):
-    previous = paths_module._paths
-    base = tmp_path_factory.mktemp("models-http-home")
-    (base / "models").symlink_to(tiny_models, target_is_directory=True)
-    live = start_server(base)
-    yield live
-    live.stop()
-    paths_module._paths = previous
 
 
 def run(server, prompt):

@@ -29,16 +29,6 @@ UNET_CONFIG = dict(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Run this module's tiny models on one thread: on a shared 2-core machine, torch's two
-    OpenMP threads spin against other processes and a 12 ms UNet call can take 800 ms."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _build_unet():
     from diffusers import UNet2DConditionModel
 

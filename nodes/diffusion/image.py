@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..api import Combo, Float, Hidden, Input, Int, Node, Output, Result, String
 from ..paths import UnsafePathError, get_paths, safe_join
-from .latent import IMAGE_UPSCALE_METHODS, MAX_RESOLUTION, resize_nchw
+from .latent import IMAGE_UPSCALE_METHODS, MAX_RESOLUTION, fill_aspect, resize_nchw
 
 if TYPE_CHECKING:
     import torch
@@ -329,10 +329,7 @@ class ImageScale(Node):
         if width == 0 and height == 0:
             return (image,)
         h, w = image.shape[1:3]
-        if width == 0:
-            width = max(1, round(w * height / h))
-        elif height == 0:
-            height = max(1, round(h * width / w))
+        width, height = fill_aspect(w, h, width, height)
         return (_scale(image, width, height, upscale_method, crop),)
 
 

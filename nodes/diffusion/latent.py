@@ -20,6 +20,21 @@ LATENT_UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic"]
 IMAGE_UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
 
 
+def fill_aspect(w: int, h: int, width: int, height: int, minimum: int = 1) -> tuple[int, int]:
+    """ComfyUI's "0 means keep the aspect ratio": a zero side follows from the other one.
+
+    ``w``/``h`` is the current size (any unit: only its ratio counts); ``minimum`` bounds both
+    sides of the result where one was derived.
+    """
+    if width == 0:
+        height = max(minimum, height)
+        width = max(minimum, round(w * height / h))
+    elif height == 0:
+        width = max(minimum, width)
+        height = max(minimum, round(h * width / w))
+    return width, height
+
+
 def resize_nchw(x: torch.Tensor, width: int, height: int, method: str, crop: str = "disabled") -> torch.Tensor:
     """Resize [B, C, H, W] to ``height`` x ``width``; ``crop="center"`` first crops the source
     to the target's aspect ratio so nothing is stretched."""
@@ -98,12 +113,7 @@ class LatentUpscale(Node):
         if width == 0 and height == 0:
             return (dict(samples),)
         h, w = x.shape[-2:]
-        if width == 0:
-            height = max(64, height)
-            width = max(64, round(w * height / h))
-        elif height == 0:
-            width = max(64, width)
-            height = max(64, round(h * width / w))
+        width, height = fill_aspect(w, h, width, height, minimum=64)
         out = dict(samples)
         out["samples"] = resize_nchw(x, width // 8, height // 8, upscale_method, crop)
         out.pop("noise_mask", None)

@@ -23,7 +23,7 @@ from .blocker import ExecutionBlocker
 from .cache import OutputCache
 from .context import EventSink, ExecutionContext, Interrupted, InterruptFlag, reset_current, set_current
 from .prompt import Prompt, is_link
-from .schema import NodeDefinition, NodeResult
+from .schema import NodeDefinition, NodeResult, NodeSchema
 from .signature import compute_signatures
 from .validation import dependency_order, validate_prompt
 
@@ -62,6 +62,8 @@ class _Node:
     id: str
     raw: dict[str, Any]
     definition: NodeDefinition
+    #: read once per run: a schema with a file-list combo is rebuilt (a folder scan) per access
+    schema: NodeSchema
     display: str
     parent: str | None = None
     state: int = NEW
@@ -113,7 +115,7 @@ class _Run:
     # -- graph --------------------------------------------------------------------------
     def add_node(self, node_id: str, raw: dict[str, Any], display: str, parent: str | None = None) -> _Node:
         definition = self.ex.registry[raw["class_type"]]
-        node = _Node(node_id, raw, definition, display, parent)
+        node = _Node(node_id, raw, definition, definition.schema, display, parent)
         self.nodes[node_id] = node
         return node
 
@@ -131,7 +133,7 @@ class _Run:
                 self.finish(node, entry.outputs, entry.ui, from_cache=True)
                 continue
             node.state = WAITING
-            lazy = node.definition.schema.lazy_inputs
+            lazy = node.schema.lazy_inputs
             for name, value in node.raw["inputs"].items():
                 if is_link(value) and (name not in lazy or name in node.evaluated_lazy):
                     self.wait_on(node, value[0], stack)
@@ -177,7 +179,7 @@ class _Run:
     def gather(self, node: _Node) -> dict[str, list[Any]]:
         """Every available input as a list of values (ComfyUI's list semantics)."""
         values: dict[str, list[Any]] = {}
-        lazy = node.definition.schema.lazy_inputs
+        lazy = node.schema.lazy_inputs
         for name, value in node.raw["inputs"].items():
             if is_link(value):
                 source = self.nodes[value[0]]
@@ -188,7 +190,7 @@ class _Run:
                 values[name] = source.outputs[value[1]]
             else:
                 values[name] = [value]
-        for spec in node.definition.schema.inputs:
+        for spec in node.schema.inputs:
             if spec.kind == "hidden":
                 values[spec.name] = [self.hidden_value(node, spec.type)]
         return values
@@ -226,7 +228,7 @@ class _Run:
         return None
 
     def calls(self, node: _Node, values: dict[str, list[Any]]) -> list[dict[str, Any]]:
-        if node.definition.schema.input_is_list:
+        if node.schema.input_is_list:
             return [values]
         if not values:
             return [{}]
@@ -238,7 +240,7 @@ class _Run:
 
     def needs_lazy(self, node: _Node, values: dict[str, list[Any]]) -> bool:
         """Ask the node which lazy inputs it needs; wait on them if not yet evaluated."""
-        lazy = node.definition.schema.lazy_inputs
+        lazy = node.schema.lazy_inputs
         unevaluated = frozenset(
             name
             for name in lazy
@@ -287,14 +289,14 @@ class _Run:
                 self.result.messages.append(
                     ["execution_blocked", {"prompt_id": self.prompt_id, "node_id": node.id, "message": blocker.message}]
                 )
-            self.finish(node, [[blocker] for _ in node.definition.schema.outputs], None)
+            self.finish(node, [[blocker] for _ in node.schema.outputs], None)
             return
         if self.needs_lazy(node, values):
             return
         node.state = RUNNING
         self.emit("executing", {"node": node.id, "display_node": node.display, "prompt_id": self.prompt_id})
         self.result.executed.append(node.id)
-        if node.definition.schema.is_async:
+        if node.schema.is_async:
             task = asyncio.ensure_future(self.call(node, values))
             self.tasks[task] = node.id
             return
@@ -318,7 +320,7 @@ class _Run:
         return results
 
     def complete(self, node: _Node, results: list[NodeResult]) -> None:
-        schema = node.definition.schema
+        schema = node.schema
         expansions = [r for r in results if r.expand]
         outputs: list[list[Any]] = [[] for _ in schema.outputs]
         ui: dict[str, Any] = {}
@@ -392,7 +394,7 @@ class _Run:
                 if is_link(v) and v[0] in self.nodes:
                     self.wait_on(node, v[0], stack)
         for new_id in added:
-            if self.nodes[new_id].definition.schema.output_node:
+            if self.nodes[new_id].schema.output_node:
                 self.wait_on(node, new_id, stack)
         if ui:
             node.pending_result.append(NodeResult(None, ui))
@@ -402,7 +404,7 @@ class _Run:
             self.ready.append(node.id)
 
     def resolve_expansion(self, node: _Node) -> None:
-        schema = node.definition.schema
+        schema = node.schema
         outputs: list[list[Any]] = [[] for _ in schema.outputs]
         ui: dict[str, Any] = {}
         for r in node.pending_result or []:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .prompt import Prompt, is_link
-from .schema import NodeDefinition
+from .schema import NodeDefinition, NodeSchema
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,10 @@ def node_signature(
     node: Mapping[str, Any],
     definition: NodeDefinition,
     parents: Mapping[str, bytes],
+    schema: NodeSchema | None = None,
 ) -> bytes | None:
     """The signature of one node given its parents' signatures; ``None`` means "never cache"."""
-    schema = definition.schema
+    schema = schema or definition.schema
     constants: dict[str, Any] = {}
     linked: list[tuple[str, str, int]] = []
     for name, value in sorted(node["inputs"].items()):
@@ -73,9 +74,14 @@ def compute_signatures(
     to run, so its output must not be reused.
     """
     signatures: dict[str, bytes] = dict(known or {})
+    schemas: dict[str, NodeSchema] = {}  # once per class: file-list combos rescan on access
     for node_id in order:
         node = prompt[node_id]
-        signature = node_signature(node_id, node, registry[node["class_type"]], signatures)
+        class_type = node["class_type"]
+        definition = registry[class_type]
+        if class_type not in schemas:
+            schemas[class_type] = definition.schema
+        signature = node_signature(node_id, node, definition, signatures, schemas[class_type])
         if signature is not None:
             signatures[node_id] = signature
     return signatures

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .prompt import Prompt, is_link
-from .schema import WIDGET_TYPES, InputSpec, NodeDefinition, types_compatible
+from .schema import WIDGET_TYPES, InputSpec, NodeDefinition, NodeSchema, types_compatible
 
 
 @dataclass
@@ -148,6 +148,15 @@ def validate_prompt(
 ) -> ValidationResult:
     """Validate ``prompt`` (already normalised) for the given output targets or all outputs."""
     node_errors: dict[str, dict[str, Any]] = {}
+    # one schema per class for this call: a schema with a file-list combo is rebuilt (a folder
+    # scan) on each access, and a node is looked at again as the source of every link
+    schemas: dict[str, NodeSchema] = {}
+
+    def schema_of(class_type: str) -> NodeSchema:
+        schema = schemas.get(class_type)
+        if schema is None:
+            schema = schemas[class_type] = registry[class_type].schema
+        return schema
 
     def add(node_id: str, error: dict[str, Any]) -> None:
         entry = node_errors.setdefault(
@@ -181,7 +190,7 @@ def validate_prompt(
         outputs = [
             node_id
             for node_id, node in prompt.items()
-            if node.get("class_type") in registry and registry[node["class_type"]].schema.output_node
+            if node.get("class_type") in registry and schema_of(node["class_type"]).output_node
         ]
     if not outputs and not node_errors:
         return ValidationResult(
@@ -196,7 +205,7 @@ def validate_prompt(
         if definition is None:
             normalised[node_id] = node
             continue
-        schema = definition.schema
+        schema = schema_of(node["class_type"])
         inputs = dict(node["inputs"])
         constants: dict[str, Any] = {}
         failed = False
@@ -223,7 +232,7 @@ def validate_prompt(
                 if source_def is None:
                     failed = True
                     continue
-                source_outputs = source_def.schema.outputs
+                source_outputs = schema_of(source["class_type"]).outputs
                 if not 0 <= index < len(source_outputs):
                     add(node_id, _err("bad_linked_input", "Linked output does not exist", f"{spec.name}: node '{source_id}' ({source['class_type']}) has {len(source_outputs)} outputs, index {index} requested", input_name=spec.name, received_value=value))
                     failed = True

@@ -24,6 +24,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.utility",
     "nodes.diffusion.loaders",
     "nodes.diffusion.conditioning",
+    "nodes.diffusion.controlnet",
     "nodes.diffusion.lora",
     "nodes.diffusion.sampler_nodes",
     "nodes.diffusion.latent",

@@ -257,6 +257,26 @@ def build_lora(models: dict[str, Any], path: Path, rank: int = 4, alpha: float =
     return path
 
 
+def _audible_hint_encoder(controlnet: Any, seed: int) -> None:
+    """Re-initialise the hint encoder so a random ControlNet's output depends on its hint.
+
+    With diffusers' default initialisation the hint fades through the encoder's eight small
+    convolutions: two different hints change the residuals by about 1e-4 of their size, so a
+    test could not tell hints apart. He-scaled weights keep the hint's signal (about a third
+    of the residuals' size), as a trained ControlNet's would be.
+    """
+    import math
+
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    encoder = controlnet.controlnet_cond_embedding
+    with torch.no_grad():
+        for conv in (encoder.conv_in, *encoder.blocks, encoder.conv_out):
+            gain = 1.0 if conv is encoder.conv_out else 2.0
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * math.sqrt(gain / conv.weight[0].numel()))
+
+
 def build_controlnet(models: dict[str, Any], folder: Path, single: Path) -> tuple[Path, Path]:
     """A ControlNet derived from the sd1 UNet, as a diffusers folder and an original-layout file."""
     from diffusers import ControlNetModel
@@ -265,6 +285,7 @@ def build_controlnet(models: dict[str, Any], folder: Path, single: Path) -> tupl
     _seeded(SEEDS["sd1"] + 500)
     controlnet = ControlNetModel.from_unet(models["unet"], conditioning_embedding_out_channels=(8, 16, 16, 32)).eval()
     _randomize_zeros(controlnet, SEEDS["sd1"] + 501, scale=0.05)
+    _audible_hint_encoder(controlnet, SEEDS["sd1"] + 502)
     controlnet.save_pretrained(folder)
     state = {sf.CONTROLNET_PREFIX + sf.unet_ldm_name(k, controlnet.config): v.contiguous()
              for k, v in controlnet.state_dict().items()}

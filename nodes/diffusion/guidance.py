@@ -11,6 +11,12 @@ conditionings into one function ``predict(x_in, t) -> model output``:
 * anything else (several entries, areas, masks, strengths) runs each entry on its
   region and averages the predictions weighted by strength and mask, as ComfyUI does.
 
+Entries may carry a ControlNet (their ``"control"`` option, see :mod:`.control`). Only then
+is a :class:`~.control.ControlRun` built and consulted per UNet call; the fast path stays one
+UNet call per step (the ControlNet runs on the stacked batch when both halves carry the same
+control, else per half, with zero residuals for a half without one). Without controls the
+predictor is the plain one: no ControlNet code runs per step.
+
 Guidance is linear, so combining raw outputs (noise or v) equals combining denoised
 estimates; the scheduler converts afterwards with the model's prediction type.
 """
@@ -42,6 +48,7 @@ class _Entry:
     area: tuple[int, int, int, int] | None  # (h, w, y, x) in latent pixels
     weight: Any  # [1 or B, 1, h, w] mask*mask_strength (in the area) or None
     strength: float
+    control: Any = None  # a .control.Control (ControlNet chain) or None
 
     @property
     def plain(self) -> bool:
@@ -88,7 +95,8 @@ def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Ent
                 h, w, y, x = area
                 m = m[:, :, y:y + h, x:x + w]
             weight = m * float(options.get("mask_strength", 1.0))
-        out.append(_Entry(cond, options.get("pooled_output"), options, area, weight, float(options.get("strength", 1.0))))
+        out.append(_Entry(cond, options.get("pooled_output"), options, area, weight, float(options.get("strength", 1.0)),
+                          options.get("control")))
     return out
 
 
@@ -130,6 +138,8 @@ class Guider:
             if use_uncond:
                 entries = [negative[0], positive[0]]  # uncond first, like diffusers pipelines
             cond, pooled, time_ids = self._stack(entries, batch, height, width, device)
+            if any(e.control is not None for e in entries):
+                return self._controlled(entries, cond, pooled, time_ids)
             if not use_uncond:
                 return lambda x, t: model.predict_noise(x, t, cond, pooled, time_ids)
 
@@ -140,7 +150,9 @@ class Guider:
 
             return predict_cfg
 
-        prepared = [[(e, *self._stack([e], batch, height, width, device)) for e in g] for g in groups]
+        run = self._control_run([e for g in groups for e in g])
+        prepared = [[(e, *self._stack([e], batch, height, width, device), run if e.control is not None else None)
+                     for e in g] for g in groups]
 
         def predict_regions(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             results = [self._combine(group, x, t) for group in prepared]
@@ -179,18 +191,79 @@ class Guider:
 
         total = torch.zeros_like(x)
         count = torch.full_like(x, 1e-37)
-        for entry, cond, pooled, time_ids in group:
+        for entry, cond, pooled, time_ids, control_run in group:
             if entry.area is None:
                 region, sl = x, (slice(None), slice(None), slice(None), slice(None))
             else:
                 h, w, y, xx = entry.area
                 sl = (slice(None), slice(None), slice(y, y + h), slice(xx, xx + w))
                 region = x[sl]
-            out = self.model.predict_noise(region, t, cond, pooled, time_ids)
+            if control_run is None:
+                out = self.model.predict_noise(region, t, cond, pooled, time_ids)
+            else:  # the ControlNet sees the region, its hint resized to the region (as in ComfyUI)
+                from .control import control_kwargs
+
+                extra = control_kwargs(control_run.residuals(entry.control, region, t, cond, pooled, time_ids))
+                out = self.model.predict_noise(region, t, cond, pooled, time_ids, **extra)
             weight = entry.strength if entry.weight is None else entry.weight.to(x.device, x.dtype) * entry.strength
             total[sl] += out * weight
             count[sl] += weight if torch.is_tensor(weight) else torch.full_like(out, weight)
         return total / count
+
+    # -- ControlNets ------------------------------------------------------------------------------
+    def _control_run(self, entries: list[_Entry]) -> Any:
+        """A :class:`~.control.ControlRun` ready for the entries' controls, or ``None`` without any."""
+        controls = [e.control for e in entries if e.control is not None]
+        if not controls:
+            return None
+        from .control import ControlRun
+
+        run = ControlRun(self.model)
+        for control in controls:
+            run.add(control)
+        return run
+
+    def _controlled(self, entries: list[_Entry], cond: torch.Tensor, pooled: Any, time_ids: Any) -> Predict:
+        """The fast path (entries stacked in one batch, one UNet call per step) with ControlNets.
+
+        ``entries`` are the batch's halves in order ([uncond, cond] with CFG). One ControlNet
+        call covers the whole batch when every half carries the same control; otherwise each
+        half runs its own chain on its slice, and a half without control gets zero residuals.
+        """
+        import torch
+
+        from .control import control_kwargs, stacked_residuals
+
+        model, cfg, run = self.model, self.cfg, self._control_run(entries)
+        controls = [e.control for e in entries]
+        halves = len(entries)
+        shared = controls[0] if all(c is controls[0] for c in controls) else None
+
+        def chunks(value: Any) -> list[Any]:
+            return list(value.chunk(halves)) if value is not None else [None] * halves
+
+        # per half: (control, cond, pooled, time_ids), sliced once here rather than per step
+        per_half = list(zip(controls, chunks(cond), chunks(pooled), chunks(time_ids), strict=True))
+
+        def residuals(x: torch.Tensor, t: torch.Tensor) -> dict[str, Any]:
+            sigma = run.sigma_of(t)
+            if shared is not None:
+                return control_kwargs(run.residuals(shared, x, t, cond, pooled, time_ids, halves, sigma))
+            xs = x.chunk(halves)
+            parts = [None if c is None else run.residuals(c, xs[i], t, c_cond, c_pooled, c_ids, 1, sigma)
+                     for i, (c, c_cond, c_pooled, c_ids) in enumerate(per_half)]
+            return control_kwargs(stacked_residuals(parts))
+
+        if halves == 1:
+            return lambda x, t: model.predict_noise(x, t, cond, pooled, time_ids, **residuals(x, t))
+
+        def predict_cfg(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            both = torch.cat((x, x))
+            out = model.predict_noise(both, t, cond, pooled, time_ids, **residuals(both, t))
+            uncond_out, cond_out = out.chunk(2)
+            return torch.lerp(uncond_out, cond_out, cfg)
+
+        return predict_cfg
 
     # -- ComfyUI-shaped entry point --------------------------------------------------------------
     def sample(self, noise: torch.Tensor, latent_image: torch.Tensor, sampler: Any, sigmas: torch.Tensor,

@@ -1,0 +1,73 @@
+"""The training script (a few steps of each stage): resumable to the bit, and its output loads.
+
+CI never trains the real model; this runs ``Plan.quick()`` (a handful of steps per stage on a
+few pictures) twice: once straight through, once in slices of three steps, each slice a new
+call that must pick up from the checkpoints on disk. Both must export identical files, and
+those files must load through the ordinary checkpoint and ControlNet loaders.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from weft_tools.shapes import train
+
+
+def tensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("straight")
+    written = train.run(train.Plan.quick(), root / "work", root / "models")
+    assert written is not None
+    return written
+
+
+def test_a_run_in_slices_exports_what_a_straight_run_does(straight: dict[str, Path], tmp_path: Path) -> None:
+    calls, written = 0, None
+    while written is None:
+        calls += 1
+        assert calls < 20, "the sliced run does not progress"
+        written = train.run(train.Plan.quick(), tmp_path / "work", tmp_path / "models", max_steps=3)
+    assert calls > 3  # it really was interrupted in every stage
+    log = (tmp_path / "work" / "train.log").read_text()
+    assert "unet: resuming at step" in log and "controlnet: resuming at step" in log
+    for key in ("checkpoint", "controlnet"):
+        a, b = tensors(straight[key]), tensors(written[key])
+        assert a.keys() == b.keys()
+        assert all((a[k] == b[k]).all() for k in a), f"{key}: resumed run differs"
+
+
+def test_another_plan_in_the_same_workdir_is_refused(straight: dict[str, Path]) -> None:
+    other = train.Plan.quick()
+    other.unet_steps += 1
+    with pytest.raises(SystemExit, match="another plan"):
+        train.run(other, straight["checkpoint"].parents[2] / "work", straight["checkpoint"].parents[1])
+
+
+def test_export_loads_as_an_sd1_checkpoint_and_encodes_prompts_as_trained(straight: dict[str, Path]) -> None:
+    import torch
+
+    from nodes.diffusion.clip_text import encode_prompt
+    from nodes.diffusion.loaders import load_checkpoint, load_controlnet_file
+    from weft_tools.shapes import models as sm
+
+    model, clip, vae = load_checkpoint(straight["checkpoint"])
+    assert model.family == "sd1" and model.prediction_type == "epsilon"
+    assert vae.scaling_factor == sm.SCALING_FACTOR
+    state = torch.load(straight["checkpoint"].parents[2] / "work" / "unet.pt", weights_only=False)
+    trained = sm.make_text_encoder()
+    trained.load_state_dict(state["ema_text"])
+    text = "a small red circle on the left, blue background"
+    with torch.no_grad():
+        expected = trained.eval()(input_ids=train.Captions().batch([text])).last_hidden_state
+    cond, _ = encode_prompt(clip, text)
+    assert torch.allclose(cond.float(), expected, atol=5e-3)  # fp16 storage
+    _, family = load_controlnet_file(straight["controlnet"])
+    assert family == "sd1"

@@ -32,6 +32,9 @@ MODEL_FOLDERS: dict[str, frozenset[str]] = {
         "diffusers": {"folder"},
     }.items()
 }
+#: The models that ship with Weft (a ComfyUI-style models folder): listed after the user's own
+#: files in each folder, and found only when no user file has the same name.
+BUILTIN_MODELS = Path(__file__).resolve().parent.parent / "models_builtin"
 #: ComfyUI treats these pairs as one folder; a file in either is found under both names.
 FOLDER_ALIASES = {"unet": "diffusion_models", "clip": "text_encoders"}
 
@@ -49,6 +52,7 @@ class Paths:
     user: Path
     models: Path
     extra_model_dirs: dict[str, list[Path]] = field(default_factory=dict)
+    builtin_models: Path | None = BUILTIN_MODELS
 
     def directory(self, kind: str) -> Path:
         """``input``, ``output`` or ``temp``; anything else is a ``ValueError``."""
@@ -57,6 +61,13 @@ class Paths:
         return getattr(self, kind)
 
     def model_dirs(self, folder: str) -> list[Path]:
+        """Where a folder's files are looked for, in order: the user's folders, then the built-in one."""
+        dirs = self.user_model_dirs(folder)
+        if self.builtin_models is not None:
+            dirs.append(self.builtin_models / folder)
+        return dirs
+
+    def user_model_dirs(self, folder: str) -> list[Path]:
         names = [folder] + [a for a, b in FOLDER_ALIASES.items() if b == folder] + (
             [FOLDER_ALIASES[folder]] if folder in FOLDER_ALIASES else []
         )
@@ -68,24 +79,25 @@ class Paths:
         return [d for d in dirs if not (d in seen or seen.add(d))]
 
     def list_models(self, folder: str) -> list[str]:
-        """Files of a model folder, relative and with forward slashes, sorted."""
+        """Files of a model folder, relative and with forward slashes: the user's sorted, then the built-in ones.
+
+        So a fresh install offers the built-in model first, and once the user adds models theirs
+        come first (the canvas's default workflow takes the first checkpoint).
+        """
         if folder not in MODEL_FOLDERS:
             raise KeyError(f"unknown model folder {folder!r}")
-        exts = MODEL_FOLDERS[folder]
-        found: set[str] = set()
-        for root in self.model_dirs(folder):
-            if not root.is_dir():
-                continue
-            if "folder" in exts:
-                found.update(p.name for p in root.iterdir() if p.is_dir())
-                continue
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                rel = Path(dirpath).relative_to(root)
-                for name in filenames:
-                    if Path(name).suffix.lower() in exts:
-                        found.add((rel / name).as_posix())
-        return sorted(found, key=str.lower)
+        user = _scan(self.user_model_dirs(folder), MODEL_FOLDERS[folder])
+        builtin = _scan([self.builtin_models / folder], MODEL_FOLDERS[folder]) if self.builtin_models else set()
+        return sorted(user, key=str.lower) + sorted(builtin - user, key=str.lower)
+
+    def is_builtin(self, folder: str, name: str) -> bool:
+        """Whether ``name`` resolves to a model that ships with Weft (no user file shadows it)."""
+        if self.builtin_models is None:
+            return False
+        try:
+            return self.model_path(folder, name).is_relative_to(self.builtin_models.resolve())
+        except (FileNotFoundError, UnsafePathError):
+            return False
 
     def model_path(self, folder: str, name: str) -> Path:
         """The file behind a combo value; ``FileNotFoundError`` names the folders searched."""
@@ -98,6 +110,23 @@ class Paths:
                 return candidate
         searched = ", ".join(str(d) for d in self.model_dirs(folder))
         raise FileNotFoundError(f"{folder} file {name!r} not found (searched: {searched})")
+
+
+def _scan(roots: list[Path], exts: frozenset[str]) -> set[str]:
+    found: set[str] = set()
+    for root in roots:
+        if not root.is_dir():
+            continue
+        if "folder" in exts:
+            found.update(p.name for p in root.iterdir() if p.is_dir())
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel = Path(dirpath).relative_to(root)
+            for name in filenames:
+                if Path(name).suffix.lower() in exts:
+                    found.add((rel / name).as_posix())
+    return found
 
 
 def safe_join(root: Path, *parts: str) -> Path:
@@ -136,9 +165,13 @@ def configure(
     temp_dir: Path | None = None,
     models_dir: Path | None = None,
     extra_model_dirs: dict[str, Iterable[Path]] | None = None,
+    builtin_models: Path | None = BUILTIN_MODELS,
     create: bool = True,
 ) -> Paths:
-    """Set the process-wide paths; returns them. Creates the folders unless ``create=False``."""
+    """Set the process-wide paths; returns them. Creates the folders unless ``create=False``.
+
+    ``builtin_models=None`` hides the models that ship with Weft (tests that need an exact list).
+    """
     global _paths
     base = (base or default_base()).resolve()
     paths = Paths(
@@ -149,6 +182,7 @@ def configure(
         user=(base / "user").resolve(),
         models=(models_dir or base / "models").resolve(),
         extra_model_dirs={k: [Path(p).resolve() for p in v] for k, v in (extra_model_dirs or {}).items()},
+        builtin_models=builtin_models.resolve() if builtin_models is not None else None,
     )
     if create:
         for d in (paths.input, paths.output, paths.temp, paths.user):

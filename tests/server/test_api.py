@@ -217,7 +217,8 @@ def test_system_stats_models_and_embeddings(live_server: LiveServer) -> None:
     (models_root / "checkpoints" / "sd" / "tiny.safetensors").write_bytes(b"x")
     (models_root / "checkpoints" / "notes.txt").write_text("ignored")
     (models_root / "embeddings" / "style.pt").write_bytes(b"x")
-    assert live_server.get("/models/checkpoints") == (200, ["sd/tiny.safetensors"])
+    # the user's files first, then the model that ships with Weft
+    assert live_server.get("/models/checkpoints") == (200, ["sd/tiny.safetensors", "weft-shapes.safetensors"])
     assert live_server.get("/embeddings") == (200, ["style"])
     status, folders = live_server.get("/models")
     assert "checkpoints" in folders and "loras" in folders

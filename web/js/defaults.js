@@ -33,10 +33,24 @@ export function primitiveDef(node) {
   return primitiveDefs.get(type);
 }
 
+/** Native settings of the models that ship with Weft (models_builtin/): the built-in shapes model
+ * draws 64x64 pictures from captions like the one below, and learnt "" as its unconditional prompt. */
+export const BUILTIN_PRESETS = {
+  "weft-shapes.safetensors": {
+    positive: "a large red circle in the centre, blue background", negative: "",
+    width: 64, height: 64, steps: 20, cfg: 5, sampler_name: "euler", scheduler: "normal",
+  },
+};
+const GENERIC_PRESET = {
+  positive: "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,", negative: "text, watermark",
+  width: 512, height: 512, steps: 20, cfg: 8, sampler_name: "euler", scheduler: "normal",
+};
+
 const TXT2IMG = ["CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode", "SaveImage"];
 
-/** ComfyUI's default txt2img graph, with the first checkpoint the server lists; or, when the
- * diffusion nodes are not installed, a small text graph that runs on the core nodes. */
+/** ComfyUI's default txt2img graph, with the first checkpoint the server lists (at its native size
+ * and with a prompt it understands when it is a built-in model); or, when the diffusion nodes
+ * are not installed, a small text graph that runs on the core nodes. */
 export function defaultGraph(defs) {
   const graph = emptyGraph();
   if (TXT2IMG.every((t) => defs[t])) {
@@ -47,11 +61,14 @@ export function defaultGraph(defs) {
       return n;
     };
     const ckptChoices = (defs.CheckpointLoaderSimple.inputs.find((i) => i.name === "ckpt_name") || {}).choices || [];
+    const preset = BUILTIN_PRESETS[ckptChoices[0]] || GENERIC_PRESET;
     const ckpt = add("CheckpointLoaderSimple", [26, 474], ckptChoices.length ? { ckpt_name: ckptChoices[0] } : {}, [315, 98]);
-    const pos = add("CLIPTextEncode", [415, 186], { text: "beautiful scenery nature glass bottle landscape, , purple galaxy bottle," }, [422, 164]);
-    const neg = add("CLIPTextEncode", [413, 389], { text: "text, watermark" }, [425, 180]);
-    const latent = add("EmptyLatentImage", [473, 609], { width: 512, height: 512, batch_size: 1 }, [315, 106]);
-    const sampler = add("KSampler", [863, 186], { steps: 20, cfg: 8, sampler_name: "euler", scheduler: "normal", denoise: 1 }, [315, 262]);
+    const pos = add("CLIPTextEncode", [415, 186], { text: preset.positive }, [422, 164]);
+    const neg = add("CLIPTextEncode", [413, 389], { text: preset.negative }, [425, 180]);
+    const latent = add("EmptyLatentImage", [473, 609], { width: preset.width, height: preset.height, batch_size: 1 }, [315, 106]);
+    const sampler = add("KSampler", [863, 186], {
+      steps: preset.steps, cfg: preset.cfg, sampler_name: preset.sampler_name, scheduler: preset.scheduler, denoise: 1,
+    }, [315, 262]);
     const decode = add("VAEDecode", [1209, 188], {}, [210, 46]);
     const save = add("SaveImage", [1451, 189], { filename_prefix: "ComfyUI" }, [210, 270]);
     pos.title = "Positive prompt";

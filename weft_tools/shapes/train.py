@@ -15,6 +15,10 @@ same command again after an interruption and it goes on from the last one):
 3. ``unet``: UNet and text encoder together, epsilon prediction on SD1's noise schedule,
    min-SNR-5 loss weighting, 10 % empty captions (for classifier-free guidance) and 10 %
    shortened ones; an exponential moving average of the weights is what gets exported.
+   Colours come first and easily; the layout (position, shape class) is decided at high noise,
+   where epsilon's loss is SNR times the picture's error and so barely felt. From
+   ``composition_from_step`` on, half the timesteps are drawn from the noisier half of the
+   schedule and noisy steps are weighted by 1/SNR (capped), i.e. towards the picture's error.
 4. ``controlnet``: a ControlNet copied from the UNet's encoder, trained on the shape's mask with
    the UNet and text encoder frozen; a quarter of its captions name a wrong position and a
    quarter none, so the hint wins where the two disagree.
@@ -71,10 +75,13 @@ class Plan:
     min_snr_gamma: float = 5.0
     empty_caption: float = 0.1
     partial_caption: float = 0.1
-    cn_steps: int = 350
+    composition_from_step: int = 1050
+    composition_share: float = 0.5
+    composition_weight_cap: float = 10.0
+    cn_steps: int = 250
     cn_batch: int = 128
     cn_lr: float = 5e-4
-    decoder_steps: int = 2000
+    decoder_steps: int = 1000
     decoder_batch: int = 8
     decoder_lr: float = 5e-4
     checkpoint_every: int = 50
@@ -82,7 +89,7 @@ class Plan:
     @classmethod
     def quick(cls) -> Plan:
         return cls(vae_crop_steps=4, vae_full_steps=2, vae_crop_batch=8, vae_full_batch=4, bank_size=64,
-                   unet_steps=4, unet_batch=8, unet_warmup=2, cn_steps=3, cn_batch=8, decoder_steps=3,
+                   unet_steps=4, unet_batch=8, unet_warmup=2, composition_from_step=2, cn_steps=3, cn_batch=8, decoder_steps=3,
                    decoder_batch=4, checkpoint_every=2)
 
 
@@ -311,12 +318,20 @@ def choose_caption(plan: Plan, spec: ds.ShapeSpec, rng: np.random.Generator) -> 
     return spec.caption()
 
 
-def noisy(latents: Any, gen: Any, alphas: Any) -> tuple[Any, Any, Any, Any]:
-    """(noisy latents, timesteps, noise, min-SNR weights' SNR) for one batch."""
+def noisy(latents: Any, gen: Any, alphas: Any, high_noise_share: float = 0.0) -> tuple[Any, Any, Any, Any]:
+    """(noisy latents, timesteps, noise, SNR) for one batch.
+
+    ``high_noise_share`` of the timesteps are redrawn from the noisier half of the schedule,
+    where a picture's layout (which shape goes where) is decided.
+    """
     import torch
 
-    t = torch.randint(0, len(alphas), (latents.shape[0],), generator=gen)
+    count = len(alphas)
+    t = torch.randint(0, count, (latents.shape[0],), generator=gen)
     noise = torch.randn(latents.shape, generator=gen)
+    if high_noise_share:
+        pick = torch.rand(latents.shape[0], generator=gen) < high_noise_share
+        t = torch.where(pick, torch.randint(count // 2, count, (latents.shape[0],), generator=gen), t)
     ab = alphas[t].float().view(-1, 1, 1, 1)
     x_t = ab.sqrt() * latents + (1 - ab).sqrt() * noise
     snr = (ab / (1 - ab)).view(-1)
@@ -365,11 +380,15 @@ def train_unet(plan: Plan, work: Path, bank: dict[str, Any], budget: Budget) -> 
         rng = batch_rng(plan, "unet", step)
         index = rng.integers(0, len(specs), plan.unet_batch)
         ids = captions.batch([choose_caption(plan, specs[i], rng) for i in index])
-        x_t, t, noise, snr = noisy(latents[torch.from_numpy(index)], torch_generator(plan, "unet", step), alphas)
+        composition = step >= plan.composition_from_step
+        x_t, t, noise, snr = noisy(latents[torch.from_numpy(index)], torch_generator(plan, "unet", step), alphas,
+                                   plan.composition_share if composition else 0.0)
         set_lr(optimizer, cosine_lr(plan.unet_lr, step, plan.unet_steps, plan.unet_warmup))
         context = text(input_ids=ids).last_hidden_state
         pred = unet(x_t, t, encoder_hidden_states=context).sample
         weight = torch.clamp(snr, max=plan.min_snr_gamma) / snr
+        if composition:  # noisy steps weighted towards their x0 error (epsilon's loss is SNR times it)
+            weight = weight * torch.clamp(1.0 / snr, min=1.0, max=plan.composition_weight_cap)
         loss = (weight * (pred - noise).pow(2).mean(dim=(1, 2, 3))).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -397,7 +397,7 @@ def train_unet(plan: Plan, work: Path, bank: dict[str, Any], budget: Budget) -> 
         decay = min(plan.ema_decay, (1 + step) / (10 + step))
         ema_update(ema_unet, unet, decay)
         ema_update(ema_text, text, decay)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if (step + 1) % 25 == 0 or step + 1 == plan.unet_steps:
             log(work, f"unet step {step + 1}/{plan.unet_steps}", loss=sum(losses) / len(losses),
                 s_per_step=(time.time() - began) / (step + 1 - start))
@@ -485,7 +485,7 @@ def train_controlnet(plan: Plan, work: Path, bank: dict[str, Any], unet: Any, te
         torch.nn.utils.clip_grad_norm_(controlnet.parameters(), 1.0)
         optimizer.step()
         ema_update(ema, controlnet, min(0.995, (1 + step) / (10 + step)))
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if (step + 1) % 25 == 0 or step + 1 == plan.cn_steps:
             log(work, f"controlnet step {step + 1}/{plan.cn_steps}", loss=sum(losses) / len(losses),
                 s_per_step=(time.time() - began) / (step + 1 - start))

@@ -112,9 +112,9 @@ def test_draws_the_layout_of_held_out_captions(held_out_tally: ev.Tally, attribu
     assert rate >= ev.FLOORS[attribute], held_out_tally.report()
 
 
-@pytest.mark.xfail(strict=True, reason="shape class on reconstructions ~73 %, below the 97 % floor (issue 8)")
-def test_autoencoder_keeps_what_the_judge_reads() -> None:
-    """Real pictures through the checkpoint's VAE (the code VAEEncode/VAEDecode run): judged the same."""
+@pytest.fixture(scope="module")
+def reconstructions() -> dict[str, Any]:
+    """Real pictures through the checkpoint's VAE (the code VAEEncode/VAEDecode run), judged."""
     import torch
 
     from nodes.diffusion.loaders import load_checkpoint
@@ -128,18 +128,26 @@ def test_autoencoder_keeps_what_the_judge_reads() -> None:
         decoded = torch.cat([vae.decode(latents[i:i + 64]) for i in range(0, 256, 64)])
     recon = (decoded.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     mse = ((recon.astype(np.float64) - data["images"]) ** 2).mean()
-    psnr = 10 * np.log10(255.0**2 / mse)
-    latent_std = float(latents.std() * 0.18215)
     tally = ev.Tally()
     for spec, picture in zip(data["specs"], recon, strict=True):
         tally.add(spec.caption(), picture)
-    print(f"\nautoencoder on 256 pictures: PSNR {psnr:.1f} dB, scaled latent std {latent_std:.2f}; {tally.report()}")
-    rates = tally.rates()
-    for attribute in ("shape", "size", "position"):
-        assert rates[attribute] >= 0.97, tally.report()
-    assert rates["colour"] >= 0.97 and rates["background"] >= 0.97, tally.report()
-    assert psnr >= 24.0
-    assert 0.7 < latent_std < 1.4  # SD1's scaling factor gives the diffusion model unit-variance latents
+    result = {"psnr": 10 * np.log10(255.0**2 / mse), "latent_std": float(latents.std() * 0.18215), "tally": tally}
+    print(f"\nautoencoder on 256 pictures: PSNR {result['psnr']:.1f} dB, scaled latent std "
+          f"{result['latent_std']:.2f}; {tally.report()}")
+    return result
+
+
+def test_autoencoder_keeps_colours_size_and_position(reconstructions: dict[str, Any]) -> None:
+    rates = reconstructions["tally"].rates()
+    for attribute in ("colour", "background", "size", "position"):
+        assert rates[attribute] >= 0.97, reconstructions["tally"].report()
+    assert reconstructions["psnr"] >= 27.0
+    assert 0.7 < reconstructions["latent_std"] < 1.4  # SD1's scaling factor gives unit-variance latents
+
+
+@pytest.mark.xfail(strict=True, reason="shape class on reconstructions ~73 %, below the 97 % floor (issue 8)")
+def test_autoencoder_keeps_the_shape_class(reconstructions: dict[str, Any]) -> None:
+    assert reconstructions["tally"].rates()["shape"] >= 0.97, reconstructions["tally"].report()
 
 
 def test_controlnet_puts_the_shape_on_the_mask(fresh_server: Any) -> None:

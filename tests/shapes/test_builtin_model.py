@@ -27,16 +27,9 @@ SEEDS = list(range(8))
 @pytest.fixture(scope="module")
 def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The real server on a base directory with an empty models folder (a fresh install)."""
-    import nodes.paths as paths_module
-    from tests.support.server import start_server
+    from tests.support.server import serve_restoring_paths
 
-    previous = paths_module._paths
-    live = start_server(tmp_path_factory.mktemp("fresh-install"))
-    try:
-        yield live
-    finally:
-        live.stop()
-        paths_module._paths = previous
+    yield from serve_restoring_paths(tmp_path_factory.mktemp("fresh-install"))
 
 
 def run(server: Any, prompt: dict[str, Any]) -> dict[str, Any]:

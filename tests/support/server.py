@@ -83,3 +83,14 @@ def serve(base_dir: Path, registry: NodeRegistry | None = None, **config: Any) -
         yield live
     finally:
         live.stop()
+
+
+def serve_restoring_paths(base_dir: Path, **config: Any) -> Iterator[LiveServer]:
+    """``serve`` for module-scoped fixtures: the process-wide paths are put back afterwards."""
+    import nodes.paths as paths_module
+
+    previous = paths_module._paths
+    try:
+        yield from serve(base_dir, **config)
+    finally:
+        paths_module._paths = previous

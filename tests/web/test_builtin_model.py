@@ -16,16 +16,9 @@ from weft_tools.shapes import judge
 
 @pytest.fixture(scope="module")
 def fresh_server(tmp_path_factory):
-    import nodes.paths as paths_module
-    from tests.support.server import start_server
+    from tests.support.server import serve_restoring_paths
 
-    previous = paths_module._paths
-    live = start_server(tmp_path_factory.mktemp("weft-fresh"))
-    try:
-        yield live
-    finally:
-        live.stop()
-        paths_module._paths = previous
+    yield from serve_restoring_paths(tmp_path_factory.mktemp("weft-fresh"))
 
 
 def test_default_workflow_on_a_fresh_install_draws_its_prompt(browser, fresh_server, screenshots):

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
     from .types import DiffusionModel
 
+from .cfg_hooks import DISABLE_CFG1_OPTIMIZATION, Mix, has_hooks, make_mix, without_hooks
+
 Predict = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
@@ -128,9 +130,11 @@ class Guider:
 
         batch, _, height, width = (int(s) for s in shape)
         positive = _entries("positive", self.conds.get("positive"), height, width)
-        use_uncond = "negative" in self.conds and not math.isclose(self.cfg, 1.0)
-        negative = _entries("negative", self.conds["negative"], height, width) if use_uncond else []
         model, cfg = self.model, self.cfg
+        mix = self._mix(shape, device)
+        use_uncond = "negative" in self.conds and (
+            not math.isclose(self.cfg, 1.0) or bool(model.model_options.get(DISABLE_CFG1_OPTIMIZATION)))
+        negative = _entries("negative", self.conds["negative"], height, width) if use_uncond else []
 
         groups = [positive] + ([negative] if use_uncond else [])
         if all(len(g) == 1 and g[0].plain for g in groups):
@@ -139,14 +143,21 @@ class Guider:
                 entries = [negative[0], positive[0]]  # uncond first, like diffusers pipelines
             cond, pooled, time_ids = self._stack(entries, batch, height, width, device)
             if any(e.control is not None for e in entries):
-                return self._controlled(entries, cond, pooled, time_ids)
+                return self._controlled(entries, cond, pooled, time_ids, mix)
             if not use_uncond:
-                return lambda x, t: model.predict_noise(x, t, cond, pooled, time_ids)
+                if mix is None:
+                    return lambda x, t: model.predict_noise(x, t, cond, pooled, time_ids)
+
+                def predict_hooked(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                    out = model.predict_noise(x, t, cond, pooled, time_ids)
+                    return mix(x, t, out, out)
+
+                return predict_hooked
 
             def predict_cfg(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 out = model.predict_noise(torch.cat((x, x)), t, cond, pooled, time_ids)
                 uncond_out, cond_out = out.chunk(2)
-                return torch.lerp(uncond_out, cond_out, cfg)
+                return torch.lerp(uncond_out, cond_out, cfg) if mix is None else mix(x, t, uncond_out, cond_out)
 
             return predict_cfg
 
@@ -157,10 +168,25 @@ class Guider:
         def predict_regions(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             results = [self._combine(group, x, t) for group in prepared]
             if len(results) == 1:
-                return results[0]
-            return torch.lerp(results[1], results[0], cfg)
+                return results[0] if mix is None else mix(x, t, results[0], results[0])
+            return torch.lerp(results[1], results[0], cfg) if mix is None else mix(x, t, results[1], results[0])
 
         return predict_regions
+
+    def _mix(self, shape: Sequence[int], device: Any) -> Mix | None:
+        """The MODEL's guidance hooks compiled for this run (:mod:`.cfg_hooks`), or ``None``
+        (plain CFG) when it has none."""
+        if not has_hooks(self.model.model_options):
+            return None
+        positive = self.conds.get("positive")
+
+        def predict_cond_with(other: Any) -> Predict:
+            # the bare prediction (ComfyUI's calc_cond_batch): no guidance hooks, or PAG's would recurse
+            alone = Guider(other.clone(model_options=without_hooks(other.model_options)), 1.0)
+            alone.set_conds(positive)
+            return alone.predictor(shape, device)
+
+        return make_mix(self.model, self.cfg, self.conds, predict_cond_with)
 
     def _stack(self, entries: list[_Entry], batch: int, height: int, width: int, device: Any) -> tuple:
         """Batched cond / pooled / SDXL time ids for ``entries``, each repeated over the batch."""
@@ -223,7 +249,8 @@ class Guider:
             run.add(control)
         return run
 
-    def _controlled(self, entries: list[_Entry], cond: torch.Tensor, pooled: Any, time_ids: Any) -> Predict:
+    def _controlled(self, entries: list[_Entry], cond: torch.Tensor, pooled: Any, time_ids: Any,
+                    mix: Mix | None = None) -> Predict:
         """The fast path (entries stacked in one batch, one UNet call per step) with ControlNets.
 
         ``entries`` are the batch's halves in order ([uncond, cond] with CFG). One ControlNet
@@ -255,13 +282,17 @@ class Guider:
             return control_kwargs(stacked_residuals(parts))
 
         if halves == 1:
-            return lambda x, t: model.predict_noise(x, t, cond, pooled, time_ids, **residuals(x, t))
+            def predict_cond(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                out = model.predict_noise(x, t, cond, pooled, time_ids, **residuals(x, t))
+                return out if mix is None else mix(x, t, out, out)
+
+            return predict_cond
 
         def predict_cfg(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             both = torch.cat((x, x))
             out = model.predict_noise(both, t, cond, pooled, time_ids, **residuals(both, t))
             uncond_out, cond_out = out.chunk(2)
-            return torch.lerp(uncond_out, cond_out, cfg)
+            return torch.lerp(uncond_out, cond_out, cfg) if mix is None else mix(x, t, uncond_out, cond_out)
 
         return predict_cfg
 

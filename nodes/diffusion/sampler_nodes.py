@@ -101,7 +101,7 @@ def _out_latent(latent: dict, samples: Any) -> dict:
 def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
                     positive: Any, negative: Any, latent: dict, denoise: float = 1.0, disable_noise: bool = False,
                     start_step: int | None = None, last_step: int | None = None,
-                    force_full_denoise: bool = False) -> dict:
+                    force_full_denoise: bool = False, reports: list | None = None) -> dict:
     """KSampler and KSamplerAdvanced: schedule, noise, guide, sample (ComfyUI's semantics)."""
     from .guidance import Guider
     from .noise import NoNoise, RandomNoiseSource
@@ -126,7 +126,21 @@ def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name:
     guider = Guider(model, cfg)
     guider.set_conds(positive, negative)
     result = run_sampler(model, spec, sigmas, latent, noise, guider, seed)
+    if reports is not None:
+        reports.extend(result.reports)
     return _out_latent(latent, result.samples)
+
+
+def _with_reports(reports: list[dict[str, Any]], *outputs: Any) -> Any:
+    """The node's outputs, with what the run's research nodes reported (evaluations saved, cache
+    hits...) as UI output: ``text`` lines for people, ``weft_report`` dicts for scripts."""
+    if not reports:
+        return outputs
+    from nodes.api import Result
+
+    from .sampling import report_line
+
+    return Result(*outputs, ui={"text": [report_line(r) for r in reports], "weft_report": reports})
 
 
 class KSampler(Node):
@@ -153,8 +167,9 @@ class KSampler(Node):
 
     def run(self, model: Any, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
             positive: Any, negative: Any, latent_image: dict, denoise: float) -> tuple:
-        return (common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                                latent_image, denoise=denoise),)
+        reports: list[dict[str, Any]] = []
+        return _with_reports(reports, common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive,
+                                                      negative, latent_image, denoise=denoise, reports=reports))
 
 
 class KSamplerAdvanced(Node):
@@ -186,9 +201,12 @@ class KSamplerAdvanced(Node):
     def run(self, model: Any, add_noise: str, noise_seed: int, steps: int, cfg: float, sampler_name: str,
             scheduler: str, positive: Any, negative: Any, latent_image: dict, start_at_step: int,
             end_at_step: int, return_with_leftover_noise: str) -> tuple:
-        return (common_ksampler(model, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                                latent_image, disable_noise=add_noise == "disable", start_step=start_at_step,
-                                last_step=end_at_step, force_full_denoise=return_with_leftover_noise != "enable"),)
+        reports: list[dict[str, Any]] = []
+        latent = common_ksampler(model, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                 latent_image, disable_noise=add_noise == "disable", start_step=start_at_step,
+                                 last_step=end_at_step, force_full_denoise=return_with_leftover_noise != "enable",
+                                 reports=reports)
+        return _with_reports(reports, latent)
 
 
 class SamplerCustomAdvanced(Node):
@@ -209,13 +227,14 @@ class SamplerCustomAdvanced(Node):
         _check_latent("latent_image", latent_image)
         if not hasattr(guider, "predictor"):
             raise ValueError("input 'guider' is not a Weft GUIDER (use CFGGuider or BasicGuider)")
-        if not hasattr(sampler, "stepper"):
+        if not (hasattr(sampler, "stepper") or hasattr(sampler, "sample_loop")):
             raise ValueError("input 'sampler' is not a Weft SAMPLER (use KSamplerSelect)")
         _check_channels(guider.model, latent_image)
         noise_tensor = noise.generate_noise(latent_image)
         result = run_sampler(guider.model, sampler, sigmas, latent_image, noise_tensor, guider,
                              getattr(noise, "seed", None))
-        return _out_latent(latent_image, result.samples), _out_latent(latent_image, result.denoised)
+        return _with_reports(result.reports, _out_latent(latent_image, result.samples),
+                             _out_latent(latent_image, result.denoised))
 
 
 class SamplerCustom(Node):

@@ -13,7 +13,8 @@ latent-to-RGB JPEG of the model's current clean estimate goes with it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
     from .guidance import Guider
     from .samplers import SamplerSpec
+
+_log = logging.getLogger("weft.sampling")
 
 #: ``on_step(steps_done, total_steps, denoised_scaled_or_None)``; ``denoised`` is only computed
 #: when ``wants_preview(steps_done)`` says so.
@@ -31,6 +34,45 @@ StepCallback = Callable[[int, int, "torch.Tensor | None"], None]
 class SampleResult:
     samples: Any  # raw latents [B, C, h, w], float32 CPU
     denoised: Any  # the model's last clean estimate, raw latents
+    reports: list[dict[str, Any]] = field(default_factory=list)  # what run participants reported
+
+
+def run_participants(guider: Any, sampler: Any, stepper: Any = None) -> list[Any]:
+    """Everything in a run that may keep per-run state: the MODEL's call wrappers and guidance
+    hooks, the guider, the sampler (and its stepper).
+
+    The run protocol, for research nodes whose state spans the steps of one run (a feature
+    cache, a momentum buffer, an evaluation counter): an object may define
+    ``begin_run(sigmas)``, called once before the first model call, and ``report() -> dict``,
+    called after the last; reports go to the sampler node's UI output and the log.
+    """
+    from .cfg_hooks import hook_functions
+
+    model = guider.model
+    found = [*model.wrappers, *hook_functions(model.model_options), guider, sampler, stepper]
+    unique: list[Any] = []
+    for item in found:
+        if item is not None and all(item is not other for other in unique):
+            unique.append(item)
+    return unique
+
+
+def begin_run(participants: list[Any], sigmas: Any) -> None:
+    for item in participants:
+        begin = getattr(item, "begin_run", None)
+        if callable(begin):
+            begin(sigmas)
+
+
+def collect_reports(participants: list[Any]) -> list[dict[str, Any]]:
+    reports = []
+    for item in participants:
+        report = getattr(item, "report", None)
+        if callable(report):
+            value = report()
+            if value:
+                reports.append(dict(value))
+    return reports
 
 
 def latent_mask(mask: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -80,9 +122,21 @@ def sample(
     device = model.device
     latent = model.process_in(latent_image.to(device=device, dtype=torch.float32))
     noise = noise.to(device=device, dtype=torch.float32)
-    stepper = sampler.stepper(model.scheduler_config, sigmas, seed)
-    predict = guider.predictor(latent.shape, device)
     mask = latent_mask(denoise_mask, tuple(latent.shape)).to(device) if denoise_mask is not None else None
+    if hasattr(sampler, "sample_loop"):
+        from .loops import LoopRun
+
+        participants = run_participants(guider, sampler)
+        begin_run(participants, sigmas)
+        run = LoopRun(guider, sigmas, latent, noise, mask, seed, on_step, wants_preview)
+        with torch.inference_mode():
+            x, denoised = sampler.sample_loop(run)
+        return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)),
+                            collect_reports(participants))
+    stepper = sampler.stepper(model.scheduler_config, sigmas, seed)
+    participants = run_participants(guider, sampler, stepper)
+    begin_run(participants, sigmas)
+    predict = guider.predictor(latent.shape, device)
 
     total = len(stepper.grid) - 1
     calls, stages = stepper.calls, stepper.stages
@@ -119,7 +173,7 @@ def sample(
             x = torch.lerp(latent, x, mask)
             final_denoised = torch.lerp(latent, final_denoised, mask)
         denoised = final_denoised
-    return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)))
+    return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)), collect_reports(participants))
 
 
 def _plain(t: torch.Tensor) -> torch.Tensor:
@@ -171,8 +225,18 @@ def run_sampler(
 ) -> SampleResult:
     """Sample a LATENT dict with a node's progress/preview callbacks wired in."""
     on_step, wants = node_callbacks(_preview_format(model))
-    return sample(guider, sampler, sigmas, noise, latent["samples"], denoise_mask=latent.get("noise_mask"),
-                  seed=seed, on_step=on_step, wants_preview=wants)
+    result = sample(guider, sampler, sigmas, noise, latent["samples"], denoise_mask=latent.get("noise_mask"),
+                    seed=seed, on_step=on_step, wants_preview=wants)
+    for report in result.reports:
+        _log.info("%s", report_line(report))
+    return result
+
+
+def report_line(report: Mapping[str, Any]) -> str:
+    """One run participant's report as a line for the log and the node's UI text."""
+    name = report.get("name", "run")
+    details = ", ".join(f"{k}={v}" for k, v in report.items() if k != "name")
+    return f"{name}: {details}" if details else str(name)
 
 
 def _preview_format(model: Any) -> dict[str, Any]:

@@ -190,6 +190,28 @@ class DiffusionModel:
         """A clone with one more call wrapper (innermost)."""
         return self.clone(wrappers=self.wrappers + (wrapper,))
 
+    def with_guidance_hook(self, key: str, fn: Any, disable_cfg1_optimization: bool = False) -> DiffusionModel:
+        """A clone whose guider calls ``fn`` (see :mod:`.cfg_hooks` for ``key`` and the arguments)."""
+        from .cfg_hooks import add_hook
+
+        return self.clone(model_options=add_hook(self.model_options, key, fn, disable_cfg1_optimization))
+
+    # ComfyUI's ModelPatcher names (they change this clone in place), so ported patches run.
+    def set_model_sampler_cfg_function(self, fn: Any, disable_cfg1_optimization: bool = False) -> None:
+        from .cfg_hooks import CFG, add_hook
+
+        self.model_options = add_hook(self.model_options, CFG, fn, disable_cfg1_optimization)
+
+    def set_model_sampler_pre_cfg_function(self, fn: Any, disable_cfg1_optimization: bool = False) -> None:
+        from .cfg_hooks import PRE_CFG, add_hook
+
+        self.model_options = add_hook(self.model_options, PRE_CFG, fn, disable_cfg1_optimization)
+
+    def set_model_sampler_post_cfg_function(self, fn: Any, disable_cfg1_optimization: bool = False) -> None:
+        from .cfg_hooks import POST_CFG, add_hook
+
+        self.model_options = add_hook(self.model_options, POST_CFG, fn, disable_cfg1_optimization)
+
     def __weft_cache_size__(self) -> int:
         return _HANDLE_SIZE
 

@@ -1,0 +1,162 @@
+"""The guidance hook: how MODEL patches change the way CFG combines two predictions.
+
+ComfyUI lets a MODEL patch change guidance through three entries of ``model_options``, and a
+large share of guidance research (APG, CFG rescale, PAG, guidance intervals, and many
+plugins) is written against them. Weft keeps the same names and argument dictionaries so such
+functions port unchanged:
+
+* ``sampler_pre_cfg_function`` (list): ``fn(args) -> conds_out``; ``args["conds_out"]`` is
+  ``[cond_denoised, uncond_denoised]``; returns the (changed) list.
+* ``sampler_cfg_function`` (one): ``fn(args) -> x - guided_denoised``; ``args`` has ``cond``
+  and ``uncond`` as ``x - denoised`` ("noise" in k-diffusion's sense), ``cond_scale``,
+  ``input`` (x) and ``sigma``. Default: ``uncond + (cond - uncond) * cond_scale``.
+* ``sampler_post_cfg_function`` (list): ``fn(args) -> denoised``; ``args["denoised"]`` is the
+  guided result, with ``cond_denoised`` / ``uncond_denoised`` beside it.
+
+Everything here is in ComfyUI's k-diffusion space: ``x = x0 + sigma * eps`` (``input``) and
+``sigma`` a ``[B]`` tensor. Weft's loop feeds the UNet the scaled input ``x / sqrt(1 + sigma^2)``
+and a training timestep, and the UNet returns noise or v; :class:`CallSpace` converts both ways.
+Only a model with hooks pays for the conversion; plain CFG stays a single ``lerp``.
+
+Weft adds one key to the args of every hook: ``weft_predict_cond(model) -> denoised``, the
+positive conditioning's denoised prediction under another MODEL (for example one whose
+attention is perturbed: PAG), evaluated on the same input at the same noise level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+PRE_CFG = "sampler_pre_cfg_function"
+CFG = "sampler_cfg_function"
+POST_CFG = "sampler_post_cfg_function"
+#: ComfyUI's flag: run the unconditional branch even at cfg 1 (a hook may need it)
+DISABLE_CFG1_OPTIMIZATION = "disable_cfg1_optimization"
+
+#: ``mix(x_in, t, uncond_out, cond_out) -> out``: the guider's combination of one call's halves
+Mix = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+
+
+def has_hooks(model_options: Mapping[str, Any]) -> bool:
+    return bool(model_options.get(PRE_CFG) or model_options.get(CFG) or model_options.get(POST_CFG))
+
+
+def hook_functions(model_options: Mapping[str, Any]) -> list[Any]:
+    """Every hook function of ``model_options`` (for the run protocol: begin_run/report)."""
+    found = list(model_options.get(PRE_CFG) or ()) + list(model_options.get(POST_CFG) or ())
+    if model_options.get(CFG) is not None:
+        found.append(model_options[CFG])
+    return found
+
+
+def without_hooks(model_options: Mapping[str, Any]) -> dict:
+    return {k: v for k, v in model_options.items() if k not in (PRE_CFG, CFG, POST_CFG)}
+
+
+def add_hook(model_options: Mapping[str, Any], key: str, fn: Any, disable_cfg1_optimization: bool = False) -> dict:
+    """A copy of ``model_options`` with ``fn`` set (``CFG``) or appended (the two lists)."""
+    options = dict(model_options)
+    if key == CFG:
+        options[CFG] = fn
+    else:
+        options[key] = list(options.get(key) or ()) + [fn]
+    if disable_cfg1_optimization:
+        options[DISABLE_CFG1_OPTIMIZATION] = True
+    return options
+
+
+class CallSpace:
+    """Conversions between one UNet call's raw output and k-diffusion's denoised estimate.
+
+    The UNet sees ``x_in = x / sqrt(1 + sigma^2)`` (VP scaling) at timestep ``t``. With
+    ``a = 1/sqrt(1 + sigma^2)``: epsilon models give ``x0 = x - sigma * eps``; v models give
+    ``x0 = a * x_in - sigma * a * v``. Both are affine in the output, so the inverse is exact
+    up to rounding.
+    """
+
+    def __init__(self, prediction_type: str, scheduler_config: Mapping[str, Any]) -> None:
+        from .samplers import model_sigmas
+
+        self.v = prediction_type == "v_prediction"
+        self.ms = model_sigmas(scheduler_config)
+
+    def sigma(self, t: torch.Tensor, batch: int) -> torch.Tensor:
+        import torch
+
+        t = t.detach().float().cpu().reshape(-1)
+        sigma = self.ms.t_to_sigma(t)
+        return sigma.expand(batch) if sigma.numel() == 1 else sigma.reshape(batch)
+
+    @staticmethod
+    def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return v.to(device=like.device, dtype=like.dtype).reshape((-1,) + (1,) * (like.dim() - 1))
+
+    def x(self, x_in: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The k-diffusion sample (``input`` of the hooks)."""
+        return x_in * self._b((1 + sigma * sigma).sqrt(), x_in)
+
+    def denoised(self, out: torch.Tensor, x_in: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s = self._b(sigma, out)
+        a = self._b((1 + sigma * sigma).rsqrt(), out)
+        if self.v:
+            return a * x_in - s * a * out
+        return x_in / a - s * out
+
+    def output(self, denoised: torch.Tensor, x_in: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        s = self._b(sigma, denoised)
+        a = self._b((1 + sigma * sigma).rsqrt(), denoised)
+        if self.v:
+            return (a * x_in - denoised) / (s * a)
+        return (x_in / a - denoised) / s
+
+
+def make_mix(model: Any, cfg: float, conds: Mapping[str, Any],
+             predict_cond_with: Callable[[Any], Callable[[Any, Any], Any]]) -> Mix:
+    """The hooked combination for ``model``'s ``model_options`` (see the module docstring).
+
+    ``predict_cond_with(other_model)`` returns a raw ``predict(x_in, t)`` of the positive
+    conditioning alone under ``other_model`` (built once per model, on demand).
+    """
+    options = model.model_options
+    pre = list(options.get(PRE_CFG) or ())
+    cfg_fn = options.get(CFG)
+    post = list(options.get(POST_CFG) or ())
+    space = CallSpace(model.prediction_type, model.scheduler_config)
+    cond_lists = [conds.get("positive"), conds.get("negative")]
+    cond_predictors: dict[int, Callable[[Any, Any], Any]] = {}
+
+    def mix(x_in: torch.Tensor, t: torch.Tensor, uncond_out: torch.Tensor, cond_out: torch.Tensor) -> torch.Tensor:
+        sigma = space.sigma(t, x_in.shape[0])
+        sigma_dev = sigma.to(x_in.device)
+        x = space.x(x_in, sigma)
+        cond_d = space.denoised(cond_out, x_in, sigma)
+        uncond_d = space.denoised(uncond_out, x_in, sigma)
+
+        def predict_cond(other: Any) -> torch.Tensor:
+            key = id(other)
+            if key not in cond_predictors:
+                cond_predictors[key] = predict_cond_with(other)
+            return space.denoised(cond_predictors[key](x_in, t), x_in, sigma)
+
+        common = {"model": model, "model_options": options, "sigma": sigma_dev, "timestep": sigma_dev,
+                  "input": x, "cond_scale": cfg, "weft_predict_cond": predict_cond}
+        outs = [cond_d, uncond_d]
+        for fn in pre:
+            outs = list(fn({**common, "conds": cond_lists, "conds_out": outs}))
+        cond_d, uncond_d = outs[0], outs[1]
+        if cfg_fn is not None:
+            guided = x - cfg_fn({**common, "cond": x - cond_d, "uncond": x - uncond_d, "cond_denoised": cond_d,
+                                 "uncond_denoised": uncond_d, "input_cond": cond_lists[0],
+                                 "input_uncond": cond_lists[1]})
+        else:
+            guided = uncond_d + (cond_d - uncond_d) * cfg
+        for fn in post:
+            guided = fn({**common, "denoised": guided, "cond": cond_lists[0], "uncond": cond_lists[1],
+                         "cond_denoised": cond_d, "uncond_denoised": uncond_d})
+        return space.output(guided, x_in, sigma)
+
+    return mix

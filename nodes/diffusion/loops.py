@@ -1,0 +1,100 @@
+"""Samplers that bring their own loop: the k-diffusion-style interface of :func:`sampling.sample`.
+
+Most SAMPLERs are a diffusers scheduler driven call by call (:class:`.samplers.Stepper`).
+Some cannot be: an error-controlled adaptive solver decides how many model calls it makes,
+momentum variants keep their own history, inversion runs the loop backwards. Such a SAMPLER
+defines ``sample_loop(run: LoopRun) -> (x, denoised)`` and the sampling loop hands it a
+:class:`LoopRun`: the model as a denoiser in k-diffusion's space (``x = x0 + sigma * eps``),
+the sigmas, the starting sample, and the per-step bookkeeping (inpainting mask, progress,
+previews, interruption) so that every such sampler behaves like the built-in ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+
+class LoopRun:
+    """One sampling run as seen by a SAMPLER with its own loop.
+
+    * :attr:`sigmas`: float32 CPU tensor, descending (SIGMAS convention, usually ending in 0).
+    * :attr:`x`: the starting sample, ``latent + noise * sigma_0`` (scaled latent space).
+    * :meth:`denoise`: the guided model's clean estimate at ``(x, sigma)``; every call is
+      one guided model evaluation (counted in :attr:`model_calls`).
+    * :meth:`step_done`: call after each completed step; applies the inpainting mask, reports
+      progress and previews, and is where an interrupt from the user stops the run.
+    * :attr:`generator`: the seeded generator for the noise an SDE sampler adds.
+    """
+
+    def __init__(self, guider: Any, sigmas: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor,
+                 mask: torch.Tensor | None, seed: int | None,
+                 on_step: Callable[[int, int, Any], None] | None, wants_preview: Callable[[int], bool] | None) -> None:
+        import torch
+
+        from .cfg_hooks import CallSpace
+
+        self.guider = guider
+        self.model = guider.model
+        self.sigmas = sigmas.detach().to("cpu", torch.float32).flatten()
+        self.latent, self.noise, self.mask = latent, noise, mask
+        self.device = latent.device
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(int(seed) % (2**64)) if seed is not None else None
+        self._space = CallSpace(self.model.prediction_type, self.model.scheduler_config)
+        self._predict: Callable[[Any, Any], Any] | None = None
+        self._on_step, self._wants_preview = on_step, wants_preview
+        self.model_calls = 0
+        sigma0 = float(self.sigmas[0])
+        at_top = sigma0 >= self._space.ms.sigma_max * (1 - 1e-5)
+        # from the model's top noise level the noise is scaled by sqrt(1 + sigma^2), as ComfyUI does
+        self.x = latent + noise * (math.sqrt(1.0 + sigma0 * sigma0) if at_top else sigma0)
+
+    @property
+    def steps(self) -> int:
+        return len(self.sigmas) - 1
+
+    def denoise(self, x: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+        """The guided clean estimate of ``x`` at noise level ``sigma`` (k-diffusion space)."""
+        import torch
+
+        if self._predict is None:
+            self._predict = self.guider.predictor(tuple(x.shape), self.device)
+        s = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1)[:1].cpu()
+        t = self._space.ms.sigma_to_t(s)
+        x_in = x / math.sqrt(1.0 + float(s) ** 2)
+        out = self._predict(x_in, t.to(self.device))
+        self.model_calls += 1
+        return self._space.denoised(out, x_in, s.expand(x.shape[0]))
+
+    def noise_like(self, x: torch.Tensor) -> torch.Tensor:
+        """Fresh standard normal noise from the run's seeded generator."""
+        import torch
+
+        return torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
+
+    def step_done(self, step: int, x: torch.Tensor, denoised: torch.Tensor | None = None,
+                  total: int | None = None) -> torch.Tensor:
+        """Bookkeeping after step ``step`` (1-based) left the sample at ``sigmas[step]``."""
+        import torch
+
+        total = self.steps if total is None else total
+        if self.mask is not None and step < total:
+            sigma = float(self.sigmas[min(step, len(self.sigmas) - 1)])
+            x = torch.lerp(self.latent + self.noise * sigma, x, self.mask)
+        if self._on_step is not None:
+            due = self._wants_preview is not None and self._wants_preview(step)
+            self._on_step(step, total, denoised if due else None)
+        return x
+
+    def finish(self, x: torch.Tensor, denoised: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The final (sample, clean estimate) with the inpainting mask applied."""
+        import torch
+
+        if self.mask is not None:
+            return torch.lerp(self.latent, x, self.mask), torch.lerp(self.latent, denoised, self.mask)
+        return x, denoised

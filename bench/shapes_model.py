@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import platform
@@ -28,6 +29,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,17 +51,27 @@ def request(url: str, body: dict | None = None) -> dict:
         return json.load(response)
 
 
-def queue_and_wait(url: str, prompt: dict) -> float:
+async def queue_and_wait(session: Any, ws: Any, url: str, prompt: dict, client_id: str) -> float:
+    """Queue ``prompt`` and wait for its ``execution_success`` on the WebSocket.
+
+    Waiting on the socket rather than polling /history matters on a 2-core machine: a client
+    polling every few milliseconds takes CPU from the worker it is timing (an earlier version
+    of this script measured ~0.5 s of its own polling that way).
+    """
     start = time.perf_counter()
-    prompt_id = request(url + "/prompt", {"prompt": prompt})["prompt_id"]
-    while True:
-        history = request(f"{url}/history/{prompt_id}")
-        if history:
-            status = history[prompt_id]["status"]
-            if status["status_str"] != "success":
-                raise RuntimeError(f"prompt failed: {status}")
+    async with session.post(url + "/prompt", json={"prompt": prompt, "client_id": client_id}) as response:
+        prompt_id = (await response.json())["prompt_id"]
+    async for message in ws:
+        if message.type != aiohttp.WSMsgType.TEXT:
+            continue  # binary preview frames
+        event = json.loads(message.data)
+        if event.get("data", {}).get("prompt_id") != prompt_id:
+            continue
+        if event["type"] == "execution_success":
             return time.perf_counter() - start
-        time.sleep(0.002)
+        if event["type"] in ("execution_error", "execution_interrupted"):
+            raise RuntimeError(f"prompt failed: {event}")
+    raise RuntimeError("the WebSocket closed before the prompt finished")
 
 
 def default_prompt(seed: int) -> dict:
@@ -84,13 +98,47 @@ def server_figures(repeats: int, threads: int) -> tuple[float, float, list[float
             except OSError:
                 time.sleep(0.01)
         ready = time.perf_counter() - start
-        queue_and_wait(url, default_prompt(0))
-        first = time.perf_counter() - start
-        warm = [queue_and_wait(url, default_prompt(seed)) for seed in range(1, repeats + 1)]
+
+        async def session_figures() -> tuple[float, list[float]]:
+            async with aiohttp.ClientSession() as session, session.ws_connect(f"{url}/ws?clientId=bench") as ws:
+                await queue_and_wait(session, ws, url, default_prompt(0), "bench")
+                first = time.perf_counter() - start
+                warm = [await queue_and_wait(session, ws, url, default_prompt(seed), "bench")
+                        for seed in range(1, repeats + 1)]
+                return first, warm
+
+        first, warm = asyncio.run(session_figures())
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     return ready, first, warm
+
+
+def engine_figures(repeats: int, threads: int) -> list[float]:
+    """The same prompt through Weft's engine in this process (no server, no HTTP), for the split
+    between the engine's cost and the server's."""
+    import torch
+
+    from engine import Executor, validate_prompt
+    from nodes.paths import configure
+    from nodes.registry import builtin_registry
+
+    if threads:
+        torch.set_num_threads(threads)
+    base = Path(tempfile.mkdtemp(prefix="weft-bench-"))
+    for name in ("input", "output", "temp", "user"):
+        (base / name).mkdir()
+    configure(base)
+    executor = Executor(builtin_registry())
+    times = []
+    for seed in range(repeats + 1):
+        prompt = default_prompt(seed)
+        outputs = [key for key, node in prompt.items() if node["class_type"] == "SaveImage"]
+        checked = validate_prompt(prompt, executor.registry, outputs)
+        start = time.perf_counter()
+        executor.execute_sync(f"bench-{seed}", checked.prompt, outputs, order=checked.order)
+        times.append(time.perf_counter() - start)
+    return times[1:]
 
 
 def diffusers_figures(repeats: int, threads: int) -> list[float]:
@@ -131,12 +179,14 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ready, first, warm = server_figures(args.repeats, args.threads)
+    in_process = engine_figures(args.repeats, args.threads)
     bare = diffusers_figures(args.repeats, args.threads)
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"fresh install: server ready {ready:.2f} s, first picture saved {first:.2f} s after `python main.py`")
     print(f"one 20-step 64x64 generation: Weft (HTTP, KSampler + VAEDecode + SaveImage) "
           f"{min(warm) * 1000:.0f} ms (median {statistics.median(warm) * 1000:.0f}); "
+          f"Weft engine in-process {min(in_process) * 1000:.0f} ms (median {statistics.median(in_process) * 1000:.0f}); "
           f"bare diffusers pipeline {min(bare) * 1000:.0f} ms (median {statistics.median(bare) * 1000:.0f})")
     return 0
 

@@ -10,6 +10,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from tests.support.nodes_for_tests import CALLS, make_registry  # noqa: E402
 from tests.support.server import LiveServer, serve  # noqa: E402
 
+#: shared fixtures: the tiny SD1 UNet and conditionings (tiny_model, tiny_positive, tiny_negative)
+pytest_plugins = ["tests.support.tiny_unet"]
+
 
 @pytest.fixture
 def calls() -> Iterator[list]:

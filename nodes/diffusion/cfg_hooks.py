@@ -85,7 +85,6 @@ class CallSpace:
         self.ms = model_sigmas(scheduler_config)
 
     def sigma(self, t: torch.Tensor, batch: int) -> torch.Tensor:
-        import torch
 
         t = t.detach().float().cpu().reshape(-1)
         sigma = self.ms.t_to_sigma(t)

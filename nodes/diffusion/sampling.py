@@ -12,8 +12,8 @@ latent-to-RGB JPEG of the model's current clean estimate goes with it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 

@@ -12,7 +12,22 @@ from nodes.diffusion.guidance import Guider
 from nodes.diffusion.noise import RandomNoiseSource
 from nodes.diffusion.samplers import SAMPLERS, compute_sigmas
 from nodes.diffusion.sampling import sample
-from tests.diffusion.test_sampling import _cond, empty, ksample, model, negative, positive  # noqa: F401
+from tests.support.tiny_unet import empty, ksample
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model):
+    return tiny_model
+
+
+@pytest.fixture(scope="module")
+def positive(tiny_positive):
+    return tiny_positive
+
+
+@pytest.fixture(scope="module")
+def negative(tiny_negative):
+    return tiny_negative
 
 
 def _plain_cfg(args):

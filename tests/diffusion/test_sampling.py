@@ -11,7 +11,7 @@ import torch
 from engine import Executor, InterruptFlag, validate_prompt
 from nodes.api import Input, Node, Output
 from nodes.diffusion import sampler_nodes as sn
-from nodes.diffusion.latent import EmptyLatentImage, LatentUpscaleBy, SetLatentNoiseMask
+from nodes.diffusion.latent import LatentUpscaleBy, SetLatentNoiseMask
 from nodes.diffusion.samplers import (
     SAMPLER_NAMES,
     SAMPLERS,
@@ -21,33 +21,13 @@ from nodes.diffusion.samplers import (
     denoise_sigmas,
 )
 from nodes.registry import builtin_registry
-
-UNET_CONFIG = dict(
-    sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
-    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8,
-)
-
-
-def _build_unet():
-    from diffusers import UNet2DConditionModel
-
-    torch.manual_seed(1234)
-    return UNet2DConditionModel(**UNET_CONFIG)
+from tests.support.tiny_unet import conditioning as _cond
+from tests.support.tiny_unet import empty, ksample
 
 
 @pytest.fixture(scope="module")
-def model():
-    from nodes.diffusion.model_manager import get_manager
-    from nodes.diffusion.types import DiffusionModel
-
-    handle = get_manager().handle(("tests.diffusion.test_sampling", "unet"), "unet", _build_unet, name="tiny-sd1-test")
-    return DiffusionModel(handle, family="sd1", name="tiny-sd1-test")
-
-
-def _cond(seed: int) -> list:
-    g = torch.Generator().manual_seed(seed)
-    return [[torch.randn((1, 77, 32), generator=g), {"pooled_output": None}]]
+def model(tiny_model):
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +38,6 @@ def positive():
 @pytest.fixture(scope="module")
 def negative():
     return _cond(2)
-
-
-def empty(batch: int = 1, size: int = 64) -> dict:
-    return EmptyLatentImage().run(size, size, batch)[0]
-
-
-def ksample(model, positive, negative, latent, *, seed=1, steps=2, cfg=5.0, sampler="euler", scheduler="karras",
-            denoise=1.0):
-    return sn.KSampler().run(model, seed, steps, cfg, sampler, scheduler, positive, negative, latent, denoise)[0]
 
 
 @pytest.mark.parametrize("sampler_name", SAMPLER_NAMES)

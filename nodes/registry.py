@@ -30,6 +30,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.diffusion.latent",
     "nodes.diffusion.vae_nodes",
     "nodes.diffusion.image",
+    "nodes.acceleration.deepcache",
+    "nodes.acceleration.faster_diffusion",
 )
 
 BUILTIN_PACK = "weft"

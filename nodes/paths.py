@@ -30,6 +30,7 @@ MODEL_FOLDERS: dict[str, frozenset[str]] = {
         "clip_vision": {".safetensors", ".ckpt", ".pt", ".pth", ".bin"},
         "vae_approx": {".safetensors", ".pt", ".pth", ".bin"},
         "diffusers": {"folder"},
+        "configs": {".yaml"},  # CheckpointLoader's model configs (ComfyUI's models/configs)
     }.items()
 }
 #: The models that ship with Weft (a ComfyUI-style models folder): listed after the user's own

@@ -11,6 +11,12 @@ conditionings into one function ``predict(x_in, t) -> model output``:
 * anything else (several entries, areas, masks, strengths) runs each entry on its
   region and averages the predictions weighted by strength and mask, as ComfyUI does.
 
+Entries may also be limited to part of the schedule (``start_percent``/``end_percent``, from
+ConditioningSetTimestepRange: outside it they are skipped at that step, as in ComfyUI) and carry
+an inpainting model's extra input channels (``concat_latent_image``/``concat_mask``, from
+InpaintModelConditioning; used only by a UNet that takes them, e.g. 9-channel inpainting models).
+Such entries take the second path; the fast path is unchanged.
+
 Entries may carry a ControlNet (their ``"control"`` option, see :mod:`.control`). Only then
 is a :class:`~.control.ControlRun` built and consulted per UNet call; the fast path stays one
 UNet call per step (the ControlNet runs on the stacked batch when both halves carry the same
@@ -51,10 +57,17 @@ class _Entry:
     weight: Any  # [1 or B, 1, h, w] mask*mask_strength (in the area) or None
     strength: float
     control: Any = None  # a .control.Control (ControlNet chain) or None
+    window: tuple[float, float] | None = None  # (highest, lowest) sigma it applies at, or None: always
+    concat: Any = None  # [1 or B, k, h, w] extra UNet input channels (inpainting models) or None
 
     @property
     def plain(self) -> bool:
-        return self.area is None and self.weight is None and self.strength == 1.0
+        return (self.area is None and self.weight is None and self.strength == 1.0 and self.window is None
+                and self.concat is None)
+
+    def active(self, sigma: float) -> bool:
+        """Whether the entry applies at noise level ``sigma`` (ComfyUI's timestep_start/end test)."""
+        return self.window is None or self.window[1] <= sigma <= self.window[0]
 
 
 def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Entry]:
@@ -71,9 +84,13 @@ def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Ent
         if cond.dim() == 2:
             cond = cond.unsqueeze(0)
         area = options.get("area")
+        if area is not None and len(area) == 5 and area[0] == "percentage":
+            # ConditioningSetAreaPercentage: fractions of the latent (h, w, y, x), resolved here
+            ph, pw, py, px = (float(v) for v in area[1:])
+            area = (max(1, round(ph * height)), max(1, round(pw * width)), round(py * height), round(px * width))
         if area is not None:
             if len(area) != 4 or isinstance(area[0], str):
-                area = None  # percentage areas and other plugin forms are ignored (full frame)
+                area = None  # other plugin forms are ignored (full frame)
             else:
                 h, w, y, x = (int(v) for v in area)
                 y, x = min(max(y, 0), height - 1), min(max(x, 0), width - 1)
@@ -97,9 +114,60 @@ def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Ent
                 h, w, y, x = area
                 m = m[:, :, y:y + h, x:x + w]
             weight = m * float(options.get("mask_strength", 1.0))
+        window = None
+        if options.get("start_percent", 0.0) > 0.0 or options.get("end_percent", 1.0) < 1.0:
+            window = (float(options.get("start_percent", 0.0)), float(options.get("end_percent", 1.0)))
+        concat = None
+        if options.get("concat_latent_image") is not None:
+            concat = (options["concat_latent_image"], options.get("concat_mask"))
         out.append(_Entry(cond, options.get("pooled_output"), options, area, weight, float(options.get("strength", 1.0)),
-                          options.get("control")))
+                          options.get("control"), window, concat))
     return out
+
+
+def _resolve_extras(model: Any, entries: list[_Entry], shape: Sequence[int]) -> None:
+    """Turn the entries' timestep windows into sigmas and their inpainting inputs into UNet channels.
+
+    Only called when some entry has either. A UNet without extra input channels ignores the
+    inpainting inputs (as ComfyUI's non-inpainting models do), so such entries stay plain.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from .control import percent_to_sigma
+
+    batch, channels, height, width = (int(v) for v in shape)
+    in_channels = None
+    for entry in entries:
+        if entry.window is not None:
+            start, end = entry.window
+            entry.window = (percent_to_sigma(start, model.scheduler_config), percent_to_sigma(end, model.scheduler_config))
+        if entry.concat is None:
+            continue
+        if in_channels is None:
+            in_channels = int(model.unet.load().config.in_channels)
+        extra = in_channels - channels
+        if extra <= 0:
+            entry.concat = None
+            continue
+        latent, mask = entry.concat
+        parts = [model.process_in(latent.float())]
+        if extra > parts[0].shape[1]:  # SD inpainting layout: the mask channel, then the masked image
+            m = mask.float() if mask is not None else torch.ones((1, 1, height, width))
+            parts.insert(0, m.reshape((-1, 1, m.shape[-2], m.shape[-1])))
+        resized = []
+        for part in parts:
+            if tuple(part.shape[-2:]) != (height, width):
+                part = F.interpolate(part, size=(height, width), mode="bilinear", align_corners=False)
+            reps = -(-batch // part.shape[0])
+            resized.append(part.repeat(reps, 1, 1, 1)[:batch])
+        if len(parts) == 2:
+            resized[0] = resized[0].round()
+        concat = torch.cat(resized, dim=1)
+        if concat.shape[1] != extra:
+            raise ConditioningError(f"the MODEL takes {extra} extra input channels; the conditioning's inpainting "
+                                    f"inputs give {concat.shape[1]}")
+        entry.concat = concat
 
 
 def _repeat_tokens(cond: torch.Tensor, length: int) -> torch.Tensor:
@@ -135,6 +203,9 @@ class Guider:
         use_uncond = "negative" in self.conds and (
             not math.isclose(self.cfg, 1.0) or bool(model.model_options.get(DISABLE_CFG1_OPTIMIZATION)))
         negative = _entries("negative", self.conds["negative"], height, width) if use_uncond else []
+        extras = [e for e in positive + negative if e.window is not None or e.concat is not None]
+        if extras:
+            _resolve_extras(model, extras, shape)
 
         groups = [positive] + ([negative] if use_uncond else [])
         if all(len(g) == 1 and g[0].plain for g in groups):
@@ -165,8 +236,15 @@ class Guider:
         prepared = [[(e, *self._stack([e], batch, height, width, device), run if e.control is not None else None)
                      for e in g] for g in groups]
 
+        space = None
+        if any(e.window is not None for e in extras):
+            from .cfg_hooks import CallSpace
+
+            space = CallSpace(model.prediction_type, model.scheduler_config)
+
         def predict_regions(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            results = [self._combine(group, x, t) for group in prepared]
+            sigma = None if space is None else space.sigma(t, x.shape[0])
+            results = [self._combine(group, x, t, sigma, space) for group in prepared]
             if len(results) == 1:
                 return results[0] if mix is None else mix(x, t, results[0], results[0])
             return torch.lerp(results[1], results[0], cfg) if mix is None else mix(x, t, results[1], results[0])
@@ -211,29 +289,42 @@ class Guider:
             return cond, None, None
         return cond, torch.cat(pooled).to(device), torch.cat(ids).to(device)
 
-    def _combine(self, group: list[tuple], x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Weighted average of each entry's prediction over its area (ComfyUI's area/mask conds)."""
+    def _combine(self, group: list[tuple], x: torch.Tensor, t: torch.Tensor, sigma: torch.Tensor | None = None,
+                 space: Any = None) -> torch.Tensor:
+        """Weighted average of each entry's prediction over its area (ComfyUI's area/mask conds).
+
+        With ``sigma`` (only when some entry has a timestep window), entries outside their window
+        are skipped; if none applies, the result is what a zero denoised estimate gives, as in
+        ComfyUI (whose empty sum is 0).
+        """
         import torch
 
         total = torch.zeros_like(x)
         count = torch.full_like(x, 1e-37)
+        used = 0
         for entry, cond, pooled, time_ids, control_run in group:
+            if sigma is not None and not entry.active(float(sigma[0])):
+                continue
+            used += 1
             if entry.area is None:
                 region, sl = x, (slice(None), slice(None), slice(None), slice(None))
             else:
                 h, w, y, xx = entry.area
                 sl = (slice(None), slice(None), slice(y, y + h), slice(xx, xx + w))
                 region = x[sl]
-            if control_run is None:
-                out = self.model.predict_noise(region, t, cond, pooled, time_ids)
-            else:  # the ControlNet sees the region, its hint resized to the region (as in ComfyUI)
+            extra: dict[str, Any] = {}
+            if entry.concat is not None:
+                extra["concat"] = entry.concat[sl].to(device=x.device, dtype=x.dtype)
+            if control_run is not None:  # the ControlNet sees the region, its hint resized to the region (as in ComfyUI)
                 from .control import control_kwargs
 
-                extra = control_kwargs(control_run.residuals(entry.control, region, t, cond, pooled, time_ids))
-                out = self.model.predict_noise(region, t, cond, pooled, time_ids, **extra)
+                extra.update(control_kwargs(control_run.residuals(entry.control, region, t, cond, pooled, time_ids)))
+            out = self.model.predict_noise(region, t, cond, pooled, time_ids, **extra)
             weight = entry.strength if entry.weight is None else entry.weight.to(x.device, x.dtype) * entry.strength
             total[sl] += out * weight
             count[sl] += weight if torch.is_tensor(weight) else torch.full_like(out, weight)
+        if used == 0 and sigma is not None:
+            return space.output(torch.zeros_like(x), x, sigma)
         return total / count
 
     # -- ControlNets ------------------------------------------------------------------------------

@@ -2,68 +2,61 @@
 
     python main.py [flags]            serve the editor and the API (default 127.0.0.1:8188)
     python main.py run FILE.json      execute an API-format prompt without a browser
+
+Every flag of ComfyUI's launcher is accepted (see ``server/config.py`` and docs/compatibility.md).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
 def serve(argv: Sequence[str]) -> int:
     from server.config import parse_args
+    from server.launch import LaunchError, prepare_environment, report_flags, setup_logging
+    from server.launch import serve as serve_app
 
     config = parse_args(argv)
-    _setup_logging(config.verbose)
-    from aiohttp import web
-
-    from server.app import create_app
-
-    app = create_app(config)
-    shown = config.listen[0]
-    host = f"[{shown}]" if ":" in shown else shown
-    if host in ("0.0.0.0", "[::]"):
-        host = "127.0.0.1"
-    url = f"http://{host}:{config.port}{config.base_path}/"
-    web.run_app(
-        app,
-        host=config.listen,
-        port=config.port,
-        print=lambda _msg: print(f"Weft is running at {url}  (Ctrl+C to stop)", flush=True),
-        access_log=None,
-    )
-    return 0
+    setup_logging(config.verbose, to_stdout=config.log_stdout)
+    prepare_environment(config)  # before anything imports torch
+    report_flags(config)
+    try:
+        return serve_app(config)
+    except LaunchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def run_file(argv: Sequence[str]) -> int:
     import argparse
 
-    from server.config import build_parser
+    from server.config import build_parser, config_from_args
+    from server.launch import prepare_environment, report_flags, setup_logging
 
     parser = argparse.ArgumentParser(
         prog="weft run", parents=[build_parser()], add_help=False,
-        description="Execute an API-format prompt (as saved by 'Export (API)') and print where its outputs went.",
+        description="Execute an API-format prompt (as saved by 'Export (API)') and print where its outputs went. "
+        "Progress goes to stderr: a line per node, and a step bar for samplers when stderr is a terminal.",
     )
     parser.add_argument("file", type=Path, help="API-format prompt JSON ({id: {class_type, inputs}})")
     args = parser.parse_args(argv)
-    _setup_logging("WARNING" if args.verbose == "INFO" else args.verbose)
+    config = config_from_args(args, parser)
+    # quiet by default: the progress lines and the result are the output; --verbose brings logs back
+    setup_logging("WARNING" if args.verbose == "INFO" else args.verbose, to_stdout=config.log_stdout)
+    prepare_environment(config)
+    report_flags(config)
 
     from engine import normalise_prompt, validate_prompt
+    from nodes.launch_options import configure as configure_launch_options
     from nodes.registry import builtin_registry
-    from server.app import configure_models, configure_paths, load_custom_nodes
-    from server.config import parse_args
+    from server.app import configure_models, configure_paths, launch_options, load_custom_nodes
+    from server.console import RunProgress, execution_error_lines
     from server.prompt_server import PromptServer
 
-    config = parse_args([a for a in argv if a != str(args.file)])
     try:
         data = json.loads(args.file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -79,6 +72,7 @@ def run_file(argv: Sequence[str]) -> int:
         return 2
     paths = configure_paths(config)
     configure_models(config)
+    configure_launch_options(launch_options(config))
     registry = builtin_registry()
     # a server object without sockets, so packs that reach for PromptServer.instance load and
     # run as they do under the server (their messages have no client to go to)
@@ -97,18 +91,17 @@ def run_file(argv: Sequence[str]) -> int:
                 print(f"  node {node_id} ({entry['class_type']}): {error['message']}: {error['details']}", file=sys.stderr)
         return 1
 
-    def show_progress(event: str, payload: dict) -> None:
-        if event == "executing" and payload.get("node"):
-            print(f"running node {payload['node']}", file=sys.stderr)
-
-    run = headless.executor.execute_sync(str(uuid.uuid4()), result.prompt, result.outputs, order=result.order, emit=show_progress)
+    progress = RunProgress(sys.stderr, {node_id: str(node.get("class_type")) for node_id, node in result.prompt.items()})
+    # no client watches a headless run, so no sampler previews whatever --preview-method says
+    run = headless.executor.execute_sync(str(uuid.uuid4()), result.prompt, result.outputs, order=result.order,
+                                         emit=progress, extra_data={"preview_method": "none"})
+    progress.close()
     if run.status_str != "success":
-        error = run.error or {}
         if run.interrupted:
             print("interrupted", file=sys.stderr)
         else:
-            print(f"error in node {error.get('node_id')} ({error.get('node_type')}): {error.get('exception_message')}", file=sys.stderr)
-            print("".join(error.get("traceback", [])), file=sys.stderr)
+            for line in execution_error_lines(run.error or {}):
+                print(line, file=sys.stderr)
         return 1
     for node_id, ui in run.outputs.items():
         for image in ui.get("images", []):

@@ -127,7 +127,8 @@ def main() -> int:
                 "denoise": 1.0}},
         }
         events = []
-        executor.execute_sync(f"b{seed[0]}", prompt, ["3"], order=["1", "2", "3"], emit=lambda e, d: events.append(e))
+        executor.execute_sync(f"b{seed[0]}", prompt, ["3"], order=["1", "2", "3"], emit=lambda e, d: events.append(e),
+                              extra_data={"preview_method": "auto"})  # previews are off unless asked for
         sync()
         assert events.count("progress") == args.steps and events.count("preview") == args.steps, events
 

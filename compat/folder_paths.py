@@ -219,7 +219,11 @@ def get_filename_list(folder_name: str) -> list[str]:
 
 
 def get_full_path(folder_name: str, filename: str) -> str | None:
-    """The file behind a combo value, or ``None``; refuses paths that leave the folder."""
+    """The file behind a combo value, or ``None``; refuses ``..`` and absolute names.
+
+    Model folders follow symlinks (Weft's ``model_join``): a checkpoint linked in from a
+    shared models folder loads, as it does in ComfyUI.
+    """
     _sync_from_weft()
     folder_name = map_legacy(folder_name) if folder_name not in folder_names_and_paths else folder_name
     entry = folder_names_and_paths.get(folder_name)
@@ -227,7 +231,7 @@ def get_full_path(folder_name: str, filename: str) -> str | None:
         return None
     for folder in entry[0]:
         try:
-            candidate = _paths.safe_join(Path(folder), filename)
+            candidate = _paths.model_join(Path(folder), filename)
         except _paths.UnsafePathError:
             return None
         if candidate.is_file() or candidate.is_dir():

@@ -563,6 +563,10 @@ class Executor:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
+            in_loop = False
+        else:
+            in_loop = True
+        if not in_loop:  # run outside the except block: a node's traceback must not chain onto it
             return run()
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="weft-execute") as pool:
             return pool.submit(run).result()

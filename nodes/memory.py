@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 _free_hooks: list[Callable[[bool], None]] = []
 _stats_hooks: list[Callable[[], list[dict[str, Any]]]] = []
+_run_end_hooks: list[Callable[[], None]] = []
 
 
 def register_free_hook(hook: Callable[[bool], None]) -> None:
@@ -27,6 +28,21 @@ def register_stats_hook(hook: Callable[[], list[dict[str, Any]]]) -> None:
     """``hook()`` returns device entries in ComfyUI's /system_stats ``devices`` shape."""
     if hook not in _stats_hooks:
         _stats_hooks.append(hook)
+
+
+def register_run_end_hook(hook: Callable[[], None]) -> None:
+    """``hook()`` runs after every prompt (the model manager offloads there under ``--novram``)."""
+    if hook not in _run_end_hooks:
+        _run_end_hooks.append(hook)
+
+
+def run_finished() -> None:
+    """Called by the worker when a prompt ends, whatever its outcome."""
+    for hook in list(_run_end_hooks):
+        try:
+            hook()
+        except Exception:
+            log.exception("a memory hook failed after a run")
 
 
 def free_models(unload_models: bool = True) -> None:

@@ -41,7 +41,8 @@ FOLDER_ALIASES = {"unet": "diffusion_models", "clip": "text_encoders"}
 
 
 class UnsafePathError(ValueError):
-    """A user-supplied path tried to leave its root (``..``, absolute path, symlink)."""
+    """A user-supplied path tried to leave its root (``..``, absolute path, or a symlink out of
+    input/, output/ or temp/; model folders follow symlinks, see :func:`model_join`)."""
 
 
 @dataclass
@@ -103,10 +104,7 @@ class Paths:
     def model_path(self, folder: str, name: str) -> Path:
         """The file behind a combo value; ``FileNotFoundError`` names the folders searched."""
         for root in self.model_dirs(folder):
-            try:
-                candidate = safe_join(root, name)
-            except UnsafePathError:
-                raise
+            candidate = model_join(root, name)  # UnsafePathError for '..' or absolute names
             if candidate.exists():
                 return candidate
         searched = ", ".join(str(d) for d in self.model_dirs(folder))
@@ -130,8 +128,9 @@ def _scan(roots: list[Path], exts: frozenset[str]) -> set[str]:
     return found
 
 
-def safe_join(root: Path, *parts: str) -> Path:
-    """``root/parts...`` resolved, refusing anything that would land outside ``root``."""
+def check_relative(*parts: str | None) -> None:
+    """Refuse names a client could use to climb out of a folder: absolute paths, drive letters,
+    ``..`` components, NUL bytes. A purely lexical check: it touches no file."""
     for part in parts:
         if part is None:
             continue
@@ -144,11 +143,32 @@ def safe_join(root: Path, *parts: str) -> Path:
             raise UnsafePathError(f"absolute paths are not allowed: {part!r}")
         if ".." in pure.parts:
             raise UnsafePathError(f"'..' is not allowed in paths: {part!r}")
+
+
+def safe_join(root: Path, *parts: str) -> Path:
+    """``root/parts...`` resolved, refusing anything that would land outside ``root``.
+
+    For the folders Weft writes to or serves (input/, output/, temp/, the canvas): a symlink
+    placed there must not expose the rest of the disk, so the resolved path must stay inside.
+    """
+    check_relative(*parts)
     root_resolved = root.resolve()
     target = root_resolved.joinpath(*[p.replace("\\", "/") for p in parts if p]).resolve()
     if target != root_resolved and not target.is_relative_to(root_resolved):
         raise UnsafePathError("path leaves its folder (through a symlink?)")
     return target
+
+
+def model_join(root: Path, name: str) -> Path:
+    """``root/name`` for a model folder, following symlinks wherever they lead.
+
+    Model folders are the user's own read-only roots, and sharing one models folder between
+    installs by symlinking files or subfolders into it is common (Stability Matrix does it), so
+    where a link leads is the user's business. The name itself still comes from a request:
+    it may not be absolute or contain ``..`` (:func:`check_relative`).
+    """
+    check_relative(name)
+    return root.joinpath(*[p for p in name.replace("\\", "/").split("/") if p])
 
 
 def default_base() -> Path:
@@ -164,6 +184,7 @@ def configure(
     input_dir: Path | None = None,
     output_dir: Path | None = None,
     temp_dir: Path | None = None,
+    user_dir: Path | None = None,
     models_dir: Path | None = None,
     extra_model_dirs: dict[str, Iterable[Path]] | None = None,
     builtin_models: Path | None = BUILTIN_MODELS,
@@ -180,7 +201,7 @@ def configure(
         input=(input_dir or base / "input").resolve(),
         output=(output_dir or base / "output").resolve(),
         temp=(temp_dir or base / "temp").resolve(),
-        user=(base / "user").resolve(),
+        user=(user_dir or base / "user").resolve(),
         models=(models_dir or base / "models").resolve(),
         extra_model_dirs={k: [Path(p).resolve() for p in v] for k, v in (extra_model_dirs or {}).items()},
         builtin_models=builtin_models.resolve() if builtin_models is not None else None,

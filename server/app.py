@@ -5,11 +5,15 @@ from __future__ import annotations
 import importlib
 import logging
 import shutil
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
 
 from nodes import paths as user_paths
+from nodes.launch_options import LaunchOptions
+from nodes.launch_options import configure as configure_launch_options
+from nodes.launch_options import restore as restore_launch_options
 from nodes.registry import NodeRegistry, builtin_registry
 
 from . import security
@@ -35,6 +39,7 @@ def configure_paths(config: ServerConfig) -> user_paths.Paths:
         input_dir=config.input_directory,
         output_dir=config.output_directory,
         temp_dir=config.temp_directory,
+        user_dir=config.user_directory,
         extra_model_dirs=extra,
     )
     # ComfyUI clears temp/ at start: previews are disposable
@@ -47,11 +52,42 @@ def configure_paths(config: ServerConfig) -> user_paths.Paths:
     return paths
 
 
+def model_settings(config: ServerConfig) -> dict[str, Any]:
+    """The launcher's device, memory and precision flags as model-manager settings.
+
+    All of them, every time: a server started without ``--lowvram`` after one started with it
+    (tests, a restart in-process) gets the defaults back.
+    """
+    return {
+        "force_cpu": config.cpu,
+        "vram_mode": config.vram_mode,
+        "vram_reserve": int(config.reserve_vram_gb * (1 << 30)) if config.reserve_vram_gb is not None else None,
+        "offload_after_run": config.disable_smart_memory,
+        "unet_dtype": config.unet_dtype,
+        "unet_storage": config.unet_storage,
+        "text_encoder_dtype": config.text_encoder_dtype,
+        "text_encoder_storage": config.text_encoder_storage,
+        "vae_dtype": config.vae_dtype,
+        "vae_on_cpu": config.cpu_vae,
+        "deterministic": config.deterministic,
+    }
+
+
 def configure_models(config: ServerConfig) -> None:
     """Pass device settings to the model manager (cheap: torch is imported on first use)."""
     from nodes.diffusion.model_manager import configure
 
-    configure(force_cpu=config.cpu)
+    configure(**model_settings(config))
+
+
+def launch_options(config: ServerConfig) -> LaunchOptions:
+    """What node code reads of the command line (ComfyUI's ``args``): metadata, preview defaults."""
+    return LaunchOptions(
+        disable_metadata=config.disable_metadata,
+        preview_method=config.preview_method,
+        preview_size=config.preview_size,
+        comfy_args=MappingProxyType(dict(config.comfy_args)),
+    )
 
 
 def load_custom_nodes(server: PromptServer, registry: NodeRegistry, config: ServerConfig) -> None:
@@ -65,6 +101,22 @@ def load_custom_nodes(server: PromptServer, registry: NodeRegistry, config: Serv
     server.plugin_report = plugins.load_plugins(registry, config)
 
 
+#: content types worth compressing (``--enable-compress-response-body``); images are compressed already
+COMPRESSIBLE = ("application/json", "text/", "application/javascript")
+
+
+@web.middleware
+async def compress_responses(request: web.Request, handler: Any) -> web.StreamResponse:
+    """``--enable-compress-response-body``: gzip JSON, HTML and scripts for clients that accept it
+    (/object_info is large and repetitive; worth it over a slow link, not on loopback)."""
+    response = await handler(request)
+    if (isinstance(response, web.Response) and not response.prepared and response.body is not None
+            and (response.content_type or "").startswith(COMPRESSIBLE)
+            and "gzip" in request.headers.get("Accept-Encoding", "")):
+        response.enable_compression()
+    return response
+
+
 def create_app(
     config: ServerConfig | None = None,
     registry: NodeRegistry | None = None,
@@ -75,12 +127,15 @@ def create_app(
     config = config or ServerConfig()
     configure_paths(config)
     configure_models(config)
+    options = launch_options(config)
+    previous_options = configure_launch_options(options)
     registry = registry if registry is not None else builtin_registry()
     server = PromptServer(config, registry, queue)
     if load_plugins:
         load_custom_nodes(server, registry, config)
 
     middlewares = [
+        *([compress_responses] if config.enable_compress_response_body else []),
         security.errors,
         security.make_cors(config.enable_cors_header),
         security.make_guard(config.loopback_only, config.enable_cors_header),
@@ -115,6 +170,7 @@ def create_app(
 
     async def on_cleanup(app: web.Application) -> None:
         await server.stop()
+        restore_launch_options(options, previous_options)
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)

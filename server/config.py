@@ -1,37 +1,127 @@
-"""Command-line configuration, accepting ComfyUI's launcher flags so launch scripts carry over."""
+"""Command-line configuration: every flag of ComfyUI 0.8.0's launcher, so launch scripts carry over.
+
+ComfyUI users start it from scripts (portable ``.bat`` files, Stability Matrix, Docker images,
+systemd units) whose flags are theirs to keep. Weft parses all of them with ComfyUI's names,
+value types and defaults. Those with a meaning here are honoured (listen address, folders,
+memory modes, precisions, previews, metadata, auto-launch, logging...); the rest are accepted
+and named in one log line at start-up (:attr:`ServerConfig.ignored_flags`), so a launch line
+never fails and the user learns what had no effect. A flag neither launcher knows is still
+an error. Weft's own additions (``--custom-nodes-directory``, ``--disable-custom-nodes``,
+``--base-path``) come after ComfyUI's. docs/compatibility.md explains each choice.
+"""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PORT = 8188
+
+#: memory modes (``--gpu-only``, ``--highvram``, ``--normalvram``, ``--lowvram``, ``--novram``)
+VRAM_MODES = ("gpu_only", "high", "normal", "low", "none")
+
+#: ComfyUI flags that have no meaning in Weft, by argparse destination, with the reason
+#: (shown by ``--help``; docs/compatibility.md repeats them).
+NOT_APPLICABLE: dict[str, str] = {
+    "fp64_unet": "Weft's UNets compute in fp32, fp16 or bf16",
+    "fp8_e8m0fnu_unet": "no fp8_e8m0fnu storage in Weft",
+    "force_channels_last": "diffusers modules keep their memory format",
+    "directml": "Weft runs on CUDA, MPS or the CPU",
+    "oneapi_device_selector": "Weft runs on CUDA, MPS or the CPU",
+    "disable_ipex_optimize": "Weft does not use Intel's extension for PyTorch",
+    "supports_fp8_compute": "fp8 weights are upcast per layer, never computed in fp8",
+    "use_split_cross_attention": "attention is diffusers' (PyTorch scaled-dot-product)",
+    "use_quad_cross_attention": "attention is diffusers' (PyTorch scaled-dot-product)",
+    "use_sage_attention": "attention is diffusers' (PyTorch scaled-dot-product)",
+    "use_flash_attention": "attention is diffusers' (PyTorch's SDPA picks flash kernels itself)",
+    "force_upcast_attention": "attention upcasting is set by each diffusers model",
+    "dont_upcast_attention": "attention upcasting is set by each diffusers model",
+    "enable_manager": "ComfyUI-Manager is not part of Weft",
+    "disable_manager_ui": "ComfyUI-Manager is not part of Weft",
+    "enable_manager_legacy_ui": "ComfyUI-Manager is not part of Weft",
+    "async_offload": "the model manager moves whole modules between devices",
+    "disable_async_offload": "the model manager moves whole modules between devices",
+    "force_non_blocking": "the model manager moves whole modules between devices",
+    "fast": "no experimental performance switches in Weft",
+    "disable_pinned_memory": "Weft does not pin memory",
+    "mmap_torch_files": "weights are read through safetensors/torch.load as they are",
+    "disable_mmap": "weights are read through safetensors/torch.load as they are",
+    "multi_user": "Weft has one user directory (no per-user storage)",
+    "front_end_version": "the canvas is built into Weft",
+    "front_end_root": "the canvas is built into Weft",
+    "comfy_api_base": "Weft has no API nodes",
+    "database_url": "Weft keeps its state in its own files",
+}
+
+#: ComfyUI flags whose effect is what Weft does anyway (accepted silently).
+ALREADY_WEFT_DEFAULT = frozenset({
+    "disable_cuda_malloc", "cache_classic", "use_pytorch_cross_attention", "disable_xformers", "disable_api_nodes",
+    "normalvram", "disable_auto_launch",
+})
 
 
 @dataclass
 class ServerConfig:
     listen: list[str] = field(default_factory=lambda: ["127.0.0.1"])
     port: int = DEFAULT_PORT
+    tls_keyfile: Path | None = None
+    tls_certfile: Path | None = None
     base_directory: Path | None = None
     output_directory: Path | None = None
     input_directory: Path | None = None
     temp_directory: Path | None = None
+    user_directory: Path | None = None
     extra_model_paths_config: list[Path] = field(default_factory=list)
+    # devices and memory (reach nodes.diffusion.model_manager)
     cpu: bool = False
+    vram_mode: str = "normal"
+    reserve_vram_gb: float | None = None
+    disable_smart_memory: bool = False
+    deterministic: bool = False
+    cuda_device: int | None = None
+    default_device: int | None = None
+    cuda_malloc: bool = False
+    unet_dtype: str = "auto"
+    unet_storage: str = "auto"
+    text_encoder_dtype: str = "auto"
+    text_encoder_storage: str = "auto"
+    vae_dtype: str = "auto"
+    cpu_vae: bool = False
+    # output cache
     cache_lru: int = 0  # 0 = no entry limit (memory budget still applies)
     cache_none: bool = False
     cache_ram_gb: float = 4.0
+    # what nodes see (nodes.launch_options)
+    preview_method: str = "none"
+    preview_size: int = 512
+    disable_metadata: bool = False
+    # plugins
     disable_all_custom_nodes: bool = False
+    whitelist_custom_nodes: list[str] = field(default_factory=list)
     disable_custom_nodes: list[str] = field(default_factory=list)
     extra_custom_node_dirs: list[Path] = field(default_factory=list)
+    # HTTP
     base_path: str = ""
     max_upload_size_mb: float = 100.0
-    history_max_items: int = 10000
-    verbose: str = "INFO"
     enable_cors_header: str | None = None
+    enable_compress_response_body: bool = False
+    default_hashing_function: str = "sha256"
+    history_max_items: int = 10000
+    # console and start-up
+    verbose: str = "INFO"
+    log_stdout: bool = False
+    dont_print_server: bool = False
+    auto_launch: bool = False
+    quick_test_for_ci: bool = False
+    #: ComfyUI flags given that have no effect in Weft, as typed (for the start-up log line)
+    ignored_flags: list[str] = field(default_factory=list)
+    #: every ComfyUI flag by argparse name, as parsed (what ``comfy.cli_args.args`` answers)
+    comfy_args: dict[str, Any] = field(default_factory=dict)
 
     @property
     def loopback_only(self) -> bool:
@@ -46,77 +136,254 @@ class ServerConfig:
                 return False
         return True
 
+    @property
+    def tls(self) -> bool:
+        """TLS needs both files, as in ComfyUI (one alone serves plain HTTP)."""
+        return self.tls_keyfile is not None and self.tls_certfile is not None
+
+
+def _existing_directory(value: str) -> str:
+    """ComfyUI's check for ``--user-directory`` / ``--front-end-root``: it must already exist."""
+    if not os.path.exists(value):
+        raise argparse.ArgumentTypeError(f"the path '{value}' does not exist")
+    if not os.path.isdir(value):
+        raise argparse.ArgumentTypeError(f"'{value}' is not a directory")
+    if not os.access(value, os.R_OK):
+        raise argparse.ArgumentTypeError(f"you do not have read permissions for '{value}'")
+    return value
+
+
+def _na(dest: str) -> str:
+    return f"ComfyUI flag, no effect in Weft: {NOT_APPLICABLE[dest]}"
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """ComfyUI 0.8.0's flags (same names, types, defaults, groups), then Weft's own."""
+    p = argparse.ArgumentParser(
         prog="weft",
-        description="Weft: a node-based workflow editor for diffusion models (ComfyUI-compatible API).",
+        description="Weft: a node-based workflow editor for diffusion models (ComfyUI-compatible API). "
+        "Accepts ComfyUI's launcher flags; those marked 'no effect in Weft' are accepted and reported.",
     )
-    parser.add_argument(
-        "--listen", type=str, default="127.0.0.1", metavar="IP", nargs="?", const="0.0.0.0,::",
-        help="address(es) to listen on, comma-separated (default 127.0.0.1; bare --listen means all interfaces)",
-    )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 8188)")
-    parser.add_argument("--base-directory", type=Path, help="root for models/, input/, output/, temp/, user/")
-    parser.add_argument("--output-directory", type=Path, help="where SaveImage writes")
-    parser.add_argument("--input-directory", type=Path, help="where uploads and LoadImage files live")
-    parser.add_argument("--temp-directory", type=Path, help="where previews are written (cleared at start)")
-    parser.add_argument(
-        "--extra-model-paths-config", type=Path, action="append", default=[], metavar="PATH",
-        help="YAML file(s) naming more model folders, in ComfyUI's extra_model_paths.yaml format",
-    )
-    parser.add_argument("--cpu", action="store_true", help="run everything on the CPU")
-    cache = parser.add_mutually_exclusive_group()
+    add = p.add_argument
+    # -- network -----------------------------------------------------------------------------
+    add("--listen", type=str, default="127.0.0.1", metavar="IP", nargs="?", const="0.0.0.0,::",
+        help="address(es) to listen on, comma-separated (default 127.0.0.1; bare --listen means all interfaces)")
+    add("--port", type=int, default=DEFAULT_PORT, help="port (default 8188)")
+    add("--tls-keyfile", type=str, help="TLS key file; with --tls-certfile the server speaks https")
+    add("--tls-certfile", type=str, help="TLS certificate file; with --tls-keyfile the server speaks https")
+    add("--enable-cors-header", type=str, default=None, metavar="ORIGIN", nargs="?", const="*",
+        help="allow cross-origin requests from ORIGIN (off by default; bare flag: any origin)")
+    add("--max-upload-size", type=float, default=100, help="largest upload accepted, in MB (default 100)")
+    # -- folders -----------------------------------------------------------------------------
+    add("--base-directory", type=str, default=None, help="root for models/, input/, output/, temp/, user/")
+    add("--extra-model-paths-config", type=str, default=None, metavar="PATH", nargs="+", action="append",
+        help="YAML file(s) naming more model folders, in ComfyUI's extra_model_paths.yaml format")
+    add("--output-directory", type=str, default=None, help="where SaveImage writes (overrides --base-directory)")
+    add("--temp-directory", type=str, default=None, help="where previews are written, cleared at start")
+    add("--input-directory", type=str, default=None, help="where uploads and LoadImage files live")
+    add("--auto-launch", action="store_true", help="open the editor in the default browser once serving")
+    add("--disable-auto-launch", action="store_true", help="do not open a browser (the default)")
+    # -- devices -----------------------------------------------------------------------------
+    add("--cuda-device", type=int, default=None, metavar="DEVICE_ID",
+        help="use only this CUDA device (sets CUDA_VISIBLE_DEVICES before torch loads)")
+    add("--default-device", type=int, default=None, metavar="DEFAULT_DEVICE_ID",
+        help="make this CUDA device the default, others stay visible")
+    cm = p.add_mutually_exclusive_group()
+    cm.add_argument("--cuda-malloc", action="store_true", help="use PyTorch's cudaMallocAsync allocator")
+    cm.add_argument("--disable-cuda-malloc", action="store_true", help="use PyTorch's default allocator (Weft's default)")
+    fp = p.add_mutually_exclusive_group()
+    fp.add_argument("--force-fp32", action="store_true", help="compute every model in fp32")
+    fp.add_argument("--force-fp16", action="store_true", help="compute the UNet in fp16")
+    fpunet = p.add_mutually_exclusive_group()
+    fpunet.add_argument("--fp32-unet", action="store_true", help="compute the UNet in fp32")
+    fpunet.add_argument("--fp64-unet", action="store_true", help=_na("fp64_unet"))
+    fpunet.add_argument("--bf16-unet", action="store_true", help="compute the UNet in bf16")
+    fpunet.add_argument("--fp16-unet", action="store_true", help="compute the UNet in fp16")
+    fpunet.add_argument("--fp8_e4m3fn-unet", action="store_true", help="store UNet weights in fp8 (e4m3fn)")
+    fpunet.add_argument("--fp8_e5m2-unet", action="store_true", help="store UNet weights in fp8 (e5m2)")
+    fpunet.add_argument("--fp8_e8m0fnu-unet", action="store_true", help=_na("fp8_e8m0fnu_unet"))
+    fpvae = p.add_mutually_exclusive_group()
+    fpvae.add_argument("--fp16-vae", action="store_true", help="compute the VAE in fp16 (may give black images)")
+    fpvae.add_argument("--fp32-vae", action="store_true", help="compute the VAE in fp32")
+    fpvae.add_argument("--bf16-vae", action="store_true", help="compute the VAE in bf16")
+    add("--cpu-vae", action="store_true", help="run the VAE on the CPU")
+    fpte = p.add_mutually_exclusive_group()
+    fpte.add_argument("--fp8_e4m3fn-text-enc", action="store_true", help="store text encoder weights in fp8 (e4m3fn)")
+    fpte.add_argument("--fp8_e5m2-text-enc", action="store_true", help="store text encoder weights in fp8 (e5m2)")
+    fpte.add_argument("--fp16-text-enc", action="store_true", help="compute text encoders in fp16")
+    fpte.add_argument("--fp32-text-enc", action="store_true", help="compute text encoders in fp32")
+    fpte.add_argument("--bf16-text-enc", action="store_true", help="compute text encoders in bf16")
+    add("--force-channels-last", action="store_true", help=_na("force_channels_last"))
+    add("--directml", type=int, nargs="?", metavar="DIRECTML_DEVICE", const=-1, help=_na("directml"))
+    add("--oneapi-device-selector", type=str, default=None, metavar="SELECTOR_STRING",
+        help=_na("oneapi_device_selector"))
+    add("--disable-ipex-optimize", action="store_true", help=_na("disable_ipex_optimize"))
+    add("--supports-fp8-compute", action="store_true", help=_na("supports_fp8_compute"))
+    # -- previews ----------------------------------------------------------------------------
+    add("--preview-method", type=str, default="none", choices=["none", "auto", "latent2rgb", "taesd"],
+        metavar="[none,auto,latent2rgb,taesd]",
+        help="sampler previews when a client does not ask (default none; auto and taesd use latent2rgb)")
+    add("--preview-size", type=int, default=512, help="longest side of sampler previews in pixels (default 512)")
+    # -- output cache ------------------------------------------------------------------------
+    cache = p.add_mutually_exclusive_group()
+    cache.add_argument("--cache-classic", action="store_true", help="cache node outputs within the RAM budget (the default)")
     cache.add_argument("--cache-lru", type=int, default=0, metavar="N", help="keep at most N cached node outputs")
     cache.add_argument("--cache-none", action="store_true", help="cache no node outputs between runs")
-    parser.add_argument(
-        "--cache-ram", type=float, default=4.0, metavar="GB", help="memory budget of the output cache (default 4 GB)"
-    )
-    parser.add_argument("--disable-all-custom-nodes", action="store_true", help="load no custom node packs")
-    parser.add_argument(
-        "--disable-custom-nodes", type=str, default="", metavar="PACKS",
-        help="comma-separated custom node packs not to load",
-    )
-    parser.add_argument(
-        "--custom-nodes-directory", type=Path, action="append", default=[], metavar="PATH",
-        help="another folder of custom node packs",
-    )
-    parser.add_argument("--base-path", type=str, default="", help="URL prefix when served behind a reverse proxy")
-    parser.add_argument("--max-upload-size", type=float, default=100.0, metavar="MB", help="largest upload accepted")
-    parser.add_argument(
-        "--verbose", type=str, default="INFO", nargs="?", const="DEBUG",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="log level",
-    )
-    parser.add_argument(
-        "--enable-cors-header", type=str, default=None, metavar="ORIGIN", nargs="?", const="*",
-        help="allow cross-origin requests from ORIGIN (off by default)",
-    )
-    return parser
+    cache.add_argument("--cache-ram", nargs="?", const=4.0, type=float, default=0, metavar="GB",
+                       help="memory budget of the output cache in GB (default and bare flag: 4)")
+    # -- attention ---------------------------------------------------------------------------
+    attn = p.add_mutually_exclusive_group()
+    attn.add_argument("--use-split-cross-attention", action="store_true", help=_na("use_split_cross_attention"))
+    attn.add_argument("--use-quad-cross-attention", action="store_true", help=_na("use_quad_cross_attention"))
+    attn.add_argument("--use-pytorch-cross-attention", action="store_true", help="PyTorch SDPA attention (Weft's default)")
+    attn.add_argument("--use-sage-attention", action="store_true", help=_na("use_sage_attention"))
+    attn.add_argument("--use-flash-attention", action="store_true", help=_na("use_flash_attention"))
+    add("--disable-xformers", action="store_true", help="do not use xformers (Weft never does)")
+    upcast = p.add_mutually_exclusive_group()
+    upcast.add_argument("--force-upcast-attention", action="store_true", help=_na("force_upcast_attention"))
+    upcast.add_argument("--dont-upcast-attention", action="store_true", help=_na("dont_upcast_attention"))
+    add("--enable-manager", action="store_true", help=_na("enable_manager"))
+    manager = p.add_mutually_exclusive_group()
+    manager.add_argument("--disable-manager-ui", action="store_true", help=_na("disable_manager_ui"))
+    manager.add_argument("--enable-manager-legacy-ui", action="store_true", help=_na("enable_manager_legacy_ui"))
+    # -- memory modes ------------------------------------------------------------------------
+    vram = p.add_mutually_exclusive_group()
+    vram.add_argument("--gpu-only", action="store_true", help="keep every model on the GPU, never offload")
+    vram.add_argument("--highvram", action="store_true", help="keep models on the GPU up to its whole memory")
+    vram.add_argument("--normalvram", action="store_true", help="keep what fits the GPU budget, offload the rest (default)")
+    vram.add_argument("--lowvram", action="store_true", help="only the model in use stays on the GPU")
+    vram.add_argument("--novram", action="store_true", help="like --lowvram, and everything leaves the GPU after each run")
+    vram.add_argument("--cpu", action="store_true", help="run everything on the CPU")
+    add("--reserve-vram", type=float, default=None, metavar="GB",
+        help="GPU memory in GB to leave for other programs (default 1)")
+    add("--async-offload", nargs="?", const=2, type=int, default=None, metavar="NUM_STREAMS", help=_na("async_offload"))
+    add("--disable-async-offload", action="store_true", help=_na("disable_async_offload"))
+    add("--force-non-blocking", action="store_true", help=_na("force_non_blocking"))
+    add("--default-hashing-function", type=str, choices=["md5", "sha1", "sha256", "sha512"], default="sha256",
+        help="hash that tells an upload with a taken name from the same file (default sha256)")
+    add("--disable-smart-memory", action="store_true", help="move every model off the GPU after each run")
+    add("--deterministic", action="store_true", help="make PyTorch use deterministic algorithms where it can")
+    add("--fast", nargs="*", type=str, choices=["fp16_accumulation", "fp8_matrix_mult", "cublas_ops", "autotune"],
+        help=_na("fast"))
+    add("--disable-pinned-memory", action="store_true", help=_na("disable_pinned_memory"))
+    add("--mmap-torch-files", action="store_true", help=_na("mmap_torch_files"))
+    add("--disable-mmap", action="store_true", help=_na("disable_mmap"))
+    # -- console and start-up ----------------------------------------------------------------
+    add("--dont-print-server", action="store_true", help="do not print the server's address at start")
+    add("--quick-test-for-ci", action="store_true", help="load everything, then exit without serving")
+    add("--windows-standalone-build", action="store_true", help="what ComfyUI's portable build passes: opens the browser")
+    add("--disable-metadata", action="store_true", help="saved images carry no prompt or workflow")
+    add("--disable-all-custom-nodes", action="store_true", help="load no custom node packs")
+    add("--whitelist-custom-nodes", type=str, nargs="+", default=[], metavar="PACK",
+        help="packs to load even with --disable-all-custom-nodes")
+    add("--disable-api-nodes", action="store_true", help="no API nodes (Weft has none)")
+    add("--multi-user", action="store_true", help=_na("multi_user"))
+    add("--verbose", default="INFO", const="DEBUG", nargs="?", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="log level (bare flag: DEBUG)")
+    add("--log-stdout", action="store_true", help="log to stdout (errors still go to stderr)")
+    add("--front-end-version", type=str, default="comfyanonymous/ComfyUI@latest", help=_na("front_end_version"))
+    add("--front-end-root", type=_existing_directory, default=None, help=_na("front_end_root"))
+    add("--user-directory", type=_existing_directory, default=None,
+        help="the user directory (an existing folder; overrides --base-directory)")
+    add("--enable-compress-response-body", action="store_true", help="gzip responses for clients that accept it")
+    add("--comfy-api-base", type=str, default="https://api.comfy.org", help=_na("comfy_api_base"))
+    add("--database-url", type=str, default=None, help=_na("database_url"))
+    # -- Weft's own --------------------------------------------------------------------------
+    add("--disable-custom-nodes", type=str, default="", metavar="PACKS", help="comma-separated custom node packs not to load")
+    add("--custom-nodes-directory", type=Path, action="append", default=[], metavar="PATH",
+        help="another folder of custom node packs")
+    add("--base-path", type=str, default="", help="URL prefix when served behind a reverse proxy")
+    return p
+
+
+#: argparse destinations of Weft's own flags (not part of ``comfy.cli_args.args``)
+WEFT_ONLY = frozenset({"disable_custom_nodes", "custom_nodes_directory", "base_path"})
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> dict[str, str]:
+    return {a.dest: a.option_strings[0] for a in parser._actions if a.option_strings and a.dest != "help"}
+
+
+def _precision(args: argparse.Namespace) -> dict[str, Any]:
+    """The precision flags as model-manager settings (ComfyUI's precedence: the specific flag wins)."""
+    unet = "fp32" if args.force_fp32 else "fp16" if args.force_fp16 else "auto"
+    unet = next((v for flag, v in (("fp32_unet", "fp32"), ("bf16_unet", "bf16"), ("fp16_unet", "fp16"))
+                 if getattr(args, flag)), unet)
+    storage = next((v for flag, v in (("fp8_e4m3fn_unet", "fp8_e4m3fn"), ("fp8_e5m2_unet", "fp8_e5m2"))
+                    if getattr(args, flag)), "auto")
+    text = "fp32" if args.force_fp32 else "auto"
+    text = next((v for flag, v in (("fp16_text_enc", "fp16"), ("fp32_text_enc", "fp32"), ("bf16_text_enc", "bf16"))
+                 if getattr(args, flag)), text)
+    text_storage = next((v for flag, v in (("fp8_e4m3fn_text_enc", "fp8_e4m3fn"), ("fp8_e5m2_text_enc", "fp8_e5m2"))
+                         if getattr(args, flag)), "auto")
+    vae = "fp32" if args.force_fp32 else "auto"
+    vae = next((v for flag, v in (("fp16_vae", "fp16"), ("fp32_vae", "fp32"), ("bf16_vae", "bf16")) if getattr(args, flag)), vae)
+    return {"unet_dtype": unet, "unet_storage": storage, "text_encoder_dtype": text, "text_encoder_storage": text_storage,
+            "vae_dtype": vae}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    return config_from_args(parser.parse_args(argv), parser)
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerConfig:
+    """A :class:`ServerConfig` from parsed flags (``main.py run`` parses with its own parser)."""
     listen = [h.strip() for h in (args.listen or "127.0.0.1").split(",") if h.strip()]
     base_path = args.base_path.strip()
     if base_path and not base_path.startswith("/"):
         base_path = "/" + base_path
+    flags = _option_strings(parser)
+    ignored = [option for dest, option in flags.items()
+               if dest in NOT_APPLICABLE and getattr(args, dest, None) != parser.get_default(dest)]
+    vram_mode = next((mode for flag, mode in (("gpu_only", "gpu_only"), ("highvram", "high"), ("lowvram", "low"),
+                                              ("novram", "none")) if getattr(args, flag)), "normal")
+    comfy_args = {dest: getattr(args, dest) for dest in flags if dest not in WEFT_ONLY and hasattr(args, dest)}
     return ServerConfig(
         listen=listen,
         port=args.port,
-        base_directory=args.base_directory,
-        output_directory=args.output_directory,
-        input_directory=args.input_directory,
-        temp_directory=args.temp_directory,
-        extra_model_paths_config=list(args.extra_model_paths_config),
+        tls_keyfile=_optional_path(args.tls_keyfile),
+        tls_certfile=_optional_path(args.tls_certfile),
+        base_directory=_optional_path(args.base_directory),
+        output_directory=_optional_path(args.output_directory),
+        input_directory=_optional_path(args.input_directory),
+        temp_directory=_optional_path(args.temp_directory),
+        user_directory=_optional_path(args.user_directory),
+        extra_model_paths_config=[Path(p) for group in args.extra_model_paths_config or [] for p in group],
         cpu=args.cpu,
+        vram_mode=vram_mode,
+        reserve_vram_gb=args.reserve_vram,
+        disable_smart_memory=args.disable_smart_memory,
+        deterministic=args.deterministic,
+        cuda_device=args.cuda_device,
+        default_device=args.default_device,
+        cuda_malloc=args.cuda_malloc,
+        cpu_vae=args.cpu_vae,
+        **_precision(args),
         cache_lru=args.cache_lru,
         cache_none=args.cache_none,
-        cache_ram_gb=args.cache_ram,
+        cache_ram_gb=args.cache_ram or 4.0,
+        preview_method=args.preview_method,
+        preview_size=args.preview_size,
+        disable_metadata=args.disable_metadata,
         disable_all_custom_nodes=args.disable_all_custom_nodes,
+        whitelist_custom_nodes=list(args.whitelist_custom_nodes),
         disable_custom_nodes=[p.strip() for p in args.disable_custom_nodes.split(",") if p.strip()],
         extra_custom_node_dirs=list(args.custom_nodes_directory),
         base_path=base_path.rstrip("/"),
         max_upload_size_mb=args.max_upload_size,
-        verbose=args.verbose,
         enable_cors_header=args.enable_cors_header,
+        enable_compress_response_body=args.enable_compress_response_body,
+        default_hashing_function=args.default_hashing_function,
+        verbose=args.verbose,
+        log_stdout=args.log_stdout,
+        dont_print_server=args.dont_print_server,
+        auto_launch=(args.auto_launch or args.windows_standalone_build) and not args.disable_auto_launch,
+        quick_test_for_ci=args.quick_test_for_ci,
+        ignored_flags=ignored,
+        comfy_args=comfy_args,
     )

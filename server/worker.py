@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from engine import InterruptFlag
 from engine.executor import now_ms
+from nodes.launch_options import resolve_preview_method
+from nodes.memory import run_finished
 
+from .console import execution_error_lines
 from .events import encode_preview
 
 if TYPE_CHECKING:
@@ -92,16 +95,24 @@ class Worker:
             send(event, data, sid)
 
         started = time.perf_counter()
-        result = await server.executor.execute(
-            item.prompt_id,
-            item.prompt,
-            item.outputs,
-            emit=emit,
-            interrupt=self.interrupt,
-            extra_data=item.extra_data,
-            order=item.order,
-        )
+        try:
+            result = await server.executor.execute(
+                item.prompt_id,
+                item.prompt,
+                item.outputs,
+                emit=emit,
+                interrupt=self.interrupt,
+                extra_data=self.run_extra_data(item.extra_data),
+                order=item.order,
+            )
+        finally:
+            run_finished()  # the model manager's end-of-run policy (--novram, --disable-smart-memory)
         elapsed = time.perf_counter() - started
+        if result.interrupted:
+            log.info("Processing interrupted")
+        elif result.error is not None:
+            for line in execution_error_lines(result.error):
+                log.error("%s", line)
         log.info("prompt %s: %s in %.3f s", item.prompt_id, result.status_str, elapsed)
         server.history.add(
             item.prompt_id,
@@ -116,6 +127,17 @@ class Worker:
                 "meta": result.meta,
             },
         )
+
+    def run_extra_data(self, extra_data: dict[str, Any]) -> dict[str, Any]:
+        """The prompt's ``extra_data`` as its nodes see it: ``preview_method`` resolved against this
+        server's ``--preview-method`` (ComfyUI's rule: the client's choice when it names a method,
+        else the launcher's, which defaults to none) and ``--preview-size`` filled in. A copy: the
+        queue and the history keep what the client sent."""
+        config = self.server.config
+        resolved = dict(extra_data)
+        resolved["preview_method"] = resolve_preview_method(extra_data.get("preview_method"), config.preview_method)
+        resolved.setdefault("preview_size", config.preview_size)
+        return resolved
 
     def _record_crash(self, item: QueueItem) -> None:
         message = traceback.format_exc()

@@ -45,7 +45,7 @@ def _manager() -> Any:
 
 def __getattr__(name: str) -> Any:
     if name == "vram_state":
-        return VRAMState.NORMAL_VRAM if _torch().cuda.is_available() else VRAMState.DISABLED
+        return _vram_state()
     if name == "cpu_state":
         return CPUState.GPU if _torch().cuda.is_available() else CPUState.CPU
     if name == "OOM_EXCEPTION":
@@ -53,6 +53,20 @@ def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
     raise unsupported_attribute("comfy.model_management", name)
+
+
+_VRAM_STATES = {"gpu_only": VRAMState.HIGH_VRAM, "high": VRAMState.HIGH_VRAM, "normal": VRAMState.NORMAL_VRAM,
+                "low": VRAMState.LOW_VRAM, "none": VRAMState.NO_VRAM}
+
+
+def _vram_state() -> VRAMState:
+    """ComfyUI's VRAM state from the launcher's memory mode (``--lowvram``...), DISABLED on the CPU."""
+    manager = _manager()
+    if manager is not None:
+        if manager.settings.force_cpu or manager.compute_device().type == "cpu":
+            return VRAMState.DISABLED
+        return _VRAM_STATES.get(manager.settings.vram_mode, VRAMState.NORMAL_VRAM)
+    return VRAMState.NORMAL_VRAM if _torch().cuda.is_available() else VRAMState.DISABLED
 
 
 def _torch() -> Any:

@@ -230,8 +230,15 @@ def save_path(kind: str, prefix: str, image: torch.Tensor, input_name: str = "fi
 
 
 def _png_info(prompt: Any, extra_pnginfo: Any) -> Any:
+    """The PNG text chunks (prompt, workflow...), or ``None`` under ``--disable-metadata`` (as
+    ComfyUI's SaveImage and PreviewImage: a user who shares pictures may not want to share
+    the graph)."""
     from PIL.PngImagePlugin import PngInfo
 
+    from ..launch_options import get_options
+
+    if get_options().disable_metadata:
+        return None
     info = PngInfo()
     if prompt is not None:
         info.add_text("prompt", json.dumps(prompt))

@@ -50,19 +50,47 @@ class WeightPatch(Protocol):
     def deltas(self, module: Any, target: str) -> Iterable[tuple[str, torch.Tensor]]: ...
 
 
+#: ``vram_mode`` values, from ComfyUI's memory flags (``--gpu-only``, ``--highvram``, default,
+#: ``--lowvram``, ``--novram``).
+VRAM_MODES = ("gpu_only", "high", "normal", "low", "none")
+
+
 @dataclass
 class ManagerSettings:
-    """User-facing knobs (command line: ``--cpu``, ``--vram-budget``, ``--fp32``...)."""
+    """User-facing knobs, set from the launcher's flags (``--cpu``, ``--lowvram``, ``--fp16-vae``...).
+
+    ComfyUI's memory modes map onto the budget rather than onto partial loading (diffusers
+    modules move whole): ``high``/``gpu_only`` may fill the whole GPU (less ``vram_reserve``
+    when one is given); ``normal`` keeps what fits ``total - vram_reserve``; ``low`` keeps only
+    the module in use on the GPU; ``none`` is ``low`` plus everything back to the CPU after
+    each run. Modes only matter on an accelerator.
+    """
 
     force_cpu: bool = False
-    #: bytes of accelerator memory models may use; ``None``: total minus ``vram_reserve``
+    #: bytes of accelerator memory models may use; ``None``: decided by ``vram_mode``
     vram_budget: int | None = None
-    vram_reserve: int = 1 * GiB
+    #: bytes of accelerator memory left to other programs (``--reserve-vram``); ``None``: 1 GiB
+    #: in normal mode, nothing in high/gpu_only mode
+    vram_reserve: int | None = None
+    vram_mode: str = "normal"
+    #: move every module off the accelerator after each run (``--novram``, ``--disable-smart-memory``)
+    offload_after_run: bool = False
     #: bytes of CPU memory models may use; ``None``: 60% of the machine's RAM
     ram_budget: int | None = None
     #: "auto", "fp32", "fp16" or "bf16" for UNet/text encoders; VAE follows ``vae_dtype``
     dtype: str = "auto"
     vae_dtype: str = "auto"
+    #: per-kind overrides of ``dtype`` ("auto": follow ``dtype``) for the UNet (and ControlNets)
+    #: and the text encoders
+    unet_dtype: str = "auto"
+    text_encoder_dtype: str = "auto"
+    #: "fp8_e4m3fn" / "fp8_e5m2": store weights in 8 bits, upcast per layer ("auto": as loaded)
+    unet_storage: str = "auto"
+    text_encoder_storage: str = "auto"
+    #: run VAEs on the CPU whatever the compute device (``--cpu-vae``)
+    vae_on_cpu: bool = False
+    #: ``torch.use_deterministic_algorithms`` (``--deterministic``), applied when torch is first used
+    deterministic: bool = False
 
 
 class ModuleHandle:
@@ -101,7 +129,7 @@ class ModuleHandle:
     @property
     def device(self) -> torch.device:
         """Where this module computes: the manager's device, or the CPU when pinned there."""
-        if self.device_override == "cpu":
+        if self.device_override == "cpu" or (self.kind == "vae" and self.manager.settings.vae_on_cpu):
             import torch
 
             return torch.device("cpu")
@@ -199,6 +227,8 @@ class ModelManager:
             for name, value in changes.items():
                 if not hasattr(self.settings, name):
                     raise TypeError(f"unknown model manager setting {name!r}")
+                if name == "vram_mode" and value not in VRAM_MODES:
+                    raise ValueError(f"vram_mode must be one of {', '.join(VRAM_MODES)}, not {value!r}")
                 setattr(self.settings, name, value)
             if "force_cpu" in changes:
                 # everything goes back to the CPU; the next use places it on the new device
@@ -213,6 +243,8 @@ class ModelManager:
         if self._device is None:
             import torch
 
+            if self.settings.deterministic:
+                torch.use_deterministic_algorithms(True, warn_only=True)
             if self.settings.force_cpu:
                 self._device = torch.device("cpu")
             elif torch.cuda.is_available():
@@ -231,7 +263,7 @@ class ModelManager:
         if override in names:
             return names[override]  # type: ignore[index]
         device = device if device is not None else self.compute_device()
-        choice = self.settings.vae_dtype if kind == "vae" else self.settings.dtype
+        choice = self._dtype_choice(kind)
         if choice in names:
             return names[choice]
         if device.type == "cpu" or kind == "tokenizer":
@@ -241,6 +273,27 @@ class ModelManager:
                 return torch.bfloat16
             return torch.float32
         return torch.float16
+
+    def _dtype_choice(self, kind: str) -> str:
+        """The configured dtype name for a kind of module ("auto" when none is set)."""
+        settings = self.settings
+        if kind == "vae":
+            return settings.vae_dtype
+        if kind == "clip" and settings.text_encoder_dtype != "auto":
+            return settings.text_encoder_dtype
+        if kind in ("unet", "controlnet") and settings.unet_dtype != "auto":
+            return settings.unet_dtype
+        return settings.dtype
+
+    def storage_for(self, handle: ModuleHandle) -> str | None:
+        """The 8-bit storage format of a module's weights, if any: the node's choice, else the launcher's."""
+        if handle.dtype_override:
+            return handle.dtype_override
+        if handle.kind in ("unet", "controlnet") and self.settings.unet_storage != "auto":
+            return self.settings.unet_storage
+        if handle.kind == "clip" and self.settings.text_encoder_storage != "auto":
+            return self.settings.text_encoder_storage
+        return None
 
     # -- handles ---------------------------------------------------------------------------
     def handle(
@@ -312,7 +365,7 @@ class ModelManager:
             # modules that these models do not have.
             torch.nn.Module.to(module, device=device, dtype=dtype)
         fp8 = {"fp8_e4m3fn": "float8_e4m3fn", "fp8_e4m3fn_fast": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
-        storage = fp8.get(handle.dtype_override or "")
+        storage = fp8.get(self.storage_for(handle) or "")
         if storage and hasattr(module, "enable_layerwise_casting") and not getattr(module, "_weft_fp8", False):
             # Weights stored in 8 bits, each layer upcast to the compute dtype while it runs.
             module.enable_layerwise_casting(storage_dtype=getattr(torch, storage), compute_dtype=dtype)
@@ -325,15 +378,36 @@ class ModelManager:
 
     # -- budgets ---------------------------------------------------------------------------
     def vram_budget(self) -> int:
-        if self.settings.vram_budget is not None:
-            return self.settings.vram_budget
+        """Bytes of modules the compute device may hold; see :class:`ManagerSettings` for the modes."""
+        settings = self.settings
+        if settings.vram_budget is not None:
+            return settings.vram_budget
         device = self.compute_device()
+        if device.type == "cpu":
+            return self.ram_budget()
+        if settings.vram_mode in ("low", "none"):
+            return 0  # every other module leaves before the next one comes
+        total = self._device_total(device)
+        if settings.vram_mode in ("high", "gpu_only"):
+            return max(total - (settings.vram_reserve or 0), 0)
+        if device.type != "cuda":
+            return total  # mps: unified memory, the RAM budget
+        reserve = settings.vram_reserve if settings.vram_reserve is not None else 1 * GiB
+        return max(total - reserve, total // 4)
+
+    def _device_total(self, device: torch.device) -> int:
+        """Total memory of an accelerator (the RAM budget for devices torch cannot measure)."""
         if device.type == "cuda":
             import torch
 
-            total = torch.cuda.get_device_properties(device).total_memory
-            return max(total - self.settings.vram_reserve, total // 4)
+            return int(torch.cuda.get_device_properties(device).total_memory)
         return self.ram_budget()
+
+    def after_run(self) -> None:
+        """The end of a prompt: with ``offload_after_run`` (``--novram``, ``--disable-smart-memory``)
+        every module goes back to the CPU, so the GPU is free between runs."""
+        if self.settings.offload_after_run or self.settings.vram_mode == "none":
+            self.free(unload_models=False, collect=False)
 
     def ram_budget(self) -> int:
         if self.settings.ram_budget is not None:
@@ -446,6 +520,7 @@ class ModelManager:
             "ram_budget": self.ram_budget(),
             "evictions": self.evictions,
             "force_cpu": self.settings.force_cpu,
+            "vram_mode": self.settings.vram_mode,
         }
 
 
@@ -477,13 +552,19 @@ def _stats_hook() -> list[dict[str, Any]]:
     return get_manager().stats()["devices"]
 
 
+def _run_end_hook() -> None:
+    if _manager is not None:
+        _manager.after_run()
+
+
 def _register_server_hooks() -> None:
     try:
-        from nodes.memory import register_free_hook, register_stats_hook
+        from nodes.memory import register_free_hook, register_run_end_hook, register_stats_hook
     except ImportError:  # a checkout without the server's memory hooks
         return
     register_free_hook(_free_hook)
     register_stats_hook(_stats_hook)
+    register_run_end_hook(_run_end_hook)
 
 
 def configure(**settings: Any) -> ModelManager:

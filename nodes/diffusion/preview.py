@@ -67,14 +67,19 @@ def _frozen(value: Any) -> Any:
 
 
 def preview_jpeg(latent: torch.Tensor, fmt: Mapping[str, Any] | None = None, quality: int = 85) -> bytes:
-    """JPEG bytes of :func:`latent_to_rgb` (downscaled to :data:`MAX_PREVIEW_SIZE`)."""
+    """JPEG bytes of :func:`latent_to_rgb`, downscaled to ``fmt["max_size"]`` (``--preview-size``;
+    default :data:`MAX_PREVIEW_SIZE`)."""
     import io
 
     from PIL import Image
 
     image = Image.fromarray(latent_to_rgb(latent, fmt).numpy())
-    if max(image.size) > MAX_PREVIEW_SIZE:
-        image.thumbnail((MAX_PREVIEW_SIZE, MAX_PREVIEW_SIZE))
+    try:
+        limit = max(int((fmt or {}).get("max_size") or MAX_PREVIEW_SIZE), 1)
+    except (TypeError, ValueError):
+        limit = MAX_PREVIEW_SIZE
+    if max(image.size) > limit:
+        image.thumbnail((limit, limit))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()

@@ -186,20 +186,25 @@ def _plain(t: torch.Tensor) -> torch.Tensor:
 def node_callbacks(preview_format: Mapping[str, Any] | None = None) -> tuple[StepCallback | None, Callable[[int], bool]]:
     """Progress and preview callbacks for the running node (``None`` outside a node run).
 
-    Previews go every ``preview_every`` steps (the prompt's ``extra_data``; default 1);
-    ``0`` or ``preview_method: "none"`` turns them off. A preview costs one 4x3 matmul at
-    latent resolution and a small JPEG encode.
+    As in ComfyUI, previews are off unless the prompt's ``extra_data.preview_method`` or the
+    launcher's ``--preview-method`` asks (``auto``, ``latent2rgb``; ``taesd`` is served by
+    latent2rgb). Then they go every ``preview_every`` steps (``extra_data``; default 1), at most
+    ``preview_size`` pixels a side. A preview costs one 4x3 matmul at latent resolution and a
+    small JPEG encode.
     """
     from engine.context import current_context
+
+    from ..launch_options import get_options, resolve_preview_method
 
     ctx = current_context()
     if ctx is None:
         return None, lambda step: False
     extra = ctx.extra or {}
     every = int(extra.get("preview_every", 1) or 0)
-    method = str(extra.get("preview_method", "latent2rgb"))
-    if method in ("none", "off"):
+    if resolve_preview_method(extra.get("preview_method")) == "none":
         every = 0
+    size = extra.get("preview_size", get_options().preview_size)
+    preview_format = {**(preview_format or {}), "max_size": size}
 
     def wants(step: int) -> bool:
         return every > 0 and step % every == 0

@@ -39,26 +39,29 @@ def _resolve(kind: str, subfolder: str, filename: str) -> Path:
         raise BadRequest(f"invalid path: {exc}", status=403) from exc
 
 
-def _unique_name(folder: Path, name: str, data: bytes) -> str:
-    """Keep ``name`` if free or identical; otherwise ``stem (n).ext`` like ComfyUI."""
+def _unique_name(folder: Path, name: str, data: bytes, algorithm: str = "sha256") -> str:
+    """Keep ``name`` if free or identical; otherwise ``stem (n).ext`` like ComfyUI.
+
+    ``algorithm`` is ``--default-hashing-function``, what tells identical contents apart.
+    """
     target = folder / name
-    if not target.exists() or _same_content(target, data):
+    if not target.exists() or _same_content(target, data, algorithm):
         return name
     stem, ext = Path(name).stem, Path(name).suffix
     n = 1
     while True:
         candidate = f"{stem} ({n}){ext}"
         path = folder / candidate
-        if not path.exists() or _same_content(path, data):
+        if not path.exists() or _same_content(path, data, algorithm):
             return candidate
         n += 1
 
 
-def _same_content(path: Path, data: bytes) -> bool:
+def _same_content(path: Path, data: bytes, algorithm: str = "sha256") -> bool:
     try:
         if path.stat().st_size != len(data):
             return False
-        return hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest()
+        return hashlib.new(algorithm, path.read_bytes()).digest() == hashlib.new(algorithm, data).digest()
     except OSError:
         return False
 
@@ -113,7 +116,7 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
             data = await asyncio.get_running_loop().run_in_executor(None, _merge_mask, data, original_ref)
         await asyncio.get_running_loop().run_in_executor(None, _check_image, data, filename)
         target.parent.mkdir(parents=True, exist_ok=True)
-        name = filename if overwrite else _unique_name(target.parent, filename, data)
+        name = filename if overwrite else _unique_name(target.parent, filename, data, server.config.default_hashing_function)
         final = _resolve(kind, subfolder, name)
         await asyncio.get_running_loop().run_in_executor(None, final.write_bytes, data)
         return web.json_response({"name": name, "subfolder": subfolder, "type": kind})

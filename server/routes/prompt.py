@@ -12,6 +12,7 @@ from aiohttp import web
 
 from engine import normalise_prompt, validate_prompt
 
+from ..console import validation_lines
 from ..http import BadRequest, json_response, query_int, read_json_object
 from ..prompt_server import PromptServer
 from ..queue import QueueItem
@@ -44,6 +45,7 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
         try:
             prompt = normalise_prompt(data["prompt"])
         except ValueError as exc:
+            log.warning("invalid prompt: %s", exc)
             return json_response(
                 {"error": {"type": "invalid_prompt", "message": f"Invalid prompt: {exc}", "details": str(exc), "extra_info": {}}, "node_errors": {}},
                 400,
@@ -70,6 +72,8 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
         else:
             result = validate_prompt(prompt, server.registry, targets)
         if not result.ok:
+            for line in validation_lines(result.error, result.node_errors):
+                log.warning("%s", line)
             return json_response({"error": result.error, "node_errors": result.node_errors}, 400)
         if number is None:
             number = server.queue.next_number(front)

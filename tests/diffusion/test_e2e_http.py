@@ -270,7 +270,7 @@ def test_every_sampler_and_scheduler_runs(server):
     assert {f"p{i}" for i in range(len(combos))} <= set(entry["outputs"])
     # and a name diffusers cannot express is refused before anything runs, naming the input
     bad = base_graph()
-    bad["5"]["inputs"]["sampler_name"] = "dpm_adaptive"
+    bad["5"]["inputs"]["sampler_name"] = "res_multistep"
     status, body = server.post("/prompt", {"prompt": bad})
     assert status == 400
     assert "sampler_name" in json.dumps(body["node_errors"]["5"])
@@ -279,7 +279,8 @@ def test_every_sampler_and_scheduler_runs(server):
 async def test_progress_previews_and_interrupt_over_websocket(server):
     client = uuid.uuid4().hex
     async with EventRecorder(server.ws_url, client) as ws:
-        prompt_id = server.queue_prompt(base_graph(seed=77, steps=4, prefix="ws"), client_id=client)
+        prompt_id = server.queue_prompt(base_graph(seed=77, steps=4, prefix="ws"), client_id=client,
+                                        extra_data={"preview_method": "auto"})  # previews are off unless asked
         await ws.wait_done(prompt_id, timeout=120)
         progress = [(d["value"], d["max"]) for e, d in ws.for_prompt(prompt_id) if e == "progress"]
         assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]

@@ -214,14 +214,14 @@ def test_unsupported_sampler_is_rejected_at_validation(model):
     registry = builtin_registry()
     prompt = {
         "1": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "2": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "dpm_adaptive"}},
+        "2": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "res_multistep"}},
         "3": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
     }
     result = validate_prompt(prompt, registry, ["2"])
     assert not result.ok
     error = result.node_errors["2"]["errors"][0]
-    assert "sampler_name 'dpm_adaptive' is not available" in error["details"]
-    assert UNSUPPORTED_SAMPLERS["dpm_adaptive"] in error["details"]  # says why, not just "not in list"
+    assert "sampler_name 'res_multistep' is not available" in error["details"]
+    assert UNSUPPORTED_SAMPLERS["res_multistep"] in error["details"]  # says why, not just "not in list"
     ks = {"class_type": "KSampler", "inputs": {
         "model": ["9", 0], "seed": 1, "steps": 2, "cfg": 5.0, "sampler_name": "euler", "scheduler": "linear_quadratic",
         "positive": ["8", 0], "negative": ["8", 0], "latent_image": ["1", 0], "denoise": 1.0}}
@@ -315,7 +315,8 @@ def _run(executor, prompt, **kwargs):
 
 def test_progress_and_previews_every_step(engine):
     events = []
-    run = _run(engine, _prompt(steps=3, sampler="heun"), emit=lambda e, d: events.append((e, d)))
+    run = _run(engine, _prompt(steps=3, sampler="heun"), emit=lambda e, d: events.append((e, d)),
+               extra_data={"preview_method": "auto"})
     assert run.status_str == "success"
     progress = [(d["value"], d["max"]) for e, d in events if e == "progress"]
     assert progress == [(1, 3), (2, 3), (3, 3)]
@@ -324,9 +325,17 @@ def test_progress_and_previews_every_step(engine):
     assert previews[0]["data"][:2] == b"\xff\xd8" and previews[0]["node"] == "3"
 
 
+def test_no_previews_unless_asked_for(engine):
+    """ComfyUI's default: progress, but no preview frames without a preview_method."""
+    events = []
+    _run(engine, _prompt(steps=3, seed=4), emit=lambda e, d: events.append(e))
+    assert events.count("preview") == 0 and events.count("progress") == 3
+
+
 def test_preview_every_n_steps_and_off(engine):
     events = []
-    _run(engine, _prompt(steps=4, seed=2), emit=lambda e, d: events.append(e), extra_data={"preview_every": 2})
+    _run(engine, _prompt(steps=4, seed=2), emit=lambda e, d: events.append(e),
+         extra_data={"preview_every": 2, "preview_method": "latent2rgb"})
     assert events.count("preview") == 2 and events.count("progress") == 4
     events.clear()
     _run(engine, _prompt(steps=4, seed=3), emit=lambda e, d: events.append(e), extra_data={"preview_method": "none"})

@@ -39,9 +39,14 @@ export class Api extends EventTarget {
     return this.fetchJson("/object_info");
   }
 
-  /** extraPngInfo: what SaveImage writes into the PNG's text chunks ({workflow, ...}). */
+  /**
+   * extraPngInfo: what SaveImage writes into the PNG's text chunks ({workflow, ...}).
+   * The canvas shows live previews, so it asks for them: like ComfyUI, the server sends none
+   * unless the client's extra_data.preview_method (or the server's --preview-method) asks.
+   */
   queuePrompt(prompt, extraPngInfo, front = false, promptId = null) {
-    const body = { prompt, client_id: this.clientId, extra_data: { extra_pnginfo: extraPngInfo } };
+    const extra_data = { extra_pnginfo: extraPngInfo, preview_method: "auto" };
+    const body = { prompt, client_id: this.clientId, extra_data };
     if (promptId) body.prompt_id = promptId; // known before the first event arrives
     if (front) body.front = true;
     return this.fetchJson("/prompt", {

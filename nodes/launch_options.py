@@ -1,0 +1,69 @@
+"""Launch options that node code reads: Weft's counterpart of ComfyUI's ``comfy.cli_args.args``.
+
+ComfyUI's nodes read a few launcher flags at run time (SaveImage checks
+``--disable-metadata``; the sampler's previewer checks ``--preview-method``), and so do
+custom node packs through ``comfy.cli_args``. The server (or ``main.py run``) sets these once
+at start-up from its command line; nodes read them here, so ``nodes/`` never imports the
+server. The defaults are ComfyUI's: metadata on, no previews unless asked for.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+#: ``--preview-method`` values (ComfyUI's); ``extra_data.preview_method`` may also say "default".
+PREVIEW_METHODS = ("none", "auto", "latent2rgb", "taesd")
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    #: ``--disable-metadata``: SaveImage/PreviewImage write no prompt or workflow text chunks
+    disable_metadata: bool = False
+    #: ``--preview-method``: what a sampler previews when the prompt's extra_data does not say
+    preview_method: str = "none"
+    #: ``--preview-size``: longest side of a preview image in pixels
+    preview_size: int = 512
+    #: every ComfyUI launcher flag by its argparse name, as given (for ``comfy.cli_args``)
+    comfy_args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+DEFAULTS = LaunchOptions()
+_options = DEFAULTS
+_lock = threading.Lock()
+
+
+def get_options() -> LaunchOptions:
+    """The options of this process (ComfyUI's defaults until a launcher configures them)."""
+    return _options
+
+
+def configure(options: LaunchOptions) -> LaunchOptions:
+    """Make ``options`` the process's options; returns the previous ones (to restore them)."""
+    global _options
+    with _lock:
+        previous, _options = _options, options
+    return previous
+
+
+def restore(expected: LaunchOptions, previous: LaunchOptions) -> None:
+    """Put ``previous`` back if ``expected`` is still current (a server that stops undoes its own
+    options, but not those a later server set)."""
+    global _options
+    with _lock:
+        if _options is expected:
+            _options = previous
+
+
+def resolve_preview_method(requested: Any, default: str | None = None) -> str:
+    """The preview method for one prompt: its ``extra_data.preview_method`` when that names a
+    method, else the launch default (ComfyUI's ``set_preview_method``: "default", a missing or an
+    unknown value all mean the launcher's ``--preview-method``)."""
+    if isinstance(requested, str) and requested in PREVIEW_METHODS:
+        return requested
+    if requested in ("off",):  # Weft's earlier spelling of "none"
+        return "none"
+    return default if default is not None else _options.preview_method

@@ -78,13 +78,18 @@ class LoopRun:
         return torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
 
     def step_done(self, step: int, x: torch.Tensor, denoised: torch.Tensor | None = None,
-                  total: int | None = None) -> torch.Tensor:
-        """Bookkeeping after step ``step`` (1-based) left the sample at ``sigmas[step]``."""
+                  total: int | None = None, sigma: float | None = None) -> torch.Tensor:
+        """Bookkeeping after step ``step`` (1-based) left the sample at ``sigmas[step]``.
+
+        Samplers whose steps are not the schedule's (adaptive step size) pass the noise level
+        the sample is at as ``sigma`` and their own (estimated) ``total``.
+        """
         import torch
 
         total = self.steps if total is None else total
         if self.mask is not None and step < total:
-            sigma = float(self.sigmas[min(step, len(self.sigmas) - 1)])
+            if sigma is None:
+                sigma = float(self.sigmas[min(step, len(self.sigmas) - 1)])
             x = torch.lerp(self.latent + self.noise * sigma, x, self.mask)
         if self._on_step is not None:
             due = self._wants_preview is not None and self._wants_preview(step)

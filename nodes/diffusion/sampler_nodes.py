@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import Boolean, Combo, Float, Input, Int, Node, NodeClassDefinition, Output
-from .samplers import SAMPLER_NAMES, SAMPLERS, SCHEDULER_NAMES, unsupported_message
+from .samplers import SAMPLER_NAMES, SCHEDULER_NAMES, resolve_sampler, unsupported_message
 
 SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
@@ -30,7 +30,8 @@ def _cfg() -> Any:
 
 
 def _sampler_name() -> Any:
-    return Combo("sampler_name", list(SAMPLER_NAMES), tooltip="The stepping algorithm (a diffusers scheduler).")
+    return Combo("sampler_name", list(SAMPLER_NAMES),
+                 tooltip="The stepping algorithm (a diffusers scheduler, or a loop of Weft's own).")
 
 
 def _scheduler() -> Any:
@@ -38,9 +39,7 @@ def _scheduler() -> Any:
 
 
 def _sampler(name: Any) -> Any:
-    if name not in SAMPLERS:
-        raise ValueError(unsupported_message("sampler_name", str(name)))
-    return SAMPLERS[name]
+    return resolve_sampler(name)
 
 
 def _check_schedule(name: Any) -> None:
@@ -55,7 +54,7 @@ def check_names(inputs: dict[str, Any]) -> bool | str:
     registered with :class:`_NamesCheckedHere` so this message reaches the client instead.
     """
     problems = []
-    if "sampler_name" in inputs and inputs["sampler_name"] not in SAMPLERS:
+    if "sampler_name" in inputs and inputs["sampler_name"] not in SAMPLER_NAMES:
         problems.append(unsupported_message("sampler_name", str(inputs["sampler_name"])))
     if "scheduler" in inputs and inputs["scheduler"] not in SCHEDULER_NAMES:
         problems.append(unsupported_message("scheduler", str(inputs["scheduler"])))

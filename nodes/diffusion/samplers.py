@@ -20,6 +20,10 @@ A few ComfyUI samplers have no diffusers scheduler that fits (``lms`` needs scip
 ``dpmpp_2s_ancestral``, ``dpmpp_sde`` and ``lcm``'s plain re-noising do not exist): they
 are small steppers of our own (``scheduler="own"``) driven by the same loop.
 
+Samplers that need a loop of their own (adaptive step size, momentum) are listed in
+:data:`LOOP_SAMPLERS` by name and built on demand from ``nodes/samplers/``;
+:func:`resolve_sampler` turns any name into its SAMPLER.
+
 Names Weft cannot express are absent from the combo lists; :data:`UNSUPPORTED_SAMPLERS`
 and :data:`UNSUPPORTED_SCHEDULERS` say why, and the sampling nodes put that reason in the
 validation error.
@@ -124,8 +128,6 @@ for _base in ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"):
 
 #: ComfyUI sampler names Weft does not offer, and why.
 UNSUPPORTED_SAMPLERS: dict[str, str] = {
-    "dpm_fast": "diffusers has no adaptive-order DPM solver",
-    "dpm_adaptive": "diffusers has no adaptive-step DPM solver",
     "ipndm_v": "diffusers has no variable-step iPNDM",
     "heunpp2": "diffusers has no Heun++ scheduler",
     "euler_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
@@ -146,7 +148,74 @@ UNSUPPORTED_SAMPLERS: dict[str, str] = {
     "sa_solver_pece": "diffusers' SASolverScheduler cannot take another schedule's sigmas; not offered yet",
 }
 
-SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLERS)
+
+@dataclass(frozen=True)
+class LoopSamplerEntry:
+    """A sampler name served by a SAMPLER that runs its own loop (``sample_loop``, see
+    :mod:`.loops`): adaptive step sizes, momentum, anything a scheduler's ``step`` cannot say.
+
+    ``factory`` is ``"module:function"``; the function takes the name and returns a fresh
+    SAMPLER. It is imported on first use only, so the combo lists know every name while
+    importing this module stays torch-free, and the research packages (``nodes/samplers/``)
+    live outside the core without an import-order dependency on their registration.
+    """
+
+    name: str
+    factory: str
+    note: str = ""
+
+    def build(self) -> Any:
+        import importlib
+
+        module, _, function = self.factory.partition(":")
+        return getattr(importlib.import_module(module), function)(self.name)
+
+
+_DPM_SOLVER = "nodes.samplers.dpm_solver:named_sampler"
+_MOMENTUM = "nodes.samplers.momentum:named_sampler"
+
+#: Sampler names whose SAMPLER brings its own loop, in the order the combo lists show them
+#: (after :data:`SAMPLERS`): ComfyUI's names first, then Weft's own.
+LOOP_SAMPLERS: dict[str, LoopSamplerEntry] = {
+    entry.name: entry
+    for entry in (
+        LoopSamplerEntry("dpm_fast", _DPM_SOLVER,
+                         "DPM-Solver-Fast (Lu et al. 2022, arXiv 2206.00927): orders 3/2/1 on uniform log-SNR "
+                         "steps, as many model calls as steps; uses only the schedule's first and last nonzero sigma"),
+        LoopSamplerEntry("dpm_adaptive", _DPM_SOLVER,
+                         "DPM-Solver-23 with adaptive step size (Lu et al. 2022, arXiv 2206.00927); ignores "
+                         "the steps and the intermediate sigmas, stops at the last nonzero sigma as ComfyUI does"),
+        LoopSamplerEntry("dpmpp_2m_hb", _MOMENTUM,
+                         "DPM-Solver++(2M) with Polyak heavy-ball momentum 0.8 (Wizadwongsa et al., ICLR 2024, "
+                         "arXiv 2307.11118)"),
+        LoopSamplerEntry("dpmpp_2m_ghvb", _MOMENTUM,
+                         "DPM-Solver++(2M) with generalised heavy-ball momentum 0.8 (Wizadwongsa et al., "
+                         "arXiv 2307.11118)"),
+        LoopSamplerEntry("plms_hb", _MOMENTUM,
+                         "PLMS (4th-order Adams-Bashforth, = ipndm) with heavy-ball momentum 0.8 "
+                         "(Wizadwongsa et al., arXiv 2307.11118)"),
+        LoopSamplerEntry("plms_ghvb", _MOMENTUM,
+                         "generalised heavy ball of order 4 with momentum 0.8, 'GHVB 3.8' "
+                         "(Wizadwongsa et al., arXiv 2307.11118)"),
+    )
+}
+
+SAMPLER_NAMES: tuple[str, ...] = (*SAMPLERS, *LOOP_SAMPLERS)
+
+
+def resolve_sampler(name: str) -> Any:
+    """The SAMPLER a ``sampler_name`` stands for: a :class:`SamplerSpec`, or a fresh loop
+    SAMPLER from :data:`LOOP_SAMPLERS`. Unknown or unsupported names raise ``ValueError``
+    with the reason."""
+    if not isinstance(name, str):
+        raise ValueError(unsupported_message("sampler_name", str(name)))
+    spec = SAMPLERS.get(name)
+    if spec is not None:
+        return spec
+    entry = LOOP_SAMPLERS.get(name)
+    if entry is None:
+        raise ValueError(unsupported_message("sampler_name", str(name)))
+    return entry.build()
 
 
 def unsupported_message(kind: str, name: str) -> str:

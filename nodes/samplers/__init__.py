@@ -1,0 +1,23 @@
+"""Sampler research nodes: SAMPLERs that run a loop of their own.
+
+A diffusers scheduler's ``step`` sees one model output at a time on a fixed grid of noise
+levels. Some samplers need more: an error-controlled solver chooses its own noise levels and
+may retry a step; a momentum method keeps a velocity across steps. Each of these is a SAMPLER
+object with ``sample_loop(run)`` (see :mod:`nodes.diffusion.loops`): the loop hands it the
+guided model as a k-diffusion denoiser (``x = x0 + sigma * eps``) plus the bookkeeping that
+makes it behave like the built-in samplers (inpainting mask, progress, previews, interrupts).
+Counters go through the run protocol (``begin_run`` / ``report``) to the sampler node's UI
+text and the log.
+
+* :mod:`.momentum`: heavy-ball (HB) and generalised heavy-ball (GHVB) momentum on
+  DPM-Solver++(2M) and PLMS (Wizadwongsa et al., ICLR 2024, arXiv 2307.11118);
+  ``dpmpp_2m_hb``, ``dpmpp_2m_ghvb``, ``plms_hb``, ``plms_ghvb`` and node ``SamplerMomentum``.
+* :mod:`.dpm_solver`: ComfyUI's ``dpm_fast`` and ``dpm_adaptive`` (DPM-Solver, Lu et al.,
+  NeurIPS 2022, arXiv 2206.00927) and node ``SamplerDPMAdaptative``.
+* :mod:`.gotta_go_fast`: the adaptive SDE solver of Jolicoeur-Martineau et al. (arXiv
+  2105.14080), node ``SamplerGottaGoFast``.
+* :mod:`.adaptive`: what the two adaptive solvers share (integration range, counters, progress).
+
+The names usable in KSampler's ``sampler_name`` are registered in
+:data:`nodes.diffusion.samplers.LOOP_SAMPLERS`, which builds them from these modules on demand.
+"""

@@ -45,6 +45,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.model_patches.hypertile",
     "nodes.model_patches.model_sampling",
     "nodes.model_patches.merging",
+    "nodes.model_patches.differential_diffusion",
     "nodes.acceleration.deepcache",
     "nodes.acceleration.faster_diffusion",
 )

@@ -33,7 +33,8 @@ class LoopRun:
 
     def __init__(self, guider: Any, sigmas: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor,
                  mask: torch.Tensor | None, seed: int | None,
-                 on_step: Callable[[int, int, Any], None] | None, wants_preview: Callable[[int], bool] | None) -> None:
+                 on_step: Callable[[int, int, Any], None] | None, wants_preview: Callable[[int], bool] | None,
+                 mask_at: Callable[[float], Any] | None = None) -> None:
         import torch
 
         from .cfg_hooks import CallSpace
@@ -42,6 +43,9 @@ class LoopRun:
         self.model = guider.model
         self.sigmas = sigmas.detach().to("cpu", torch.float32).flatten()
         self.latent, self.noise, self.mask = latent, noise, mask
+        #: the mask in force at a noise level (see sampling.step_mask); the mask itself by default
+        self.mask_at = mask_at or (lambda sigma: mask)
+        self._last_sigma = float(self.sigmas[0])
         self.device = latent.device
         self.seed = seed
         self.generator = torch.Generator().manual_seed(int(seed) % (2**64)) if seed is not None else None
@@ -90,7 +94,8 @@ class LoopRun:
         if self.mask is not None and step < total:
             if sigma is None:
                 sigma = float(self.sigmas[min(step, len(self.sigmas) - 1)])
-            x = torch.lerp(self.latent + self.noise * sigma, x, self.mask)
+            self._last_sigma = sigma
+            x = torch.lerp(self.latent + self.noise * sigma, x, self.mask_at(sigma))
         if self._on_step is not None:
             due = self._wants_preview is not None and self._wants_preview(step)
             self._on_step(step, total, denoised if due else None)
@@ -101,5 +106,6 @@ class LoopRun:
         import torch
 
         if self.mask is not None:
-            return torch.lerp(self.latent, x, self.mask), torch.lerp(self.latent, denoised, self.mask)
+            last = self.mask_at(self._last_sigma)
+            return torch.lerp(self.latent, x, last), torch.lerp(self.latent, denoised, last)
         return x, denoised

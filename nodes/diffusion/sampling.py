@@ -94,6 +94,23 @@ def latent_mask(mask: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return m.clamp(0, 1)
 
 
+def step_mask(model: Any, mask: torch.Tensor | None, sigmas: torch.Tensor) -> Callable[[float], Any]:
+    """``mask_at(sigma)``: the inpainting mask in force at noise level ``sigma``.
+
+    The mask itself, unless the MODEL sets ComfyUI's ``denoise_mask_function(sigma, mask,
+    extra_options)`` (Differential Diffusion: a soft mask thresholded lower and lower as the
+    noise falls, so each pixel is repainted for a share of the steps set by its mask value).
+    ``extra_options`` has ``model`` (the MODEL) and ``sigmas`` (the run's schedule).
+    """
+    import torch
+
+    fn = model.model_options.get("denoise_mask_function")
+    if fn is None or mask is None:
+        return lambda sigma: mask
+    extra = {"model": model, "sigmas": sigmas}
+    return lambda sigma: fn(torch.tensor([sigma]), mask, extra).to(mask.device, mask.dtype)
+
+
 def sample(
     guider: Guider,
     sampler: SamplerSpec,
@@ -123,12 +140,13 @@ def sample(
     latent = model.process_in(latent_image.to(device=device, dtype=torch.float32))
     noise = noise.to(device=device, dtype=torch.float32)
     mask = latent_mask(denoise_mask, tuple(latent.shape)).to(device) if denoise_mask is not None else None
+    mask_at = step_mask(model, mask, sigmas)
     if hasattr(sampler, "sample_loop"):
         from .loops import LoopRun
 
         participants = run_participants(guider, sampler)
         begin_run(participants, sigmas)
-        run = LoopRun(guider, sigmas, latent, noise, mask, seed, on_step, wants_preview)
+        run = LoopRun(guider, sigmas, latent, noise, mask, seed, on_step, wants_preview, mask_at)
         with torch.inference_mode():
             x, denoised = sampler.sample_loop(run)
         return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)),
@@ -161,7 +179,8 @@ def sample(
                 continue  # between the two stages of a Heun/DPM2 step
             done = j // stages + 1
             if mask is not None and done < total:
-                x = torch.lerp(stepper.noised(latent, noise, float(stepper.grid[done])), x, mask)
+                sigma_now = float(stepper.grid[done])
+                x = torch.lerp(stepper.noised(latent, noise, sigma_now), x, mask_at(sigma_now))
             if on_step is not None:
                 on_step(done, total, denoised)
         final_denoised = stepper.denoised(first_out, first_j, first_x)
@@ -170,8 +189,9 @@ def sample(
         else:
             x = stepper.to_latent(x)
         if mask is not None:
-            x = torch.lerp(latent, x, mask)
-            final_denoised = torch.lerp(latent, final_denoised, mask)
+            last = mask_at(float(stepper.grid[max(total - 1, 0)]))  # the mask of the last model call
+            x = torch.lerp(latent, x, last)
+            final_denoised = torch.lerp(latent, final_denoised, last)
         denoised = final_denoised
     return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)), collect_reports(participants))
 

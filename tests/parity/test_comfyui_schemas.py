@@ -36,7 +36,7 @@ ConditioningSetTimestepRange VAEEncodeTiled CheckpointLoader SaveLatent LoadLate
 MaskToImage ImageToMask SolidMask InvertMask CropMask MaskComposite FeatherMask GrowMask ThresholdMask
 ImageCompositeMasked ImageCrop RepeatImageBatch ImageFromBatch ImageBlend ImageBlur ImageSharpen ImageQuantize
 ImageStitch LatentAdd LatentSubtract LatentMultiply LatentInterpolate LatentBatch LatentBatchSeedBehavior Canny
-FreeU FreeU_V2 HyperTile ModelSamplingDiscrete ModelMergeSimple CLIPMergeSimple CheckpointSave
+FreeU FreeU_V2 HyperTile ModelSamplingDiscrete ModelMergeSimple CLIPMergeSimple CheckpointSave DifferentialDiffusion
 """.split()
 
 

@@ -48,6 +48,11 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.model_patches.differential_diffusion",
     "nodes.acceleration.deepcache",
     "nodes.acceleration.faster_diffusion",
+    "nodes.guidance.apg",
+    "nodes.guidance.rescale_cfg",
+    "nodes.guidance.interval",
+    "nodes.guidance.pag",
+    "nodes.guidance.adaptive",
 )
 
 BUILTIN_PACK = "weft"

@@ -1,0 +1,167 @@
+"""Guidance on the built-in shapes model (trained weights), judged by pixel statistics.
+
+Held-out captions (``weft_tools.shapes.evaluate.heldout_specs``), 8 seeds each, drawn as one batch
+per caption at the model's native settings (64x64, Euler, 20 "normal" steps), decoded by the
+checkpoint's VAE and read back by the judge. Each test prints what it measured.
+
+* APG against plain CFG at a high scale (15): CFG's colours drift off the palette the model was
+  trained on (oversaturation); APG's stay closer. Measured as the mean RGB distance of every
+  pixel to the nearest palette colour, and as the judged colour accuracy.
+* AdaptiveGuidance (default threshold) against full CFG at 5: how many UNet evaluations it
+  saves, and the judged accuracies it keeps.
+
+About two minutes on two CPU cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from weft_tools.shapes import dataset as ds
+from weft_tools.shapes import evaluate as ev
+
+SEEDS = list(range(8))
+AG_CAPTIONS = 10
+APG_CAPTIONS = 4
+_PALETTE = np.asarray(list(ds.COLOURS.values()), dtype=np.float32)
+
+
+def palette_distance(image: np.ndarray) -> float:
+    """Mean distance (RGB, 0..255) of the picture's pixels to the nearest colour of the palette."""
+    rgb = np.asarray(image, dtype=np.float32).reshape(-1, 3) * 255.0
+    return float(np.sqrt(((rgb[:, None, :] - _PALETTE[None]) ** 2).sum(-1)).min(1).mean())
+
+
+def draw(shapes: dict[str, Any], make_guider: Callable[[Any, Any], Any], count: int) -> dict[str, Any]:
+    """Draw ``count`` held-out captions x :data:`SEEDS`; the tally, palette distances and reports."""
+    import torch
+
+    from nodes.diffusion.noise import RandomNoiseSource
+    from nodes.diffusion.samplers import SAMPLERS, compute_sigmas
+    from nodes.diffusion.sampling import sample
+
+    model, clip, vae = shapes["model"], shapes["clip"], shapes["vae"]
+    sigmas = compute_sigmas(model.scheduler_config, ev.SETTINGS["scheduler"], ev.SETTINGS["steps"])
+    zeros = torch.zeros(1, 4, 8, 8)
+    noise = torch.cat([RandomNoiseSource(seed).generate_noise({"samples": zeros}) for seed in SEEDS])
+    tally, distances, reports = ev.Tally(), [], []
+    for spec in ev.heldout_specs(count):
+        guider = make_guider(clip.encode_conditioning(spec.caption()), shapes["negative"])
+        result = sample(guider, SAMPLERS[ev.SETTINGS["sampler_name"]], sigmas, noise, torch.zeros_like(noise), seed=0)
+        reports.extend(result.reports)
+        for image in vae.decode(result.samples).numpy():
+            tally.add(spec.caption(), image)
+            distances.append(palette_distance(image))
+    return {"tally": tally, "palette_distance": float(np.mean(distances)), "reports": reports}
+
+
+def _cfg(model: Any, cfg: float) -> Callable[[Any, Any], Any]:
+    from nodes.diffusion.guidance import Guider
+
+    def make(positive: Any, negative: Any) -> Any:
+        guider = Guider(model, cfg)
+        guider.set_conds(positive, negative)
+        return guider
+
+    return make
+
+
+# -- APG ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def high_cfg(shapes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from nodes.guidance.apg import APG
+
+    apg_model = APG().run(shapes["model"], 0.0, 5.0, 0.0)[0]
+    runs = {"CFG 15": draw(shapes, _cfg(shapes["model"], 15.0), APG_CAPTIONS),
+            "APG 15 (eta 0, norm_threshold 5)": draw(shapes, _cfg(apg_model, 15.0), APG_CAPTIONS)}
+    print(f"\n{APG_CAPTIONS} held-out captions x {len(SEEDS)} seeds:")
+    for name, run in runs.items():
+        print(f"  {name}: palette distance {run['palette_distance']:.2f}; {run['tally'].report()}")
+    return runs
+
+
+def test_apg_at_cfg_15_keeps_colours_closer_to_the_palette_than_cfg(high_cfg: dict[str, dict[str, Any]]) -> None:
+    cfg, apg = high_cfg["CFG 15"], high_cfg["APG 15 (eta 0, norm_threshold 5)"]
+    assert apg["palette_distance"] < 0.85 * cfg["palette_distance"]
+    assert apg["tally"].rates()["colour"] >= cfg["tally"].rates()["colour"]
+    assert apg["tally"].rates()["background"] >= cfg["tally"].rates()["background"]
+
+
+# -- AdaptiveGuidance -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def adaptive(shapes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from nodes.guidance.adaptive import DEFAULT_THRESHOLD, AdaptiveGuider
+
+    def make_adaptive(positive: Any, negative: Any) -> Any:
+        guider = AdaptiveGuider(shapes["model"], ev.SETTINGS["cfg"], DEFAULT_THRESHOLD)
+        guider.set_conds(positive, negative)
+        return guider
+
+    runs = {"CFG": draw(shapes, _cfg(shapes["model"], ev.SETTINGS["cfg"]), AG_CAPTIONS),
+            "AdaptiveGuidance": draw(shapes, make_adaptive, AG_CAPTIONS)}
+    reports = runs["AdaptiveGuidance"]["reports"]
+    made = sum(r["unet_evaluations"] for r in reports)
+    saved = sum(r["saved"] for r in reports)
+    runs["AdaptiveGuidance"]["saved_share"] = saved / (made + saved)
+    print(f"\n{AG_CAPTIONS} held-out captions x {len(SEEDS)} seeds, CFG {ev.SETTINGS['cfg']:g}, threshold "
+          f"{DEFAULT_THRESHOLD}: AdaptiveGuidance made {made} UNet evaluations, saved {saved} "
+          f"({saved / (made + saved):.1%})")
+    for name in ("CFG", "AdaptiveGuidance"):
+        print(f"  {name}: {runs[name]['tally'].report()}")
+    return runs
+
+
+def _points(adaptive: dict[str, dict[str, Any]], attribute: str) -> float:
+    """AdaptiveGuidance's accuracy minus CFG's, in percentage points."""
+    return 100 * (adaptive["AdaptiveGuidance"]["tally"].rates()[attribute] - adaptive["CFG"]["tally"].rates()[attribute])
+
+
+@pytest.mark.parametrize("attribute", ["colour", "position", "size", "background"])
+def test_adaptive_guidance_keeps_judged_accuracy_within_2_points_of_cfg(adaptive: dict[str, dict[str, Any]],
+                                                                       attribute: str) -> None:
+    assert _points(adaptive, attribute) >= -2.0
+
+
+@pytest.mark.xfail(strict=True, reason="measured 35/80 against CFG's 39/80 (-5 points; -2.5 on 200 pictures): "
+                                       "guidance on the last steps sharpens the corners the judge's shape class "
+                                       "reads, and this model's similarity passes the threshold mid-run")
+def test_adaptive_guidance_keeps_the_judged_shape_class_within_2_points_of_cfg(
+        adaptive: dict[str, dict[str, Any]]) -> None:
+    assert _points(adaptive, "shape") >= -2.0
+
+
+def test_adaptive_guidance_at_default_saves_unet_evaluations_on_a_trained_model(
+        adaptive: dict[str, dict[str, Any]]) -> None:
+    assert adaptive["AdaptiveGuidance"]["saved_share"] >= 0.10
+    assert any(r["switched_at_step"] != [None] * len(SEEDS) for r in adaptive["AdaptiveGuidance"]["reports"])
+
+
+@pytest.mark.xfail(strict=True, reason="measured 17 % (13 % on 25 captions): on this model the cosine similarity of "
+                                       "the guided and conditional noise predictions peaks near 0.99 mid-run and "
+                                       "falls after, so the paper's ~0.99 threshold is passed by only some pictures")
+def test_adaptive_guidance_at_default_saves_at_least_20_percent_of_unet_evaluations(
+        adaptive: dict[str, dict[str, Any]]) -> None:
+    assert adaptive["AdaptiveGuidance"]["saved_share"] >= 0.20
+
+
+def test_adaptive_guidance_reports_its_savings_in_the_sampler_nodes_ui(shapes: dict[str, Any]) -> None:
+    """The example caption through the nodes a workflow uses, at a threshold this model passes."""
+    from nodes.diffusion import sampler_nodes as sn
+    from nodes.diffusion.latent import EmptyLatentImage
+    from nodes.guidance.adaptive import AdaptiveGuidance
+
+    model, clip = shapes["model"], shapes["clip"]
+    positive = clip.encode_conditioning("a large red circle in the centre, blue background")
+    guider = AdaptiveGuidance().run(model, positive, shapes["negative"], 0.98, 5.0)[0]
+    sigmas = sn.BasicScheduler().run(model, "normal", 20, 1.0)[0]
+    out = sn.SamplerCustomAdvanced().run(sn.RandomNoise().run(1)[0], guider, sn.KSamplerSelect().run("euler")[0],
+                                         sigmas, EmptyLatentImage().run(64, 64, 1)[0])
+    (report,) = out.ui["weft_report"]
+    assert report["unet_evaluations"] + report["saved"] == 40 and report["saved"] >= 8
+    assert out.ui["text"] == [f"AdaptiveGuidance: unet_evaluations={report['unet_evaluations']}, "
+                              f"saved={report['saved']}, switched_at_step={report['switched_at_step']}"]
+    print(f"\nexample caption, threshold 0.98: {out.ui['text'][0]}")

@@ -36,9 +36,29 @@ CFG = "sampler_cfg_function"
 POST_CFG = "sampler_post_cfg_function"
 #: ComfyUI's flag: run the unconditional branch even at cfg 1 (a hook may need it)
 DISABLE_CFG1_OPTIMIZATION = "disable_cfg1_optimization"
+#: Weft's: a list of ``fn(sigma: float, model) -> bool``; when any says ``False`` for a step, the
+#: guider evaluates only the positive half there and the hooks see ``uncond_denoised`` as the very
+#: same tensor as ``cond_denoised`` (a guidance interval, a CFG cut-off). Honoured on the guider's
+#: fast path (one positive and one negative entry, no areas, masks or ControlNets); elsewhere both
+#: halves are evaluated and the hooks decide as usual.
+UNCOND_NEEDED = "weft_uncond_needed"
 
 #: ``mix(x_in, t, uncond_out, cond_out) -> out``: the guider's combination of one call's halves
 Mix = Callable[["torch.Tensor", "torch.Tensor", "torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+
+
+def uncond_gate(model: Any) -> Callable[[Any], bool] | None:
+    """``needed(t)`` for the MODEL's :data:`UNCOND_NEEDED` functions, or ``None`` without any."""
+    gates = list(model.model_options.get(UNCOND_NEEDED) or ())
+    if not gates:
+        return None
+    space = CallSpace(model.prediction_type, model.scheduler_config)
+
+    def needed(t: Any) -> bool:
+        sigma = float(space.sigma(t, 1)[0])
+        return all(gate(sigma, model) for gate in gates)
+
+    return needed
 
 
 def has_hooks(model_options: Mapping[str, Any]) -> bool:
@@ -133,7 +153,8 @@ def make_mix(model: Any, cfg: float, conds: Mapping[str, Any],
         sigma_dev = sigma.to(x_in.device)
         x = space.x(x_in, sigma)
         cond_d = space.denoised(cond_out, x_in, sigma)
-        uncond_d = space.denoised(uncond_out, x_in, sigma)
+        # one tensor for both when the unconditional half was not evaluated (UNCOND_NEEDED, cfg 1)
+        uncond_d = cond_d if uncond_out is cond_out else space.denoised(uncond_out, x_in, sigma)
 
         def predict_cond(other: Any) -> torch.Tensor:
             key = id(other)

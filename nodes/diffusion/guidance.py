@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from .types import DiffusionModel
 
-from .cfg_hooks import DISABLE_CFG1_OPTIMIZATION, Mix, has_hooks, make_mix, without_hooks
+from .cfg_hooks import DISABLE_CFG1_OPTIMIZATION, Mix, has_hooks, make_mix, uncond_gate, without_hooks
 
 Predict = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
@@ -230,7 +230,20 @@ class Guider:
                 uncond_out, cond_out = out.chunk(2)
                 return torch.lerp(uncond_out, cond_out, cfg) if mix is None else mix(x, t, uncond_out, cond_out)
 
-            return predict_cfg
+            needed = uncond_gate(model)
+            if needed is None:
+                return predict_cfg
+            half = cond.shape[0] // 2  # [uncond, cond] stacked: the positive rows are the second half
+            cond_only = (cond[half:], None if pooled is None else pooled[half:],
+                         None if time_ids is None else time_ids[half:])
+
+            def predict_gated(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                if needed(t):
+                    return predict_cfg(x, t)
+                out = model.predict_noise(x, t, *cond_only)
+                return out if mix is None else mix(x, t, out, out)
+
+            return predict_gated
 
         run = self._control_run([e for g in groups for e in g])
         prepared = [[(e, *self._stack([e], batch, height, width, device), run if e.control is not None else None)

@@ -23,9 +23,11 @@ prediction. The hook is put *first* in the pre-CFG list, whichever order the nod
 in, so that it sees the model's own predictions. Post-CFG terms (PAG) are separate guidance and
 still apply.
 
-The unconditional branch is still evaluated outside the window: the guider computes both halves
-in one batched UNet call before any hook runs, and no hook can decide beforehand which halves a
-call needs (see the report of issue 9 for the general hook this would take).
+Outside the window the unconditional branch is not evaluated at all where the guider can skip
+it (its fast path: one positive and one negative prompt, no areas, masks or ControlNets), through
+the ``weft_uncond_needed`` model option (:data:`nodes.diffusion.cfg_hooks.UNCOND_NEEDED`): each
+unguided step costs one UNet evaluation instead of two. Elsewhere both halves run and the
+pre-CFG hook discards the unconditional one.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 from nodes.api import Float, Input, Node, Output
-from nodes.diffusion.cfg_hooks import PRE_CFG
+from nodes.diffusion.cfg_hooks import PRE_CFG, UNCOND_NEEDED
 
 
 class GuidanceIntervalHook:
@@ -67,6 +69,10 @@ class GuidanceIntervalHook:
     def inside(self, model: Any, sigma: float) -> bool:
         high, low = self.window(model)
         return low <= sigma <= high
+
+    def needs_uncond(self, sigma: float, model: Any) -> bool:
+        """The guider's question before a step (``UNCOND_NEEDED``): only inside the window."""
+        return self.inside(model, sigma)
 
     def __call__(self, args: dict[str, Any]) -> list[Any]:
         outs = list(args["conds_out"])
@@ -108,6 +114,7 @@ class CFGGuidanceInterval(Node):
         hook = GuidanceIntervalHook(start_percent, end_percent)
         options = dict(model.model_options)
         options[PRE_CFG] = [hook, *(options.get(PRE_CFG) or ())]
+        options[UNCOND_NEEDED] = [*(options.get(UNCOND_NEEDED) or ()), hook.needs_uncond]
         return (model.clone(model_options=options),)
 
 

@@ -11,7 +11,7 @@ import torch
 
 from nodes.api import Result
 from nodes.diffusion import sampler_nodes as sn
-from nodes.diffusion.cfg_hooks import CFG, POST_CFG, PRE_CFG
+from nodes.diffusion.cfg_hooks import CFG, POST_CFG, PRE_CFG, UNCOND_NEEDED
 from nodes.diffusion.noise import RandomNoiseSource
 from nodes.diffusion.samplers import SAMPLERS, compute_sigmas
 from nodes.guidance.apg import APG, APGHook, project
@@ -173,6 +173,23 @@ def test_outside_the_interval_the_result_is_the_conditional_prediction(model, po
     with_rescale = CFGGuidanceInterval().run(RescaleCFG().run(model, 0.7)[0], 1.0, 1.0)[0]
     for patched in (with_apg, with_rescale):
         torch.testing.assert_close(ksampler(patched, positive, negative, cfg=7.0)[0], cond_only, **TOL)
+
+
+def test_outside_the_interval_the_unconditional_half_is_not_evaluated(model, positive, negative) -> None:
+    batches: list[int] = []
+
+    def count(apply: Any, call: Any) -> Any:
+        batches.append(int(call.x.shape[0]))
+        return apply(call)
+
+    narrow = CFGGuidanceInterval().run(model.with_wrapper(count), 0.3, 0.7)[0]
+    gated, text = ksampler(narrow, positive, negative, cfg=7.0, steps=6)
+    guided, unguided = (int(part.split("=")[1]) for part in text[0].split(": ")[1].split(", "))
+    assert batches.count(2) == guided and batches.count(1) == unguided and unguided > 0
+    # the same picture as evaluating both halves and discarding the unconditional one
+    ungated = narrow.clone(model_options={k: v for k, v in narrow.model_options.items() if k != UNCOND_NEEDED})
+    both, _ = ksampler(ungated, positive, negative, cfg=7.0, steps=6)
+    torch.testing.assert_close(gated, both, **TOL)
 
 
 def test_the_interval_runs_before_the_other_pre_cfg_hooks_whatever_the_chain_order(model) -> None:

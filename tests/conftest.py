@@ -11,7 +11,8 @@ from tests.support.nodes_for_tests import CALLS, make_registry  # noqa: E402
 from tests.support.server import LiveServer, serve  # noqa: E402
 
 #: shared fixtures: the tiny SD1 UNet and conditionings (tiny_model, tiny_positive, tiny_negative)
-pytest_plugins = ["tests.support.tiny_unet"]
+#: and the built-in shapes model drawn and judged (shapes, shapes_cfg)
+pytest_plugins = ["tests.support.tiny_unet", "tests.support.shapes_drawing"]
 
 
 @pytest.fixture

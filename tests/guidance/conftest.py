@@ -1,6 +1,6 @@
-"""Fixtures for the guidance tests: the diffusion tests' one-thread rule, the shared tiny
-random-weight SD1-layout UNet (``tests/support/tiny_unet.py``) under short names, and the built-in
-shapes model loaded once per session (a real, trained SD1-layout checkpoint)."""
+"""Fixtures for the guidance tests: the diffusion tests' one-thread rule and the shared tiny
+random-weight SD1-layout UNet (``tests/support/tiny_unet.py``) under short names. The built-in
+shapes model's fixtures, ``shapes`` and ``shapes_cfg``, come from ``tests/support/shapes_drawing.py``."""
 
 from __future__ import annotations
 
@@ -25,14 +25,3 @@ def positive(tiny_positive: list) -> list:
 @pytest.fixture(scope="module")
 def negative(tiny_negative: list) -> list:
     return tiny_negative
-
-
-@pytest.fixture(scope="session")
-def shapes() -> dict[str, Any]:
-    """``{"model", "clip", "vae", "negative"}`` of ``models_builtin/checkpoints/weft-shapes.safetensors``."""
-    from nodes.diffusion.loaders import load_checkpoint
-    from nodes.paths import BUILTIN_MODELS
-    from weft_tools.shapes import evaluate as ev
-
-    model, clip, vae = load_checkpoint(BUILTIN_MODELS / "checkpoints" / ev.CHECKPOINT)
-    return {"model": model, "clip": clip, "vae": vae, "negative": clip.encode_conditioning("")}

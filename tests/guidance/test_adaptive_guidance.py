@@ -67,6 +67,16 @@ def test_adaptive_guidance_switches_after_the_similarity_passes_and_reports_the_
     assert not torch.allclose(switched, plain_cfg, rtol=1e-3, atol=1e-3)
 
 
+def test_adaptive_guidance_at_the_default_spends_at_least_20_percent_fewer_unet_evaluations(
+        model, positive, negative) -> None:
+    guider = AdaptiveGuidance().run(model, positive, negative, adaptive.DEFAULT_THRESHOLD, 7.0)[0]
+    report = _custom(guider, model, steps=20).ui["weft_report"][0]
+    full = 2 * 20
+    print(f"\nAdaptiveGuidance at {adaptive.DEFAULT_THRESHOLD}: {report}")
+    assert report["unet_evaluations"] + report["saved"] == full
+    assert report["unet_evaluations"] <= 0.8 * full
+
+
 def test_the_switch_is_per_run(model, positive, negative) -> None:
     guider = AdaptiveGuider(model, 6.0, -1.0)
     guider.set_conds(positive, negative)

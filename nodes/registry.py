@@ -53,6 +53,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.guidance.interval",
     "nodes.guidance.pag",
     "nodes.guidance.adaptive",
+    "nodes.steering.reward_nodes",
+    "nodes.steering.steering_nodes",
 )
 
 BUILTIN_PACK = "weft"

@@ -35,6 +35,12 @@ class Verdict:
     position: str | None = None
     centre: tuple[float, float] | None = None
     mask: np.ndarray = field(default_factory=lambda: np.zeros((ds.SIZE, ds.SIZE), bool), repr=False)
+    #: the measurements behind the words (for :func:`soft_score`): colours in 0..255, the shape's
+    #: extent in pixels of a 64x64 picture, and how much of each pixel the shape covers (0..1)
+    background_rgb: np.ndarray | None = field(default=None, repr=False)
+    shape_rgb: np.ndarray | None = field(default=None, repr=False)
+    extent: float | None = None
+    coverage: np.ndarray | None = field(default=None, repr=False)
 
     def words(self) -> dict[str, str | None]:
         return {"shape": self.shape, "colour": self.colour, "size": self.size, "position": self.position,
@@ -66,6 +72,12 @@ def classify_outline(mask: np.ndarray, coverage: np.ndarray | None = None) -> st
     ``coverage`` (how much of each pixel the shape covers, 0..1) refines the overlap on soft or
     blurred edges; the fit tries the box's size and one pixel either side of it.
     """
+    scores = outline_scores(mask, coverage)
+    return max(scores, key=scores.__getitem__)
+
+
+def outline_scores(mask: np.ndarray, coverage: np.ndarray | None = None) -> dict[str, float]:
+    """Per shape class, the best overlap (soft IoU) of its reference outline with the mask."""
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     diameter = float(max(x1 - x0, y1 - y0))
@@ -74,9 +86,8 @@ def classify_outline(mask: np.ndarray, coverage: np.ndarray | None = None) -> st
     cy = (y0 + y1) / 2 if y1 - y0 >= diameter - 1 else (y1 - diameter / 2 if y0 == 0 else y0 + diameter / 2)
     size = mask.shape[0]
     soft = mask.astype(np.float32) if coverage is None else np.clip(coverage, 0.0, 1.0)
-    scores = {shape: max(_soft_iou(soft, ds.render_mask(shape, (cx, cy), diameter + delta, size))
-                         for delta in (-1.0, 0.0, 1.0)) for shape in ds.SHAPES}
-    return max(scores, key=scores.__getitem__)
+    return {shape: max(_soft_iou(soft, ds.render_mask(shape, (cx, cy), diameter + delta, size))
+                       for delta in (-1.0, 0.0, 1.0)) for shape in ds.SHAPES}
 
 
 def _soft_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -90,7 +101,7 @@ def judge(image: np.ndarray) -> Verdict:
     border = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3), rgb[:, :2].reshape(-1, 3),
                              rgb[:, -2:].reshape(-1, 3)])
     bg = np.median(border, axis=0)
-    verdict = Verdict(background=nearest_colour(bg))
+    verdict = Verdict(background=nearest_colour(bg), background_rgb=bg)
     distance = np.sqrt(((rgb - bg) ** 2).sum(axis=-1))
     candidates = distance > 40.0
     if candidates.sum() < MIN_SHAPE_PIXELS:
@@ -106,6 +117,7 @@ def judge(image: np.ndarray) -> Verdict:
     centre = (float(xs.mean()) * ds.SIZE / w, float(ys.mean()) * ds.SIZE / h)
     extent = max(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) * ds.SIZE / max(h, w)
     verdict.colour = nearest_colour(fg)
+    verdict.shape_rgb, verdict.extent, verdict.coverage = fg, float(extent), np.clip(t, 0.0, 1.0)
     verdict.mask = mask
     verdict.centre = centre
     verdict.position = min(ds.POSITIONS, key=lambda p: (ds.POSITIONS[p][0] - centre[0]) ** 2
@@ -142,6 +154,62 @@ def score(caption: str, image: np.ndarray) -> dict[str, bool]:
     """For each attribute the caption names, whether the picture shows it."""
     verdict = judge(image).words()
     return {key: verdict[key] == value for key, value in parse_caption(caption).items() if value is not None}
+
+
+#: How sharply :func:`soft_score` grades each attribute: colour distances (0..255 units), the
+#: distance of the centre to a position (pixels), the extent around the size threshold (pixels)
+#: and differences of outline overlap (IoU).
+SOFT_SPREADS = {"colour": 30.0, "position": 5.0, "size": 2.0, "shape": 0.05}
+
+
+def _softmax_pick(scores: dict[str, float], key: str) -> float:
+    top = max(scores.values())
+    weights = {k: float(np.exp(v - top)) for k, v in scores.items()}
+    return weights.get(key, 0.0) / sum(weights.values())
+
+
+def _colour_degree(rgb: np.ndarray, name: str) -> float:
+    spread = SOFT_SPREADS["colour"]
+    distances = ((_PALETTE - rgb) ** 2).sum(axis=1) / (2 * spread**2)
+    return _softmax_pick({n: -float(d) for n, d in zip(_PALETTE_NAMES, distances, strict=True)}, name)
+
+
+def soft_score(caption: str, image: np.ndarray) -> dict[str, float]:
+    """Like :func:`score`, but each attribute the caption names as a degree in 0..1.
+
+    Each degree is the weight of the caption's word among the alternatives the judge weighs
+    (a softmax over colour distances, centre-to-position distances and outline overlaps; a
+    logistic around the size threshold), so it is high exactly where :func:`score` says True
+    and it moves smoothly as a picture gets closer. A picture without a detectable shape scores
+    0 on everything but its background. Why: a steering reward is applied to blurry early
+    predictions, where a yes/no judge flips on small changes; a graded one ranks them.
+    """
+    wanted = parse_caption(caption)
+    verdict = judge(image)
+    degrees: dict[str, float] = {}
+    if wanted["background"] is not None:
+        degrees["background"] = _colour_degree(np.asarray(verdict.background_rgb), wanted["background"])
+    found = verdict.shape_rgb is not None and verdict.centre is not None
+    for key in ("shape", "colour", "size", "position"):
+        value = wanted[key]
+        if value is None:
+            continue
+        if not found:
+            degrees[key] = 0.0
+        elif key == "colour":
+            degrees[key] = _colour_degree(np.asarray(verdict.shape_rgb), value)
+        elif key == "position":
+            cx, cy = verdict.centre  # type: ignore[misc]
+            spread = SOFT_SPREADS["position"]
+            degrees[key] = _softmax_pick({p: -((x - cx) ** 2 + (y - cy) ** 2) / (2 * spread**2)
+                                          for p, (x, y) in ds.POSITIONS.items()}, value)
+        elif key == "size":
+            large = 1.0 / (1.0 + float(np.exp(-(float(verdict.extent) - SIZE_THRESHOLD_PX) / SOFT_SPREADS["size"])))
+            degrees[key] = large if value == "large" else 1.0 - large
+        else:
+            overlaps = outline_scores(verdict.mask, verdict.coverage)
+            degrees[key] = _softmax_pick({k: v / SOFT_SPREADS["shape"] for k, v in overlaps.items()}, value)
+    return degrees
 
 
 def mask_iou(verdict: Verdict, hint: np.ndarray) -> float:

@@ -22,16 +22,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The tiny models gain nothing from two threads, and on a shared 2-core machine two OpenMP
-    threads spinning against other processes make the suite 2-3x slower."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+#: autouse: one torch thread for every test here
+from tests.support.torch_threads import one_torch_thread  # noqa: F401
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.diffusion.conftest import one_torch_thread  # noqa: F401  (autouse: one torch thread)
+from tests.support.torch_threads import one_torch_thread  # noqa: F401  (autouse: one torch thread)
 
 
 @pytest.fixture(scope="module")

@@ -83,13 +83,17 @@ def run_file(argv: Sequence[str]) -> int:
     except ValueError as exc:
         print(f"error: invalid prompt: {exc}", file=sys.stderr)
         return 2
-    result = validate_prompt(prompt, registry)
+    result = validate_prompt(prompt, registry, memory_budget=config.node_memory_budget)
     if not result.ok:
         print(f"error: {result.error['message']}: {result.error['details']}", file=sys.stderr)
         for node_id, entry in result.node_errors.items():
             for error in entry["errors"]:
                 print(f"  node {node_id} ({entry['class_type']}): {error['message']}: {error['details']}", file=sys.stderr)
         return 1
+    for node_id, entry in result.node_errors.items():  # ComfyUI runs the valid outputs and names the rest
+        for error in entry["errors"]:
+            print(f"warning: node {node_id} ({entry['class_type']}): {error['message']}: {error['details']} "
+                  f"(output(s) {', '.join(entry['dependent_outputs'])} skipped)", file=sys.stderr)
 
     progress = RunProgress(sys.stderr, {node_id: str(node.get("class_type")) for node_id, node in result.prompt.items()})
     # no client watches a headless run, so no sampler previews whatever --preview-method says

@@ -6,10 +6,10 @@ from .context import ExecutionContext, Interrupted, InterruptFlag, current_conte
 from .executor import Executor, RunResult
 from .prompt import is_link, normalise_prompt
 from .schema import InputSpec, NodeDefinition, NodeResult, NodeSchema, OutputSpec
-from .validation import ValidationResult, validate_prompt
+from .validation import ValidationResult, validate_prompt, validate_prompt_async
 
 __all__ = [
     "ExecutionBlocker", "OutputCache", "ExecutionContext", "Interrupted", "InterruptFlag",
     "current_context", "Executor", "RunResult", "is_link", "normalise_prompt", "InputSpec",
-    "NodeDefinition", "NodeResult", "NodeSchema", "OutputSpec", "ValidationResult", "validate_prompt",
+    "NodeDefinition", "NodeResult", "NodeSchema", "OutputSpec", "ValidationResult", "validate_prompt", "validate_prompt_async",
 ]

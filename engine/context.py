@@ -45,6 +45,9 @@ class ExecutionContext:
     emit: EventSink
     interrupt: InterruptFlag
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the run's progress bookkeeping: ``(node_id, value, maximum)``; feeds the
+    #: ``progress_state`` events. ``None`` outside an engine run.
+    track: Callable[[str, float, float], None] | None = None
 
     def check_interrupted(self) -> None:
         """Raise :class:`Interrupted` if the user asked to stop; call between steps."""
@@ -57,7 +60,18 @@ class ExecutionContext:
             "progress",
             {"value": value, "max": maximum, "prompt_id": self.prompt_id, "node": self.node_id},
         )
+        if self.track is not None:
+            self.track(self.node_id, value, maximum)
         self.check_interrupted()
+
+    def set_progress(self, value: float, maximum: float, node_id: str | None = None) -> None:
+        """Update the node's entry in the ``progress_state`` events only (no ``progress`` event).
+
+        This is ComfyUI's ``api.execution.set_progress``: the newer per-node progress that
+        its canvas draws on each node, without the legacy single progress bar.
+        """
+        if self.track is not None:
+            self.track(node_id or self.node_id, value, maximum)
 
     def preview(self, data: bytes, image_format: str = "JPEG") -> None:
         """Send an encoded preview image (JPEG or PNG bytes) to the client as a binary frame."""

@@ -5,6 +5,11 @@ to and becomes ready when the count reaches zero, so a run costs time linear in 
 it touches. Lazy inputs, node expansion and async nodes all reduce to "wait on more nodes":
 a lazy input that a node asks for, the sub-graph an expanding node returns, a coroutine
 still in flight.
+
+List semantics follow ComfyUI: a node is called once per list element (inputs shorter than
+the longest repeat their last item), and an :class:`ExecutionBlocker` among the elements
+blocks only the calls that receive it; the blocked calls contribute a blocker to each
+output in their place.
 """
 
 from __future__ import annotations
@@ -29,9 +34,18 @@ from .validation import dependency_order, validate_prompt
 
 NEW, WAITING, RUNNING, EXPANDING, DONE = range(5)
 
+#: hidden inputs the engine fills in; others (a pack may declare any name hidden) are read
+#: from the prompt like ordinary inputs, as ComfyUI does
+HIDDEN_KINDS = frozenset({"UNIQUE_ID", "PROMPT", "EXTRA_PNGINFO", "DYNPROMPT", "AUTH_TOKEN_COMFY_ORG",
+                          "API_KEY_COMFY_ORG"})
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+class ExpansionLimitError(RuntimeError):
+    """A node's expansion went past the executor's depth or size limit."""
 
 
 class NodeError(Exception):
@@ -105,12 +119,42 @@ class _Run:
         self.tasks: dict[asyncio.Task, str] = {}
         self.result = RunResult(prompt_id, "success", True)
         self.executing_shown = False
+        #: ComfyUI's ``progress_state``: every node that started, with its state and progress.
+        #: One live dict: each event carries it, and a consumer that queues events (the server)
+        #: sends its state at the time of sending, so a long run is not quadratic in nodes.
+        self.progress_nodes: dict[str, dict[str, Any]] = {}
+        self.progress_payload = {"prompt_id": prompt_id, "nodes": self.progress_nodes}
+        self.reported_blocks: set[tuple[str, str]] = set()
 
     # -- events -------------------------------------------------------------------------
     def emit(self, event: str, data: dict[str, Any], record: bool = False) -> None:
         if record:
             self.result.messages.append([event, data])
         self.emit_raw(event, data)
+
+    def track(self, node_id: str, value: float | None, maximum: float | None, state: str = "running") -> None:
+        """Record a node's progress state and send ``progress_state`` (ComfyUI's payload).
+
+        ``None`` keeps the recorded maximum: a finished node shows ``value == max``."""
+        entry = self.progress_nodes.get(node_id)
+        if entry is None:
+            entry = self.progress_nodes[node_id] = self.progress_entry(node_id)
+        entry["state"] = state
+        if maximum is not None:
+            entry["max"] = maximum
+        entry["value"] = entry["max"] if value is None else value
+        self.emit_raw("progress_state", self.progress_payload)
+
+    def progress_entry(self, node_id: str) -> dict[str, Any]:
+        shown = self.nodes.get(node_id)
+        real, parent = node_id, shown.parent if shown is not None else None
+        while parent is not None:
+            real = parent
+            above = self.nodes.get(parent)
+            parent = above.parent if above is not None else None
+        return {"value": 0.0, "max": 1.0, "state": "running", "node_id": node_id, "prompt_id": self.prompt_id,
+                "display_node_id": shown.display if shown is not None else node_id,
+                "parent_node_id": shown.parent if shown is not None else None, "real_node_id": real}
 
     # -- graph --------------------------------------------------------------------------
     def add_node(self, node_id: str, raw: dict[str, Any], display: str, parent: str | None = None) -> _Node:
@@ -156,6 +200,7 @@ class _Run:
         node.outputs = outputs
         if from_cache:
             self.result.cached.append(node.id)
+        self.track(node.id, None, None, "finished")
         if ui:
             _merge_ui(self.result.outputs.setdefault(node.display, {}), ui)
             self.result.meta[node.display] = {
@@ -177,21 +222,31 @@ class _Run:
 
     # -- inputs -------------------------------------------------------------------------
     def gather(self, node: _Node) -> dict[str, list[Any]]:
-        """Every available input as a list of values (ComfyUI's list semantics)."""
+        """Every input as a list of values (ComfyUI's list semantics).
+
+        A lazy input whose source has not run is ``[None]``; a ``rawLink`` input is the link
+        itself. Linked inputs the node does not declare are passed (variadic nodes read them
+        from ``**kwargs``); constants it does not declare are not, as in ComfyUI.
+        """
         values: dict[str, list[Any]] = {}
-        lazy = node.schema.lazy_inputs
+        schema = node.schema
+        lazy, raw_links, declared = schema.lazy_inputs, schema.raw_link_inputs, schema.input_names
         for name, value in node.raw["inputs"].items():
             if is_link(value):
+                if name in raw_links:
+                    values[name] = [value]
+                    continue
                 source = self.nodes[value[0]]
                 if source.state != DONE:
-                    if name in lazy and name not in node.evaluated_lazy:
+                    if name in lazy:
+                        values[name] = [None]
                         continue
                     raise RuntimeError(f"input {name} of node {node.id} is not ready")
                 values[name] = source.outputs[value[1]]
-            else:
+            elif name in declared:
                 values[name] = [value]
-        for spec in node.schema.inputs:
-            if spec.kind == "hidden":
+        for spec in schema.inputs:
+            if spec.kind == "hidden" and spec.type in HIDDEN_KINDS:
                 values[spec.name] = [self.hidden_value(node, spec.type)]
         return values
 
@@ -204,9 +259,7 @@ class _Run:
             return self.extra_data.get("extra_pnginfo")
         if kind == "DYNPROMPT":
             return {nid: n.raw for nid, n in self.nodes.items()}
-        if kind == "AUTH_TOKEN_COMFY_ORG":
-            return None
-        return self.extra_data.get(kind.lower())
+        return self.extra_data.get(kind.lower())  # AUTH_TOKEN_COMFY_ORG, API_KEY_COMFY_ORG
 
     # -- running ------------------------------------------------------------------------
     def context(self, node: _Node) -> ExecutionContext:
@@ -218,14 +271,41 @@ class _Run:
             emit=self.emit_raw,
             interrupt=self.interrupt,
             extra=self.extra_data,
+            track=self.track,
         )
 
-    def blocked(self, node: _Node, values: dict[str, list[Any]]) -> ExecutionBlocker | None:
-        for items in values.values():
-            for item in items:
-                if isinstance(item, ExecutionBlocker):
-                    return item
+    @staticmethod
+    def blocker_in(args: dict[str, Any], input_is_list: bool) -> ExecutionBlocker | None:
+        """The blocker among one call's arguments (among the list items for a list node)."""
+        for value in args.values():
+            if isinstance(value, ExecutionBlocker):
+                return value
+            if input_is_list and isinstance(value, list):
+                for item in value:
+                    if isinstance(item, ExecutionBlocker):
+                        return item
         return None
+
+    def blockers(self, node: _Node, call_args: list[dict[str, Any]]) -> list[ExecutionBlocker | None]:
+        """Per call, the blocker that stops it, if any.
+
+        A blocker with a message is recorded once, at the first node it stops, and passed on
+        silent (ComfyUI reports it once too).
+        """
+        found = [self.blocker_in(args, node.schema.input_is_list) for args in call_args]
+        silent: dict[int, ExecutionBlocker] = {}
+        for index, blocker in enumerate(found):
+            if blocker is None or not blocker.message:
+                continue
+            if id(blocker) not in silent:
+                silent[id(blocker)] = ExecutionBlocker(None)
+                if (node.id, blocker.message) not in self.reported_blocks:  # a lazy re-check asks again
+                    self.reported_blocks.add((node.id, blocker.message))
+                    self.result.messages.append(
+                        ["execution_blocked", {"prompt_id": self.prompt_id, "node_id": node.id, "message": blocker.message}]
+                    )
+            found[index] = silent[id(blocker)]
+        return found
 
     def calls(self, node: _Node, values: dict[str, list[Any]]) -> list[dict[str, Any]]:
         if node.schema.input_is_list:
@@ -238,30 +318,50 @@ class _Run:
         count = max(lengths)
         return [{k: v[min(i, len(v) - 1)] for k, v in values.items()} for i in range(count)]
 
-    def needs_lazy(self, node: _Node, values: dict[str, list[Any]]) -> bool:
-        """Ask the node which lazy inputs it needs; wait on them if not yet evaluated."""
-        lazy = node.schema.lazy_inputs
-        unevaluated = frozenset(
+    def unevaluated(self, node: _Node) -> frozenset[str]:
+        """Lazy inputs whose value is not available yet (their source has not run)."""
+        inputs = node.raw["inputs"]
+        return frozenset(
             name
-            for name in lazy
-            if name not in node.evaluated_lazy and is_link(node.raw["inputs"].get(name))
+            for name in node.schema.lazy_inputs
+            if name not in node.schema.raw_link_inputs
+            and is_link(inputs.get(name))
+            and self.nodes[inputs[name][0]].state != DONE
         )
+
+    async def lazy_wanted(
+        self, node: _Node, call_args: list[dict[str, Any]], blocked: list[ExecutionBlocker | None]
+    ) -> set[str]:
+        """Ask the node (once per unblocked call) which unevaluated lazy inputs it needs."""
+        unevaluated = self.unevaluated(node)
         if not unevaluated:
-            return False
+            return set()
         wanted: set[str] = set()
-        for args in self.calls(node, values) or [{}]:
-            for name in unevaluated:
-                args.setdefault(name, None)
-            token = set_current(self.context(node))
-            try:
-                wanted.update(node.instance.check_lazy(args, unevaluated))
-            finally:
-                reset_current(token)
-        wanted &= unevaluated
-        if not wanted:
-            return False
+        token = set_current(self.context(node))
+        try:
+            for args, blocker in zip(call_args, blocked, strict=True):
+                if blocker is not None:
+                    continue
+                answer = node.instance.check_lazy(args, unevaluated)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+                wanted.update(answer or ())
+        except Interrupted:
+            raise
+        except Exception as exc:
+            raise NodeError(self.error_payload(node, exc, {k: [v] for k, v in (call_args or [{}])[0].items()})) from exc
+        finally:
+            reset_current(token)
+        return wanted & unevaluated
+
+    def request_lazy(self, node: _Node, wanted: set[str]) -> bool:
+        """Evaluate the lazy inputs the node asked for; ``True`` when it must wait for them.
+
+        ``False`` means they were all available at once (from the cache, or already run for
+        another node): the caller gathers again and asks the node again with the values.
+        """
         stack: list[str] = []
-        for name in wanted:
+        for name in sorted(wanted):
             node.evaluated_lazy.add(name)
             self.wait_on(node, node.raw["inputs"][name][0], stack)
         for source_id in stack:
@@ -282,42 +382,67 @@ class _Run:
             raise Interrupted()
         if node.instance is None:
             node.instance = node.definition.create()
-        values = self.gather(node)
-        blocker = self.blocked(node, values)
-        if blocker is not None:
-            if blocker.message:
-                self.result.messages.append(
-                    ["execution_blocked", {"prompt_id": self.prompt_id, "node_id": node.id, "message": blocker.message}]
-                )
-            self.finish(node, [[blocker] for _ in node.schema.outputs], None)
-            return
-        if self.needs_lazy(node, values):
-            return
+        outputs_count = len(node.schema.outputs)
+        while True:
+            values = self.gather(node)
+            call_args = self.calls(node, values)
+            blocked = self.blockers(node, call_args)
+            if call_args and all(b is not None for b in blocked):
+                self.finish(node, [list(blocked) for _ in range(outputs_count)], None)
+                return
+            wanted = await self.lazy_wanted(node, call_args, blocked)
+            if not wanted:
+                break
+            if self.request_lazy(node, wanted):
+                return
         node.state = RUNNING
         self.emit("executing", {"node": node.id, "display_node": node.display, "prompt_id": self.prompt_id})
+        self.track(node.id, 0.0, 1.0)
         self.result.executed.append(node.id)
         if node.schema.is_async:
-            task = asyncio.ensure_future(self.call(node, values))
+            task = asyncio.ensure_future(self.call(node, values, call_args, blocked))
             self.tasks[task] = node.id
             return
-        self.complete(node, await self.call(node, values))
+        self.complete(node, await self.call(node, values, call_args, blocked))
 
-    async def call(self, node: _Node, values: dict[str, list[Any]]) -> list[NodeResult]:
-        results: list[NodeResult] = []
+    async def call(
+        self,
+        node: _Node,
+        values: dict[str, list[Any]],
+        call_args: list[dict[str, Any]],
+        blocked: list[ExecutionBlocker | None],
+    ) -> list[NodeResult]:
+        """Call the node once per list element; async calls of one node run concurrently."""
+        count = len(node.schema.outputs)
+        results: list[NodeResult | None] = [None] * len(call_args)
+        pending: list[tuple[int, Any]] = []
         token = set_current(self.context(node))
         try:
-            for args in self.calls(node, values):
+            for index, args in enumerate(call_args):
+                blocker = blocked[index]
+                if blocker is not None:
+                    results[index] = NodeResult((blocker,) * count)
+                    continue
                 outcome = node.instance.call(args)
-                if inspect.isawaitable(outcome):
-                    outcome = await outcome
-                results.append(outcome)
+                if type(outcome) is not NodeResult and inspect.isawaitable(outcome):
+                    pending.append((index, outcome))
+                else:
+                    results[index] = outcome
+            if len(pending) == 1:
+                results[pending[0][0]] = await pending[0][1]
+            elif pending:
+                done = await asyncio.gather(*(p for _, p in pending), return_exceptions=True)
+                for (index, _), outcome in zip(pending, done, strict=True):
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+                    results[index] = outcome
         except Interrupted:
             raise
         except Exception as exc:
             raise NodeError(self.error_payload(node, exc, values)) from exc
         finally:
             reset_current(token)
-        return results
+        return [r if r is not None else NodeResult(None) for r in results]
 
     def complete(self, node: _Node, results: list[NodeResult]) -> None:
         schema = node.schema
@@ -349,14 +474,35 @@ class _Run:
         self.finish(node, outputs, ui)
 
     # -- expansion ----------------------------------------------------------------------
+    def check_expansion(self, node: _Node, results: list[NodeResult]) -> None:
+        """Refuse an expansion past :attr:`Executor.max_expansion_depth` nested expansions or
+        :attr:`Executor.max_run_nodes` nodes in the run: a node that expands into itself, or
+        into ever larger graphs, would otherwise run until memory is gone."""
+        depth, parent = 1, node.parent
+        while parent is not None and parent in self.nodes:
+            depth += 1
+            parent = self.nodes[parent].parent
+        if depth > self.ex.max_expansion_depth:
+            raise NodeError(self.error_payload(node, ExpansionLimitError(
+                f"node expansion nested {depth} levels deep; the limit is {self.ex.max_expansion_depth} "
+                "(does the node expand into itself?)"), {}))
+        size = len(self.nodes) + sum(len(r.expand) for r in results if r.expand)
+        if size > self.ex.max_run_nodes:
+            raise NodeError(self.error_payload(node, ExpansionLimitError(
+                f"node expansion would make the run {size} nodes; the limit is {self.ex.max_run_nodes}"), {}))
+
     def expand(self, node: _Node, results: list[NodeResult], ui: dict[str, Any]) -> None:
         """Splice the returned sub-graphs in; the node finishes when their results are in."""
+        self.check_expansion(node, results)
         added: list[str] = []
         for call_index, r in enumerate(results):
             if not r.expand:
                 continue
-            prefix = f"{node.id}." if len(results) == 1 else f"{node.id}.{call_index}."
-            mapping = {str(child): prefix + str(child) for child in r.expand}
+            if r.expand_ids_global and not any(str(child) in self.nodes for child in r.expand):
+                mapping = {str(child): str(child) for child in r.expand}
+            else:
+                prefix = f"{node.id}." if len(results) == 1 else f"{node.id}.{call_index}."
+                mapping = {str(child): prefix + str(child) for child in r.expand}
 
             def remap(value: Any, mapping: dict[str, str] = mapping) -> Any:
                 if is_link(value) and value[0] in mapping:
@@ -374,7 +520,9 @@ class _Run:
                     )
                 new_id = mapping[str(child)]
                 inputs = {name: remap(v) for name, v in raw.get("inputs", {}).items()}
-                self.add_node(new_id, {**raw, "inputs": inputs}, node.display, node.id)
+                shown = raw.get("override_display_id")
+                display = self.nodes[shown].display if isinstance(shown, str) and shown in self.nodes else node.display
+                self.add_node(new_id, {**raw, "inputs": inputs}, display, node.id)
                 added.append(new_id)
             if r.outputs is not None:
                 r.outputs = tuple(remap(v) for v in r.outputs)
@@ -442,7 +590,7 @@ class _Run:
         }
 
     # -- main loop ----------------------------------------------------------------------
-    async def run(self, outputs: list[str], signatures: dict[str, bytes]) -> RunResult:
+    async def run(self, outputs: list[str], signatures: dict[str, bytes], announce_end: bool = True) -> RunResult:
         self.signatures = signatures
         for node_id, raw in self.prompt.items():
             self.add_node(node_id, raw, node_id)
@@ -508,7 +656,8 @@ class _Run:
                 )
         else:
             self.emit("execution_success", {"prompt_id": self.prompt_id, "timestamp": now_ms()}, record=True)
-        self.emit("executing", {"node": None, "prompt_id": self.prompt_id})
+        if announce_end:
+            self.emit("executing", {"node": None, "prompt_id": self.prompt_id})
         return self.result
 
     def fail(self, payload: dict[str, Any]) -> None:
@@ -527,6 +676,11 @@ class _Run:
 class Executor:
     """Runs prompts against a registry, sharing one output cache across runs."""
 
+    #: most nested node expansions (an expanded node that expands, ...) in one run
+    max_expansion_depth = 64
+    #: most nodes one run may grow to through expansion
+    max_run_nodes = 100_000
+
     def __init__(self, registry: Mapping[str, NodeDefinition], cache: OutputCache | None = None) -> None:
         self.registry = registry
         self.cache = cache if cache is not None else OutputCache()
@@ -540,16 +694,21 @@ class Executor:
         interrupt: InterruptFlag | None = None,
         extra_data: dict[str, Any] | None = None,
         order: list[str] | None = None,
+        announce_end: bool = True,
     ) -> RunResult:
         """Execute a prompt that passed :func:`validate_prompt`.
 
         ``order`` is the validator's dependency order; it is recomputed when not given.
+        The run ends with ``executing`` for node ``None``, ComfyUI's "done" signal; a caller
+        that stores the result first (the server's history) passes ``announce_end=False``
+        and sends that event itself afterwards, so a client that reads ``/history`` on the
+        signal finds the entry.
         """
         if order is None:
             order = validate_prompt(prompt, self.registry, outputs).order
         signatures = compute_signatures(prompt, order, self.registry) if self.cache.enabled else {}
         run = _Run(self, prompt_id, prompt, emit or (lambda e, d: None), interrupt or InterruptFlag(), extra_data or {})
-        return await run.run(outputs, signatures)
+        return await run.run(outputs, signatures, announce_end)
 
     def execute_sync(self, prompt_id: str, prompt: Prompt, outputs: list[str], **kwargs: Any) -> RunResult:
         """Run to completion from synchronous code.

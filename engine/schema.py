@@ -38,6 +38,15 @@ class InputSpec:
     def choices(self) -> Sequence[Any] | None:
         return self.options.get("choices") if self.type == "COMBO" else None
 
+    @property
+    def raw_link(self) -> bool:
+        """ComfyUI's ``rawLink`` option: the node receives the link ``[id, index]`` itself.
+
+        The source still runs first (flow-control nodes read the graph around it, as a
+        loop's close node does with its open node), but the value is never looked up.
+        """
+        return bool(self.options.get("rawLink"))
+
 
 @dataclass(frozen=True, slots=True)
 class OutputSpec:
@@ -67,9 +76,15 @@ class NodeSchema:
 
     #: names of the lazy inputs; derived from ``inputs``, kept because the executor asks often
     lazy_inputs: frozenset[str] = field(init=False, default=frozenset())
+    #: names of the ``rawLink`` inputs (see :attr:`InputSpec.raw_link`); derived like ``lazy_inputs``
+    raw_link_inputs: frozenset[str] = field(init=False, default=frozenset())
+    #: every declared input name, hidden ones included
+    input_names: frozenset[str] = field(init=False, default=frozenset())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lazy_inputs", frozenset(s.name for s in self.inputs if s.lazy))
+        object.__setattr__(self, "raw_link_inputs", frozenset(s.name for s in self.inputs if s.raw_link))
+        object.__setattr__(self, "input_names", frozenset(s.name for s in self.inputs))
 
     def input(self, name: str) -> InputSpec | None:
         for spec in self.inputs:
@@ -85,12 +100,17 @@ class NodeResult:
     ``outputs`` holds one value per declared output (``None`` when the node produced no
     values). ``ui`` is shown to clients in the ``executed`` event and stored in history.
     ``expand`` is an API-format sub-graph that runs in the node's place; then ``outputs``
-    may contain links (``["id", index]``) into that sub-graph.
+    may contain links (``["id", index]``) into that sub-graph. A sub-graph node may carry
+    ``override_display_id`` (ComfyUI's key): the node id clients are told to highlight.
     """
 
     outputs: tuple[Any, ...] | None = None
     ui: dict[str, Any] | None = None
     expand: dict[str, Any] | None = None
+    #: ``False``: the sub-graph's ids are local and the engine prefixes them with the node's
+    #: id (Weft's contract). ``True``: they are already unique in the prompt and are used as
+    #: given (ComfyUI's contract: ``GraphBuilder`` prefixes them with the node id itself).
+    expand_ids_global: bool = False
 
 
 class NodeDefinition(Protocol):
@@ -110,18 +130,41 @@ class NodeDefinition(Protocol):
         """
         ...
 
-    def validate(self, inputs: Mapping[str, Any]) -> bool | str:
-        """Extra validation of constant inputs: ``True`` or a message."""
+    def validate(self, inputs: Mapping[str, Any], input_types: Mapping[str, str]) -> Any:
+        """Extra validation before anything runs: ``True`` or a message, or an awaitable of one.
+
+        ``inputs`` holds the constant inputs; ``input_types`` the type each linked input
+        receives (the source output's declared type), which ComfyUI hands to a
+        ``VALIDATE_INPUTS`` that asks for ``input_types``. An awaitable is awaited by
+        :func:`engine.validation.validate_prompt_async` (ComfyUI allows async validators).
+        """
         ...
 
     def skips_default_validation(self, input_name: str) -> bool:
-        """True when the node validates this input itself (ComfyUI's VALIDATE_INPUTS)."""
+        """True when the node checks this constant input itself: no range or choice check.
+
+        The value is still converted to its widget type (``"7"`` to ``7`` for an INT).
+        """
+        ...
+
+    def skips_link_type_check(self, input_name: str) -> bool:
+        """True when the node checks the type of a link into this input itself.
+
+        ComfyUI skips the socket-type check of links only for a ``VALIDATE_INPUTS`` that
+        takes ``input_types``; naming an input is not enough. Optional: the validator
+        treats a definition without this method as answering ``False``.
+        """
         ...
 
 
 class NodeInstance(Protocol):
-    def check_lazy(self, inputs: Mapping[str, Any], unevaluated: frozenset[str]) -> Sequence[str]:
-        """Names of lazy inputs that must be evaluated before the node can run."""
+    def check_lazy(self, inputs: Mapping[str, Any], unevaluated: frozenset[str]) -> Any:
+        """Names of lazy inputs that must be evaluated before the node can run.
+
+        Unevaluated lazy inputs are passed as ``None``. The executor asks again each time
+        inputs it asked for arrive, until the node asks for nothing new. May return an
+        awaitable (ComfyUI allows an async ``check_lazy_status``).
+        """
         ...
 
     def call(self, inputs: Mapping[str, Any]) -> Any:

@@ -28,11 +28,12 @@ from typing import Any, ClassVar
 
 from engine.blocker import ExecutionBlocker
 from engine.context import ExecutionContext, Interrupted, current_context
+from engine.resources import Estimate, TensorInfo
 from engine.schema import InputSpec, NodeResult, NodeSchema, OutputSpec
 
 __all__ = [
     "Node", "Result", "Output", "Input", "Int", "Float", "String", "Boolean", "Combo", "Hidden",
-    "ExecutionBlocker", "Interrupted", "NodeDefinitionError", "ExecutionContext",
+    "ExecutionBlocker", "Interrupted", "NodeDefinitionError", "ExecutionContext", "Estimate", "TensorInfo",
 ]
 
 Choices = Sequence[Any] | Callable[[], Sequence[Any]]
@@ -150,6 +151,52 @@ class Node:
         """Extra checks on constant inputs before anything runs; ``True`` or a message."""
         return True
 
+    @classmethod
+    def estimate(cls, **inputs: Any) -> Estimate | None:
+        """The memory this node would allocate, known before anything runs (engine/resources.py).
+
+        Called at validation with each constant input's value and, for a linked input, what
+        the source node's estimate said of that output (a :class:`TensorInfo` for tensors) or
+        ``None``. Return an :class:`Estimate` (peak bytes, a description per output, the input
+        that drives the size) or ``None`` when unknown. A prompt whose estimate for one node
+        exceeds ``--max-node-memory`` is refused with an error naming that input, instead of
+        being OOM-killed with everyone's queue. Keep it a cheap lower bound: no file reads,
+        no torch. Not overriding it passes a lone LATENT/IMAGE/MASK input's shape on to the
+        outputs of the same type (samplers, filters), see :func:`passthrough_estimate`.
+        """
+        return None
+
+
+#: value types whose size follows a shape; what :func:`passthrough_estimate` carries along links
+TENSOR_TYPES = frozenset({"LATENT", "IMAGE", "MASK"})
+
+
+def passthrough_estimate(schema: NodeSchema, inputs: Mapping[str, Any]) -> Estimate | None:
+    """The default estimate: a node with exactly one LATENT, IMAGE or MASK input of a type it
+    also outputs makes outputs of that type the same size (a sampler's latent, a filtered image).
+
+    Nodes that change the size (crops, upscales, batches) declare their own estimate; list
+    nodes and nodes with several inputs of the type are left unknown.
+    """
+    if schema.input_is_list or any(o.is_list for o in schema.outputs):
+        return None
+    produced = {o.type for o in schema.outputs} & TENSOR_TYPES
+    if not produced:
+        return None
+    by_type: dict[str, list[str]] = {}
+    for spec in schema.inputs:
+        if spec.kind != "hidden" and spec.type in produced:
+            by_type.setdefault(spec.type, []).append(spec.name)
+    known: dict[str, TensorInfo] = {}
+    for type_, names in by_type.items():
+        value = inputs.get(names[0]) if len(names) == 1 else None
+        if isinstance(value, TensorInfo):
+            known[type_] = value
+    if not known:
+        return None
+    outputs = tuple(known.get(o.type) for o in schema.outputs)
+    return Estimate(sum(info.nbytes for info in outputs if info is not None), outputs)
+
 
 def _resolve_inputs(specs: Sequence[InputSpec]) -> tuple[InputSpec, ...]:
     resolved = []
@@ -218,13 +265,27 @@ class NodeClassDefinition:
             return None
         return self.cls.fingerprint(**inputs)
 
-    def validate(self, inputs: Mapping[str, Any]) -> bool | str:
+    def estimate(self, inputs: Mapping[str, Any]) -> Estimate | None:
+        """The engine's memory hook: the class's :meth:`Node.estimate`, or the pass-through rule."""
+        if self.cls.estimate.__func__ is Node.estimate.__func__:  # type: ignore[attr-defined]
+            return passthrough_estimate(self.schema, inputs)
+        parameters = inspect.signature(self.cls.estimate).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            inputs = {k: v for k, v in inputs.items() if k in parameters}
+        return self.cls.estimate(**inputs)
+
+    def validate(self, inputs: Mapping[str, Any], input_types: Mapping[str, str] | None = None) -> bool | str:
+        """``Node.validate`` sees constants only; the linked types are for ComfyUI-style nodes."""
         if self.cls.validate.__func__ is Node.validate.__func__:  # type: ignore[attr-defined]
             return True
         return self.cls.validate(**inputs)
 
     def skips_default_validation(self, input_name: str) -> bool:
         return input_name in self.cls.validates_inputs
+
+    def skips_link_type_check(self, input_name: str) -> bool:
+        """Links into a Weft node are always type-checked by the engine."""
+        return False
 
     def filter_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         if self._accepts_any:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .api import Boolean, Combo, Float, Input, Int, Node, Output
+from . import estimates as est
+from .api import Boolean, Combo, Estimate, Float, Input, Int, Node, Output
 from .tensors import (
     MAX_RESOLUTION,
     composite,
@@ -35,6 +36,11 @@ class EmptyImage(Node):
         Int("color", 0, min=0, max=0xFFFFFF, step=1, display="color"),
     )
     outputs = (Output("IMAGE"),)
+
+    @classmethod
+    def estimate(cls, width: int = 512, height: int = 512, batch_size: int = 1) -> Estimate:
+        shape = (batch_size, height, width, 3)
+        return est.new_tensor(shape, est.batch_driver(batch_size), est.describe("image", shape))
 
     def run(self, width: int, height: int, batch_size: int = 1, color: int = 0) -> tuple:
         import torch
@@ -77,6 +83,17 @@ class ImagePadForOutpaint(Node):
         Int("feathering", 40, min=0, max=MAX_RESOLUTION, step=1),
     )
     outputs = (Output("IMAGE"), Output("MASK"))
+
+    @classmethod
+    def estimate(cls, image: Any = None, left: int = 0, top: int = 0, right: int = 0, bottom: int = 0) -> Estimate | None:
+        info = est.tensor(image, 4)
+        if info is None:
+            return None
+        b, h, w, c = info.shape
+        shape = (b, h + top + bottom, w + left + right, c)
+        mask = est.TensorInfo((1, shape[1], shape[2]))
+        padded = est.new_tensor(shape, "left", est.describe("image", shape))
+        return est.Estimate(padded.bytes + mask.nbytes, (padded.outputs[0], mask), "left", padded.what)
 
     def run(self, image: Any, left: int, top: int, right: int, bottom: int, feathering: int) -> tuple:
         import torch
@@ -136,6 +153,15 @@ class ImageCrop(Node):
     )
     outputs = (Output("IMAGE"),)
 
+    @classmethod
+    def estimate(cls, image: Any = None, width: int = 512, height: int = 512) -> Estimate | None:
+        info = est.tensor(image, 4)
+        if info is None:
+            return None
+        b, h, w, c = info.shape
+        shape = (b, min(height, h), min(width, w), c)
+        return est.new_tensor(shape, "width", est.describe("image", shape))
+
     def run(self, image: Any, width: int, height: int, x: int, y: int) -> tuple:
         image = image_input("image", image)
         x, y = min(x, image.shape[2] - 1), min(y, image.shape[1] - 1)
@@ -148,6 +174,14 @@ class RepeatImageBatch(Node):
     inputs = (Input("image", "IMAGE"), Int("amount", 1, min=1, max=4096))
     outputs = (Output("IMAGE"),)
 
+    @classmethod
+    def estimate(cls, image: Any = None, amount: int = 1) -> Estimate | None:
+        info = est.tensor(image, 4)
+        if info is None:
+            return None
+        shape = (info.shape[0] * amount, *info.shape[1:])
+        return est.new_tensor(shape, "amount", est.describe("image", shape))
+
     def run(self, image: Any, amount: int) -> tuple:
         return (image_input("image", image).repeat(amount, 1, 1, 1),)
 
@@ -157,6 +191,15 @@ class ImageFromBatch(Node):
     description = "Takes length images starting at batch_index (clamped to the batch) out of a batch."
     inputs = (Input("image", "IMAGE"), Int("batch_index", 0, min=0, max=4095), Int("length", 1, min=1, max=4096))
     outputs = (Output("IMAGE"),)
+
+    @classmethod
+    def estimate(cls, image: Any = None, batch_index: int = 0, length: int = 1) -> Estimate | None:
+        info = est.tensor(image, 4)
+        if info is None:
+            return None
+        start = max(0, min(info.shape[0] - 1, batch_index))
+        shape = (max(0, min(info.shape[0] - start, length)), *info.shape[1:])
+        return est.new_tensor(shape, "length", est.describe("image", shape))
 
     def run(self, image: Any, batch_index: int, length: int) -> tuple:
         image = image_input("image", image)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .api import Boolean, Combo, Float, Input, Int, Node, Output
+from . import estimates as est
+from .api import Boolean, Combo, Estimate, Float, Input, Int, Node, Output
 from .tensors import MAX_RESOLUTION, composite, latent_input, mask_input, repeat_to_batch, resize_to
 
 if TYPE_CHECKING:
@@ -134,6 +135,15 @@ class LatentCrop(Node):
         Int("y", 0, min=0, max=MAX_RESOLUTION, step=8),
     )
     outputs = (Output("LATENT"),)
+
+    @classmethod
+    def estimate(cls, samples: Any = None, width: int = 512, height: int = 512) -> Estimate | None:
+        info = est.tensor(samples, 4)
+        if info is None:
+            return None
+        b, c, h, w = info.shape
+        shape = (b, c, min(height // 8, h), min(width // 8, w))
+        return est.new_tensor(shape, "width", est.describe("latent", shape))
 
     def run(self, samples: dict, width: int, height: int, x: int, y: int) -> tuple:
         s = latent_input("samples", samples)

@@ -29,6 +29,11 @@ class LaunchOptions:
     preview_size: int = 512
     #: every ComfyUI launcher flag by its argparse name, as given (for ``comfy.cli_args``)
     comfy_args: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: ``--max-string-length``: longest string a string node may produce (:mod:`nodes.limits`)
+    max_string_length: int = 16 * 1024 * 1024
+    #: ``--max-image-pixels``: largest image (width x height) decoded from a file; one
+    #: MAX_RESOLUTION-square image, the largest any node makes (:mod:`nodes.limits`)
+    max_image_pixels: int = 16384 * 16384
 
 
 DEFAULTS = LaunchOptions()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .api import Boolean, Combo, Float, Hidden, Input, Int, Node, Output, Result
+from . import estimates as est
+from .api import Boolean, Combo, Estimate, Float, Hidden, Input, Int, Node, Output, Result
 from .tensors import MAX_RESOLUTION, image_input, mask_input
 
 if TYPE_CHECKING:
@@ -73,6 +74,11 @@ class SolidMask(Node):
     )
     outputs = (Output("MASK"),)
 
+    @classmethod
+    def estimate(cls, width: int = 512, height: int = 512) -> Estimate:
+        shape = (1, height, width)
+        return est.new_tensor(shape, "width", est.describe("mask", shape))
+
     def run(self, value: float, width: int, height: int) -> tuple:
         import torch
 
@@ -100,6 +106,15 @@ class CropMask(Node):
         Int("height", 512, min=1, max=MAX_RESOLUTION, step=1),
     )
     outputs = (Output("MASK"),)
+
+    @classmethod
+    def estimate(cls, mask: Any = None, width: int = 512, height: int = 512) -> Estimate | None:
+        info = est.tensor(mask, 3)
+        if info is None:
+            return None
+        b, h, w = info.shape
+        shape = (b, min(height, h), min(width, w))
+        return est.new_tensor(shape, "width", est.describe("mask", shape))
 
     def run(self, mask: Any, x: int, y: int, width: int, height: int) -> tuple:
         m = mask_input("mask", mask)

@@ -7,6 +7,7 @@ import operator
 from collections.abc import Callable
 
 from .api import Combo, Float, Int, Node, Output
+from .limits import MAX_INT_DIGITS, ResultTooLarge, check_int, check_power, int_digits
 
 _OPS: dict[str, Callable[[float, float], float]] = {
     "add": operator.add,
@@ -30,14 +31,22 @@ def _apply(op: str, a: float, b: float) -> float:
 class MathInt(Node):
     display_name = "Int Math"
     category = "utils/math"
-    description = "Applies an integer operation to a and b (division floors)."
+    description = (f"Applies an integer operation to a and b (division floors). Results are limited to "
+                   f"{MAX_INT_DIGITS} digits; a power above that is refused before it is computed.")
     inputs = (Int("a", 0), Int("b", 0), Combo("operation", list(_OPS), default="add"))
     outputs = (Output("INT"),)
 
     def run(self, a: int, b: int, operation: str) -> int:
         if operation == "divide":
             operation = "floor_divide"
-        return int(_apply(operation, a, b))
+        if operation == "power":
+            # estimated from logarithms first: computing 10 ** (2 ** 63) holds the GIL until the
+            # process is killed, and nothing else in the server (not even /interrupt) runs meanwhile
+            check_power(a, b, "a ** b")
+            if b < 0 and a != 0 and int_digits(a) > 300:
+                raise ResultTooLarge(f"a ** b with a negative b needs a as a float, and a has {int_digits(a)} "
+                                     "digits (floats hold about 308)")
+        return check_int(int(_apply(operation, a, b)), f"{operation}(a, b)")
 
 
 class MathFloat(Node):

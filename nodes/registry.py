@@ -35,6 +35,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.samplers.gotta_go_fast",
     "nodes.masks",
     "nodes.image_ops",
+    "nodes.batch_ops",
     "nodes.canny",
     "nodes.latent_ops",
     "nodes.conditioning_ops",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .api import Boolean, Combo, Int, Node, Output, String
+from .limits import check_string_length
 
 
 class StringConcatenate(Node):
@@ -13,6 +14,8 @@ class StringConcatenate(Node):
     outputs = (Output("STRING"),)
 
     def run(self, string_a: str, string_b: str, delimiter: str) -> str:
+        # a chain of concatenations doubles the length at every step
+        check_string_length(len(string_a) + len(delimiter) + len(string_b), "the concatenated string")
         return delimiter.join((string_a, string_b))
 
 
@@ -46,6 +49,11 @@ class StringReplace(Node):
     outputs = (Output("STRING"),)
 
     def run(self, string: str, find: str, replace: str) -> str:
+        # the result's length is known from a count: an empty find matches between every pair of
+        # characters, so a 1 MB string and a 4 kB replacement would make 4 GB
+        count = string.count(find)
+        check_string_length(len(string) + count * (len(replace) - len(find)), "the replaced string",
+                            f"input 'find' occurs {count:,} times in input 'string'.")
         return string.replace(find, replace)
 
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from .api import Input, Node, Output, Result
+from .limits import check_string_length
 
 
 def to_display_text(value: Any) -> str:
@@ -35,6 +36,8 @@ class PreviewAny(Node):
 
     def run(self, source: Any = None) -> Result:
         text = to_display_text(source)
+        # the text is also stored in history and sent to the client as JSON
+        check_string_length(len(text), "the text of input 'source'")
         return Result(text, ui={"text": [text]})
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import shutil
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -19,6 +21,7 @@ from nodes.registry import NodeRegistry, builtin_registry
 from . import security
 from . import web as web_ui
 from .config import ServerConfig
+from .http import MAX_JSON_DEPTH_KEY
 from .model_paths import load_extra_model_paths
 from .prompt_server import PromptServer
 from .queue import PromptQueue
@@ -33,6 +36,8 @@ def configure_paths(config: ServerConfig) -> user_paths.Paths:
     extra: dict[str, list[Any]] = {}
     for config_file in config.extra_model_paths_config:
         for folder, dirs in load_extra_model_paths(config_file).items():
+            if folder == CUSTOM_NODES_KEY:  # pack folders, not models: see custom_node_folders()
+                continue
             extra.setdefault(folder, []).extend(dirs)
     paths = user_paths.configure(
         config.base_directory,
@@ -87,7 +92,26 @@ def launch_options(config: ServerConfig) -> LaunchOptions:
         preview_method=config.preview_method,
         preview_size=config.preview_size,
         comfy_args=MappingProxyType(dict(config.comfy_args)),
+        max_string_length=config.max_string_length,
+        max_image_pixels=config.max_image_pixels,
     )
+
+
+#: the ``extra_model_paths.yaml`` key that names more custom-node folders (ComfyUI's)
+CUSTOM_NODES_KEY = "custom_nodes"
+
+
+def custom_node_folders(config: ServerConfig) -> list[Path]:
+    """Custom-node folders named by ``custom_nodes:`` entries of ``--extra-model-paths-config``.
+
+    ComfyUI reads every key of that YAML as a ``folder_paths`` folder and loads packs from
+    all ``custom_nodes`` folders, so a shared install (and ComfyUI's own test suite) adds
+    pack folders this way; Weft adds them to the plugin loader's folders.
+    """
+    folders: list[Path] = []
+    for config_file in config.extra_model_paths_config:
+        folders.extend(load_extra_model_paths(config_file).get(CUSTOM_NODES_KEY, []))
+    return folders
 
 
 def load_custom_nodes(server: PromptServer, registry: NodeRegistry, config: ServerConfig) -> None:
@@ -98,6 +122,9 @@ def load_custom_nodes(server: PromptServer, registry: NodeRegistry, config: Serv
         if exc.name not in ("nodes.plugins",):
             raise
         return
+    from_yaml = [f for f in custom_node_folders(config) if f not in config.extra_custom_node_dirs]
+    if from_yaml:
+        config = dataclasses.replace(config, extra_custom_node_dirs=[*config.extra_custom_node_dirs, *from_yaml])
     server.plugin_report = plugins.load_plugins(registry, config)
 
 
@@ -142,6 +169,7 @@ def create_app(
     ]
     app = web.Application(middlewares=middlewares, client_max_size=int(config.max_upload_size_mb * 1024 * 1024))
     app[PROMPT_SERVER_KEY] = server
+    app[MAX_JSON_DEPTH_KEY] = config.max_json_depth
     server.app = app
 
     routes = web.RouteTableDef()

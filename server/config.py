@@ -7,7 +7,9 @@ memory modes, precisions, previews, metadata, auto-launch, logging...); the rest
 and named in one log line at start-up (:attr:`ServerConfig.ignored_flags`), so a launch line
 never fails and the user learns what had no effect. A flag neither launcher knows is still
 an error. Weft's own additions (``--custom-nodes-directory``, ``--disable-custom-nodes``,
-``--base-path``) come after ComfyUI's. docs/compatibility.md explains each choice.
+``--base-path`` and the resource limits ``--max-node-memory``, ``--max-image-pixels``,
+``--max-string-length``, ``--max-json-depth``) come after ComfyUI's. docs/compatibility.md
+explains each choice; docs/security.md the limits.
 """
 
 from __future__ import annotations
@@ -112,6 +114,15 @@ class ServerConfig:
     enable_compress_response_body: bool = False
     default_hashing_function: str = "sha256"
     history_max_items: int = 10000
+    # resource limits (docs/security.md): checked before work starts
+    #: ``--max-node-memory``: GB one node may be estimated to allocate; None = half the RAM, 0 = off
+    max_node_memory_gb: float | None = None
+    #: ``--max-image-pixels``: largest image decoded from an upload or an input file
+    max_image_pixels: int = 16384 * 16384
+    #: ``--max-string-length``: longest string a string node may produce
+    max_string_length: int = 16 * 1024 * 1024
+    #: ``--max-json-depth``: how deeply a request body may nest
+    max_json_depth: int = 128
     # console and start-up
     verbose: str = "INFO"
     log_stdout: bool = False
@@ -135,6 +146,24 @@ class ServerConfig:
             except ValueError:
                 return False
         return True
+
+    @property
+    def node_memory_budget(self) -> int | None:
+        """Bytes one node may be estimated to allocate (engine/resources.py), or None (no check).
+
+        By default half of the machine's RAM: more than that for a single node's tensors is
+        certain to end with the process OOM-killed, taking every user's queue along.
+        """
+        if self.max_node_memory_gb is None:
+            try:
+                import psutil
+
+                return psutil.virtual_memory().total // 2
+            except Exception:  # no psutil, or no way to read the RAM: check against 16 GB
+                return 16 << 30
+        if self.max_node_memory_gb <= 0:
+            return None
+        return int(self.max_node_memory_gb * (1 << 30))
 
     @property
     def tls(self) -> bool:
@@ -292,12 +321,23 @@ def build_parser() -> argparse.ArgumentParser:
     add("--disable-custom-nodes", type=str, default="", metavar="PACKS", help="comma-separated custom node packs not to load")
     add("--custom-nodes-directory", type=Path, action="append", default=[], metavar="PATH",
         help="another folder of custom node packs")
-    add("--base-path", type=str, default="", help="URL prefix when served behind a reverse proxy")
+    add("--base-path", type=str, default="",
+        help="URL prefix when served behind a reverse proxy (X-Forwarded-Prefix is honoured only with it)")
+    add("--max-node-memory", type=float, default=None, metavar="GB",
+        help="refuse at validation a prompt whose node would allocate more than GB (estimated from its "
+             "inputs: latents, images, decodes, upscales); default half the RAM, 0 turns the check off")
+    add("--max-image-pixels", type=int, default=16384 * 16384, metavar="N",
+        help="largest image (width x height) decoded from an upload or input file (default 16384x16384)")
+    add("--max-string-length", type=int, default=16 * 1024 * 1024, metavar="N",
+        help="longest string a string node may produce, in characters (default 16 Mi)")
+    add("--max-json-depth", type=int, default=128, metavar="N",
+        help="deepest nesting accepted in a JSON request body (default 128)")
     return p
 
 
 #: argparse destinations of Weft's own flags (not part of ``comfy.cli_args.args``)
-WEFT_ONLY = frozenset({"disable_custom_nodes", "custom_nodes_directory", "base_path"})
+WEFT_ONLY = frozenset({"disable_custom_nodes", "custom_nodes_directory", "base_path", "max_node_memory",
+                       "max_image_pixels", "max_string_length", "max_json_depth"})
 
 
 def _option_strings(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -375,6 +415,10 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         disable_custom_nodes=[p.strip() for p in args.disable_custom_nodes.split(",") if p.strip()],
         extra_custom_node_dirs=list(args.custom_nodes_directory),
         base_path=base_path.rstrip("/"),
+        max_node_memory_gb=args.max_node_memory,
+        max_image_pixels=args.max_image_pixels,
+        max_string_length=args.max_string_length,
+        max_json_depth=args.max_json_depth,
         max_upload_size_mb=args.max_upload_size,
         enable_cors_header=args.enable_cors_header,
         enable_compress_response_body=args.enable_compress_response_body,

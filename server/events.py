@@ -4,18 +4,26 @@ Node code runs on the worker thread; the sockets live on the event loop. Events 
 thread-safe deque and one task sends them, so order is kept and the worker never waits on
 a slow client. The loop is woken once per batch, not once per event: with a wake-up per
 event the two threads traded the GIL for every node and that doubled the per-node cost.
+
+Each socket has its own bounded send queue and sender task, so one client that stops
+reading cannot hold up the others (a single sender awaiting that client's full TCP buffer
+once stalled every client for minutes). When a client falls behind, preview frames are
+dropped first (:attr:`EventBus.preview_backlog`); when its queue passes
+:attr:`EventBus.max_queued_messages` or :attr:`EventBus.max_queued_bytes` it is disconnected,
+and a reconnecting client gets the current status again, as after any reconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import struct
 from typing import Any
 
 from aiohttp import web
+
+from . import jsonio
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +39,52 @@ def encode_preview(image_format: str, data: bytes) -> bytes:
 
 
 def _dumps(event: str, data: Any) -> str:
-    return json.dumps({"type": event, "data": data}, default=str)
+    # always valid JSON: a NaN or an object in a node's UI output must not break the client's parser
+    return jsonio.dumps({"type": event, "data": data})
+
+
+class _Client:
+    """One socket's send queue and the task that drains it."""
+
+    __slots__ = ("sid", "ws", "transport", "queue", "queued_bytes", "wake", "task", "closing", "dropped")
+
+    def __init__(self, sid: str, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> None:
+        self.sid, self.ws, self.transport = sid, ws, transport
+        self.queue: collections.deque[str | bytes] = collections.deque()
+        self.queued_bytes = 0
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task | None = None
+        self.closing = False
+        self.dropped = 0
+
+
+def _snapshot_progress(data: Any) -> Any:
+    """A copy of a live ``progress_state`` payload; ``list(...)`` copies atomically while the
+    worker thread keeps updating the original."""
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
+        return data
+    return {**data, "nodes": {node_id: dict(entry) for node_id, entry in list(data["nodes"].items())}}
 
 
 class EventBus:
+    #: a client with this many messages waiting gets no preview frames until it catches up
+    preview_backlog = 16
+    #: ... or this many bytes waiting
+    preview_backlog_bytes = 2 << 20
+    #: a client with this many messages (or bytes) waiting is disconnected: it is not reading
+    max_queued_messages = 4096
+    max_queued_bytes = 64 << 20
+
     def __init__(self) -> None:
+        #: live sockets by client id (read by routes and packs; changed only by register/unregister)
         self.sockets: dict[str, web.WebSocketResponse] = {}
+        self._clients: dict[str, _Client] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._pending: collections.deque[tuple[str, Any, str | None]] = collections.deque()
         self._wake_scheduled = False
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
+        self._live_pending: set[tuple[str | None, int]] = set()
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -55,14 +98,118 @@ class EventBus:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        for ws in list(self.sockets.values()):
-            await ws.close()
+        for client in list(self._clients.values()):
+            if client.task is not None:
+                client.task.cancel()
+            try:
+                await asyncio.wait_for(client.ws.close(), 1.0)
+            except (TimeoutError, ConnectionError, RuntimeError):
+                if client.transport is not None:
+                    client.transport.abort()
+        self._clients.clear()
+        self.sockets.clear()
+
+    # -- sockets ---------------------------------------------------------------------------
+    def register(self, sid: str, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None = None) -> None:
+        """Deliver events for ``sid`` to ``ws`` from now on (call on the event loop).
+
+        ``transport`` lets a client that stops reading be cut off at once; without it the
+        socket is closed politely.
+        """
+        previous = self._clients.get(sid)
+        if previous is not None:
+            self._drop(previous)
+        client = _Client(sid, ws, transport)
+        client.task = asyncio.get_running_loop().create_task(self._sender(client), name=f"weft-ws-{sid[:16]}")
+        self._clients[sid] = client
+        self.sockets[sid] = ws
+
+    def unregister(self, sid: str, ws: web.WebSocketResponse) -> None:
+        """Forget ``sid`` if it is still bound to ``ws`` (a newer socket for the id stays)."""
+        client = self._clients.get(sid)
+        if client is not None and client.ws is ws:
+            self._drop(client)
+
+    def backlog(self, sid: str) -> int:
+        """Bytes queued for ``sid`` and not yet handed to its socket (0 for an unknown id)."""
+        client = self._clients.get(sid)
+        return client.queued_bytes if client is not None else 0
+
+    def is_live(self, sid: str) -> bool:
+        """True when ``sid`` has a socket that is open and not being cut off."""
+        client = self._clients.get(sid)
+        return client is not None and not client.closing and not client.ws.closed
+
+    def _drop(self, client: _Client) -> None:
+        client.closing = True
+        client.queue.clear()
+        client.queued_bytes = 0
+        if client.task is not None:
+            client.task.cancel()
+        if self._clients.get(client.sid) is client:
+            del self._clients[client.sid]
+            if self.sockets.get(client.sid) is client.ws:
+                del self.sockets[client.sid]
+
+    def _disconnect(self, client: _Client, reason: str) -> None:
+        log.warning("disconnecting WebSocket client %s: %s", client.sid, reason)
+        self._drop(client)
+        if client.transport is not None:
+            # aborted, not closed: a close frame would wait behind the data the client does not read
+            client.transport.abort()
+        else:
+            asyncio.get_running_loop().create_task(client.ws.close())
+
+    def _enqueue(self, client: _Client, message: str | bytes, droppable: bool) -> None:
+        if client.closing:
+            return
+        size = len(message)
+        if droppable and (len(client.queue) >= self.preview_backlog
+                          or client.queued_bytes + size > self.preview_backlog_bytes):
+            client.dropped += 1
+            return
+        if len(client.queue) >= self.max_queued_messages or client.queued_bytes + size > self.max_queued_bytes:
+            self._disconnect(client, f"it is not reading its events ({len(client.queue)} messages, "
+                                     f"{client.queued_bytes} bytes waiting)")
+            return
+        client.queue.append(message)
+        client.queued_bytes += size
+        client.wake.set()
+
+    async def _sender(self, client: _Client) -> None:
+        ws = client.ws
+        try:
+            while not client.closing:
+                if not client.queue:
+                    client.wake.clear()
+                    await client.wake.wait()
+                    continue
+                message = client.queue.popleft()
+                client.queued_bytes -= len(message)
+                if ws.closed:
+                    break
+                if isinstance(message, str):
+                    await ws.send_str(message)
+                else:
+                    await ws.send_bytes(message)
+        except (ConnectionError, RuntimeError) as exc:
+            log.debug("stopped sending to a closed socket %s: %s", client.sid, exc)
 
     def send_sync(self, event: str, data: Any, sid: str | None = None) -> None:
-        """Queue an event from any thread; ``sid=None`` broadcasts."""
+        """Queue an event from any thread; ``sid=None`` broadcasts.
+
+        ``progress_state`` payloads are the run's live state (see ``engine.executor``): while
+        one is waiting to be sent, another for the same state is dropped, since the queued
+        one will carry the newest state when it goes out.
+        """
         loop = self.loop
         if loop is None or loop.is_closed():
             return
+        if event == "progress_state":
+            key = (sid, id(data))
+            if key in self._live_pending:
+                return
+            self._live_pending.add(key)
         self._pending.append((event, data, sid))
         if not self._wake_scheduled:
             self._wake_scheduled = True
@@ -79,25 +226,23 @@ class EventBus:
         self._ready.set()
 
     async def send(self, event: str, data: Any, sid: str | None = None) -> None:
+        """Queue an event for one client (``sid``) or all (``None``); returns without waiting
+        for any socket. An ``async`` method because ComfyUI's ``PromptServer.send`` is one."""
+        self.deliver(event, data, sid)
+
+    def deliver(self, event: str, data: Any, sid: str | None = None) -> None:
+        """:meth:`send` for code on the event loop that cannot await."""
         if event == "preview_bytes":
-            message: str | bytes = data
+            message: str | bytes = bytes(data)
         else:
             message = _dumps(event, data)
         if sid is None:
-            targets = list(self.sockets.values())
+            clients = list(self._clients.values())
         else:
-            ws = self.sockets.get(sid)
-            targets = [ws] if ws is not None else []
-        for ws in targets:
-            if ws.closed:
-                continue
-            try:
-                if isinstance(message, bytes):
-                    await ws.send_bytes(message)
-                else:
-                    await ws.send_str(message)
-            except (ConnectionResetError, RuntimeError) as exc:
-                log.debug("dropping event for a closed socket: %s", exc)
+            client = self._clients.get(sid)
+            clients = [client] if client is not None else []
+        for client in clients:
+            self._enqueue(client, message, isinstance(message, bytes))
 
     async def _pump(self) -> None:
         assert self._ready is not None
@@ -106,6 +251,9 @@ class EventBus:
             self._ready.clear()
             while self._pending:
                 event, data, sid = self._pending.popleft()
+                if event == "progress_state":
+                    self._live_pending.discard((sid, id(data)))
+                    data = _snapshot_progress(data)
                 try:
                     await self.send(event, data, sid)
                 except Exception:  # a bad payload must not stop delivery of the next ones

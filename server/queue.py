@@ -66,6 +66,10 @@ class PromptQueue(ABC):
     def remaining(self) -> int:
         return len(self.pending()) + len(self.running())
 
+    def contains(self, prompt_id: str) -> bool:
+        """True when ``prompt_id`` is pending or running (prompt ids must be unique)."""
+        return any(i.prompt_id == prompt_id for i in (*self.running(), *self.pending()))
+
     @abstractmethod
     def close(self) -> None:
         """Wake any waiting ``get`` so the worker can stop."""
@@ -136,6 +140,10 @@ class MemoryPromptQueue(PromptQueue):
     def remaining(self) -> int:
         with self._cond:
             return len(self._heap) + len(self._running)
+
+    def contains(self, prompt_id: str) -> bool:
+        with self._cond:  # no sort: pending() sorts the heap, this runs on every POST /prompt
+            return prompt_id in self._running or any(i.prompt_id == prompt_id for i in self._heap)
 
     def close(self) -> None:
         with self._cond:

@@ -29,6 +29,8 @@ def _split_host(host: str) -> tuple[str, str | None]:
     host = host.strip().lower()
     if host.startswith("["):
         end = host.find("]")
+        if end < 0:  # an unclosed bracket names no host
+            return "", None
         name, rest = host[1:end], host[end + 1:]
         return name, rest[1:] if rest.startswith(":") else None
     if host.count(":") == 1:
@@ -47,11 +49,20 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+class MalformedOrigin(ValueError):
+    """An ``Origin`` header that is not ``scheme://host[:port]`` (a port out of range, an
+    unclosed IPv6 bracket): refused with a 400 that says so, never parsed further."""
+
+
 def _origin_matches_host(origin: str, host: str, scheme: str) -> bool:
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+        origin_port = parts.port  # raises for a port that is not a number in 0..65535
+    except ValueError as exc:
+        raise MalformedOrigin(f"malformed Origin header {origin[:200]!r}: {exc}") from None
     if not parts.scheme or not parts.hostname:
         return False
-    origin_port = parts.port or (443 if parts.scheme == "https" else 80)
+    origin_port = origin_port or (443 if parts.scheme == "https" else 80)
     name, port = _split_host(host)
     host_port = int(port) if port and port.isdigit() else (443 if scheme == "https" else 80)
     return parts.hostname.lower() == name and origin_port == host_port
@@ -73,7 +84,11 @@ def make_guard(loopback_only: bool, allowed_origin: str | None) -> Callable:
             elif origin is not None:
                 if origin.strip().lower() == "null":
                     return error_response(403, "requests from an opaque origin (Origin: null) are refused")
-                if not _origin_matches_host(origin, host, request.scheme):
+                try:
+                    matches = _origin_matches_host(origin, host, request.scheme)
+                except MalformedOrigin as exc:
+                    return error_response(400, str(exc))
+                if not matches:
                     log.warning("refused %s %s from origin %s (host %s)", request.method, request.path, origin, host)
                     return error_response(403, f"cross-origin request from {origin} refused")
         return await handler(request)

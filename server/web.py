@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,31 @@ def _environment(root: Path) -> Any:
     )
 
 
+#: a URL path prefix: segments of unreserved characters, no "//" (a scheme-relative URL), no ".."
+_SAFE_PREFIX = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+")
+
+
+def page_base_path(configured: str, forwarded: str | None) -> str:
+    """The prefix the page builds its URLs from (script and style tags carry the CSP nonce).
+
+    ``X-Forwarded-Prefix`` is anyone's to send: trusted blindly, ``//evil.example`` became a
+    nonce-approved cross-origin script. It is honoured only when ``--base-path`` says the
+    server sits behind a reverse proxy, and only when it is a plain path; otherwise the
+    configured base path (empty by default) is used.
+    """
+    if configured and forwarded:
+        prefix = forwarded.strip().rstrip("/")
+        if _SAFE_PREFIX.fullmatch(prefix):
+            return prefix
+    return configured
+
+
 def setup(app: web.Application, server: PromptServer, root: Path = WEB_ROOT) -> None:
     env = _environment(root)
 
     async def index(request: web.Request) -> web.Response:
         nonce = secrets.token_urlsafe(16)
-        base_path = server.config.base_path or request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
+        base_path = page_base_path(server.config.base_path, request.headers.get("X-Forwarded-Prefix"))
         if not (root / "index.html").is_file():
             return web.Response(text="Weft is running; the canvas (web/index.html) is not installed.", content_type="text/plain")
         from importlib.metadata import PackageNotFoundError, version

@@ -87,11 +87,16 @@ class Worker:
         send = server.bus.send_sync
 
         def emit(event: str, data: dict[str, Any]) -> None:
+            if event == "executing":
+                server.last_node_id = data.get("node")
+            if sid is None:
+                # a prompt without client_id has nobody to tell: a sid of None would broadcast
+                # its previews, outputs and errors to every socket (ComfyUI does so for some of
+                # them). Its result is in /history; everyone still gets the queue status.
+                return
             if event == "preview":
                 send("preview_bytes", encode_preview(data["format"], data["data"]), sid)
                 return
-            if event == "executing":
-                server.last_node_id = data.get("node")
             send(event, data, sid)
 
         started = time.perf_counter()
@@ -104,6 +109,7 @@ class Worker:
                 interrupt=self.interrupt,
                 extra_data=self.run_extra_data(item.extra_data),
                 order=item.order,
+                announce_end=False,  # sent below, once the history entry is stored
             )
         finally:
             run_finished()  # the model manager's end-of-run policy (--novram, --disable-smart-memory)
@@ -127,6 +133,9 @@ class Worker:
                 "meta": result.meta,
             },
         )
+        # ComfyUI's "done" signal comes after the history entry exists: clients read
+        # /history/<id> as soon as they see it
+        emit("executing", {"node": None, "prompt_id": item.prompt_id})
 
     def run_extra_data(self, extra_data: dict[str, Any]) -> dict[str, Any]:
         """The prompt's ``extra_data`` as its nodes see it: ``preview_method`` resolved against this
@@ -153,8 +162,8 @@ class Worker:
             "current_outputs": {},
             "timestamp": now_ms(),
         }
-        self.server.bus.send_sync("execution_error", payload, item.client_id)
-        self.server.bus.send_sync("executing", {"node": None, "prompt_id": item.prompt_id}, item.client_id)
+        if item.client_id is not None:  # client-less prompts broadcast nothing (see _run)
+            self.server.bus.send_sync("execution_error", payload, item.client_id)
         self.server.history.add(
             item.prompt_id,
             {
@@ -164,3 +173,5 @@ class Worker:
                 "meta": {},
             },
         )
+        if item.client_id is not None:
+            self.server.bus.send_sync("executing", {"node": None, "prompt_id": item.prompt_id}, item.client_id)

@@ -1,21 +1,25 @@
 """Prompt text -> CLIP embeddings, with ComfyUI's weighting syntax and long-prompt chunking.
 
-Syntax (ComfyUI's, plus A1111's ``[...]``):
+Syntax and results are ComfyUI's (``comfy/sd1_clip.py``), so a prompt gives the same tokens,
+weights and chunks there and here:
 
-* ``(words)`` multiplies the weight of ``words`` by 1.1; nesting multiplies again.
-* ``(words:1.3)`` multiplies it by 1.3 (the number after the group's last colon).
-* ``[words]`` divides it by 1.1.
-* ``embedding:name`` inserts a textual-inversion embedding from ``models/embeddings``
-  (``name``, ``name.safetensors``...; A1111's ``emb_params`` or SDXL's ``clip_l``/``clip_g``);
-  a missing one is logged and skipped, as ComfyUI does.
-* ``\\(`` ``\\)`` ``\\[`` ``\\]`` are literal brackets; an unmatched ``)`` or ``]`` is literal too,
-  an unclosed ``(`` or ``[`` runs to the end of the prompt.
+* ``(words)`` multiplies the weight around it by 1.1; nesting multiplies again.
+* ``(words:1.3)`` sets the weight to 1.3 (the number after the group's last colon, read by
+  Python's ``float``); it replaces the weight around it, so ``((cat:1.3))`` is 1.3, not 1.43.
+* ``[words]`` is literal text (A1111's /1.1 is not ComfyUI's syntax), and so are an unclosed
+  ``(`` and an unmatched ``)`` (after which brackets stay literal until the depth balances).
+* ``\\(`` and ``\\)`` are literal brackets; other backslashes are ordinary characters.
+* ``embedding:name`` (after a space, a newline or at a segment's start) inserts a
+  textual-inversion embedding from ``models/embeddings`` (``name``, ``name.safetensors``...;
+  A1111's ``emb_params`` or SDXL's ``clip_l``/``clip_g``); a missing one is logged and
+  skipped, as ComfyUI does.
 
-Weights are applied ComfyUI's way: each token's embedding is pushed away from (or towards)
-the embedding of an empty prompt at the same position, ``z = empty + (z - empty) * weight``.
-Prompts longer than 75 tokens are split into chunks of 75 (at word boundaries when a word
-fits in a chunk), each encoded with its own start/end tokens and concatenated along the
-token axis, so the conditioning is ``[1, 77*k, dim]``.
+Weights are applied ComfyUI's way: each weighted token's embedding is pushed away from (or
+towards) the embedding of an empty prompt at the same position,
+``z = (z - empty) * weight + empty``; tokens at weight 1 are left bit-for-bit alone.
+Prompts longer than 75 tokens are split into chunks of 75 the way ComfyUI's tokenizer
+batches them (see :func:`tokenize_weighted`), each encoded with its own start/end tokens and
+concatenated along the token axis, so the conditioning is ``[1, 77*k, dim]``.
 
 The BPE vocabulary is CLIP's (49,408 tokens), built from ``configs/clip_bpe_merges.txt.gz``.
 """
@@ -93,65 +97,82 @@ def make_tokenizer(pad_token: str = "<|endoftext|>") -> Any:
 
 
 # -- weighting syntax --------------------------------------------------------------------------
-_WEIGHT = re.compile(r":\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*$")
-_ESCAPABLE = "()[]\\"
+#: ComfyUI's stand-ins for ``\)`` and ``\(`` while brackets are parsed; put back afterwards.
+_ESCAPED_CLOSE, _ESCAPED_OPEN = "\0\1", "\0\2"
+#: What a ``(group)`` without an explicit weight multiplies the weight around it by.
+GROUP_FACTOR = 1.1
+
+
+def _escape(text: str) -> str:
+    """Hide ``\\)`` and ``\\(`` from the bracket parser (ComfyUI escapes only these two)."""
+    return text.replace("\\)", _ESCAPED_CLOSE).replace("\\(", _ESCAPED_OPEN)
+
+
+def _unescape(text: str) -> str:
+    return text.replace(_ESCAPED_CLOSE, ")").replace(_ESCAPED_OPEN, "(")
+
+
+def _top_level(text: str) -> list[str]:
+    """Split ``text`` into literal runs and top-level ``( ... )`` groups, as ComfyUI does.
+
+    A ``(`` opens a group only at depth 0; a ``)`` at depth 0 is literal but still counts
+    (depth goes negative), so brackets after an unmatched ``)`` stay literal until the
+    depths balance again. Unclosed groups end up as literal runs.
+    """
+    pieces: list[str] = []
+    current = ""
+    depth = 0
+    for char in text:
+        if char == "(":
+            if depth == 0 and current:
+                pieces.append(current)
+                current = ""
+            depth += 1
+            current += char
+        elif char == ")":
+            depth -= 1
+            current += char
+            if depth == 0:
+                pieces.append(current)
+                current = ""
+        else:
+            current += char
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def _weighted(text: str, weight: float) -> list[tuple[str, float]]:
+    """ComfyUI's weighting of one level: a group is re-parsed at ``weight * 1.1``, or at the
+    number after its last colon, which *replaces* the weight around it (no multiplication)."""
+    out: list[tuple[str, float]] = []
+    for piece in _top_level(text):
+        if len(piece) < 2 or piece[0] != "(" or piece[-1] != ")":
+            out.append((piece, weight))
+            continue
+        inner = piece[1:-1]
+        inner_weight = weight * GROUP_FACTOR
+        colon = inner.rfind(":")
+        if colon > 0:
+            try:
+                inner_weight = float(inner[colon + 1:])  # Python's float(): " 1.3 ", "1e-1", "inf"...
+                inner = inner[:colon]
+            except ValueError:
+                pass  # "(a:b)" is the text "a:b" at 1.1
+        out.extend(_weighted(inner, inner_weight))
+    return out
 
 
 def parse_weights(text: str) -> list[tuple[str, float]]:
-    """Split a prompt into ``(text, weight)`` runs; see the module docstring for the syntax.
+    """Split a prompt into ``(text, weight)`` segments exactly as ComfyUI does.
+
+    Segments are not merged even when neighbours share a weight: ComfyUI tokenizes and
+    batches each segment on its own, so merging would move chunk boundaries.
 
     >>> parse_weights("a (red:1.5) [cat]")
-    [('a ', 1.0), ('red', 1.5), (' ', 1.0), ('cat', 0.9090909090909091)]
+    [('a ', 1.0), ('red', 1.5), (' [cat]', 1.0)]
     """
-    segments, _, _ = _parse(text, 0, None)
-    merged: list[tuple[str, float]] = []
-    for chunk, weight in segments:
-        if not chunk:
-            continue
-        if merged and merged[-1][1] == weight:
-            merged[-1] = (merged[-1][0] + chunk, weight)
-        else:
-            merged.append((chunk, weight))
-    return merged
-
-
-def _parse(text: str, i: int, closing: str | None) -> tuple[list[tuple[str, float]], int, float | None]:
-    segments: list[tuple[str, float]] = []
-    buf: list[str] = []
-
-    def flush() -> None:
-        if buf:
-            segments.append(("".join(buf), 1.0))
-            buf.clear()
-
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text) and text[i + 1] in _ESCAPABLE:
-            buf.append(text[i + 1])
-            i += 2
-            continue
-        if c in "([":
-            flush()
-            inner, i, explicit = _parse(text, i + 1, ")" if c == "(" else "]")
-            if c == "(":
-                factor = explicit if explicit is not None else 1.1
-            else:
-                factor = 1 / 1.1
-            segments.extend((t, w * factor) for t, w in inner)
-            continue
-        if closing is not None and c == closing:
-            explicit = None
-            if closing == ")":
-                match = _WEIGHT.search("".join(buf))
-                if match:
-                    explicit = float(match[1])
-                    del buf[len(buf) - len(match[0]):]
-            flush()
-            return segments, i + 1, explicit
-        buf.append(c)
-        i += 1
-    flush()
-    return segments, i, None
+    return [(_unescape(segment), weight) for segment, weight in _weighted(_escape(text), 1.0) if segment]
 
 
 # -- tokens ------------------------------------------------------------------------------------
@@ -173,11 +194,8 @@ EmbeddingLookup = Callable[[str], "torch.Tensor | None"]
 _PLACEHOLDER = 0  # "!": an ordinary token, so the end-token search for pooling is unaffected
 
 
-def _split_embedding(word: str, lookup: EmbeddingLookup | None) -> tuple[Any, str] | None:
-    """``embedding:name`` (trailing punctuation allowed) -> (vectors, leftover text)."""
-    if lookup is None or not word.startswith(EMBEDDING_PREFIX):
-        return None
-    name = word[len(EMBEDDING_PREFIX):]
+def _find_embedding(name: str, lookup: EmbeddingLookup) -> tuple[Any, str]:
+    """``name`` (trailing punctuation allowed) -> (vectors or ``None``, the punctuation left over)."""
     stripped = name.rstrip(",.;:!?)]")
     for candidate, leftover in ((name, ""), (stripped, name[len(stripped):])):
         if candidate:
@@ -188,43 +206,76 @@ def _split_embedding(word: str, lookup: EmbeddingLookup | None) -> tuple[Any, st
     return None, name[len(stripped):]
 
 
-def tokenize_weighted(tokenizer: Any, text: str, pad_id: int, embeddings: EmbeddingLookup | None = None) -> list[Chunk]:
-    """Prompt -> chunks of 77 weighted tokens (at least one chunk, even for "").
+#: Where ComfyUI cuts a segment so that ``embedding:`` starts a piece: after a space or newline.
+_EMBEDDING_SPLIT = re.compile(r" embedding:|\nembedding:")
+#: Groups of at least this many tokens may be cut at a chunk boundary; shorter ones move whole
+#: to the next chunk (ComfyUI's ``max_word_length``).
+LONG_GROUP = 8
 
-    ``embeddings`` resolves ``embedding:name`` words to ``[n, dim]`` vectors for this encoder.
+# one item to tokenize: text, or an embedding's [n, dim] vectors, with its weight
+_Item = tuple[Any, float]
+
+
+def _items(text: str, embeddings: EmbeddingLookup | None) -> list[_Item]:
+    """The weighted segments of a prompt, cut around ``embedding:name`` as ComfyUI cuts them.
+
+    Each item becomes one token group for chunking, so the cuts matter: a segment is one
+    group, an embedding is one group, and the text after an embedding's name is another.
     """
-    pieces: list[tuple[Any, float]] = []  # (word str | vectors tensor, weight)
-    for run, weight in parse_weights(text):
-        for word in run.split():
-            found = _split_embedding(word, embeddings)
-            if found is None:
-                pieces.append((word, weight))
+    items: list[_Item] = []
+    for segment, weight in parse_weights(text):
+        first, *rest = _EMBEDDING_SPLIT.split(segment)
+        pieces = [first, *(EMBEDDING_PREFIX + piece for piece in rest)]
+        for piece in pieces:
+            if not piece:
                 continue
-            vectors, leftover = found
+            if embeddings is None or not piece.startswith(EMBEDDING_PREFIX):
+                items.append((piece, weight))
+                continue
+            words = piece[len(EMBEDDING_PREFIX):].strip("\n").split()
+            if not words:
+                log.warning("'embedding:' without a name; ignoring it")
+                continue
+            vectors, punctuation = _find_embedding(words[0], embeddings)
             if vectors is not None:
-                pieces.append((vectors, weight))
+                items.append((vectors, weight))
+            leftover = " ".join(words[1:])
+            if punctuation:
+                leftover = f"{punctuation} {leftover}"
             if leftover:
-                pieces.append((leftover, weight))
-    texts = [w for w, _ in pieces if isinstance(w, str)]
-    encoded = iter(tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else [])
-    # a token is (id, weight, vector or None)
-    words: list[list[tuple[int, float, Any]]] = []
-    for word, weight in pieces:
-        if isinstance(word, str):
-            tokens = [(t, weight, None) for t in next(encoded)]
+                items.append((leftover, weight))
+    return items
+
+
+def tokenize_weighted(tokenizer: Any, text: str, pad_id: int, embeddings: EmbeddingLookup | None = None) -> list[Chunk]:
+    """Prompt -> chunks of 77 weighted tokens (at least one chunk, even for ""), as ComfyUI's
+    ``SDTokenizer.tokenize_with_weights`` makes them.
+
+    Each weighted segment (and each embedding) is a token group. Groups fill chunks of 75 in
+    order; a group that does not fit moves whole to the next chunk when it is shorter than
+    8 tokens, and is cut exactly at the boundary otherwise, so long plain prompts split at
+    token 75 even inside a word. ``embeddings`` resolves ``embedding:name`` to ``[n, dim]``
+    vectors for this encoder.
+    """
+    items = _items(text, embeddings)
+    texts = [item for item, _ in items if isinstance(item, str)]
+    encoded = iter(tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else [])
+    chunks: list[list[tuple[int, float, Any]]] = [[]]  # a token is (id, weight, vector or None)
+    for item, weight in items:
+        if isinstance(item, str):
+            group = [(t, weight, None) for t in next(encoded)]
         else:
-            tokens = [(_PLACEHOLDER, weight, row) for row in word]
-        if tokens:
-            words.append(tokens)
-    chunks: list[list[tuple[int, float, Any]]] = [[]]
-    for tokens in words:
-        current = chunks[-1]
-        if len(current) + len(tokens) > CHUNK and len(tokens) <= CHUNK and current:
-            chunks.append([])  # keep a word whole in the next chunk
-        for token in tokens:
-            if len(chunks[-1]) == CHUNK:
-                chunks.append([])
-            chunks[-1].append(token)
+            group = [(_PLACEHOLDER, weight, row) for row in item]
+        may_cut = len(group) >= LONG_GROUP
+        while group:
+            room = CHUNK - len(chunks[-1])
+            if len(group) <= room:
+                chunks[-1].extend(group)
+                break
+            if may_cut:
+                chunks[-1].extend(group[:room])
+                group = group[room:]
+            chunks.append([])
     result = []
     for body in chunks:
         ids = [BOS] + [t for t, _, _ in body] + [EOS]
@@ -298,7 +349,9 @@ def encode_part(part: ClipPart, chunks: list[Chunk], clip_skip: int | None, patc
     if weighted:
         base = z[-1:]
         z = z[:-1]
-        z = base + (z - base) * weights.unsqueeze(-1)
+        w = weights.unsqueeze(-1)
+        # only weighted tokens change, as in ComfyUI: (z - e) * 1 + e can differ from z by an ulp
+        z = torch.where(w != 1.0, (z - base) * w + base, z)
     cond = z.reshape(1, -1, z.shape[-1])
     first_pooled = pooled[:1].float().cpu() if pooled is not None else None
     return cond, first_pooled

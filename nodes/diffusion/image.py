@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..api import Combo, Float, Hidden, Input, Int, Node, Output, Result, String
+from .. import estimates as est
+from ..api import Combo, Estimate, Float, Hidden, Input, Int, Node, Output, Result, String
 from ..paths import UnsafePathError, get_paths, safe_join
 from .latent import IMAGE_UPSCALE_METHODS, MAX_RESOLUTION, fill_aspect, resize_nchw
 
@@ -86,12 +87,17 @@ def _validate_image(name: Any, input_name: str = "image") -> bool | str:
 
 
 def _open_frames(path: Path, input_name: str) -> list[Any]:
-    from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+    from PIL import ImageOps, ImageSequence, UnidentifiedImageError
 
+    from .. import limits
+
+    image_module = limits.pillow()  # Pillow's bomb limit follows --max-image-pixels
     try:
-        image = Image.open(path)
-    except (UnidentifiedImageError, OSError) as exc:
+        image = image_module.open(path)
+    except (UnidentifiedImageError, OSError, image_module.DecompressionBombError) as exc:
         raise ValueError(f"input '{input_name}': {path.name} is not a readable image ({exc})") from exc
+    # checked from the header, before any pixel is decoded
+    limits.check_image_pixels(image.width, image.height, f"input '{input_name}': {path.name}")
     frames = []
     for frame in ImageSequence.Iterator(image):
         frames.append(ImageOps.exif_transpose(frame))
@@ -248,8 +254,29 @@ def _png_info(prompt: Any, extra_pnginfo: Any) -> Any:
     return info
 
 
+def to_uint8(image: torch.Tensor) -> Any:
+    """One IMAGE ``[H, W, C]`` (0..1) as a uint8 numpy array, exactly as ComfyUI converts it.
+
+    ComfyUI's SaveImage, PreviewImage and lanczos resize all do
+    ``np.clip(255. * x, 0, 255).astype(np.uint8)``: scale in the image's own float type, clip,
+    then *truncate*. Rounding instead moves about half the pixels up one grey level, so no PNG
+    would be byte-identical to ComfyUI's for the same decoded image.
+    """
+    import numpy as np
+    import torch
+
+    x = image.detach().cpu()
+    if x.dtype == torch.bfloat16:  # numpy has no bfloat16; ComfyUI's images are float32 anyway
+        x = x.float()
+    return np.clip(255.0 * x.numpy(), 0, 255).astype(np.uint8)
+
+
 def save_images(images: Any, kind: str, prefix: str, prompt: Any, extra_pnginfo: Any, compress_level: int) -> list[dict]:
-    """Write each image as PNG; returns ComfyUI's ``ui.images`` entries."""
+    """Write each image as PNG; returns ComfyUI's ``ui.images`` entries.
+
+    Pixels are truncated to 8 bits as ComfyUI does (:func:`to_uint8`), so the same IMAGE
+    gives the same bytes here and there (with the same metadata and compression level).
+    """
     from PIL import Image
 
     images = _image_batch("images", images)
@@ -257,7 +284,7 @@ def save_images(images: Any, kind: str, prefix: str, prompt: Any, extra_pnginfo:
     info = _png_info(prompt, extra_pnginfo)
     results = []
     for image in images:
-        array = image.clamp(0, 1).mul(255).round().byte().cpu().numpy()
+        array = to_uint8(image)
         pil = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array[..., :3])
         filename = f"{base}_{counter:05}_.png"
         pil.save(folder / filename, pnginfo=info, compress_level=compress_level)
@@ -331,6 +358,17 @@ class ImageScale(Node):
     )
     outputs = (Output("IMAGE"),)
 
+    @classmethod
+    def estimate(cls, image: Any = None, width: int = 0, height: int = 0) -> Estimate | None:
+        info = est.tensor(image, 4)
+        if info is None:
+            return None
+        b, h, w, c = info.shape
+        if width or height:
+            width, height = est.fill_aspect(w, h, width, height)
+            h, w = height, width
+        return est.new_tensor((b, h, w, c), "width", est.describe("image", (b, h, w, c)))
+
     def run(self, image: Any, upscale_method: str, width: int, height: int, crop: str) -> tuple:
         image = _image_batch("image", image)
         if width == 0 and height == 0:
@@ -347,6 +385,15 @@ class ImageScaleBy(Node):
     inputs = (Input("image", "IMAGE"), Combo("upscale_method", IMAGE_UPSCALE_METHODS),
               Float("scale_by", 1.0, min=0.01, max=8.0, step=0.01))
     outputs = (Output("IMAGE"),)
+
+    @classmethod
+    def estimate(cls, image: Any = None, scale_by: float = 1.0) -> Estimate | None:
+        info = est.tensor(image, 4)
+        if info is None:
+            return None
+        b, h, w, c = info.shape
+        shape = (b, max(1, round(h * scale_by)), max(1, round(w * scale_by)), c)
+        return est.new_tensor(shape, "scale_by", est.describe("image", shape))
 
     def run(self, image: Any, upscale_method: str, scale_by: float) -> tuple:
         image = _image_batch("image", image)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..api import Combo, Float, Input, Int, Node, Output
+from .. import estimates as est
+from ..api import Combo, Estimate, Float, Input, Int, Node, Output
 
 if TYPE_CHECKING:
     import torch
@@ -58,9 +59,11 @@ def resize_nchw(x: torch.Tensor, width: int, height: int, method: str, crop: str
         import numpy as np
         from PIL import Image
 
+        from .image import to_uint8  # here: image.py imports this module
+
         frames = []
         for item in x:
-            arr = (item.permute(1, 2, 0).clamp(0, 1).mul(255).round().byte().cpu().numpy())
+            arr = to_uint8(item.permute(1, 2, 0))  # truncated to 8 bits like ComfyUI's lanczos
             img = Image.fromarray(arr if arr.shape[-1] != 1 else arr[..., 0])
             img = img.resize((width, height), resample=Image.Resampling.LANCZOS)
             out = torch.from_numpy(np.asarray(img).astype(np.float32) / 255.0)
@@ -89,6 +92,11 @@ class EmptyLatentImage(Node):
     )
     outputs = (Output("LATENT"),)
 
+    @classmethod
+    def estimate(cls, width: int = 512, height: int = 512, batch_size: int = 1) -> Estimate:
+        shape = (batch_size, 4, height // 8, width // 8)
+        return est.new_tensor(shape, est.batch_driver(batch_size), est.describe("latent", shape))
+
     def run(self, width: int, height: int, batch_size: int) -> tuple:
         import torch
 
@@ -108,6 +116,17 @@ class LatentUpscale(Node):
     )
     outputs = (Output("LATENT"),)
 
+    @classmethod
+    def estimate(cls, samples: Any = None, width: int = 0, height: int = 0) -> Estimate | None:
+        info = est.tensor(samples, 4)
+        if info is None:
+            return None
+        b, c, h, w = info.shape
+        if width or height:
+            width, height = est.fill_aspect(w, h, width, height, minimum=64)
+            h, w = height // 8, width // 8
+        return est.new_tensor((b, c, h, w), "width", est.describe("latent", (b, c, h, w)))
+
     def run(self, samples: dict, upscale_method: str, width: int, height: int, crop: str) -> tuple:
         x = _samples("samples", samples)
         if width == 0 and height == 0:
@@ -116,8 +135,7 @@ class LatentUpscale(Node):
         width, height = fill_aspect(w, h, width, height, minimum=64)
         out = dict(samples)
         out["samples"] = resize_nchw(x, width // 8, height // 8, upscale_method, crop)
-        out.pop("noise_mask", None)
-        return (out,)
+        return (out,)  # noise_mask kept as is: samplers resize it to the latent (as ComfyUI)
 
 
 class LatentUpscaleBy(Node):
@@ -131,13 +149,21 @@ class LatentUpscaleBy(Node):
     )
     outputs = (Output("LATENT"),)
 
+    @classmethod
+    def estimate(cls, samples: Any = None, scale_by: float = 1.0) -> Estimate | None:
+        info = est.tensor(samples, 4)
+        if info is None:
+            return None
+        b, c, h, w = info.shape
+        shape = (b, c, max(1, round(h * scale_by)), max(1, round(w * scale_by)))
+        return est.new_tensor(shape, "scale_by", est.describe("latent", shape))
+
     def run(self, samples: dict, upscale_method: str, scale_by: float) -> tuple:
         x = _samples("samples", samples)
         width, height = max(1, round(x.shape[-1] * scale_by)), max(1, round(x.shape[-2] * scale_by))
         out = dict(samples)
         out["samples"] = resize_nchw(x, width, height, upscale_method)
-        out.pop("noise_mask", None)
-        return (out,)
+        return (out,)  # noise_mask kept as is: samplers resize it to the latent (as ComfyUI)
 
 
 class LatentFromBatch(Node):
@@ -146,6 +172,15 @@ class LatentFromBatch(Node):
     description = "Takes length latents starting at batch_index out of a batch."
     inputs = (Input("samples", "LATENT"), Int("batch_index", 0, min=0, max=63), Int("length", 1, min=1, max=64))
     outputs = (Output("LATENT"),)
+
+    @classmethod
+    def estimate(cls, samples: Any = None, batch_index: int = 0, length: int = 1) -> Estimate | None:
+        info = est.tensor(samples, 4)
+        if info is None:
+            return None
+        b, c, h, w = info.shape
+        shape = (max(0, min(b - batch_index, length)), c, h, w)
+        return est.new_tensor(shape, "length", est.describe("latent", shape))
 
     def run(self, samples: dict, batch_index: int, length: int) -> tuple:
         x = _samples("samples", samples)
@@ -177,6 +212,15 @@ class RepeatLatentBatch(Node):
     description = "Repeats the latent batch amount times."
     inputs = (Input("samples", "LATENT"), Int("amount", 1, min=1, max=64))
     outputs = (Output("LATENT"),)
+
+    @classmethod
+    def estimate(cls, samples: Any = None, amount: int = 1) -> Estimate | None:
+        info = est.tensor(samples, 4)
+        if info is None:
+            return None
+        b, c, h, w = info.shape
+        shape = (b * amount, c, h, w)
+        return est.new_tensor(shape, "amount", est.describe("latent", shape))
 
     def run(self, samples: dict, amount: int) -> tuple:
         x = _samples("samples", samples)

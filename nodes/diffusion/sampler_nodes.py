@@ -91,8 +91,10 @@ def _check_channels(model: Any, latent: dict, name: str = "latent_image") -> Non
 
 
 def _out_latent(latent: dict, samples: Any) -> dict:
+    """The input LATENT with new samples. Like ComfyUI (``latent.copy()``), every other key
+    is kept, ``noise_mask`` included, so a second sampler on this output inpaints the same
+    area instead of repainting the whole picture."""
     out = dict(latent)
-    out.pop("noise_mask", None)  # like ComfyUI: the mask applied to this pass only
     out["samples"] = samples
     return out
 

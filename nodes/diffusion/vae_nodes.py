@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..api import Input, Int, Node, Output
+from .. import estimates as est
+from ..api import Estimate, Input, Int, Node, Output
 
 if TYPE_CHECKING:
     import torch
@@ -45,6 +46,17 @@ class VAEDecode(Node):
               Input("vae", "VAE", tooltip="The VAE that made (or matches) the latent."))
     outputs = (Output("IMAGE", tooltip="The decoded image."),)
 
+    @classmethod
+    def estimate(cls, samples: Any = None) -> Estimate | None:
+        # the whole batch is decoded at once: the image plus the decoder's full-resolution work
+        info = est.tensor(samples, 4)
+        if info is None:
+            return None
+        b, _, h, w = info.shape
+        shape = (b, h * est.VAE_FACTOR, w * est.VAE_FACTOR, 3)
+        work = b * shape[1] * shape[2] * est.VAE_WORK_PER_PIXEL
+        return est.new_tensor(shape, "samples", f"decoding to {est.describe('image', shape)}", work)
+
     def run(self, samples: dict, vae: Any) -> tuple:
         return (_vae(vae).decode(_latent("samples", samples)),)
 
@@ -64,6 +76,15 @@ class VAEDecodeTiled(Node):
     )
     outputs = (Output("IMAGE"),)
 
+    @classmethod
+    def estimate(cls, samples: Any = None) -> Estimate | None:
+        info = est.tensor(samples, 4)  # tiles bound the work; the image itself is whole
+        if info is None:
+            return None
+        b, _, h, w = info.shape
+        shape = (b, h * est.VAE_FACTOR, w * est.VAE_FACTOR, 3)
+        return est.new_tensor(shape, "samples", est.describe("image", shape))
+
     def run(self, samples: dict, vae: Any, tile_size: int, overlap: int, temporal_size: int = 64,
             temporal_overlap: int = 8) -> tuple:
         if overlap >= tile_size // 2:
@@ -77,6 +98,16 @@ class VAEEncode(Node):
     description = "Encodes images into latents with the VAE (image-to-image)."
     inputs = (Input("pixels", "IMAGE"), Input("vae", "VAE"))
     outputs = (Output("LATENT"),)
+
+    @classmethod
+    def estimate(cls, pixels: Any = None) -> Estimate | None:
+        info = est.tensor(pixels, 4)
+        if info is None:
+            return None
+        b, h, w, _ = info.shape
+        shape = (b, 4, h // est.VAE_FACTOR, w // est.VAE_FACTOR)
+        return est.new_tensor(shape, "pixels", f"encoding {est.describe('image', info.shape)}",
+                              b * h * w * est.VAE_WORK_PER_PIXEL)
 
     def run(self, pixels: Any, vae: Any) -> tuple:
         return ({"samples": _vae(vae).encode(_image("pixels", pixels))},)

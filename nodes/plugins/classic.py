@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.blocker import ExecutionBlocker
 from engine.context import current_context
-from engine.schema import WIDGET_TYPES, InputSpec, NodeResult, NodeSchema, OutputSpec
+from engine.schema import InputSpec, NodeResult, NodeSchema, OutputSpec
 
 from ..api import NodeDefinitionError
 from .graph_tools import DynamicPrompt, GraphBuilder
@@ -158,9 +158,7 @@ class ClassicNodeDefinition:
             outputs = self._outputs()
         except (TypeError, ValueError, IndexError) as exc:
             raise NodeDefinitionError(f"{self.class_type}: {exc}") from exc
-        names = [s.name for s in inputs]
-        if len(set(names)) != len(names):
-            raise NodeDefinitionError(f"{self.class_type}: an input name appears twice in INPUT_TYPES()")
+        inputs = _first_of_each_name(inputs)
         description = getattr(cls, "DESCRIPTION", "") or ""
         return NodeSchema(
             name=self.class_type,
@@ -242,30 +240,47 @@ class ClassicNodeDefinition:
             return None
         return _call_with_signature(is_changed, inputs)
 
-    def validate(self, inputs: Mapping[str, Any]) -> bool | str:
+    def validate(self, inputs: Mapping[str, Any], input_types: Mapping[str, str] | None = None) -> Any:
+        """``VALIDATE_INPUTS`` as ComfyUI calls it: before the run, links not yet evaluated.
+
+        The function gets the constants it names (all of them with ``**kwargs``), ``None``
+        for linked inputs, and, when it has an ``input_types`` parameter, the type each
+        linked input receives. An ``async`` validator's coroutine is returned for the
+        engine to await.
+        """
         if not callable(self._validate_fn):
             return True
-        # ``input_types`` would carry the types of linked inputs; the engine validates
-        # constants only, so a node that asks for it gets an empty dict (see docs/plugins.md).
-        verdict = _call_with_signature(self._validate_fn, inputs, {"input_types": {}})
-        if verdict is True:
+        linked = dict(input_types or {})
+        values = {**{name: None for name in linked}, **inputs}
+        if "input_types" in self._validate_params:
+            values["input_types"] = linked
+        if self._validate_all:
+            verdict = self._validate_fn(**values)
+        else:
+            verdict = _call_with_signature(self._validate_fn, values)
+        if inspect.isawaitable(verdict):
+            return self._verdict_later(verdict)
+        return self._verdict(verdict)
+
+    async def _verdict_later(self, awaitable: Any) -> bool | str:
+        return self._verdict(await awaitable)
+
+    def _verdict(self, verdict: Any) -> bool | str:
+        if verdict is True or isinstance(verdict, ExecutionBlocker):
             return True
         if isinstance(verdict, str):
             return verdict
         return f"{self.class_type}.VALIDATE_INPUTS returned {verdict!r}"
 
     def skips_default_validation(self, input_name: str) -> bool:
-        """Inputs that ``VALIDATE_INPUTS`` names (or all, with ``**kwargs``) skip Weft's checks.
+        """Constants that ``VALIDATE_INPUTS`` names (or all, with ``**kwargs``) get no range or
+        choice check from Weft: the node checks them itself (ComfyUI's rule)."""
+        return self._validate_all or input_name in self._validate_params
 
-        With an ``input_types`` parameter ComfyUI skips type checks of links; the engine
-        asks one question for constants and links, so that case skips non-widget inputs.
-        """
-        if self._validate_all or input_name in self._validate_params:
-            return True
-        if "input_types" in self._validate_params:
-            spec = self._schema.input(input_name)
-            return spec is not None and spec.type not in WIDGET_TYPES
-        return False
+    def skips_link_type_check(self, input_name: str) -> bool:
+        """ComfyUI skips the socket-type check of links only when ``VALIDATE_INPUTS`` takes
+        ``input_types``: the node then judges the received types itself."""
+        return "input_types" in self._validate_params
 
 
 class ClassicInstance:
@@ -294,17 +309,18 @@ class ClassicInstance:
                     args[spec.name] = DynamicPrompt(value)
         return args
 
-    def check_lazy(self, inputs: Mapping[str, Any], unevaluated: frozenset[str]) -> Sequence[str]:
-        """ComfyUI's rule: without ``check_lazy_status`` a lazy input is never evaluated."""
+    def check_lazy(self, inputs: Mapping[str, Any], unevaluated: frozenset[str]) -> Any:
+        """ComfyUI's rule: without ``check_lazy_status`` a lazy input is never evaluated.
+
+        An ``async def check_lazy_status`` returns a coroutine; the engine awaits it.
+        """
         check = getattr(self.obj, "check_lazy_status", None)
         if not callable(check):
             return ()
         wanted = check(**self._prepare(inputs))
-        if wanted is None:
-            return ()
-        if isinstance(wanted, str):
-            return (wanted,)
-        return [w for w in wanted if isinstance(w, str)]
+        if inspect.isawaitable(wanted):
+            return _names_later(wanted)
+        return _names(wanted)
 
     def call(self, inputs: Mapping[str, Any]) -> Any:
         ctx = current_context()
@@ -319,6 +335,30 @@ class ClassicInstance:
         return classic_result(await awaitable, self.definition)
 
 
+def _names(wanted: Any) -> Sequence[str]:
+    if wanted is None:
+        return ()
+    if isinstance(wanted, str):
+        return (wanted,)
+    return [w for w in wanted if isinstance(w, str)]
+
+
+async def _names_later(awaitable: Any) -> Sequence[str]:
+    return _names(await awaitable)
+
+
+def _first_of_each_name(inputs: list[InputSpec]) -> list[InputSpec]:
+    """Drop later declarations of a name: ComfyUI lets a name appear in both ``required`` and
+    ``optional`` (or ``hidden``) and reads it as the first section that has it."""
+    seen: set[str] = set()
+    kept = []
+    for spec in inputs:
+        if spec.name not in seen:
+            seen.add(spec.name)
+            kept.append(spec)
+    return kept
+
+
 def classic_result(outcome: Any, definition: ClassicNodeDefinition) -> NodeResult:
     """Normalise a classic return: a tuple, ``{"ui", "result", "expand"}``, a blocker or None."""
     count = len(definition.schema.outputs)
@@ -327,7 +367,9 @@ def classic_result(outcome: Any, definition: ClassicNodeDefinition) -> NodeResul
         if isinstance(result, ExecutionBlocker):
             result = (result,) * count
         outputs = tuple(result) if result is not None else None
-        return NodeResult(outputs, outcome.get("ui"), outcome.get("expand"))
+        # GraphBuilder already prefixed the sub-graph's ids with this node's id (ComfyUI's
+        # contract), so the engine must not prefix them again
+        return NodeResult(outputs, outcome.get("ui"), outcome.get("expand"), expand_ids_global=True)
     if outcome is None:
         return NodeResult(None)
     if isinstance(outcome, ExecutionBlocker):

@@ -1,10 +1,11 @@
 """Node expansion helpers in ComfyUI's shape: ``GraphBuilder`` and ``DynamicPrompt``.
 
 A classic node that expands returns ``{"result": (links...), "expand": graph}`` where the
-graph was built with ``GraphBuilder``. Weft's executor already splices such sub-graphs in
-(prefixing their ids with the expanding node's id), so the builder only has to produce
-an API-format dict whose ids are unique within one call: the adapter sets the default
-prefix from the node id and call index before every call, as ComfyUI does.
+graph was built with ``GraphBuilder``. The adapter sets the builder's default prefix from
+the node id and call index before every call, as ComfyUI does, so the ids are unique in
+the whole prompt and Weft's executor splices the sub-graph in under those ids unchanged
+(``NodeResult.expand_ids_global``): a loop that re-expands itself keeps ids of one prefix
+per level instead of growing a second copy of it each time.
 
 These live here, not in ``compat/``, because the classic adapter needs them even when a
 test drives it without the compatibility folder on ``sys.path``; ``compat`` re-exports them.

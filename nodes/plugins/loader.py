@@ -3,15 +3,19 @@
 The order of work per pack: read its declared requirements (no code runs yet), import it
 under ``custom_nodes.<pack>`` with its import time measured, then register what it exports:
 ``WEFT_NODES`` (Weft's contract) and/or ``NODE_CLASS_MAPPINGS`` (ComfyUI's classic
-contract). Any exception, even ``SystemExit`` from a pack that calls ``sys.exit``, is caught
+contract) and/or ``comfy_entrypoint`` (ComfyUI's v3 extension API, see ``v3.py``). Any
+exception, even ``SystemExit`` from a pack that calls ``sys.exit``, is caught
 and recorded in the :class:`~nodes.plugins.report.PluginReport`; the next pack and the
 server carry on. Nothing here installs anything.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import importlib.machinery
 import importlib.util
+import inspect
 import logging
 import shlex
 import sys
@@ -30,6 +34,7 @@ from .classic import ClassicNodeDefinition
 from .discovery import PackSource, discover
 from .report import Collision, PackReport, PluginReport
 from .requirements import check_all
+from .v3 import V3NodeDefinition, is_v3_node
 
 log = logging.getLogger("weft.plugins")
 
@@ -149,6 +154,18 @@ def _ensure_parent_package(folders: list[Path]) -> None:
         for folder in folders:
             if str(folder) not in path:
                 path.append(str(folder))
+
+
+def _publish_pack_folders(folders: list[Path]) -> None:
+    """``folder_paths.get_folder_paths("custom_nodes")`` answers the folders packs load from,
+    as in ComfyUI (managers and packs that look for their neighbours read it)."""
+    try:
+        import folder_paths  # the compatibility module, now on sys.path
+    except ImportError:
+        return
+    entries = getattr(folder_paths, "folder_names_and_paths", None)
+    if isinstance(entries, dict):
+        entries["custom_nodes"] = ([str(f) for f in folders], set())
 
 
 def _forget_module(name: str) -> None:
@@ -273,15 +290,47 @@ def register_pack(registry: Any, module: types.ModuleType, source: PackSource, p
                 shown = str(display) if display else class_type
                 if node_id != class_type:
                     shown = f"{shown} [{pack.name}]"
-                return ClassicNodeDefinition(cls, node_id, shown, {"pack": pack.name, "version": pack.version})
+                origin = {"pack": pack.name, "version": pack.version}
+                if is_v3_node(cls):  # ComfyUI accepts v3 classes in NODE_CLASS_MAPPINGS too
+                    named = display or node_id != class_type
+                    return V3NodeDefinition(cls, node_id, shown if named else None, origin)
+                return ClassicNodeDefinition(cls, node_id, shown, origin)
 
             add(str(class_type), build_classic)
 
+    if hasattr(module, "comfy_entrypoint"):
+        entrypoint = module.comfy_entrypoint
+        pack.contracts.append("v3")
+        try:
+            if not callable(entrypoint):
+                raise TypeError("comfy_entrypoint must be an async function returning a ComfyExtension")
+            v3_nodes = run_to_completion(_open_extension(entrypoint))
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the extension's own code: record it, keep the server up
+            v3_nodes = []
+            pack.node_errors.append({"node": "comfy_entrypoint", "error": f"{type(exc).__name__}: {exc}"})
+            log.warning("comfy_entrypoint of pack %r failed: %s", pack.name, exc)
+        for cls in v3_nodes:
+            if not is_v3_node(cls):
+                pack.node_errors.append({"node": repr(cls), "error": "not a subclass of comfy_api.latest.io.ComfyNode"})
+                continue
+            try:
+                wanted = str(cls.GET_SCHEMA().node_id)
+            except Exception as exc:
+                pack.node_errors.append({"node": cls.__name__, "error": f"define_schema() failed: {exc}"})
+                continue
+
+            def build_v3(node_id: str, cls: Any = cls, wanted: str = wanted) -> Any:
+                shown = None
+                if node_id != wanted:  # namespaced after a collision: say whose it is
+                    shown = f"{cls.GET_SCHEMA().display_name or wanted} [{pack.name}]"
+                return V3NodeDefinition(cls, node_id, shown, {"pack": pack.name, "version": pack.version})
+
+            add(wanted, build_v3)
+
     if not pack.contracts:
-        if hasattr(module, "comfy_entrypoint"):
-            pack.status = "failed"
-            pack.error = "ComfyUI's v3 extension API (comfy_entrypoint) is not supported in Weft"
-        elif pack.web_directory:
+        if pack.web_directory:
             pack.warnings.append("the pack exports no nodes, only web extensions")
         else:
             pack.status = "skipped"
@@ -294,6 +343,34 @@ def register_pack(registry: Any, module: types.ModuleType, source: PackSource, p
             first = pack.node_errors[0]
             pack.error = f"no node could be registered; {first['node']}: {first['error']}"
     pack.register_ms = (time.perf_counter() - started) * 1000
+
+
+async def _open_extension(entrypoint: Any) -> list[Any]:
+    """ComfyUI's v3 pack protocol: ``await comfy_entrypoint()`` gives a ``ComfyExtension``;
+    ``await on_load()``, then ``await get_node_list()``. One coroutine, so whatever the
+    extension sets up in ``on_load`` belongs to the same event loop as its node list."""
+    extension = entrypoint()
+    if inspect.isawaitable(extension):
+        extension = await extension
+    on_load = getattr(extension, "on_load", None)
+    if callable(on_load):
+        loaded = on_load()
+        if inspect.isawaitable(loaded):
+            await loaded
+    nodes = extension.get_node_list()
+    if inspect.isawaitable(nodes):
+        nodes = await nodes
+    return list(nodes or [])
+
+
+def run_to_completion(awaitable: Any) -> Any:
+    """Run a coroutine from synchronous code, on a helper thread when this thread's loop runs."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(awaitable)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="weft-plugins") as pool:
+        return pool.submit(asyncio.run, awaitable).result()
 
 
 def _pip_hint(requirements: list[str]) -> str:
@@ -348,6 +425,7 @@ def load_plugins(registry: Any, config: Any = None) -> PluginReport:
         if not report.compat_installed:
             install_compat()
             _ensure_parent_package(folders)
+            _publish_pack_folders(folders)
             report.compat_installed = True
         module = import_pack(source, pack)
         if module is not None:

@@ -116,7 +116,8 @@ class UnsupportedComfyFinder(importlib.abc.MetaPathFinder):
                 f"ComfyUI module '{fullname}'",
                 pack,
                 "Weft provides folder_paths, comfy.utils, comfy.model_management, comfy.comfy_types, "
-                "comfy.cli_args, comfy_execution.graph_utils and comfy_execution.graph; see docs/plugins.md.",
+                "comfy.cli_args, comfy_execution (graph_utils, graph, utils, progress) and comfy_api (latest, v0_0_2); "
+                "see docs/plugins.md.",
             ),
             name=fullname,
         )

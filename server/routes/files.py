@@ -11,9 +11,11 @@ import hashlib
 import json
 import mimetypes
 from pathlib import Path
+from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from nodes import limits
 from nodes.paths import UnsafePathError, get_paths, safe_join
 
 from ..http import BadRequest, error_response
@@ -69,25 +71,51 @@ def _same_content(path: Path, data: bytes, algorithm: str = "sha256") -> bool:
 async def _read_upload(request: web.Request) -> tuple[dict[str, str], str, bytes, bytes | None]:
     if not request.content_type.startswith("multipart/"):
         raise BadRequest("expected a multipart/form-data body with an 'image' file field")
-    try:
-        reader = await request.multipart()
-    except Exception as exc:
-        raise BadRequest(f"malformed multipart body: {exc}") from exc
+    # aiohttp applies --max-upload-size (client_max_size) to read()/post() only, not to a
+    # multipart stream: the parts are counted here, so a 10 GB upload is refused, not buffered
+    limit = request.app._client_max_size
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
     fields: dict[str, str] = {}
     filename, data, original = "", b"", None
-    async for part in reader:
-        if not isinstance(part, BodyPartReader):
-            continue
-        if part.name == "image":
-            filename = part.filename or ""
-            data = await part.read(decode=False)
-        elif part.name == "original_ref":
-            original = await part.read(decode=False)
-        elif part.name:
-            fields[part.name] = (await part.text())[:4096]
+    budget = [limit, limit]  # what is left, the whole limit
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "image":
+                filename = part.filename or ""
+                data = await _read_part(part, budget)
+            elif part.name == "original_ref":
+                original = await _read_part(part, budget)
+            elif part.name:
+                fields[part.name] = (await _read_part(part, budget)).decode("utf-8", errors="replace")[:4096]
+    except (web.HTTPException, asyncio.CancelledError):
+        raise  # a body over --max-upload-size is a 413, not a malformed body
+    except Exception as exc:  # aiohttp's multipart parser raises many kinds for a bad body
+        # (a boundary that is not there, a NUL or a bad encoding in a part header...): all of
+        # them are the client's mistake
+        raise BadRequest(f"malformed multipart body: {type(exc).__name__}: {exc}") from exc
     if not filename:
         raise BadRequest("missing 'image' file field (with a filename)")
     return fields, filename, data, original
+
+
+def _too_large(limit: int) -> BadRequest:
+    return BadRequest(f"upload is larger than this server accepts ({limit / (1 << 20):g} MB; see --max-upload-size)",
+                      status=413)
+
+
+async def _read_part(part: BodyPartReader, budget: list[int]) -> bytes:
+    """One part's bytes, charged to ``budget[0]``: what is left of the limit ``budget[1]``."""
+    data = bytearray()
+    while chunk := await part.read_chunk(1 << 16):
+        data += chunk
+        if len(data) > budget[0]:
+            raise _too_large(budget[1])
+    budget[0] -= len(data)
+    return bytes(data)
 
 
 def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
@@ -130,37 +158,69 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
         return await store_upload(request, mask=True)
 
 
-def _check_image(data: bytes, filename: str) -> None:
+def _open_image(data_or_path: bytes | Path, what: str) -> Any:
+    """Open an image for reading, refusing what Pillow cannot read and what is too large to
+    decode (``--max-image-pixels``): a 100 kB PNG can claim 100,000 x 100,000 pixels."""
     import io
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
+    image_module = limits.pillow()
+    source = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        image = image_module.open(source)
+    except image_module.DecompressionBombError as exc:
+        raise BadRequest(f"{what} is too large to decode: {exc} (--max-image-pixels)", status=413) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise BadRequest(f"{what} is not an image this server can read: {exc}") from exc
+    try:
+        limits.check_image_pixels(image.width, image.height, what)
+    except limits.ResultTooLarge as exc:
+        image.close()
+        raise BadRequest(str(exc), status=413) from exc
+    return image
+
+
+def _check_image(data: bytes, filename: str) -> None:
+    image = _open_image(data, filename)
+    try:
+        image.verify()
+    except Exception as exc:  # Pillow's verify raises many kinds for a broken file
         raise BadRequest(f"{filename} is not an image this server can read: {exc}") from exc
+    finally:
+        image.close()
 
 
 def _merge_mask(mask_png: bytes, original_ref: bytes | None) -> bytes:
     """ComfyUI's mask upload: the mask's alpha becomes the alpha of the referenced image."""
     import io
 
-    from PIL import Image
-
     if original_ref is None:
         raise BadRequest("mask upload needs 'original_ref' ({filename, subfolder, type})")
     try:
         ref = json.loads(original_ref)
-        source = _resolve(ref.get("type", "input") or "input", ref.get("subfolder", ""), ref["filename"])
-    except (ValueError, KeyError, AttributeError) as exc:
-        raise BadRequest(f"bad original_ref: {exc}") from exc
+    except ValueError as exc:
+        raise BadRequest(f"bad original_ref: not JSON ({exc})") from exc
+    if not isinstance(ref, dict) or not all(isinstance(ref.get(k, ""), str) for k in ("filename", "subfolder", "type")):
+        raise BadRequest("bad original_ref: expected {\"filename\": str, \"subfolder\": str, \"type\": str}")
+    if not ref.get("filename"):
+        raise BadRequest("bad original_ref: missing 'filename'")
+    source = _resolve(ref.get("type") or "input", ref.get("subfolder", ""), ref["filename"])
     if not source.is_file():
         raise BadRequest(f"original image not found: {ref.get('filename')}")
-    with Image.open(source) as original, Image.open(io.BytesIO(mask_png)) as mask:
-        merged = original.convert("RGBA")
-        alpha = mask.convert("RGBA").getchannel("A").resize(merged.size)
-        merged.putalpha(alpha)
-        out = io.BytesIO()
-        merged.save(out, format="PNG")
-        return out.getvalue()
+    mask = _open_image(mask_png, "the mask")
+    try:
+        original = _open_image(source, f"original image {ref['filename']}")
+        try:
+            merged = original.convert("RGBA")
+            alpha = mask.convert("RGBA").getchannel("A").resize(merged.size)
+        except (OSError, ValueError, SyntaxError) as exc:  # truncated or broken pixel data
+            raise BadRequest(f"could not read the mask or the original image: {exc}") from exc
+        finally:
+            original.close()
+    finally:
+        mask.close()
+    merged.putalpha(alpha)
+    out = io.BytesIO()
+    merged.save(out, format="PNG")
+    return out.getvalue()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
-from ..http import BadRequest, json_response, query_int
+from ..http import BadRequest, json_response, json_response_offloop, query_int
 from ..prompt_server import PromptServer
 from ..queue import QueueItem
 
@@ -38,26 +39,44 @@ def _prune(job: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job.items() if v is not None}
 
 
+def _workflow_id(extra_data: Any) -> Any:
+    """``extra_data.extra_pnginfo.workflow.id``, read defensively: stored entries may predate
+    the checks POST /prompt makes now, and one odd entry must not break the listing."""
+    pnginfo = extra_data.get("extra_pnginfo") if isinstance(extra_data, dict) else None
+    workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
+    return workflow.get("id") if isinstance(workflow, dict) else None
+
+
+def _number(value: Any) -> float | None:
+    """A timestamp or priority as a number, ``None`` when it is not a finite one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if value == value and abs(value) != float("inf") else None
+
+
 def _queue_job(item: QueueItem, status: str) -> dict[str, Any]:
-    workflow = (item.extra_data.get("extra_pnginfo") or {}).get("workflow") or {}
     return _prune(
         {
             "id": item.prompt_id,
             "status": status,
             "priority": item.number,
-            "create_time": item.extra_data.get("create_time"),
+            "create_time": _number(item.extra_data.get("create_time")),
             "outputs_count": 0,
-            "workflow_id": workflow.get("id") if isinstance(workflow, dict) else None,
+            "workflow_id": _workflow_id(item.extra_data),
         }
     )
 
 
 def _history_job(prompt_id: str, entry: dict[str, Any], full: bool = False) -> dict[str, Any]:
     number, _, prompt, extra_data, _ = entry["prompt"]
+    extra_data = extra_data if isinstance(extra_data, dict) else {}
     status_info = entry.get("status") or {}
     failed = status_info.get("status_str") == "error"
     start = end = error = None
-    for event, data in status_info.get("messages", []):
+    for message in status_info.get("messages", []):
+        if not (isinstance(message, (list, tuple)) and len(message) == 2 and isinstance(message[1], dict)):
+            continue
+        event, data = message
         if event == "execution_start":
             start = data.get("timestamp")
         elif event in ("execution_success", "execution_error", "execution_interrupted"):
@@ -65,19 +84,18 @@ def _history_job(prompt_id: str, entry: dict[str, Any], full: bool = False) -> d
             if event == "execution_error":
                 error = data
     count, preview = _outputs_summary(entry.get("outputs") or {})
-    workflow = (extra_data.get("extra_pnginfo") or {}).get("workflow") or {}
     job = _prune(
         {
             "id": prompt_id,
             "status": "failed" if failed else "completed",
             "priority": number,
-            "create_time": extra_data.get("create_time"),
+            "create_time": _number(extra_data.get("create_time")),
             "execution_start_time": start,
             "execution_end_time": end,
             "execution_error": error,
             "outputs_count": count,
             "preview_output": preview,
-            "workflow_id": workflow.get("id") if isinstance(workflow, dict) else None,
+            "workflow_id": _workflow_id(extra_data),
         }
     )
     if full:
@@ -107,32 +125,33 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
         offset = query_int(request, "offset", 0) or 0
         workflow_id = request.query.get("workflow_id")
 
-        jobs: list[dict[str, Any]] = []
-        if "in_progress" in wanted:
-            jobs += [_queue_job(i, "in_progress") for i in server.queue.running()]
-        if "pending" in wanted:
-            jobs += [_queue_job(i, "pending") for i in server.queue.pending()]
-        if wanted & {"completed", "failed"}:
-            for prompt_id, entry in server.history.items().items():
-                job = _history_job(prompt_id, entry)
-                if job["status"] in wanted:
-                    jobs.append(job)
-        if workflow_id:
-            jobs = [j for j in jobs if j.get("workflow_id") == workflow_id]
-        if sort_by == "execution_duration":
-            def key(j: dict[str, Any]) -> float:
-                s, e = j.get("execution_start_time"), j.get("execution_end_time")
-                return (e - s) if s and e else 0
-        else:
-            def key(j: dict[str, Any]) -> float:
-                return j.get("create_time") or 0
-        jobs.sort(key=key, reverse=sort_order == "desc")
-        total = len(jobs)
-        page = jobs[offset:]
-        if limit is not None:
-            page = page[:limit]
-        return json_response(
-            {
+        def build() -> dict[str, Any]:
+            """The page of jobs; on a worker thread, since it reads every history entry."""
+            jobs: list[dict[str, Any]] = []
+            if "in_progress" in wanted:
+                jobs += [_queue_job(i, "in_progress") for i in server.queue.running()]
+            if "pending" in wanted:
+                jobs += [_queue_job(i, "pending") for i in server.queue.pending()]
+            if wanted & {"completed", "failed"}:
+                for prompt_id, entry in server.history.items().items():
+                    job = _history_job(prompt_id, entry)
+                    if job["status"] in wanted:
+                        jobs.append(job)
+            if workflow_id:
+                jobs = [j for j in jobs if j.get("workflow_id") == workflow_id]
+            if sort_by == "execution_duration":
+                def key(j: dict[str, Any]) -> float:
+                    s, e = j.get("execution_start_time"), j.get("execution_end_time")
+                    return (e - s) if s and e else 0
+            else:
+                def key(j: dict[str, Any]) -> float:
+                    return j.get("create_time") or 0
+            jobs.sort(key=key, reverse=sort_order == "desc")
+            total = len(jobs)
+            page = jobs[offset:]
+            if limit is not None:
+                page = page[:limit]
+            return {
                 "jobs": page,
                 "pagination": {
                     "offset": offset,
@@ -141,14 +160,16 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
                     "has_more": offset + len(page) < total,
                 },
             }
-        )
+
+        page = await asyncio.get_running_loop().run_in_executor(None, build)
+        return await json_response_offloop(page)
 
     @routes.get("/jobs/{job_id}")
     async def get_job(request: web.Request) -> web.Response:
         job_id = request.match_info["job_id"]
         entry = server.history.get(job_id)
         if entry is not None:
-            return json_response(_history_job(job_id, entry, full=True))
+            return await json_response_offloop(_history_job(job_id, entry, full=True))
         for item in server.queue.running():
             if item.prompt_id == job_id:
                 return json_response(_queue_job(item, "in_progress"))

@@ -25,6 +25,8 @@ from aiohttp import web
 from nodes.paths import UnsafePathError, safe_join
 from nodes.plugins.report import PluginReport
 
+from ..http import BadRequest, read_json
+
 WEB = Path(__file__).resolve().parents[2] / "nodes" / "plugins" / "web"
 #: URL -> file of the browser half of the plugin system (see docs/plugins.md)
 SCRIPTS = {
@@ -59,6 +61,9 @@ def missing_nodes(workflow: Any, registry: Mapping[str, Any]) -> dict[str, Any]:
     found: dict[str, dict[str, Any]] = {}
 
     def note(node_id: Any, class_type: Any, properties: Any) -> None:
+        if class_type is not None and not isinstance(class_type, str):
+            raise ValueError(f"node {str(node_id)[:40]}: its type must be a string naming a node class, "
+                             f"got {type(class_type).__name__}")
         if not isinstance(class_type, str) or class_type in registry:
             return
         entry = found.setdefault(class_type, {"class_type": class_type, "node_ids": [], "pack": None})
@@ -71,17 +76,23 @@ def missing_nodes(workflow: Any, registry: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(workflow, Mapping) and isinstance(workflow.get("nodes"), list):
         node_lists = [workflow["nodes"]]
         definitions = workflow.get("definitions")
-        if isinstance(definitions, Mapping):
-            for subgraph in definitions.get("subgraphs") or []:
-                if isinstance(subgraph, Mapping) and isinstance(subgraph.get("nodes"), list):
-                    node_lists.append(subgraph["nodes"])
-        subgraph_ids = {
-            sg.get("id") for sg in (definitions or {}).get("subgraphs") or [] if isinstance(sg, Mapping)
-        } if isinstance(definitions, Mapping) else set()
+        subgraphs = definitions.get("subgraphs") if isinstance(definitions, Mapping) else None
+        subgraphs = [sg for sg in subgraphs if isinstance(sg, Mapping)] if isinstance(subgraphs, list) else []
+        for subgraph in subgraphs:
+            if isinstance(subgraph.get("nodes"), list):
+                node_lists.append(subgraph["nodes"])
+        # ids and types come from the client: only strings are looked up (a list is unhashable)
+        for sg in subgraphs:
+            if sg.get("id") is not None and not isinstance(sg.get("id"), str):
+                raise ValueError(f"a subgraph's id must be a string, got {type(sg.get('id')).__name__}")
+        subgraph_ids = {sg["id"] for sg in subgraphs if isinstance(sg.get("id"), str)}
         for nodes in node_lists:
             for node in nodes:
-                if isinstance(node, Mapping) and node.get("type") not in subgraph_ids:
-                    note(node.get("id"), node.get("type"), node.get("properties"))
+                if not isinstance(node, Mapping):
+                    continue
+                node_type = node.get("type")
+                if not (isinstance(node_type, str) and node_type in subgraph_ids):
+                    note(node.get("id"), node_type, node.get("properties"))
     elif isinstance(workflow, Mapping):
         for node_id, node in workflow.items():
             if isinstance(node, Mapping):
@@ -139,12 +150,12 @@ def setup(app: web.Application, report: PluginReport | None = None, registry: Ma
         return get_script
 
     async def post_missing(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text=f"expected a JSON workflow: {exc}") from exc
+        body = await read_json(request)  # strict and bounded, a 400 naming the problem
         workflow = body.get("workflow", body) if isinstance(body, Mapping) else body
-        result = missing_nodes(workflow, request.app[REGISTRY_KEY])
+        try:
+            result = missing_nodes(workflow, request.app[REGISTRY_KEY])
+        except ValueError as exc:
+            raise BadRequest(f"malformed workflow: {exc}") from exc
         report = request.app[REPORT_KEY]
         for pack in result["packs"]:
             known = report.pack(pack["name"])

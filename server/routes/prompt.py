@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from typing import Any
 
 from aiohttp import web
 
-from engine import normalise_prompt, validate_prompt
+from engine import normalise_prompt, validate_prompt_async
 
 from ..console import validation_lines
-from ..http import BadRequest, json_response, query_int, read_json_object
+from ..http import BadRequest, json_response, json_response_offloop, query_int, read_json_object
 from ..prompt_server import PromptServer
 from ..queue import QueueItem
 
@@ -25,6 +26,57 @@ def _string_list(data: dict[str, Any], key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadRequest(f"'{key}' must be a list of prompt ids (strings)")
     return value
+
+
+#: prompts with more nodes than this are normalised on a worker thread, not on the event loop
+OFFLOAD_NODES = 2000
+#: longest client-chosen prompt or client id (they end up in URLs, logs and history keys)
+MAX_ID_LENGTH = 256
+
+
+def _checked_fields(data: dict[str, Any]) -> tuple[str | None, dict[str, Any], list[str] | None, str, float | None]:
+    """``client_id``, ``extra_data``, ``partial_execution_targets``, ``prompt_id`` and ``number``
+    of a POST /prompt body, checked: what is stored here is served to every client later by
+    /queue, /history and /api/jobs, so one odd value must not break those routes for everyone."""
+    client_id = data.get("client_id")
+    if client_id is not None and not (isinstance(client_id, str) and len(client_id) <= MAX_ID_LENGTH):
+        raise BadRequest(f"'client_id' must be a string of at most {MAX_ID_LENGTH} characters")
+    extra_data = data.get("extra_data", {})
+    if not isinstance(extra_data, dict):
+        raise BadRequest("'extra_data' must be an object")
+    if client_id is None and isinstance(extra_data.get("client_id"), str):
+        client_id = extra_data["client_id"][:MAX_ID_LENGTH]  # ComfyUI routes by extra_data.client_id
+    pnginfo = extra_data.get("extra_pnginfo")
+    if pnginfo is not None and not isinstance(pnginfo, dict):
+        raise BadRequest("'extra_data.extra_pnginfo' must be an object (e.g. {\"workflow\": {...}})")
+    targets = data.get("partial_execution_targets")
+    if targets is not None and not (isinstance(targets, list) and all(isinstance(t, str) for t in targets)):
+        raise BadRequest("'partial_execution_targets' must be a list of node ids")
+    prompt_id = data.get("prompt_id") or str(uuid.uuid4())
+    if not isinstance(prompt_id, str) or len(prompt_id) > MAX_ID_LENGTH:
+        raise BadRequest(f"'prompt_id' must be a string of at most {MAX_ID_LENGTH} characters")
+    number = data.get("number")
+    if number is not None:
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
+            raise BadRequest("'number' must be a number")
+        if isinstance(number, float) and not math.isfinite(number):
+            raise BadRequest("'number' must be a finite number")  # NaN made /history invalid JSON
+        if abs(number) > 2**53:
+            raise BadRequest("'number' must be between -2**53 and 2**53")
+    return client_id, extra_data, targets, prompt_id, number
+
+
+def _prompt_id_taken(server: PromptServer, prompt_id: str) -> bool:
+    """True when ``prompt_id`` is queued, running or in history: reusing it would overwrite
+    another prompt's history entry (another user's, perhaps)."""
+    return server.queue.contains(prompt_id) or server.history.get(prompt_id) is not None
+
+
+def _prompt_id_in_use(prompt_id: str) -> web.Response:
+    message = f"prompt_id {prompt_id!r} is already used by a queued, running or finished prompt"
+    return json_response({"error": {"type": "prompt_id_in_use", "message": message,
+                                    "details": "Leave out prompt_id to get a new one, or choose an unused id.",
+                                    "extra_info": {"prompt_id": prompt_id}}, "node_errors": {}}, 400)
 
 
 def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
@@ -43,52 +95,51 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
         if "prompt" not in data:
             raise BadRequest("missing 'prompt': expected {\"prompt\": {...}, \"client_id\": ...}")
         try:
-            prompt = normalise_prompt(data["prompt"])
+            raw_prompt = data["prompt"]
+            if isinstance(raw_prompt, dict) and len(raw_prompt) > OFFLOAD_NODES:  # seconds of Python for 100k nodes
+                prompt = await asyncio.get_running_loop().run_in_executor(None, normalise_prompt, raw_prompt)
+            else:
+                prompt = normalise_prompt(raw_prompt)
         except ValueError as exc:
             log.warning("invalid prompt: %s", exc)
             return json_response(
                 {"error": {"type": "invalid_prompt", "message": f"Invalid prompt: {exc}", "details": str(exc), "extra_info": {}}, "node_errors": {}},
                 400,
             )
-        client_id = data.get("client_id")
-        if client_id is not None and not isinstance(client_id, str):
-            raise BadRequest("'client_id' must be a string")
-        extra_data = data.get("extra_data", {})
-        if not isinstance(extra_data, dict):
-            raise BadRequest("'extra_data' must be an object")
-        targets = data.get("partial_execution_targets")
-        if targets is not None and not (isinstance(targets, list) and all(isinstance(t, str) for t in targets)):
-            raise BadRequest("'partial_execution_targets' must be a list of node ids")
-        prompt_id = data.get("prompt_id") or str(uuid.uuid4())
-        if not isinstance(prompt_id, str):
-            raise BadRequest("'prompt_id' must be a string")
-        number = data.get("number")
+        client_id, extra_data, targets, prompt_id, number = _checked_fields(data)
         front = bool(data.get("front"))
-        if number is not None and (not isinstance(number, (int, float)) or isinstance(number, bool)):
-            raise BadRequest("'number' must be a number")
+        if _prompt_id_taken(server, prompt_id):  # early, before validation; checked again below
+            return _prompt_id_in_use(prompt_id)
 
-        if len(prompt) > 2000:
-            result = await asyncio.get_running_loop().run_in_executor(None, validate_prompt, prompt, server.registry, targets)
-        else:
-            result = validate_prompt(prompt, server.registry, targets)
+        # awaits async VALIDATE_INPUTS; a large prompt is checked off the event loop
+        result = await validate_prompt_async(prompt, server.registry, targets, memory_budget=server.config.node_memory_budget)
         if not result.ok:
             for line in validation_lines(result.error, result.node_errors):
                 log.warning("%s", line)
             return json_response({"error": result.error, "node_errors": result.node_errors}, 400)
+        if result.node_errors:  # ComfyUI: the valid outputs run, the others are named and ignored
+            for line in validation_lines(None, result.node_errors):
+                log.warning("%s", line)
+            log.warning("outputs %s will be ignored", sorted({o for e in result.node_errors.values()
+                                                               for o in e["dependent_outputs"]}))
+        if _prompt_id_taken(server, prompt_id):  # a concurrent request took it while this one validated
+            return _prompt_id_in_use(prompt_id)
         if number is None:
             number = server.queue.next_number(front)
         extra_data = dict(extra_data)
         extra_data.setdefault("client_id", client_id)
-        extra_data.setdefault("create_time", int(time.time() * 1000))
+        # the server's clock, always (as ComfyUI): a client's "yesterday" broke /api/jobs' sort for everyone
+        extra_data["create_time"] = int(time.time() * 1000)
         server.queue.put(
             QueueItem(number, prompt_id, result.prompt, extra_data, result.outputs, client_id, order=result.order)
         )
         server.broadcast_status()
-        return json_response({"prompt_id": prompt_id, "number": number, "node_errors": {}})
+        return json_response({"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors})
 
     @routes.get("/queue")
     async def get_queue(request: web.Request) -> web.Response:
-        return json_response(
+        # serialised off the loop: pending prompts can be many megabytes
+        return await json_response_offloop(
             {
                 "queue_running": [i.as_comfy() for i in server.queue.running()],
                 "queue_pending": [i.as_comfy() for i in server.queue.pending()],
@@ -112,13 +163,14 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
     async def get_history(request: web.Request) -> web.Response:
         max_items = query_int(request, "max_items")
         offset = query_int(request, "offset", 0) or 0
-        return json_response(server.history.items(max_items, offset))
+        # serialised off the loop, a history entry at a time: big entries stalled every client
+        return await json_response_offloop(server.history.items(max_items, offset))
 
     @routes.get("/history/{prompt_id}")
     async def get_history_item(request: web.Request) -> web.Response:
         prompt_id = request.match_info["prompt_id"]
         entry = server.history.get(prompt_id)
-        return json_response({prompt_id: entry} if entry is not None else {})
+        return await json_response_offloop({prompt_id: entry} if entry is not None else {})
 
     @routes.post("/history")
     async def post_history(request: web.Request) -> web.Response:

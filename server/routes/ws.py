@@ -1,4 +1,12 @@
-"""GET /ws: one socket per client id; events of its prompts go to it, status to everyone."""
+"""GET /ws: one socket per client id; events of its prompts go to it, status to everyone.
+
+A client id is bound to the connection that holds it. ComfyUI lets a second connection with
+the same ``clientId`` take the id over, so anyone who learns an id receives that user's
+previews, outputs and errors. Here a second connection while the first is open gets a fresh
+id instead, announced in its first ``status`` message (``data.sid``), the field ComfyUI's
+front end and Weft's canvas already adopt as their id. A reconnect after the old socket has
+closed keeps its id, so a page that reloads or a script that reconnects is unaffected.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +19,23 @@ from ..prompt_server import PromptServer
 
 log = logging.getLogger(__name__)
 
+#: longest client id accepted; a longer one is replaced like a taken one
+MAX_CLIENT_ID = 256
+
 
 def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
     @routes.get("/ws")
     async def websocket(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=1 << 20, heartbeat=30)
         await ws.prepare(request)
-        sid = request.query.get("clientId") or uuid.uuid4().hex
-        previous = server.bus.sockets.get(sid)
-        server.bus.sockets[sid] = ws
-        if previous is not None and not previous.closed:
-            await previous.close()
+        requested = request.query.get("clientId") or ""
+        sid = requested
+        if not sid or len(sid) > MAX_CLIENT_ID or server.bus.is_live(sid):
+            sid = uuid.uuid4().hex
+            if requested:
+                log.info("a WebSocket asked for client id %r, which is %s; it gets its own id %s",
+                         requested[:64], "too long" if len(requested) > MAX_CLIENT_ID else "in use", sid)
+        server.bus.register(sid, ws, request.transport)
         try:
             await server.bus.send("status", {"status": server.queue_info(), "sid": sid}, sid)
             if server.client_id == sid and server.last_node_id is not None:
@@ -32,6 +46,5 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
                 if message.type == WSMsgType.ERROR:
                     log.debug("websocket %s closed with %s", sid, ws.exception())
         finally:
-            if server.bus.sockets.get(sid) is ws:
-                del server.bus.sockets[sid]
+            server.bus.unregister(sid, ws)
         return ws

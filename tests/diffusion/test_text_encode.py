@@ -30,15 +30,15 @@ W = 1.1
         ("a ((cat))", [("a ", 1.0), ("cat", W * W)]),
         ("(red:1.5) cat", [("red", 1.5), (" cat", 1.0)]),
         ("(red: 0.5 )", [("red", 0.5)]),
-        ("[cat]", [("cat", 1 / W)]),
-        ("((a:2) b)", [("a", 2 * W), (" b", W)]),
+        ("[cat]", [("[cat]", 1.0)]),  # ComfyUI: literal text, not /1.1
+        ("((a:2) b)", [("a", 2.0), (" b", W)]),  # ComfyUI: an explicit weight replaces
         ("(a (b):1.2)", [("a ", 1.2), ("b", 1.2 * W)]),
         (r"\(not weighted\)", [("(not weighted)", 1.0)]),
-        (r"a \[b\] \\ c", [("a [b] \\ c", 1.0)]),
+        (r"a \[b\] \\ c", [(r"a \[b\] \\ c", 1.0)]),  # ComfyUI escapes only \( and \)
         ("(time: 12:30)", [("time: 12", 30.0)]),
         ("(a:x)", [("a:x", W)]),
         ("unmatched) ] here", [("unmatched) ] here", 1.0)]),
-        ("(unclosed", [("unclosed", W)]),
+        ("(unclosed", [("(unclosed", 1.0)]),  # ComfyUI: literal
         ("", []),
     ],
 )
@@ -78,20 +78,22 @@ def test_chunks_are_77_tokens_with_start_end_and_padding():
     assert empty.ids[:2] == (BOS, EOS)
 
 
-def test_long_prompts_are_split_into_chunks_keeping_words_whole():
+def test_long_prompts_are_split_into_chunks_of_75_as_comfyui_does():
     tok = make_tokenizer()
     words = " ".join(["cat"] * 74 + ["astronaut"])  # "astronaut" is 1 token, fits exactly
     assert len(tokenize_weighted(tok, words, EOS)) == 1
     chunks = tokenize_weighted(tok, " ".join(["cat"] * 100), EOS)
     assert len(chunks) == 2
     assert chunks[0].ids.count(2368) == 75 and chunks[1].ids.count(2368) == 25
-    # a multi-token word that would straddle the boundary moves to the next chunk whole
+    # one weighted segment of 8+ tokens is cut exactly at token 75, even inside a word
+    # (tests/diffusion/test_prompt_parsing.py covers the rest of ComfyUI's batching)
     long_word = "supercalifragilisticexpialidocious"
-    n = len(tok(long_word, add_special_tokens=False)["input_ids"])
+    pieces = tuple(tok(long_word, add_special_tokens=False)["input_ids"])
+    n = len(pieces)
     assert n > 2
     chunks = tokenize_weighted(tok, " ".join(["cat"] * 74) + " " + long_word, EOS)
-    assert len(chunks) == 2 and chunks[0].ids.count(2368) == 74 and chunks[0].ids[75] == EOS
-    assert chunks[1].ids[1:1 + n] == tuple(tok(long_word, add_special_tokens=False)["input_ids"])
+    assert len(chunks) == 2 and chunks[0].ids.count(2368) == 74 and chunks[0].ids[75:] == (pieces[0], EOS)
+    assert chunks[1].ids[1:n] == pieces[1:] and chunks[1].ids[n] == EOS
 
 
 @pytest.fixture(scope="module")

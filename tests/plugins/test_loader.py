@@ -29,6 +29,7 @@ def test_every_fixture_pack_gets_a_status(loaded):
         "exit_pack": "failed",
         "needs_missing_req": "missing_requirements",
         "off_pack": "disabled",
+        "v3_pack": "loaded",
         "weft_text_pack": "loaded",
     }
     # the healthy packs' nodes are all there despite their broken neighbours
@@ -66,7 +67,7 @@ def test_failures_are_logged_with_the_pack_name(weft_paths, caplog):
         load_plugins(builtin_registry(), PluginConfig(folders=[PACKS]))
     text = caplog.text
     assert "broken_import_pack" in text and "this pack is broken on purpose" in text
-    assert "Custom node packs (9" in text
+    assert "Custom node packs (10" in text
     assert "needs_missing_req" in text and "weft-surely-absent-package" in text
 
 

@@ -95,7 +95,7 @@ def test_web_extension_is_served_and_runs_in_the_browser(plugin_server: LiveServ
     assert result["notes"] == ["1 colour swatch node(s) in the graph", "node 5: 4 words"]
     assert result["noWidget"]
     # a ComfyUI-style extension (app.registerExtension, api.fetchApi, api.addEventListener) ran too
-    assert result["comfyStyle"] == {"setup": True, "packs": 9 + 1, "events": ["5"],
+    assert result["comfyStyle"] == {"setup": True, "packs": 10 + 1, "events": ["5"],
                                     "created": ["ExampleColorSwatch", "ShowText"]}
     # the colour picker really is in the page, styled by the pack's CSS file
     picker = page.locator("input.example-color[type=color]")

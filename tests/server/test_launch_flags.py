@@ -135,7 +135,8 @@ COMFYUI_FLAGS: list[tuple[list[str], bool]] = [
     (["--database-url", "sqlite:///:memory:"], True),
 ]
 
-WEFT_ONLY_FLAGS = {"--disable-custom-nodes", "--custom-nodes-directory", "--base-path"}
+WEFT_ONLY_FLAGS = {"--disable-custom-nodes", "--custom-nodes-directory", "--base-path", "--max-node-memory",
+                   "--max-image-pixels", "--max-string-length", "--max-json-depth"}
 
 
 def _id(entry: tuple[list[str], bool]) -> str:

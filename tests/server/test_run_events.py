@@ -20,7 +20,11 @@ async def test_full_event_sequence_of_a_run(live_server: LiveServer) -> None:
     async with EventRecorder(live_server.ws_url, "alice") as ws:
         prompt_id = live_server.queue_prompt(chain_prompt(), client_id="alice")
         await ws.wait_done(prompt_id)
-        sequence = [(e, d.get("node")) if e == "executing" else e for e, d in ws.for_prompt(prompt_id)]
+        events = ws.for_prompt(prompt_id)
+        sequence = [(e, d.get("node")) if e == "executing" else e for e, d in events if e != "progress_state"]
+        # ComfyUI's per-node progress: live state, coalesced while queued, so its count varies
+        states = [d["nodes"] for e, d in events if e == "progress_state"]
+        assert states and {n: s["state"] for n, s in states[-1].items()} == dict.fromkeys("123", "finished")
         assert sequence == [
             "execution_start",
             "execution_cached",

@@ -110,8 +110,15 @@ def test_drop_workflow_json_opens_it(page, screenshots):
     page.wait_for_function("() => window.weft.runtime.outputs[2] && window.weft.runtime.outputs[2].text[0] === 'dropped'")
 
 
-def test_everything_is_requested_under_the_base_path(browser, web_server):
-    """Behind a reverse proxy at /weft/ (X-Forwarded-Prefix), every URL the page uses starts there."""
+def test_everything_is_requested_under_the_base_path(browser, tmp_path_factory):
+    """Behind a reverse proxy at /weft/ (--base-path, and the proxy's X-Forwarded-Prefix, which is
+    honoured only with a base path configured), every URL the page uses starts there."""
+    import nodes.paths as paths_module
+    from tests.support.server import start_server
+    from tests.web.conftest import web_registry
+
+    previous_paths = paths_module._paths  # the session's server keeps its folders
+    web_server = start_server(tmp_path_factory.mktemp("weft-proxied"), web_registry(), base_path="/elsewhere")
     context = browser.new_context(viewport={"width": 1200, "height": 800}, extra_http_headers={"X-Forwarded-Prefix": "/weft"})
     try:
         page = context.new_page()
@@ -132,6 +139,8 @@ def test_everything_is_requested_under_the_base_path(browser, web_server):
         assert ws_urls and all("/weft/ws?clientId=" in u for u in ws_urls)
     finally:
         context.close()
+        web_server.stop()
+        paths_module._paths = previous_paths
 
 
 def test_plugin_web_extension_widget_menu_and_events(browser, tmp_path_factory):

@@ -146,6 +146,12 @@ export class Api extends EventTarget {
     }
     if (!msg || !msg.type) return;
     const d = msg.data || {};
+    if (msg.type === "status" && typeof d.sid === "string" && d.sid && d.sid !== this.clientId) {
+      // the server gives a second tab (a duplicated one shares sessionStorage) its own id
+      // rather than letting it take this id over; use the id it gave, as ComfyUI's front end does
+      this.clientId = d.sid;
+      sessionStorage.setItem("weft.clientId", d.sid);
+    }
     if (this.onAny) {
       try {
         this.onAny(msg.type, d);

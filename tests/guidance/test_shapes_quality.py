@@ -28,7 +28,7 @@ APG_CAPTIONS = 4
 
 # -- APG ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def highcfg_guider(shapes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def high_cfg(shapes: dict[str, Any]) -> dict[str, dict[str, Any]]:
     from nodes.guidance.apg import APG
 
     apg_model = APG().run(shapes["model"], 0.0, 5.0, 0.0)[0]
@@ -40,7 +40,7 @@ def highcfg_guider(shapes: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return runs
 
 
-def test_apg_at_cfg_15_keeps_colours_closer_to_the_palette_thancfg_guider(high_cfg: dict[str, dict[str, Any]]) -> None:
+def test_apg_at_cfg_15_keeps_colours_closer_to_the_palette_than_cfg(high_cfg: dict[str, dict[str, Any]]) -> None:
     cfg, apg = high_cfg["CFG 15"], high_cfg["APG 15 (eta 0, norm_threshold 5)"]
     assert apg["palette_distance"] < 0.85 * cfg["palette_distance"]
     assert apg["tally"].rates()["colour"] >= cfg["tally"].rates()["colour"]
@@ -77,7 +77,7 @@ def _points(adaptive: dict[str, dict[str, Any]], attribute: str) -> float:
 
 
 @pytest.mark.parametrize("attribute", ["colour", "position", "size", "background"])
-def test_adaptive_guidance_keeps_judged_accuracy_within_2_points_ofcfg_guider(adaptive: dict[str, dict[str, Any]],
+def test_adaptive_guidance_keeps_judged_accuracy_within_2_points_of_cfg(adaptive: dict[str, dict[str, Any]],
                                                                        attribute: str) -> None:
     assert _points(adaptive, attribute) >= -2.0
 
@@ -85,7 +85,7 @@ def test_adaptive_guidance_keeps_judged_accuracy_within_2_points_ofcfg_guider(ad
 @pytest.mark.xfail(strict=True, reason="measured 35/80 against CFG's 39/80 (-5 points; -2.5 on 200 pictures): "
                                        "guidance on the last steps sharpens the corners the judge's shape class "
                                        "reads, and this model's similarity passes the threshold mid-run")
-def test_adaptive_guidance_keeps_the_judged_shape_class_within_2_points_ofcfg_guider(
+def test_adaptive_guidance_keeps_the_judged_shape_class_within_2_points_of_cfg(
         adaptive: dict[str, dict[str, Any]]) -> None:
     assert _points(adaptive, "shape") >= -2.0
 

@@ -35,6 +35,7 @@ cache on its first call only.) Weight patches (LoRA) are unaffected: they change
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -115,7 +116,7 @@ class CacheStats:
     unsupported: list[str] = field(default_factory=list)
 
 
-class FeatureCacheWrapper:
+class FeatureCacheWrapper(ABC):
     """Base of the acceleration wrappers: a callable ``wrapper(apply, call)`` (a
     :data:`~nodes.diffusion.types.UNetWrapper`) with the run protocol.
 
@@ -243,13 +244,13 @@ class FeatureCacheWrapper:
         position = next((i for i, w in enumerate(wrappers) if w is self), None)
         return [] if position is None else wrappers[position + 1:]
 
+    @abstractmethod
     def full_pass(self, unet_pass: UNetPass) -> tuple[torch.Tensor, Any]:
         """Run the whole UNet; return its output and the features to cache."""
-        raise NotImplementedError
 
+    @abstractmethod
     def cached_pass(self, unet_pass: UNetPass, features: Any) -> torch.Tensor:
         """Run the UNet's cheap part with ``features`` from the slot's last full call."""
-        raise NotImplementedError
 
     # -- helpers ---------------------------------------------------------------------------------
     def _schedule(self, model: Any) -> tuple[int, Any, float, float]:

@@ -20,6 +20,7 @@ samplers are deterministic: Feynman-Kac steering then re-noises the copies a res
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,7 @@ def ancestral_sigmas(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple
     return math.sqrt(max(sigma_next**2 - up**2, 0.0)), up
 
 
-class BaseStep:
+class BaseStep(ABC):
     """One base sampler over a batch of particles. ``step`` moves every particle from
     ``sigmas[i]`` to ``sigmas[i + 1]`` given their clean estimates; ``select`` reorders the
     per-particle history after resampling (row ``r`` becomes old row ``rows[r]``)."""
@@ -52,10 +53,11 @@ class BaseStep:
         self.sigmas = [float(s) for s in sigmas]
         self.noise = noise
 
+    @abstractmethod
     def step(self, i: int, x: torch.Tensor, denoised: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The sample after step ``i`` from ``x`` and the model's clean estimate ``denoised``."""
 
-    def select(self, rows: torch.Tensor) -> None:
+    def select(self, rows: torch.Tensor) -> None:  # noqa: B027  (a no-op by default, not abstract)
         """Nothing to reorder for single-step samplers."""
 
 
@@ -102,7 +104,7 @@ class DPMpp2MStep(BaseStep):
             estimate = denoised * (1 + 1 / (2 * r)) - previous * (1 / (2 * r))
         return x * (sigma_next / sigma) - estimate * math.expm1(-h)
 
-    def select(self, rows: torch.Tensor) -> None:
+    def select(self, rows: torch.Tensor) -> None:  # noqa: B027  (a no-op by default, not abstract)
         if self.previous is not None:
             self.previous = self.previous[rows]
 

@@ -25,6 +25,7 @@ packs, ``comfy_execution.graph.get_input_info``) reads v3 nodes as well.
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from enum import Enum, StrEnum
 from typing import Any, ClassVar, Literal
@@ -514,11 +515,12 @@ class Schema:
 
 
 # -- results --------------------------------------------------------------------------------
-class _UIOutput:
+class _UIOutput(ABC):
     """Base of ``comfy_api.latest.ui`` classes: something shown on the node."""
 
+    @abstractmethod
     def as_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The UI output entry ComfyUI's ``executed`` event carries for this value."""
 
 
 class NodeOutput:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 
 from engine import validate_prompt
 from nodes.registry import builtin_registry
+from tests.support.canvas_loader import canvas_prompt, needs_node, same_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -85,35 +85,12 @@ def _helpers() -> tuple[Any, Any]:
     return module.api_prompt, module.ui_workflow
 
 
-_LOADER = """
-import { readFileSync } from "node:fs";
-import { normalizeDef } from "%(state)s";
-import { fromAnyDocument, toApiPrompt } from "%(serialize)s";
-const info = JSON.parse(readFileSync(process.argv[2], "utf8"));
-const defs = Object.fromEntries(Object.entries(info).map(([name, d]) => [name, normalizeDef(name, d)]));
-const graph = fromAnyDocument(JSON.parse(readFileSync(process.argv[3], "utf8")), defs);
-process.stdout.write(JSON.stringify({missing: graph.extra.missing_types || [], prompt: toApiPrompt(graph, defs)}));
-"""
-
-
-@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+@needs_node
 @pytest.mark.parametrize("name", NAMES)
 def test_the_canvas_opens_the_ui_workflow_as_the_same_prompt(registry: Any, uploaded: Path, name: str,
                                                              tmp_path: Path) -> None:
-    from server.object_info import describe, python_module_of
-
     prompt = _api(name)
-    info = {cls: describe(registry[cls].schema, python_module_of(registry[cls].schema))
-            for cls in {node["class_type"] for node in prompt.values()}}
-    (tmp_path / "info.json").write_text(json.dumps(info))
-    script = tmp_path / "load.mjs"
-    script.write_text(_LOADER % {"state": (ROOT / "web/js/state.js").as_uri(),
-                                 "serialize": (ROOT / "web/js/serialize.js").as_uri()})
-    done = subprocess.run(["node", "--experimental-default-type=module", str(script), str(tmp_path / "info.json"),
-                           str(EXAMPLES / f"{name}.json")], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stdout)
+    loaded = canvas_prompt(registry, EXAMPLES / f"{name}.json", {node["class_type"] for node in prompt.values()},
+                           tmp_path)
     assert loaded["missing"] == []
-    expected = {key: {"class_type": node["class_type"], "inputs": node["inputs"]} for key, node in prompt.items()}
-    got = {key: {"class_type": node["class_type"], "inputs": node["inputs"]} for key, node in loaded["prompt"].items()}
-    assert got == expected
+    assert same_prompt(loaded["prompt"], prompt)

@@ -100,6 +100,34 @@ def _call_with_signature(function: Any, values: Mapping[str, Any], extra: Mappin
     return function(**args)
 
 
+def call_validator(fn: Any, params: Any, takes_all: bool, inputs: Mapping[str, Any],
+                   input_types: Mapping[str, str] | None, label: str) -> Any:
+    """A ComfyUI-style input validator (classic ``VALIDATE_INPUTS`` or v3 ``validate_inputs``)
+    called as ComfyUI calls it: the constants it names (all with ``**kwargs``), ``None`` for
+    links, ``input_types`` when it has that parameter. ``True`` or a message; an ``async``
+    validator gives a coroutine of that for the engine to await."""
+    linked = dict(input_types or {})
+    values = {**{name: None for name in linked}, **inputs}
+    if "input_types" in params:
+        values["input_types"] = linked
+    verdict = fn(**values) if takes_all else _call_with_signature(fn, values)
+    if inspect.isawaitable(verdict):
+        return _verdict_later(verdict, label)
+    return _verdict(verdict, label)
+
+
+async def _verdict_later(awaitable: Any, label: str) -> bool | str:
+    return _verdict(await awaitable, label)
+
+
+def _verdict(verdict: Any, label: str) -> bool | str:
+    if verdict is True or isinstance(verdict, ExecutionBlocker):
+        return True
+    if isinstance(verdict, str):
+        return verdict
+    return f"{label} returned {verdict!r}"
+
+
 class ClassicNodeDefinition:
     """A ComfyUI-style node class adapted to :class:`engine.schema.NodeDefinition`."""
 
@@ -250,27 +278,8 @@ class ClassicNodeDefinition:
         """
         if not callable(self._validate_fn):
             return True
-        linked = dict(input_types or {})
-        values = {**{name: None for name in linked}, **inputs}
-        if "input_types" in self._validate_params:
-            values["input_types"] = linked
-        if self._validate_all:
-            verdict = self._validate_fn(**values)
-        else:
-            verdict = _call_with_signature(self._validate_fn, values)
-        if inspect.isawaitable(verdict):
-            return self._verdict_later(verdict)
-        return self._verdict(verdict)
-
-    async def _verdict_later(self, awaitable: Any) -> bool | str:
-        return self._verdict(await awaitable)
-
-    def _verdict(self, verdict: Any) -> bool | str:
-        if verdict is True or isinstance(verdict, ExecutionBlocker):
-            return True
-        if isinstance(verdict, str):
-            return verdict
-        return f"{self.class_type}.VALIDATE_INPUTS returned {verdict!r}"
+        return call_validator(self._validate_fn, self._validate_params, self._validate_all, inputs, input_types,
+                              f"{self.class_type}.VALIDATE_INPUTS")
 
     def skips_default_validation(self, input_name: str) -> bool:
         """Constants that ``VALIDATE_INPUTS`` names (or all, with ``**kwargs``) get no range or

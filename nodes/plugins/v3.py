@@ -29,7 +29,7 @@ from engine.context import current_context
 from engine.schema import InputSpec, NodeResult, NodeSchema, OutputSpec
 
 from ..api import NodeDefinitionError
-from .classic import SCHEMA_TTL_S, _call_with_signature, classic_result, convert_input
+from .classic import SCHEMA_TTL_S, _call_with_signature, call_validator, classic_result, convert_input
 from .graph_tools import DynamicPrompt, GraphBuilder
 
 log = logging.getLogger("weft.plugins")
@@ -182,27 +182,8 @@ class V3NodeDefinition:
         the engine."""
         if not self._has_validate:
             return True
-        linked = dict(input_types or {})
-        values = {**{name: None for name in linked}, **inputs}
-        if "input_types" in self._validate_params:
-            values["input_types"] = linked
-        if self._validate_all:
-            verdict = self.cls.validate_inputs(**values)
-        else:
-            verdict = _call_with_signature(self.cls.validate_inputs, values)
-        if inspect.isawaitable(verdict):
-            return self._verdict_later(verdict)
-        return self._verdict(verdict)
-
-    async def _verdict_later(self, awaitable: Any) -> bool | str:
-        return self._verdict(await awaitable)
-
-    def _verdict(self, verdict: Any) -> bool | str:
-        if verdict is True or isinstance(verdict, ExecutionBlocker):
-            return True
-        if isinstance(verdict, str):
-            return verdict
-        return f"{self.class_type}.validate_inputs returned {verdict!r}"
+        return call_validator(self.cls.validate_inputs, self._validate_params, self._validate_all, inputs,
+                              input_types, f"{self.class_type}.validate_inputs")
 
     def skips_default_validation(self, input_name: str) -> bool:
         return (self._validate_all or input_name in self._validate_params

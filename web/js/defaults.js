@@ -35,7 +35,7 @@ export function primitiveDef(node) {
 
 /** Native settings of the models that ship with Weft (models_builtin/): the built-in shapes model
  * draws 64x64 pictures from captions like the one below, and learnt "" as its unconditional prompt. */
-export const BUILTIN_PRESETS = {
+const BUILTIN_PRESETS = {
   "weft-shapes.safetensors": {
     positive: "a large red circle in the centre, blue background", negative: "",
     width: 64, height: 64, steps: 20, cfg: 5, sampler_name: "euler", scheduler: "normal",

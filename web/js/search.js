@@ -4,7 +4,7 @@ import { typesCompatible } from "./state.js";
 
 /** Score how well `query` matches `text` (0 = no match). Subsequence match with bonuses
  * for exact, prefix, word starts and runs of consecutive characters. */
-export function fuzzyScore(query, text) {
+function fuzzyScore(query, text) {
   if (!query) return 1;
   if (!text) return 0;
   const q = query.toLowerCase();
@@ -81,7 +81,7 @@ export function searchNodes(defs, query, filter = null, limit = 60) {
 }
 
 /** filter: {from: "output", type} -> nodes with a compatible input; {from: "input", type} -> with an output. */
-export function matchesFilter(def, filter) {
+function matchesFilter(def, filter) {
   if (filter.from === "output") return def.inputs.some((i) => typesCompatible(filter.type, i.type));
   return def.outputs.some((o) => typesCompatible(o.type, filter.type));
 }

@@ -2,7 +2,7 @@
 // prompts (export for the server, import as a graph), and the text chunks of PNG files.
 
 import {
-  FORMAT, FORMAT_VERSION, MODE_ALWAYS, MODE_BYPASS, MODE_MUTED, VIRTUAL_TYPES, WIDGET_TYPES,
+  FORMAT, FORMAT_VERSION, MODE_ALWAYS, MODE_BYPASS, MODE_MUTED, VIRTUAL_TYPES,
   clone, defaultSize, defaultWidgetValue, emptyGraph, getNode, hasControlAfterGenerate, linkInto, touch,
   typesCompatible,
 } from "./state.js";
@@ -36,7 +36,7 @@ export function fromAnyDocument(data, defs) {
   throw new Error("not a workflow: no nodes found (expected a Weft or ComfyUI workflow, or an API-format prompt)");
 }
 
-export function fromWeftDocument(doc, defs = {}) {
+function fromWeftDocument(doc, defs = {}) {
   if (doc.version > FORMAT_VERSION) {
     throw new Error(`this workflow was saved by a newer Weft (format ${doc.version}); update Weft to open it`);
   }
@@ -68,7 +68,7 @@ function xy(v, fallback = [0, 0]) {
 }
 
 /** Map ComfyUI's positional widgets_values to {name: value} using the node definition. */
-export function widgetValuesFromArray(def, values, properties) {
+function widgetValuesFromArray(def, values, properties) {
   const out = {};
   if (!Array.isArray(values)) {
     if (values && typeof values === "object") Object.assign(out, values);
@@ -91,7 +91,7 @@ export function widgetValuesFromArray(def, values, properties) {
 }
 
 /** A node saved where another pack owned its plain id maps to "<pack>::<type>" here. */
-export function resolveType(type, properties, defs) {
+function resolveType(type, properties, defs) {
   const pack = properties && properties.cnr_id;
   const def = defs[type];
   if (pack && def && def.pack && def.pack.name && def.pack.name !== pack && defs[`${pack}::${type}`]) return `${pack}::${type}`;
@@ -99,91 +99,22 @@ export function resolveType(type, properties, defs) {
   return type;
 }
 
-export function fromComfyWorkflow(wf, defs) {
+function fromComfyWorkflow(wf, defs) {
   const graph = emptyGraph();
-  const rawLinks = (wf.links || []).map((l) => Array.isArray(l)
-    ? { id: l[0], origin_id: l[1], origin_slot: l[2], target_id: l[3], target_slot: l[4], type: l[5] }
-    : { id: l.id, origin_id: l.origin_id, origin_slot: l.origin_slot, target_id: l.target_id, target_slot: l.target_slot, type: l.type });
   const srcNodes = new Map();
   const warnings = [];
   for (const n of wf.nodes || []) {
     srcNodes.set(n.id, n);
-    const type = resolveType(n.type, n.properties, defs);
-    const def = defs[type];
-    const node = {
-      id: Number(n.id),
-      type,
-      pos: xy(n.pos),
-      size: xy(n.size, [200, 0]),
-      mode: n.mode === MODE_MUTED || n.mode === MODE_BYPASS ? n.mode : MODE_ALWAYS,
-      inputs: [],
-      outputs: [],
-      widgets_values: {},
-      properties: {},
-    };
-    for (const key of ["cnr_id", "ver", "aux_id"]) if (n.properties && n.properties[key] !== undefined) node.properties[key] = n.properties[key];
-    if (n.title && (!def || n.title !== def.display_name)) node.title = n.title;
-    if (n.color) node.color = n.color;
-    if (n.bgcolor) node.bgcolor = n.bgcolor;
-    if (n.flags && n.flags.collapsed) node.collapsed = true;
-    if (def && !VIRTUAL_TYPES.has(n.type)) {
-      node.widgets_values = widgetValuesFromArray(def, n.widgets_values, node.properties);
-      for (const input of def.inputs) {
-        if (input.widget && !(input.name in node.widgets_values)) node.widgets_values[input.name] = defaultWidgetValue(input);
-        if (!input.widget) node.inputs.push({ name: input.name, type: input.type });
-      }
-      // widgets ComfyUI had converted to sockets, and linked
-      for (const inp of n.inputs || []) {
-        const wname = inp.widget && inp.widget.name;
-        if (wname && inp.link != null && def.inputs.some((d) => d.name === wname && d.widget)) {
-          const spec = def.inputs.find((d) => d.name === wname);
-          node.inputs.push({ name: wname, type: spec.type, widget: wname });
-        }
-      }
-      node.outputs = def.outputs.map((o) => ({ name: o.name, type: o.type }));
-    } else {
-      if (!def && !VIRTUAL_TYPES.has(n.type)) {
-        node.missing = true;
-        warnings.push(n.type);
-      }
-      node.inputs = (n.inputs || []).map((i) => ({ name: i.name || "", type: String(i.type ?? "*") }));
-      node.outputs = (n.outputs || []).map((o) => ({ name: o.name || "", type: String(o.type ?? "*") }));
-      if (n.type === "Note" || n.type === "MarkdownNote") node.widgets_values = { text: (n.widgets_values || [""])[0] ?? "" };
-      else if (n.type === "PrimitiveNode") {
-        const vals = n.widgets_values || [];
-        node.widgets_values = { value: vals[0] };
-        if (typeof vals[1] === "string" && CONTROL_MODES.includes(vals[1])) node.properties.control = { value: vals[1] };
-      } else if (Array.isArray(n.widgets_values)) {
-        node.properties.widgets_values = n.widgets_values;
-      }
-    }
-    if (node.size[0] <= 0) node.size = defaultSize(node, def);
+    const node = comfyNode(n, defs, warnings);
     graph.nodes.push(node);
     graph.last_node_id = Math.max(graph.last_node_id, node.id);
   }
   touch(graph);
-  for (const l of rawLinks) {
-    const src = srcNodes.get(l.origin_id);
-    const dst = srcNodes.get(l.target_id);
-    const origin = getNode(graph, Number(l.origin_id));
-    const target = getNode(graph, Number(l.target_id));
-    if (!src || !dst || !origin || !target) continue;
-    // resolve slots by name, since our socket order may differ from the file's
-    const srcOut = (src.outputs || [])[l.origin_slot];
-    let oSlot = l.origin_slot;
-    if (srcOut && origin.outputs[oSlot]?.name !== srcOut.name) {
-      const byName = origin.outputs.findIndex((o) => o.name === srcOut.name);
-      if (byName >= 0) oSlot = byName;
-    }
-    const dstIn = (dst.inputs || [])[l.target_slot];
-    let tSlot = l.target_slot;
-    if (dstIn) {
-      const byName = target.inputs.findIndex((i) => i.name === (dstIn.widget ? dstIn.widget.name : dstIn.name));
-      if (byName >= 0) tSlot = byName;
-    }
-    if (!origin.outputs[oSlot] || !target.inputs[tSlot]) continue;
-    graph.links.push({ id: Number(l.id), origin_id: origin.id, origin_slot: oSlot, target_id: target.id, target_slot: tSlot, type: l.type ?? origin.outputs[oSlot].type });
-    graph.last_link_id = Math.max(graph.last_link_id, Number(l.id));
+  for (const l of wf.links || []) {
+    const link = comfyLink(graph, srcNodes, l);
+    if (!link) continue;
+    graph.links.push(link);
+    graph.last_link_id = Math.max(graph.last_link_id, link.id);
   }
   for (const g of wf.groups || []) {
     graph.groups.push({ title: g.title || "Group", bounding: (g.bounding || [0, 0, 300, 200]).slice(0, 4).map(Number), color: g.color || "#3f789e" });
@@ -194,6 +125,97 @@ export function fromComfyWorkflow(wf, defs) {
   touch(graph);
   if (warnings.length) graph.extra.missing_types = [...new Set(warnings)];
   return graph;
+}
+
+/** One node of a ComfyUI workflow; its type goes to warnings when the server lacks it. */
+function comfyNode(n, defs, warnings) {
+  const type = resolveType(n.type, n.properties, defs);
+  const def = defs[type];
+  const node = {
+    id: Number(n.id),
+    type,
+    pos: xy(n.pos),
+    size: xy(n.size, [200, 0]),
+    mode: n.mode === MODE_MUTED || n.mode === MODE_BYPASS ? n.mode : MODE_ALWAYS,
+    inputs: [],
+    outputs: [],
+    widgets_values: {},
+    properties: {},
+  };
+  for (const key of ["cnr_id", "ver", "aux_id"]) if (n.properties && n.properties[key] !== undefined) node.properties[key] = n.properties[key];
+  if (n.title && (!def || n.title !== def.display_name)) node.title = n.title;
+  if (n.color) node.color = n.color;
+  if (n.bgcolor) node.bgcolor = n.bgcolor;
+  if (n.flags && n.flags.collapsed) node.collapsed = true;
+  if (def && !VIRTUAL_TYPES.has(n.type)) comfyKnownNode(node, n, def);
+  else {
+    if (!def && !VIRTUAL_TYPES.has(n.type)) {
+      node.missing = true;
+      warnings.push(n.type);
+    }
+    comfyOtherNode(node, n);
+  }
+  if (node.size[0] <= 0) node.size = defaultSize(node, def);
+  return node;
+}
+
+/** A node the server defines: sockets and widgets come from its definition. */
+function comfyKnownNode(node, n, def) {
+  node.widgets_values = widgetValuesFromArray(def, n.widgets_values, node.properties);
+  for (const input of def.inputs) {
+    if (input.widget && !(input.name in node.widgets_values)) node.widgets_values[input.name] = defaultWidgetValue(input);
+    if (!input.widget) node.inputs.push({ name: input.name, type: input.type });
+  }
+  // widgets ComfyUI had converted to sockets, and linked
+  for (const inp of n.inputs || []) {
+    const wname = inp.widget && inp.widget.name;
+    if (wname && inp.link != null && def.inputs.some((d) => d.name === wname && d.widget)) {
+      const spec = def.inputs.find((d) => d.name === wname);
+      node.inputs.push({ name: wname, type: spec.type, widget: wname });
+    }
+  }
+  node.outputs = def.outputs.map((o) => ({ name: o.name, type: o.type }));
+}
+
+/** An editor-only node (reroute, note, primitive) or a missing one: keep what the file says. */
+function comfyOtherNode(node, n) {
+  node.inputs = (n.inputs || []).map((i) => ({ name: i.name || "", type: String(i.type ?? "*") }));
+  node.outputs = (n.outputs || []).map((o) => ({ name: o.name || "", type: String(o.type ?? "*") }));
+  if (n.type === "Note" || n.type === "MarkdownNote") node.widgets_values = { text: (n.widgets_values || [""])[0] ?? "" };
+  else if (n.type === "PrimitiveNode") {
+    const vals = n.widgets_values || [];
+    node.widgets_values = { value: vals[0] };
+    if (typeof vals[1] === "string" && CONTROL_MODES.includes(vals[1])) node.properties.control = { value: vals[1] };
+  } else if (Array.isArray(n.widgets_values)) {
+    node.properties.widgets_values = n.widgets_values;
+  }
+}
+
+/** A ComfyUI link (array or object form) between nodes read into graph, or null. */
+function comfyLink(graph, srcNodes, raw) {
+  const l = Array.isArray(raw)
+    ? { id: raw[0], origin_id: raw[1], origin_slot: raw[2], target_id: raw[3], target_slot: raw[4], type: raw[5] }
+    : { id: raw.id, origin_id: raw.origin_id, origin_slot: raw.origin_slot, target_id: raw.target_id, target_slot: raw.target_slot, type: raw.type };
+  const src = srcNodes.get(l.origin_id);
+  const dst = srcNodes.get(l.target_id);
+  const origin = getNode(graph, Number(l.origin_id));
+  const target = getNode(graph, Number(l.target_id));
+  if (!src || !dst || !origin || !target) return null;
+  // resolve slots by name, since our socket order may differ from the file's
+  const srcOut = (src.outputs || [])[l.origin_slot];
+  let oSlot = l.origin_slot;
+  if (srcOut && origin.outputs[oSlot]?.name !== srcOut.name) {
+    const byName = origin.outputs.findIndex((o) => o.name === srcOut.name);
+    if (byName >= 0) oSlot = byName;
+  }
+  const dstIn = (dst.inputs || [])[l.target_slot];
+  let tSlot = l.target_slot;
+  if (dstIn) {
+    const byName = target.inputs.findIndex((i) => i.name === (dstIn.widget ? dstIn.widget.name : dstIn.name));
+    if (byName >= 0) tSlot = byName;
+  }
+  if (!origin.outputs[oSlot] || !target.inputs[tSlot]) return null;
+  return { id: Number(l.id), origin_id: origin.id, origin_slot: oSlot, target_id: target.id, target_slot: tSlot, type: l.type ?? origin.outputs[oSlot].type };
 }
 
 /** The graph in ComfyUI's UI format (version 0.4), so ComfyUI's frontend can open it. */
@@ -306,7 +328,7 @@ export function toApiPrompt(graph, defs) {
 }
 
 /** Build a graph from an API-format prompt, laid out in columns by depth. */
-export function fromApiPrompt(prompt, defs) {
+function fromApiPrompt(prompt, defs) {
   const graph = emptyGraph();
   const ids = Object.keys(prompt);
   const depth = {};
@@ -430,4 +452,3 @@ export async function graphFromPng(buffer, defs) {
   throw new Error("this PNG has no embedded workflow");
 }
 
-export { WIDGET_TYPES };

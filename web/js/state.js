@@ -9,7 +9,7 @@ export const MODE_ALWAYS = 0;
 export const MODE_MUTED = 2; // "never": skipped together with what depends on it
 export const MODE_BYPASS = 4; // passes its inputs through to matching outputs
 
-export const WIDGET_TYPES = new Set(["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"]);
+const WIDGET_TYPES = new Set(["INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"]);
 
 // Nodes that only live in the editor: never sent to the server.
 export const VIRTUAL_TYPES = new Set(["Reroute", "Note", "MarkdownNote", "PrimitiveNode"]);
@@ -138,39 +138,24 @@ function index(graph) {
   if (idx) return idx;
   const nodes = new Map();
   for (const n of graph.nodes) nodes.set(n.id, n);
-  const links = new Map();
   const byTarget = new Map();
   const byOrigin = new Map();
   for (const l of graph.links) {
-    links.set(l.id, l);
     byTarget.set(`${l.target_id}:${l.target_slot}`, l);
     const key = `${l.origin_id}:${l.origin_slot}`;
     if (!byOrigin.has(key)) byOrigin.set(key, []);
     byOrigin.get(key).push(l);
   }
-  idx = { nodes, links, byTarget, byOrigin };
+  idx = { nodes, byTarget, byOrigin };
   indexes.set(graph, idx);
   return idx;
 }
 
 export const getNode = (graph, id) => index(graph).nodes.get(id);
-export const getLink = (graph, id) => index(graph).links.get(id);
 export const linkInto = (graph, nodeId, slot) => index(graph).byTarget.get(`${nodeId}:${slot}`) || null;
 export const linksFrom = (graph, nodeId, slot) => index(graph).byOrigin.get(`${nodeId}:${slot}`) || [];
 
-export function nodeLinks(graph, nodeId) {
-  return graph.links.filter((l) => l.origin_id === nodeId || l.target_id === nodeId);
-}
-
 // ---- editing primitives (callers wrap them in history commands) ----------------------
-
-export function addNodeObject(graph, node) {
-  if (!node.id || getNode(graph, node.id)) node.id = ++graph.last_node_id;
-  graph.last_node_id = Math.max(graph.last_node_id, node.id);
-  graph.nodes.push(node);
-  touch(graph);
-  return node;
-}
 
 export function createNode(graph, def, pos, defs) {
   const node = {
@@ -287,7 +272,7 @@ export function effectiveOutputType(graph, node, slot, depth = 0) {
   return node.outputs[slot] ? node.outputs[slot].type : "*";
 }
 
-export function propagateRerouteType(graph, reroute) {
+function propagateRerouteType(graph, reroute) {
   const t = effectiveOutputType(graph, reroute, 0);
   reroute.outputs[0].type = t === "*" ? "*" : t;
   for (const l of linksFrom(graph, reroute.id, 0)) {
@@ -315,7 +300,7 @@ export function convertInputToWidget(graph, node, name) {
   return true;
 }
 
-export function removeInputSlot(graph, node, slot) {
+function removeInputSlot(graph, node, slot) {
   graph.links = graph.links.filter((l) => !(l.target_id === node.id && l.target_slot === slot));
   for (const l of graph.links) if (l.target_id === node.id && l.target_slot > slot) l.target_slot -= 1;
   node.inputs.splice(slot, 1);

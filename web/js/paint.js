@@ -1,0 +1,384 @@
+// Drawing one node on the canvas: body and title, run state (outline, progress), sockets
+// (faded when a dragged link cannot connect), widgets, text output and images. The
+// renderer decides what is visible; this draws it, in world coordinates.
+
+import { MODE_BYPASS, MODE_MUTED, effectiveOutputType, linkInto, typesCompatible } from "./state.js";
+import { TITLE_H, formatNumber, inputImageRef, inputPos, outputPos, typeColor, uploadWidget } from "./layout.js";
+
+export function roundRect(ctx, x, y, w, h, r) {
+  ctx.beginPath();
+  if (ctx.roundRect) ctx.roundRect(x, y, w, h, r);
+  else ctx.rect(x, y, w, h);
+}
+
+export class NodePainter {
+  constructor(renderer) {
+    this.r = renderer;
+  }
+
+  get ctx() {
+    return this.r.ctx;
+  }
+
+  get app() {
+    return this.r.app;
+  }
+
+  truncate(text, maxW) {
+    return this.r.truncate(this.ctx, text, maxW);
+  }
+
+  drawNode(node, lay, selected, lowDetail) {
+    const { ctx, app } = this;
+    const rt = app.runtime;
+    const def = app.defFor(node);
+    const error = rt.errors[node.id];
+    const executing = rt.executing === node.id || rt.executing === String(node.id);
+    ctx.globalAlpha = node.mode === MODE_MUTED ? 0.45 : 1;
+    if (lay.reroute) this.drawReroute(node, lay, selected);
+    else {
+      this.drawBody(node, lay, def, { error, executing, selected });
+      if (!lowDetail) {
+        this.drawTitle(node, lay, def);
+        if (executing) this.drawProgress(node, lay, rt.progress[node.id]);
+        if (!lay.collapsed) this.drawContents(node, lay, def, error, selected);
+      }
+    }
+    ctx.globalAlpha = 1;
+  }
+
+  drawReroute(node, lay, selected) {
+    const { ctx, app } = this;
+    const [x, y] = node.pos;
+    const { w, h } = lay;
+    const t = effectiveOutputType(app.graph, node, 0);
+    roundRect(ctx, x, y, w, h, h / 2);
+    ctx.fillStyle = "#3a3b40";
+    ctx.fill();
+    ctx.strokeStyle = selected ? "#fff" : typeColor(t);
+    ctx.lineWidth = selected ? 2 : 1.5;
+    ctx.stroke();
+    ctx.fillStyle = typeColor(t);
+    for (const [sx, sy] of [inputPos(node, 0, lay), outputPos(node, 0, lay)]) {
+      ctx.beginPath();
+      ctx.arc(sx, sy, 5, 0, Math.PI * 2);
+      ctx.fill();
+    }
+  }
+
+  /** The node's shape, title bar and outline (red: error, green: running, white: selected). */
+  drawBody(node, lay, def, { error, executing, selected }) {
+    const { ctx } = this;
+    const [x, y] = node.pos;
+    const { w, h } = lay;
+    const top = y - TITLE_H;
+    const fullH = lay.collapsed ? TITLE_H : h + TITLE_H;
+    roundRect(ctx, x, top, w, fullH, 8);
+    ctx.fillStyle = node.bgcolor || (node.mode === MODE_BYPASS ? "#4d2d5c" : node.missing ? "#5a2424" : "#2e3036");
+    ctx.fill();
+    if (!lay.collapsed) {
+      ctx.save();
+      ctx.clip();
+      ctx.fillStyle = node.color || (def && def.output_node ? "#2c4a3a" : "#23252a");
+      ctx.fillRect(x, top, w, TITLE_H);
+      ctx.restore();
+    }
+    let outline = null;
+    if (error) outline = ["#ff4b4b", 3];
+    else if (executing) outline = ["#4be37a", 3];
+    else if (selected) outline = ["#ffffff", 2];
+    roundRect(ctx, x, top, w, fullH, 8);
+    ctx.strokeStyle = outline ? outline[0] : "#0f0f12";
+    ctx.lineWidth = outline ? outline[1] : 1;
+    ctx.stroke();
+  }
+
+  /** Title text, the mode dot and a "bypass"/"muted" tag. */
+  drawTitle(node, lay, def) {
+    const { ctx } = this;
+    const x = node.pos[0];
+    const top = node.pos[1] - TITLE_H;
+    const w = lay.w;
+    ctx.textBaseline = "middle";
+    ctx.font = "14px system-ui, sans-serif";
+    ctx.fillStyle = "#dcdcdc";
+    const title = node.title || (def ? def.display_name : node.type) + (node.missing ? " (missing)" : "");
+    ctx.fillText(this.truncate(title, w - 40), x + 26, top + TITLE_H / 2);
+    ctx.fillStyle = node.mode === MODE_BYPASS ? "#c58af0" : node.mode === MODE_MUTED ? "#888" : def && def.output_node ? "#5fd38d" : "#8a8f98";
+    ctx.beginPath();
+    ctx.arc(x + 13, top + TITLE_H / 2, 5, 0, Math.PI * 2);
+    ctx.fill();
+    if (node.mode === MODE_BYPASS || node.mode === MODE_MUTED) {
+      ctx.font = "11px system-ui, sans-serif";
+      ctx.fillStyle = "#bbb";
+      ctx.textAlign = "right";
+      ctx.fillText(node.mode === MODE_BYPASS ? "bypass" : "muted", x + w - 10, top + TITLE_H / 2);
+      ctx.textAlign = "left";
+    }
+  }
+
+  drawProgress(node, lay, prog) {
+    if (!prog || !(prog.max > 0)) return;
+    const { ctx } = this;
+    ctx.fillStyle = "#4be37a";
+    ctx.fillRect(node.pos[0] + 1, node.pos[1] - 3, (lay.w - 2) * Math.min(1, prog.value / prog.max), 3);
+  }
+
+  /** Everything below the title of an expanded node. */
+  drawContents(node, lay, def, error, selected) {
+    const { ctx } = this;
+    this.drawSockets(node, lay, error);
+    for (const wd of lay.widgets) this.drawWidget(node, wd, error);
+    const out = this.app.runtime.outputs[node.id];
+    if (lay.text && out) this.drawText(node, lay.text, out.text);
+    if (lay.image) this.drawImages(node, lay, def);
+    if (selected) {
+      // resize grip
+      const [x, y] = node.pos;
+      const { w, h } = lay;
+      ctx.strokeStyle = "#8a8f98";
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      for (const d of [4, 8]) {
+        ctx.moveTo(x + w - d - 2, y + h - 2);
+        ctx.lineTo(x + w - 2, y + h - d - 2);
+      }
+      ctx.stroke();
+    }
+  }
+
+  /** Sockets and their labels; while a link is dragged, the ones it cannot connect to fade. */
+  drawSockets(node, lay, error) {
+    const { ctx, app } = this;
+    const w = lay.w;
+    ctx.font = "12px system-ui, sans-serif";
+    const ia = app.interaction;
+    const drag = ia && ia.drag && ia.drag.kind === "link" ? ia.drag : null;
+    const baseAlpha = ctx.globalAlpha;
+    node.inputs.forEach((inp, i) => {
+      const [sx, sy] = inputPos(node, i, lay);
+      const linked = !!linkInto(app.graph, node.id, i);
+      const bad = error && error.inputs && error.inputs[inp.name];
+      ctx.globalAlpha = drag && (drag.from !== "output" || drag.node === node.id || !typesCompatible(drag.type, inp.type)) ? baseAlpha * 0.3 : baseAlpha;
+      this.drawSocket(sx, sy, inp.type, linked, bad);
+      ctx.fillStyle = bad ? "#ff8080" : "#b8bcc4";
+      ctx.textAlign = "left";
+      ctx.fillText(this.truncate(inp.label || inp.name, w / 2 - 16), sx + 12, sy);
+    });
+    node.outputs.forEach((out, i) => {
+      const [sx, sy] = outputPos(node, i, lay);
+      const linked = app.hasOutputLinks(node.id, i);
+      ctx.globalAlpha = drag && (drag.from !== "input" || drag.node === node.id || !typesCompatible(out.type, drag.type)) ? baseAlpha * 0.3 : baseAlpha;
+      this.drawSocket(sx, sy, out.type, linked, false);
+      ctx.fillStyle = "#b8bcc4";
+      ctx.textAlign = "right";
+      ctx.fillText(this.truncate(out.label || out.name, w / 2 - 16), sx - 12, sy);
+    });
+    ctx.textAlign = "left";
+    ctx.globalAlpha = baseAlpha;
+  }
+
+  drawSocket(x, y, type, filled, bad) {
+    const { ctx } = this;
+    ctx.beginPath();
+    ctx.arc(x, y, 5.5, 0, Math.PI * 2);
+    ctx.fillStyle = filled ? typeColor(type) : "#1c1d21";
+    ctx.fill();
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = bad ? "#ff4b4b" : typeColor(type);
+    ctx.stroke();
+  }
+
+  /** A node's text output (ShowText and the like), as many lines as fit. */
+  drawText(node, t, text) {
+    const { ctx } = this;
+    const [x, y] = node.pos;
+    roundRect(ctx, x + t.x, y + t.y, t.w, t.h, 4);
+    ctx.fillStyle = "#17181b";
+    ctx.fill();
+    ctx.fillStyle = "#d8d8d8";
+    ctx.font = "12px ui-monospace, monospace";
+    const lines = text.join("\n").split("\n");
+    const maxLines = Math.floor((t.h - 8) / 16);
+    lines.slice(0, maxLines).forEach((line, i) => ctx.fillText(this.truncate(line, t.w - 12), x + t.x + 6, y + t.y + 12 + i * 16));
+  }
+
+  drawWidget(node, wd, error) {
+    const { ctx, app } = this;
+    const x = node.pos[0] + wd.x;
+    const y = node.pos[1] + wd.y;
+    const { w, h } = wd;
+    const bad = error && error.inputs && error.inputs[wd.name];
+    const aw = app.interaction && app.interaction.activeWidget;
+    const active = aw && aw.node === node.id && aw.name === wd.name;
+    roundRect(ctx, x, y, w, h, wd.kind === "multiline" ? 6 : h / 2);
+    ctx.fillStyle = active ? "#34363d" : "#222327";
+    ctx.fill();
+    ctx.strokeStyle = bad ? "#ff4b4b" : "#45474e";
+    ctx.lineWidth = bad ? 2 : 1;
+    ctx.stroke();
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textBaseline = "middle";
+    const box = { x, y, w, h, cy: y + h / 2 };
+    const label = wd.spec.opts && wd.spec.opts.label ? wd.spec.opts.label : wd.name;
+    const value = node.widgets_values[wd.name];
+    switch (wd.kind) {
+      case "number":
+      case "combo":
+      case "control":
+        this.drawStepper(node, wd, box, label, value);
+        break;
+      case "toggle":
+        this.drawToggle(wd, box, label, value);
+        break;
+      case "multiline":
+        this.drawMultiline(wd, box, value);
+        break;
+      case "dom":
+        break;
+      case "upload":
+        ctx.fillStyle = "#d0d0d0";
+        ctx.textAlign = "center";
+        ctx.fillText("choose file to upload", x + w / 2, box.cy);
+        ctx.textAlign = "left";
+        break;
+      default:
+        this.drawTextValue(box, label, value);
+    }
+  }
+
+  /** Number, combo and control-after-generate widgets: ◀ label value ▶. */
+  drawStepper(node, wd, { x, w, cy }, label, value) {
+    const { ctx } = this;
+    const shown = wd.kind === "control"
+      ? (node.properties.control || {})[wd.target]
+      : wd.kind === "number" ? formatNumber(value, wd.spec) : String(value ?? "");
+    const lab = wd.kind === "control" ? "control after generate" : label;
+    ctx.fillStyle = "#8d929b";
+    ctx.fillText("◀", x + 8, cy);
+    ctx.textAlign = "right";
+    ctx.fillText("▶", x + w - 8, cy);
+    ctx.fillStyle = "#9aa0a8";
+    ctx.textAlign = "left";
+    const labW = ctx.measureText(lab).width;
+    ctx.fillText(this.truncate(lab, w * 0.5), x + 22, cy);
+    ctx.fillStyle = "#e6e6e6";
+    ctx.textAlign = "right";
+    ctx.fillText(this.truncate(shown, Math.max(30, w - 50 - Math.min(labW, w * 0.5))), x + w - 22, cy);
+    ctx.textAlign = "left";
+  }
+
+  drawToggle(wd, { x, y, w, h, cy }, label, value) {
+    const { ctx } = this;
+    ctx.fillStyle = "#9aa0a8";
+    ctx.fillText(this.truncate(label, w - 70), x + 12, cy);
+    const on = !!value;
+    const tx = x + w - 40;
+    roundRect(ctx, tx, y + 5, 28, h - 10, (h - 10) / 2);
+    ctx.fillStyle = on ? "#4e8ef7" : "#44464d";
+    ctx.fill();
+    ctx.beginPath();
+    ctx.arc(on ? tx + 28 - (h - 10) / 2 : tx + (h - 10) / 2, cy, (h - 14) / 2, 0, Math.PI * 2);
+    ctx.fillStyle = "#f0f0f0";
+    ctx.fill();
+    const lbl = on ? wd.spec.opts.label_on : wd.spec.opts.label_off;
+    if (lbl) {
+      ctx.fillStyle = "#ccc";
+      ctx.textAlign = "right";
+      ctx.fillText(lbl, tx - 6, cy);
+      ctx.textAlign = "left";
+    }
+  }
+
+  drawMultiline(wd, { x, y, w, h }, value) {
+    const { ctx } = this;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(x + 2, y + 2, w - 4, h - 4);
+    ctx.clip();
+    const text = String(value ?? "");
+    ctx.fillStyle = text ? "#dedede" : "#6b6f77";
+    const lines = text ? wrapLines(ctx, text, w - 16, 5) : [wd.name];
+    lines.forEach((line, i) => ctx.fillText(line, x + 8, y + 12 + i * 15));
+    ctx.restore();
+  }
+
+  /** A one-line text widget: label on the left, value on the right. */
+  drawTextValue({ x, w, cy }, label, value) {
+    const { ctx } = this;
+    ctx.fillStyle = "#9aa0a8";
+    const labW = Math.min(ctx.measureText(label).width, w * 0.45);
+    ctx.fillText(this.truncate(label, w * 0.45), x + 12, cy);
+    ctx.fillStyle = "#e6e6e6";
+    ctx.textAlign = "right";
+    ctx.fillText(this.truncate(String(value ?? ""), Math.max(20, w - labW - 30)), x + w - 12, cy);
+    ctx.textAlign = "left";
+  }
+
+  /** The URLs a node's image area shows: a live preview, the run's images or the picked input. */
+  imageUrlsOf(node, def) {
+    const app = this.app;
+    const rt = app.runtime;
+    if (rt.previews[node.id]) return [rt.previews[node.id]];
+    if (rt.outputs[node.id] && rt.outputs[node.id].images) return rt.outputs[node.id].images.map((im) => app.api.viewUrl(im));
+    if (uploadWidget(def) && node.widgets_values[uploadWidget(def)]) {
+      return [app.api.viewUrl(inputImageRef(node.widgets_values[uploadWidget(def)]))];
+    }
+    return [];
+  }
+
+  drawImages(node, lay, def) {
+    const { ctx } = this;
+    const rt = this.app.runtime;
+    const r = lay.image;
+    const x = node.pos[0] + r.x;
+    const y = node.pos[1] + r.y;
+    const urls = this.imageUrlsOf(node, def);
+    if (!urls.length) return;
+    const n = urls.length;
+    const cols = Math.ceil(Math.sqrt(n));
+    const rows = Math.ceil(n / cols);
+    const cw = r.w / cols, ch = r.h / rows;
+    urls.forEach((url, i) => {
+      const img = this.r.image(url);
+      const cx = x + (i % cols) * cw, cy = y + Math.floor(i / cols) * ch;
+      if (!img.complete || img.failed || !img.naturalWidth) {
+        ctx.fillStyle = "#555";
+        ctx.font = "12px system-ui, sans-serif";
+        ctx.fillText(img.failed ? "image not found" : "loading…", cx + 6, cy + 14);
+        return;
+      }
+      const s = Math.min(cw / img.naturalWidth, ch / img.naturalHeight);
+      const iw = img.naturalWidth * s, ih = img.naturalHeight * s;
+      ctx.drawImage(img, cx + (cw - iw) / 2, cy + (ch - ih) / 2, iw, ih);
+    });
+    if (n === 1 && rt.outputs[node.id] && rt.outputs[node.id].images && !rt.previews[node.id]) {
+      const img = this.r.image(urls[0]);
+      if (img.naturalWidth) {
+        ctx.fillStyle = "#9aa0a8";
+        ctx.font = "11px system-ui, sans-serif";
+        ctx.textAlign = "center";
+        ctx.fillText(`${img.naturalWidth} × ${img.naturalHeight}`, x + r.w / 2, y + r.h + 2);
+        ctx.textAlign = "left";
+      }
+    }
+  }
+}
+
+function wrapLines(ctx, text, maxW, maxLines) {
+  const lines = [];
+  for (const para of text.split("\n")) {
+    let line = "";
+    for (const word of para.split(/(\s+)/)) {
+      const next = line + word;
+      if (ctx.measureText(next).width > maxW && line) {
+        lines.push(line);
+        line = word.trimStart();
+      } else line = next;
+      if (lines.length >= maxLines) return lines;
+    }
+    lines.push(line);
+    if (lines.length >= maxLines) return lines;
+  }
+  return lines;
+}

@@ -254,7 +254,7 @@ def run_preview_tests(staging: Path, args: argparse.Namespace, python_dir: Path,
                 server.kill()
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("comfyui", type=Path, help="path of a ComfyUI checkout (its tests/execution is run)")
     parser.add_argument("--weft", type=Path, default=WEFT_ROOT, help="the Weft tree whose main.py is tested")
@@ -271,8 +271,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="make --preview-models from Weft's tiny random SDXL checkpoint (built locally)")
     parser.add_argument("--staging", type=Path, default=None, help="staging folder (default: a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the staging folder (logs, images)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def resolve_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[Path, Path, list[str], Path]:
+    """Check the command line before anything is staged: (checkout, Weft's main.py, files, staging folder).
+
+    Resolves ``args.weft`` and picks ``args.port`` when none was given.
+    """
     if importlib.util.find_spec("websocket") is None:
         parser.error("ComfyUI's suite needs websocket-client in this environment: "
                      "pip install websocket-client (or pip install -e '.[comfyui-suite]')")
@@ -291,10 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     for inside in (checkout, args.weft):
         if staging == inside or inside in staging.parents:
             parser.error(f"the staging folder must be outside {inside}")
-    stage(checkout, weft_main, staging)
-    python_dir = python_dir_with_python()
+    return checkout, weft_main, files, staging
 
-    started = time.monotonic()
+
+def run_files(staging: Path, files: list[str], args: argparse.Namespace, python_dir: Path) -> dict[str, FileCounts]:
+    """The server files in one pytest run, then test_preview_method.py against its own server."""
     results: dict[str, FileCounts] = {}
     server_files = [f for f in files if f != "test_preview_method.py"]
     if server_files:
@@ -305,8 +312,11 @@ def main(argv: list[str] | None = None) -> int:
         junit = staging / "junit-preview.xml"
         run_preview_tests(staging, args, python_dir, junit)
         results.update(read_junit(junit))
-    elapsed = time.monotonic() - started
+    return results
 
+
+def print_summary(files: list[str], results: dict[str, FileCounts], weft_main: Path, elapsed: float) -> bool:
+    """Print the per-file table and what did not pass; True when every file passed."""
     print(f"\nComfyUI tests/execution against Weft ({weft_main}), {elapsed:.0f} s")
     print(f"{'file':<28} {'passed':>7} {'failed':>7} {'error':>6} {'skipped':>8} {'total':>6}")
     ok = True
@@ -327,11 +337,23 @@ def main(argv: list[str] | None = None) -> int:
     for name in files:
         for failure in results.get(name, FileCounts()).failures:
             print(f"  not passed: {name}::{failure}")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    checkout, weft_main, files, staging = resolve_args(parser, args)
+    stage(checkout, weft_main, staging)
+    python_dir = python_dir_with_python()
+
+    started = time.monotonic()
+    results = run_files(staging, files, args, python_dir)
+    ok = print_summary(files, results, weft_main, time.monotonic() - started)
     print(f"logs and images: {staging}" if args.keep or not ok else "")
     if not args.keep and ok and args.staging is None:
         shutil.rmtree(staging, ignore_errors=True)
     return 0 if ok else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,7 +4,9 @@ Packs use it to find model files (``get_filename_list("loras")``, ``get_full_pat
 input/output/temp folders, and to register folders of their own by adding to
 ``folder_names_and_paths``. That dict is a live, mutable mapping here too: it starts as
 Weft's model folders (same names as ComfyUI's) and a pack may add entries; Weft's own
-loaders see folders added through :func:`add_model_folder_path`.
+loaders see folders added through :func:`add_model_folder_path`. It belongs to the current
+runtime (:mod:`nodes.runtime`), like the folders themselves, so each server in a process (and
+each test's paths) has its own.
 
 This file sits in ``compat/``, which the plugin loader puts on ``sys.path`` only when packs
 load; see ``docs/plugins.md``.
@@ -19,50 +21,43 @@ from pathlib import Path
 from typing import Any
 
 from nodes import paths as _paths
+from nodes import runtime as _runtime
 from nodes.plugins.support import unsupported_attribute
 
 supported_pt_extensions: set[str] = {".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"}
 
-#: Folder name -> (folders, accepted extensions); an empty extension set accepts every file.
-folder_names_and_paths: dict[str, tuple[list[str], set[str]]] = {}
-_pack_folders: set[str] = set()
-_filename_list_cache: dict[str, tuple[list[str], float]] = {}
+
+class _Folders:
+    """One runtime's view: folder name -> (folders, accepted extensions), an empty extension set
+    accepting every file. Starts as Weft's model folders; packs add to it."""
+
+    def __init__(self, paths: _paths.Paths) -> None:
+        self.paths = paths
+        self.table: dict[str, tuple[list[str], set[str]]] = {
+            name: ([str(p) for p in paths.model_dirs(name)], set(exts)) for name, exts in _paths.MODEL_FOLDERS.items()
+        }
+        self.filename_list_cache: dict[str, tuple[list[str], float]] = {}
+
+
+def _folders() -> _Folders:
+    """The current runtime's folders (:mod:`nodes.runtime`), made on first use: what a pack
+    registers under one server never shows under another. Cheap, as it must be: ``INPUT_TYPES``
+    of many packs calls ``get_filename_list``."""
+    state = _runtime.current().state
+    folders = state.get("folder_paths")
+    if folders is None:
+        folders = state.setdefault("folder_paths", _Folders(_weft()))
+    return folders
 
 
 def _weft() -> _paths.Paths:
     return _paths.get_paths()
 
 
-_synced_for: list[_paths.Paths] = []
-
-
-def _sync_from_weft() -> None:
-    """(Re)build the Weft-owned entries when Weft's paths were (re)configured.
-
-    Entries packs added stay as they are. Checking the configured object's identity keeps
-    this free on the hot path: ``INPUT_TYPES`` of many packs calls ``get_filename_list``.
-    """
-    paths = _weft()
-    if _synced_for and _synced_for[0] is paths:
-        return
-    _synced_for[:] = [paths]
-    for name, exts in _paths.MODEL_FOLDERS.items():
-        if name in _pack_folders:
-            continue
-        folder_list = [str(p) for p in paths.model_dirs(name)]
-        existing = folder_names_and_paths.get(name)
-        if existing is not None:
-            for extra in existing[0]:
-                if extra not in folder_list:
-                    folder_list.append(extra)
-        folder_names_and_paths[name] = (folder_list, set(exts))
-
-
-_sync_from_weft()
-
-
 def __getattr__(name: str) -> Any:
-    # base_path / models_dir follow Weft's configuration instead of being frozen at import.
+    # the table and the folders follow the current runtime instead of being frozen at import
+    if name == "folder_names_and_paths":
+        return _folders().table
     if name == "base_path":
         return str(_weft().base)
     if name == "models_dir":
@@ -148,8 +143,9 @@ def map_legacy(folder_name: str) -> str:
 
 def add_model_folder_path(folder_name: str, full_folder_path: str, is_default: bool = False) -> None:
     """Register a folder for ``folder_name``; Weft's own model loaders see it too."""
-    folder_name = map_legacy(folder_name) if folder_name not in folder_names_and_paths else folder_name
-    folders, exts = folder_names_and_paths.setdefault(folder_name, ([], set()))
+    view = _folders()
+    folder_name = map_legacy(folder_name) if folder_name not in view.table else folder_name
+    folders, exts = view.table.setdefault(folder_name, ([], set()))
     if full_folder_path in folders:
         folders.remove(full_folder_path)
     if is_default:
@@ -157,19 +153,22 @@ def add_model_folder_path(folder_name: str, full_folder_path: str, is_default: b
     else:
         folders.append(full_folder_path)
     if folder_name in _paths.MODEL_FOLDERS:
-        extra = _weft().extra_model_dirs.setdefault(folder_name, [])
+        extra = view.paths.extra_model_dirs.setdefault(folder_name, [])
         resolved = Path(full_folder_path).resolve()
         if resolved not in extra:
             extra.append(resolved)
-    else:
-        _pack_folders.add(folder_name)
-    _filename_list_cache.pop(folder_name, None)
+    view.filename_list_cache.pop(folder_name, None)
+
+
+def _entry(folder_name: str) -> tuple[str, tuple[list[str], set[str]] | None]:
+    """The folder's name as stored (``unet`` -> ``diffusion_models`` unless a pack added ``unet``) and its entry."""
+    table = _folders().table
+    folder_name = map_legacy(folder_name) if folder_name not in table else folder_name
+    return folder_name, table.get(folder_name)
 
 
 def get_folder_paths(folder_name: str) -> list[str]:
-    _sync_from_weft()
-    folder_name = map_legacy(folder_name) if folder_name not in folder_names_and_paths else folder_name
-    entry = folder_names_and_paths.get(folder_name)
+    _, entry = _entry(folder_name)
     return list(entry[0]) if entry else []
 
 
@@ -200,9 +199,7 @@ def recursive_search(directory: str, excluded_dir_names: list[str] | None = None
 
 def get_filename_list(folder_name: str) -> list[str]:
     """Model files of a folder, relative with forward slashes, sorted (a combo's choices)."""
-    _sync_from_weft()
-    folder_name = map_legacy(folder_name) if folder_name not in folder_names_and_paths else folder_name
-    entry = folder_names_and_paths.get(folder_name)
+    folder_name, entry = _entry(folder_name)
     if entry is None:
         return []
     folders, exts = entry
@@ -214,7 +211,7 @@ def get_filename_list(folder_name: str) -> list[str]:
         files, _ = recursive_search(folder, excluded_dir_names=[".git"])
         found_files.update(filter_files_extensions(files, exts))
     result = sorted(found_files)
-    _filename_list_cache[folder_name] = (result, time.time())
+    _folders().filename_list_cache[folder_name] = (result, time.time())
     return result
 
 
@@ -224,9 +221,7 @@ def get_full_path(folder_name: str, filename: str) -> str | None:
     Model folders follow symlinks (Weft's ``model_join``): a checkpoint linked in from a
     shared models folder loads, as it does in ComfyUI.
     """
-    _sync_from_weft()
-    folder_name = map_legacy(folder_name) if folder_name not in folder_names_and_paths else folder_name
-    entry = folder_names_and_paths.get(folder_name)
+    _, entry = _entry(folder_name)
     if entry is None:
         return None
     for folder in entry[0]:

@@ -3,6 +3,11 @@
 The key is the node's signature (see :mod:`engine.signature`), never its id, so an
 identical sub-graph in a different prompt hits the same entries. Eviction is least recently
 used; a look-up is a dict access plus an ``OrderedDict.move_to_end``.
+
+Not thread-safe, and without a lock on purpose (a look-up per node is the hot path): one
+thread uses a cache at a time. The server's worker owns it; POST /free asks the worker to
+clear it between prompts (``server.worker.Worker.request_free``) instead of clearing it from
+the event loop under a running prompt.
 """
 
 from __future__ import annotations

@@ -2,18 +2,20 @@
 
 ComfyUI's nodes read a few launcher flags at run time (SaveImage checks
 ``--disable-metadata``; the sampler's previewer checks ``--preview-method``), and so do
-custom node packs through ``comfy.cli_args``. The server (or ``main.py run``) sets these once
-at start-up from its command line; nodes read them here, so ``nodes/`` never imports the
-server. The defaults are ComfyUI's: metadata on, no previews unless asked for.
+custom node packs through ``comfy.cli_args``. They belong to the runtime the node runs under
+(:mod:`nodes.runtime`): a server's own, or what ``main.py run`` configured. Nodes read them
+here, so ``nodes/`` never imports the server. The defaults are ComfyUI's: metadata on, no
+previews unless asked for.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from . import runtime as _runtime
 
 #: ``--preview-method`` values (ComfyUI's); ``extra_data.preview_method`` may also say "default".
 PREVIEW_METHODS = ("none", "auto", "latent2rgb", "taesd")
@@ -37,30 +39,25 @@ class LaunchOptions:
 
 
 DEFAULTS = LaunchOptions()
-_options = DEFAULTS
-_lock = threading.Lock()
 
 
 def get_options() -> LaunchOptions:
-    """The options of this process (ComfyUI's defaults until a launcher configures them)."""
-    return _options
+    """The options of the current runtime (ComfyUI's defaults until a launcher configures them)."""
+    return _runtime.current().options or DEFAULTS
 
 
 def configure(options: LaunchOptions) -> LaunchOptions:
-    """Make ``options`` the process's options; returns the previous ones (to restore them)."""
-    global _options
-    with _lock:
-        previous, _options = _options, options
+    """Make ``options`` the process default's options (scripts, ``main.py run``); returns the
+    previous ones, to restore them. A server keeps its own in its runtime instead."""
+    previous = _runtime.default().options or DEFAULTS
+    _runtime.configure_default(options=options)
     return previous
 
 
 def restore(expected: LaunchOptions, previous: LaunchOptions) -> None:
-    """Put ``previous`` back if ``expected`` is still current (a server that stops undoes its own
-    options, but not those a later server set)."""
-    global _options
-    with _lock:
-        if _options is expected:
-            _options = previous
+    """Put ``previous`` back if ``expected`` is still the process default's options."""
+    if (_runtime.default().options or DEFAULTS) is expected:
+        _runtime.configure_default(options=previous)
 
 
 def resolve_preview_method(requested: Any, default: str | None = None) -> str:
@@ -71,4 +68,4 @@ def resolve_preview_method(requested: Any, default: str | None = None) -> str:
         return requested
     if requested in ("off",):  # Weft's earlier spelling of "none"
         return "none"
-    return default if default is not None else _options.preview_method
+    return default if default is not None else get_options().preview_method

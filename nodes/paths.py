@@ -1,17 +1,22 @@
 """Where user files live: input/, output/, temp/ and the model folders.
 
-The server (or ``main.py run``) configures this once at start-up; nodes and the ComfyUI
-compatibility layer read it. Model folders follow ComfyUI's layout (``models/checkpoints``,
+Each runtime (:mod:`nodes.runtime`) has its own: a server's comes from its command line, a
+script's from :func:`configure`; nodes and the ComfyUI compatibility layer read the current
+one with :func:`get_paths`, and tests swap them with :func:`using`. Model folders follow ComfyUI's layout (``models/checkpoints``,
 ``models/loras``, ...) and may be extended by an extra-model-paths YAML, so an existing
 ComfyUI models folder can be reused as it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from . import runtime as _runtime
 
 #: Model folder name -> accepted file extensions (ComfyUI's names).
 MODEL_FOLDERS: dict[str, frozenset[str]] = {
@@ -55,6 +60,42 @@ class Paths:
     models: Path
     extra_model_dirs: dict[str, list[Path]] = field(default_factory=dict)
     builtin_models: Path | None = BUILTIN_MODELS
+
+    @classmethod
+    def at(
+        cls,
+        base: Path | None = None,
+        *,
+        input_dir: Path | None = None,
+        output_dir: Path | None = None,
+        temp_dir: Path | None = None,
+        user_dir: Path | None = None,
+        models_dir: Path | None = None,
+        extra_model_dirs: dict[str, Iterable[Path]] | None = None,
+        builtin_models: Path | None = BUILTIN_MODELS,
+        create: bool = True,
+    ) -> Paths:
+        """The folders under ``base`` (default :func:`default_base`), each overridable; creates
+        them unless ``create=False``. Changes nothing else: :func:`configure` or :func:`using`
+        make them current. ``builtin_models=None`` hides the models that ship with Weft (tests
+        that need an exact list)."""
+        base = (base or default_base()).resolve()
+        paths = cls(
+            base=base,
+            input=(input_dir or base / "input").resolve(),
+            output=(output_dir or base / "output").resolve(),
+            temp=(temp_dir or base / "temp").resolve(),
+            user=(user_dir or base / "user").resolve(),
+            models=(models_dir or base / "models").resolve(),
+            extra_model_dirs={k: [Path(p).resolve() for p in v] for k, v in (extra_model_dirs or {}).items()},
+            builtin_models=builtin_models.resolve() if builtin_models is not None else None,
+        )
+        if create:
+            for d in (paths.input, paths.output, paths.temp, paths.user):
+                d.mkdir(parents=True, exist_ok=True)
+            for folder in MODEL_FOLDERS:
+                (paths.models / folder).mkdir(parents=True, exist_ok=True)
+        return paths
 
     def directory(self, kind: str) -> Path:
         """``input``, ``output`` or ``temp``; anything else is a ``ValueError``."""
@@ -175,46 +216,37 @@ def default_base() -> Path:
     return Path(os.environ.get("WEFT_HOME", Path.cwd())).resolve()
 
 
-_paths: Paths | None = None
-
-
-def configure(
-    base: Path | None = None,
-    *,
-    input_dir: Path | None = None,
-    output_dir: Path | None = None,
-    temp_dir: Path | None = None,
-    user_dir: Path | None = None,
-    models_dir: Path | None = None,
-    extra_model_dirs: dict[str, Iterable[Path]] | None = None,
-    builtin_models: Path | None = BUILTIN_MODELS,
-    create: bool = True,
-) -> Paths:
-    """Set the process-wide paths; returns them. Creates the folders unless ``create=False``.
-
-    ``builtin_models=None`` hides the models that ship with Weft (tests that need an exact list).
-    """
-    global _paths
-    base = (base or default_base()).resolve()
-    paths = Paths(
-        base=base,
-        input=(input_dir or base / "input").resolve(),
-        output=(output_dir or base / "output").resolve(),
-        temp=(temp_dir or base / "temp").resolve(),
-        user=(user_dir or base / "user").resolve(),
-        models=(models_dir or base / "models").resolve(),
-        extra_model_dirs={k: [Path(p).resolve() for p in v] for k, v in (extra_model_dirs or {}).items()},
-        builtin_models=builtin_models.resolve() if builtin_models is not None else None,
-    )
-    if create:
-        for d in (paths.input, paths.output, paths.temp, paths.user):
-            d.mkdir(parents=True, exist_ok=True)
-        for folder in MODEL_FOLDERS:
-            (paths.models / folder).mkdir(parents=True, exist_ok=True)
-    _paths = paths
+def configure(base: Path | None = None, **options: Any) -> Paths:
+    """Make :meth:`Paths.at` ``(base, **options)`` the process's paths (scripts, ``main.py run``);
+    returns them. A server keeps its own in its runtime instead, and tests use :func:`using`."""
+    paths = Paths.at(base, **options)
+    _runtime.configure_default(paths=paths)
     return paths
 
 
 def get_paths() -> Paths:
-    """The configured paths; configures defaults (current directory) on first use."""
-    return _paths if _paths is not None else configure()
+    """The current runtime's paths; the current directory's (created) when none were given."""
+    runtime = _runtime.current()
+    paths = runtime.paths
+    if paths is None:
+        paths = runtime.paths = Paths.at()
+    return paths
+
+
+@contextlib.contextmanager
+def using(paths: Paths) -> Iterator[Paths]:
+    """Make ``paths`` the process's paths for the block, then put back what was there.
+
+    For tests and scripts: the block gets a runtime of its own with the present launch options
+    and server, so what the compatibility layer registers in it (a pack's model folder through
+    ``folder_paths``) goes with it.
+    """
+    base = _runtime.default()
+    with _runtime.installed(_runtime.Runtime(paths, base.options, base.server)):
+        yield paths
+
+
+def __getattr__(name: str) -> Any:
+    if name == "_paths":  # what tests read before :func:`using` existed; assigning it does nothing
+        return _runtime.default().paths
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,8 +8,8 @@ and named in one log line at start-up (:attr:`ServerConfig.ignored_flags`), so a
 never fails and the user learns what had no effect. A flag neither launcher knows is still
 an error. Weft's own additions (``--custom-nodes-directory``, ``--disable-custom-nodes``,
 ``--base-path`` and the resource limits ``--max-node-memory``, ``--max-image-pixels``,
-``--max-string-length``, ``--max-json-depth``) come after ComfyUI's. docs/compatibility.md
-explains each choice; docs/security.md the limits.
+``--max-string-length``, ``--max-json-depth``) sit with the flags of their area in ``--help``.
+docs/compatibility.md explains each choice; docs/security.md the limits.
 """
 
 from __future__ import annotations
@@ -187,43 +187,73 @@ def _na(dest: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """ComfyUI 0.8.0's flags (same names, types, defaults, groups), then Weft's own."""
+    """ComfyUI 0.8.0's flags (same names, types, defaults, mutually exclusive groups) and Weft's
+    own, in one argument group per area (what ``--help`` shows)."""
     p = argparse.ArgumentParser(
         prog="weft",
         description="Weft: a node-based workflow editor for diffusion models (ComfyUI-compatible API). "
         "Accepts ComfyUI's launcher flags; those marked 'no effect in Weft' are accepted and reported.",
     )
-    add = p.add_argument
-    # -- network -----------------------------------------------------------------------------
-    add("--listen", type=str, default="127.0.0.1", metavar="IP", nargs="?", const="0.0.0.0,::",
-        help="address(es) to listen on, comma-separated (default 127.0.0.1; bare --listen means all interfaces)")
-    add("--port", type=int, default=DEFAULT_PORT, help="port (default 8188)")
-    add("--tls-keyfile", type=str, help="TLS key file; with --tls-certfile the server speaks https")
-    add("--tls-certfile", type=str, help="TLS certificate file; with --tls-keyfile the server speaks https")
-    add("--enable-cors-header", type=str, default=None, metavar="ORIGIN", nargs="?", const="*",
-        help="allow cross-origin requests from ORIGIN (off by default; bare flag: any origin)")
-    add("--max-upload-size", type=float, default=100, help="largest upload accepted, in MB (default 100)")
-    # -- folders -----------------------------------------------------------------------------
-    add("--base-directory", type=str, default=None, help="root for models/, input/, output/, temp/, user/")
-    add("--extra-model-paths-config", type=str, default=None, metavar="PATH", nargs="+", action="append",
-        help="YAML file(s) naming more model folders, in ComfyUI's extra_model_paths.yaml format")
-    add("--output-directory", type=str, default=None, help="where SaveImage writes (overrides --base-directory)")
-    add("--temp-directory", type=str, default=None, help="where previews are written, cleared at start")
-    add("--input-directory", type=str, default=None, help="where uploads and LoadImage files live")
-    add("--auto-launch", action="store_true", help="open the editor in the default browser once serving")
-    add("--disable-auto-launch", action="store_true", help="do not open a browser (the default)")
-    # -- devices -----------------------------------------------------------------------------
-    add("--cuda-device", type=int, default=None, metavar="DEVICE_ID",
-        help="use only this CUDA device (sets CUDA_VISIBLE_DEVICES before torch loads)")
-    add("--default-device", type=int, default=None, metavar="DEFAULT_DEVICE_ID",
-        help="make this CUDA device the default, others stay visible")
-    cm = p.add_mutually_exclusive_group()
+    # in this order, the flags with no effect are named at start-up in ComfyUI's order
+    for add_flags in (_network_flags, _folder_flags, _precision_flags, _device_flags, _preview_flags, _cache_flags,
+                      _attention_flags, _manager_flags, _memory_flags, _custom_node_flags, _console_flags,
+                      _limit_flags):
+        add_flags(p)
+    return p
+
+
+def _network_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("network")
+    g.add_argument("--listen", type=str, default="127.0.0.1", metavar="IP", nargs="?", const="0.0.0.0,::",
+                   help="address(es) to listen on, comma-separated (default 127.0.0.1; bare --listen means all interfaces)")
+    g.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 8188)")
+    g.add_argument("--tls-keyfile", type=str, help="TLS key file; with --tls-certfile the server speaks https")
+    g.add_argument("--tls-certfile", type=str, help="TLS certificate file; with --tls-keyfile the server speaks https")
+    g.add_argument("--enable-cors-header", type=str, default=None, metavar="ORIGIN", nargs="?", const="*",
+                   help="allow cross-origin requests from ORIGIN (off by default; bare flag: any origin)")
+    g.add_argument("--max-upload-size", type=float, default=100, help="largest upload accepted, in MB (default 100)")
+    g.add_argument("--default-hashing-function", type=str, choices=["md5", "sha1", "sha256", "sha512"],
+                   default="sha256", help="hash that tells an upload with a taken name from the same file (default sha256)")
+    g.add_argument("--enable-compress-response-body", action="store_true", help="gzip responses for clients that accept it")
+    g.add_argument("--base-path", type=str, default="",
+                   help="URL prefix when served behind a reverse proxy (X-Forwarded-Prefix is honoured only with it)")
+
+
+def _folder_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("folders")
+    g.add_argument("--base-directory", type=str, default=None, help="root for models/, input/, output/, temp/, user/")
+    g.add_argument("--extra-model-paths-config", type=str, default=None, metavar="PATH", nargs="+", action="append",
+                   help="YAML file(s) naming more model folders, in ComfyUI's extra_model_paths.yaml format")
+    g.add_argument("--output-directory", type=str, default=None, help="where SaveImage writes (overrides --base-directory)")
+    g.add_argument("--temp-directory", type=str, default=None, help="where previews are written, cleared at start")
+    g.add_argument("--input-directory", type=str, default=None, help="where uploads and LoadImage files live")
+    g.add_argument("--user-directory", type=_existing_directory, default=None,
+                   help="the user directory (an existing folder; overrides --base-directory)")
+
+
+def _device_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("devices")
+    g.add_argument("--cuda-device", type=int, default=None, metavar="DEVICE_ID",
+                   help="use only this CUDA device (sets CUDA_VISIBLE_DEVICES before torch loads)")
+    g.add_argument("--default-device", type=int, default=None, metavar="DEFAULT_DEVICE_ID",
+                   help="make this CUDA device the default, others stay visible")
+    cm = g.add_mutually_exclusive_group()
     cm.add_argument("--cuda-malloc", action="store_true", help="use PyTorch's cudaMallocAsync allocator")
     cm.add_argument("--disable-cuda-malloc", action="store_true", help="use PyTorch's default allocator (Weft's default)")
-    fp = p.add_mutually_exclusive_group()
+    g.add_argument("--force-channels-last", action="store_true", help=_na("force_channels_last"))
+    g.add_argument("--directml", type=int, nargs="?", metavar="DIRECTML_DEVICE", const=-1, help=_na("directml"))
+    g.add_argument("--oneapi-device-selector", type=str, default=None, metavar="SELECTOR_STRING",
+                   help=_na("oneapi_device_selector"))
+    g.add_argument("--disable-ipex-optimize", action="store_true", help=_na("disable_ipex_optimize"))
+    g.add_argument("--supports-fp8-compute", action="store_true", help=_na("supports_fp8_compute"))
+
+
+def _precision_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("precision")
+    fp = g.add_mutually_exclusive_group()
     fp.add_argument("--force-fp32", action="store_true", help="compute every model in fp32")
     fp.add_argument("--force-fp16", action="store_true", help="compute the UNet in fp16")
-    fpunet = p.add_mutually_exclusive_group()
+    fpunet = g.add_mutually_exclusive_group()
     fpunet.add_argument("--fp32-unet", action="store_true", help="compute the UNet in fp32")
     fpunet.add_argument("--fp64-unet", action="store_true", help=_na("fp64_unet"))
     fpunet.add_argument("--bf16-unet", action="store_true", help="compute the UNet in bf16")
@@ -231,108 +261,124 @@ def build_parser() -> argparse.ArgumentParser:
     fpunet.add_argument("--fp8_e4m3fn-unet", action="store_true", help="store UNet weights in fp8 (e4m3fn)")
     fpunet.add_argument("--fp8_e5m2-unet", action="store_true", help="store UNet weights in fp8 (e5m2)")
     fpunet.add_argument("--fp8_e8m0fnu-unet", action="store_true", help=_na("fp8_e8m0fnu_unet"))
-    fpvae = p.add_mutually_exclusive_group()
+    fpvae = g.add_mutually_exclusive_group()
     fpvae.add_argument("--fp16-vae", action="store_true", help="compute the VAE in fp16 (may give black images)")
     fpvae.add_argument("--fp32-vae", action="store_true", help="compute the VAE in fp32")
     fpvae.add_argument("--bf16-vae", action="store_true", help="compute the VAE in bf16")
-    add("--cpu-vae", action="store_true", help="run the VAE on the CPU")
-    fpte = p.add_mutually_exclusive_group()
+    g.add_argument("--cpu-vae", action="store_true", help="run the VAE on the CPU")
+    fpte = g.add_mutually_exclusive_group()
     fpte.add_argument("--fp8_e4m3fn-text-enc", action="store_true", help="store text encoder weights in fp8 (e4m3fn)")
     fpte.add_argument("--fp8_e5m2-text-enc", action="store_true", help="store text encoder weights in fp8 (e5m2)")
     fpte.add_argument("--fp16-text-enc", action="store_true", help="compute text encoders in fp16")
     fpte.add_argument("--fp32-text-enc", action="store_true", help="compute text encoders in fp32")
     fpte.add_argument("--bf16-text-enc", action="store_true", help="compute text encoders in bf16")
-    add("--force-channels-last", action="store_true", help=_na("force_channels_last"))
-    add("--directml", type=int, nargs="?", metavar="DIRECTML_DEVICE", const=-1, help=_na("directml"))
-    add("--oneapi-device-selector", type=str, default=None, metavar="SELECTOR_STRING",
-        help=_na("oneapi_device_selector"))
-    add("--disable-ipex-optimize", action="store_true", help=_na("disable_ipex_optimize"))
-    add("--supports-fp8-compute", action="store_true", help=_na("supports_fp8_compute"))
-    # -- previews ----------------------------------------------------------------------------
-    add("--preview-method", type=str, default="none", choices=["none", "auto", "latent2rgb", "taesd"],
-        metavar="[none,auto,latent2rgb,taesd]",
-        help="sampler previews when a client does not ask (default none; auto and taesd use latent2rgb)")
-    add("--preview-size", type=int, default=512, help="longest side of sampler previews in pixels (default 512)")
-    # -- output cache ------------------------------------------------------------------------
-    cache = p.add_mutually_exclusive_group()
+
+
+def _preview_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("previews")
+    g.add_argument("--preview-method", type=str, default="none", choices=["none", "auto", "latent2rgb", "taesd"],
+                   metavar="[none,auto,latent2rgb,taesd]",
+                   help="sampler previews when a client does not ask (default none; auto and taesd use latent2rgb)")
+    g.add_argument("--preview-size", type=int, default=512, help="longest side of sampler previews in pixels (default 512)")
+
+
+def _cache_flags(p: argparse.ArgumentParser) -> None:
+    cache = p.add_argument_group("output cache").add_mutually_exclusive_group()
     cache.add_argument("--cache-classic", action="store_true", help="cache node outputs within the RAM budget (the default)")
     cache.add_argument("--cache-lru", type=int, default=0, metavar="N", help="keep at most N cached node outputs")
     cache.add_argument("--cache-none", action="store_true", help="cache no node outputs between runs")
     cache.add_argument("--cache-ram", nargs="?", const=4.0, type=float, default=0, metavar="GB",
                        help="memory budget of the output cache in GB (default and bare flag: 4)")
-    # -- attention ---------------------------------------------------------------------------
-    attn = p.add_mutually_exclusive_group()
+
+
+def _attention_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("attention")
+    attn = g.add_mutually_exclusive_group()
     attn.add_argument("--use-split-cross-attention", action="store_true", help=_na("use_split_cross_attention"))
     attn.add_argument("--use-quad-cross-attention", action="store_true", help=_na("use_quad_cross_attention"))
     attn.add_argument("--use-pytorch-cross-attention", action="store_true", help="PyTorch SDPA attention (Weft's default)")
     attn.add_argument("--use-sage-attention", action="store_true", help=_na("use_sage_attention"))
     attn.add_argument("--use-flash-attention", action="store_true", help=_na("use_flash_attention"))
-    add("--disable-xformers", action="store_true", help="do not use xformers (Weft never does)")
-    upcast = p.add_mutually_exclusive_group()
+    g.add_argument("--disable-xformers", action="store_true", help="do not use xformers (Weft never does)")
+    upcast = g.add_mutually_exclusive_group()
     upcast.add_argument("--force-upcast-attention", action="store_true", help=_na("force_upcast_attention"))
     upcast.add_argument("--dont-upcast-attention", action="store_true", help=_na("dont_upcast_attention"))
-    add("--enable-manager", action="store_true", help=_na("enable_manager"))
-    manager = p.add_mutually_exclusive_group()
+
+
+def _manager_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ComfyUI-Manager")
+    g.add_argument("--enable-manager", action="store_true", help=_na("enable_manager"))
+    manager = g.add_mutually_exclusive_group()
     manager.add_argument("--disable-manager-ui", action="store_true", help=_na("disable_manager_ui"))
     manager.add_argument("--enable-manager-legacy-ui", action="store_true", help=_na("enable_manager_legacy_ui"))
-    # -- memory modes ------------------------------------------------------------------------
-    vram = p.add_mutually_exclusive_group()
+
+
+def _memory_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("memory")
+    vram = g.add_mutually_exclusive_group()
     vram.add_argument("--gpu-only", action="store_true", help="keep every model on the GPU, never offload")
     vram.add_argument("--highvram", action="store_true", help="keep models on the GPU up to its whole memory")
     vram.add_argument("--normalvram", action="store_true", help="keep what fits the GPU budget, offload the rest (default)")
     vram.add_argument("--lowvram", action="store_true", help="only the model in use stays on the GPU")
     vram.add_argument("--novram", action="store_true", help="like --lowvram, and everything leaves the GPU after each run")
     vram.add_argument("--cpu", action="store_true", help="run everything on the CPU")
-    add("--reserve-vram", type=float, default=None, metavar="GB",
-        help="GPU memory in GB to leave for other programs (default 1)")
-    add("--async-offload", nargs="?", const=2, type=int, default=None, metavar="NUM_STREAMS", help=_na("async_offload"))
-    add("--disable-async-offload", action="store_true", help=_na("disable_async_offload"))
-    add("--force-non-blocking", action="store_true", help=_na("force_non_blocking"))
-    add("--default-hashing-function", type=str, choices=["md5", "sha1", "sha256", "sha512"], default="sha256",
-        help="hash that tells an upload with a taken name from the same file (default sha256)")
-    add("--disable-smart-memory", action="store_true", help="move every model off the GPU after each run")
-    add("--deterministic", action="store_true", help="make PyTorch use deterministic algorithms where it can")
-    add("--fast", nargs="*", type=str, choices=["fp16_accumulation", "fp8_matrix_mult", "cublas_ops", "autotune"],
-        help=_na("fast"))
-    add("--disable-pinned-memory", action="store_true", help=_na("disable_pinned_memory"))
-    add("--mmap-torch-files", action="store_true", help=_na("mmap_torch_files"))
-    add("--disable-mmap", action="store_true", help=_na("disable_mmap"))
-    # -- console and start-up ----------------------------------------------------------------
-    add("--dont-print-server", action="store_true", help="do not print the server's address at start")
-    add("--quick-test-for-ci", action="store_true", help="load everything, then exit without serving")
-    add("--windows-standalone-build", action="store_true", help="what ComfyUI's portable build passes: opens the browser")
-    add("--disable-metadata", action="store_true", help="saved images carry no prompt or workflow")
-    add("--disable-all-custom-nodes", action="store_true", help="load no custom node packs")
-    add("--whitelist-custom-nodes", type=str, nargs="+", default=[], metavar="PACK",
-        help="packs to load even with --disable-all-custom-nodes")
-    add("--disable-api-nodes", action="store_true", help="no API nodes (Weft has none)")
-    add("--multi-user", action="store_true", help=_na("multi_user"))
-    add("--verbose", default="INFO", const="DEBUG", nargs="?", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-        help="log level (bare flag: DEBUG)")
-    add("--log-stdout", action="store_true", help="log to stdout (errors still go to stderr)")
-    add("--front-end-version", type=str, default="comfyanonymous/ComfyUI@latest", help=_na("front_end_version"))
-    add("--front-end-root", type=_existing_directory, default=None, help=_na("front_end_root"))
-    add("--user-directory", type=_existing_directory, default=None,
-        help="the user directory (an existing folder; overrides --base-directory)")
-    add("--enable-compress-response-body", action="store_true", help="gzip responses for clients that accept it")
-    add("--comfy-api-base", type=str, default="https://api.comfy.org", help=_na("comfy_api_base"))
-    add("--database-url", type=str, default=None, help=_na("database_url"))
-    # -- Weft's own --------------------------------------------------------------------------
-    add("--disable-custom-nodes", type=str, default="", metavar="PACKS", help="comma-separated custom node packs not to load")
-    add("--custom-nodes-directory", type=Path, action="append", default=[], metavar="PATH",
-        help="another folder of custom node packs")
-    add("--base-path", type=str, default="",
-        help="URL prefix when served behind a reverse proxy (X-Forwarded-Prefix is honoured only with it)")
-    add("--max-node-memory", type=float, default=None, metavar="GB",
-        help="refuse at validation a prompt whose node would allocate more than GB (estimated from its "
-             "inputs: latents, images, decodes, upscales); default half the RAM, 0 turns the check off")
-    add("--max-image-pixels", type=int, default=16384 * 16384, metavar="N",
-        help="largest image (width x height) decoded from an upload or input file (default 16384x16384)")
-    add("--max-string-length", type=int, default=16 * 1024 * 1024, metavar="N",
-        help="longest string a string node may produce, in characters (default 16 Mi)")
-    add("--max-json-depth", type=int, default=128, metavar="N",
-        help="deepest nesting accepted in a JSON request body (default 128)")
-    return p
+    g.add_argument("--reserve-vram", type=float, default=None, metavar="GB",
+                   help="GPU memory in GB to leave for other programs (default 1)")
+    g.add_argument("--async-offload", nargs="?", const=2, type=int, default=None, metavar="NUM_STREAMS",
+                   help=_na("async_offload"))
+    g.add_argument("--disable-async-offload", action="store_true", help=_na("disable_async_offload"))
+    g.add_argument("--force-non-blocking", action="store_true", help=_na("force_non_blocking"))
+    g.add_argument("--disable-smart-memory", action="store_true", help="move every model off the GPU after each run")
+    g.add_argument("--deterministic", action="store_true", help="make PyTorch use deterministic algorithms where it can")
+    g.add_argument("--fast", nargs="*", type=str, choices=["fp16_accumulation", "fp8_matrix_mult", "cublas_ops", "autotune"],
+                   help=_na("fast"))
+    g.add_argument("--disable-pinned-memory", action="store_true", help=_na("disable_pinned_memory"))
+    g.add_argument("--mmap-torch-files", action="store_true", help=_na("mmap_torch_files"))
+    g.add_argument("--disable-mmap", action="store_true", help=_na("disable_mmap"))
+
+
+def _custom_node_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("custom nodes")
+    g.add_argument("--disable-all-custom-nodes", action="store_true", help="load no custom node packs")
+    g.add_argument("--whitelist-custom-nodes", type=str, nargs="+", default=[], metavar="PACK",
+                   help="packs to load even with --disable-all-custom-nodes")
+    g.add_argument("--disable-custom-nodes", type=str, default="", metavar="PACKS",
+                   help="comma-separated custom node packs not to load")
+    g.add_argument("--custom-nodes-directory", type=Path, action="append", default=[], metavar="PATH",
+                   help="another folder of custom node packs")
+    g.add_argument("--disable-api-nodes", action="store_true", help="no API nodes (Weft has none)")
+
+
+def _console_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("console and start-up")
+    g.add_argument("--auto-launch", action="store_true", help="open the editor in the default browser once serving")
+    g.add_argument("--disable-auto-launch", action="store_true", help="do not open a browser (the default)")
+    g.add_argument("--dont-print-server", action="store_true", help="do not print the server's address at start")
+    g.add_argument("--quick-test-for-ci", action="store_true", help="load everything, then exit without serving")
+    g.add_argument("--windows-standalone-build", action="store_true",
+                   help="what ComfyUI's portable build passes: opens the browser")
+    g.add_argument("--disable-metadata", action="store_true", help="saved images carry no prompt or workflow")
+    g.add_argument("--multi-user", action="store_true", help=_na("multi_user"))
+    g.add_argument("--verbose", default="INFO", const="DEBUG", nargs="?",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="log level (bare flag: DEBUG)")
+    g.add_argument("--log-stdout", action="store_true", help="log to stdout (errors still go to stderr)")
+    g.add_argument("--front-end-version", type=str, default="comfyanonymous/ComfyUI@latest", help=_na("front_end_version"))
+    g.add_argument("--front-end-root", type=_existing_directory, default=None, help=_na("front_end_root"))
+    g.add_argument("--comfy-api-base", type=str, default="https://api.comfy.org", help=_na("comfy_api_base"))
+    g.add_argument("--database-url", type=str, default=None, help=_na("database_url"))
+
+
+def _limit_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("resource limits (Weft's; docs/security.md)")
+    g.add_argument("--max-node-memory", type=float, default=None, metavar="GB",
+                   help="refuse at validation a prompt whose node would allocate more than GB (estimated from its "
+                        "inputs: latents, images, decodes, upscales); default half the RAM, 0 turns the check off")
+    g.add_argument("--max-image-pixels", type=int, default=16384 * 16384, metavar="N",
+                   help="largest image (width x height) decoded from an upload or input file (default 16384x16384)")
+    g.add_argument("--max-string-length", type=int, default=16 * 1024 * 1024, metavar="N",
+                   help="longest string a string node may produce, in characters (default 16 Mi)")
+    g.add_argument("--max-json-depth", type=int, default=128, metavar="N",
+                   help="deepest nesting accepted in a JSON request body (default 128)")
 
 
 #: argparse destinations of Weft's own flags (not part of ``comfy.cli_args.args``)

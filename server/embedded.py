@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .app import PROMPT_SERVER_KEY
+from .keys import PROMPT_SERVER_KEY
 from .prompt_server import PromptServer
 
 

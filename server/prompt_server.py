@@ -2,18 +2,21 @@
 
 Custom node packs written for ComfyUI do ``from server import PromptServer`` and use
 ``PromptServer.instance.send_sync(...)`` or ``.routes``; the same object is what Weft's own
-routes and worker use, so there is one source of truth.
+routes and worker use, so there is one source of truth. ``instance`` is the server of the
+current runtime (:func:`nodes.runtime.current`), not a class attribute a server sets: with
+two servers in a process, a pack's node reaches the one that runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from engine import Executor, OutputCache
+from nodes import runtime as node_runtime
 from nodes.registry import NodeRegistry
 
 from .config import ServerConfig
@@ -22,13 +25,28 @@ from .history import History
 from .queue import MemoryPromptQueue, PromptQueue
 from .worker import Worker
 
+if TYPE_CHECKING:
+    from .runtime import ServerRuntime
+
 log = logging.getLogger(__name__)
 
 
-class PromptServer:
-    instance: ClassVar[PromptServer | None] = None
+class _CurrentServer:
+    """``PromptServer.instance``: the current runtime's server while it has not stopped."""
 
-    def __init__(self, config: ServerConfig, registry: NodeRegistry, queue: PromptQueue | None = None) -> None:
+    def __get__(self, obj: object, owner: type | None = None) -> PromptServer | None:
+        server = node_runtime.current().server
+        return server if isinstance(server, PromptServer) and not server.stopped else None
+
+
+class PromptServer:
+    instance = _CurrentServer()
+
+    def __init__(self, config: ServerConfig, registry: NodeRegistry, queue: PromptQueue | None = None, *,
+                 runtime: ServerRuntime | None = None) -> None:
+        #: the runtime the worker binds while it runs prompts; ``None`` for a server made without
+        #: one (``main.py run``), whose node code runs under the process default
+        self.runtime = runtime
         self.config = config
         self.registry = registry
         cache = OutputCache(
@@ -52,7 +70,7 @@ class PromptServer:
         self.on_prompt_handlers: list[Any] = []
         #: set by the plugin loader: what was loaded, failed, how long it took
         self.plugin_report: Any = None
-        PromptServer.instance = self
+        self.stopped = False
 
     # -- ComfyUI-compatible messaging ------------------------------------------------------
     def send_sync(self, event: str, data: Any, sid: str | None = None) -> None:
@@ -82,5 +100,4 @@ class PromptServer:
     async def stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.worker.stop)
         await self.bus.stop()
-        if PromptServer.instance is self:
-            PromptServer.instance = None
+        self.stopped = True

@@ -3,6 +3,12 @@
 Nodes block (a sampling loop holds the GIL-free torch kernels for seconds), so they never
 run on the event loop. The worker owns a private asyncio loop for async nodes. Whatever a
 prompt does, the worker records its history entry and goes on with the next one.
+
+The worker thread runs under its server's runtime (:mod:`nodes.runtime`), so node code sees
+that server's folders and options whatever else the process holds. The output cache and the
+loaded models are the worker's while a prompt runs: POST /free (:meth:`Worker.request_free`)
+frees them at once when the worker is idle, and otherwise records the request, which the
+worker carries out when the prompt ends (ComfyUI's flags), never under a running prompt.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from engine import InterruptFlag
 from engine.executor import now_ms
+from nodes import runtime as node_runtime
 from nodes.launch_options import resolve_preview_method
-from nodes.memory import run_finished
+from nodes.memory import free_models, run_finished
 
 from .console import execution_error_lines
 from .events import encode_preview
@@ -36,6 +43,11 @@ class Worker:
         self.current: QueueItem | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        #: held while a prompt runs or the cache and models are freed
+        self._busy = threading.Lock()
+        self._requests = threading.Lock()
+        #: what POST /free asked for that is not done yet: (free_memory, unload_models)
+        self._free_requested: tuple[bool, bool] | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._main, name="weft-worker", daemon=True)
@@ -56,7 +68,36 @@ class Worker:
         self.interrupt.set()
         return True
 
+    def request_free(self, unload_models: bool, free_memory: bool) -> bool:
+        """POST /free: clear the output cache (``free_memory``) and free models (both flags;
+        ``unload_models`` unloads them). Done now when no prompt runs (returns True), else when
+        the running prompt ends. Blocks while it frees: call it off the event loop."""
+        if not (unload_models or free_memory):
+            return True
+        with self._requests:
+            before = self._free_requested or (False, False)
+            self._free_requested = (before[0] or free_memory, before[1] or unload_models)
+        if not self._busy.acquire(blocking=False):
+            return False
+        try:
+            self._free_as_requested()
+        finally:
+            self._busy.release()
+        return True
+
+    def _free_as_requested(self) -> None:
+        """Carry out a pending POST /free; the caller holds ``_busy``."""
+        with self._requests:
+            requested, self._free_requested = self._free_requested, None
+        if requested is None:
+            return
+        free_memory, unload_models = requested
+        if free_memory:
+            self.server.executor.cache.clear()
+        free_models(unload_models)
+
     def _main(self) -> None:
+        node_runtime.bind(self.server.runtime)  # this thread's own context: nothing to undo
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -65,12 +106,21 @@ class Worker:
                 if item is None:
                     continue
                 try:
-                    loop.run_until_complete(self._run(item))
+                    with self._busy:
+                        loop.run_until_complete(self._run(item))
                 except Exception:  # never let one prompt kill the worker
                     log.exception("worker failed around prompt %s", item.prompt_id)
                     self._record_crash(item)
                 finally:
                     self.current = None
+                    # a /free that came while the prompt ran: recorded before it found the worker
+                    # busy, so seen here, after the prompt let go of _busy
+                    if self._free_requested is not None:
+                        with self._busy:
+                            try:
+                                self._free_as_requested()
+                            except Exception:
+                                log.exception("freeing memory after prompt %s failed", item.prompt_id)
                     self.server.queue.task_done(item.prompt_id)
                     self.server.broadcast_status()
         finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import importlib.machinery
 import importlib.util
 import inspect
@@ -22,7 +23,7 @@ import sys
 import time
 import traceback
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,12 +244,21 @@ def register_pack(registry: Any, module: types.ModuleType, source: PackSource, p
     started = time.perf_counter()
     version = source.version or getattr(module, "__version__", None) or "0.0.0"
     pack.version = str(version)
-    weft_nodes = getattr(module, "WEFT_NODES", None)
-    mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
-    display_names = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
     _web_extensions(module, source, pack)
+    add = _node_adder(registry, pack)
+    _register_weft_nodes(module, pack, add)
+    _register_classic_nodes(module, pack, add)
+    _register_v3_nodes(module, pack, add)
+    _settle_status(pack)
+    pack.register_ms = (time.perf_counter() - started) * 1000
 
-    def add(wanted: str, build: Any) -> None:
+
+#: ``add(wanted_id, build)``: registers ``build(node_id)`` under a free id, recording failures
+NodeAdder = Callable[[str, Callable[[str], Any]], None]
+
+
+def _node_adder(registry: Any, pack: PackReport) -> NodeAdder:
+    def add(wanted: str, build: Callable[[str], Any]) -> None:
         try:
             node_id = _node_id(registry, wanted, pack)
             if node_id is None:
@@ -262,73 +272,93 @@ def register_pack(registry: Any, module: types.ModuleType, source: PackSource, p
             pack.node_errors.append({"node": wanted, "error": f"{type(exc).__name__}: {exc}"})
             log.warning("Node %r of pack %r refused: %s", wanted, pack.name, exc)
 
-    if weft_nodes is not None:
-        pack.contracts.append("weft")
-        if not isinstance(weft_nodes, Iterable) or isinstance(weft_nodes, (str, bytes)):
-            pack.node_errors.append({"node": "WEFT_NODES", "error": "WEFT_NODES must be a list of Node subclasses"})
-            weft_nodes = []
-        for cls in weft_nodes:
-            if not (isinstance(cls, type) and issubclass(cls, Node)):
-                pack.node_errors.append({"node": repr(cls), "error": "not a subclass of nodes.api.Node"})
-                continue
-            wanted = cls.name or cls.__name__
+    return add
 
-            def build_weft(node_id: str, cls: type[Node] = cls) -> NodeClassDefinition:
-                return NodeClassDefinition(cls, {"pack": pack.name, "version": pack.version}, name=node_id)
 
-            add(wanted, build_weft)
+def _register_weft_nodes(module: types.ModuleType, pack: PackReport, add: NodeAdder) -> None:
+    """``WEFT_NODES``: Weft's own contract, a list of :class:`~nodes.api.Node` subclasses."""
+    weft_nodes = getattr(module, "WEFT_NODES", None)
+    if weft_nodes is None:
+        return
+    pack.contracts.append("weft")
+    if not isinstance(weft_nodes, Iterable) or isinstance(weft_nodes, (str, bytes)):
+        pack.node_errors.append({"node": "WEFT_NODES", "error": "WEFT_NODES must be a list of Node subclasses"})
+        weft_nodes = []
+    for cls in weft_nodes:
+        if not (isinstance(cls, type) and issubclass(cls, Node)):
+            pack.node_errors.append({"node": repr(cls), "error": "not a subclass of nodes.api.Node"})
+            continue
+        wanted = cls.name or cls.__name__
 
-    if mappings is not None:
-        pack.contracts.append("classic")
-        if not isinstance(mappings, Mapping):
-            pack.node_errors.append({"node": "NODE_CLASS_MAPPINGS", "error": "NODE_CLASS_MAPPINGS must be a dict"})
-            mappings = {}
-        for class_type, cls in mappings.items():
-            display = display_names.get(class_type) if isinstance(display_names, Mapping) else None
+        def build_weft(node_id: str, cls: type[Node] = cls) -> NodeClassDefinition:
+            return NodeClassDefinition(cls, {"pack": pack.name, "version": pack.version}, name=node_id)
 
-            def build_classic(node_id: str, cls: Any = cls, class_type: str = class_type, display: Any = display) -> Any:
-                shown = str(display) if display else class_type
-                if node_id != class_type:
-                    shown = f"{shown} [{pack.name}]"
-                origin = {"pack": pack.name, "version": pack.version}
-                if is_v3_node(cls):  # ComfyUI accepts v3 classes in NODE_CLASS_MAPPINGS too
-                    named = display or node_id != class_type
-                    return V3NodeDefinition(cls, node_id, shown if named else None, origin)
-                return ClassicNodeDefinition(cls, node_id, shown, origin)
+        add(wanted, build_weft)
 
-            add(str(class_type), build_classic)
 
-    if hasattr(module, "comfy_entrypoint"):
-        entrypoint = module.comfy_entrypoint
-        pack.contracts.append("v3")
+def _register_classic_nodes(module: types.ModuleType, pack: PackReport, add: NodeAdder) -> None:
+    """``NODE_CLASS_MAPPINGS`` (+ ``NODE_DISPLAY_NAME_MAPPINGS``): ComfyUI's classic contract."""
+    mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
+    if mappings is None:
+        return
+    display_names = getattr(module, "NODE_DISPLAY_NAME_MAPPINGS", None) or {}
+    pack.contracts.append("classic")
+    if not isinstance(mappings, Mapping):
+        pack.node_errors.append({"node": "NODE_CLASS_MAPPINGS", "error": "NODE_CLASS_MAPPINGS must be a dict"})
+        mappings = {}
+    for class_type, cls in mappings.items():
+        display = display_names.get(class_type) if isinstance(display_names, Mapping) else None
+
+        def build_classic(node_id: str, cls: Any = cls, class_type: str = class_type, display: Any = display) -> Any:
+            shown = str(display) if display else class_type
+            if node_id != class_type:
+                shown = f"{shown} [{pack.name}]"
+            origin = {"pack": pack.name, "version": pack.version}
+            if is_v3_node(cls):  # ComfyUI accepts v3 classes in NODE_CLASS_MAPPINGS too
+                named = display or node_id != class_type
+                return V3NodeDefinition(cls, node_id, shown if named else None, origin)
+            return ClassicNodeDefinition(cls, node_id, shown, origin)
+
+        add(str(class_type), build_classic)
+
+
+def _register_v3_nodes(module: types.ModuleType, pack: PackReport, add: NodeAdder) -> None:
+    """``comfy_entrypoint``: ComfyUI's v3 extension API (see ``v3.py``)."""
+    if not hasattr(module, "comfy_entrypoint"):
+        return
+    entrypoint = module.comfy_entrypoint
+    pack.contracts.append("v3")
+    try:
+        if not callable(entrypoint):
+            raise TypeError("comfy_entrypoint must be an async function returning a ComfyExtension")
+        v3_nodes = run_to_completion(_open_extension(entrypoint))
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the extension's own code: record it, keep the server up
+        v3_nodes = []
+        pack.node_errors.append({"node": "comfy_entrypoint", "error": f"{type(exc).__name__}: {exc}"})
+        log.warning("comfy_entrypoint of pack %r failed: %s", pack.name, exc)
+    for cls in v3_nodes:
+        if not is_v3_node(cls):
+            pack.node_errors.append({"node": repr(cls), "error": "not a subclass of comfy_api.latest.io.ComfyNode"})
+            continue
         try:
-            if not callable(entrypoint):
-                raise TypeError("comfy_entrypoint must be an async function returning a ComfyExtension")
-            v3_nodes = run_to_completion(_open_extension(entrypoint))
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # the extension's own code: record it, keep the server up
-            v3_nodes = []
-            pack.node_errors.append({"node": "comfy_entrypoint", "error": f"{type(exc).__name__}: {exc}"})
-            log.warning("comfy_entrypoint of pack %r failed: %s", pack.name, exc)
-        for cls in v3_nodes:
-            if not is_v3_node(cls):
-                pack.node_errors.append({"node": repr(cls), "error": "not a subclass of comfy_api.latest.io.ComfyNode"})
-                continue
-            try:
-                wanted = str(cls.GET_SCHEMA().node_id)
-            except Exception as exc:
-                pack.node_errors.append({"node": cls.__name__, "error": f"define_schema() failed: {exc}"})
-                continue
+            wanted = str(cls.GET_SCHEMA().node_id)
+        except Exception as exc:
+            pack.node_errors.append({"node": cls.__name__, "error": f"define_schema() failed: {exc}"})
+            continue
 
-            def build_v3(node_id: str, cls: Any = cls, wanted: str = wanted) -> Any:
-                shown = None
-                if node_id != wanted:  # namespaced after a collision: say whose it is
-                    shown = f"{cls.GET_SCHEMA().display_name or wanted} [{pack.name}]"
-                return V3NodeDefinition(cls, node_id, shown, {"pack": pack.name, "version": pack.version})
+        def build_v3(node_id: str, cls: Any = cls, wanted: str = wanted) -> Any:
+            shown = None
+            if node_id != wanted:  # namespaced after a collision: say whose it is
+                shown = f"{cls.GET_SCHEMA().display_name or wanted} [{pack.name}]"
+            return V3NodeDefinition(cls, node_id, shown, {"pack": pack.name, "version": pack.version})
 
-            add(wanted, build_v3)
+        add(wanted, build_v3)
 
+
+def _settle_status(pack: PackReport) -> None:
+    """The pack's status once its contracts are read: skipped, partial or failed, or as it was."""
     if not pack.contracts:
         if pack.web_directory:
             pack.warnings.append("the pack exports no nodes, only web extensions")
@@ -342,7 +372,6 @@ def register_pack(registry: Any, module: types.ModuleType, source: PackSource, p
             pack.status = "failed"
             first = pack.node_errors[0]
             pack.error = f"no node could be registered; {first['node']}: {first['error']}"
-    pack.register_ms = (time.perf_counter() - started) * 1000
 
 
 async def _open_extension(entrypoint: Any) -> list[Any]:
@@ -369,8 +398,10 @@ def run_to_completion(awaitable: Any) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(awaitable)
+    # the helper thread runs in a copy of this context: the extension sees the same runtime
+    context = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="weft-plugins") as pool:
-        return pool.submit(asyncio.run, awaitable).result()
+        return pool.submit(context.run, asyncio.run, awaitable).result()
 
 
 def _pip_hint(requirements: list[str]) -> str:
@@ -383,14 +414,16 @@ def load_plugins(registry: Any, config: Any = None) -> PluginReport:
     ``registry`` is a :class:`nodes.registry.NodeRegistry` already holding the built-in
     nodes (they keep their ids on collisions). ``config`` is anything
     :meth:`PluginConfig.coerce` accepts. Returns the report the server publishes.
+    Packs import under the calling thread's runtime (:mod:`nodes.runtime`): the server binds
+    the one it is building, so what packs reach at import time (``PromptServer.instance``,
+    ``folder_paths``) is that server's.
     """
     started = time.perf_counter()
     cfg = PluginConfig.coerce(config)
     folders = cfg.all_folders()
     report = PluginReport(folders=[str(f) for f in folders], disabled_all=cfg.disable_all)
-    sources = discover(folders)
     seen: dict[str, PackSource] = {}
-    for source in sources:
+    for source in discover(folders):
         pack = PackReport(
             name=source.name,
             path=str(source.path),
@@ -399,42 +432,54 @@ def load_plugins(registry: Any, config: Any = None) -> PluginReport:
             version=source.version or "0.0.0",
         )
         report.packs.append(pack)
-        if source.disabled_by_suffix:
-            pack.status, pack.warnings = "disabled", [f"disabled by the '.disabled' suffix of {source.path.name}"]
-            continue
-        if source.name in cfg.disabled or (cfg.disable_all and source.name not in cfg.enabled):
-            pack.status = "disabled"
-            continue
-        if source.name in seen:
-            pack.status = "skipped"
-            pack.error = f"a pack named {source.name!r} was already loaded from {seen[source.name].path}"
-            log.warning("Custom node pack %s skipped: %s", source.path, pack.error)
-            continue
-        seen[source.name] = source
-        if source.kind == "package" and source.requirements:
-            pack.requirements = check_all(source.requirements)
-            if pack.missing_requirements:
-                pack.status = "missing_requirements"
-                pack.error = (
-                    f"missing Python requirements: {', '.join(pack.missing_requirements)}. "
-                    f"Install them into Weft's environment ({_pip_hint(pack.missing_requirements)}) "
-                    "and restart; Weft never installs packages itself."
-                )
-                log.warning("Custom node pack %r not loaded: %s", source.name, pack.error)
-                continue
-        if not report.compat_installed:
-            install_compat()
-            _ensure_parent_package(folders)
-            _publish_pack_folders(folders)
-            report.compat_installed = True
-        module = import_pack(source, pack)
-        if module is not None:
-            register_pack(registry, module, source, pack)
-        if pack.import_ms > SLOW_IMPORT_MS:
-            pack.warnings.append(
-                f"importing took {pack.import_ms:.0f} ms; heavy imports (torch, diffusers, ...) belong inside "
-                "the nodes' functions so the server starts fast"
-            )
+        if _may_load(source, pack, cfg, seen):
+            _load_pack(registry, source, pack, report, folders)
     report.total_ms = (time.perf_counter() - started) * 1000
     report.log_summary()
     return report
+
+
+def _may_load(source: PackSource, pack: PackReport, cfg: PluginConfig, seen: dict[str, PackSource]) -> bool:
+    """Whether the pack is to be imported: not disabled, not a second pack of the same name,
+    its declared requirements installed. Records why not in ``pack``."""
+    if source.disabled_by_suffix:
+        pack.status, pack.warnings = "disabled", [f"disabled by the '.disabled' suffix of {source.path.name}"]
+        return False
+    if source.name in cfg.disabled or (cfg.disable_all and source.name not in cfg.enabled):
+        pack.status = "disabled"
+        return False
+    if source.name in seen:
+        pack.status = "skipped"
+        pack.error = f"a pack named {source.name!r} was already loaded from {seen[source.name].path}"
+        log.warning("Custom node pack %s skipped: %s", source.path, pack.error)
+        return False
+    seen[source.name] = source
+    if source.kind == "package" and source.requirements:
+        pack.requirements = check_all(source.requirements)
+        if pack.missing_requirements:
+            pack.status = "missing_requirements"
+            pack.error = (
+                f"missing Python requirements: {', '.join(pack.missing_requirements)}. "
+                f"Install them into Weft's environment ({_pip_hint(pack.missing_requirements)}) "
+                "and restart; Weft never installs packages itself."
+            )
+            log.warning("Custom node pack %r not loaded: %s", source.name, pack.error)
+            return False
+    return True
+
+
+def _load_pack(registry: Any, source: PackSource, pack: PackReport, report: PluginReport, folders: list[Path]) -> None:
+    """Import one pack and register its nodes (the ComfyUI module names first, for the first pack)."""
+    if not report.compat_installed:
+        install_compat()
+        _ensure_parent_package(folders)
+        _publish_pack_folders(folders)
+        report.compat_installed = True
+    module = import_pack(source, pack)
+    if module is not None:
+        register_pack(registry, module, source, pack)
+    if pack.import_ms > SLOW_IMPORT_MS:
+        pack.warnings.append(
+            f"importing took {pack.import_ms:.0f} ms; heavy imports (torch, diffusers, ...) belong inside "
+            "the nodes' functions so the server starts fast"
+        )

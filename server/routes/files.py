@@ -16,27 +16,27 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from nodes import limits
-from nodes.paths import UnsafePathError, get_paths, safe_join
+from nodes.paths import Paths, UnsafePathError, safe_join
 
 from ..http import BadRequest, error_response
-from ..prompt_server import PromptServer
+from ..keys import runtime_of
 
 FOLDER_TYPES = ("input", "output", "temp")
 
 
-def _root(kind: str) -> Path:
+def _root(paths: Paths, kind: str) -> Path:
     if kind not in FOLDER_TYPES:
         raise BadRequest(f"unknown type {kind!r}: use one of {', '.join(FOLDER_TYPES)}")
-    return get_paths().directory(kind)
+    return paths.directory(kind)
 
 
-def _resolve(kind: str, subfolder: str, filename: str) -> Path:
+def _resolve(paths: Paths, kind: str, subfolder: str, filename: str) -> Path:
     if not filename or filename in (".", ".."):
         raise BadRequest("missing filename")
     if "/" in filename or "\\" in filename:
         raise BadRequest("filename must not contain path separators; use subfolder")
     try:
-        return safe_join(_root(kind), subfolder or "", filename)
+        return safe_join(_root(paths, kind), subfolder or "", filename)
     except UnsafePathError as exc:
         raise BadRequest(f"invalid path: {exc}", status=403) from exc
 
@@ -118,44 +118,53 @@ async def _read_part(part: BodyPartReader, budget: list[int]) -> bytes:
     return bytes(data)
 
 
-def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
-    @routes.get("/view")
-    async def view(request: web.Request) -> web.StreamResponse:
-        filename = request.query.get("filename", "")
-        kind = request.query.get("type", "output") or "output"
-        path = _resolve(kind, request.query.get("subfolder", ""), filename)
-        if not path.is_file():
-            return error_response(404, f"file not found: {filename}")
-        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        headers = {"Content-Disposition": f'filename="{path.name}"', "Content-Type": content_type,
-                   "X-Content-Type-Options": "nosniff"}
-        if content_type in ("text/html", "image/svg+xml", "application/javascript", "text/javascript"):
-            headers["Content-Type"] = "application/octet-stream"  # never render user files as active content
-        return web.FileResponse(path, headers=headers)
+async def view(request: web.Request) -> web.StreamResponse:
+    filename = request.query.get("filename", "")
+    kind = request.query.get("type", "output") or "output"
+    path = _resolve(runtime_of(request).paths, kind, request.query.get("subfolder", ""), filename)
+    if not path.is_file():
+        return error_response(404, f"file not found: {filename}")
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    headers = {"Content-Disposition": f'filename="{path.name}"', "Content-Type": content_type,
+               "X-Content-Type-Options": "nosniff"}
+    if content_type in ("text/html", "image/svg+xml", "application/javascript", "text/javascript"):
+        headers["Content-Type"] = "application/octet-stream"  # never render user files as active content
+    return web.FileResponse(path, headers=headers)
 
-    async def store_upload(request: web.Request, mask: bool) -> web.Response:
-        fields, filename, data, original_ref = await _read_upload(request)
-        kind = fields.get("type", "input") or "input"
-        subfolder = fields.get("subfolder", "")
-        overwrite = fields.get("overwrite", "").lower() in ("true", "1")
-        filename = Path(filename.replace("\\", "/")).name
-        target = _resolve(kind, subfolder, filename)
-        if mask:
-            data = await asyncio.get_running_loop().run_in_executor(None, _merge_mask, data, original_ref)
-        await asyncio.get_running_loop().run_in_executor(None, _check_image, data, filename)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        name = filename if overwrite else _unique_name(target.parent, filename, data, server.config.default_hashing_function)
-        final = _resolve(kind, subfolder, name)
-        await asyncio.get_running_loop().run_in_executor(None, final.write_bytes, data)
-        return web.json_response({"name": name, "subfolder": subfolder, "type": kind})
 
-    @routes.post("/upload/image")
-    async def upload_image(request: web.Request) -> web.Response:
-        return await store_upload(request, mask=False)
+async def _store_upload(request: web.Request, mask: bool) -> web.Response:
+    runtime = runtime_of(request)
+    fields, filename, data, original_ref = await _read_upload(request)
+    kind = fields.get("type", "input") or "input"
+    subfolder = fields.get("subfolder", "")
+    overwrite = fields.get("overwrite", "").lower() in ("true", "1")
+    filename = Path(filename.replace("\\", "/")).name
+    target = _resolve(runtime.paths, kind, subfolder, filename)
+    loop = asyncio.get_running_loop()
+    if mask:
+        data = await loop.run_in_executor(None, _merge_mask, data, original_ref, runtime.paths)
+    await loop.run_in_executor(None, _check_image, data, filename)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    algorithm = runtime.config.default_hashing_function
+    name = filename if overwrite else _unique_name(target.parent, filename, data, algorithm)
+    final = _resolve(runtime.paths, kind, subfolder, name)
+    await loop.run_in_executor(None, final.write_bytes, data)
+    return web.json_response({"name": name, "subfolder": subfolder, "type": kind})
 
-    @routes.post("/upload/mask")
-    async def upload_mask(request: web.Request) -> web.Response:
-        return await store_upload(request, mask=True)
+
+async def upload_image(request: web.Request) -> web.Response:
+    return await _store_upload(request, mask=False)
+
+
+async def upload_mask(request: web.Request) -> web.Response:
+    return await _store_upload(request, mask=True)
+
+
+def register(routes: web.RouteTableDef) -> None:
+    """Add this module's routes to ``routes`` (``create_app`` adds each at /path and /api/path)."""
+    routes.get("/view")(view)
+    routes.post("/upload/image")(upload_image)
+    routes.post("/upload/mask")(upload_mask)
 
 
 def _open_image(data_or_path: bytes | Path, what: str) -> Any:
@@ -191,7 +200,7 @@ def _check_image(data: bytes, filename: str) -> None:
         image.close()
 
 
-def _merge_mask(mask_png: bytes, original_ref: bytes | None) -> bytes:
+def _merge_mask(mask_png: bytes, original_ref: bytes | None, paths: Paths) -> bytes:
     """ComfyUI's mask upload: the mask's alpha becomes the alpha of the referenced image."""
     import io
 
@@ -205,7 +214,7 @@ def _merge_mask(mask_png: bytes, original_ref: bytes | None) -> bytes:
         raise BadRequest("bad original_ref: expected {\"filename\": str, \"subfolder\": str, \"type\": str}")
     if not ref.get("filename"):
         raise BadRequest("bad original_ref: missing 'filename'")
-    source = _resolve(ref.get("type") or "input", ref.get("subfolder", ""), ref["filename"])
+    source = _resolve(paths, ref.get("type") or "input", ref.get("subfolder", ""), ref["filename"])
     if not source.is_file():
         raise BadRequest(f"original image not found: {ref.get('filename')}")
     mask = _open_image(mask_png, "the mask")

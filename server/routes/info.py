@@ -12,11 +12,12 @@ from typing import Any
 from aiohttp import web
 
 from nodes.memory import device_stats
-from nodes.paths import MODEL_FOLDERS, get_paths
+from nodes.paths import MODEL_FOLDERS
+from nodes.registry import NodeRegistry
 
 from ..http import error_response, json_response
+from ..keys import runtime_of, server_of
 from ..object_info import describe, python_module_of
-from ..prompt_server import PromptServer
 
 
 def _version(package: str) -> str | None:
@@ -60,72 +61,84 @@ def _fallback_devices(force_cpu: bool) -> list[dict[str, Any]]:
              "torch_vram_total": total, "torch_vram_free": free}]
 
 
-def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
-    def object_info_of(name: str) -> dict[str, Any]:
-        schema = server.registry[name].schema
-        return describe(schema, python_module_of(schema))
+def _object_info_of(registry: NodeRegistry, name: str) -> dict[str, Any]:
+    schema = registry[name].schema
+    return describe(schema, python_module_of(schema))
 
-    @routes.get("/object_info")
-    async def get_object_info(request: web.Request) -> web.Response:
-        info: dict[str, Any] = {}
-        for name in server.registry:
-            info[name] = object_info_of(name)
-        return json_response(info)
 
-    @routes.get("/object_info/{node_class}")
-    async def get_object_info_node(request: web.Request) -> web.Response:
-        name = request.match_info["node_class"]
-        if name not in server.registry:
-            return json_response({})
-        return json_response({name: object_info_of(name)})
+async def get_object_info(request: web.Request) -> web.Response:
+    registry = runtime_of(request).registry
+    return json_response({name: _object_info_of(registry, name) for name in registry})
 
-    @routes.get("/system_stats")
-    async def get_system_stats(request: web.Request) -> web.Response:
-        total, free = _memory()
-        devices = device_stats()
-        if not devices:
-            devices = await asyncio.get_running_loop().run_in_executor(None, _fallback_devices, server.config.cpu)
-        return json_response(
-            {
-                "system": {
-                    "os": os.name,
-                    "platform": platform.platform(),
-                    "ram_total": total,
-                    "ram_free": free,
-                    "comfyui_version": _version("weft") or "0.1.0",
-                    "weft_version": _version("weft") or "0.1.0",
-                    "python_version": sys.version,
-                    "pytorch_version": _version("torch"),
-                    "embedded_python": False,
-                    "argv": sys.argv,
-                },
-                "devices": devices,
-                "cache": server.executor.cache.stats(),
-            }
-        )
 
-    @routes.get("/embeddings")
-    async def get_embeddings(request: web.Request) -> web.Response:
-        names = get_paths().list_models("embeddings")
-        return json_response([os.path.splitext(n)[0] for n in names])
+async def get_object_info_node(request: web.Request) -> web.Response:
+    registry = runtime_of(request).registry
+    name = request.match_info["node_class"]
+    if name not in registry:
+        return json_response({})
+    return json_response({name: _object_info_of(registry, name)})
 
-    @routes.get("/models")
-    async def get_model_folders(request: web.Request) -> web.Response:
-        return json_response(sorted(MODEL_FOLDERS))
 
-    @routes.get("/models/{folder}")
-    async def get_models(request: web.Request) -> web.Response:
-        folder = request.match_info["folder"]
-        if folder not in MODEL_FOLDERS:
-            return error_response(404, f"unknown model folder {folder!r}; known: {', '.join(sorted(MODEL_FOLDERS))}")
-        return json_response(get_paths().list_models(folder))
+async def get_system_stats(request: web.Request) -> web.Response:
+    server = server_of(request)
+    total, free = _memory()
+    devices = device_stats()
+    if not devices:
+        devices = await asyncio.get_running_loop().run_in_executor(None, _fallback_devices, server.config.cpu)
+    return json_response(
+        {
+            "system": {
+                "os": os.name,
+                "platform": platform.platform(),
+                "ram_total": total,
+                "ram_free": free,
+                "comfyui_version": _version("weft") or "0.1.0",
+                "weft_version": _version("weft") or "0.1.0",
+                "python_version": sys.version,
+                "pytorch_version": _version("torch"),
+                "embedded_python": False,
+                "argv": sys.argv,
+            },
+            "devices": devices,
+            "cache": server.executor.cache.stats(),
+        }
+    )
 
-    @routes.get("/extensions")
-    async def get_extensions(request: web.Request) -> web.Response:
-        report = server.plugin_report
-        urls = list(getattr(report, "extension_urls", []) or []) if report is not None else []
-        return json_response(urls)
 
-    @routes.get("/features")
-    async def get_features(request: web.Request) -> web.Response:
-        return json_response({"supports_preview_metadata": False, "max_upload_size": int(server.config.max_upload_size_mb * 1024 * 1024)})
+async def get_embeddings(request: web.Request) -> web.Response:
+    names = runtime_of(request).paths.list_models("embeddings")
+    return json_response([os.path.splitext(n)[0] for n in names])
+
+
+async def get_model_folders(request: web.Request) -> web.Response:
+    return json_response(sorted(MODEL_FOLDERS))
+
+
+async def get_models(request: web.Request) -> web.Response:
+    folder = request.match_info["folder"]
+    if folder not in MODEL_FOLDERS:
+        return error_response(404, f"unknown model folder {folder!r}; known: {', '.join(sorted(MODEL_FOLDERS))}")
+    return json_response(runtime_of(request).paths.list_models(folder))
+
+
+async def get_extensions(request: web.Request) -> web.Response:
+    report = runtime_of(request).plugin_report
+    urls = list(getattr(report, "extension_urls", []) or []) if report is not None else []
+    return json_response(urls)
+
+
+async def get_features(request: web.Request) -> web.Response:
+    config = runtime_of(request).config
+    return json_response({"supports_preview_metadata": False, "max_upload_size": int(config.max_upload_size_mb * 1024 * 1024)})
+
+
+def register(routes: web.RouteTableDef) -> None:
+    """Add this module's routes to ``routes`` (``create_app`` adds each at /path and /api/path)."""
+    routes.get("/object_info")(get_object_info)
+    routes.get("/object_info/{node_class}")(get_object_info_node)
+    routes.get("/system_stats")(get_system_stats)
+    routes.get("/embeddings")(get_embeddings)
+    routes.get("/models")(get_model_folders)
+    routes.get("/models/{folder}")(get_models)
+    routes.get("/extensions")(get_extensions)
+    routes.get("/features")(get_features)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from ..http import BadRequest, json_response, json_response_offloop, query_int
+from ..keys import server_of
 from ..prompt_server import PromptServer
 from ..queue import QueueItem
 
@@ -105,9 +108,19 @@ def _history_job(prompt_id: str, entry: dict[str, Any], full: bool = False) -> d
     return job
 
 
-def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
-    @routes.get("/jobs")
-    async def get_jobs(request: web.Request) -> web.Response:
+@dataclass(frozen=True)
+class _JobQuery:
+    """The query of GET /jobs, checked."""
+
+    wanted: set[str]
+    sort_by: str
+    descending: bool
+    limit: int | None
+    offset: int
+    workflow_id: str | None
+
+    @classmethod
+    def of(cls, request: web.Request) -> _JobQuery:
         raw_status = request.query.get("status")
         wanted = set(STATUSES)
         if raw_status:
@@ -123,57 +136,74 @@ def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
             raise BadRequest("sort_order must be asc or desc")
         limit = query_int(request, "limit")
         offset = query_int(request, "offset", 0) or 0
-        workflow_id = request.query.get("workflow_id")
+        return cls(wanted, sort_by, sort_order == "desc", limit, offset, request.query.get("workflow_id"))
 
-        def build() -> dict[str, Any]:
-            """The page of jobs; on a worker thread, since it reads every history entry."""
-            jobs: list[dict[str, Any]] = []
-            if "in_progress" in wanted:
-                jobs += [_queue_job(i, "in_progress") for i in server.queue.running()]
-            if "pending" in wanted:
-                jobs += [_queue_job(i, "pending") for i in server.queue.pending()]
-            if wanted & {"completed", "failed"}:
-                for prompt_id, entry in server.history.items().items():
-                    job = _history_job(prompt_id, entry)
-                    if job["status"] in wanted:
-                        jobs.append(job)
-            if workflow_id:
-                jobs = [j for j in jobs if j.get("workflow_id") == workflow_id]
-            if sort_by == "execution_duration":
-                def key(j: dict[str, Any]) -> float:
-                    s, e = j.get("execution_start_time"), j.get("execution_end_time")
-                    return (e - s) if s and e else 0
-            else:
-                def key(j: dict[str, Any]) -> float:
-                    return j.get("create_time") or 0
-            jobs.sort(key=key, reverse=sort_order == "desc")
-            total = len(jobs)
-            page = jobs[offset:]
-            if limit is not None:
-                page = page[:limit]
-            return {
-                "jobs": page,
-                "pagination": {
-                    "offset": offset,
-                    "limit": limit,
-                    "total": total,
-                    "has_more": offset + len(page) < total,
-                },
-            }
 
-        page = await asyncio.get_running_loop().run_in_executor(None, build)
-        return await json_response_offloop(page)
+def _sort_key(sort_by: str) -> Callable[[dict[str, Any]], float]:
+    if sort_by == "execution_duration":
+        def duration(j: dict[str, Any]) -> float:
+            s, e = j.get("execution_start_time"), j.get("execution_end_time")
+            return (e - s) if s and e else 0
+        return duration
 
-    @routes.get("/jobs/{job_id}")
-    async def get_job(request: web.Request) -> web.Response:
-        job_id = request.match_info["job_id"]
-        entry = server.history.get(job_id)
-        if entry is not None:
-            return await json_response_offloop(_history_job(job_id, entry, full=True))
-        for item in server.queue.running():
-            if item.prompt_id == job_id:
-                return json_response(_queue_job(item, "in_progress"))
-        for item in server.queue.pending():
-            if item.prompt_id == job_id:
-                return json_response(_queue_job(item, "pending"))
-        return json_response({"error": {"type": "not_found", "message": f"job {job_id} not found"}}, 404)
+    def created(j: dict[str, Any]) -> float:
+        return j.get("create_time") or 0
+    return created
+
+
+def _page_of_jobs(server: PromptServer, query: _JobQuery) -> dict[str, Any]:
+    """The page of jobs; on a worker thread, since it reads every history entry."""
+    wanted = query.wanted
+    jobs: list[dict[str, Any]] = []
+    if "in_progress" in wanted:
+        jobs += [_queue_job(i, "in_progress") for i in server.queue.running()]
+    if "pending" in wanted:
+        jobs += [_queue_job(i, "pending") for i in server.queue.pending()]
+    if wanted & {"completed", "failed"}:
+        for prompt_id, entry in server.history.items().items():
+            job = _history_job(prompt_id, entry)
+            if job["status"] in wanted:
+                jobs.append(job)
+    if query.workflow_id:
+        jobs = [j for j in jobs if j.get("workflow_id") == query.workflow_id]
+    jobs.sort(key=_sort_key(query.sort_by), reverse=query.descending)
+    total = len(jobs)
+    page = jobs[query.offset:]
+    if query.limit is not None:
+        page = page[:query.limit]
+    return {
+        "jobs": page,
+        "pagination": {
+            "offset": query.offset,
+            "limit": query.limit,
+            "total": total,
+            "has_more": query.offset + len(page) < total,
+        },
+    }
+
+
+async def get_jobs(request: web.Request) -> web.Response:
+    query = _JobQuery.of(request)
+    page = await asyncio.get_running_loop().run_in_executor(None, _page_of_jobs, server_of(request), query)
+    return await json_response_offloop(page)
+
+
+async def get_job(request: web.Request) -> web.Response:
+    server = server_of(request)
+    job_id = request.match_info["job_id"]
+    entry = server.history.get(job_id)
+    if entry is not None:
+        return await json_response_offloop(_history_job(job_id, entry, full=True))
+    for item in server.queue.running():
+        if item.prompt_id == job_id:
+            return json_response(_queue_job(item, "in_progress"))
+    for item in server.queue.pending():
+        if item.prompt_id == job_id:
+            return json_response(_queue_job(item, "pending"))
+    return json_response({"error": {"type": "not_found", "message": f"job {job_id} not found"}}, 404)
+
+
+def register(routes: web.RouteTableDef) -> None:
+    """Add this module's routes to ``routes`` (``create_app`` adds each at /path and /api/path)."""
+    routes.get("/jobs")(get_jobs)
+    routes.get("/jobs/{job_id}")(get_job)

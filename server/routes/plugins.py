@@ -26,6 +26,7 @@ from nodes.paths import UnsafePathError, safe_join
 from nodes.plugins.report import PluginReport
 
 from ..http import BadRequest, read_json
+from ..keys import runtime_of
 
 WEB = Path(__file__).resolve().parents[2] / "nodes" / "plugins" / "web"
 #: URL -> file of the browser half of the plugin system (see docs/plugins.md)
@@ -45,10 +46,6 @@ _CONTENT_TYPES = {
     ".png": "image/png",
     ".woff2": "font/woff2",
 }
-
-REPORT_KEY = web.AppKey("weft.plugins.report", PluginReport)
-REGISTRY_KEY = web.AppKey("weft.plugins.registry", Mapping)
-
 
 def missing_nodes(workflow: Any, registry: Mapping[str, Any]) -> dict[str, Any]:
     """Node types of ``workflow`` that ``registry`` lacks, grouped, with the packs they need.
@@ -106,66 +103,62 @@ def missing_nodes(workflow: Any, registry: Mapping[str, Any]) -> dict[str, Any]:
     return {"missing": missing, "packs": list(packs.values())}
 
 
-def setup(app: web.Application, report: PluginReport | None = None, registry: Mapping[str, Any] | None = None) -> None:
-    """Add the plugin routes to ``app``; call once, after :func:`nodes.plugins.load_plugins`.
+def _report(request: web.Request) -> PluginReport:
+    """The app's plugin report; an empty one for a server started without plugins."""
+    report = runtime_of(request).plugin_report
+    return report if isinstance(report, PluginReport) else PluginReport()
 
-    Without arguments the report and the registry come from the app's ``PromptServer``
-    (``server.plugin_report``, ``server.registry``), which is how ``server.app`` calls it.
-    A server started without plugins publishes an empty report.
-    """
-    if report is None or registry is None:
-        from server.app import PROMPT_SERVER_KEY
 
-        server = app[PROMPT_SERVER_KEY]
-        report = report if report is not None else server.plugin_report
-        registry = registry if registry is not None else server.registry
-    app[REPORT_KEY] = report if isinstance(report, PluginReport) else PluginReport()
-    app[REGISTRY_KEY] = registry
+async def get_report(request: web.Request) -> web.Response:
+    return web.json_response(_report(request).to_json())
+
+
+async def get_extension_file(request: web.Request) -> web.StreamResponse:
+    pack = request.match_info["pack"]
+    folder = _report(request).web_directories().get(pack)
+    if folder is None:
+        raise web.HTTPNotFound(text=f"no loaded custom node pack {pack!r} serves web files")
+    try:
+        path = safe_join(folder, request.match_info["path"])
+    except UnsafePathError as exc:
+        raise web.HTTPForbidden(text=str(exc)) from exc
+    if not path.is_file():
+        raise web.HTTPNotFound(text=f"{request.match_info['path']} is not in {pack}'s WEB_DIRECTORY")
+    headers = {"Cache-Control": "no-cache"}
+    content_type = _CONTENT_TYPES.get(path.suffix.lower())
+    if content_type:
+        headers["Content-Type"] = content_type
+    return web.FileResponse(path, headers=headers)
+
+
+async def get_script(request: web.Request) -> web.StreamResponse:
+    """One of :data:`SCRIPTS`, by the URL it was asked for."""
+    path = SCRIPTS[request.match_info.route.resource.canonical]
+    return web.FileResponse(path, headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"})
+
+
+async def post_missing(request: web.Request) -> web.Response:
+    body = await read_json(request)  # strict and bounded, a 400 naming the problem
+    workflow = body.get("workflow", body) if isinstance(body, Mapping) else body
+    try:
+        result = missing_nodes(workflow, runtime_of(request).registry)
+    except ValueError as exc:
+        raise BadRequest(f"malformed workflow: {exc}") from exc
+    report = _report(request)
+    for pack in result["packs"]:
+        known = report.pack(pack["name"])
+        pack["installed_status"] = known.status if known else None
+    return web.json_response(result)
+
+
+def register(app: web.Application) -> None:
+    """Add the plugin routes to ``app``. They read the report and the registry from the app's
+    runtime (:data:`server.keys.RUNTIME_KEY`), so call it on an app ``create_app`` builds."""
     routes = web.RouteTableDef()
-
-    async def get_report(request: web.Request) -> web.Response:
-        return web.json_response(request.app[REPORT_KEY].to_json())
-
-    async def get_extension_file(request: web.Request) -> web.StreamResponse:
-        pack = request.match_info["pack"]
-        folder = request.app[REPORT_KEY].web_directories().get(pack)
-        if folder is None:
-            raise web.HTTPNotFound(text=f"no loaded custom node pack {pack!r} serves web files")
-        try:
-            path = safe_join(folder, request.match_info["path"])
-        except UnsafePathError as exc:
-            raise web.HTTPForbidden(text=str(exc)) from exc
-        if not path.is_file():
-            raise web.HTTPNotFound(text=f"{request.match_info['path']} is not in {pack}'s WEB_DIRECTORY")
-        headers = {"Cache-Control": "no-cache"}
-        content_type = _CONTENT_TYPES.get(path.suffix.lower())
-        if content_type:
-            headers["Content-Type"] = content_type
-        return web.FileResponse(path, headers=headers)
-
-    def script(path: Path) -> Any:
-        async def get_script(request: web.Request) -> web.StreamResponse:
-            return web.FileResponse(path, headers={"Content-Type": "text/javascript", "Cache-Control": "no-cache"})
-
-        return get_script
-
-    async def post_missing(request: web.Request) -> web.Response:
-        body = await read_json(request)  # strict and bounded, a 400 naming the problem
-        workflow = body.get("workflow", body) if isinstance(body, Mapping) else body
-        try:
-            result = missing_nodes(workflow, request.app[REGISTRY_KEY])
-        except ValueError as exc:
-            raise BadRequest(f"malformed workflow: {exc}") from exc
-        report = request.app[REPORT_KEY]
-        for pack in result["packs"]:
-            known = report.pack(pack["name"])
-            pack["installed_status"] = known.status if known else None
-        return web.json_response(result)
-
     for prefix in ("", "/api"):
         routes.get(prefix + "/extensions/{pack}/{path:.+}")(get_extension_file)
     routes.get("/api/plugins")(get_report)
     routes.post("/api/plugins/missing")(post_missing)
-    for url, path in SCRIPTS.items():
-        routes.get(url)(script(path))
+    for url in SCRIPTS:
+        routes.get(url)(get_script)
     app.router.add_routes(routes)

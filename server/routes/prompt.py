@@ -12,9 +12,11 @@ from typing import Any
 from aiohttp import web
 
 from engine import normalise_prompt, validate_prompt_async
+from engine.validation import ValidationResult
 
 from ..console import validation_lines
 from ..http import BadRequest, json_response, json_response_offloop, query_int, read_json_object
+from ..keys import server_of
 from ..prompt_server import PromptServer
 from ..queue import QueueItem
 
@@ -79,126 +81,154 @@ def _prompt_id_in_use(prompt_id: str) -> web.Response:
                                     "extra_info": {"prompt_id": prompt_id}}, "node_errors": {}}, 400)
 
 
-def setup(routes: web.RouteTableDef, server: PromptServer) -> None:
-    @routes.get("/prompt")
-    async def get_prompt(request: web.Request) -> web.Response:
-        return json_response(server.queue_info())
-
-    @routes.post("/prompt")
-    async def post_prompt(request: web.Request) -> web.Response:
-        data = await read_json_object(request)
-        for handler in server.on_prompt_handlers:
-            try:
-                data = handler(data) or data
-            except Exception:
-                log.exception("an on_prompt handler failed; ignoring it")
-        if "prompt" not in data:
-            raise BadRequest("missing 'prompt': expected {\"prompt\": {...}, \"client_id\": ...}")
+def _on_prompt(server: PromptServer, data: dict[str, Any]) -> dict[str, Any]:
+    """The body after the packs' ``on_prompt`` hooks (one that fails is skipped)."""
+    for handler in server.on_prompt_handlers:
         try:
-            raw_prompt = data["prompt"]
-            if isinstance(raw_prompt, dict) and len(raw_prompt) > OFFLOAD_NODES:  # seconds of Python for 100k nodes
-                prompt = await asyncio.get_running_loop().run_in_executor(None, normalise_prompt, raw_prompt)
-            else:
-                prompt = normalise_prompt(raw_prompt)
-        except ValueError as exc:
-            log.warning("invalid prompt: %s", exc)
-            return json_response(
-                {"error": {"type": "invalid_prompt", "message": f"Invalid prompt: {exc}", "details": str(exc), "extra_info": {}}, "node_errors": {}},
-                400,
-            )
-        client_id, extra_data, targets, prompt_id, number = _checked_fields(data)
-        front = bool(data.get("front"))
-        if _prompt_id_taken(server, prompt_id):  # early, before validation; checked again below
-            return _prompt_id_in_use(prompt_id)
+            data = handler(data) or data
+        except Exception:
+            log.exception("an on_prompt handler failed; ignoring it")
+    return data
 
-        # awaits async VALIDATE_INPUTS; a large prompt is checked off the event loop
-        result = await validate_prompt_async(prompt, server.registry, targets, memory_budget=server.config.node_memory_budget)
-        if not result.ok:
-            for line in validation_lines(result.error, result.node_errors):
-                log.warning("%s", line)
-            return json_response({"error": result.error, "node_errors": result.node_errors}, 400)
-        if result.node_errors:  # ComfyUI: the valid outputs run, the others are named and ignored
-            for line in validation_lines(None, result.node_errors):
-                log.warning("%s", line)
-            log.warning("outputs %s will be ignored", sorted({o for e in result.node_errors.values()
-                                                               for o in e["dependent_outputs"]}))
-        if _prompt_id_taken(server, prompt_id):  # a concurrent request took it while this one validated
-            return _prompt_id_in_use(prompt_id)
-        if number is None:
-            number = server.queue.next_number(front)
-        extra_data = dict(extra_data)
-        extra_data.setdefault("client_id", client_id)
-        # the server's clock, always (as ComfyUI): a client's "yesterday" broke /api/jobs' sort for everyone
-        extra_data["create_time"] = int(time.time() * 1000)
-        server.queue.put(
-            QueueItem(number, prompt_id, result.prompt, extra_data, result.outputs, client_id, order=result.order)
-        )
-        server.broadcast_status()
-        return json_response({"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors})
 
-    @routes.get("/queue")
-    async def get_queue(request: web.Request) -> web.Response:
-        # serialised off the loop: pending prompts can be many megabytes
-        return await json_response_offloop(
-            {
-                "queue_running": [i.as_comfy() for i in server.queue.running()],
-                "queue_pending": [i.as_comfy() for i in server.queue.pending()],
-            }
+async def _normalised(raw_prompt: Any) -> dict[str, Any] | web.Response:
+    """The prompt in engine form, or the 400 naming what is wrong with it."""
+    try:
+        if isinstance(raw_prompt, dict) and len(raw_prompt) > OFFLOAD_NODES:  # seconds of Python for 100k nodes
+            return await asyncio.get_running_loop().run_in_executor(None, normalise_prompt, raw_prompt)
+        return normalise_prompt(raw_prompt)
+    except ValueError as exc:
+        log.warning("invalid prompt: %s", exc)
+        return json_response(
+            {"error": {"type": "invalid_prompt", "message": f"Invalid prompt: {exc}", "details": str(exc), "extra_info": {}}, "node_errors": {}},
+            400,
         )
 
-    @routes.post("/queue")
-    async def post_queue(request: web.Request) -> web.Response:
-        data = await read_json_object(request)
-        if data.get("clear"):
-            server.queue.clear()
-        if "delete" in data:
-            ids = _string_list(data, "delete")
-            server.queue.delete(ids)
-            for prompt_id in ids:  # ComfyUI: deleting the running prompt interrupts it
-                server.worker.interrupt_current(prompt_id)
-        server.broadcast_status()
-        return web.Response(status=200)
 
-    @routes.get("/history")
-    async def get_history(request: web.Request) -> web.Response:
-        max_items = query_int(request, "max_items")
-        offset = query_int(request, "offset", 0) or 0
-        # serialised off the loop, a history entry at a time: big entries stalled every client
-        return await json_response_offloop(server.history.items(max_items, offset))
+def _log_validation(result: ValidationResult) -> None:
+    if not result.ok:
+        for line in validation_lines(result.error, result.node_errors):
+            log.warning("%s", line)
+    elif result.node_errors:  # ComfyUI: the valid outputs run, the others are named and ignored
+        for line in validation_lines(None, result.node_errors):
+            log.warning("%s", line)
+        log.warning("outputs %s will be ignored", sorted({o for e in result.node_errors.values()
+                                                           for o in e["dependent_outputs"]}))
 
-    @routes.get("/history/{prompt_id}")
-    async def get_history_item(request: web.Request) -> web.Response:
-        prompt_id = request.match_info["prompt_id"]
-        entry = server.history.get(prompt_id)
-        return await json_response_offloop({prompt_id: entry} if entry is not None else {})
 
-    @routes.post("/history")
-    async def post_history(request: web.Request) -> web.Response:
-        data = await read_json_object(request)
-        if data.get("clear"):
-            server.history.clear()
-        if "delete" in data:
-            server.history.delete(_string_list(data, "delete"))
-        return web.Response(status=200)
+async def get_prompt(request: web.Request) -> web.Response:
+    return json_response(server_of(request).queue_info())
 
-    @routes.post("/interrupt")
-    async def post_interrupt(request: web.Request) -> web.Response:
-        data = await read_json_object(request, allow_empty=True)
-        prompt_id = data.get("prompt_id")
-        if prompt_id is not None and not isinstance(prompt_id, str):
-            raise BadRequest("'prompt_id' must be a string")
-        server.worker.interrupt_current(prompt_id)
-        return web.Response(status=200)
 
-    @routes.post("/free")
-    async def post_free(request: web.Request) -> web.Response:
-        data = await read_json_object(request, allow_empty=True)
-        unload = bool(data.get("unload_models", False))
-        free_memory = bool(data.get("free_memory", False))
-        if free_memory:
-            server.executor.cache.clear()
-        if unload or free_memory:
-            from nodes.memory import free_models
+async def post_prompt(request: web.Request) -> web.Response:
+    server = server_of(request)
+    data = _on_prompt(server, await read_json_object(request))
+    if "prompt" not in data:
+        raise BadRequest("missing 'prompt': expected {\"prompt\": {...}, \"client_id\": ...}")
+    prompt = await _normalised(data["prompt"])
+    if isinstance(prompt, web.Response):
+        return prompt
+    client_id, extra_data, targets, prompt_id, number = _checked_fields(data)
+    front = bool(data.get("front"))
+    if _prompt_id_taken(server, prompt_id):  # early, before validation; checked again below
+        return _prompt_id_in_use(prompt_id)
 
-            await asyncio.get_running_loop().run_in_executor(None, free_models, unload)
-        return web.Response(status=200)
+    # awaits async VALIDATE_INPUTS; a large prompt is checked off the event loop
+    result = await validate_prompt_async(prompt, server.registry, targets, memory_budget=server.config.node_memory_budget)
+    _log_validation(result)
+    if not result.ok:
+        return json_response({"error": result.error, "node_errors": result.node_errors}, 400)
+    if _prompt_id_taken(server, prompt_id):  # a concurrent request took it while this one validated
+        return _prompt_id_in_use(prompt_id)
+    if number is None:
+        number = server.queue.next_number(front)
+    extra_data = dict(extra_data)
+    extra_data.setdefault("client_id", client_id)
+    # the server's clock, always (as ComfyUI): a client's "yesterday" broke /api/jobs' sort for everyone
+    extra_data["create_time"] = int(time.time() * 1000)
+    server.queue.put(
+        QueueItem(number, prompt_id, result.prompt, extra_data, result.outputs, client_id, order=result.order)
+    )
+    server.broadcast_status()
+    return json_response({"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors})
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    queue = server_of(request).queue
+    # serialised off the loop: pending prompts can be many megabytes
+    return await json_response_offloop(
+        {
+            "queue_running": [i.as_comfy() for i in queue.running()],
+            "queue_pending": [i.as_comfy() for i in queue.pending()],
+        }
+    )
+
+
+async def post_queue(request: web.Request) -> web.Response:
+    server = server_of(request)
+    data = await read_json_object(request)
+    if data.get("clear"):
+        server.queue.clear()
+    if "delete" in data:
+        ids = _string_list(data, "delete")
+        server.queue.delete(ids)
+        for prompt_id in ids:  # ComfyUI: deleting the running prompt interrupts it
+            server.worker.interrupt_current(prompt_id)
+    server.broadcast_status()
+    return web.Response(status=200)
+
+
+async def get_history(request: web.Request) -> web.Response:
+    max_items = query_int(request, "max_items")
+    offset = query_int(request, "offset", 0) or 0
+    # serialised off the loop, a history entry at a time: big entries stalled every client
+    return await json_response_offloop(server_of(request).history.items(max_items, offset))
+
+
+async def get_history_item(request: web.Request) -> web.Response:
+    prompt_id = request.match_info["prompt_id"]
+    entry = server_of(request).history.get(prompt_id)
+    return await json_response_offloop({prompt_id: entry} if entry is not None else {})
+
+
+async def post_history(request: web.Request) -> web.Response:
+    history = server_of(request).history
+    data = await read_json_object(request)
+    if data.get("clear"):
+        history.clear()
+    if "delete" in data:
+        history.delete(_string_list(data, "delete"))
+    return web.Response(status=200)
+
+
+async def post_interrupt(request: web.Request) -> web.Response:
+    data = await read_json_object(request, allow_empty=True)
+    prompt_id = data.get("prompt_id")
+    if prompt_id is not None and not isinstance(prompt_id, str):
+        raise BadRequest("'prompt_id' must be a string")
+    server_of(request).worker.interrupt_current(prompt_id)
+    return web.Response(status=200)
+
+
+async def post_free(request: web.Request) -> web.Response:
+    """Clear the output cache and free models: at once when no prompt runs, else when it ends
+    (the worker owns both while a prompt runs; see :meth:`server.worker.Worker.request_free`)."""
+    data = await read_json_object(request, allow_empty=True)
+    unload = bool(data.get("unload_models", False))
+    free_memory = bool(data.get("free_memory", False))
+    worker = server_of(request).worker
+    await asyncio.get_running_loop().run_in_executor(None, worker.request_free, unload, free_memory)
+    return web.Response(status=200)
+
+
+def register(routes: web.RouteTableDef) -> None:
+    """Add this module's routes to ``routes`` (``create_app`` adds each at /path and /api/path)."""
+    routes.get("/prompt")(get_prompt)
+    routes.post("/prompt")(post_prompt)
+    routes.get("/queue")(get_queue)
+    routes.post("/queue")(post_queue)
+    routes.get("/history")(get_history)
+    routes.get("/history/{prompt_id}")(get_history_item)
+    routes.post("/history")(post_history)
+    routes.post("/interrupt")(post_interrupt)
+    routes.post("/free")(post_free)

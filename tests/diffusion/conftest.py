@@ -53,11 +53,8 @@ def configured_paths(models: Path, base: Path) -> Iterator[Any]:
     """``nodes.paths`` pointed at ``models`` while the block runs, then put back as it was."""
     import nodes.paths as paths_module
 
-    previous = paths_module._paths
-    try:
-        yield paths_module.configure(base, models_dir=models, create=False)
-    finally:
-        paths_module._paths = previous
+    with paths_module.using(paths_module.Paths.at(base, models_dir=models, create=False)) as paths:
+        yield paths
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +67,7 @@ def use_tiny_paths(tiny_models: Path, tiny_home: Path) -> Any:
 def tiny_paths(tiny_models: Path, tiny_home: Path) -> Iterator[Any]:
     """``nodes.paths`` configured with the tiny models as its models root, for one test.
 
-    Per test (not per session) because other tests, a started server for one, configure the
-    process-wide paths too.
+    Per test (not per session) because other tests configure the process-wide paths too.
     """
     with configured_paths(tiny_models, tiny_home) as paths:
         yield paths
@@ -88,13 +84,10 @@ def manager():
 @pytest.fixture(scope="module")
 def server(tiny_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The real server on a free port, its models/ being the tiny models; one per test module."""
-    import nodes.paths as paths_module
     from tests.support.server import start_server
 
-    previous = paths_module._paths
     base = tmp_path_factory.mktemp("http-home")
     (base / "models").symlink_to(tiny_models, target_is_directory=True)
     live = start_server(base)
     yield live
     live.stop()
-    paths_module._paths = previous

@@ -19,10 +19,8 @@ from nodes.registry import builtin_registry
 
 @pytest.fixture
 def home(tmp_path):
-    previous = paths_module._paths
-    paths = paths_module.configure(tmp_path, create=True)
-    yield paths
-    paths_module._paths = previous
+    with paths_module.using(paths_module.Paths.at(tmp_path)) as paths:
+        yield paths
 
 
 def _write_rgba(path, size=(20, 12), alpha=128):

@@ -21,10 +21,8 @@ from nodes.diffusion import image as im
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Any]:
-    previous = paths_module._paths
-    paths = paths_module.configure(tmp_path, create=True)
-    yield paths
-    paths_module._paths = previous
+    with paths_module.using(paths_module.Paths.at(tmp_path)) as paths:
+        yield paths
 
 
 def comfyui_bytes(image: torch.Tensor) -> np.ndarray:

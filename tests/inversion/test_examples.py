@@ -40,13 +40,9 @@ def uploaded(tmp_path: Path) -> Iterator[Path]:
     """A Weft home whose input/ holds the example picture, as after uploading it."""
     import nodes.paths as paths_module
 
-    previous = paths_module._paths
-    paths_module.configure(tmp_path)
-    shutil.copy(EXAMPLES / "shapes_red_circle.png", tmp_path / "input" / "shapes_red_circle.png")
-    try:
+    with paths_module.using(paths_module.Paths.at(tmp_path)):
+        shutil.copy(EXAMPLES / "shapes_red_circle.png", tmp_path / "input" / "shapes_red_circle.png")
         yield tmp_path
-    finally:
-        paths_module._paths = previous
 
 
 def _api(name: str) -> dict[str, Any]:

@@ -40,11 +40,8 @@ def weft_home(tmp_path: Path) -> Iterator[Any]:
     """``nodes.paths`` on a fresh base folder (input/, output/, temp/) with no models, for one test."""
     import nodes.paths as paths_module
 
-    previous = paths_module._paths
-    try:
-        yield paths_module.configure(tmp_path, builtin_models=None)
-    finally:
-        paths_module._paths = previous
+    with paths_module.using(paths_module.Paths.at(tmp_path, builtin_models=None)) as paths:
+        yield paths
 
 
 @pytest.fixture
@@ -52,8 +49,5 @@ def model_home(tmp_path: Path, tiny_models: Path) -> Iterator[Any]:
     """Like ``weft_home``, with the tiny models as the models folder."""
     import nodes.paths as paths_module
 
-    previous = paths_module._paths
-    try:
-        yield paths_module.configure(tmp_path, models_dir=tiny_models, builtin_models=None)
-    finally:
-        paths_module._paths = previous
+    with paths_module.using(paths_module.Paths.at(tmp_path, models_dir=tiny_models, builtin_models=None)) as paths:
+        yield paths

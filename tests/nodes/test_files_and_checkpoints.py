@@ -83,7 +83,7 @@ def test_checkpoint_loader_applies_the_config(model_home, tmp_path: Path) -> Non
     configs.mkdir()
     (configs / "mine.yaml").write_text("model:\n  params:\n    parameterization: v\n    cond_stage_config:\n"
                                        "      params:\n        layer_idx: -3\n")
-    paths_module._paths.extra_model_dirs["configs"] = [configs]
+    paths_module.get_paths().extra_model_dirs["configs"] = [configs]
     assert checkpoints.config_names()[0] == "mine.yaml"
     model, clip, _ = checkpoints.CheckpointLoader().run("mine.yaml", "tiny-sd1.safetensors")
     assert model.prediction_type == "v_prediction" and clip.clip_skip == -3

@@ -16,11 +16,9 @@ PACKS = Path(__file__).parent / "packs"
 
 @pytest.fixture
 def weft_paths(tmp_path: Path) -> Iterator[paths.Paths]:
-    """Weft's input/output/models folders in a temporary directory, restored afterwards."""
-    previous = paths._paths
-    configured = paths.configure(tmp_path / "home")
-    yield configured
-    paths._paths = previous
+    """Weft's input/output/models folders in a temporary directory, for this test alone."""
+    with paths.using(paths.Paths.at(tmp_path / "home")) as configured:
+        yield configured
 
 
 @pytest.fixture

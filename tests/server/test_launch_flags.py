@@ -150,15 +150,13 @@ def registry() -> NodeRegistry:
 
 @pytest.fixture(autouse=True)
 def restore_process_state() -> Iterator[None]:
-    """Servers started here configure process-wide things (paths, model manager, launch options,
-    torch's determinism): put them back so later tests see the defaults."""
+    """Servers started here set the process's model manager and torch's determinism (their paths
+    and launch options leave with them): put them back so later tests see the defaults."""
     from nodes.diffusion.model_manager import configure as configure_manager
 
-    previous_paths = paths_module._paths
     previous_options = launch_options.get_options()
     yield
-    paths_module._paths = previous_paths
-    launch_options.configure(previous_options)
+    assert launch_options.get_options() is previous_options  # a stopped server took its options along
     configure_manager(**model_settings(ServerConfig()))
     import sys
 
@@ -492,7 +490,8 @@ def test_user_directory(tmp_path: Path, registry: NodeRegistry) -> None:
     users.mkdir()
     live, _, _ = launch(["--user-directory", str(users)], tmp_path, registry)
     try:
-        assert paths_module.get_paths().user == users.resolve()
+        assert live.runtime.paths.user == users.resolve()
+        assert paths_module.get_paths().user == users.resolve()  # the running server's, for node code
         assert not (tmp_path / "user").exists()  # the base directory's user/ is not used
     finally:
         live.stop()

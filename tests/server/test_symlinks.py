@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,13 +17,6 @@ from nodes.paths import BUILTIN_MODELS, UnsafePathError
 from tests.support.server import LiveServer, start_server
 
 SHAPES = BUILTIN_MODELS / "checkpoints" / "weft-shapes.safetensors"
-
-
-@pytest.fixture
-def restore_paths() -> Iterator[None]:
-    previous = paths_module._paths
-    yield
-    paths_module._paths = previous
 
 
 def _shared_models(tmp_path: Path) -> tuple[Path, Path]:
@@ -44,9 +36,9 @@ def _shared_models(tmp_path: Path) -> tuple[Path, Path]:
     return base, shared
 
 
-def test_model_folders_list_and_resolve_symlinked_files(tmp_path: Path, restore_paths: None) -> None:
+def test_model_folders_list_and_resolve_symlinked_files(tmp_path: Path) -> None:
     base, shared = _shared_models(tmp_path)
-    paths = paths_module.configure(base, builtin_models=None)
+    paths = paths_module.Paths.at(base, builtin_models=None)
     assert paths.list_models("checkpoints") == ["linked-shapes.safetensors", "sdxl/big.safetensors"]
     assert paths.model_path("checkpoints", "linked-shapes.safetensors").resolve() == SHAPES.resolve()
     assert paths.model_path("checkpoints", "sdxl/big.safetensors").read_bytes() == b"weights"
@@ -58,40 +50,32 @@ def test_model_folders_list_and_resolve_symlinked_files(tmp_path: Path, restore_
             paths.model_path("loras", name)
 
 
-def test_comfyui_folder_paths_follow_model_symlinks_too(tmp_path: Path, restore_paths: None) -> None:
+def test_comfyui_folder_paths_follow_model_symlinks_too(tmp_path: Path) -> None:
     from nodes.plugins.loader import install_compat
 
     install_compat()
     import folder_paths
 
-    # folder_paths keeps folders it has seen (packs add theirs): leave it as it was found
-    saved = {name: (list(dirs), set(exts)) for name, (dirs, exts) in folder_paths.folder_names_and_paths.items()}
     base, shared = _shared_models(tmp_path)
-    paths_module.configure(base, builtin_models=None)
-    try:
+    with paths_module.using(paths_module.Paths.at(base, builtin_models=None)):  # folder_paths' view goes with them
         found = folder_paths.get_full_path("loras", "style.safetensors")
         assert Path(found).resolve() == shared / "loras" / "style.safetensors"
         assert folder_paths.get_full_path("loras", "../loras/style.safetensors") is None
-    finally:
-        folder_paths.folder_names_and_paths.clear()
-        folder_paths.folder_names_and_paths.update(saved)
-        folder_paths._synced_for.clear()
-        folder_paths._filename_list_cache.clear()
 
 
-def test_a_symlinked_checkpoint_loads(tmp_path: Path, restore_paths: None) -> None:
+def test_a_symlinked_checkpoint_loads(tmp_path: Path) -> None:
     from nodes.diffusion.loaders import CheckpointLoaderSimple
     from nodes.diffusion.model_manager import reset_manager
 
     base, _ = _shared_models(tmp_path)
-    paths_module.configure(base)
-    reset_manager(collect=False)
-    model, clip, vae = CheckpointLoaderSimple().run("linked-shapes.safetensors")
-    assert vae.handle.load() is not None and model.unet.load() is not None
-    reset_manager(collect=False)
+    with paths_module.using(paths_module.Paths.at(base)):
+        reset_manager(collect=False)
+        model, clip, vae = CheckpointLoaderSimple().run("linked-shapes.safetensors")
+        assert vae.handle.load() is not None and model.unet.load() is not None
+        reset_manager(collect=False)
 
 
-def test_the_server_lists_and_runs_a_symlinked_checkpoint(tmp_path: Path, restore_paths: None) -> None:
+def test_the_server_lists_and_runs_a_symlinked_checkpoint(tmp_path: Path) -> None:
     base, _ = _shared_models(tmp_path)
     live = start_server(base)
     try:

@@ -109,11 +109,8 @@ def builtin_paths(tmp_path: Path) -> Iterator[Any]:
     """``nodes.paths`` on a fresh base directory (the built-in models listed), then put back."""
     import nodes.paths as paths_module
 
-    previous = paths_module._paths
-    try:
-        yield paths_module.configure(tmp_path)
-    finally:
-        paths_module._paths = previous
+    with paths_module.using(paths_module.Paths.at(tmp_path)) as paths:
+        yield paths
 
 
 def test_the_example_workflow_runs_and_matches_its_canvas_document(builtin_paths: Any) -> None:

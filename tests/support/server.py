@@ -25,6 +25,7 @@ class LiveServer:
     def __init__(self, embedded: EmbeddedServer, base_dir: Path) -> None:
         self.embedded = embedded
         self.url, self.port, self.server = embedded.url, embedded.port, embedded.server
+        self.runtime = embedded.server.runtime
         self.ws_url = embedded.ws_url
         self.base_dir = base_dir
 
@@ -86,11 +87,6 @@ def serve(base_dir: Path, registry: NodeRegistry | None = None, **config: Any) -
 
 
 def serve_restoring_paths(base_dir: Path, **config: Any) -> Iterator[LiveServer]:
-    """``serve`` for module-scoped fixtures: the process-wide paths are put back afterwards."""
-    import nodes.paths as paths_module
-
-    previous = paths_module._paths
-    try:
-        yield from serve(base_dir, **config)
-    finally:
-        paths_module._paths = previous
+    """``serve`` for module-scoped fixtures. A server keeps its paths in its own runtime and
+    removes it from the process when it stops, so nothing else needs putting back."""
+    yield from serve(base_dir, **config)

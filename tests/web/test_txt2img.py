@@ -14,11 +14,9 @@ from tests.web.helpers import set_text_widget, state, wait_output
 
 @pytest.fixture(scope="module")
 def diffusion_server(tmp_path_factory):
-    import nodes.paths as paths_module
     import weft_tools.tiny_models as tiny
     from tests.support.server import start_server
 
-    previous = paths_module._paths
     prebuilt = os.environ.get("WEFT_TINY_MODELS")
     if prebuilt and (Path(prebuilt) / "checkpoints").is_dir():
         models = Path(prebuilt)
@@ -32,7 +30,6 @@ def diffusion_server(tmp_path_factory):
         yield live
     finally:
         live.stop()
-        paths_module._paths = previous
 
 
 def test_default_txt2img_workflow_runs(browser, diffusion_server, screenshots):

@@ -6,7 +6,8 @@ channels, a UNet2DConditionModel with cross-attention, a CLIP text encoder over 
 checkpoint and ComfyUI's latent conventions hold (``EmptyLatentImage`` 64x64 -> 8x8 latents,
 scaling factor 0.18215). Only the widths are small:
 
-* VAE: channels (32, 32, 64, 64), one ResNet block per level; 64x64x3 <-> 8x8x4.
+* VAE: channels (32, 32, 64, 64) in the shipped file (the training plan's ``vae_channels``),
+  one ResNet block per level; 64x64x3 <-> 8x8x4.
 * UNet: two levels (64, 128) at 8x8 and 4x4, one ResNet block each (half the cost of two, so
   twice the training steps in the same CPU time), cross-attention at both and in the middle block.
   Attention at the latent's full resolution is what lets the text decide *where* a shape goes.
@@ -54,10 +55,13 @@ CONTROLNET_HINT_CHANNELS = (16, 32, 32, 64)
 SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear"}
 
 
-def make_vae() -> Any:
+def make_vae(channels: tuple[int, ...] | None = None) -> Any:
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(**VAE_CONFIG)
+    config = dict(VAE_CONFIG)
+    if channels is not None:
+        config["block_out_channels"] = list(channels)
+    return AutoencoderKL(**config)
 
 
 def make_unet() -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 Prompt = dict[str, dict[str, Any]]
@@ -16,13 +15,6 @@ def is_link(value: Any) -> bool:
         and type(value[0]) is str
         and type(value[1]) is int
     )
-
-
-def links_of(node: Mapping[str, Any]) -> Iterator[tuple[str, str, int]]:
-    """Yield ``(input_name, source_id, output_index)`` for every linked input of a node."""
-    for name, value in node.get("inputs", {}).items():
-        if is_link(value):
-            yield name, value[0], value[1]
 
 
 #: deepest nesting of one input value (a list of dicts of lists...); widget values are scalars,
@@ -72,18 +64,29 @@ def normalise_prompt(raw: Any) -> Prompt:
             raise ValueError(f"node {node_id!r}: 'inputs' must be an object")
         fixed: dict[str, Any] = {}
         for name, value in inputs.items():
-            if isinstance(value, (dict, list)) and value_depth(value) > MAX_INPUT_DEPTH:
-                raise ValueError(f"node {node_id!r}: input {name!r} is nested more than {MAX_INPUT_DEPTH} "
-                                 "levels deep; input values are numbers, strings, links or small lists")
-            if (
-                isinstance(value, list)
-                and len(value) == 2
-                and isinstance(value[0], int)
-                and not isinstance(value[0], bool)
-                and isinstance(value[1], int)
-                and not isinstance(value[1], bool)
-            ):
-                value = [str(value[0]), value[1]]
-            fixed[name] = value
+            fixed[name] = _input_value(node_id, name, value)
         prompt[str(node_id)] = {**node, "inputs": fixed}
     return prompt
+
+
+def _input_value(node_id: Any, name: str, value: Any) -> Any:
+    """One input value as the engine takes it: a numeric link id as a string, depth checked."""
+    if type(value) is list and len(value) == 2 and type(value[1]) is int:
+        first = type(value[0])
+        if first is str:  # a link, the common case: nothing to walk
+            return value
+        if first is int:
+            return [str(value[0]), value[1]]
+    if isinstance(value, (dict, list)) and value_depth(value) > MAX_INPUT_DEPTH:
+        raise ValueError(f"node {node_id!r}: input {name!r} is nested more than {MAX_INPUT_DEPTH} "
+                         "levels deep; input values are numbers, strings, links or small lists")
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], int)
+        and not isinstance(value[0], bool)
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+    ):
+        return [str(value[0]), value[1]]
+    return value

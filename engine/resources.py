@@ -96,29 +96,38 @@ def estimate_prompt(
         return {}
     known: dict[str, tuple[Any, ...]] = {}
     errors: dict[str, dict[str, Any]] = {}
+    estimators: dict[Any, Any] = {}  # per class: a registry may be a slow Mapping
     for node_id in order:
         node = prompt.get(node_id)
         if node is None:
             continue
-        definition = registry.get(node.get("class_type"))
-        estimate_fn = getattr(definition, "estimate", None)
+        class_type = node.get("class_type")
+        try:
+            estimate_fn = estimators[class_type]
+        except KeyError:
+            estimate_fn = estimators[class_type] = getattr(registry.get(class_type), "estimate", None)
         if estimate_fn is None:
             continue
-        inputs: dict[str, Any] = {}
-        for name, value in node.get("inputs", {}).items():
-            if is_link(value):
-                outputs = known.get(value[0], ())
-                inputs[name] = outputs[value[1]] if 0 <= value[1] < len(outputs) else None
-            else:
-                inputs[name] = value
         try:
-            estimate = estimate_fn(inputs)
+            estimate = estimate_fn(_estimate_inputs(node, known))
         except Exception:  # an estimator's bug must not refuse (or break) a prompt
-            log.debug("memory estimate of node %s (%s) failed", node_id, node.get("class_type"), exc_info=True)
+            log.debug("memory estimate of node %s (%s) failed", node_id, class_type, exc_info=True)
             continue
         if estimate is None:
             continue
         known[node_id] = tuple(estimate.outputs)
         if estimate.bytes > budget:
-            errors[node_id] = _error(node_id, node.get("class_type"), estimate, budget)
+            errors[node_id] = _error(node_id, class_type, estimate, budget)
     return errors
+
+
+def _estimate_inputs(node: Mapping[str, Any], known: Mapping[str, tuple[Any, ...]]) -> dict[str, Any]:
+    """Constants as they are; a linked input as what its source's estimate said of that output."""
+    inputs: dict[str, Any] = {}
+    for name, value in node.get("inputs", {}).items():
+        if is_link(value):
+            outputs = known.get(value[0], ())
+            inputs[name] = outputs[value[1]] if 0 <= value[1] < len(outputs) else None
+        else:
+            inputs[name] = value
+    return inputs

@@ -51,63 +51,73 @@ def _spec_config(spec: InputSpec) -> list[Any]:
     return [spec.type, dict(spec.options)]
 
 
+def _convert(kind: str, value: Any) -> Any:
+    """``value`` as a ``kind`` widget value; ``ValueError`` or ``TypeError`` when it is not one."""
+    value_type = type(value)
+    if kind == "INT":
+        if value_type is not int:
+            if value_type is bool:
+                raise ValueError
+            if value_type is float:
+                if not value.is_integer():
+                    raise ValueError
+                return int(value)
+            return int(str(value).strip())
+    elif kind == "FLOAT":
+        if value_type is not float:
+            if value_type is bool:
+                raise ValueError
+            value = float(value)
+        if math.isnan(value):
+            raise ValueError
+    elif kind == "BOOLEAN":
+        if value_type is not bool:
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+            raise ValueError
+    elif kind == "STRING":
+        if value_type is not str:
+            raise ValueError
+    return value
+
+
+def _limit_problem(spec: InputSpec, value: Any) -> tuple[str, str, str] | None:
+    """``(type, message, details)`` when a converted value is out of range or not a choice."""
+    kind, opts, name = spec.type, spec.options, spec.name
+    if kind == "INT" or kind == "FLOAT":
+        lo, hi = opts.get("min"), opts.get("max")
+        if lo is not None and value < lo:
+            return "value_smaller_than_min", f"Value {value} smaller than min of {lo}", name
+        if hi is not None and value > hi:
+            return "value_bigger_than_max", f"Value {value} bigger than max of {hi}", name
+    elif kind == "COMBO":
+        choices = opts.get("choices") or ()
+        if value not in choices:
+            shown = list(choices) if len(choices) <= 20 else list(choices[:20]) + ["..."]
+            return "value_not_in_list", "Value not in list", f"{name}: {value!r} not in {shown}"
+    return None
+
+
 def check_constant(spec: InputSpec, value: Any, check_limits: bool = True) -> tuple[Any, dict[str, Any] | None]:
     """Coerce a constant to the input's type and check its range; returns (value, error).
 
     ``check_limits=False`` converts only: ComfyUI leaves min/max and the choice list to a
     ``VALIDATE_INPUTS`` that names the input, but still converts ``"7"`` to ``7``.
     """
-    name, opts, kind = spec.name, spec.options, spec.type
-    received = value
-
-    def fail(kind_: str, message: str, details: str) -> tuple[Any, dict[str, Any]]:
-        return value, _err(kind_, message, details, input_name=name, input_config=_spec_config(spec),
-                           received_value=received)
-
-    value_type = type(value)
     try:
-        if kind == "INT":
-            if value_type is not int:
-                if value_type is bool:
-                    raise ValueError
-                if value_type is float:
-                    if not value.is_integer():
-                        raise ValueError
-                    value = int(value)
-                else:
-                    value = int(str(value).strip())
-        elif kind == "FLOAT":
-            if value_type is not float:
-                if value_type is bool:
-                    raise ValueError
-                value = float(value)
-            if math.isnan(value):
-                raise ValueError
-        elif kind == "BOOLEAN":
-            if value_type is not bool:
-                if isinstance(value, str) and value.lower() in ("true", "false"):
-                    value = value.lower() == "true"
-                else:
-                    raise ValueError
-        elif kind == "STRING":
-            if value_type is not str:
-                raise ValueError
+        converted = _convert(spec.type, value)
     except (TypeError, ValueError):
-        return fail("invalid_input_type", f"Failed to convert an input value to a {kind} value", f"{name}, {received!r}: expected {kind}")
-    if not check_limits:
-        return value, None
-    if kind == "INT" or kind == "FLOAT":
-        lo, hi = opts.get("min"), opts.get("max")
-        if lo is not None and value < lo:
-            return fail("value_smaller_than_min", f"Value {value} smaller than min of {lo}", name)
-        if hi is not None and value > hi:
-            return fail("value_bigger_than_max", f"Value {value} bigger than max of {hi}", name)
-    elif kind == "COMBO":
-        choices = opts.get("choices") or ()
-        if value not in choices:
-            shown = list(choices) if len(choices) <= 20 else list(choices[:20]) + ["..."]
-            return fail("value_not_in_list", "Value not in list", f"{name}: {value!r} not in {shown}")
-    return value, None
+        problem: tuple[str, str, str] | None = (
+            "invalid_input_type", f"Failed to convert an input value to a {spec.type} value",
+            f"{spec.name}, {value!r}: expected {spec.type}")
+        converted = value
+    else:
+        problem = _limit_problem(spec, converted) if check_limits else None
+    if problem is None:
+        return converted, None
+    kind, message, details = problem
+    return converted, _err(kind, message, details, input_name=spec.name, input_config=_spec_config(spec),
+                           received_value=value)
 
 
 def _reachable(prompt: Prompt, roots: Iterable[str]) -> set[str]:
@@ -165,6 +175,15 @@ def _verdict_error(verdict: Any) -> dict[str, Any] | None:
     return _err("custom_validation_failed", "Custom validation failed for node", str(verdict))
 
 
+def _missing_type(node_id: str, class_type: Any) -> dict[str, Any]:
+    return _err("missing_node_type", f"Node '{class_type}' not found. The custom node may not be installed.",
+                f"Node ID '#{node_id}'", node_id=node_id, class_type=class_type)
+
+
+def _no_outputs() -> dict[str, Any]:
+    return _err("prompt_no_outputs", "Prompt has no outputs", "Add an output node such as PreviewAny or SaveImage.")
+
+
 class _Check:
     """One validation pass, split so that node validators may be coroutines.
 
@@ -182,8 +201,10 @@ class _Check:
         #: bytes one node may be estimated to allocate (engine/resources.py); None: not checked
         self.memory_budget = memory_budget
         self.node_errors: dict[str, dict[str, Any]] = {}
-        # one schema per class for this call: a schema with a file-list combo is rebuilt (a
-        # folder scan) on each access, and a node is looked at again as the source of every link
+        # one definition and schema per class for this call: a schema with a file-list combo is
+        # rebuilt (a folder scan) on each access, a registry may be a slow Mapping, and a node is
+        # looked at again as the source of every link
+        self.definitions: dict[str, NodeDefinition | None] = {}
         self.schemas: dict[str, NodeSchema] = {}
         self.pending: list[tuple[str, Awaitable[Any]]] = []
         self.early: ValidationResult | None = None
@@ -191,6 +212,16 @@ class _Check:
         self.outputs: list[str] = []
         self.reachable: set[str] = set()
         self.normalised: Prompt = {}
+
+    def definition_of(self, class_type: Any) -> NodeDefinition | None:
+        """The registered definition of ``class_type``; ``None`` for an unknown (or non-string) class."""
+        if not isinstance(class_type, str):
+            return None
+        try:
+            return self.definitions[class_type]
+        except KeyError:
+            definition = self.definitions[class_type] = self.registry.get(class_type)
+            return definition
 
     def schema_of(self, class_type: str) -> NodeSchema:
         schema = self.schemas.get(class_type)
@@ -205,62 +236,51 @@ class _Check:
         )
         entry["errors"].append(error)
 
+    # -- the synchronous pass ---------------------------------------------------------------
     def run(self) -> None:
-        prompt, registry = self.prompt, self.registry
-        for node_id, node in prompt.items():
-            class_type = node.get("class_type")
-            if not isinstance(class_type, str) or class_type not in registry:
-                self.missing_types.append(node_id)
-                self.add(
-                    node_id,
-                    _err(
-                        "missing_node_type",
-                        f"Node '{class_type}' not found. The custom node may not be installed.",
-                        f"Node ID '#{node_id}'",
-                        node_id=node_id,
-                        class_type=class_type,
-                    ),
-                )
+        self.find_missing_types()
+        self.outputs = self.select_outputs()
+        if not self.outputs and not self.node_errors:
+            self.early = ValidationResult(self.prompt, [], [], _no_outputs())
+            return
+        self.reachable = _reachable(self.prompt, self.outputs)
+        for node_id in self.reachable:
+            self.check_node(node_id)
+        for node_id, node in self.prompt.items():
+            self.normalised.setdefault(node_id, node)
 
+    def find_missing_types(self) -> None:
+        for node_id, node in self.prompt.items():
+            class_type = node.get("class_type")
+            if self.definition_of(class_type) is None:
+                self.missing_types.append(node_id)
+                self.add(node_id, _missing_type(node_id, class_type))
+
+    def select_outputs(self) -> list[str]:
         if self.targets is not None:
             # ComfyUI's partial execution: only the listed nodes are outputs (unknown ids are
             # ignored), and an empty list selects nothing, which is an error. Weft also lets a
             # non-output node be a target ("run up to here").
-            self.outputs = [t for t in dict.fromkeys(self.targets) if t in prompt]
-        else:
-            self.outputs = [
-                node_id
-                for node_id, node in prompt.items()
-                if node.get("class_type") in registry and self.schema_of(node["class_type"]).output_node
-            ]
-        if not self.outputs and not self.node_errors:
-            self.early = ValidationResult(
-                prompt, [], [], _err("prompt_no_outputs", "Prompt has no outputs",
-                                     "Add an output node such as PreviewAny or SaveImage.")
-            )
-            return
-
-        self.reachable = _reachable(prompt, self.outputs)
-        for node_id in self.reachable:
-            self.check_node(node_id)
-        for node_id, node in prompt.items():
-            self.normalised.setdefault(node_id, node)
+            return [t for t in dict.fromkeys(self.targets) if t in self.prompt]
+        return [
+            node_id
+            for node_id, node in self.prompt.items()
+            if self.definition_of(node.get("class_type")) is not None and self.schema_of(node["class_type"]).output_node
+        ]
 
     def check_node(self, node_id: str) -> None:
-        prompt, registry = self.prompt, self.registry
-        node = prompt[node_id]
-        definition = registry.get(node.get("class_type"))
+        """Check every declared input of one node, then ask the node's own validator."""
+        node = self.prompt[node_id]
+        definition = self.definition_of(node.get("class_type"))
         if definition is None:
             self.normalised[node_id] = node
             return
-        schema = self.schema_of(node["class_type"])
-        skips_links = getattr(definition, "skips_link_type_check", None)
         inputs = dict(node["inputs"])
         constants: dict[str, Any] = {}
         input_types: dict[str, str] = {}
         failed = False
         seen: set[str] = set()
-        for spec in schema.inputs:
+        for spec in self.schema_of(node["class_type"]).inputs:
             if spec.kind == "hidden" or spec.name in seen:
                 continue
             seen.add(spec.name)
@@ -272,49 +292,68 @@ class _Check:
                 continue
             value = inputs[spec.name]
             if is_link(value):
-                source_id, index = value
-                source = prompt.get(source_id)
-                if source is None:
-                    self.add(node_id, _err("bad_linked_input", "Linked node does not exist",
-                                           f"{spec.name}: node '{source_id}' is not in the prompt",
-                                           input_name=spec.name, received_value=value))
-                    failed = True
-                    continue
-                if registry.get(source.get("class_type")) is None:
-                    failed = True
-                    continue
-                source_outputs = self.schema_of(source["class_type"]).outputs
-                if not 0 <= index < len(source_outputs):
-                    self.add(node_id, _err("bad_linked_input", "Linked output does not exist",
-                                           f"{spec.name}: node '{source_id}' ({source['class_type']}) has "
-                                           f"{len(source_outputs)} outputs, index {index} requested",
-                                           input_name=spec.name, received_value=value))
-                    failed = True
-                    continue
-                produced = source_outputs[index].type
-                input_types[spec.name] = produced
-                if not types_compatible(produced, spec.type) and not (skips_links and skips_links(spec.name)):
-                    self.add(node_id, _err("return_type_mismatch", "Return type mismatch between linked nodes",
-                                           f"{spec.name}, received_type({produced}) mismatch input_type({spec.type})",
-                                           input_name=spec.name, received_type=produced, input_type=spec.type))
-                    failed = True
+                failed = not self.check_link(node_id, definition, spec, value, input_types) or failed
                 continue
-            if isinstance(value, dict) and "__value__" in value:
-                # ComfyUI's wrapper for a constant that is itself a list (a bare list is a link)
-                value = value["__value__"]
-            if spec.type in WIDGET_TYPES:
-                value, error = check_constant(spec, value, not definition.skips_default_validation(spec.name))
-                if error is not None:
-                    self.add(node_id, error)
-                    failed = True
-                    continue
+            ok, value = self.check_value(node_id, definition, spec, value)
+            if not ok:
+                failed = True
+                continue
+            inputs[spec.name] = constants[spec.name] = value
+        self.normalised[node_id] = {**node, "inputs": inputs}
+        if not failed:
+            self.ask_validator(node_id, definition, constants, input_types)
+
+    def check_link(self, node_id: str, definition: NodeDefinition, spec: InputSpec, link: list[Any],
+                   input_types: dict[str, str]) -> bool:
+        """Whether ``link`` names an existing output of a type ``spec`` accepts (recorded in
+        ``input_types``). A link to a node of unknown class fails without an error of its
+        own: that node already has one."""
+        source_id, index = link
+        source = self.prompt.get(source_id)
+        if source is None:
+            self.add(node_id, _err("bad_linked_input", "Linked node does not exist",
+                                   f"{spec.name}: node '{source_id}' is not in the prompt",
+                                   input_name=spec.name, received_value=link))
+            return False
+        if self.definition_of(source.get("class_type")) is None:
+            return False
+        source_outputs = self.schema_of(source["class_type"]).outputs
+        if not 0 <= index < len(source_outputs):
+            self.add(node_id, _err("bad_linked_input", "Linked output does not exist",
+                                   f"{spec.name}: node '{source_id}' ({source['class_type']}) has "
+                                   f"{len(source_outputs)} outputs, index {index} requested",
+                                   input_name=spec.name, received_value=link))
+            return False
+        produced = source_outputs[index].type
+        input_types[spec.name] = produced
+        if types_compatible(produced, spec.type):
+            return True
+        skips_links = getattr(definition, "skips_link_type_check", None)
+        if skips_links and skips_links(spec.name):
+            return True
+        self.add(node_id, _err("return_type_mismatch", "Return type mismatch between linked nodes",
+                               f"{spec.name}, received_type({produced}) mismatch input_type({spec.type})",
+                               input_name=spec.name, received_type=produced, input_type=spec.type))
+        return False
+
+    def check_value(self, node_id: str, definition: NodeDefinition, spec: InputSpec, value: Any) -> tuple[bool, Any]:
+        """``(ok, value)`` for a constant input: widget values converted and range-checked."""
+        if isinstance(value, dict) and "__value__" in value:
+            # ComfyUI's wrapper for a constant that is itself a list (a bare list is a link)
+            value = value["__value__"]
+        if spec.type not in WIDGET_TYPES:
             # a constant for any other type (BOOL, "IMAGE,FLOAT", a custom type) is passed as
             # given, as ComfyUI does; the node's own validation may still refuse it
-            inputs[spec.name] = value
-            constants[spec.name] = value
-        self.normalised[node_id] = {**node, "inputs": inputs}
-        if failed:
-            return
+            return True, value
+        value, error = check_constant(spec, value, not definition.skips_default_validation(spec.name))
+        if error is not None:
+            self.add(node_id, error)
+            return False, value
+        return True, value
+
+    def ask_validator(self, node_id: str, definition: NodeDefinition, constants: dict[str, Any],
+                      input_types: dict[str, str]) -> None:
+        """The node's own validation; an awaitable verdict is kept for :meth:`finish`."""
         try:
             verdict = definition.validate(constants, input_types)
         except Exception as exc:  # a buggy validator must not take the request down
@@ -328,6 +367,7 @@ class _Check:
         if error is not None:
             self.add(node_id, error)
 
+    # -- after the awaitable verdicts --------------------------------------------------------
     def finish(self, verdicts: list[Any]) -> ValidationResult:
         if self.early is not None:
             return self.early
@@ -335,52 +375,48 @@ class _Check:
             error = _verdict_error(verdict)
             if error is not None:
                 self.add(node_id, error)
-        prompt, normalised, node_errors = self.prompt, self.normalised, self.node_errors
+        order = self.check_graph()
+        if not self.node_errors:  # the common case: no per-output walk (a thousand outputs share upstreams)
+            return ValidationResult(self.normalised, self.outputs, order, None, self.node_errors)
+        good = self.valid_outputs()
+        if good and not self.missing_types:
+            needed = _reachable(self.normalised, good)
+            return ValidationResult(self.normalised, good, [n for n in order if n in needed], None, self.node_errors)
+        return ValidationResult(self.normalised, self.outputs, order, self.refusal(), self.node_errors)
 
-        order, on_cycle = dependency_order(normalised, self.reachable)
+    def check_graph(self) -> list[str]:
+        """The dependency order; cycles and nodes over the memory budget become node errors."""
+        order, on_cycle = dependency_order(self.normalised, self.reachable)
         for node_id in sorted(on_cycle):
             self.add(node_id, _err("dependency_cycle", "Dependency cycle detected",
                                    f"node {node_id} depends on itself through its inputs"))
         if self.memory_budget and not on_cycle:
-            valid = [n for n in order if n not in node_errors]
-            for node_id, error in estimate_prompt(normalised, valid, self.registry, self.memory_budget).items():
+            valid = [n for n in order if n not in self.node_errors]
+            for node_id, error in estimate_prompt(self.normalised, valid, self.registry, self.memory_budget).items():
                 self.add(node_id, error)
+        return order
 
-        if not node_errors:  # the common case: no per-output walk (a thousand outputs share upstreams)
-            return ValidationResult(normalised, self.outputs, order, None, node_errors)
+    def valid_outputs(self) -> list[str]:
+        """The outputs with no error upstream; each error learns which outputs it stops."""
         good: list[str] = []
         for output_id in self.outputs:
-            upstream = _reachable(normalised, [output_id])
-            bad = [node_id for node_id in upstream if node_id in node_errors]
+            bad = [node_id for node_id in _reachable(self.normalised, [output_id]) if node_id in self.node_errors]
             for node_id in bad:
-                node_errors[node_id]["dependent_outputs"].append(output_id)
+                self.node_errors[node_id]["dependent_outputs"].append(output_id)
             if not bad:
                 good.append(output_id)
-        if good and not self.missing_types:
-            needed = _reachable(normalised, good)
-            return ValidationResult(normalised, good, [n for n in order if n in needed], None, node_errors)
+        return good
 
-        result = ValidationResult(normalised, self.outputs, order, None, node_errors)
+    def refusal(self) -> dict[str, Any]:
+        """The prompt-level error when nothing may run."""
         if self.missing_types:
             first = self.missing_types[0]
-            result.error = _err(
-                "missing_node_type",
-                f"Node '{prompt[first].get('class_type')}' not found. The custom node may not be installed.",
-                f"Node ID '#{first}'",
-                node_id=first,
-                class_type=prompt[first].get("class_type"),
-            )
-        elif not self.outputs:
-            result.error = _err("prompt_no_outputs", "Prompt has no outputs",
-                                "Add an output node such as PreviewAny or SaveImage.")
-        else:
-            count = sum(len(e["errors"]) for e in node_errors.values())
-            result.error = _err(
-                "prompt_outputs_failed_validation",
-                "Prompt outputs failed validation",
-                f"{count} problem(s) in {len(node_errors)} node(s)",
-            )
-        return result
+            return _missing_type(first, self.prompt[first].get("class_type"))
+        if not self.outputs:
+            return _no_outputs()
+        count = sum(len(e["errors"]) for e in self.node_errors.values())
+        return _err("prompt_outputs_failed_validation", "Prompt outputs failed validation",
+                    f"{count} problem(s) in {len(self.node_errors)} node(s)")
 
 
 async def _gather(awaitables: list[Awaitable[Any]]) -> list[Any]:

@@ -11,6 +11,13 @@ once stalled every client for minutes). When a client falls behind, preview fram
 dropped first (:attr:`EventBus.preview_backlog`); when its queue passes
 :attr:`EventBus.max_queued_messages` or :attr:`EventBus.max_queued_bytes` it is disconnected,
 and a reconnecting client gets the current status again, as after any reconnect.
+
+``progress_state`` (ComfyUI's per-node progress) carries every node the run has started, and
+the engine announces each change. Clients only draw the newest, so the bus sends at most one
+per :attr:`EventBus.progress_interval` per client and prompt (longer for a state that is slow
+to write), always the newest, and always before the event that ends the prompt: serialising
+the whole state on every node's start and finish made a 2000-node prompt spend most of its
+time writing states nobody would read.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import asyncio
 import collections
 import logging
 import struct
+import threading
 from typing import Any
 
 from aiohttp import web
@@ -58,6 +66,20 @@ class _Client:
         self.dropped = 0
 
 
+#: events after which a prompt sends nothing more: its last ``progress_state`` goes out before them
+_PROMPT_ENDS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+
+
+def _ends_prompt(event: str, data: Any) -> bool:
+    if event == "executing":
+        return isinstance(data, dict) and data.get("node") is None
+    return event in _PROMPT_ENDS
+
+
+def _progress_key(sid: str | None, data: Any) -> tuple[str | None, Any]:
+    return sid, data.get("prompt_id") if isinstance(data, dict) else id(data)
+
+
 def _snapshot_progress(data: Any) -> Any:
     """A copy of a live ``progress_state`` payload; ``list(...)`` copies atomically while the
     worker thread keeps updating the original."""
@@ -74,6 +96,11 @@ class EventBus:
     #: a client with this many messages (or bytes) waiting is disconnected: it is not reading
     max_queued_messages = 4096
     max_queued_bytes = 64 << 20
+    #: seconds between two ``progress_state`` events of one prompt to one client, at least ...
+    progress_interval = 0.1
+    #: ... and at least this many times as long as writing the last one took: a state of
+    #: thousands of nodes takes milliseconds to write (and to parse on the client)
+    progress_cost_factor = 10
 
     def __init__(self) -> None:
         #: live sockets by client id (read by routes and packs; changed only by register/unregister)
@@ -84,7 +111,13 @@ class EventBus:
         self._wake_scheduled = False
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        self._live_pending: set[tuple[str | None, int]] = set()
+        #: newest unsent ``progress_state`` per (client, prompt); a marker in ``_pending`` or a
+        #: timer stands for it, so the payload itself is never queued twice
+        self._live: dict[tuple[str | None, Any], Any] = {}
+        self._live_lock = threading.Lock()
+        #: loop time before which the next state of a (client, prompt) waits
+        self._live_due: dict[tuple[str | None, Any], float] = {}
+        self._live_timers: dict[tuple[str | None, Any], asyncio.TimerHandle] = {}
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -98,6 +131,9 @@ class EventBus:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        for timer in self._live_timers.values():
+            timer.cancel()
+        self._live_timers.clear()
         for client in list(self._clients.values()):
             if client.task is not None:
                 client.task.cancel()
@@ -198,18 +234,20 @@ class EventBus:
     def send_sync(self, event: str, data: Any, sid: str | None = None) -> None:
         """Queue an event from any thread; ``sid=None`` broadcasts.
 
-        ``progress_state`` payloads are the run's live state (see ``engine.executor``): while
-        one is waiting to be sent, another for the same state is dropped, since the queued
-        one will carry the newest state when it goes out.
+        A ``progress_state`` replaces the unsent one of the same client and prompt (see the
+        module docstring); only the first of them is queued, as a marker for the newest.
         """
         loop = self.loop
         if loop is None or loop.is_closed():
             return
         if event == "progress_state":
-            key = (sid, id(data))
-            if key in self._live_pending:
+            key = _progress_key(sid, data)
+            with self._live_lock:
+                waiting = key in self._live
+                self._live[key] = data
+            if waiting:
                 return
-            self._live_pending.add(key)
+            data = key
         self._pending.append((event, data, sid))
         if not self._wake_scheduled:
             self._wake_scheduled = True
@@ -251,10 +289,47 @@ class EventBus:
             self._ready.clear()
             while self._pending:
                 event, data, sid = self._pending.popleft()
-                if event == "progress_state":
-                    self._live_pending.discard((sid, id(data)))
-                    data = _snapshot_progress(data)
                 try:
+                    if event == "progress_state":
+                        await self._progress_due(data)
+                        continue
+                    if _ends_prompt(event, data):
+                        await self._progress_final(_progress_key(sid, data))
                     await self.send(event, data, sid)
                 except Exception:  # a bad payload must not stop delivery of the next ones
                     log.exception("could not send event %s", event)
+
+    async def _progress_due(self, key: tuple[str | None, Any]) -> None:
+        """Send the newest state for ``key`` now, or when its interval is over."""
+        assert self.loop is not None
+        due = self._live_due.get(key, 0.0)
+        if self.loop.time() >= due:
+            await self._progress_send(key)
+        elif key not in self._live_timers:
+            self._live_timers[key] = self.loop.call_at(due, self._progress_requeue, key)
+
+    def _progress_requeue(self, key: tuple[str | None, Any]) -> None:
+        # back through the queue, so the state goes out in order with the events queued meanwhile
+        self._live_timers.pop(key, None)
+        self._pending.append(("progress_state", key, key[0]))
+        assert self._ready is not None
+        self._ready.set()
+
+    async def _progress_final(self, key: tuple[str | None, Any]) -> None:
+        """The prompt ends: its newest state goes out at once, and its timing is forgotten."""
+        timer = self._live_timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        await self._progress_send(key)
+        self._live_due.pop(key, None)
+
+    async def _progress_send(self, key: tuple[str | None, Any]) -> None:
+        with self._live_lock:
+            data = self._live.pop(key, None)
+        if data is None:
+            return
+        assert self.loop is not None
+        started = self.loop.time()
+        await self.send("progress_state", _snapshot_progress(data), key[0])
+        now = self.loop.time()
+        self._live_due[key] = now + max(self.progress_interval, (now - started) * self.progress_cost_factor)

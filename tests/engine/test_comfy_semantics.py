@@ -8,116 +8,19 @@ against the engine's protocol, so the engine is tested without any node pack.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-import pytest
 
 from engine import (
     ExecutionBlocker,
     Executor,
-    InputSpec,
     NodeResult,
-    NodeSchema,
     OutputSpec,
     current_context,
-    normalise_prompt,
     validate_prompt,
     validate_prompt_async,
 )
-
-
-class Definition:
-    """A node definition for tests: a function, its inputs and outputs, optional hooks."""
-
-    def __init__(
-        self,
-        name: str,
-        inputs: list[InputSpec],
-        outputs: list[OutputSpec],
-        function: Callable[..., Any],
-        *,
-        output_node: bool = False,
-        input_is_list: bool = False,
-        validate: Callable[[Mapping[str, Any], Mapping[str, str]], Any] | None = None,
-        lazy: Callable[..., Any] | None = None,
-        skip_links: bool = False,
-        is_async: bool = False,
-    ) -> None:
-        self.schema = NodeSchema(name, name, "test", "", tuple(inputs), tuple(outputs), output_node=output_node,
-                                 input_is_list=input_is_list, is_async=is_async)
-        self.function, self._validate, self.lazy, self.skip_links = function, validate, lazy, skip_links
-
-    def create(self) -> Instance:
-        return Instance(self)
-
-    def fingerprint(self, inputs: Mapping[str, Any]) -> Any:
-        return None
-
-    def validate(self, inputs: Mapping[str, Any], input_types: Mapping[str, str]) -> Any:
-        return True if self._validate is None else self._validate(inputs, input_types)
-
-    def skips_default_validation(self, input_name: str) -> bool:
-        return False
-
-    def skips_link_type_check(self, input_name: str) -> bool:
-        return self.skip_links
-
-
-class Instance:
-    def __init__(self, definition: Definition) -> None:
-        self.definition = definition
-
-    def check_lazy(self, inputs: Mapping[str, Any], unevaluated: frozenset[str]) -> Any:
-        return self.definition.lazy(**inputs) if self.definition.lazy else ()
-
-    def call(self, inputs: Mapping[str, Any]) -> Any:
-        outcome = self.definition.function(**inputs)
-        if asyncio.iscoroutine(outcome):
-            async def finish() -> NodeResult:
-                value = await outcome
-                return value if isinstance(value, NodeResult) else NodeResult((value,))
-            return finish()
-        return outcome if isinstance(outcome, NodeResult) else NodeResult((outcome,))
-
-
-def inp(name: str, kind: str = "INT", section: str = "required", **options: Any) -> InputSpec:
-    lazy = bool(options.pop("lazy", False))
-    return InputSpec(name, kind, section, options, lazy)  # type: ignore[arg-type]
-
-
-CALLS: list[tuple[str, Any]] = []
-
-
-def value_node(value: Any) -> Any:
-    CALLS.append(("Value", value))
-    return value
-
-
-def make_registry(*extra: Definition) -> dict[str, Definition]:
-    base = [
-        Definition("Value", [inp("value", "*")], [OutputSpec("*", "value")], value_node),
-        Definition("Int", [inp("value", "INT")], [OutputSpec("INT", "INT")], lambda value: value),
-        Definition("Show", [inp("value", "*")], [], lambda value: NodeResult(None, {"shown": [value]}),
-                   output_node=True),
-    ]
-    return {d.schema.name: d for d in [*base, *extra]}
-
-
-def run(registry: Mapping[str, Definition], prompt: dict[str, Any], executor: Executor | None = None,
-        **kwargs: Any) -> tuple[Any, list[tuple[str, Any]]]:
-    executor = executor or Executor(registry)
-    checked = validate_prompt(normalise_prompt(prompt), registry)
-    assert checked.ok, checked.node_errors
-    events: list[tuple[str, Any]] = []
-    result = executor.execute_sync("p", checked.prompt, checked.outputs, order=checked.order,
-                                   emit=lambda e, d: events.append((e, d)), **kwargs)
-    return result, events
-
-
-@pytest.fixture(autouse=True)
-def _clear_calls() -> None:
-    CALLS.clear()
+from tests.engine.tiny_nodes import CALLS, Definition, inp, make_registry, run
 
 
 def lazy_pick(seen: list[dict[str, Any]]) -> Definition:

@@ -227,18 +227,21 @@ class NodeClassDefinition:
         self._dynamic = any(callable(s.options.get("choices")) for s in cls.inputs)
         self._origin = dict(origin or {})
         self._schema = None if self._dynamic else self._build()
+        #: all a call needs of the schema; fixed (unlike file-list choices), so running a node
+        #: never rescans model folders: the engine validated the inputs against .schema already
+        self.output_count = len(cls.outputs)
         parameters = inspect.signature(cls.run).parameters
         self._accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
         self._accepted = frozenset(parameters) - {"self"}
 
-    def _build(self) -> NodeSchema:
+    def _build(self, resolve_choices: bool = True) -> NodeSchema:
         cls = self.cls
         return NodeSchema(
             name=self.name,
             display_name=cls.display_name or self.name,
             category=cls.category,
             description=cls.description or inspect.cleandoc(cls.__doc__ or ""),
-            inputs=_resolve_inputs(cls.inputs),
+            inputs=_resolve_inputs(cls.inputs) if resolve_choices else tuple(cls.inputs),
             outputs=tuple(cls.outputs),
             output_node=cls.output_node,
             input_is_list=cls.input_is_list,
@@ -250,6 +253,7 @@ class NodeClassDefinition:
 
     @property
     def schema(self) -> NodeSchema:
+        """The node's schema; with file-list combos, rebuilt (a folder scan) on each access."""
         return self._schema if self._schema is not None else self._build()
 
     def set_origin(self, origin: Mapping[str, str]) -> None:
@@ -268,7 +272,9 @@ class NodeClassDefinition:
     def estimate(self, inputs: Mapping[str, Any]) -> Estimate | None:
         """The engine's memory hook: the class's :meth:`Node.estimate`, or the pass-through rule."""
         if self.cls.estimate.__func__ is Node.estimate.__func__:  # type: ignore[attr-defined]
-            return passthrough_estimate(self.schema, inputs)
+            # reads input and output types only: the choices need no folder scan
+            schema = self._schema if self._schema is not None else self._build(resolve_choices=False)
+            return passthrough_estimate(schema, inputs)
         parameters = inspect.signature(self.cls.estimate).parameters
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             inputs = {k: v for k, v in inputs.items() if k in parameters}
@@ -305,15 +311,15 @@ class _Instance:
     def call(self, inputs: Mapping[str, Any]) -> Any:
         outcome = self.node.run(**self.definition.filter_args(inputs))
         if inspect.isawaitable(outcome):
-            return _finish_async(outcome, self.definition)
-        return to_result(outcome, self.definition.schema)
+            return _finish_async(outcome, self.definition.output_count)
+        return to_result(outcome, self.definition.output_count)
 
 
-async def _finish_async(awaitable: Any, definition: NodeClassDefinition) -> NodeResult:
-    return to_result(await awaitable, definition.schema)
+async def _finish_async(awaitable: Any, output_count: int) -> NodeResult:
+    return to_result(await awaitable, output_count)
 
 
-def to_result(outcome: Any, schema: NodeSchema) -> NodeResult:
+def to_result(outcome: Any, output_count: int) -> NodeResult:
     """Normalise what ``run`` returned: a tuple of outputs, a bare value or a :class:`Result`.
 
     For a single-output node a 1-tuple is read as the outputs tuple (ComfyUI's habit) and
@@ -325,6 +331,6 @@ def to_result(outcome: Any, schema: NodeSchema) -> NodeResult:
         return NodeResult(outcome.outputs or None, outcome.ui, outcome.expand)
     if outcome is None:
         return NodeResult(None)
-    if isinstance(outcome, tuple) and (len(schema.outputs) != 1 or len(outcome) == 1):
+    if isinstance(outcome, tuple) and (output_count != 1 or len(outcome) == 1):
         return NodeResult(outcome)
     return NodeResult((outcome,))

@@ -202,9 +202,7 @@ def _sd2_prediction_from_weights(info: FileInfo, prefix: str | None = None) -> s
     if info.shapes.get(key) != (320,) or info.shapes.get(f"{prefix}input_blocks.0.0.weight", (0, 0))[1] != 4:
         return "v_prediction"
     try:
-        from .single_file import TensorSource
-
-        with TensorSource(info.path) as source:
+        with sf.TensorSource(info.path) as source:
             bias = source.get(key).float()
     except Exception:  # unreadable here means unreadable later too, with a better message
         return "v_prediction"
@@ -234,8 +232,58 @@ def _indices(keys: Any, pattern: str) -> list[int]:
     return sorted({int(m[1]) for k in keys if (m := rx.match(k))})
 
 
+@dataclass
+class _UNetLayout:
+    """What an original-layout UNet's shapes say about its levels and blocks."""
+
+    model_channels: int
+    in_channels: int
+    out_channels: int
+    layers_per_block: int
+    channels: list[int]  # per level
+    attention: list[bool]  # per level: has cross-attention blocks
+    depth: list[int]  # per level: transformer blocks per attention block (0 without)
+    mid_depth: int
+
+
 def infer_unet_config(unet: dict[str, tuple[int, ...]], family: str, name: str = "model") -> dict[str, Any]:
     """A ``UNet2DConditionModel`` config matching an original-layout UNet's shapes."""
+    layout = _unet_layout(unet, name)
+    linear = _linear_projection(unet)
+    context = _context_dim(unet)
+    if context is None:
+        raise UnknownModelError(f"{name}: UNet has no cross-attention; not a text-to-image Stable Diffusion UNet")
+    heads: Any = [max(1, c // 64) for c in layout.channels] if linear else 8
+    attention = layout.attention
+    config: dict[str, Any] = {
+        "sample_size": {"sd1": 64, "sd2": 96, "sdxl": 128}[family],
+        "in_channels": layout.in_channels,
+        "out_channels": layout.out_channels,
+        "layers_per_block": layout.layers_per_block,
+        "block_out_channels": layout.channels,
+        "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attention],
+        "up_block_types": ["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)],
+        "cross_attention_dim": context,
+        "attention_head_dim": heads,
+        "use_linear_projection": linear,
+        "transformer_layers_per_block": _transformer_depths(layout, name),
+        "norm_num_groups": 32,
+    }
+    if time_embed := unet.get("time_embed.0.weight"):
+        if time_embed[0] != 4 * layout.model_channels:
+            config["time_embedding_dim"] = time_embed[0]
+    if family == "sd2":
+        config["upcast_attention"] = True
+    if "label_emb.0.0.weight" in unet:
+        config["addition_embed_type"] = "text_time"
+        config["addition_time_embed_dim"] = 256
+        config["projection_class_embeddings_input_dim"] = unet["label_emb.0.0.weight"][1]
+    if not any(attention) and layout.mid_depth == 0:
+        raise UnknownModelError(f"{name}: UNet without attention blocks is not a Stable Diffusion UNet")
+    return config
+
+
+def _unet_layout(unet: dict[str, tuple[int, ...]], name: str) -> _UNetLayout:
     try:
         conv_in = unet["input_blocks.0.0.weight"]
         model_channels, in_channels = conv_in[0], conv_in[1]
@@ -250,7 +298,6 @@ def infer_unet_config(unet: dict[str, tuple[int, ...]], family: str, name: str =
         per_level = {len(level) for level in levels}
         if len(per_level) != 1:
             raise UnknownModelError(f"{name}: UNet levels have different block counts {sorted(per_level)}")
-        layers_per_block = per_level.pop()
         channels, attention, depth = [], [], []
         for level in levels:
             first = level[0]
@@ -261,46 +308,20 @@ def infer_unet_config(unet: dict[str, tuple[int, ...]], family: str, name: str =
         mid_depth = len(_indices(unet, r"middle_block\.1\.transformer_blocks\.(\d+)\."))
     except KeyError as exc:
         raise UnknownModelError(f"{name}: UNet layout not recognised (missing {exc.args[0]!r})") from exc
-    linear = _linear_projection(unet)
-    context = _context_dim(unet)
-    if context is None:
-        raise UnknownModelError(f"{name}: UNet has no cross-attention; not a text-to-image Stable Diffusion UNet")
-    if linear:
-        heads: Any = [max(1, c // 64) for c in channels]
-    else:
-        heads = 8
-    depth = [d if d else (mid_depth or 1) for d in depth]
+    return _UNetLayout(model_channels, in_channels, out_channels, per_level.pop(), channels, attention, depth,
+                       mid_depth)
+
+
+def _transformer_depths(layout: _UNetLayout, name: str) -> list[int]:
+    """Transformer blocks per level; a level without attention takes the middle block's depth."""
+    mid_depth = layout.mid_depth
+    depth = [d if d else (mid_depth or 1) for d in layout.depth]
     if mid_depth and depth[-1] != mid_depth:
-        if attention[-1]:
+        if layout.attention[-1]:
             raise UnknownModelError(f"{name}: middle block depth {mid_depth} differs from the last level's "
                                     f"{depth[-1]}; not representable")
         depth[-1] = mid_depth
-    config: dict[str, Any] = {
-        "sample_size": {"sd1": 64, "sd2": 96, "sdxl": 128}[family],
-        "in_channels": in_channels,
-        "out_channels": out_channels,
-        "layers_per_block": layers_per_block,
-        "block_out_channels": channels,
-        "down_block_types": ["CrossAttnDownBlock2D" if a else "DownBlock2D" for a in attention],
-        "up_block_types": ["CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)],
-        "cross_attention_dim": context,
-        "attention_head_dim": heads,
-        "use_linear_projection": linear,
-        "transformer_layers_per_block": depth,
-        "norm_num_groups": 32,
-    }
-    if time_embed := unet.get("time_embed.0.weight"):
-        if time_embed[0] != 4 * model_channels:
-            config["time_embedding_dim"] = time_embed[0]
-    if family == "sd2":
-        config["upcast_attention"] = True
-    if "label_emb.0.0.weight" in unet:
-        config["addition_embed_type"] = "text_time"
-        config["addition_time_embed_dim"] = 256
-        config["projection_class_embeddings_input_dim"] = unet["label_emb.0.0.weight"][1]
-    if not any(attention) and mid_depth == 0:
-        raise UnknownModelError(f"{name}: UNet without attention blocks is not a Stable Diffusion UNet")
-    return config
+    return depth
 
 
 # -- ControlNet --------------------------------------------------------------------------------

@@ -194,11 +194,9 @@ class Guider:
     # -- compiled prediction -----------------------------------------------------------------
     def predictor(self, shape: Sequence[int], device: Any) -> Predict:
         """``predict(x_in, t)`` for latents of ``shape`` [B, C, h, w], built once per run."""
-        import torch
-
         batch, _, height, width = (int(s) for s in shape)
         positive = _entries("positive", self.conds.get("positive"), height, width)
-        model, cfg = self.model, self.cfg
+        model = self.model
         mix = self._mix(shape, device)
         use_uncond = "negative" in self.conds and (
             not math.isclose(self.cfg, 1.0) or bool(model.model_options.get(DISABLE_CFG1_OPTIMIZATION)))
@@ -206,45 +204,57 @@ class Guider:
         extras = [e for e in positive + negative if e.window is not None or e.concat is not None]
         if extras:
             _resolve_extras(model, extras, shape)
-
         groups = [positive] + ([negative] if use_uncond else [])
         if all(len(g) == 1 and g[0].plain for g in groups):
-            entries = [g[0] for g in groups]
-            if use_uncond:
-                entries = [negative[0], positive[0]]  # uncond first, like diffusers pipelines
-            cond, pooled, time_ids = self._stack(entries, batch, height, width, device)
-            if any(e.control is not None for e in entries):
-                return self._controlled(entries, cond, pooled, time_ids, mix)
-            if not use_uncond:
-                if mix is None:
-                    return lambda x, t: model.predict_noise(x, t, cond, pooled, time_ids)
+            entries = [negative[0], positive[0]] if use_uncond else [positive[0]]  # uncond first, like diffusers
+            return self._stacked(entries, batch, height, width, device, mix)
+        return self._regions(groups, extras, batch, height, width, device, mix)
 
-                def predict_hooked(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                    out = model.predict_noise(x, t, cond, pooled, time_ids)
-                    return mix(x, t, out, out)
+    def _stacked(self, entries: list[_Entry], batch: int, height: int, width: int, device: Any,
+                 mix: Mix | None) -> Predict:
+        """The fast path: one plain entry per half, stacked into one batch and one UNet call per step."""
+        import torch
 
-                return predict_hooked
+        model, cfg = self.model, self.cfg
+        cond, pooled, time_ids = self._stack(entries, batch, height, width, device)
+        if any(e.control is not None for e in entries):
+            return self._controlled(entries, cond, pooled, time_ids, mix)
+        if len(entries) == 1:
+            if mix is None:
+                return lambda x, t: model.predict_noise(x, t, cond, pooled, time_ids)
 
-            def predict_cfg(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                out = model.predict_noise(torch.cat((x, x)), t, cond, pooled, time_ids)
-                uncond_out, cond_out = out.chunk(2)
-                return torch.lerp(uncond_out, cond_out, cfg) if mix is None else mix(x, t, uncond_out, cond_out)
+            def predict_hooked(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                out = model.predict_noise(x, t, cond, pooled, time_ids)
+                return mix(x, t, out, out)
 
-            needed = uncond_gate(model)
-            if needed is None:
-                return predict_cfg
-            half = cond.shape[0] // 2  # [uncond, cond] stacked: the positive rows are the second half
-            cond_only = (cond[half:], None if pooled is None else pooled[half:],
-                         None if time_ids is None else time_ids[half:])
+            return predict_hooked
 
-            def predict_gated(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                if needed(t):
-                    return predict_cfg(x, t)
-                out = model.predict_noise(x, t, *cond_only)
-                return out if mix is None else mix(x, t, out, out)
+        def predict_cfg(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            out = model.predict_noise(torch.cat((x, x)), t, cond, pooled, time_ids)
+            uncond_out, cond_out = out.chunk(2)
+            return torch.lerp(uncond_out, cond_out, cfg) if mix is None else mix(x, t, uncond_out, cond_out)
 
-            return predict_gated
+        needed = uncond_gate(model)
+        if needed is None:
+            return predict_cfg
+        half = cond.shape[0] // 2  # [uncond, cond] stacked: the positive rows are the second half
+        cond_only = (cond[half:], None if pooled is None else pooled[half:],
+                     None if time_ids is None else time_ids[half:])
 
+        def predict_gated(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            if needed(t):
+                return predict_cfg(x, t)
+            out = model.predict_noise(x, t, *cond_only)
+            return out if mix is None else mix(x, t, out, out)
+
+        return predict_gated
+
+    def _regions(self, groups: list[list[_Entry]], extras: list[_Entry], batch: int, height: int, width: int,
+                 device: Any, mix: Mix | None) -> Predict:
+        """The general path: each entry on its region, averaged by strength and mask per group."""
+        import torch
+
+        cfg = self.cfg
         run = self._control_run([e for g in groups for e in g])
         prepared = [[(e, *self._stack([e], batch, height, width, device), run if e.control is not None else None)
                      for e in g] for g in groups]
@@ -253,7 +263,7 @@ class Guider:
         if any(e.window is not None for e in extras):
             from .cfg_hooks import CallSpace
 
-            space = CallSpace(model.prediction_type, model.scheduler_config)
+            space = CallSpace(self.model.prediction_type, self.model.scheduler_config)
 
         def predict_regions(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             sigma = None if space is None else space.sigma(t, x.shape[0])

@@ -199,6 +199,24 @@ def folder_schedule(folder: Path, family: str, prediction: str) -> dict[str, Any
 
 def load_diffusers(folder: Path, input_name: str = "model_path") -> tuple[DiffusionModel, TextEncoder, VAEModel]:
     """MODEL, CLIP and VAE handles for a diffusers pipeline folder (loaded lazily, offline)."""
+    family, prediction = _check_diffusers_folder(folder, input_name)
+    manager = get_manager()
+    key = _folder_key(folder)
+
+    def load_unet() -> Any:
+        from diffusers import UNet2DConditionModel
+
+        return _safe_pretrained(UNet2DConditionModel, folder / "unet")
+
+    unet = manager.handle(("diffusers-unet", *key), "unet", load_unet, name=folder.name, target="unet")
+    model = DiffusionModel(unet, family=family, prediction_type=prediction, name=folder.name,
+                           scheduler_config=folder_schedule(folder, family, prediction))
+    vae = _diffusers_vae(folder, key)
+    return model, _diffusers_clip(folder, family, key), vae
+
+
+def _check_diffusers_folder(folder: Path, input_name: str) -> tuple[str, str]:
+    """The folder's (family, prediction type), or an error naming the input if Weft cannot load it."""
     if not (folder / "unet" / "config.json").is_file():
         raise LoaderInputError(f"{input_name}: {folder.name} is not a diffusers pipeline folder (no unet/config.json)")
     try:
@@ -210,28 +228,26 @@ def load_diffusers(folder: Path, input_name: str = "model_path") -> tuple[Diffus
                                      "from .safetensors files. Convert the folder (load and save it with diffusers)")
     except ModelFileError as exc:
         raise _with_input(input_name, exc) from exc
-    manager = get_manager()
-    key = _folder_key(folder)
+    return family, prediction
 
-    def load_unet() -> Any:
-        from diffusers import UNet2DConditionModel
 
-        return _safe_pretrained(UNet2DConditionModel, folder / "unet")
-
+def _diffusers_vae(folder: Path, key: tuple[str, int]) -> VAEModel:
     def load_vae() -> Any:
         from diffusers import AutoencoderKL
 
         return _safe_pretrained(AutoencoderKL, folder / "vae")
 
-    unet = manager.handle(("diffusers-unet", *key), "unet", load_unet, name=folder.name, target="unet")
-    model = DiffusionModel(unet, family=family, prediction_type=prediction, name=folder.name,
-                           scheduler_config=folder_schedule(folder, family, prediction))
     vae_cfg = _read_json(folder / "vae" / "config.json")
-    vae_handle = manager.handle(("diffusers-vae", *key), "vae", load_vae, name=folder.name, target="vae")
-    vae = VAEModel(vae_handle, scaling_factor=float(vae_cfg.get("scaling_factor", 0.18215)),
-                   shift_factor=float(vae_cfg.get("shift_factor") or 0.0),
-                   latent_channels=int(vae_cfg.get("latent_channels", 4)),
-                   downscale=2 ** (len(vae_cfg.get("block_out_channels", [0, 0, 0, 0])) - 1), name=folder.name)
+    vae_handle = get_manager().handle(("diffusers-vae", *key), "vae", load_vae, name=folder.name, target="vae")
+    return VAEModel(vae_handle, scaling_factor=float(vae_cfg.get("scaling_factor", 0.18215)),
+                    shift_factor=float(vae_cfg.get("shift_factor") or 0.0),
+                    latent_channels=int(vae_cfg.get("latent_channels", 4)),
+                    downscale=2 ** (len(vae_cfg.get("block_out_channels", [0, 0, 0, 0])) - 1), name=folder.name)
+
+
+def _diffusers_clip(folder: Path, family: str, key: tuple[str, int]) -> TextEncoder:
+    """The folder's text encoder(s) and tokenizer(s): one for SD1/SD2, two for SDXL."""
+    manager = get_manager()
     parts = []
     encoders = [("text_encoder", "tokenizer")] + ([("text_encoder_2", "tokenizer_2")] if family == "sdxl" else [])
     for index, (te, tok) in enumerate(encoders):
@@ -254,19 +270,21 @@ def load_diffusers(folder: Path, input_name: str = "model_path") -> tuple[Diffus
         target = ("clip_l", "clip_g")[index] if family == "sdxl" else ("clip_h" if family == "sd2" else "clip_l")
         handle = manager.handle(("diffusers-te", *key, te), "clip", load_te, name=f"{folder.name}:{te}", target=target)
         tokenizer = manager.handle(("diffusers-tok", *key, tok), "tokenizer", load_tok, name=f"{folder.name}:{tok}")
+        parts.append(_diffusers_clip_part(family, index, te_cfg, handle, tokenizer))
+    return TextEncoder(family, parts, name=folder.name)
+
+
+def _diffusers_clip_part(family: str, index: int, te_cfg: dict[str, Any], handle: Any, tokenizer: Any) -> ClipPart:
+    """How the family drives encoder ``index`` (layer, padding, pooling; see :class:`ClipPart`)."""
+    if family == "sdxl":
+        return ClipPart(handle, tokenizer, default_layer=-2, final_norm_on_hidden=False,
+                        pad_token="!" if index == 1 else "end", pooled="projection" if index == 1 else "none")
+    if family == "sd2":
+        # diffusers' SD2 folders drop OpenCLIP's last layer (23 of 24 stored).
+        offset = 1 if te_cfg.get("num_hidden_layers") == 23 else 0
         openclip = te_cfg.get("hidden_act") == "gelu"
-        if family == "sdxl":
-            parts.append(ClipPart(handle, tokenizer, default_layer=-2, final_norm_on_hidden=False,
-                                  pad_token="!" if index == 1 else "end", pooled="projection" if index == 1 else "none"))
-        elif family == "sd2":
-            # diffusers' SD2 folders drop OpenCLIP's last layer (23 of 24 stored).
-            offset = 1 if te_cfg.get("num_hidden_layers") == 23 else 0
-            parts.append(ClipPart(handle, tokenizer, default_layer=-2, layer_offset=offset,
-                                  pad_token="!" if openclip else "end"))
-        else:
-            parts.append(ClipPart(handle, tokenizer, default_layer=-1, pad_token="end"))
-    clip = TextEncoder(family, parts, name=folder.name)
-    return model, clip, vae
+        return ClipPart(handle, tokenizer, default_layer=-2, layer_offset=offset, pad_token="!" if openclip else "end")
+    return ClipPart(handle, tokenizer, default_layer=-1, pad_token="end")
 
 
 # -- separate files: UNet, CLIP, VAE ----------------------------------------------------------------

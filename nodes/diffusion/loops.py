@@ -1,6 +1,6 @@
 """Samplers that bring their own loop: the k-diffusion-style interface of :func:`sampling.sample`.
 
-Most SAMPLERs are a diffusers scheduler driven call by call (:class:`.samplers.Stepper`).
+Most SAMPLERs are a diffusers scheduler (or a rule of Weft's own) driven call by call (:class:`.steppers.Stepper`).
 Some cannot be: an error-controlled adaptive solver decides how many model calls it makes,
 momentum variants keep their own history, inversion runs the loop backwards. Such a SAMPLER
 defines ``sample_loop(run: LoopRun) -> (x, denoised)`` and the sampling loop hands it a

@@ -23,9 +23,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -36,18 +36,6 @@ GiB = 1 << 30
 
 #: Kinds of module and the dtype policy group they fall in.
 KINDS = ("unet", "vae", "clip", "controlnet", "tokenizer", "other")
-
-
-class WeightPatch(Protocol):
-    """Something that changes weights of a module in place (LoRA, ...).
-
-    ``deltas(module, target)`` yields ``(parameter name, delta)`` pairs; the manager adds each
-    delta to the parameter after backing up its original value. ``target`` names which module
-    of a model the handle holds ("unet", "clip_l", "clip_g", ...) so one patch object can carry
-    weights for several.
-    """
-
-    def deltas(self, module: Any, target: str) -> Iterable[tuple[str, torch.Tensor]]: ...
 
 
 #: ``vram_mode`` values, from ComfyUI's memory flags (``--gpu-only``, ``--highvram``, default,
@@ -155,7 +143,13 @@ class ModuleHandle:
 
     # -- weight patches ------------------------------------------------------------------
     def apply_patches(self, patches: Sequence[Any]) -> None:
-        """Make the loaded weights equal base + ``patches``; cheap when already so."""
+        """Make the loaded weights equal base + ``patches``; cheap when already so.
+
+        A patch (LoRA, ...) has ``deltas(module, target)`` yielding ``(parameter name, delta)``
+        pairs; each delta is added to its parameter after the original is backed up. ``target``
+        names the module this handle holds ("unet", "clip_l", "clip_g", ...), so one patch
+        object can carry weights for several.
+        """
         patches = tuple(patches)
         if len(patches) == len(self.applied) and all(a is b for a, b in zip(patches, self.applied, strict=True)):
             return
@@ -412,12 +406,9 @@ class ModelManager:
     def ram_budget(self) -> int:
         if self.settings.ram_budget is not None:
             return self.settings.ram_budget
-        try:
-            import psutil
+        import psutil
 
-            return int(psutil.virtual_memory().total * 0.6)
-        except ImportError:  # pragma: no cover - psutil comes with accelerate
-            return 16 * GiB
+        return int(psutil.virtual_memory().total * 0.6)
 
     def _make_room_device(self, needed: int, keep: ModuleHandle) -> None:
         budget = self.vram_budget()
@@ -501,13 +492,10 @@ class ModelManager:
             entry.update(name=f"{device} {torch.cuda.get_device_name(device)}", vram_total=total, vram_free=free,
                          torch_vram_total=reserved, torch_vram_free=reserved - allocated)
         else:
-            try:
-                import psutil
+            import psutil
 
-                memory = psutil.virtual_memory()
-                entry.update(vram_total=memory.total, vram_free=memory.available)
-            except ImportError:  # pragma: no cover
-                pass
+            memory = psutil.virtual_memory()
+            entry.update(vram_total=memory.total, vram_free=memory.available)
         models = [
             {"name": h.name, "kind": h.kind, "location": h.location, "bytes": h.size_bytes, "loads": h.loads,
              "patches": len(h.applied)}
@@ -558,10 +546,8 @@ def _run_end_hook() -> None:
 
 
 def _register_server_hooks() -> None:
-    try:
-        from nodes.memory import register_free_hook, register_run_end_hook, register_stats_hook
-    except ImportError:  # a checkout without the server's memory hooks
-        return
+    from nodes.memory import register_free_hook, register_run_end_hook, register_stats_hook
+
     register_free_hook(_free_hook)
     register_stats_hook(_stats_hook)
     register_run_end_hook(_run_end_hook)

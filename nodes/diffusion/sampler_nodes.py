@@ -380,9 +380,9 @@ class KarrasScheduler(Node):
         return True
 
     def run(self, steps: int, sigma_max: float, sigma_min: float, rho: float) -> tuple:
-        from .samplers import _karras
+        from .schedules import karras_schedule
 
-        return (_karras(steps, sigma_min, sigma_max, rho),)
+        return (karras_schedule(steps, sigma_min, sigma_max, rho),)
 
 
 NODES = [_NamesCheckedHere(KSampler), _NamesCheckedHere(KSamplerAdvanced), SamplerCustomAdvanced, SamplerCustom,

@@ -111,6 +111,16 @@ def step_mask(model: Any, mask: torch.Tensor | None, sigmas: torch.Tensor) -> Ca
     return lambda sigma: fn(torch.tensor([sigma]), mask, extra).to(mask.device, mask.dtype)
 
 
+@dataclass
+class _RunLatents:
+    """What the loop noises, blends and masks with, on the model's device (scaled latents)."""
+
+    latent: Any
+    noise: Any
+    mask: Any  # [B, 1, h, w] or None
+    mask_at: Callable[[float], Any]
+
+
 def sample(
     guider: Guider,
     sampler: SamplerSpec,
@@ -140,60 +150,80 @@ def sample(
     latent = model.process_in(latent_image.to(device=device, dtype=torch.float32))
     noise = noise.to(device=device, dtype=torch.float32)
     mask = latent_mask(denoise_mask, tuple(latent.shape)).to(device) if denoise_mask is not None else None
-    mask_at = step_mask(model, mask, sigmas)
+    run = _RunLatents(latent, noise, mask, step_mask(model, mask, sigmas))
     if hasattr(sampler, "sample_loop"):
-        from .loops import LoopRun
-
-        participants = run_participants(guider, sampler)
-        begin_run(participants, sigmas)
-        run = LoopRun(guider, sigmas, latent, noise, mask, seed, on_step, wants_preview, mask_at)
-        with torch.inference_mode():
-            x, denoised = sampler.sample_loop(run)
-        return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)),
-                            collect_reports(participants))
+        return _sample_with_own_loop(guider, sampler, sigmas, run, seed, on_step, wants_preview)
     stepper = sampler.stepper(model.scheduler_config, sigmas, seed)
     participants = run_participants(guider, sampler, stepper)
     begin_run(participants, sigmas)
     predict = guider.predictor(latent.shape, device)
+    # inference_mode: about 10% faster per step than no_grad on small models (no version
+    # counters or view tracking). What leaves the loop is cloned outside it (_plain), so the
+    # LATENT is an ordinary tensor that later nodes (and plugins) may modify in place.
+    with torch.inference_mode():
+        x, denoised = _step_through(stepper, predict, run, on_step, wants_preview)
+    return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)), collect_reports(participants))
 
+
+def _sample_with_own_loop(guider: Guider, sampler: Any, sigmas: torch.Tensor, run: _RunLatents, seed: int | None,
+                          on_step: StepCallback | None, wants_preview: Callable[[int], bool] | None) -> SampleResult:
+    """A SAMPLER with ``sample_loop`` (:mod:`.loops`) runs the loop itself."""
+    import torch
+
+    from .loops import LoopRun
+
+    model = guider.model
+    participants = run_participants(guider, sampler)
+    begin_run(participants, sigmas)
+    loop_run = LoopRun(guider, sigmas, run.latent, run.noise, run.mask, seed, on_step, wants_preview, run.mask_at)
+    with torch.inference_mode():
+        x, denoised = sampler.sample_loop(loop_run)
+    return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)),
+                        collect_reports(participants))
+
+
+def _step_through(stepper: Any, predict: Callable[[Any, Any], Any], run: _RunLatents, on_step: StepCallback | None,
+                  wants_preview: Callable[[int], bool] | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hot loop: every model call of ``stepper``; returns the final sample and clean estimate."""
+    import torch
+
+    latent, noise, mask, mask_at = run.latent, run.noise, run.mask, run.mask_at
     total = len(stepper.grid) - 1
     calls, stages = stepper.calls, stepper.stages
     timesteps = stepper.timesteps
     x = stepper.initial_sample(latent, noise)
-    denoised = None
-    # inference_mode: about 10% faster per step than no_grad on small models (no version
-    # counters or view tracking). What leaves the loop is cloned outside it, below, so the
-    # LATENT is an ordinary tensor that later nodes (and plugins) may modify in place.
-    with torch.inference_mode():
-        for j in range(calls):
-            out = predict(stepper.scale_input(x, j), timesteps[j])
-            if j % stages == 0:
-                # Start of a step: x sits exactly on grid[j // stages]; remember it for the
-                # clean estimate (previews, denoised_output, DEIS's final step).
-                first_out, first_x, first_j = out, x, j
-                step_no = j // stages + 1
-                due = on_step is not None and wants_preview is not None and wants_preview(step_no)
-                denoised = stepper.denoised(out, j, x) if due else None
-            x = stepper.step(out, j, x)
-            if (j + 1) % stages and j + 1 < calls:
-                continue  # between the two stages of a Heun/DPM2 step
-            done = j // stages + 1
-            if mask is not None and done < total:
-                sigma_now = float(stepper.grid[done])
-                x = torch.lerp(stepper.noised(latent, noise, sigma_now), x, mask_at(sigma_now))
-            if on_step is not None:
-                on_step(done, total, denoised)
-        final_denoised = stepper.denoised(first_out, first_j, first_x)
-        if stepper.finish_denoised:
-            x = final_denoised
-        else:
-            x = stepper.to_latent(x)
-        if mask is not None:
-            last = mask_at(float(stepper.grid[max(total - 1, 0)]))  # the mask of the last model call
-            x = torch.lerp(latent, x, last)
-            final_denoised = torch.lerp(latent, final_denoised, last)
-        denoised = final_denoised
-    return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)), collect_reports(participants))
+    for j in range(calls):
+        out = predict(stepper.scale_input(x, j), timesteps[j])
+        if j % stages == 0:
+            # Start of a step: x sits exactly on grid[j // stages]; remember it for the
+            # clean estimate (previews, denoised_output, DEIS's final step).
+            first_out, first_x, first_j = out, x, j
+            step_no = j // stages + 1
+            due = on_step is not None and wants_preview is not None and wants_preview(step_no)
+            denoised = stepper.denoised(out, j, x) if due else None
+        x = stepper.step(out, j, x)
+        if (j + 1) % stages and j + 1 < calls:
+            continue  # between the two stages of a Heun/DPM2 step
+        done = j // stages + 1
+        if mask is not None and done < total:
+            sigma_now = float(stepper.grid[done])
+            x = torch.lerp(stepper.noised(latent, noise, sigma_now), x, mask_at(sigma_now))
+        if on_step is not None:
+            on_step(done, total, denoised)
+    return _finish(stepper, run, x, stepper.denoised(first_out, first_j, first_x))
+
+
+def _finish(stepper: Any, run: _RunLatents, x: torch.Tensor, final_denoised: torch.Tensor) -> tuple[Any, Any]:
+    """The run's result from the last sample and the last step's clean estimate."""
+    import torch
+
+    x = final_denoised if stepper.finish_denoised else stepper.to_latent(x)
+    if run.mask is not None:
+        total = len(stepper.grid) - 1
+        last = run.mask_at(float(stepper.grid[max(total - 1, 0)]))  # the mask of the last model call
+        x = torch.lerp(run.latent, x, last)
+        final_denoised = torch.lerp(run.latent, final_denoised, last)
+    return x, final_denoised
 
 
 def _plain(t: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The values that flow between diffusion nodes: MODEL, CLIP, VAE (and the data conventions).
+"""The values that flow between diffusion nodes: MODEL, CLIP, VAE (:mod:`.vae_model`) and the data conventions.
 
 Conventions (ComfyUI's, so plugins and workflows travel):
 
@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .vae_model import HANDLE_SIZE, VAEModel
+
 if TYPE_CHECKING:
     import torch
 
@@ -35,7 +37,6 @@ if TYPE_CHECKING:
 
 FAMILIES: tuple[str, ...] = ("sd1", "sd2", "sdxl")
 PREDICTION_TYPES: tuple[str, ...] = ("epsilon", "v_prediction")
-_HANDLE_SIZE = 1024
 
 
 def default_scheduler_config(family: str, prediction_type: str) -> dict[str, Any]:
@@ -213,7 +214,7 @@ class DiffusionModel:
         self.model_options = add_hook(self.model_options, POST_CFG, fn, disable_cfg1_optimization)
 
     def __weft_cache_size__(self) -> int:
-        return _HANDLE_SIZE
+        return HANDLE_SIZE
 
     def __repr__(self) -> str:
         return f"<MODEL {self.family} {self.prediction_type} {self.name!r} patches={len(self.patches)}>"
@@ -308,41 +309,43 @@ class DiffusionModel:
         out_device, out_dtype = latents_scaled.device, latents_scaled.dtype
         batch = latents_scaled.shape[0]
         concat = unet_kwargs.pop("concat", None)
-        extra_channels = 0 if concat is None else concat.shape[1]
-        expected = unet.config.in_channels
-        if latents_scaled.shape[1] + extra_channels != expected:
-            kind = "an inpainting model" if expected == 9 else f"a model with {expected} input channels"
-            raise ValueError(f"{self.name or 'this MODEL'} is {kind}, given {latents_scaled.shape[1]} latent channels "
-                             f"and {extra_channels} extra (pass the mask and masked-image latents as concat=)")
-
+        self._check_in_channels(unet, latents_scaled, concat)
         x = latents_scaled.to(device=device, dtype=dtype)
-        if not torch.is_tensor(timestep):
-            timestep = torch.tensor([float(timestep)], device=device)
-        t = timestep.to(device=device, dtype=torch.float32).reshape(-1)
-        if t.numel() == 1 and batch > 1:
-            t = t.expand(batch)
+        t = _timesteps(timestep, batch, device)
         c = cond.to(device=device, dtype=dtype)
         kwargs: dict[str, Any] = dict(unet_kwargs)
         if self.needs_pooled:
             if pooled is None:
                 raise ValueError("an SDXL model needs the pooled text embedding: use a CLIP from an SDXL checkpoint")
             if added_time_ids is None:
-                ids = self.time_ids(None, x.shape[-2], x.shape[-1])
-                added_time_ids = torch.tensor([ids] * batch)
+                added_time_ids = torch.tensor([self.time_ids(None, x.shape[-2], x.shape[-1])] * batch)
             kwargs["added_cond_kwargs"] = {
                 "text_embeds": pooled.to(device=device, dtype=dtype),
                 "time_ids": added_time_ids.to(device=device, dtype=dtype),
             }
-        for key in ("down_block_additional_residuals",):
-            if kwargs.get(key) is not None:
-                kwargs[key] = tuple(r.to(device=device, dtype=dtype) for r in kwargs[key])
-        if kwargs.get("mid_block_additional_residual") is not None:
-            kwargs["mid_block_additional_residual"] = kwargs["mid_block_additional_residual"].to(device=device, dtype=dtype)
-
+        _residuals_to(kwargs, device, dtype)
         if concat is not None:
             concat = concat.to(device=device, dtype=dtype)
             if concat.shape[0] != batch:
                 concat = concat.repeat(batch // concat.shape[0], 1, 1, 1)
+        apply = self._call_chain(unet, concat)
+        # no_grad rather than inference_mode: outputs stay ordinary tensors that callers (and
+        # plugins) may modify in place; the speed difference is negligible next to the UNet.
+        with torch.no_grad():
+            out = apply(UNetCall(x, t, c, pooled, added_time_ids, kwargs, self))
+        return out.to(device=out_device, dtype=out_dtype)
+
+    def _check_in_channels(self, unet: Any, latents: torch.Tensor, concat: torch.Tensor | None) -> None:
+        extra_channels = 0 if concat is None else concat.shape[1]
+        expected = unet.config.in_channels
+        if latents.shape[1] + extra_channels != expected:
+            kind = "an inpainting model" if expected == 9 else f"a model with {expected} input channels"
+            raise ValueError(f"{self.name or 'this MODEL'} is {kind}, given {latents.shape[1]} latent channels "
+                             f"and {extra_channels} extra (pass the mask and masked-image latents as concat=)")
+
+    def _call_chain(self, unet: Any, concat: torch.Tensor | None) -> Callable[[UNetCall], Any]:
+        """The UNet call inside this MODEL's :attr:`wrappers` (outermost first)."""
+        import torch
 
         def call_unet(call: UNetCall) -> torch.Tensor:
             extra = dict(call.kwargs)
@@ -352,11 +355,28 @@ class DiffusionModel:
         apply: Callable[[UNetCall], Any] = call_unet
         for wrapper in reversed(self.wrappers):
             apply = _bind(wrapper, apply)
-        # no_grad rather than inference_mode: outputs stay ordinary tensors that callers (and
-        # plugins) may modify in place; the speed difference is negligible next to the UNet.
-        with torch.no_grad():
-            out = apply(UNetCall(x, t, c, pooled, added_time_ids, kwargs, self))
-        return out.to(device=out_device, dtype=out_dtype)
+        return apply
+
+
+def _timesteps(timestep: Any, batch: int, device: Any) -> torch.Tensor:
+    """A number or tensor of timesteps as the UNet's float32 ``[B]`` tensor."""
+    import torch
+
+    if not torch.is_tensor(timestep):
+        timestep = torch.tensor([float(timestep)], device=device)
+    t = timestep.to(device=device, dtype=torch.float32).reshape(-1)
+    if t.numel() == 1 and batch > 1:
+        t = t.expand(batch)
+    return t
+
+
+def _residuals_to(kwargs: dict[str, Any], device: Any, dtype: Any) -> None:
+    """ControlNet residuals in ``kwargs`` moved to the UNet's device and dtype (in place)."""
+    if kwargs.get("down_block_additional_residuals") is not None:
+        kwargs["down_block_additional_residuals"] = tuple(
+            r.to(device=device, dtype=dtype) for r in kwargs["down_block_additional_residuals"])
+    if kwargs.get("mid_block_additional_residual") is not None:
+        kwargs["mid_block_additional_residual"] = kwargs["mid_block_additional_residual"].to(device=device, dtype=dtype)
 
 
 def _bind(wrapper: UNetWrapper, inner: Callable[[UNetCall], Any]) -> Callable[[UNetCall], Any]:
@@ -424,7 +444,7 @@ class TextEncoder:
         return self.clone(patches=self.patches + (patch,))
 
     def __weft_cache_size__(self) -> int:
-        return _HANDLE_SIZE
+        return HANDLE_SIZE
 
     def __repr__(self) -> str:
         return f"<CLIP {self.family} {self.name!r} skip={self.clip_skip} patches={len(self.patches)}>"
@@ -468,119 +488,6 @@ class TextEncoder:
         self.clip_skip = layer_idx
 
 
-class VAEModel:
-    """``VAE``: a diffusers ``AutoencoderKL`` and its latent format.
-
-    :meth:`encode` takes IMAGE ``[B, H, W, C]`` 0..1 and returns raw latents (the posterior
-    mean, so encoding is deterministic); :meth:`decode` the reverse, always float32 CPU.
-    Sizes not divisible by :attr:`downscale` are cropped down to a multiple before encoding.
-    """
-
-    TYPE = "VAE"
-
-    def __init__(
-        self, handle: ModuleHandle, *, scaling_factor: float, shift_factor: float = 0.0, latent_channels: int = 4,
-        downscale: int = 8, name: str = "",
-    ) -> None:
-        self.handle = handle
-        self.scaling_factor = scaling_factor
-        self.shift_factor = shift_factor
-        self.latent_channels = latent_channels
-        self.downscale = downscale
-        self.name = name
-
-    def __weft_cache_size__(self) -> int:
-        return _HANDLE_SIZE
-
-    def __repr__(self) -> str:
-        return f"<VAE {self.name!r} scale={self.scaling_factor}>"
-
-    @property
-    def latent_format(self) -> LatentFormat:
-        return LatentFormat(self.latent_channels, self.scaling_factor, self.shift_factor)
-
-    # ComfyUI's names for the same facts, for plugins
-    @property
-    def downscale_ratio(self) -> int:
-        return self.downscale
-
-    @property
-    def upscale_ratio(self) -> int:
-        return self.downscale
-
-    def spacial_compression_decode(self) -> int:
-        return self.downscale
-
-    def spacial_compression_encode(self) -> int:
-        return self.downscale
-
-    @property
-    def device(self) -> torch.device:
-        return self.handle.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.handle.compute_dtype
-
-    def encode(self, image: torch.Tensor) -> torch.Tensor:
-        """IMAGE ``[B, H, W, C]`` 0..1 -> raw latents ``[B, 4, H/8, W/8]`` (float32, CPU)."""
-        import torch
-
-        vae = self.handle.on_device()
-        image = _crop_to_multiple(image[..., :3], self.downscale)
-        x = image.movedim(-1, 1).to(device=self.device, dtype=self.dtype) * 2.0 - 1.0
-        with torch.no_grad():
-            latents = vae.encode(x).latent_dist.mean
-        return latents.float().cpu()
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Raw latents ``[B, 4, h, w]`` -> IMAGE ``[B, 8h, 8w, 3]`` 0..1 (float32, CPU)."""
-        import torch
-
-        vae = self.handle.on_device()
-        z = latents.to(device=self.device, dtype=self.dtype)
-        with torch.no_grad():
-            pixels = vae.decode(z, return_dict=False)[0]
-        return ((pixels.float() + 1.0) / 2.0).clamp(0.0, 1.0).movedim(1, -1).cpu()
-
-    def decode_tiled(self, latents: torch.Tensor, tile_size: int = 512, overlap: int | None = None, *,
-                     tile_x: int | None = None, tile_y: int | None = None, **_: Any) -> torch.Tensor:
-        """Like :meth:`decode`, tile by tile (sizes in image pixels), blending the overlaps.
-
-        Peak memory follows the tile, not the image, which is what makes large decodes fit.
-        ``tile_x``/``tile_y`` (latent units, with ``overlap`` then in latent units too) is
-        ComfyUI's signature, for plugins; square tiles of the larger size are used.
-        """
-        f = self.downscale
-        if tile_x is not None or tile_y is not None:
-            tile_size = max(tile_x or 0, tile_y or 0) * f
-            overlap = (16 if overlap is None else overlap) * f
-        elif overlap is None:
-            overlap = 64
-        tile, lap = max(tile_size // f, 2), max(min(overlap // f, tile_size // f // 2), 0)
-        out = _tiled(latents, tile, lap, f, self.decode, out_channels=3, channels_last=True)
-        return out
-
-    def encode_tiled(self, image: torch.Tensor, tile_size: int = 512, overlap: int = 64, *,
-                     tile_x: int | None = None, tile_y: int | None = None, **_: Any) -> torch.Tensor:
-        """Like :meth:`encode`, tile by tile (sizes in image pixels), blending the overlaps.
-
-        ``tile_x``/``tile_y`` (pixels) is ComfyUI's signature, for plugins.
-        """
-        f = self.downscale
-        if tile_x is not None or tile_y is not None:
-            tile_size = max(tile_x or 0, tile_y or 0)
-        image = _crop_to_multiple(image[..., :3], f)
-        pixels = image.movedim(-1, 1)
-        tile, lap = max(tile_size // f * f, f * 2), max(min(overlap // f * f, tile_size // 2 // f * f), 0)
-
-        def enc(chunk: torch.Tensor) -> torch.Tensor:
-            return self.encode(chunk.movedim(1, -1))
-
-        return _tiled(pixels, tile, lap, 1, enc, out_channels=self.latent_channels, channels_last=False,
-                      shrink=f)
-
-
 class MissingComponentError(AttributeError):
     """A CLIP or VAE output of a checkpoint that has none was used."""
 
@@ -608,59 +515,6 @@ class MissingComponent:
 
     def __repr__(self) -> str:
         return f"<missing {self.type_name}: {self.message}>"
-
-
-def _crop_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
-    h, w = image.shape[1] // multiple * multiple, image.shape[2] // multiple * multiple
-    if (h, w) == tuple(image.shape[1:3]):
-        return image
-    top, left = (image.shape[1] - h) // 2, (image.shape[2] - w) // 2
-    return image[:, top:top + h, left:left + w]
-
-
-def _tiled(
-    x: torch.Tensor, tile: int, overlap: int, scale: int, fn: Callable[[torch.Tensor], torch.Tensor], *,
-    out_channels: int, channels_last: bool, shrink: int = 1,
-) -> torch.Tensor:
-    """Apply ``fn`` to overlapping ``tile`` x ``tile`` windows of ``x [B, C, H, W]`` and blend.
-
-    The output is ``scale`` times larger (decode) or ``shrink`` times smaller (encode); each
-    window's contribution fades linearly over the overlap so seams do not show.
-    """
-    import torch
-
-    batch, _, height, width = x.shape
-    out_h, out_w = height * scale // shrink, width * scale // shrink
-    out = torch.zeros(batch, out_channels, out_h, out_w)
-    weight = torch.zeros(1, 1, out_h, out_w)
-    stride = max(tile - overlap, 1)
-    ys = list(range(0, max(height - overlap, 1), stride))
-    xs = list(range(0, max(width - overlap, 1), stride))
-    for y in ys:
-        for x0 in xs:
-            y0, x1 = min(y, max(height - tile, 0)), min(x0, max(width - tile, 0))
-            window = x[:, :, y0:y0 + tile, x1:x1 + tile]
-            result = fn(window)
-            if channels_last:
-                result = result.movedim(-1, 1)
-            th, tw = result.shape[-2:]
-            ramp = overlap * scale // shrink
-            mask = torch.ones(1, 1, th, tw)
-            if ramp > 0:
-                fade = torch.linspace(0.0, 1.0, ramp + 2)[1:-1]
-                if y0 > 0:
-                    mask[:, :, :ramp, :] *= fade.view(1, 1, -1, 1)
-                if y0 + tile < height:
-                    mask[:, :, -ramp:, :] *= fade.flip(0).view(1, 1, -1, 1)
-                if x1 > 0:
-                    mask[:, :, :, :ramp] *= fade.view(1, 1, 1, -1)
-                if x1 + tile < width:
-                    mask[:, :, :, -ramp:] *= fade.flip(0).view(1, 1, 1, -1)
-            oy, ox = y0 * scale // shrink, x1 * scale // shrink
-            out[:, :, oy:oy + th, ox:ox + tw] += result.float().cpu() * mask
-            weight[:, :, oy:oy + th, ox:ox + tw] += mask
-    out = out / weight.clamp_min(1e-8)
-    return out.movedim(1, -1) if channels_last else out
 
 
 __all__ = [

@@ -1,0 +1,216 @@
+"""Sigma schedules: ComfyUI's ``scheduler`` values, computed from a model's training noise.
+
+:func:`compute_sigmas` turns a model's training noise schedule and a step count into a
+descending tensor of sigmas ending in 0 (ComfyUI's SIGMAS convention: k-diffusion's
+"variance exploding" noise levels), with ComfyUI's math for each name, so a workflow's
+schedule is the same here and there. Any sampler then steps through it (:mod:`.steppers`).
+
+torch is imported inside the functions; importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+#: ComfyUI scheduler names Weft computes, in ComfyUI's order.
+SCHEDULER_NAMES: tuple[str, ...] = (
+    "simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal", "kl_optimal",
+)
+UNSUPPORTED_SCHEDULERS: dict[str, str] = {
+    "linear_quadratic": "it is a schedule for flow-matching video models, not the SD families Weft runs",
+    "align_your_steps": "it needs the AYS tables of a specific model; use karras or exponential",
+}
+
+
+# -- the model's training noise schedule -------------------------------------------------------
+
+
+class ModelSigmas:
+    """The training sigmas of a model (from its diffusers scheduler config) and conversions.
+
+    ``sigmas[t]`` is the noise level of training timestep ``t`` (ascending with ``t``).
+    """
+
+    def __init__(self, alphas_cumprod: torch.Tensor) -> None:
+        import torch
+
+        ac = alphas_cumprod.to(torch.float64)
+        self.sigmas = ((1 - ac) / ac).sqrt().to(torch.float32)
+        self.log_sigmas = self.sigmas.log()
+        self.sigma_min = float(self.sigmas[0])
+        self.sigma_max = float(self.sigmas[-1])
+
+    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Fractional training timestep of each sigma (linear in log sigma between neighbours)."""
+        import torch
+
+        log_sigma = sigma.clamp(min=1e-10).log()
+        dists = log_sigma - self.log_sigmas[:, None]
+        low = dists.ge(0).cumsum(dim=0).argmax(dim=0).clamp(max=self.log_sigmas.shape[0] - 2)
+        high = low + 1
+        lo, hi = self.log_sigmas[low], self.log_sigmas[high]
+        w = ((lo - log_sigma) / (lo - hi)).clamp(0, 1)
+        return ((1 - w) * low + w * high).to(torch.float32).reshape(sigma.shape)
+
+    def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """Sigma at fractional timestep ``t`` (log-linear interpolation)."""
+        t = t.float().clamp(0, len(self.sigmas) - 1)
+        low = t.floor().long()
+        high = t.ceil().long()
+        w = t - low
+        return ((1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]).exp()
+
+
+_SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
+                  "rescale_betas_zero_snr")
+
+
+@lru_cache(maxsize=8)
+def _model_sigmas(key: str) -> ModelSigmas:
+    from diffusers import EulerDiscreteScheduler
+
+    scheduler = EulerDiscreteScheduler.from_config(json.loads(key))
+    return ModelSigmas(scheduler.alphas_cumprod)
+
+
+def model_sigmas(scheduler_config: Mapping[str, Any]) -> ModelSigmas:
+    """The training sigmas for a MODEL's ``scheduler_config``, cached per distinct schedule."""
+    relevant = {k: scheduler_config[k] for k in _SCHEDULE_KEYS if scheduler_config.get(k) is not None}
+    return _model_sigmas(json.dumps(relevant, sort_keys=True, default=list))
+
+
+# -- schedules ---------------------------------------------------------------------------------
+
+
+def _with_zero(values: Any) -> torch.Tensor:
+    import torch
+
+    sig = torch.as_tensor(values, dtype=torch.float32).flatten()
+    return torch.cat([sig, sig.new_zeros(1)])
+
+
+def karras_schedule(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al.'s schedule (also the KarrasScheduler node's, with its own range and rho)."""
+    import torch
+
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return _with_zero((hi + ramp * (lo - hi)) ** rho)
+
+
+def _exponential(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    import torch
+
+    return _with_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64).exp())
+
+
+def _normal(ms: ModelSigmas, n: int, sgm: bool) -> torch.Tensor:
+    import torch
+
+    t_max = float(ms.sigma_to_t(torch.tensor(ms.sigma_max)))
+    t_min = float(ms.sigma_to_t(torch.tensor(ms.sigma_min)))
+    ts = torch.linspace(t_max, t_min, n + 1)[:-1] if sgm else torch.linspace(t_max, t_min, n)
+    return _with_zero(ms.t_to_sigma(ts))
+
+
+def _simple(ms: ModelSigmas, n: int) -> torch.Tensor:
+    stride = len(ms.sigmas) / n
+    return _with_zero([float(ms.sigmas[-(1 + int(i * stride))]) for i in range(n)])
+
+
+def _ddim_uniform(ms: ModelSigmas, n: int) -> torch.Tensor:
+    stride = max(len(ms.sigmas) // n, 1)
+    picked = [float(ms.sigmas[i]) for i in range(1, len(ms.sigmas), stride)]
+    return _with_zero(picked[::-1])
+
+
+def _beta_ppf(q: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """Quantiles of the Beta(a, b) distribution, by inverting a fine numerical CDF.
+
+    scipy is not a dependency; the density is integrated on a grid substituted through
+    ``x = u^k`` near 0 and 1 so the integrable singularities of a, b < 1 stay accurate.
+    """
+    import torch
+
+    u = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    x = 0.5 * (1 - torch.cos(math.pi * u))  # dense near both ends
+    mid = 0.5 * (x[1:] + x[:-1])
+    pdf = mid.pow(a - 1) * (1 - mid).pow(b - 1)
+    cdf = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(pdf * (x[1:] - x[:-1]), 0)])
+    cdf = cdf / cdf[-1]
+    idx = torch.searchsorted(cdf, q.to(torch.float64)).clamp(1, len(cdf) - 1)
+    c0, c1 = cdf[idx - 1], cdf[idx]
+    w = ((q - c0) / (c1 - c0).clamp(min=1e-300)).clamp(0, 1)
+    return x[idx - 1] + w * (x[idx] - x[idx - 1])
+
+
+def _beta(ms: ModelSigmas, n: int, alpha: float = 0.6, beta: float = 0.6) -> torch.Tensor:
+    import torch
+
+    total = len(ms.sigmas) - 1
+    q = 1 - torch.linspace(0, 1, n + 1, dtype=torch.float64)[:-1]
+    idx = (_beta_ppf(q, alpha, beta) * total).round().long().tolist()
+    picked: list[float] = []
+    last = None
+    for i in idx:
+        if i != last:
+            picked.append(float(ms.sigmas[i]))
+        last = i
+    return _with_zero(picked)
+
+
+def _kl_optimal(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    import torch
+
+    w = torch.arange(n, dtype=torch.float64) / max(n - 1, 1)
+    return _with_zero(torch.tan(w * math.atan(sigma_min) + (1 - w) * math.atan(sigma_max)))
+
+
+#: ``scheduler`` name -> ``schedule(model_sigmas, steps)``, for every name in SCHEDULER_NAMES
+_SCHEDULES: dict[str, Callable[[ModelSigmas, int], torch.Tensor]] = {
+    "simple": _simple,
+    "sgm_uniform": lambda ms, n: _normal(ms, n, sgm=True),
+    "karras": lambda ms, n: karras_schedule(n, ms.sigma_min, ms.sigma_max),
+    "exponential": lambda ms, n: _exponential(n, ms.sigma_min, ms.sigma_max),
+    "ddim_uniform": _ddim_uniform,
+    "beta": _beta,
+    "normal": lambda ms, n: _normal(ms, n, sgm=False),
+    "kl_optimal": lambda ms, n: _kl_optimal(n, ms.sigma_min, ms.sigma_max),
+}
+
+
+def compute_sigmas(scheduler_config: Mapping[str, Any], scheduler: str, steps: int) -> torch.Tensor:
+    """ComfyUI's ``calculate_sigmas``: ``steps`` descending noise levels then 0 (float32 CPU).
+
+    ``ddim_uniform`` and ``beta`` may return fewer steps when the training grid is coarser
+    than ``steps``, as in ComfyUI.
+    """
+    import torch
+
+    if steps <= 0:
+        return torch.zeros(0)
+    schedule = _SCHEDULES.get(scheduler)
+    if schedule is None:
+        from .samplers import unsupported_message
+
+        raise ValueError(unsupported_message("scheduler", scheduler))
+    return schedule(model_sigmas(scheduler_config), steps)
+
+
+def denoise_sigmas(scheduler_config: Mapping[str, Any], scheduler: str, steps: int, denoise: float) -> torch.Tensor:
+    """KSampler's schedule for ``denoise`` < 1: the last ``steps`` of a longer schedule."""
+    import torch
+
+    if denoise <= 0.0 or steps <= 0:
+        return torch.zeros(0)
+    if denoise >= 0.9999:
+        return compute_sigmas(scheduler_config, scheduler, steps)
+    total = int(steps / denoise)
+    return compute_sigmas(scheduler_config, scheduler, total)[-(steps + 1):]

@@ -1,0 +1,106 @@
+"""Every sampler steps through exactly the schedule asked for, with every scheduler.
+
+The diffusers-backed samplers get Weft's sigmas through scheduler internals (see
+nodes/diffusion/steppers.py), which a diffusers release may change; these tests read back
+the noise level each step actually reaches, so such a change fails here, by name.
+
+The model is an oracle for data that is a single point, x0 = 0: its noise prediction at
+noise level s is x / s (VE space). Along such a run every correct sampler keeps the sample
+at ``noise * sigma`` (deterministic samplers: exactly) or at a Gaussian of standard
+deviation ``sigma`` (ancestral and SDE samplers: they replace part of the noise), so the
+sample after step k tells which sigma the step reached.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from nodes.diffusion.own_steppers import OwnStepper
+from nodes.diffusion.samplers import SAMPLERS, SCHEDULER_NAMES, compute_sigmas
+from nodes.diffusion.types import default_scheduler_config
+
+CONFIG = default_scheduler_config("sd1", "epsilon")
+STOCHASTIC = {"euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_sde_gpu",
+              "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "lcm", "ddpm"}
+SHAPE = (1, 4, 64, 64)  # enough elements for the spread of a noisy sample to read its sigma to 1 %
+STEPS = 7
+
+
+def test_every_sampler_is_classified():
+    assert STOCHASTIC <= set(SAMPLERS)
+
+
+def oracle_run(name: str, sigmas: torch.Tensor) -> tuple[Any, list[torch.Tensor], list[tuple[float, float]], Any]:
+    """Drive ``name``'s stepper through ``sigmas`` like the sampling loop does, with the x0 = 0 oracle.
+
+    Returns the stepper, the VE sample after each completed step (the last one as the loop
+    finishes it), per model call whose noise level is known (timestep given, sigma), and the
+    starting noise.
+    """
+    stepper = SAMPLERS[name].stepper(CONFIG, sigmas, seed=3)
+    grid = [float(s) for s in stepper.grid]
+    noise = torch.randn(SHAPE, generator=torch.Generator().manual_seed(0))
+    x = noise * grid[0] / (math.sqrt(1 + grid[0] ** 2) if stepper.vp else 1.0)
+    own = isinstance(stepper, OwnStepper)
+    reached: list[torch.Tensor] = []
+    timesteps: list[tuple[float, float]] = []
+    for j in range(stepper.calls):
+        x_in = stepper.scale_input(x, j)  # x_ve / sqrt(1 + sigma^2) in both spaces
+        if own or j % stepper.stages == 0:
+            sigma = stepper.call_sigmas[j] if own else grid[j // stepper.stages]
+            eps = x_in * (math.sqrt(1 + sigma * sigma) / sigma)
+            timesteps.append((float(stepper.timesteps[j]), sigma))
+            first = (eps, j, x)
+        # else: the second call of a diffusers Heun/DPM2 step; its first half moved the sample
+        # deterministically along eps, so eps is still the oracle's answer there
+        x = stepper.step(eps, j, x)
+        if (j + 1) % stepper.stages and j + 1 < stepper.calls:
+            continue
+        done = j // stepper.stages + 1
+        if j + 1 == stepper.calls:  # the loop's finish (sampling._finish)
+            final = stepper.denoised(*first) if stepper.finish_denoised else stepper.to_latent(x)
+            reached.append(final)
+        else:
+            reached.append(x * math.sqrt(1 + grid[done] ** 2) if stepper.vp else x)
+    return stepper, reached, timesteps, noise
+
+
+def schedules() -> list[tuple[str, str, torch.Tensor]]:
+    """Each scheduler's schedule, whole and stopped above 0 (KSamplerAdvanced's leftover noise)."""
+    cases = []
+    for scheduler in SCHEDULER_NAMES:
+        sigmas = compute_sigmas(CONFIG, scheduler, STEPS)
+        cases.append((scheduler, "to 0", sigmas))
+        cases.append((scheduler, "leftover", sigmas[:-3]))
+    return cases
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_sampler_steps_through_the_schedule_asked_for(name):
+    failures = []
+    for scheduler, variant, sigmas in schedules():
+        stepper, reached, timesteps, noise = oracle_run(name, sigmas)
+        asked = [float(s) for s in sigmas[1:]]
+        where = f"{scheduler} ({variant})"
+        if len(reached) != len(asked):
+            failures.append(f"{where}: {len(reached)} steps for {len(asked)} asked")
+            continue
+        ms = stepper.ms
+        for given, sigma in timesteps:
+            # the UNet is told the call's noise level (diffusers' VP schedulers round to whole steps)
+            if abs(given - float(ms.sigma_to_t(torch.tensor(sigma)))) > 0.5 + 1e-3:
+                failures.append(f"{where}: timestep {given} for sigma {sigma}")
+        for k, (x, sigma) in enumerate(zip(reached, asked, strict=True), start=1):
+            if name in STOCHASTIC:
+                got = float(x.std())
+                ok = abs(got - sigma) <= 0.03 * sigma + 1e-4
+            else:
+                got = float((x / noise).median())
+                ok = float((x - noise * sigma).abs().max()) <= 1e-4 * (1 + sigma)
+            if not ok:
+                failures.append(f"{where}: step {k} reached {got:.5g}, asked {sigma:.5g}")
+    assert not failures, f"{name}:\n" + "\n".join(failures)

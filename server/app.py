@@ -65,7 +65,7 @@ def build_app(runtime: ServerRuntime) -> web.Application:
         *([compress_responses] if config.enable_compress_response_body else []),
         security.errors,
         security.make_cors(config.enable_cors_header),
-        security.make_guard(config.loopback_only, config.enable_cors_header),
+        *security.access_middlewares(config),  # proxy headers, Host/Origin, token, body deadline
     ]
     app = web.Application(middlewares=middlewares, client_max_size=int(config.max_upload_size_mb * 1024 * 1024))
     app[RUNTIME_KEY] = runtime

@@ -8,8 +8,9 @@ and named in one log line at start-up (:attr:`ServerConfig.ignored_flags`), so a
 never fails and the user learns what had no effect. A flag neither launcher knows is still
 an error. Weft's own additions (``--custom-nodes-directory``, ``--disable-custom-nodes``,
 ``--base-path`` and the resource limits ``--max-node-memory``, ``--max-image-pixels``,
-``--max-string-length``, ``--max-json-depth``) sit with the flags of their area in ``--help``.
-docs/compatibility.md explains each choice; docs/security.md the limits.
+``--max-string-length``, ``--max-json-depth``, and the access flags ``--auth-token``,
+``--allowed-hosts``, ``--trusted-proxy``, ``--body-timeout``...) sit with the flags of their area
+in ``--help``. docs/compatibility.md explains each choice; docs/security.md the limits and access.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PORT = 8188
+#: the environment variable ``--auth-token`` defaults to
+TOKEN_ENV = "WEFT_AUTH_TOKEN"
 
 #: memory modes (``--gpu-only``, ``--highvram``, ``--normalvram``, ``--lowvram``, ``--novram``)
 VRAM_MODES = ("gpu_only", "high", "normal", "low", "none")
@@ -113,7 +116,17 @@ class ServerConfig:
     enable_cors_header: str | None = None
     enable_compress_response_body: bool = False
     default_hashing_function: str = "sha256"
+    # queue and history (server/store.py; docs/security.md "Queue and history on disk")
+    #: ``--max-history-items`` / ``--max-history-size``: oldest entries pruned past either (0: no bound)
     history_max_items: int = 10000
+    history_max_bytes: int = 256 << 20
+    #: ``--max-queue-items`` / ``--max-queue-size``: POST /prompt answers 429 past either (0: no bound)
+    queue_max_items: int = 10000
+    queue_max_bytes: int = 256 << 20
+    #: not ``--memory-only-queue``: queue, history and prompt numbers kept in <user>/weft-state.sqlite3
+    durable_queue: bool = True
+    #: ``--on-restart-running``: the prompt a killed server was running, on restart: "fail" or "requeue"
+    on_restart_running: str = "fail"
     # resource limits (docs/security.md): checked before work starts
     #: ``--max-node-memory``: GB one node may be estimated to allocate; None = half the RAM, 0 = off
     max_node_memory_gb: float | None = None
@@ -123,6 +136,20 @@ class ServerConfig:
     max_string_length: int = 16 * 1024 * 1024
     #: ``--max-json-depth``: how deeply a request body may nest
     max_json_depth: int = 128
+    # access (docs/security.md): who may use the server, under which names, through which proxies
+    #: ``--auth-token`` / ``--auth-token-file`` / ``WEFT_AUTH_TOKEN``: None = none configured (one is
+    #: generated when :attr:`needs_token`), "" = authentication explicitly off
+    auth_token: str | None = None
+    #: ``--insecure-no-auth``: serve off loopback without a token
+    insecure_no_auth: bool = False
+    #: ``--allowed-hosts``: ``Host`` names accepted besides loopback and the listen addresses ("*": any)
+    allowed_hosts: list[str] = field(default_factory=list)
+    #: ``--trusted-proxy``: addresses (or networks) whose X-Forwarded-* headers are believed
+    trusted_proxies: list[str] = field(default_factory=list)
+    #: ``--body-timeout``: seconds a request body may take to arrive before a 408
+    body_timeout: float = 60.0
+    #: ``--idle-timeout``: seconds an idle keep-alive connection, or one still sending its headers, is kept
+    idle_timeout: float = 75.0
     # console and start-up
     verbose: str = "INFO"
     log_stdout: bool = False
@@ -133,6 +160,12 @@ class ServerConfig:
     ignored_flags: list[str] = field(default_factory=list)
     #: every ComfyUI flag by argparse name, as parsed (what ``comfy.cli_args.args`` answers)
     comfy_args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def needs_token(self) -> bool:
+        """Whether people on other machines can reach the server: it listens off loopback, or a
+        reverse proxy forwards to it. Then it runs with a token unless ``--insecure-no-auth``."""
+        return not self.loopback_only or bool(self.trusted_proxies)
 
     @property
     def loopback_only(self) -> bool:
@@ -197,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     # in this order, the flags with no effect are named at start-up in ComfyUI's order
     for add_flags in (_network_flags, _folder_flags, _precision_flags, _device_flags, _preview_flags, _cache_flags,
                       _attention_flags, _manager_flags, _memory_flags, _custom_node_flags, _console_flags,
-                      _limit_flags):
+                      _limit_flags, _access_flags, _queue_flags):
         add_flags(p)
     return p
 
@@ -216,7 +249,7 @@ def _network_flags(p: argparse.ArgumentParser) -> None:
                    default="sha256", help="hash that tells an upload with a taken name from the same file (default sha256)")
     g.add_argument("--enable-compress-response-body", action="store_true", help="gzip responses for clients that accept it")
     g.add_argument("--base-path", type=str, default="",
-                   help="URL prefix when served behind a reverse proxy (X-Forwarded-Prefix is honoured only with it)")
+                   help="URL prefix when served behind a reverse proxy (a --trusted-proxy's X-Forwarded-Prefix wins)")
 
 
 def _folder_flags(p: argparse.ArgumentParser) -> None:
@@ -381,9 +414,104 @@ def _limit_flags(p: argparse.ArgumentParser) -> None:
                    help="deepest nesting accepted in a JSON request body (default 128)")
 
 
+def _access_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("access (Weft's; docs/security.md)")
+    token = g.add_mutually_exclusive_group()
+    token.add_argument("--auth-token", type=str, default=None, metavar="TOKEN",
+                       help="token every request must carry (Authorization: Bearer, ?token=, or the cookie the page "
+                            f"sets); default: ${TOKEN_ENV}, else one is generated and printed when the server is "
+                            "reachable from other machines (--listen off loopback, --trusted-proxy)")
+    token.add_argument("--auth-token-file", type=str, default=None, metavar="PATH",
+                       help="read the token from PATH (keeps it out of the process list)")
+    g.add_argument("--insecure-no-auth", action="store_true",
+                   help="serve off loopback without a token: anyone who reaches the port can use everything")
+    g.add_argument("--allowed-hosts", type=str, default="", metavar="NAMES",
+                   help="comma-separated Host names accepted besides loopback and the listen addresses "
+                        "(a DNS rebinding guard; '*' accepts any)")
+    g.add_argument("--trusted-proxy", type=_addresses, default=[], metavar="ADDRESSES",
+                   help="comma-separated addresses or networks of reverse proxies whose X-Forwarded-For/-Proto/"
+                        "-Host/-Prefix headers are believed (ignored from anyone else)")
+    g.add_argument("--body-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                   help="a request body not complete after SECONDS is answered 408 and its connection closed "
+                        "(default 60)")
+    g.add_argument("--idle-timeout", type=_seconds, default=75.0, metavar="SECONDS",
+                   help="close a connection idle, or still sending its request headers, after SECONDS (default 75)")
+
+
+def _addresses(value: str) -> list[str]:
+    """``--trusted-proxy``: IP addresses or networks (a host name could resolve to anyone)."""
+    found = [part.strip() for part in value.split(",") if part.strip()]
+    for part in found:
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not an IP address or network") from None
+    return found
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError("must be a number of seconds above 0")
+    return seconds
+
+
+def _auth_token(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str | None:
+    """The token from the flags, else the environment; "" when ``--auth-token ''`` turns it off."""
+    if args.auth_token is not None:
+        return args.auth_token.strip()
+    if args.auth_token_file:
+        try:
+            token = Path(args.auth_token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            parser.error(f"--auth-token-file: cannot read {args.auth_token_file}: {exc}")
+        if not token:
+            parser.error(f"--auth-token-file: {args.auth_token_file} is empty")
+        return token
+    return os.environ.get(TOKEN_ENV, "").strip() or None
+
+
+def _queue_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("queue and history (Weft's; docs/security.md)")
+    g.add_argument("--memory-only-queue", action="store_true",
+                   help="keep the queue, history and prompt numbers in memory only (lost when the server stops); "
+                        "by default they are kept in <user directory>/weft-state.sqlite3 and survive a crash")
+    g.add_argument("--on-restart-running", choices=["fail", "requeue"], default="fail",
+                   help="the prompt that was running when the server was killed: marked failed in the history "
+                        "(default), or queued again (it may be what killed the server)")
+    g.add_argument("--max-queue-items", type=_count, default=10000, metavar="N",
+                   help="most prompts waiting in the queue; POST /prompt answers 429 past it (default 10000, 0: no bound)")
+    g.add_argument("--max-queue-size", type=_megabytes, default="256", metavar="MB",
+                   help="most MB of waiting prompts (as JSON); POST /prompt answers 429 past it (default 256, 0: no bound)")
+    g.add_argument("--max-history-items", type=_count, default=10000, metavar="N",
+                   help="history entries kept; the oldest are dropped past it, their output files stay "
+                        "(default 10000 as ComfyUI, 0: no bound)")
+    g.add_argument("--max-history-size", type=_megabytes, default="256", metavar="MB",
+                   help="most MB of history entries (as JSON); the oldest are dropped past it, their output "
+                        "files stay (default 256, 0: no bound)")
+
+
+def _count(value: str) -> int:
+    count = int(value)
+    if count < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no bound) or more")
+    return count
+
+
+def _megabytes(value: str) -> int:
+    """A size in MB as bytes."""
+    megabytes = float(value)
+    if not megabytes >= 0:
+        raise argparse.ArgumentTypeError("must be 0 (no bound) or more MB")
+    return int(megabytes * (1 << 20))
+
+
 #: argparse destinations of Weft's own flags (not part of ``comfy.cli_args.args``)
 WEFT_ONLY = frozenset({"disable_custom_nodes", "custom_nodes_directory", "base_path", "max_node_memory",
-                       "max_image_pixels", "max_string_length", "max_json_depth"})
+                       "max_image_pixels", "max_string_length", "max_json_depth", "auth_token", "auth_token_file",
+                       "insecure_no_auth", "allowed_hosts", "trusted_proxy", "body_timeout", "idle_timeout",
+                       "memory_only_queue", "on_restart_running", "max_queue_items", "max_queue_size",
+                       "max_history_items", "max_history_size"})
 
 
 def _option_strings(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -465,6 +593,18 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         max_image_pixels=args.max_image_pixels,
         max_string_length=args.max_string_length,
         max_json_depth=args.max_json_depth,
+        durable_queue=not args.memory_only_queue,
+        on_restart_running=args.on_restart_running,
+        queue_max_items=args.max_queue_items,
+        queue_max_bytes=args.max_queue_size,
+        history_max_items=args.max_history_items,
+        history_max_bytes=args.max_history_size,
+        auth_token=_auth_token(args, parser),
+        insecure_no_auth=args.insecure_no_auth,
+        allowed_hosts=[h.strip().lower() for h in args.allowed_hosts.split(",") if h.strip()],
+        trusted_proxies=list(args.trusted_proxy),
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
         max_upload_size_mb=args.max_upload_size,
         enable_cors_header=args.enable_cors_header,
         enable_compress_response_body=args.enable_compress_response_body,

@@ -3,8 +3,8 @@
 ``main.py`` parses the flags (``server.config``) and calls :func:`serve`. What must happen
 before torch is imported (``--cuda-device``, ``--default-device``, ``--cuda-malloc``,
 ``--deterministic``) happens in :func:`prepare_environment`, first. Failures a user can fix
-(the port is taken, the address is not this machine's, a TLS file is missing) end with one
-sentence that says what to do, not a traceback.
+(the port is taken, the address is not this machine's, a TLS file is missing, authentication
+turned off on a public address) end with one sentence that says what to do, not a traceback.
 """
 
 from __future__ import annotations
@@ -101,6 +101,22 @@ def display_url(config: ServerConfig) -> str:
     return f"{scheme}://{host}:{config.port}{config.base_path}/"
 
 
+def access_lines(config: ServerConfig, url: str, generated: bool) -> list[str]:
+    """What to tell the user about the access token at start (nothing on a loopback server
+    without one). A generated token is printed in the address to open; a configured one is
+    the user's already and stays out of the logs."""
+    if not config.auth_token:
+        if config.needs_token:
+            return ["WARNING: --insecure-no-auth: anyone who can reach this server can use it (docs/security.md)"]
+        return []
+    if generated:
+        elsewhere = " (from other machines, with this one's address)" if "127.0.0.1" in url and not config.loopback_only else ""
+        return [f"Access token (new at each start; --auth-token-file keeps one): open {url}?token={config.auth_token}"
+                f"{elsewhere}", f"  scripts send 'Authorization: Bearer {config.auth_token}'"]
+    return ["Access token required: the one configured (--auth-token, --auth-token-file or $WEFT_AUTH_TOKEN); "
+            f"open {url}?token=TOKEN once, or send 'Authorization: Bearer TOKEN'"]
+
+
 def open_browser(url: str) -> None:
     """``--auto-launch``: the default browser (``$BROWSER`` where set), never fatal."""
     import webbrowser
@@ -153,9 +169,15 @@ def serve(config: ServerConfig, *, announce: Callable[[str], None] | None = None
     from aiohttp import web
 
     from .app import create_app
+    from .auth import AuthConfigError
 
     context = ssl_context(config)
-    app = create_app(config)
+    generated = config.auth_token is None
+    try:
+        app = create_app(config)  # generates the access token where one is needed
+    except AuthConfigError as exc:
+        raise LaunchError(str(exc)) from None
+    generated = generated and bool(config.auth_token)
     if config.quick_test_for_ci:
         log.info("--quick-test-for-ci: everything loaded; exiting without serving")
         return 0
@@ -164,14 +186,20 @@ def serve(config: ServerConfig, *, announce: Callable[[str], None] | None = None
     def started(_message: str) -> None:
         if announce is not None:
             announce(url)
-        elif not config.dont_print_server:
-            print(f"Weft is running at {url}  (Ctrl+C to stop)", flush=True)
+        else:
+            if not config.dont_print_server:
+                print(f"Weft is running at {url}  (Ctrl+C to stop)", flush=True)
+            for line in access_lines(config, url, generated):  # even so: without it nobody gets in
+                print(line, flush=True)
         if config.auto_launch:
-            open_browser(url)
+            # the browser trades ?token= for a cookie; a configured token is the user's to type
+            open_browser(f"{url}?token={config.auth_token}" if generated else url)
 
     try:
+        # keepalive_timeout also bounds a connection still sending its headers (aiohttp closes
+        # a connection that has no complete request when it runs out); bodies: --body-timeout
         web.run_app(app, host=config.listen, port=config.port, ssl_context=context,  # type: ignore[arg-type]
-                    print=started, access_log=None)
+                    print=started, access_log=None, keepalive_timeout=config.idle_timeout)
     except OSError as exc:
         friendly = bind_error(exc, config)
         if friendly is None:

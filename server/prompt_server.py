@@ -21,8 +21,8 @@ from nodes.registry import NodeRegistry
 
 from .config import ServerConfig
 from .events import EventBus
-from .history import History
-from .queue import MemoryPromptQueue, PromptQueue
+from .queue import PromptQueue
+from .store import open_state
 from .worker import Worker
 
 if TYPE_CHECKING:
@@ -55,8 +55,9 @@ class PromptServer:
             enabled=not config.cache_none,
         )
         self.executor = Executor(registry, cache)
-        self.queue: PromptQueue = queue or MemoryPromptQueue()
-        self.history = History(config.history_max_items)
+        # durable under the user directory (server/store.py); a server without a runtime keeps them in memory
+        own_queue, self.history, self.store = open_state(config, runtime.paths.user if runtime is not None else None)
+        self.queue: PromptQueue = queue or own_queue
         self.bus = EventBus()
         self.worker = Worker(self)
         #: routes that custom node packs add; merged into the app at start-up
@@ -100,4 +101,6 @@ class PromptServer:
     async def stop(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.worker.stop)
         await self.bus.stop()
+        if self.store is not None:
+            self.store.close()  # lets go of the file: another server may use it now
         self.stopped = True

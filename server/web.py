@@ -1,9 +1,12 @@
-"""Serve the canvas: ``web/index.html`` as a jinja2 template, the rest as static files."""
+"""Serve the canvas: ``web/index.html`` as a jinja2 template, the rest as static files.
+
+Both are served without the access token (:func:`server.auth.public`): they are the same in
+every installation and hold no user data, and the page must load to ask for the token.
+"""
 
 from __future__ import annotations
 
 import mimetypes
-import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,9 @@ from aiohttp import web
 
 from nodes.paths import UnsafePathError, safe_join
 
+from .auth import public
 from .prompt_server import PromptServer
+from .proxy import page_base_path
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
@@ -30,31 +35,14 @@ def _environment(root: Path) -> Any:
     )
 
 
-#: a URL path prefix: segments of unreserved characters, no "//" (a scheme-relative URL), no ".."
-_SAFE_PREFIX = re.compile(r"(?:/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+")
-
-
-def page_base_path(configured: str, forwarded: str | None) -> str:
-    """The prefix the page builds its URLs from (script and style tags carry the CSP nonce).
-
-    ``X-Forwarded-Prefix`` is anyone's to send: trusted blindly, ``//evil.example`` became a
-    nonce-approved cross-origin script. It is honoured only when ``--base-path`` says the
-    server sits behind a reverse proxy, and only when it is a plain path; otherwise the
-    configured base path (empty by default) is used.
-    """
-    if configured and forwarded:
-        prefix = forwarded.strip().rstrip("/")
-        if _SAFE_PREFIX.fullmatch(prefix):
-            return prefix
-    return configured
-
-
 def setup(app: web.Application, server: PromptServer, root: Path = WEB_ROOT) -> None:
     env = _environment(root)
 
     async def index(request: web.Request) -> web.Response:
         nonce = secrets.token_urlsafe(16)
-        base_path = page_base_path(server.config.base_path, request.headers.get("X-Forwarded-Prefix"))
+        # X-Forwarded-Prefix from a --trusted-proxy only: from anyone, "//evil.example" became a
+        # nonce-approved cross-origin script
+        base_path = page_base_path(request, server.config.base_path, server.config.trusted_proxies)
         if not (root / "index.html").is_file():
             return web.Response(text="Weft is running; the canvas (web/index.html) is not installed.", content_type="text/plain")
         from importlib.metadata import PackageNotFoundError, version
@@ -87,5 +75,5 @@ def setup(app: web.Application, server: PromptServer, root: Path = WEB_ROOT) -> 
             raise web.HTTPNotFound()
         return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
 
-    app.router.add_get("/", index)
-    app.router.add_get("/{tail:.*}", static)
+    app.router.add_get("/", public(index, page=True))
+    app.router.add_get("/{tail:.*}", public(static))

@@ -18,7 +18,8 @@ from ..console import validation_lines
 from ..http import BadRequest, json_response, json_response_offloop, query_int, read_json_object
 from ..keys import server_of
 from ..prompt_server import PromptServer
-from ..queue import QueueItem
+from ..queue import PromptIdInUse, QueueFull, QueueItem
+from ..store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def _checked_fields(data: dict[str, Any]) -> tuple[str | None, dict[str, Any], l
 def _prompt_id_taken(server: PromptServer, prompt_id: str) -> bool:
     """True when ``prompt_id`` is queued, running or in history: reusing it would overwrite
     another prompt's history entry (another user's, perhaps)."""
-    return server.queue.contains(prompt_id) or server.history.get(prompt_id) is not None
+    return server.queue.contains(prompt_id) or prompt_id in server.history
 
 
 def _prompt_id_in_use(prompt_id: str) -> web.Response:
@@ -79,6 +80,15 @@ def _prompt_id_in_use(prompt_id: str) -> web.Response:
     return json_response({"error": {"type": "prompt_id_in_use", "message": message,
                                     "details": "Leave out prompt_id to get a new one, or choose an unused id.",
                                     "extra_info": {"prompt_id": prompt_id}}, "node_errors": {}}, 400)
+
+
+def _queue_full(exc: QueueFull) -> web.Response:
+    """429 naming the bound (never a 500): the client may retry once prompts have run."""
+    response = json_response({"error": {"type": "queue_full", "message": exc.message,
+                                        "details": f"Raise {exc.flag} when starting the server to allow more.",
+                                        "extra_info": {"bound": exc.flag, "limit": exc.limit}}, "node_errors": {}}, 429)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def _on_prompt(server: PromptServer, data: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +142,10 @@ async def post_prompt(request: web.Request) -> web.Response:
     front = bool(data.get("front"))
     if _prompt_id_taken(server, prompt_id):  # early, before validation; checked again below
         return _prompt_id_in_use(prompt_id)
+    try:
+        server.queue.check_room()  # a full queue refuses before validation works
+    except QueueFull as exc:
+        return _queue_full(exc)
 
     # awaits async VALIDATE_INPUTS; a large prompt is checked off the event loop
     result = await validate_prompt_async(prompt, server.registry, targets, memory_budget=server.config.node_memory_budget)
@@ -146,9 +160,22 @@ async def post_prompt(request: web.Request) -> web.Response:
     extra_data.setdefault("client_id", client_id)
     # the server's clock, always (as ComfyUI): a client's "yesterday" broke /api/jobs' sort for everyone
     extra_data["create_time"] = int(time.time() * 1000)
-    server.queue.put(
-        QueueItem(number, prompt_id, result.prompt, extra_data, result.outputs, client_id, order=result.order)
-    )
+    item = QueueItem(number, prompt_id, result.prompt, extra_data, result.outputs, client_id, order=result.order)
+    try:
+        if server.queue.durable or len(item.prompt) > OFFLOAD_NODES:  # a disk write, or a big prompt's JSON
+            await asyncio.get_running_loop().run_in_executor(None, server.queue.put, item)
+        else:
+            server.queue.put(item)
+    except QueueFull as exc:
+        return _queue_full(exc)
+    except PromptIdInUse:  # a concurrent request with the same id got there first
+        return _prompt_id_in_use(prompt_id)
+    except StoreError as exc:  # not queued: a prompt the next restart would lose is not accepted
+        log.error("%s", exc)
+        return json_response({"error": {"type": "queue_unavailable", "message": f"the prompt was not queued: {exc}",
+                                        "details": "Free disk space where the user directory is, or start the "
+                                                   "server with --memory-only-queue.", "extra_info": {}},
+                              "node_errors": {}}, 503)
     server.broadcast_status()
     return json_response({"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors})
 
@@ -181,8 +208,11 @@ async def post_queue(request: web.Request) -> web.Response:
 async def get_history(request: web.Request) -> web.Response:
     max_items = query_int(request, "max_items")
     offset = query_int(request, "offset", 0) or 0
-    # serialised off the loop, a history entry at a time: big entries stalled every client
-    return await json_response_offloop(server_of(request).history.items(max_items, offset))
+    history = server_of(request).history
+    # gathered (entries a restart read back are parsed on first use) and serialised off the loop, a
+    # history entry at a time: big entries stalled every client
+    entries = await asyncio.get_running_loop().run_in_executor(None, history.items, max_items, offset)
+    return await json_response_offloop(entries)
 
 
 async def get_history_item(request: web.Request) -> web.Response:

@@ -136,7 +136,11 @@ COMFYUI_FLAGS: list[tuple[list[str], bool]] = [
 ]
 
 WEFT_ONLY_FLAGS = {"--disable-custom-nodes", "--custom-nodes-directory", "--base-path", "--max-node-memory",
-                   "--max-image-pixels", "--max-string-length", "--max-json-depth"}
+                   "--max-image-pixels", "--max-string-length", "--max-json-depth",
+                   "--memory-only-queue", "--on-restart-running", "--max-queue-items", "--max-queue-size",
+                   "--max-history-items", "--max-history-size",
+                   "--auth-token", "--auth-token-file", "--insecure-no-auth", "--allowed-hosts", "--trusted-proxy",
+                   "--body-timeout", "--idle-timeout"}
 
 
 def _id(entry: tuple[list[str], bool]) -> str:
@@ -200,7 +204,9 @@ def test_each_comfyui_flag_starts_the_server(entry: tuple[list[str], bool], tmp_
     argv, no_effect = entry
     live, config, _ = launch(argv, scratch(tmp_path), registry)
     try:
-        status, stats = live.get("/system_stats")
+        # bare --listen serves every interface: the app generated an access token
+        token = {"Authorization": f"Bearer {config.auth_token}"} if config.auth_token else {}
+        status, stats = live.get("/system_stats", headers=token)
         assert status == 200 and "system" in stats and stats["devices"], stats
     finally:
         live.stop()

@@ -118,7 +118,9 @@ def test_everything_is_requested_under_the_base_path(browser, tmp_path_factory):
     from tests.web.conftest import web_registry
 
     previous_paths = paths_module._paths  # the session's server keeps its folders
-    web_server = start_server(tmp_path_factory.mktemp("weft-proxied"), web_registry(), base_path="/elsewhere")
+    # the proxy is trusted for its headers and authenticates users itself
+    web_server = start_server(tmp_path_factory.mktemp("weft-proxied"), web_registry(), base_path="/elsewhere",
+                              trusted_proxies=["127.0.0.1"], insecure_no_auth=True)
     context = browser.new_context(viewport={"width": 1200, "height": 800}, extra_http_headers={"X-Forwarded-Prefix": "/weft"})
     try:
         page = context.new_page()

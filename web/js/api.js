@@ -1,6 +1,8 @@
 // The server's public HTTP/WebSocket API (ComfyUI's shapes), built on the base path the
 // page was served under so the editor works behind a reverse proxy.
 
+import { askForToken } from "./token.js";
+
 export class Api extends EventTarget {
   constructor(basePath = "") {
     super();
@@ -19,6 +21,7 @@ export class Api extends EventTarget {
 
   async fetchJson(path, options = {}) {
     const res = await fetch(this.url(path), { cache: "no-store", ...options });
+    if (res.status === 401) await askForToken(this.base); // off loopback: the page reloads with it
     const text = await res.text();
     let body = null;
     try {

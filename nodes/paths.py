@@ -244,9 +244,3 @@ def using(paths: Paths) -> Iterator[Paths]:
     base = _runtime.default()
     with _runtime.installed(_runtime.Runtime(paths, base.options, base.server)):
         yield paths
-
-
-def __getattr__(name: str) -> Any:
-    if name == "_paths":  # what tests read before :func:`using` existed; assigning it does nothing
-        return _runtime.default().paths
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

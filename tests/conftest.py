@@ -26,3 +26,10 @@ def calls() -> Iterator[list]:
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     """The real server on a free port, built-in nodes plus the test nodes."""
     yield from serve(tmp_path, make_registry())
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """Repeat pytest-randomly's seed at the end, where a failing run's reader looks (and under -q)."""
+    if config.pluginmanager.hasplugin("randomly") and config.getoption("randomly_reorganize", False):
+        seed = config.getoption("randomly_seed")
+        terminalreporter.write_line(f"test order: rerun it with -p randomly --randomly-seed={seed}")

@@ -29,6 +29,9 @@ def test_the_edit_example_opens_runs_on_an_uploaded_picture_and_edits_it(browser
     context = browser.new_context(viewport={"width": 1500, "height": 860})
     try:
         page = context.new_page()
+        # listen from the start, as the page fixture does: turning file-chooser interception on
+        # inside expect_file_chooser races with the click that opens the dialog
+        page.on("filechooser", lambda chooser: None)
         page.goto(fresh_server.url + "/")
         page.wait_for_function("() => document.body.dataset.ready === 'true'")
         tabs = page.evaluate("document.querySelectorAll('#tabs .tab').length")

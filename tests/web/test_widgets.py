@@ -113,11 +113,9 @@ def test_drop_workflow_json_opens_it(page, screenshots):
 def test_everything_is_requested_under_the_base_path(browser, tmp_path_factory):
     """Behind a reverse proxy at /weft/ (--base-path, and the proxy's X-Forwarded-Prefix, which is
     honoured only with a base path configured), every URL the page uses starts there."""
-    import nodes.paths as paths_module
     from tests.support.server import start_server
     from tests.web.conftest import web_registry
 
-    previous_paths = paths_module._paths  # the session's server keeps its folders
     # the proxy is trusted for its headers and authenticates users itself
     web_server = start_server(tmp_path_factory.mktemp("weft-proxied"), web_registry(), base_path="/elsewhere",
                               trusted_proxies=["127.0.0.1"], insecure_no_auth=True)
@@ -142,7 +140,6 @@ def test_everything_is_requested_under_the_base_path(browser, tmp_path_factory):
     finally:
         context.close()
         web_server.stop()
-        paths_module._paths = previous_paths
 
 
 def test_plugin_web_extension_widget_menu_and_events(browser, tmp_path_factory):

@@ -69,11 +69,13 @@ async def read_body(request: web.Request) -> bytes:
 
 
 async def parse_json(raw: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any:
-    """Parse ``raw`` strictly (:func:`server.jsonio.loads`): inline when small, else on a thread."""
+    """Parse ``raw`` strictly (:func:`server.jsonio.loads`): inline in one C call when small,
+    else on a thread a subtree at a time."""
     try:
         if len(raw) <= OFFLOOP_BYTES:
             return jsonio.loads(raw, max_depth=max_depth)
-        return await asyncio.get_running_loop().run_in_executor(None, lambda: jsonio.loads(raw, max_depth=max_depth))
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: jsonio.loads(raw, max_depth=max_depth, chunked=True))
     except jsonio.JSONInputError as exc:
         raise BadRequest(str(exc)) from None
 

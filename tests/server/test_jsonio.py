@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from server.jsonio import JSONInputError, dumps, dumps_chunked, loads
+from server.jsonio import JSONInputError, bracket_depth, dumps, dumps_chunked, loads
 
 
 def random_document(rng: random.Random, depth: int = 0) -> Any:
@@ -32,7 +32,7 @@ def test_chunked_parse_and_write_agree_with_the_json_module() -> None:
     for _ in range(200):
         document = random_document(rng)
         for text in (json.dumps(document), json.dumps(document, indent=2), json.dumps(document, separators=(",", ":"))):
-            assert loads(text.encode()) == json.loads(text)
+            assert loads(text.encode()) == json.loads(text) == loads(text.encode(), chunked=True)
         assert json.loads(dumps_chunked(document)) == document
         assert json.loads(dumps(document)) == document
 
@@ -56,9 +56,44 @@ def test_chunked_parse_and_write_agree_with_the_json_module() -> None:
         (b'"\\ud800 \\x"', "not valid JSON"),
     ],
 )
-def test_bad_bodies_are_refused_with_a_reason(raw: bytes, message: str) -> None:
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
+def test_bad_bodies_are_refused_with_a_reason(raw: bytes, message: str, chunked: bool) -> None:
     with pytest.raises(JSONInputError, match=message.replace("[", r"\[")):
-        loads(raw, max_depth=128)
+        loads(raw, max_depth=128, chunked=chunked)
+
+
+def nesting(value: Any) -> int:
+    if isinstance(value, dict):
+        value = list(value.values())
+    return 1 + max(map(nesting, value), default=0) if isinstance(value, list) else 0
+
+
+def test_depth_is_measured_on_the_text_exactly() -> None:
+    """Brackets and escaped quotes inside strings do not count; every encoding is measured."""
+    rng = random.Random(7)
+    tricky = '[]{}"\\/\né€😀 ,:'
+    for _ in range(500):
+        document = random_document(rng)
+        if rng.random() < 0.5:
+            document = {"".join(rng.choice(tricky) for _ in range(6)): [document, "".join(rng.choice(tricky) for _ in range(9))]}
+        depth = nesting(document)
+        for text in (json.dumps(document), json.dumps(document, ensure_ascii=False, indent=1)):
+            assert bracket_depth(text.encode(), 1000) == depth
+            assert bracket_depth(text.encode(), 2) == min(depth, 3)
+            for encoding in ("utf-8", "utf-16", "utf-32-le"):
+                for limit in (depth, depth - 1) if depth else (0,):
+                    if limit >= depth:
+                        assert loads(text.encode(encoding), max_depth=limit) == document
+                    else:
+                        with pytest.raises(JSONInputError, match=f"nested deeper than the limit of {limit} levels"):
+                            loads(text.encode(encoding), max_depth=limit)
+
+
+def test_brackets_in_strings_do_not_count_towards_the_depth_limit() -> None:
+    value = {"text": "[" * 500 + '\\"{{' + "]" * 3, "escaped": '\\\\"' + "{" * 300}
+    assert loads(json.dumps(value).encode(), max_depth=1) == value
+    with pytest.raises(JSONInputError, match="nested deeper than the limit of 1 levels"):
+        loads(json.dumps([[value]]).encode(), max_depth=1)
 
 
 def test_output_is_always_valid_json() -> None:

@@ -48,7 +48,9 @@ def _run_config(argv: Sequence[str]) -> tuple[Any, Path]:
     from server.launch import prepare_environment, report_flags, setup_logging
 
     parser = argparse.ArgumentParser(
-        prog="weft run", parents=[build_parser()], add_help=False,
+        prog="weft run",
+        parents=[build_parser()],
+        add_help=False,
         description="Execute an API-format prompt (as saved by 'Export (API)') and print where its outputs went. "
         "Progress goes to stderr: a line per node, and a step bar for samplers when stderr is a terminal.",
     )
@@ -112,12 +114,17 @@ def _validated(data: Any, registry: Any, config: Any) -> Any:
         print(f"error: {result.error['message']}: {result.error['details']}", file=sys.stderr)
         for node_id, entry in result.node_errors.items():
             for error in entry["errors"]:
-                print(f"  node {node_id} ({entry['class_type']}): {error['message']}: {error['details']}", file=sys.stderr)
+                print(
+                    f"  node {node_id} ({entry['class_type']}): {error['message']}: {error['details']}", file=sys.stderr
+                )
         raise _RunStop(1)
     for node_id, entry in result.node_errors.items():  # ComfyUI runs the valid outputs and names the rest
         for error in entry["errors"]:
-            print(f"warning: node {node_id} ({entry['class_type']}): {error['message']}: {error['details']} "
-                  f"(output(s) {', '.join(entry['dependent_outputs'])} skipped)", file=sys.stderr)
+            print(
+                f"warning: node {node_id} ({entry['class_type']}): {error['message']}: {error['details']} "
+                f"(output(s) {', '.join(entry['dependent_outputs'])} skipped)",
+                file=sys.stderr,
+            )
     return result
 
 
@@ -125,10 +132,18 @@ def _execute(headless: Any, result: Any) -> Any:
     """Run the validated prompt with progress on stderr; stops the run on failure or interruption."""
     from server.console import RunProgress, execution_error_lines
 
-    progress = RunProgress(sys.stderr, {node_id: str(node.get("class_type")) for node_id, node in result.prompt.items()})
+    progress = RunProgress(
+        sys.stderr, {node_id: str(node.get("class_type")) for node_id, node in result.prompt.items()}
+    )
     # no client watches a headless run, so no sampler previews whatever --preview-method says
-    run = headless.executor.execute_sync(str(uuid.uuid4()), result.prompt, result.outputs, order=result.order,
-                                         emit=progress, extra_data={"preview_method": "none"})
+    run = headless.executor.execute_sync(
+        str(uuid.uuid4()),
+        result.prompt,
+        result.outputs,
+        order=result.order,
+        emit=progress,
+        extra_data={"preview_method": "none"},
+    )
     progress.close()
     if run.status_str != "success":
         if run.interrupted:

@@ -58,25 +58,68 @@ _SD1_BLOCKS = dict(
 )
 #: SD1.5's UNet layout at 1/10 of its widths (8.6M parameters), 16x16 latents: a CPU runs a
 #: 20-step CFG run in a few seconds; same depth, block types and skip structure as SD1.5.
-SMALL_UNET = dict(sample_size=16, in_channels=4, out_channels=4, layers_per_block=2,
-                  block_out_channels=(32, 64, 128, 128), cross_attention_dim=64, attention_head_dim=8,
-                  norm_num_groups=32, **_SD1_BLOCKS)
-FULL_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
-                 block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
-                 norm_num_groups=32, **_SD1_BLOCKS)
-SMALL_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-                 block_out_channels=(32, 32, 64, 64), down_block_types=("DownEncoderBlock2D",) * 4,
-                 up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=128)
+SMALL_UNET = dict(
+    sample_size=16,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(32, 64, 128, 128),
+    cross_attention_dim=64,
+    attention_head_dim=8,
+    norm_num_groups=32,
+    **_SD1_BLOCKS,
+)
+FULL_UNET = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    norm_num_groups=32,
+    **_SD1_BLOCKS,
+)
+SMALL_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    layers_per_block=1,
+    block_out_channels=(32, 32, 64, 64),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    norm_num_groups=32,
+    sample_size=128,
+)
 #: SDXL's base UNet layout (2.6B parameters), for the FLOP table only.
-SDXL_UNET = dict(sample_size=128, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280),
-                 down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-                 up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-                 transformer_layers_per_block=(1, 2, 10), cross_attention_dim=2048, attention_head_dim=(5, 10, 20),
-                 use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
-                 projection_class_embeddings_input_dim=2816, norm_num_groups=32)
-FULL_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2,
-                block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
-                up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=32, sample_size=512)
+SDXL_UNET = dict(
+    sample_size=128,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280),
+    down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+    transformer_layers_per_block=(1, 2, 10),
+    cross_attention_dim=2048,
+    attention_head_dim=(5, 10, 20),
+    use_linear_projection=True,
+    addition_embed_type="text_time",
+    addition_time_embed_dim=256,
+    projection_class_embeddings_input_dim=2816,
+    norm_num_groups=32,
+)
+FULL_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    layers_per_block=2,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    norm_num_groups=32,
+    sample_size=512,
+)
 
 
 @dataclass
@@ -176,8 +219,7 @@ def psnr(image: Any, reference: Any) -> float:
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def compare(bench: Bench, method: str, settings: str, model: Any, guider: Any = None,
-            report_of: Any = None) -> Row:
+def compare(bench: Bench, method: str, settings: str, model: Any, guider: Any = None, report_of: Any = None) -> Row:
     """Time a patched model (or a guider) against the plain run and score its image."""
     seconds, latent = timed_run(bench, model, guider)
     rel = float((latent - bench.plain_latent).norm() / bench.plain_latent.norm())
@@ -185,8 +227,15 @@ def compare(bench: Bench, method: str, settings: str, model: Any, guider: Any = 
     if report_of is not None:
         report = report_of.report()
         evaluations = ", ".join(f"{k}={v}" for k, v in report.items() if k not in ("name", "unet_calls"))
-    return Row(method, settings, seconds, bench.plain_seconds / seconds, psnr(bench.decode(latent), bench.plain_image),
-               rel, evaluations)
+    return Row(
+        method,
+        settings,
+        seconds,
+        bench.plain_seconds / seconds,
+        psnr(bench.decode(latent), bench.plain_image),
+        rel,
+        evaluations,
+    )
 
 
 # == Acceleration: DeepCache, Faster Diffusion (nodes/acceleration) ===================================
@@ -195,8 +244,9 @@ def deepcache(bench: Bench, cache_interval: int = 3, cache_depth: int = 3) -> Ro
     from nodes.acceleration.deepcache import DeepCache
 
     model = DeepCache().run(bench.model, cache_interval, cache_depth, 0.0, 1.0)[0]
-    return compare(bench, "DeepCache", f"interval {cache_interval}, depth {cache_depth}", model,
-                   report_of=model.wrappers[-1])
+    return compare(
+        bench, "DeepCache", f"interval {cache_interval}, depth {cache_depth}", model, report_of=model.wrappers[-1]
+    )
 
 
 def faster_diffusion(bench: Bench, key_interval: int = 2, start_percent: float = 0.1) -> Row:
@@ -204,8 +254,13 @@ def faster_diffusion(bench: Bench, key_interval: int = 2, start_percent: float =
     from nodes.acceleration.faster_diffusion import FasterDiffusion
 
     model = FasterDiffusion().run(bench.model, key_interval, start_percent, 1.0)[0]
-    return compare(bench, "FasterDiffusion", f"interval {key_interval}, start {start_percent:g}", model,
-                   report_of=model.wrappers[-1])
+    return compare(
+        bench,
+        "FasterDiffusion",
+        f"interval {key_interval}, start {start_percent:g}",
+        model,
+        report_of=model.wrappers[-1],
+    )
 
 
 ACCELERATION: list[Callable[[Bench], Row]] = [
@@ -302,10 +357,20 @@ def shapes_bench(steps: int, repeats: int, warmup: int, cfg: float = 5.0) -> Ben
     captions = [spec.caption() for spec in ev.heldout_specs(8)]
     positive = [[torch.cat([clip.encode(c)[0] for c in captions]), {"pooled_output": None}]]
     negative = clip.encode_conditioning("")
-    noise = torch.cat([RandomNoiseSource(seed).generate_noise({"samples": torch.zeros(1, 4, 8, 8)})
-                       for seed in range(len(captions))])
-    bench = Bench(model, positive, negative, cfg, compute_sigmas(model.scheduler_config, "normal", steps), noise,
-                  repeats, warmup, vae.decode)
+    noise = torch.cat(
+        [RandomNoiseSource(seed).generate_noise({"samples": torch.zeros(1, 4, 8, 8)}) for seed in range(len(captions))]
+    )
+    bench = Bench(
+        model,
+        positive,
+        negative,
+        cfg,
+        compute_sigmas(model.scheduler_config, "normal", steps),
+        noise,
+        repeats,
+        warmup,
+        vae.decode,
+    )
     sample_once(bench, model)
     bench.plain_seconds, bench.plain_latent = timed_run(bench, model)
     bench.plain_image = vae.decode(bench.plain_latent)
@@ -376,8 +441,9 @@ def converged(bench: Bench) -> Any:
 
         guider = Guider(bench.model, bench.cfg)
         guider.set_conds(bench.positive, bench.negative)
-        _converged[id(bench)] = sample(guider, SAMPLERS["lms"], _ode_sigmas(bench, CONVERGED_STEPS), bench.noise,
-                                       torch.zeros_like(bench.noise)).samples
+        _converged[id(bench)] = sample(
+            guider, SAMPLERS["lms"], _ode_sigmas(bench, CONVERGED_STEPS), bench.noise, torch.zeros_like(bench.noise)
+        ).samples
     return _converged[id(bench)]
 
 
@@ -392,8 +458,15 @@ def sampler_row(bench: Bench, method: str, settings: str, sampler: Any, sigmas: 
         counts = ", ".join(f"{k}={v}" for k, v in report.items() if k != "name")
     else:
         counts = f"model_evaluations={evaluations}"
-    return Row(method, f"{settings} (vs ODE)", seconds, bench.plain_seconds / seconds,
-               psnr(bench.decode(result.samples), bench.decode(reference)), rel, counts)
+    return Row(
+        method,
+        f"{settings} (vs ODE)",
+        seconds,
+        bench.plain_seconds / seconds,
+        psnr(bench.decode(result.samples), bench.decode(reference)),
+        rel,
+        counts,
+    )
 
 
 def fixed_steps(bench: Bench, steps: int) -> Row:
@@ -401,8 +474,14 @@ def fixed_steps(bench: Bench, steps: int) -> Row:
     own-loop one at momentum 1, whose timesteps are not rounded as diffusers' are)."""
     from nodes.samplers.momentum import MomentumSampler
 
-    return sampler_row(bench, "dpmpp_2m", f"{steps} steps", MomentumSampler("dpmpp_2m_hb", 1.0),
-                       _ode_sigmas(bench, steps), evaluations=steps)
+    return sampler_row(
+        bench,
+        "dpmpp_2m",
+        f"{steps} steps",
+        MomentumSampler("dpmpp_2m_hb", 1.0),
+        _ode_sigmas(bench, steps),
+        evaluations=steps,
+    )
 
 
 def dpm_adaptive(bench: Bench, rtol: float) -> Row:
@@ -434,8 +513,11 @@ SAMPLER_ROWS: list[Callable[[Bench], Row]] = [
 
 
 #: Every section's rows, in table order.
-SECTIONS: dict[str, list[Callable[[Bench], Row]]] = {"acceleration": ACCELERATION, "guidance": GUIDANCE,
-                                                   "samplers": SAMPLER_ROWS}
+SECTIONS: dict[str, list[Callable[[Bench], Row]]] = {
+    "acceleration": ACCELERATION,
+    "guidance": GUIDANCE,
+    "samplers": SAMPLER_ROWS,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -445,10 +527,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before each row's timed ones")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--full-size", action="store_true", help="SD1.5-size UNet and VAE at 512x512 (use a GPU)")
-    parser.add_argument("--section", choices=sorted(SECTIONS), action="append",
-                        help="run only these sections (repeatable); default: all")
-    parser.add_argument("--flops", action="store_true",
-                        help="only print the acceleration nodes' per-call FLOP shares on SD1.5/SDXL layouts")
+    parser.add_argument(
+        "--section",
+        choices=sorted(SECTIONS),
+        action="append",
+        help="run only these sections (repeatable); default: all",
+    )
+    parser.add_argument(
+        "--flops",
+        action="store_true",
+        help="only print the acceleration nodes' per-call FLOP shares on SD1.5/SDXL layouts",
+    )
     args = parser.parse_args(argv)
     if args.flops:
         acceleration_flops()
@@ -462,18 +551,25 @@ def main(argv: list[str] | None = None) -> int:
     device = bench.model.device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     size = "full-size SD1.5 UNet, 512x512" if args.full_size else "small SD1-layout UNet, 128x128"
-    print(f"# {size}; {args.steps} Euler steps, CFG {bench.cfg:g} batched; {device} ({name}), "
-          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; dtype {bench.model.dtype}; "
-          f"median of {args.repeats}")
+    print(
+        f"# {size}; {args.steps} Euler steps, CFG {bench.cfg:g} batched; {device} ({name}), "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; dtype {bench.model.dtype}; "
+        f"median of {args.repeats}"
+    )
     print(f"# plain run: {bench.plain_seconds:.3f} s")
-    print(f"| {'method':<16} | {'settings':<22} | {'s':>7} | {'speed-up':>8} | {'PSNR dB':>7} | {'rel err':>7} | "
-          "evaluations |")
+    print(
+        f"| {'method':<16} | {'settings':<22} | {'s':>7} | {'speed-up':>8} | {'PSNR dB':>7} | {'rel err':>7} | "
+        "evaluations |"
+    )
     print(f"|{'-' * 18}|{'-' * 24}|{'-' * 8}:|{'-' * 9}:|{'-' * 8}:|{'-' * 8}:|{'-' * 13}|")
     for section in args.section or list(SECTIONS):
         for make_row in SECTIONS[section]:
             row = make_row(bench)
-            print(f"| {row.method:<16} | {row.settings:<22} | {row.seconds:7.3f} | {row.speedup:8.2f} | "
-                  f"{row.psnr:7.2f} | {row.rel_err:7.4f} | {row.evaluations} |", flush=True)
+            print(
+                f"| {row.method:<16} | {row.settings:<22} | {row.seconds:7.3f} | {row.speedup:8.2f} | "
+                f"{row.psnr:7.2f} | {row.rel_err:7.4f} | {row.evaluations} |",
+                flush=True,
+            )
     return 0
 
 

@@ -46,7 +46,10 @@ def chain(n: int, head: str) -> dict[str, Any]:
     prompt: dict[str, Any] = {"h": {"class_type": "PrimitiveString", "inputs": {"value": head}}}
     previous = ["h", 0]
     for i in range(n):
-        prompt[f"c{i}"] = {"class_type": "StringConcatenate", "inputs": {"string_a": previous, "string_b": "x", "delimiter": ""}}
+        prompt[f"c{i}"] = {
+            "class_type": "StringConcatenate",
+            "inputs": {"string_a": previous, "string_b": "x", "delimiter": ""},
+        }
         previous = [f"c{i}", 0]
     prompt["out"] = {"class_type": "PreviewAny", "inputs": {"source": previous}}
     return prompt
@@ -55,13 +58,21 @@ def chain(n: int, head: str) -> dict[str, Any]:
 def wide(n: int, head: str) -> dict[str, Any]:
     prompt: dict[str, Any] = {"h": {"class_type": "PrimitiveString", "inputs": {"value": head}}}
     for i in range(n):
-        prompt[f"c{i}"] = {"class_type": "StringConcatenate", "inputs": {"string_a": ["h", 0], "string_b": str(i), "delimiter": ""}}
+        prompt[f"c{i}"] = {
+            "class_type": "StringConcatenate",
+            "inputs": {"string_a": ["h", 0], "string_b": str(i), "delimiter": ""},
+        }
         prompt[f"p{i}"] = {"class_type": "PreviewAny", "inputs": {"source": [f"c{i}", 0]}}
     return prompt
 
 
-async def run_once(session: aiohttp.ClientSession, url: str, ws: aiohttp.ClientWebSocketResponse, client_id: str,
-                   prompt: dict[str, Any]) -> tuple[float, int]:
+async def run_once(
+    session: aiohttp.ClientSession,
+    url: str,
+    ws: aiohttp.ClientWebSocketResponse,
+    client_id: str,
+    prompt: dict[str, Any],
+) -> tuple[float, int]:
     """Seconds from POST to the done signal, and how many nodes executed."""
     started = time.perf_counter()
     async with session.post(url + "/prompt", json={"prompt": prompt, "client_id": client_id}) as response:
@@ -91,8 +102,17 @@ async def measure(url: str, repeat: int) -> list[dict[str, Any]]:
             seconds, _ = await run_once(session, url, ws, client_id, chain(0, uuid.uuid4().hex))
             base.append(seconds)
         baseline = statistics.median(base)
-        rows.append({"shape": "base", "n": 0, "nodes": 2, "uncached_ms": baseline * 1e3,
-                     "per_node_us": baseline / 2 * 1e6, "marginal_us": float("nan"), "cached_ms": float("nan")})
+        rows.append(
+            {
+                "shape": "base",
+                "n": 0,
+                "nodes": 2,
+                "uncached_ms": baseline * 1e3,
+                "per_node_us": baseline / 2 * 1e6,
+                "marginal_us": float("nan"),
+                "cached_ms": float("nan"),
+            }
+        )
         for shape, build in (("chain", chain), ("wide", wide)):
             for n in SIZES:
                 uncached, cached = [], []
@@ -104,13 +124,17 @@ async def measure(url: str, repeat: int) -> list[dict[str, Any]]:
                     seconds, again = await run_once(session, url, ws, client_id, prompt)
                     assert again == 0, "the identical re-run should execute nothing"
                     cached.append(seconds)
-                rows.append({
-                    "shape": shape, "n": n, "nodes": nodes,
-                    "uncached_ms": statistics.median(uncached) * 1e3,
-                    "per_node_us": statistics.median(uncached) / nodes * 1e6,
-                    "marginal_us": (statistics.median(uncached) - baseline) / (nodes - 2) * 1e6,
-                    "cached_ms": statistics.median(cached) * 1e3,
-                })
+                rows.append(
+                    {
+                        "shape": shape,
+                        "n": n,
+                        "nodes": nodes,
+                        "uncached_ms": statistics.median(uncached) * 1e3,
+                        "per_node_us": statistics.median(uncached) / nodes * 1e6,
+                        "marginal_us": (statistics.median(uncached) - baseline) / (nodes - 2) * 1e6,
+                        "cached_ms": statistics.median(cached) * 1e3,
+                    }
+                )
     return rows
 
 
@@ -137,9 +161,20 @@ def start_server(base: str) -> tuple[subprocess.Popen, str]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "--port", str(port), "--base-directory", base,
-         "--disable-all-custom-nodes", "--verbose", "WARNING"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            str(ROOT / "main.py"),
+            "--port",
+            str(port),
+            "--base-directory",
+            base,
+            "--disable-all-custom-nodes",
+            "--verbose",
+            "WARNING",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -160,12 +195,16 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
     chain_ms, wide_ms = validation_time(args.repeat)
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {platform.python_implementation()} {platform.python_version()}"
+    )
     print("us/node: run time / nodes; marginal: (run time - a 2-node prompt's time) / (nodes - 2)")
     print(f"{'shape':6} {'N':>5} {'nodes':>6} {'uncached ms':>12} {'us/node':>9} {'marginal':>9} {'cached ms':>10}")
     for r in rows:
-        print(f"{r['shape']:6} {r['n']:>5} {r['nodes']:>6} {r['uncached_ms']:>12.2f} {r['per_node_us']:>9.1f}"
-              f" {r['marginal_us']:>9.1f} {r['cached_ms']:>10.2f}")
+        print(
+            f"{r['shape']:6} {r['n']:>5} {r['nodes']:>6} {r['uncached_ms']:>12.2f} {r['per_node_us']:>9.1f}"
+            f" {r['marginal_us']:>9.1f} {r['cached_ms']:>10.2f}"
+        )
     print(f"validate 1000-node chain: {chain_ms:.2f} ms; 1001-node wide: {wide_ms:.2f} ms")
 
 

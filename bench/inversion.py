@@ -78,14 +78,28 @@ def inversion_methods(model: Any, positive: list, latent: dict, steps: int, floa
     methods: list[Method] = [
         ("DDIM", ("refine 0", lambda: DDIMInversion().run(model, positive, latent, steps, "normal", 1.0, 0, "model"))),
         ("DDIM", ("refine 2", lambda: DDIMInversion().run(model, positive, latent, steps, "normal", 1.0, 2, "model"))),
-        ("EDICT", ("p 0.93", lambda: EDICTInversion().run(model, positive, latent, steps, "normal", 1.0, 0.93,
-                                                          "model"))),
-        ("edit-friendly DDPM", ("seed 0", lambda: DDPMEditFriendlyInversion().run(model, positive, latent, steps,
-                                                                                  "normal", 1.0, 0, "model"))),
+        (
+            "EDICT",
+            ("p 0.93", lambda: EDICTInversion().run(model, positive, latent, steps, "normal", 1.0, 0.93, "model")),
+        ),
+        (
+            "edit-friendly DDPM",
+            (
+                "seed 0",
+                lambda: DDPMEditFriendlyInversion().run(model, positive, latent, steps, "normal", 1.0, 0, "model"),
+            ),
+        ),
     ]
     if float64:
-        methods.append(("EDICT", ("p 0.93, float64 CPU", lambda: EDICTInversion().run(
-            model, positive, latent, steps, "normal", 1.0, 0.93, "float64_cpu"))))
+        methods.append(
+            (
+                "EDICT",
+                (
+                    "p 0.93, float64 CPU",
+                    lambda: EDICTInversion().run(model, positive, latent, steps, "normal", 1.0, 0.93, "float64_cpu"),
+                ),
+            )
+        )
     return methods
 
 
@@ -116,15 +130,19 @@ def report(args: argparse.Namespace, model: Any, unet: Any, size: int, rows: lis
 
     device = model.device
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
-    print(f"inversion of one {size * 8}x{size * 8} picture ({size}x{size} latents), {args.steps} steps, cfg 1; "
-          f"UNet {'SD1.5' if args.full_size else 'SD1.5 layout at 1/10 width'} ({sum(p.numel() for p in unet.parameters()) / 1e6:.1f}M "
-          f"parameters), {device} {gpu} {model.dtype}, torch {torch.__version__}, {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, threads {torch.get_num_threads()}, median of {args.repeats}")
+    print(
+        f"inversion of one {size * 8}x{size * 8} picture ({size}x{size} latents), {args.steps} steps, cfg 1; "
+        f"UNet {'SD1.5' if args.full_size else 'SD1.5 layout at 1/10 width'} ({sum(p.numel() for p in unet.parameters()) / 1e6:.1f}M "
+        f"parameters), {device} {gpu} {model.dtype}, torch {torch.__version__}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, threads {torch.get_num_threads()}, median of {args.repeats}"
+    )
     print("| method | settings | invert s | evaluations | ms / evaluation | regenerate s | round-trip max error |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name, settings, seconds, back, calls, error in rows:
-        print(f"| {name} | {settings} | {seconds:.2f} | {calls} | {1000 * seconds / max(calls, 1):.1f} | {back:.2f} "
-              f"| {error:.2e} |")
+        print(
+            f"| {name} | {settings} | {seconds:.2f} | {calls} | {1000 * seconds / max(calls, 1):.1f} | {back:.2f} "
+            f"| {error:.2e} |"
+        )
 
 
 def main() -> int:

@@ -27,15 +27,28 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TINY_UNET = dict(
-    sample_size=8, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(32, 64),
-    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32,
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(32, 64),
+    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=32,
+    attention_head_dim=8,
+    norm_num_groups=32,
 )
 SD15_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, block_out_channels=(320, 640, 1280, 1280),
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    norm_num_groups=32,
 )
 
 
@@ -97,9 +110,17 @@ def build_setup(args: argparse.Namespace) -> Setup:
     dim = config["cross_attention_dim"]
     g = torch.Generator().manual_seed(1)
     pos, neg = torch.randn((1, 77, dim), generator=g), torch.randn((1, 77, dim), generator=g)
-    return Setup(model=model, unet=unet, params=params, size=size, pos=pos, neg=neg,
-                 positive=[[pos, {"pooled_output": None}]], negative=[[neg, {"pooled_output": None}]],
-                 latent={"samples": torch.zeros((1, 4, size // 8, size // 8))})
+    return Setup(
+        model=model,
+        unet=unet,
+        params=params,
+        size=size,
+        pos=pos,
+        neg=neg,
+        positive=[[pos, {"pooled_output": None}]],
+        negative=[[neg, {"pooled_output": None}]],
+        latent={"samples": torch.zeros((1, 4, size // 8, size // 8))},
+    )
 
 
 def make_sync(device: Any) -> Callable[[], None]:
@@ -180,14 +201,31 @@ def engine_run(s: Setup, args: argparse.Namespace) -> Callable[[], None]:
         prompt = {
             "1": {"class_type": "BenchModel", "inputs": {}},
             "2": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
-            "3": {"class_type": "KSampler", "inputs": {
-                "model": ["1", 0], "seed": seed[0], "steps": args.steps, "cfg": args.cfg, "sampler_name": "euler",
-                "scheduler": "karras", "positive": ["1", 1], "negative": ["1", 2], "latent_image": ["2", 0],
-                "denoise": 1.0}},
+            "3": {
+                "class_type": "KSampler",
+                "inputs": {
+                    "model": ["1", 0],
+                    "seed": seed[0],
+                    "steps": args.steps,
+                    "cfg": args.cfg,
+                    "sampler_name": "euler",
+                    "scheduler": "karras",
+                    "positive": ["1", 1],
+                    "negative": ["1", 2],
+                    "latent_image": ["2", 0],
+                    "denoise": 1.0,
+                },
+            },
         }
         events = []
-        executor.execute_sync(f"b{seed[0]}", prompt, ["3"], order=["1", "2", "3"], emit=lambda e, d: events.append(e),
-                              extra_data={"preview_method": "auto"})  # previews are off unless asked for
+        executor.execute_sync(
+            f"b{seed[0]}",
+            prompt,
+            ["3"],
+            order=["1", "2", "3"],
+            emit=lambda e, d: events.append(e),
+            extra_data={"preview_method": "auto"},
+        )  # previews are off unless asked for
         sync()
         assert events.count("progress") == args.steps and events.count("preview") == args.steps, events
 
@@ -216,20 +254,30 @@ def report(s: Setup, args: argparse.Namespace, times: dict[str, list[float]]) ->
     t_bare, t_weft, t_engine = (min(times[k]) for k in ("bare", "weft", "engine"))
     m_bare, m_weft, m_engine = (statistics.median(times[k]) for k in ("bare", "weft", "engine"))
     device, size = s.device, s.size
-    print(f"machine: {platform.machine()} {platform.processor() or ''} | {os.cpu_count()} CPUs | torch "
-          f"{torch.__version__} threads={torch.get_num_threads()} | device {device} {s.dtype}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} | {os.cpu_count()} CPUs | torch "
+        f"{torch.__version__} threads={torch.get_num_threads()} | device {device} {s.dtype}"
+    )
     if device.type == "cuda":
         print(f"gpu: {torch.cuda.get_device_name()}")
-    print(f"unet: {s.params / 1e6:.2f}M params, {size}x{size} image, {args.steps} steps, cfg {args.cfg}, euler/karras, "
-          f"best of {args.repeats} interleaved runs (median in brackets)")
-    print(f"bare diffusers loop          : {t_bare * 1000:8.1f} ms [{m_bare * 1000:.1f}]  "
-          f"({t_bare / args.steps * 1000:.2f} ms/step, {args.steps / t_bare:.2f} it/s)")
-    print(f"weft KSampler node           : {t_weft * 1000:8.1f} ms [{m_weft * 1000:.1f}]  "
-          f"({t_weft / args.steps * 1000:.2f} ms/step)  overhead per step {100 * (t_weft / t_bare - 1):+.2f}% "
-          f"[{100 * (m_weft / m_bare - 1):+.2f}%]")
-    print(f"weft engine, progress+preview: {t_engine * 1000:8.1f} ms [{m_engine * 1000:.1f}]  "
-          f"({t_engine / args.steps * 1000:.2f} ms/step)  overhead per step {100 * (t_engine / t_bare - 1):+.2f}% "
-          f"[{100 * (m_engine / m_bare - 1):+.2f}%]  (a JPEG preview every step)")
+    print(
+        f"unet: {s.params / 1e6:.2f}M params, {size}x{size} image, {args.steps} steps, cfg {args.cfg}, euler/karras, "
+        f"best of {args.repeats} interleaved runs (median in brackets)"
+    )
+    print(
+        f"bare diffusers loop          : {t_bare * 1000:8.1f} ms [{m_bare * 1000:.1f}]  "
+        f"({t_bare / args.steps * 1000:.2f} ms/step, {args.steps / t_bare:.2f} it/s)"
+    )
+    print(
+        f"weft KSampler node           : {t_weft * 1000:8.1f} ms [{m_weft * 1000:.1f}]  "
+        f"({t_weft / args.steps * 1000:.2f} ms/step)  overhead per step {100 * (t_weft / t_bare - 1):+.2f}% "
+        f"[{100 * (m_weft / m_bare - 1):+.2f}%]"
+    )
+    print(
+        f"weft engine, progress+preview: {t_engine * 1000:8.1f} ms [{m_engine * 1000:.1f}]  "
+        f"({t_engine / args.steps * 1000:.2f} ms/step)  overhead per step {100 * (t_engine / t_bare - 1):+.2f}% "
+        f"[{100 * (m_engine / m_bare - 1):+.2f}%]  (a JPEG preview every step)"
+    )
 
 
 def main() -> int:

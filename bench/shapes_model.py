@@ -88,8 +88,13 @@ def server_figures(repeats: int, threads: int) -> tuple[float, float, list[float
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--base-directory", str(base), "--port", str(port)],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--base-directory", str(base), "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while True:
             try:
@@ -103,8 +108,10 @@ def server_figures(repeats: int, threads: int) -> tuple[float, float, list[float
             async with aiohttp.ClientSession() as session, session.ws_connect(f"{url}/ws?clientId=bench") as ws:
                 await queue_and_wait(session, ws, url, default_prompt(0), "bench")
                 first = time.perf_counter() - start
-                warm = [await queue_and_wait(session, ws, url, default_prompt(seed), "bench")
-                        for seed in range(1, repeats + 1)]
+                warm = [
+                    await queue_and_wait(session, ws, url, default_prompt(seed), "bench")
+                    for seed in range(1, repeats + 1)
+                ]
                 return first, warm
 
         first, warm = asyncio.run(session_figures())
@@ -159,15 +166,30 @@ def diffusers_figures(repeats: int, threads: int) -> list[float]:
     text_encoder = clip.parts[0].handle.load().float()
     autoencoder = vae.handle.load().float()
     scheduler = EulerDiscreteScheduler.from_config(default_scheduler_config("sd1", "epsilon"))
-    pipe = StableDiffusionPipeline(vae=autoencoder, text_encoder=text_encoder, tokenizer=make_tokenizer(), unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    pipe = StableDiffusionPipeline(
+        vae=autoencoder,
+        text_encoder=text_encoder,
+        tokenizer=make_tokenizer(),
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.set_progress_bar_config(disable=True)
     times = []
     for seed in range(repeats + 1):
         start = time.perf_counter()
-        pipe(CAPTION, negative_prompt="", height=64, width=64, num_inference_steps=20, guidance_scale=5.0,
-             generator=torch.Generator().manual_seed(seed), output_type="pil")
+        pipe(
+            CAPTION,
+            negative_prompt="",
+            height=64,
+            width=64,
+            num_inference_steps=20,
+            guidance_scale=5.0,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="pil",
+        )
         times.append(time.perf_counter() - start)
     return times[1:]  # the first call warms up
 
@@ -181,13 +203,17 @@ def main() -> int:
     ready, first, warm = server_figures(args.repeats, args.threads)
     in_process = engine_figures(args.repeats, args.threads)
     bare = diffusers_figures(args.repeats, args.threads)
-    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"fresh install: server ready {ready:.2f} s, first picture saved {first:.2f} s after `python main.py`")
-    print(f"one 20-step 64x64 generation: Weft (HTTP, KSampler + VAEDecode + SaveImage) "
-          f"{min(warm) * 1000:.0f} ms (median {statistics.median(warm) * 1000:.0f}); "
-          f"Weft engine in-process {min(in_process) * 1000:.0f} ms (median {statistics.median(in_process) * 1000:.0f}); "
-          f"bare diffusers pipeline {min(bare) * 1000:.0f} ms (median {statistics.median(bare) * 1000:.0f})")
+    print(
+        f"one 20-step 64x64 generation: Weft (HTTP, KSampler + VAEDecode + SaveImage) "
+        f"{min(warm) * 1000:.0f} ms (median {statistics.median(warm) * 1000:.0f}); "
+        f"Weft engine in-process {min(in_process) * 1000:.0f} ms (median {statistics.median(in_process) * 1000:.0f}); "
+        f"bare diffusers pipeline {min(bare) * 1000:.0f} ms (median {statistics.median(bare) * 1000:.0f})"
+    )
     return 0
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CLASSIC_NODE = '''
+CLASSIC_NODE = """
 class {cls}:
     CATEGORY = "bench/{pack}"
     RETURN_TYPES = ("IMAGE", "STRING")
@@ -53,9 +53,9 @@ class {cls}:
     def run(self, image, model, strength, mode, mask=None, unique_id=None):
         comfy.model_management.throw_exception_if_processing_interrupted()
         return (image * strength, f"{{model}} {{mode}}")
-'''
+"""
 
-WEFT_NODE = '''
+WEFT_NODE = """
 class {cls}(Node):
     category = "bench/{pack}"
     description = "A generated benchmark node."
@@ -64,7 +64,7 @@ class {cls}(Node):
 
     def run(self, text: str, count: int, mode: str) -> str:
         return text * count
-'''
+"""
 
 
 def make_packs(folder: Path, count: int) -> None:
@@ -150,13 +150,18 @@ def main() -> None:
     assert len(ours) == options.packs and all(p["status"] == "loaded" for p in ours), [
         (p["name"], p["status"], p["error"]) for p in ours if p["status"] != "loaded"
     ]
-    print(f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
-          f"{len(__import__('os').sched_getaffinity(0))} cores")
+    print(
+        f"machine: {platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+        f"{len(__import__('os').sched_getaffinity(0))} cores"
+    )
     print(f"packs: {options.packs} generated ({sum(len(p['nodes']) for p in ours)} nodes) + repo custom_nodes/")
-    print(f"ready with packs      : median {statistics.median(with_packs) * 1000:7.1f} ms, "
-          f"min {min(with_packs) * 1000:7.1f} ms over {options.repeat} runs")
-    print(f"ready, packs disabled : median {statistics.median(without) * 1000:7.1f} ms, "
-          f"min {min(without) * 1000:7.1f} ms")
+    print(
+        f"ready with packs      : median {statistics.median(with_packs) * 1000:7.1f} ms, "
+        f"min {min(with_packs) * 1000:7.1f} ms over {options.repeat} runs"
+    )
+    print(
+        f"ready, packs disabled : median {statistics.median(without) * 1000:7.1f} ms, min {min(without) * 1000:7.1f} ms"
+    )
     print(f"plugin loader total (last run): {report['total_ms']:.1f} ms")
     slowest = sorted(report["packs"], key=lambda p: -p["import_ms"])[:3]
     print("slowest imports: " + ", ".join(f"{p['name']} {p['import_ms']:.1f} ms" for p in slowest))

@@ -238,7 +238,9 @@ def get_full_path_or_raise(folder_name: str, filename: str) -> str:
     full = get_full_path(folder_name, filename)
     if full is None:
         searched = ", ".join(get_folder_paths(folder_name)) or "no folders"
-        raise FileNotFoundError(f"model in folder '{folder_name}' with filename '{filename}' not found (searched: {searched})")
+        raise FileNotFoundError(
+            f"model in folder '{folder_name}' with filename '{filename}' not found (searched: {searched})"
+        )
     return full
 
 
@@ -253,7 +255,9 @@ def get_save_image_path(
     filename_prefix = filename_prefix.replace("%width%", str(image_width)).replace("%height%", str(image_height))
     subfolder = os.path.dirname(os.path.normpath(filename_prefix))
     filename = os.path.basename(os.path.normpath(filename_prefix))
-    full_output_folder = str(_paths.safe_join(Path(output_dir), subfolder)) if subfolder else str(Path(output_dir).resolve())
+    full_output_folder = (
+        str(_paths.safe_join(Path(output_dir), subfolder)) if subfolder else str(Path(output_dir).resolve())
+    )
     counter = 1
     if os.path.isdir(full_output_folder):
         pattern = re.compile(re.escape(filename) + r"_(\d+)_?")

@@ -9,7 +9,22 @@ from .schema import InputSpec, NodeDefinition, NodeResult, NodeSchema, OutputSpe
 from .validation import ValidationResult, validate_prompt, validate_prompt_async
 
 __all__ = [
-    "ExecutionBlocker", "OutputCache", "ExecutionContext", "Interrupted", "InterruptFlag",
-    "current_context", "Executor", "RunResult", "is_link", "normalise_prompt", "InputSpec",
-    "NodeDefinition", "NodeResult", "NodeSchema", "OutputSpec", "ValidationResult", "validate_prompt", "validate_prompt_async",
+    "ExecutionBlocker",
+    "OutputCache",
+    "ExecutionContext",
+    "Interrupted",
+    "InterruptFlag",
+    "current_context",
+    "Executor",
+    "RunResult",
+    "is_link",
+    "normalise_prompt",
+    "InputSpec",
+    "NodeDefinition",
+    "NodeResult",
+    "NodeSchema",
+    "OutputSpec",
+    "ValidationResult",
+    "validate_prompt",
+    "validate_prompt_async",
 ]

@@ -119,7 +119,9 @@ class _Run:
             "parent_node": node.parent,
             "real_node_id": node.id,
         }
-        self.emit("executed", {"node": node.id, "display_node": node.display, "output": ui, "prompt_id": self.prompt_id})
+        self.emit(
+            "executed", {"node": node.id, "display_node": node.display, "output": ui, "prompt_id": self.prompt_id}
+        )
 
     def complete(self, node: RunNode, results: list[NodeResult]) -> None:
         """Gather the calls' results into the node's outputs, or splice in their sub-graphs."""
@@ -193,7 +195,10 @@ class _Run:
                 if (node.id, blocker.message) not in self.reported_blocks:  # a lazy re-check asks again
                     self.reported_blocks.add((node.id, blocker.message))
                     self.result.messages.append(
-                        ["execution_blocked", {"prompt_id": self.prompt_id, "node_id": node.id, "message": blocker.message}]
+                        [
+                            "execution_blocked",
+                            {"prompt_id": self.prompt_id, "node_id": node.id, "message": blocker.message},
+                        ]
                     )
             found[index] = silent[id(blocker)]
         return found
@@ -427,8 +432,15 @@ class Executor:
         if order is None:
             order = validate_prompt(prompt, self.registry, outputs).order
         signatures = compute_signatures(prompt, order, self.registry) if self.cache.enabled else {}
-        run = _Run(self, prompt_id, prompt, emit or (lambda e, d: None), interrupt or InterruptFlag(), extra_data or {},
-                   signatures)
+        run = _Run(
+            self,
+            prompt_id,
+            prompt,
+            emit or (lambda e, d: None),
+            interrupt or InterruptFlag(),
+            extra_data or {},
+            signatures,
+        )
         return await run.run(outputs, announce_end)
 
     def execute_sync(self, prompt_id: str, prompt: Prompt, outputs: list[str], **kwargs: Any) -> RunResult:
@@ -437,6 +449,7 @@ class Executor:
         Where this thread already runs an event loop (a notebook, a test harness) the run
         gets its own loop on a helper thread, since a loop cannot be nested.
         """
+
         def run() -> RunResult:
             return asyncio.run(self.execute(prompt_id, prompt, outputs, **kwargs))
 

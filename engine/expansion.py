@@ -29,22 +29,21 @@ def merge_ui(target: dict[str, Any], ui: dict[str, Any]) -> None:
             target[key] = value
 
 
-def check_limits(schedule: Schedule, node: RunNode, results: list[NodeResult], max_depth: int,
-                 max_nodes: int) -> None:
+def check_limits(schedule: Schedule, node: RunNode, results: list[NodeResult], max_depth: int, max_nodes: int) -> None:
     """Refuse an expansion past ``max_depth`` nested expansions or ``max_nodes`` nodes in the run:
     a node that expands into itself, or into ever larger graphs, would otherwise run until
     memory is gone."""
     depth = schedule.depth(node)
     if depth > max_depth:
-        raise ExpansionLimitError(f"node expansion nested {depth} levels deep; the limit is {max_depth} "
-                                  "(does the node expand into itself?)")
+        raise ExpansionLimitError(
+            f"node expansion nested {depth} levels deep; the limit is {max_depth} (does the node expand into itself?)"
+        )
     size = len(schedule.nodes) + sum(len(r.expand) for r in results if r.expand)
     if size > max_nodes:
         raise ExpansionLimitError(f"node expansion would make the run {size} nodes; the limit is {max_nodes}")
 
 
-def _id_mapping(schedule: Schedule, node: RunNode, result: NodeResult, call_index: int,
-                calls: int) -> dict[str, str]:
+def _id_mapping(schedule: Schedule, node: RunNode, result: NodeResult, call_index: int, calls: int) -> dict[str, str]:
     assert result.expand is not None
     if result.expand_ids_global and not any(str(child) in schedule.nodes for child in result.expand):
         return {str(child): str(child) for child in result.expand}
@@ -75,7 +74,9 @@ def splice(schedule: Schedule, node: RunNode, results: list[NodeResult]) -> list
             new_id = mapping[str(child)]
             inputs = {name: remap(v) for name, v in raw.get("inputs", {}).items()}
             shown = raw.get("override_display_id")
-            display = schedule.nodes[shown].display if isinstance(shown, str) and shown in schedule.nodes else node.display
+            display = (
+                schedule.nodes[shown].display if isinstance(shown, str) and shown in schedule.nodes else node.display
+            )
             schedule.add(new_id, {**raw, "inputs": inputs}, display, node.id)
             added.append(new_id)
         if result.outputs is not None:

@@ -22,8 +22,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def node_error_payload(prompt_id: str, node: RunNode, exc: BaseException, values: Mapping[str, Any],
-                       executed: list[str]) -> dict[str, Any]:
+def node_error_payload(
+    prompt_id: str, node: RunNode, exc: BaseException, values: Mapping[str, Any], executed: list[str]
+) -> dict[str, Any]:
     """What clients and the history are told when ``node`` raised ``exc`` on ``values``."""
     return {
         "prompt_id": prompt_id,

@@ -15,12 +15,14 @@ from .schedule import DONE, RunNode
 
 #: hidden inputs the engine fills in; others (a pack may declare any name hidden) are read
 #: from the prompt like ordinary inputs, as ComfyUI does
-HIDDEN_KINDS = frozenset({"UNIQUE_ID", "PROMPT", "EXTRA_PNGINFO", "DYNPROMPT", "AUTH_TOKEN_COMFY_ORG",
-                          "API_KEY_COMFY_ORG"})
+HIDDEN_KINDS = frozenset(
+    {"UNIQUE_ID", "PROMPT", "EXTRA_PNGINFO", "DYNPROMPT", "AUTH_TOKEN_COMFY_ORG", "API_KEY_COMFY_ORG"}
+)
 
 
-def gather(node: RunNode, nodes: Mapping[str, RunNode], prompt: Prompt,
-           extra_data: Mapping[str, Any]) -> dict[str, list[Any]]:
+def gather(
+    node: RunNode, nodes: Mapping[str, RunNode], prompt: Prompt, extra_data: Mapping[str, Any]
+) -> dict[str, list[Any]]:
     """Every input as a list of values (ComfyUI's list semantics).
 
     A lazy input whose source has not run is ``[None]``; a ``rawLink`` input is the link
@@ -50,8 +52,9 @@ def gather(node: RunNode, nodes: Mapping[str, RunNode], prompt: Prompt,
     return values
 
 
-def hidden_value(kind: str, node: RunNode, nodes: Mapping[str, RunNode], prompt: Prompt,
-                 extra_data: Mapping[str, Any]) -> Any:
+def hidden_value(
+    kind: str, node: RunNode, nodes: Mapping[str, RunNode], prompt: Prompt, extra_data: Mapping[str, Any]
+) -> Any:
     if kind == "UNIQUE_ID":
         return node.id
     if kind == "PROMPT":

@@ -21,8 +21,7 @@ class ProgressTracker:
     the node of the prompt it was expanded from; it is asked once, when the node first shows.
     """
 
-    def __init__(self, prompt_id: str, emit: EventSink,
-                 origin: Callable[[str], tuple[str, str | None, str]]) -> None:
+    def __init__(self, prompt_id: str, emit: EventSink, origin: Callable[[str], tuple[str, str | None, str]]) -> None:
         self.prompt_id = prompt_id
         self.emit = emit
         self.origin = origin
@@ -47,5 +46,13 @@ class ProgressTracker:
 
     def entry(self, node_id: str) -> dict[str, Any]:
         display, parent, real = self.origin(node_id)
-        return {"value": 0.0, "max": 1.0, "state": "running", "node_id": node_id, "prompt_id": self.prompt_id,
-                "display_node_id": display, "parent_node_id": parent, "real_node_id": real}
+        return {
+            "value": 0.0,
+            "max": 1.0,
+            "state": "running",
+            "node_id": node_id,
+            "prompt_id": self.prompt_id,
+            "display_node_id": display,
+            "parent_node_id": parent,
+            "real_node_id": real,
+        }

@@ -57,8 +57,9 @@ def normalise_prompt(raw: Any) -> Prompt:
             raise ValueError(f"node {node_id!r} must be an object with class_type and inputs")
         class_type = node.get("class_type")
         if class_type is not None and not isinstance(class_type, str):
-            raise ValueError(f"node {node_id!r}: 'class_type' must be a string naming a node class, "
-                             f"got {type(class_type).__name__}")
+            raise ValueError(
+                f"node {node_id!r}: 'class_type' must be a string naming a node class, got {type(class_type).__name__}"
+            )
         inputs = node.get("inputs", {})
         if not isinstance(inputs, dict):
             raise ValueError(f"node {node_id!r}: 'inputs' must be an object")
@@ -78,8 +79,10 @@ def _input_value(node_id: Any, name: str, value: Any) -> Any:
         if first is int:
             return [str(value[0]), value[1]]
     if isinstance(value, (dict, list)) and value_depth(value) > MAX_INPUT_DEPTH:
-        raise ValueError(f"node {node_id!r}: input {name!r} is nested more than {MAX_INPUT_DEPTH} "
-                         "levels deep; input values are numbers, strings, links or small lists")
+        raise ValueError(
+            f"node {node_id!r}: input {name!r} is nested more than {MAX_INPUT_DEPTH} "
+            "levels deep; input values are numbers, strings, links or small lists"
+        )
     if (
         isinstance(value, list)
         and len(value) == 2

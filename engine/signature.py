@@ -57,8 +57,15 @@ def node_signature(
     if fingerprint is _ALWAYS_CHANGED or (isinstance(fingerprint, float) and fingerprint != fingerprint):
         return None  # ComfyUI's "NaN means always changed"
     uses_id = any(s.kind == "hidden" and s.type == "UNIQUE_ID" for s in schema.inputs)
-    text = _encode([schema.name, constants, linked, None if fingerprint is None else _encode(fingerprint),
-                    node_id if uses_id else None])
+    text = _encode(
+        [
+            schema.name,
+            constants,
+            linked,
+            None if fingerprint is None else _encode(fingerprint),
+            node_id if uses_id else None,
+        ]
+    )
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 

@@ -108,16 +108,19 @@ def check_constant(spec: InputSpec, value: Any, check_limits: bool = True) -> tu
         converted = _convert(spec.type, value)
     except (TypeError, ValueError):
         problem: tuple[str, str, str] | None = (
-            "invalid_input_type", f"Failed to convert an input value to a {spec.type} value",
-            f"{spec.name}, {value!r}: expected {spec.type}")
+            "invalid_input_type",
+            f"Failed to convert an input value to a {spec.type} value",
+            f"{spec.name}, {value!r}: expected {spec.type}",
+        )
         converted = value
     else:
         problem = _limit_problem(spec, converted) if check_limits else None
     if problem is None:
         return converted, None
     kind, message, details = problem
-    return converted, _err(kind, message, details, input_name=spec.name, input_config=_spec_config(spec),
-                           received_value=value)
+    return converted, _err(
+        kind, message, details, input_name=spec.name, input_config=_spec_config(spec), received_value=value
+    )
 
 
 def _reachable(prompt: Prompt, roots: Iterable[str]) -> set[str]:
@@ -149,9 +152,7 @@ def dependency_order(prompt: Prompt, nodes: set[str]) -> tuple[list[str], set[st
             if it is None:
                 state[node_id] = 1
                 path.append(node_id)
-                it = iter(
-                    [v[0] for v in prompt[node_id]["inputs"].values() if is_link(v) and v[0] in nodes]
-                )
+                it = iter([v[0] for v in prompt[node_id]["inputs"].values() if is_link(v) and v[0] in nodes])
                 stack[-1] = (node_id, it)
             child = next(it, None)
             if child is None:
@@ -160,7 +161,7 @@ def dependency_order(prompt: Prompt, nodes: set[str]) -> tuple[list[str], set[st
                 state[node_id] = 2
                 order.append(node_id)
             elif state.get(child) == 1:
-                on_cycle.update(path[path.index(child):])
+                on_cycle.update(path[path.index(child) :])
             elif child not in state:
                 stack.append((child, None))
     return order, on_cycle
@@ -170,14 +171,22 @@ def _verdict_error(verdict: Any) -> dict[str, Any] | None:
     if verdict is True:
         return None
     if isinstance(verdict, BaseException):
-        return _err("exception_during_inner_validation", "Exception when validating node",
-                    f"validation raised {type(verdict).__name__}: {verdict}")
+        return _err(
+            "exception_during_inner_validation",
+            "Exception when validating node",
+            f"validation raised {type(verdict).__name__}: {verdict}",
+        )
     return _err("custom_validation_failed", "Custom validation failed for node", str(verdict))
 
 
 def _missing_type(node_id: str, class_type: Any) -> dict[str, Any]:
-    return _err("missing_node_type", f"Node '{class_type}' not found. The custom node may not be installed.",
-                f"Node ID '#{node_id}'", node_id=node_id, class_type=class_type)
+    return _err(
+        "missing_node_type",
+        f"Node '{class_type}' not found. The custom node may not be installed.",
+        f"Node ID '#{node_id}'",
+        node_id=node_id,
+        class_type=class_type,
+    )
 
 
 def _no_outputs() -> dict[str, Any]:
@@ -193,8 +202,13 @@ class _Check:
     they wait for those awaitables.
     """
 
-    def __init__(self, prompt: Prompt, registry: Mapping[str, NodeDefinition], targets: list[str] | None,
-                 memory_budget: int | None = None) -> None:
+    def __init__(
+        self,
+        prompt: Prompt,
+        registry: Mapping[str, NodeDefinition],
+        targets: list[str] | None,
+        memory_budget: int | None = None,
+    ) -> None:
         self.prompt = prompt
         self.registry = registry
         self.targets = targets
@@ -286,8 +300,10 @@ class _Check:
             seen.add(spec.name)
             if spec.name not in inputs:
                 if spec.kind == "required":
-                    self.add(node_id, _err("required_input_missing", "Required input is missing", spec.name,
-                                           input_name=spec.name))
+                    self.add(
+                        node_id,
+                        _err("required_input_missing", "Required input is missing", spec.name, input_name=spec.name),
+                    )
                     failed = True
                 continue
             value = inputs[spec.name]
@@ -303,26 +319,41 @@ class _Check:
         if not failed:
             self.ask_validator(node_id, definition, constants, input_types)
 
-    def check_link(self, node_id: str, definition: NodeDefinition, spec: InputSpec, link: list[Any],
-                   input_types: dict[str, str]) -> bool:
+    def check_link(
+        self, node_id: str, definition: NodeDefinition, spec: InputSpec, link: list[Any], input_types: dict[str, str]
+    ) -> bool:
         """Whether ``link`` names an existing output of a type ``spec`` accepts (recorded in
         ``input_types``). A link to a node of unknown class fails without an error of its
         own: that node already has one."""
         source_id, index = link
         source = self.prompt.get(source_id)
         if source is None:
-            self.add(node_id, _err("bad_linked_input", "Linked node does not exist",
-                                   f"{spec.name}: node '{source_id}' is not in the prompt",
-                                   input_name=spec.name, received_value=link))
+            self.add(
+                node_id,
+                _err(
+                    "bad_linked_input",
+                    "Linked node does not exist",
+                    f"{spec.name}: node '{source_id}' is not in the prompt",
+                    input_name=spec.name,
+                    received_value=link,
+                ),
+            )
             return False
         if self.definition_of(source.get("class_type")) is None:
             return False
         source_outputs = self.schema_of(source["class_type"]).outputs
         if not 0 <= index < len(source_outputs):
-            self.add(node_id, _err("bad_linked_input", "Linked output does not exist",
-                                   f"{spec.name}: node '{source_id}' ({source['class_type']}) has "
-                                   f"{len(source_outputs)} outputs, index {index} requested",
-                                   input_name=spec.name, received_value=link))
+            self.add(
+                node_id,
+                _err(
+                    "bad_linked_input",
+                    "Linked output does not exist",
+                    f"{spec.name}: node '{source_id}' ({source['class_type']}) has "
+                    f"{len(source_outputs)} outputs, index {index} requested",
+                    input_name=spec.name,
+                    received_value=link,
+                ),
+            )
             return False
         produced = source_outputs[index].type
         input_types[spec.name] = produced
@@ -331,9 +362,17 @@ class _Check:
         skips_links = getattr(definition, "skips_link_type_check", None)
         if skips_links and skips_links(spec.name):
             return True
-        self.add(node_id, _err("return_type_mismatch", "Return type mismatch between linked nodes",
-                               f"{spec.name}, received_type({produced}) mismatch input_type({spec.type})",
-                               input_name=spec.name, received_type=produced, input_type=spec.type))
+        self.add(
+            node_id,
+            _err(
+                "return_type_mismatch",
+                "Return type mismatch between linked nodes",
+                f"{spec.name}, received_type({produced}) mismatch input_type({spec.type})",
+                input_name=spec.name,
+                received_type=produced,
+                input_type=spec.type,
+            ),
+        )
         return False
 
     def check_value(self, node_id: str, definition: NodeDefinition, spec: InputSpec, value: Any) -> tuple[bool, Any]:
@@ -351,8 +390,9 @@ class _Check:
             return False, value
         return True, value
 
-    def ask_validator(self, node_id: str, definition: NodeDefinition, constants: dict[str, Any],
-                      input_types: dict[str, str]) -> None:
+    def ask_validator(
+        self, node_id: str, definition: NodeDefinition, constants: dict[str, Any], input_types: dict[str, str]
+    ) -> None:
         """The node's own validation; an awaitable verdict is kept for :meth:`finish`."""
         try:
             verdict = definition.validate(constants, input_types)
@@ -388,8 +428,14 @@ class _Check:
         """The dependency order; cycles and nodes over the memory budget become node errors."""
         order, on_cycle = dependency_order(self.normalised, self.reachable)
         for node_id in sorted(on_cycle):
-            self.add(node_id, _err("dependency_cycle", "Dependency cycle detected",
-                                   f"node {node_id} depends on itself through its inputs"))
+            self.add(
+                node_id,
+                _err(
+                    "dependency_cycle",
+                    "Dependency cycle detected",
+                    f"node {node_id} depends on itself through its inputs",
+                ),
+            )
         if self.memory_budget and not on_cycle:
             valid = [n for n in order if n not in self.node_errors]
             for node_id, error in estimate_prompt(self.normalised, valid, self.registry, self.memory_budget).items():
@@ -415,8 +461,11 @@ class _Check:
         if not self.outputs:
             return _no_outputs()
         count = sum(len(e["errors"]) for e in self.node_errors.values())
-        return _err("prompt_outputs_failed_validation", "Prompt outputs failed validation",
-                    f"{count} problem(s) in {len(self.node_errors)} node(s)")
+        return _err(
+            "prompt_outputs_failed_validation",
+            "Prompt outputs failed validation",
+            f"{count} problem(s) in {len(self.node_errors)} node(s)",
+        )
 
 
 async def _gather(awaitables: list[Awaitable[Any]]) -> list[Any]:

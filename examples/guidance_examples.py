@@ -23,12 +23,14 @@ CAPTION = "a large red circle in the centre, blue background"
 
 
 def _base(prompt: dict[str, Any], caption: str = CAPTION) -> dict[str, Any]:
-    prompt.update({
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "weft-shapes.safetensors"}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": caption, "clip": ["ckpt", 1]}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}},
-        "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 4}},
-    })
+    prompt.update(
+        {
+            "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "weft-shapes.safetensors"}},
+            "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": caption, "clip": ["ckpt", 1]}},
+            "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}},
+            "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 4}},
+        }
+    )
     return prompt
 
 
@@ -42,45 +44,89 @@ def apg_shapes() -> dict[str, Any]:
     """CFG 15 with Adaptive Projected Guidance: the parallel component removed (eta 0), the update's norm
     capped; no momentum (the paper's reverse momentum, -0.5, hurt this model's colours)."""
     prompt = _base({})
-    prompt["apg"] = {"class_type": "APG", "inputs": {"model": ["ckpt", 0], "eta": 0.0, "norm_threshold": 5.0,
-                                                     "momentum": 0.0}}
-    prompt["sampler"] = {"class_type": "KSampler", "inputs": {
-        "model": ["apg", 0], "seed": 1, "steps": 20, "cfg": 15.0, "sampler_name": "euler", "scheduler": "normal",
-        "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "denoise": 1.0}}
+    prompt["apg"] = {
+        "class_type": "APG",
+        "inputs": {"model": ["ckpt", 0], "eta": 0.0, "norm_threshold": 5.0, "momentum": 0.0},
+    }
+    prompt["sampler"] = {
+        "class_type": "KSampler",
+        "inputs": {
+            "model": ["apg", 0],
+            "seed": 1,
+            "steps": 20,
+            "cfg": 15.0,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "positive": ["pos", 0],
+            "negative": ["neg", 0],
+            "latent_image": ["latent", 0],
+            "denoise": 1.0,
+        },
+    }
     return _finish(prompt, ["sampler", 0], "apg_shapes")
 
 
 def adaptive_guidance_shapes() -> dict[str, Any]:
     """SamplerCustomAdvanced with the AdaptiveGuidance guider (the sampler node reports the savings)."""
     prompt = _base({})
-    prompt["guider"] = {"class_type": "AdaptiveGuidance", "inputs": {
-        "model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0], "threshold": 0.99, "cfg": 5.0}}
+    prompt["guider"] = {
+        "class_type": "AdaptiveGuidance",
+        "inputs": {"model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0], "threshold": 0.99, "cfg": 5.0},
+    }
     prompt["noise"] = {"class_type": "RandomNoise", "inputs": {"noise_seed": 1}}
     prompt["select"] = {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}}
-    prompt["sigmas"] = {"class_type": "BasicScheduler", "inputs": {"model": ["ckpt", 0], "scheduler": "normal",
-                                                                   "steps": 20, "denoise": 1.0}}
-    prompt["sampler"] = {"class_type": "SamplerCustomAdvanced", "inputs": {
-        "noise": ["noise", 0], "guider": ["guider", 0], "sampler": ["select", 0], "sigmas": ["sigmas", 0],
-        "latent_image": ["latent", 0]}}
+    prompt["sigmas"] = {
+        "class_type": "BasicScheduler",
+        "inputs": {"model": ["ckpt", 0], "scheduler": "normal", "steps": 20, "denoise": 1.0},
+    }
+    prompt["sampler"] = {
+        "class_type": "SamplerCustomAdvanced",
+        "inputs": {
+            "noise": ["noise", 0],
+            "guider": ["guider", 0],
+            "sampler": ["select", 0],
+            "sigmas": ["sigmas", 0],
+            "latent_image": ["latent", 0],
+        },
+    }
     return _finish(prompt, ["sampler", 0], "adaptive_guidance_shapes")
 
 
 def guidance_stack_shapes() -> dict[str, Any]:
     """APG, a guidance interval and PAG on one MODEL, through KSampler."""
     prompt = _base({})
-    prompt["apg"] = {"class_type": "APG", "inputs": {"model": ["ckpt", 0], "eta": 0.0, "norm_threshold": 5.0,
-                                                     "momentum": 0.0}}
-    prompt["interval"] = {"class_type": "CFGGuidanceInterval", "inputs": {"model": ["apg", 0], "start_percent": 0.19,
-                                                                          "end_percent": 0.93}}
+    prompt["apg"] = {
+        "class_type": "APG",
+        "inputs": {"model": ["ckpt", 0], "eta": 0.0, "norm_threshold": 5.0, "momentum": 0.0},
+    }
+    prompt["interval"] = {
+        "class_type": "CFGGuidanceInterval",
+        "inputs": {"model": ["apg", 0], "start_percent": 0.19, "end_percent": 0.93},
+    }
     prompt["pag"] = {"class_type": "PerturbedAttentionGuidance", "inputs": {"model": ["interval", 0], "scale": 2.0}}
-    prompt["sampler"] = {"class_type": "KSampler", "inputs": {
-        "model": ["pag", 0], "seed": 1, "steps": 20, "cfg": 10.0, "sampler_name": "euler", "scheduler": "normal",
-        "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "denoise": 1.0}}
+    prompt["sampler"] = {
+        "class_type": "KSampler",
+        "inputs": {
+            "model": ["pag", 0],
+            "seed": 1,
+            "steps": 20,
+            "cfg": 10.0,
+            "sampler_name": "euler",
+            "scheduler": "normal",
+            "positive": ["pos", 0],
+            "negative": ["neg", 0],
+            "latent_image": ["latent", 0],
+            "denoise": 1.0,
+        },
+    }
     return _finish(prompt, ["sampler", 0], "guidance_stack_shapes")
 
 
-EXAMPLES = {"apg_shapes": apg_shapes, "adaptive_guidance_shapes": adaptive_guidance_shapes,
-            "guidance_stack_shapes": guidance_stack_shapes}
+EXAMPLES = {
+    "apg_shapes": apg_shapes,
+    "adaptive_guidance_shapes": adaptive_guidance_shapes,
+    "guidance_stack_shapes": guidance_stack_shapes,
+}
 
 
 def ui_workflow(prompt: dict[str, Any], registry: Any) -> dict[str, Any]:
@@ -109,8 +155,9 @@ def ui_workflow(prompt: dict[str, Any], registry: Any) -> dict[str, Any]:
             value = node["inputs"].get(spec.name)
             if spec.type in WIDGET_TYPES and not spec.options.get("forceInput"):
                 widgets.append(value)
-                if spec.type == "INT" and (spec.options.get("control_after_generate")
-                                           or spec.name in ("seed", "noise_seed")):
+                if spec.type == "INT" and (
+                    spec.options.get("control_after_generate") or spec.name in ("seed", "noise_seed")
+                ):
                     widgets.append("fixed")
                 continue
             link = None
@@ -123,16 +170,37 @@ def ui_workflow(prompt: dict[str, Any], registry: Any) -> dict[str, Any]:
         column = depth_of(key)
         row = rows.get(column, 0)
         rows[column] = row + 1
-        nodes.append({"id": ids[key], "type": node["class_type"], "pos": [40 + 340 * column, 60 + 200 * row],
-                      "size": [300, 150], "flags": {}, "order": len(nodes), "mode": 0, "inputs": inputs,
-                      "outputs": [], "properties": {"Node name for S&R": node["class_type"]},
-                      "widgets_values": widgets})
+        nodes.append(
+            {
+                "id": ids[key],
+                "type": node["class_type"],
+                "pos": [40 + 340 * column, 60 + 200 * row],
+                "size": [300, 150],
+                "flags": {},
+                "order": len(nodes),
+                "mode": 0,
+                "inputs": inputs,
+                "outputs": [],
+                "properties": {"Node name for S&R": node["class_type"]},
+                "widgets_values": widgets,
+            }
+        )
     for key, out in zip(prompt, nodes, strict=True):
         schema = registry[prompt[key]["class_type"]].schema
-        out["outputs"] = [{"name": spec.name, "type": spec.type, "links": outgoing.get((key, slot)),
-                           "slot_index": slot} for slot, spec in enumerate(schema.outputs)]
-    return {"last_node_id": len(nodes), "last_link_id": len(links), "nodes": nodes, "links": links, "groups": [],
-            "config": {}, "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}, "version": 0.4}
+        out["outputs"] = [
+            {"name": spec.name, "type": spec.type, "links": outgoing.get((key, slot)), "slot_index": slot}
+            for slot, spec in enumerate(schema.outputs)
+        ]
+    return {
+        "last_node_id": len(nodes),
+        "last_link_id": len(links),
+        "nodes": nodes,
+        "links": links,
+        "groups": [],
+        "config": {},
+        "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+        "version": 0.4,
+    }
 
 
 def api_prompt(prompt: dict[str, Any]) -> dict[str, Any]:

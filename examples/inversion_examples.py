@@ -35,10 +35,22 @@ def _loaders(prompt: dict[str, Any]) -> dict[str, Any]:
 def edit_image_shapes() -> dict[str, Any]:
     """The one-node way: EditImage expands into the inversion graph itself."""
     prompt = _loaders({})
-    prompt["edit"] = {"class_type": "EditImage", "inputs": {
-        "image": ["picture", 0], "vae": ["ckpt", 2], "model": ["ckpt", 0], "clip": ["ckpt", 1],
-        "source_prompt": SOURCE, "target_prompt": TARGET, "method": "direct_inversion", "steps": 20, "cfg": 5.0,
-        "seed": 0, "strength": 1.0}}
+    prompt["edit"] = {
+        "class_type": "EditImage",
+        "inputs": {
+            "image": ["picture", 0],
+            "vae": ["ckpt", 2],
+            "model": ["ckpt", 0],
+            "clip": ["ckpt", 1],
+            "source_prompt": SOURCE,
+            "target_prompt": TARGET,
+            "method": "direct_inversion",
+            "steps": 20,
+            "cfg": 5.0,
+            "seed": 0,
+            "strength": 1.0,
+        },
+    }
     prompt["save"] = {"class_type": "SaveImage", "inputs": {"images": ["edit", 0], "filename_prefix": "edit_image"}}
     return prompt
 
@@ -54,12 +66,21 @@ def _parts(prompt: dict[str, Any]) -> dict[str, Any]:
 def _regenerate(prompt: dict[str, Any], cfg: float, skip: int, prefix: str) -> dict[str, Any]:
     prompt["sampler"] = {"class_type": "InversionSampler", "inputs": {"inversion": ["invert", 1]}}
     prompt["sigmas"] = {"class_type": "InversionSigmas", "inputs": {"inversion": ["invert", 1], "skip_steps": skip}}
-    prompt["guider"] = {"class_type": "CFGGuider", "inputs": {"model": ["ckpt", 0], "positive": ["target", 0],
-                                                               "negative": ["negative", 0], "cfg": cfg}}
+    prompt["guider"] = {
+        "class_type": "CFGGuider",
+        "inputs": {"model": ["ckpt", 0], "positive": ["target", 0], "negative": ["negative", 0], "cfg": cfg},
+    }
     prompt["noise"] = {"class_type": "DisableNoise", "inputs": {}}
-    prompt["edit"] = {"class_type": "SamplerCustomAdvanced", "inputs": {
-        "noise": ["noise", 0], "guider": ["guider", 0], "sampler": ["sampler", 0], "sigmas": ["sigmas", 0],
-        "latent_image": ["invert", 0]}}
+    prompt["edit"] = {
+        "class_type": "SamplerCustomAdvanced",
+        "inputs": {
+            "noise": ["noise", 0],
+            "guider": ["guider", 0],
+            "sampler": ["sampler", 0],
+            "sigmas": ["sigmas", 0],
+            "latent_image": ["invert", 0],
+        },
+    }
     prompt["decode"] = {"class_type": "VAEDecode", "inputs": {"samples": ["edit", 0], "vae": ["ckpt", 2]}}
     prompt["save"] = {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": prefix}}
     return prompt
@@ -68,25 +89,50 @@ def _regenerate(prompt: dict[str, Any], cfg: float, skip: int, prefix: str) -> d
 def edict_edit_shapes() -> dict[str, Any]:
     """EDICT wired by hand: invert with the source prompt, regenerate with the target (cfg 1 both ways)."""
     prompt = _parts(_loaders({}))
-    prompt["invert"] = {"class_type": "EDICTInversion", "inputs": {
-        "model": ["ckpt", 0], "positive": ["source", 0], "negative": ["negative", 0], "cfg": 1.0,
-        "latent": ["encode", 0], "steps": 20, "scheduler": "normal", "denoise": 1.0, "mix": 0.93,
-        "precision": "model"}}
+    prompt["invert"] = {
+        "class_type": "EDICTInversion",
+        "inputs": {
+            "model": ["ckpt", 0],
+            "positive": ["source", 0],
+            "negative": ["negative", 0],
+            "cfg": 1.0,
+            "latent": ["encode", 0],
+            "steps": 20,
+            "scheduler": "normal",
+            "denoise": 1.0,
+            "mix": 0.93,
+            "precision": "model",
+        },
+    }
     return _regenerate(prompt, 1.0, 0, "edict_edit")
 
 
 def ddpm_edit_friendly_shapes() -> dict[str, Any]:
     """Edit-friendly DDPM noise maps, reused under the target prompt from step 6 of 20 (T_skip)."""
     prompt = _parts(_loaders({}))
-    prompt["invert"] = {"class_type": "DDPMEditFriendlyInversion", "inputs": {
-        "model": ["ckpt", 0], "positive": ["source", 0], "negative": ["negative", 0], "cfg": 1.0,
-        "latent": ["encode", 0], "steps": 20, "scheduler": "normal", "denoise": 1.0, "seed": 0,
-        "precision": "model"}}
+    prompt["invert"] = {
+        "class_type": "DDPMEditFriendlyInversion",
+        "inputs": {
+            "model": ["ckpt", 0],
+            "positive": ["source", 0],
+            "negative": ["negative", 0],
+            "cfg": 1.0,
+            "latent": ["encode", 0],
+            "steps": 20,
+            "scheduler": "normal",
+            "denoise": 1.0,
+            "seed": 0,
+            "precision": "model",
+        },
+    }
     return _regenerate(prompt, 5.0, 6, "ddpm_edit")
 
 
-EXAMPLES = {"edit_image_shapes": edit_image_shapes, "edict_edit_shapes": edict_edit_shapes,
-            "ddpm_edit_friendly_shapes": ddpm_edit_friendly_shapes}
+EXAMPLES = {
+    "edit_image_shapes": edit_image_shapes,
+    "edict_edit_shapes": edict_edit_shapes,
+    "ddpm_edit_friendly_shapes": ddpm_edit_friendly_shapes,
+}
 
 
 def write_picture(path: Path) -> None:

@@ -34,16 +34,44 @@ NODES: dict[int, tuple[str, list[int], dict[str, Any], dict[str, tuple[int, int]
     7: ("CFGGuider", [820, 40], {"cfg": 5.0}, {"model": (1, 0), "positive": (3, 0), "negative": (4, 0)}, None),
     8: ("BasicScheduler", [820, 230], {"scheduler": "normal", "steps": 20, "denoise": 1.0}, {"model": (1, 0)}, None),
     9: ("RandomNoise", [820, 400], {"noise_seed": 0}, {}, None),
-    10: ("SamplerFKSteering", [820, 540], {
-        "sampler_name": "euler", "particles": 4, "potential": "max", "lambda": 10.0, "resample_every": 5,
-        "resampling": "systematic", "ess_threshold": 1.0, "output": "best", "seed": 0},
-        {"vae": (1, 2), "reward": (6, 0)}, None),
-    11: ("SamplerBestOfN", [820, 900], {"sampler_name": "euler", "candidates": 4, "output": "best", "seed": 0},
-         {"vae": (1, 2), "reward": (6, 0)}, "SamplerBestOfN (baseline, same budget)"),
-    12: ("SamplerCustomAdvanced", [1240, 40], {}, {"noise": (9, 0), "guider": (7, 0), "sampler": (10, 0),
-                                                  "sigmas": (8, 0), "latent_image": (5, 0)}, "Sample (FK steering)"),
-    13: ("SamplerCustomAdvanced", [1240, 500], {}, {"noise": (9, 0), "guider": (7, 0), "sampler": (11, 0),
-                                                   "sigmas": (8, 0), "latent_image": (5, 0)}, "Sample (best-of-N)"),
+    10: (
+        "SamplerFKSteering",
+        [820, 540],
+        {
+            "sampler_name": "euler",
+            "particles": 4,
+            "potential": "max",
+            "lambda": 10.0,
+            "resample_every": 5,
+            "resampling": "systematic",
+            "ess_threshold": 1.0,
+            "output": "best",
+            "seed": 0,
+        },
+        {"vae": (1, 2), "reward": (6, 0)},
+        None,
+    ),
+    11: (
+        "SamplerBestOfN",
+        [820, 900],
+        {"sampler_name": "euler", "candidates": 4, "output": "best", "seed": 0},
+        {"vae": (1, 2), "reward": (6, 0)},
+        "SamplerBestOfN (baseline, same budget)",
+    ),
+    12: (
+        "SamplerCustomAdvanced",
+        [1240, 40],
+        {},
+        {"noise": (9, 0), "guider": (7, 0), "sampler": (10, 0), "sigmas": (8, 0), "latent_image": (5, 0)},
+        "Sample (FK steering)",
+    ),
+    13: (
+        "SamplerCustomAdvanced",
+        [1240, 500],
+        {},
+        {"noise": (9, 0), "guider": (7, 0), "sampler": (11, 0), "sigmas": (8, 0), "latent_image": (5, 0)},
+        "Sample (best-of-N)",
+    ),
     14: ("VAEDecode", [1600, 40], {}, {"samples": (12, 0), "vae": (1, 2)}, None),
     15: ("VAEDecode", [1600, 500], {}, {"samples": (13, 0), "vae": (1, 2)}, None),
     16: ("SaveImage", [1850, 40], {"filename_prefix": "fk_steering"}, {"images": (14, 0)}, None),
@@ -81,9 +109,17 @@ def workflow_document(registry: Any) -> dict[str, Any]:
                     properties.setdefault("control", {})[spec.name] = "fixed"
             else:
                 sockets.append({"name": spec.name, "type": spec.type, **({"widget": spec.name} if is_widget else {})})
-        node = {"id": node_id, "type": cls, "pos": position, "size": [340, 0], "mode": 0, "inputs": sockets,
-                "outputs": [{"name": o.name, "type": o.type} for o in schema.outputs], "widgets_values": values,
-                "properties": properties}
+        node = {
+            "id": node_id,
+            "type": cls,
+            "pos": position,
+            "size": [340, 0],
+            "mode": 0,
+            "inputs": sockets,
+            "outputs": [{"name": o.name, "type": o.type} for o in schema.outputs],
+            "widgets_values": values,
+            "properties": properties,
+        }
         if title:
             node["title"] = title
         nodes.append(node)
@@ -92,11 +128,27 @@ def workflow_document(registry: Any) -> dict[str, Any]:
     for node_id, (_, _, _, links, _) in NODES.items():
         for name, (src, slot) in links.items():
             target_slot = next(i for i, s in enumerate(by_id[node_id]["inputs"]) if s["name"] == name)
-            links_out.append({"id": len(links_out) + 1, "origin_id": src, "origin_slot": slot, "target_id": node_id,
-                              "target_slot": target_slot, "type": by_id[src]["outputs"][slot]["type"]})
-    return {"id": "5f0c1d2e-3a4b-4c5d-8e6f-a1b2c3d4e5f6", "format": "weft-workflow", "version": 1,
-            "last_node_id": max(NODES), "last_link_id": len(links_out), "nodes": nodes, "links": links_out,
-            "groups": [], "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}}}
+            links_out.append(
+                {
+                    "id": len(links_out) + 1,
+                    "origin_id": src,
+                    "origin_slot": slot,
+                    "target_id": node_id,
+                    "target_slot": target_slot,
+                    "type": by_id[src]["outputs"][slot]["type"],
+                }
+            )
+    return {
+        "id": "5f0c1d2e-3a4b-4c5d-8e6f-a1b2c3d4e5f6",
+        "format": "weft-workflow",
+        "version": 1,
+        "last_node_id": max(NODES),
+        "last_link_id": len(links_out),
+        "nodes": nodes,
+        "links": links_out,
+        "groups": [],
+        "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}},
+    }
 
 
 def main() -> int:

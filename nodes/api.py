@@ -32,8 +32,22 @@ from engine.resources import Estimate, TensorInfo
 from engine.schema import InputSpec, NodeResult, NodeSchema, OutputSpec
 
 __all__ = [
-    "Node", "Result", "Output", "Input", "Int", "Float", "String", "Boolean", "Combo", "Hidden",
-    "ExecutionBlocker", "Interrupted", "NodeDefinitionError", "ExecutionContext", "Estimate", "TensorInfo",
+    "Node",
+    "Result",
+    "Output",
+    "Input",
+    "Int",
+    "Float",
+    "String",
+    "Boolean",
+    "Combo",
+    "Hidden",
+    "ExecutionBlocker",
+    "Interrupted",
+    "NodeDefinitionError",
+    "ExecutionContext",
+    "Estimate",
+    "TensorInfo",
 ]
 
 Choices = Sequence[Any] | Callable[[], Sequence[Any]]
@@ -48,41 +62,116 @@ def _spec(name: str, type_: str, optional: bool, lazy: bool, **options: Any) -> 
     return InputSpec(name, type_, "optional" if optional else "required", clean, lazy)
 
 
-def Input(name: str, type: str, *, optional: bool = False, lazy: bool = False, tooltip: str | None = None,
-          **options: Any) -> InputSpec:
+def Input(
+    name: str, type: str, *, optional: bool = False, lazy: bool = False, tooltip: str | None = None, **options: Any
+) -> InputSpec:
     """A socket input of any type (``"MODEL"``, ``"LATENT"``, ``"*"``...)."""
     return _spec(name, type, optional, lazy, tooltip=tooltip, **options)
 
 
-def Int(name: str, default: int = 0, *, min: int | None = -(2**63), max: int | None = 2**63 - 1,
-        step: int = 1, optional: bool = False, lazy: bool = False, tooltip: str | None = None,
-        control_after_generate: bool | None = None, **options: Any) -> InputSpec:
-    return _spec(name, "INT", optional, lazy, default=default, min=min, max=max, step=step,
-                 tooltip=tooltip, control_after_generate=control_after_generate, **options)
+def Int(
+    name: str,
+    default: int = 0,
+    *,
+    min: int | None = -(2**63),
+    max: int | None = 2**63 - 1,
+    step: int = 1,
+    optional: bool = False,
+    lazy: bool = False,
+    tooltip: str | None = None,
+    control_after_generate: bool | None = None,
+    **options: Any,
+) -> InputSpec:
+    return _spec(
+        name,
+        "INT",
+        optional,
+        lazy,
+        default=default,
+        min=min,
+        max=max,
+        step=step,
+        tooltip=tooltip,
+        control_after_generate=control_after_generate,
+        **options,
+    )
 
 
-def Float(name: str, default: float = 0.0, *, min: float | None = -1e9, max: float | None = 1e9,
-          step: float = 0.01, round: float | bool | None = None, optional: bool = False, lazy: bool = False,
-          tooltip: str | None = None, **options: Any) -> InputSpec:
-    return _spec(name, "FLOAT", optional, lazy, default=default, min=min, max=max, step=step,
-                 round=round, tooltip=tooltip, **options)
+def Float(
+    name: str,
+    default: float = 0.0,
+    *,
+    min: float | None = -1e9,
+    max: float | None = 1e9,
+    step: float = 0.01,
+    round: float | bool | None = None,
+    optional: bool = False,
+    lazy: bool = False,
+    tooltip: str | None = None,
+    **options: Any,
+) -> InputSpec:
+    return _spec(
+        name,
+        "FLOAT",
+        optional,
+        lazy,
+        default=default,
+        min=min,
+        max=max,
+        step=step,
+        round=round,
+        tooltip=tooltip,
+        **options,
+    )
 
 
-def String(name: str, default: str = "", *, multiline: bool = False, optional: bool = False,
-           lazy: bool = False, tooltip: str | None = None, **options: Any) -> InputSpec:
-    return _spec(name, "STRING", optional, lazy, default=default, multiline=multiline,
-                 tooltip=tooltip, **options)
+def String(
+    name: str,
+    default: str = "",
+    *,
+    multiline: bool = False,
+    optional: bool = False,
+    lazy: bool = False,
+    tooltip: str | None = None,
+    **options: Any,
+) -> InputSpec:
+    return _spec(name, "STRING", optional, lazy, default=default, multiline=multiline, tooltip=tooltip, **options)
 
 
-def Boolean(name: str, default: bool = False, *, optional: bool = False, lazy: bool = False,
-            label_on: str | None = None, label_off: str | None = None, tooltip: str | None = None,
-            **options: Any) -> InputSpec:
-    return _spec(name, "BOOLEAN", optional, lazy, default=default, label_on=label_on,
-                 label_off=label_off, tooltip=tooltip, **options)
+def Boolean(
+    name: str,
+    default: bool = False,
+    *,
+    optional: bool = False,
+    lazy: bool = False,
+    label_on: str | None = None,
+    label_off: str | None = None,
+    tooltip: str | None = None,
+    **options: Any,
+) -> InputSpec:
+    return _spec(
+        name,
+        "BOOLEAN",
+        optional,
+        lazy,
+        default=default,
+        label_on=label_on,
+        label_off=label_off,
+        tooltip=tooltip,
+        **options,
+    )
 
 
-def Combo(name: str, choices: Choices, *, default: Any = None, optional: bool = False, lazy: bool = False,
-          tooltip: str | None = None, **options: Any) -> InputSpec:
+def Combo(
+    name: str,
+    choices: Choices,
+    *,
+    default: Any = None,
+    optional: bool = False,
+    lazy: bool = False,
+    tooltip: str | None = None,
+    **options: Any,
+) -> InputSpec:
     """A choice list; ``choices`` may be a function (a folder listing) read at each use."""
     return _spec(name, "COMBO", optional, lazy, choices=choices, default=default, tooltip=tooltip, **options)
 
@@ -221,7 +310,9 @@ class NodeClassDefinition:
             raise NodeDefinitionError(f"node class {cls.__name__} declares an input name twice")
         for spec in cls.inputs:
             if not isinstance(spec, InputSpec):
-                raise NodeDefinitionError(f"node class {cls.__name__}: input {spec!r} is not declared with Int/Float/...")
+                raise NodeDefinitionError(
+                    f"node class {cls.__name__}: input {spec!r} is not declared with Int/Float/..."
+                )
         self.cls = cls
         self.name = name or cls.name or cls.__name__
         self._dynamic = any(callable(s.options.get("choices")) for s in cls.inputs)

@@ -40,7 +40,7 @@ class RebatchImages(Node):
         import torch
 
         size = max(1, int(batch_size[0]))
-        frames = [batch[i:i + 1] for batch in images for i in range(batch.shape[0])]
+        frames = [batch[i : i + 1] for batch in images for i in range(batch.shape[0])]
         groups = _regroup(frames, size, lambda f: tuple(f.shape[1:]))
         return ([torch.cat(group, dim=0) for group in groups],)
 
@@ -68,7 +68,7 @@ class RebatchLatents(Node):
                 frame_mask = None
                 if mask is not None:
                     frame_mask = mask[min(i, mask.shape[0] - 1)].unsqueeze(0)
-                frames.append((samples[i:i + 1], frame_mask, int(indices[i])))
+                frames.append((samples[i : i + 1], frame_mask, int(indices[i])))
         groups = _regroup(frames, size, lambda f: tuple(f[0].shape[1:]))
         result = []
         for group in groups:

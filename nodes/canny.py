@@ -51,8 +51,15 @@ def _neighbour_kernels(with_centre: bool) -> torch.Tensor:
     return kernels
 
 
-def canny_edges(image: torch.Tensor, low_threshold: float, high_threshold: float, *,
-                blur_size: int = 5, blur_sigma: float = 1.0, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+def canny_edges(
+    image: torch.Tensor,
+    low_threshold: float,
+    high_threshold: float,
+    *,
+    blur_size: int = 5,
+    blur_sigma: float = 1.0,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(magnitude after NMS, edges)`` of ``[B, C, H, W]`` images (C = 1 or 3), both ``[B, 1, H, W]``."""
     import torch
     import torch.nn.functional as F
@@ -100,8 +107,10 @@ def canny_edges(image: torch.Tensor, low_threshold: float, high_threshold: float
 
 class Canny(Node):
     category = "image/preprocessors"
-    description = ("Canny edge detection: white edges on black, for edge ControlNets. Thresholds are on the "
-                   "gradient strength of the 0..1 image (weak edges are kept where they touch strong ones).")
+    description = (
+        "Canny edge detection: white edges on black, for edge ControlNets. Thresholds are on the "
+        "gradient strength of the 0..1 image (weak edges are kept where they touch strong ones)."
+    )
     inputs = (
         Input("image", "IMAGE"),
         Float("low_threshold", 0.4, min=0.01, max=0.99, step=0.01),

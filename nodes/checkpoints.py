@@ -80,8 +80,10 @@ class CheckpointLoader(Node):
     display_name = "Load Checkpoint With Config (DEPRECATED)"
     category = "advanced/loaders"
     deprecated = True
-    description = ("Loads a checkpoint like Load Checkpoint; from the config only v-prediction "
-                   "(parameterization: v) and the CLIP layer (layer_idx) are applied, as in ComfyUI.")
+    description = (
+        "Loads a checkpoint like Load Checkpoint; from the config only v-prediction "
+        "(parameterization: v) and the CLIP layer (layer_idx) are applied, as in ComfyUI."
+    )
     inputs = (Combo("config_name", config_names), Combo("ckpt_name", _checkpoints))
     outputs = (Output("MODEL"), Output("CLIP"), Output("VAE"))
 
@@ -138,7 +140,9 @@ def checkpoint_state(model: Any, clip: Any, vae: Any) -> dict[str, torch.Tensor]
     return {k: v.contiguous() for k, v in state.items()}
 
 
-def checkpoint_metadata(model: Any, title: str, prompt: Any, extra_pnginfo: Any) -> tuple[dict[str, str], dict[str, Any]]:
+def checkpoint_metadata(
+    model: Any, title: str, prompt: Any, extra_pnginfo: Any
+) -> tuple[dict[str, str], dict[str, Any]]:
     """(safetensors metadata, extra tensors) as ComfyUI writes them: the model spec for SDXL,
     the prediction type (``v_pred``/``ztsnr`` marker keys for v-prediction), prompt and workflow."""
     import torch
@@ -146,8 +150,14 @@ def checkpoint_metadata(model: Any, title: str, prompt: Any, extra_pnginfo: Any)
     metadata: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if model.family == "sdxl":
-        metadata.update({"modelspec.architecture": "stable-diffusion-xl-v1-base", "modelspec.sai_model_spec": "1.0.0",
-                         "modelspec.implementation": "sgm", "modelspec.title": title})
+        metadata.update(
+            {
+                "modelspec.architecture": "stable-diffusion-xl-v1-base",
+                "modelspec.sai_model_spec": "1.0.0",
+                "modelspec.implementation": "sgm",
+                "modelspec.title": title,
+            }
+        )
     v_pred = model.prediction_type == "v_prediction"
     metadata["modelspec.predict_key"] = "v" if v_pred else "epsilon"
     metadata["modelspec.prediction_type"] = "v" if v_pred else "epsilon"  # the key Weft's loader reads
@@ -165,8 +175,10 @@ def checkpoint_metadata(model: Any, title: str, prompt: Any, extra_pnginfo: Any)
 class CheckpointSave(Node):
     display_name = "Save Checkpoint"
     category = "advanced/model_merging"
-    description = ("Saves MODEL, CLIP and VAE as one single-file checkpoint (original key layout, .safetensors) in "
-                   "the output folder, with LoRAs and merges baked in.")
+    description = (
+        "Saves MODEL, CLIP and VAE as one single-file checkpoint (original key layout, .safetensors) in "
+        "the output folder, with LoRAs and merges baked in."
+    )
     output_node = True
     inputs = (
         Input("model", "MODEL"),
@@ -178,8 +190,9 @@ class CheckpointSave(Node):
     )
     outputs = ()
 
-    def run(self, model: Any, clip: Any, vae: Any, filename_prefix: str, prompt: Any = None,
-            extra_pnginfo: Any = None) -> Result:
+    def run(
+        self, model: Any, clip: Any, vae: Any, filename_prefix: str, prompt: Any = None, extra_pnginfo: Any = None
+    ) -> Result:
         import torch
         from safetensors.torch import save_file
 

@@ -26,7 +26,8 @@ def entries(conditioning: Any, input_name: str) -> list[list[Any]]:
 
     ok = isinstance(conditioning, (list, tuple)) and all(
         isinstance(e, (list, tuple)) and len(e) == 2 and torch.is_tensor(e[0]) and isinstance(e[1], dict)
-        for e in conditioning)
+        for e in conditioning
+    )
     if not ok:
         raise ValueError(f"input '{input_name}' is not a CONDITIONING (a list of [tensor, options] pairs)")
     return [[e[0], dict(e[1])] for e in conditioning]
@@ -51,8 +52,10 @@ def _first(conditioning: Any, input_name: str, node: str) -> list[Any]:
 class ConditioningConcat(Node):
     display_name = "Conditioning (Concat)"
     category = "conditioning"
-    description = ("Appends conditioning_from's tokens to each entry of conditioning_to: one prompt attending to "
-                   "both texts (unlike Combine, which averages two predictions).")
+    description = (
+        "Appends conditioning_from's tokens to each entry of conditioning_to: one prompt attending to "
+        "both texts (unlike Combine, which averages two predictions)."
+    )
     inputs = (Input("conditioning_to", "CONDITIONING"), Input("conditioning_from", "CONDITIONING"))
     outputs = (Output("CONDITIONING"),)
 
@@ -63,17 +66,21 @@ class ConditioningConcat(Node):
         out = entries(conditioning_to, "conditioning_to")
         for entry in out:
             if entry[0].shape[-1] != source.shape[-1]:
-                raise ValueError(f"input 'conditioning_from' has {source.shape[-1]}-wide embeddings, "
-                                 f"'conditioning_to' {entry[0].shape[-1]}: they come from different text encoders")
+                raise ValueError(
+                    f"input 'conditioning_from' has {source.shape[-1]}-wide embeddings, "
+                    f"'conditioning_to' {entry[0].shape[-1]}: they come from different text encoders"
+                )
             entry[0] = torch.cat((entry[0], source.to(entry[0])), dim=1)
         return (out,)
 
 
 class ConditioningAverage(Node):
     category = "conditioning"
-    description = ("Mixes two conditionings' embeddings: conditioning_to x strength + conditioning_from x "
-                   "(1 - strength), token by token (conditioning_from cut or zero-padded to the same length); "
-                   "the pooled outputs mix the same way.")
+    description = (
+        "Mixes two conditionings' embeddings: conditioning_to x strength + conditioning_from x "
+        "(1 - strength), token by token (conditioning_from cut or zero-padded to the same length); "
+        "the pooled outputs mix the same way."
+    )
     inputs = (
         Input("conditioning_to", "CONDITIONING"),
         Input("conditioning_from", "CONDITIONING"),
@@ -90,9 +97,11 @@ class ConditioningAverage(Node):
         out = entries(conditioning_to, "conditioning_to")
         for entry in out:
             target = entry[0]
-            other = source[:, :target.shape[1]].to(target)
+            other = source[:, : target.shape[1]].to(target)
             if other.shape[1] < target.shape[1]:
-                pad = torch.zeros((other.shape[0], target.shape[1] - other.shape[1], target.shape[2]), dtype=target.dtype)
+                pad = torch.zeros(
+                    (other.shape[0], target.shape[1] - other.shape[1], target.shape[2]), dtype=target.dtype
+                )
                 other = torch.cat([other, pad], dim=1)
             entry[0] = target * w + other * (1.0 - w)
             pooled_to = entry[1].get("pooled_output", pooled_from)
@@ -118,8 +127,15 @@ class ConditioningSetAreaPercentage(Node):
     outputs = (Output("CONDITIONING"),)
 
     def run(self, conditioning: Any, width: float, height: float, x: float, y: float, strength: float) -> tuple:
-        return (set_values(conditioning, "conditioning", area=("percentage", height, width, y, x), strength=strength,
-                           set_area_to_bounds=False),)
+        return (
+            set_values(
+                conditioning,
+                "conditioning",
+                area=("percentage", height, width, y, x),
+                strength=strength,
+                set_area_to_bounds=False,
+            ),
+        )
 
 
 class ConditioningSetAreaStrength(Node):
@@ -134,8 +150,10 @@ class ConditioningSetAreaStrength(Node):
 
 class ConditioningSetTimestepRange(Node):
     category = "advanced/conditioning"
-    description = ("Applies the conditioning only between start and end (fractions of the noise schedule: 0 is "
-                   "the noisiest step); outside that range it is left out of the step's prediction.")
+    description = (
+        "Applies the conditioning only between start and end (fractions of the noise schedule: 0 is "
+        "the noisiest step); outside that range it is left out of the step's prediction."
+    )
     inputs = (
         Input("conditioning", "CONDITIONING"),
         Float("start", 0.0, min=0.0, max=1.0, step=0.001),
@@ -159,8 +177,8 @@ def masked_pixels(pixels: Any, mask: Any, multiple: int = 8) -> tuple[Any, Any, 
     m = F.interpolate(m, size=(pixels.shape[1], pixels.shape[2]), mode="bilinear", align_corners=False)
     h, w = pixels.shape[1] // multiple * multiple, pixels.shape[2] // multiple * multiple
     top, left = (pixels.shape[1] % multiple) // 2, (pixels.shape[2] % multiple) // 2
-    cropped = pixels[:, top:top + h, left:left + w, :3].clone()
-    m = m[:, :, top:top + h, left:left + w]
+    cropped = pixels[:, top : top + h, left : left + w, :3].clone()
+    m = m[:, :, top : top + h, left : left + w]
     keep = (1.0 - m.round()).squeeze(1).unsqueeze(-1)
     if keep.shape[0] != cropped.shape[0]:
         keep = keep[:1] if cropped.shape[0] == 1 else keep[:1].expand(cropped.shape[0], -1, -1, -1)
@@ -170,18 +188,24 @@ def masked_pixels(pixels: Any, mask: Any, multiple: int = 8) -> tuple[Any, Any, 
 
 class InpaintModelConditioning(Node):
     category = "conditioning/inpaint"
-    description = ("Prepares inpainting: the latent of the image (with the mask as its noise mask) and, on both "
-                   "conditionings, the masked image's latent and the mask, which inpainting models (9-channel "
-                   "UNets) take as extra input; other models ignore them.")
+    description = (
+        "Prepares inpainting: the latent of the image (with the mask as its noise mask) and, on both "
+        "conditionings, the masked image's latent and the mask, which inpainting models (9-channel "
+        "UNets) take as extra input; other models ignore them."
+    )
     inputs = (
         Input("positive", "CONDITIONING"),
         Input("negative", "CONDITIONING"),
         Input("vae", "VAE"),
         Input("pixels", "IMAGE"),
         Input("mask", "MASK"),
-        Boolean("noise_mask", True, tooltip="Add a noise mask to the latent so sampling will only happen within the "
-                                            "mask. Might improve results or completely break things depending on the "
-                                            "model."),
+        Boolean(
+            "noise_mask",
+            True,
+            tooltip="Add a noise mask to the latent so sampling will only happen within the "
+            "mask. Might improve results or completely break things depending on the "
+            "model.",
+        ),
     )
     outputs = (Output("CONDITIONING", "positive"), Output("CONDITIONING", "negative"), Output("LATENT", "latent"))
 
@@ -198,5 +222,11 @@ class InpaintModelConditioning(Node):
         return (set_values(positive, "positive", **values), set_values(negative, "negative", **values), latent)
 
 
-NODES = [ConditioningConcat, ConditioningAverage, ConditioningSetAreaPercentage, ConditioningSetAreaStrength,
-         ConditioningSetTimestepRange, InpaintModelConditioning]
+NODES = [
+    ConditioningConcat,
+    ConditioningAverage,
+    ConditioningSetAreaPercentage,
+    ConditioningSetAreaStrength,
+    ConditioningSetTimestepRange,
+    InpaintModelConditioning,
+]

@@ -55,8 +55,10 @@ def annotated_path(name: Any, input_name: str) -> Path:
 
 class SaveLatent(Node):
     category = "_for_testing"
-    description = ("Saves the latent as a .latent file (ComfyUI's format) in the output folder, with the prompt and "
-                   "workflow in its metadata.")
+    description = (
+        "Saves the latent as a .latent file (ComfyUI's format) in the output folder, with the prompt and "
+        "workflow in its metadata."
+    )
     output_node = True
     inputs = (
         Input("samples", "LATENT"),
@@ -66,8 +68,9 @@ class SaveLatent(Node):
     )
     outputs = ()
 
-    def run(self, samples: dict, filename_prefix: str = "ComfyUI", prompt: Any = None,
-            extra_pnginfo: Any = None) -> Result:
+    def run(
+        self, samples: dict, filename_prefix: str = "ComfyUI", prompt: Any = None, extra_pnginfo: Any = None
+    ) -> Result:
         import torch
         from safetensors.torch import save_file
 
@@ -79,8 +82,11 @@ class SaveLatent(Node):
         if isinstance(extra_pnginfo, dict):
             metadata.update({str(k): json.dumps(v) for k, v in extra_pnginfo.items()})
         filename = f"{base}_{counter:05}_{LATENT_SUFFIX}"
-        save_file({"latent_tensor": tensor.detach().cpu().contiguous(), "latent_format_version_0": torch.tensor([])},
-                  str(folder / filename), metadata=metadata)
+        save_file(
+            {"latent_tensor": tensor.detach().cpu().contiguous(), "latent_format_version_0": torch.tensor([])},
+            str(folder / filename),
+            metadata=metadata,
+        )
         return Result(ui={"latents": [{"filename": filename, "subfolder": subfolder, "type": "output"}]})
 
 
@@ -142,8 +148,10 @@ class LoadImageOutput(LoadImage):
     display_name = "Load Image (from Outputs)"
     category = "image"
     experimental = True
-    description = ("Load an image from the output folder. When the refresh button is clicked, the node will update the "
-                   "image list and automatically select the first image, allowing for easy iteration.")
+    description = (
+        "Load an image from the output folder. When the refresh button is clicked, the node will update the "
+        "image list and automatically select the first image, allowing for easy iteration."
+    )
     # ComfyUI's front end fills this list from a route (its "remote" option); Weft lists the files
     # here, so every client sees them without that route
     inputs = (Combo("image", output_images, image_upload=True, image_folder="output"),)

@@ -49,8 +49,9 @@ class EmptyImage(Node):
         return (rgb.view(1, 1, 1, 3).expand(batch_size, height, width, 3).clone(),)
 
 
-def outpaint_mask(height: int, width: int, left: int, top: int, right: int, bottom: int,
-                  feathering: int) -> torch.Tensor:
+def outpaint_mask(
+    height: int, width: int, left: int, top: int, right: int, bottom: int, feathering: int
+) -> torch.Tensor:
     """The mask of the original area for outpainting: 0 inside, fading in (quadratically) over
     ``feathering`` pixels next to each padded side; the padding itself is added as 1 by the caller."""
     import torch
@@ -62,8 +63,12 @@ def outpaint_mask(height: int, width: int, left: int, top: int, right: int, bott
     cols = torch.arange(width, dtype=torch.float32).view(1, -1)
     far_h, far_w = torch.full_like(rows, height), torch.full_like(cols, width)
     # distance to each padded edge; an edge that is not padded counts as far away
-    distances = [rows if top else far_h, (height - rows) if bottom else far_h,
-                 cols if left else far_w, (width - cols) if right else far_w]
+    distances = [
+        rows if top else far_h,
+        (height - rows) if bottom else far_h,
+        cols if left else far_w,
+        (width - cols) if right else far_w,
+    ]
     d = torch.minimum(torch.minimum(distances[0], distances[1]), torch.minimum(distances[2], distances[3]))
     v = (feathering - d) / feathering
     return torch.where(d < feathering, v * v, inside)
@@ -72,8 +77,10 @@ def outpaint_mask(height: int, width: int, left: int, top: int, right: int, bott
 class ImagePadForOutpaint(Node):
     display_name = "Pad Image for Outpainting"
     category = "image"
-    description = ("Adds grey borders for outpainting, with the MASK of what to paint: the borders, fading "
-                   "into the original over feathering pixels.")
+    description = (
+        "Adds grey borders for outpainting, with the MASK of what to paint: the borders, fading "
+        "into the original over feathering pixels."
+    )
     inputs = (
         Input("image", "IMAGE"),
         Int("left", 0, min=0, max=MAX_RESOLUTION, step=8),
@@ -85,7 +92,9 @@ class ImagePadForOutpaint(Node):
     outputs = (Output("IMAGE"), Output("MASK"))
 
     @classmethod
-    def estimate(cls, image: Any = None, left: int = 0, top: int = 0, right: int = 0, bottom: int = 0) -> Estimate | None:
+    def estimate(
+        cls, image: Any = None, left: int = 0, top: int = 0, right: int = 0, bottom: int = 0
+    ) -> Estimate | None:
         info = est.tensor(image, 4)
         if info is None:
             return None
@@ -101,9 +110,11 @@ class ImagePadForOutpaint(Node):
         image = image_input("image", image)
         batch, height, width, channels = image.shape
         padded = torch.full((batch, height + top + bottom, width + left + right, channels), 0.5, dtype=torch.float32)
-        padded[:, top:top + height, left:left + width, :] = image
+        padded[:, top : top + height, left : left + width, :] = image
         mask = torch.ones((height + top + bottom, width + left + right), dtype=torch.float32)
-        mask[top:top + height, left:left + width] = outpaint_mask(height, width, left, top, right, bottom, feathering)
+        mask[top : top + height, left : left + width] = outpaint_mask(
+            height, width, left, top, right, bottom, feathering
+        )
         return padded, mask.unsqueeze(0)
 
 
@@ -114,7 +125,7 @@ def _match_channels(destination: torch.Tensor, source: torch.Tensor) -> tuple[to
     import torch.nn.functional as F
 
     if destination.shape[-1] < source.shape[-1]:
-        source = source[..., :destination.shape[-1]]
+        source = source[..., : destination.shape[-1]]
     elif destination.shape[-1] > source.shape[-1]:
         source = F.pad(source, (0, destination.shape[-1] - source.shape[-1]), value=1.0)
     return destination, source
@@ -165,7 +176,7 @@ class ImageCrop(Node):
     def run(self, image: Any, width: int, height: int, x: int, y: int) -> tuple:
         image = image_input("image", image)
         x, y = min(x, image.shape[2] - 1), min(y, image.shape[1] - 1)
-        return (image[:, y:y + height, x:x + width, :].clone(),)
+        return (image[:, y : y + height, x : x + width, :].clone(),)
 
 
 class RepeatImageBatch(Node):
@@ -205,7 +216,7 @@ class ImageFromBatch(Node):
         image = image_input("image", image)
         start = min(image.shape[0] - 1, batch_index)
         length = min(image.shape[0] - start, length)
-        return (image[start:start + length].clone(),)
+        return (image[start : start + length].clone(),)
 
 
 BLEND_MODES = ["normal", "multiply", "screen", "overlay", "soft_light", "difference"]
@@ -226,7 +237,9 @@ def blend_images(base: torch.Tensor, layer: torch.Tensor, mode: str) -> torch.Te
     if mode == "soft_light":
         # W3C soft-light: D(b) is a cubic below 1/4 and the square root above
         d = torch.where(base <= 0.25, ((16 * base - 12) * base + 4) * base, torch.sqrt(base))
-        return torch.where(layer <= 0.5, base - (1 - 2 * layer) * base * (1 - base), base + (2 * layer - 1) * (d - base))
+        return torch.where(
+            layer <= 0.5, base - (1 - 2 * layer) * base * (1 - base), base + (2 * layer - 1) * (d - base)
+        )
     if mode == "difference":
         return base - layer
     raise ValueError(f"input 'blend_mode': unknown mode {mode!r}; one of {', '.join(BLEND_MODES)}")
@@ -235,8 +248,10 @@ def blend_images(base: torch.Tensor, layer: torch.Tensor, mode: str) -> torch.Te
 class ImageBlend(Node):
     display_name = "Image Blend"
     category = "image/postprocessing"
-    description = ("Blends image2 onto image1 with a blend mode, mixed in by blend_factor (image2 is resized "
-                   "to image1 when they differ); clamped to 0..1.")
+    description = (
+        "Blends image2 onto image1 with a blend mode, mixed in by blend_factor (image2 is resized "
+        "to image1 when they differ); clamped to 0..1."
+    )
     inputs = (
         Input("image1", "IMAGE"),
         Input("image2", "IMAGE"),
@@ -248,7 +263,9 @@ class ImageBlend(Node):
     def run(self, image1: Any, image2: Any, blend_factor: float, blend_mode: str) -> tuple:
         image1, image2 = _match_channels(image_input("image1", image1), image_input("image2", image2))
         if image1.shape != image2.shape:
-            image2 = resize_to(image2.movedim(-1, 1), image1.shape[2], image1.shape[1], "bicubic", "center").movedim(1, -1)
+            image2 = resize_to(image2.movedim(-1, 1), image1.shape[2], image1.shape[1], "bicubic", "center").movedim(
+                1, -1
+            )
         blended = blend_images(image1, image2, blend_mode)
         return ((image1 * (1 - blend_factor) + blended * blend_factor).clamp(0, 1),)
 
@@ -326,7 +343,7 @@ def quantize_image(frame: Any, colors: int, dither: str) -> Any:
     threshold = spread * bayer_matrix(order) + 0.5
     pixels = np.asarray(frame).astype(np.float32)
     reps = (-(-pixels.shape[0] // order), -(-pixels.shape[1] // order))
-    tiled = np.tile(threshold, reps)[:pixels.shape[0], :pixels.shape[1], None]
+    tiled = np.tile(threshold, reps)[: pixels.shape[0], : pixels.shape[1], None]
     shifted = np.clip(pixels + tiled, 0, 255).astype(np.uint8)
     return Image.fromarray(shifted).quantize(palette=palette, dither=Image.Dither.NONE)
 
@@ -358,7 +375,10 @@ class ImageQuantize(Node):
 
 
 SPACING_COLORS: dict[str, tuple[float, ...]] = {
-    "white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0),
+    "white": (1.0, 1.0, 1.0),
+    "black": (0.0, 0.0, 0.0),
+    "red": (1.0, 0.0, 0.0),
+    "green": (0.0, 1.0, 0.0),
     "blue": (0.0, 0.0, 1.0),
 }
 
@@ -377,8 +397,10 @@ def _pad_centered(image: torch.Tensor, dim: int, size: int, value: float) -> tor
 class ImageStitch(Node):
     display_name = "Image Stitch"
     category = "image/transform"
-    description = ("Stitches image2 to image1 in the specified direction.\nIf image2 is not provided, returns image1 "
-                   "unchanged.\nOptional spacing can be added between images.")
+    description = (
+        "Stitches image2 to image1 in the specified direction.\nIf image2 is not provided, returns image1 "
+        "unchanged.\nOptional spacing can be added between images."
+    )
     inputs = (
         Input("image1", "IMAGE"),
         Combo("direction", ["right", "down", "left", "up"], default="right"),
@@ -389,8 +411,15 @@ class ImageStitch(Node):
     )
     outputs = (Output("IMAGE"),)
 
-    def run(self, image1: Any, direction: str, match_image_size: bool, spacing_width: int, spacing_color: str,
-            image2: Any = None) -> tuple:
+    def run(
+        self,
+        image1: Any,
+        direction: str,
+        match_image_size: bool,
+        spacing_width: int,
+        spacing_color: str,
+        image2: Any = None,
+    ) -> tuple:
         import torch
 
         image1 = image_input("image1", image1)
@@ -421,8 +450,12 @@ class ImageStitch(Node):
             size = max(image1.shape[dim], image2.shape[dim])
             image1, image2 = _pad_centered(image1, dim, size, pad_value), _pad_centered(image2, dim, size, pad_value)
         channels = max(image1.shape[-1], image2.shape[-1])
-        image1, image2 = (torch.cat([im, torch.ones(*im.shape[:-1], channels - im.shape[-1])], dim=-1)
-                          if im.shape[-1] < channels else im for im in (image1, image2))
+        image1, image2 = (
+            torch.cat([im, torch.ones(*im.shape[:-1], channels - im.shape[-1])], dim=-1)
+            if im.shape[-1] < channels
+            else im
+            for im in (image1, image2)
+        )
         parts = [image2, image1] if direction in ("left", "up") else [image1, image2]
         if spacing_width > 0:
             spacing_width += spacing_width % 2
@@ -431,12 +464,23 @@ class ImageStitch(Node):
             else:
                 shape = (batch, spacing_width, max(image1.shape[2], image2.shape[2]), channels)
             spacer = torch.zeros(shape)
-            spacer[..., :min(3, channels)] = torch.tensor(color[:min(3, channels)])
+            spacer[..., : min(3, channels)] = torch.tensor(color[: min(3, channels)])
             if channels == 4:
                 spacer[..., 3] = 1.0
             parts.insert(1, spacer)
         return (torch.cat(parts, dim=2 if horizontal else 1),)
 
 
-NODES = [EmptyImage, ImagePadForOutpaint, ImageCompositeMasked, ImageCrop, RepeatImageBatch, ImageFromBatch,
-         ImageBlend, ImageBlur, ImageSharpen, ImageQuantize, ImageStitch]
+NODES = [
+    EmptyImage,
+    ImagePadForOutpaint,
+    ImageCompositeMasked,
+    ImageCrop,
+    RepeatImageBatch,
+    ImageFromBatch,
+    ImageBlend,
+    ImageBlur,
+    ImageSharpen,
+    ImageQuantize,
+    ImageStitch,
+]

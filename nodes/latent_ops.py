@@ -31,8 +31,10 @@ def reshape_like(target: torch.Tensor, other: torch.Tensor, repeat_batch: bool =
     ``repeat_batch``, tiled/cut to its batch: what ComfyUI's latent maths does with mismatches."""
     if tuple(other.shape[1:]) != tuple(target.shape[1:]):
         if other.shape[1] != target.shape[1]:
-            raise ValueError(f"the latents have {target.shape[1]} and {other.shape[1]} channels; they are from "
-                             "different model families")
+            raise ValueError(
+                f"the latents have {target.shape[1]} and {other.shape[1]} channels; they are from "
+                "different model families"
+            )
         other = resize_to(other, target.shape[-1], target.shape[-2], "bilinear", "center")
     return repeat_to_batch(other, target.shape[0]) if repeat_batch else other
 
@@ -40,8 +42,10 @@ def reshape_like(target: torch.Tensor, other: torch.Tensor, repeat_batch: bool =
 class LatentComposite(Node):
     display_name = "Latent Composite"
     category = "latent"
-    description = ("Pastes samples_from onto samples_to at x, y; feather fades the pasted edges that lie inside "
-                   "samples_to over that many pixels.")
+    description = (
+        "Pastes samples_from onto samples_to at x, y; feather fades the pasted edges that lie inside "
+        "samples_to over that many pixels."
+    )
     inputs = (
         Input("samples_to", "LATENT"),
         Input("samples_from", "LATENT"),
@@ -63,23 +67,23 @@ class LatentComposite(Node):
             return (_with(samples_to, out),)
         src = repeat_to_batch(src[:, :, :h, :w], dst.shape[0]).to(out)
         if feather == 0:
-            out[:, :, y:y + h, x:x + w] = src
+            out[:, :, y : y + h, x : x + w] = src
             return (_with(samples_to, out),)
-        ramp = (torch.arange(1, feather + 1, dtype=out.dtype) / feather)
+        ramp = torch.arange(1, feather + 1, dtype=out.dtype) / feather
         rows, cols = torch.ones(h, dtype=out.dtype), torch.ones(w, dtype=out.dtype)
         n_h, n_w = min(feather, h), min(feather, w)
         # fade only the edges that lie inside the destination (not those on its border)
         if y != 0:
             rows[:n_h] *= ramp[:n_h]
         if y + h < dst.shape[2]:
-            rows[h - n_h:] *= ramp[:n_h].flip(0)
+            rows[h - n_h :] *= ramp[:n_h].flip(0)
         if x != 0:
             cols[:n_w] *= ramp[:n_w]
         if x + w < dst.shape[3]:
-            cols[w - n_w:] *= ramp[:n_w].flip(0)
+            cols[w - n_w :] *= ramp[:n_w].flip(0)
         weight = rows.view(1, 1, -1, 1) * cols.view(1, 1, 1, -1)
-        region = out[:, :, y:y + h, x:x + w]
-        out[:, :, y:y + h, x:x + w] = src * weight + region * (1 - weight)
+        region = out[:, :, y : y + h, x : x + w]
+        out[:, :, y : y + h, x : x + w] = src * weight + region * (1 - weight)
         return (_with(samples_to, out),)
 
 
@@ -106,8 +110,9 @@ class LatentCompositeMasked(Node):
 class LatentBlend(Node):
     display_name = "Latent Blend"
     category = "_for_testing"
-    description = ("samples1 x blend_factor + samples2 x (1 - blend_factor); samples2 is resized to samples1 "
-                   "when they differ.")
+    description = (
+        "samples1 x blend_factor + samples2 x (1 - blend_factor); samples2 is resized to samples1 when they differ."
+    )
     inputs = (
         Input("samples1", "LATENT"),
         Input("samples2", "LATENT"),
@@ -150,7 +155,7 @@ class LatentCrop(Node):
         # keep at least 8 latent pixels (64 image pixels), as ComfyUI does
         x, y = min(x // 8, s.shape[3] - 8), min(y // 8, s.shape[2] - 8)
         x, y = max(x, 0), max(y, 0)
-        return (_with(samples, s[:, :, y:y + height // 8, x:x + width // 8].clone()),)
+        return (_with(samples, s[:, :, y : y + height // 8, x : x + width // 8].clone()),)
 
 
 class LatentFlip(Node):
@@ -218,10 +223,15 @@ class LatentMultiply(Node):
 
 class LatentInterpolate(Node):
     category = "latent/advanced"
-    description = ("Interpolates per pixel between the two latents' directions (channel vectors normalised), with "
-                   "the magnitude interpolated separately: ratio 1 is samples1, 0 is samples2.")
-    inputs = (Input("samples1", "LATENT"), Input("samples2", "LATENT"),
-              Float("ratio", 1.0, min=0.0, max=1.0, step=0.01))
+    description = (
+        "Interpolates per pixel between the two latents' directions (channel vectors normalised), with "
+        "the magnitude interpolated separately: ratio 1 is samples1, 0 is samples2."
+    )
+    inputs = (
+        Input("samples1", "LATENT"),
+        Input("samples2", "LATENT"),
+        Float("ratio", 1.0, min=0.0, max=1.0, step=0.01),
+    )
     outputs = (Output("LATENT"),)
 
     def run(self, samples1: dict, samples2: dict, ratio: float) -> tuple:
@@ -253,15 +263,18 @@ class LatentBatch(Node):
         s1 = latent_input("samples1", samples1)
         s2 = reshape_like(s1, latent_input("samples2", samples2), repeat_batch=False)
         out = _with(samples1, torch.cat((s1, s2), dim=0))
-        out["batch_index"] = (list(samples1.get("batch_index", range(s1.shape[0])))
-                              + list(samples2.get("batch_index", range(s2.shape[0]))))
+        out["batch_index"] = list(samples1.get("batch_index", range(s1.shape[0]))) + list(
+            samples2.get("batch_index", range(s2.shape[0]))
+        )
         return (out,)
 
 
 class LatentBatchSeedBehavior(Node):
     category = "latent/advanced"
-    description = ("fixed: every latent of the batch gets the first one's noise (same seed); random: each gets "
-                   "its own noise from the batch's seed (the batch indices are dropped).")
+    description = (
+        "fixed: every latent of the batch gets the first one's noise (same seed); random: each gets "
+        "its own noise from the batch's seed (the batch indices are dropped)."
+    )
     inputs = (Input("samples", "LATENT"), Combo("seed_behavior", ["random", "fixed"], default="fixed"))
     outputs = (Output("LATENT"),)
 
@@ -276,5 +289,17 @@ class LatentBatchSeedBehavior(Node):
         return (out,)
 
 
-NODES = [LatentComposite, LatentCompositeMasked, LatentBlend, LatentCrop, LatentFlip, LatentRotate, LatentAdd,
-         LatentSubtract, LatentMultiply, LatentInterpolate, LatentBatch, LatentBatchSeedBehavior]
+NODES = [
+    LatentComposite,
+    LatentCompositeMasked,
+    LatentBlend,
+    LatentCrop,
+    LatentFlip,
+    LatentRotate,
+    LatentAdd,
+    LatentSubtract,
+    LatentMultiply,
+    LatentInterpolate,
+    LatentBatch,
+    LatentBatchSeedBehavior,
+]

@@ -116,5 +116,7 @@ def _count(value: float) -> str:
 
 
 def _short(value: Any) -> str:
-    text = str(value) if not isinstance(value, int) or int_digits(value) <= 40 else f"<{int_digits(value)}-digit integer>"
+    text = (
+        str(value) if not isinstance(value, int) or int_digits(value) <= 40 else f"<{int_digits(value)}-digit integer>"
+    )
     return text

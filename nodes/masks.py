@@ -44,8 +44,10 @@ class ImageToMask(Node):
         image = image_input("image", image)
         index = CHANNELS.index(channel)
         if index >= image.shape[-1]:
-            raise ValueError(f"input 'channel': the image has {image.shape[-1]} channels, no {channel} channel "
-                             "(an image from LoadImage has no alpha: use LoadImage's MASK output)")
+            raise ValueError(
+                f"input 'channel': the image has {image.shape[-1]} channels, no {channel} channel "
+                "(an image from LoadImage has no alpha: use LoadImage's MASK output)"
+            )
         return (image[..., index].clone(),)
 
 
@@ -118,7 +120,7 @@ class CropMask(Node):
 
     def run(self, mask: Any, x: int, y: int, width: int, height: int) -> tuple:
         m = mask_input("mask", mask)
-        return (m[:, y:y + height, x:x + width].clone(),)
+        return (m[:, y : y + height, x : x + width].clone(),)
 
 
 def combine_masks(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, operation: str) -> torch.Tensor:
@@ -134,13 +136,15 @@ def combine_masks(destination: torch.Tensor, source: torch.Tensor, x: int, y: in
     if source.shape[0] == 1:
         source = source.expand(batch, -1, -1)
     elif source.shape[0] != batch:
-        raise ValueError(f"input 'source' has {source.shape[0]} masks and 'destination' {destination.shape[0]}; "
-                         "give one of them a single mask or both the same number")
+        raise ValueError(
+            f"input 'source' has {source.shape[0]} masks and 'destination' {destination.shape[0]}; "
+            "give one of them a single mask or both the same number"
+        )
     height, width = out.shape[-2:]
     h, w = min(source.shape[-2], height - y), min(source.shape[-1], width - x)
     if h <= 0 or w <= 0:
         return out.clamp(0.0, 1.0)
-    dst = out[:, y:y + h, x:x + w]
+    dst = out[:, y : y + h, x : x + w]
     src = source[:, :h, :w].to(dst)
     if operation == "multiply":
         result = dst * src
@@ -153,14 +157,16 @@ def combine_masks(destination: torch.Tensor, source: torch.Tensor, x: int, y: in
         result = fn(dst.round().bool(), src.round().bool()).to(dst.dtype)
     else:
         raise ValueError(f"input 'operation': unknown operation {operation!r}; one of {', '.join(OPERATIONS)}")
-    out[:, y:y + h, x:x + w] = result
+    out[:, y : y + h, x : x + w] = result
     return out.clamp(0.0, 1.0)
 
 
 class MaskComposite(Node):
     category = "mask"
-    description = ("Combines source into destination at x, y: multiply, add, subtract, or the logical "
-                   "and/or/xor of the rounded masks. The result is clamped to 0..1.")
+    description = (
+        "Combines source into destination at x, y: multiply, add, subtract, or the logical "
+        "and/or/xor of the rounded masks. The result is clamped to 0..1."
+    )
     inputs = (
         Input("destination", "MASK"),
         Input("source", "MASK"),
@@ -227,11 +233,16 @@ def grow(mask: torch.Tensor, expand: int, tapered_corners: bool = True) -> torch
     for _ in range(abs(expand)):
         padded = F.pad(out, (1, 1, 1, 1), mode="replicate")
         if tapered_corners:
-            shifts = [padded[..., 1:-1, 1:-1], padded[..., :-2, 1:-1], padded[..., 2:, 1:-1],
-                      padded[..., 1:-1, :-2], padded[..., 1:-1, 2:]]
+            shifts = [
+                padded[..., 1:-1, 1:-1],
+                padded[..., :-2, 1:-1],
+                padded[..., 2:, 1:-1],
+                padded[..., 1:-1, :-2],
+                padded[..., 1:-1, 2:],
+            ]
         else:
             h, w = out.shape[-2:]
-            shifts = [padded[..., dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)]
+            shifts = [padded[..., dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]
         out = reduce(torch.stack(shifts), dim=0)
     return out.squeeze(1).to(mask.dtype)
 
@@ -280,5 +291,16 @@ class MaskPreview(Node):
         return Result(ui={"images": saved})
 
 
-NODES = [MaskToImage, ImageToMask, ImageColorToMask, SolidMask, InvertMask, CropMask, MaskComposite, FeatherMask,
-         GrowMask, ThresholdMask, MaskPreview]
+NODES = [
+    MaskToImage,
+    ImageToMask,
+    ImageColorToMask,
+    SolidMask,
+    InvertMask,
+    CropMask,
+    MaskComposite,
+    FeatherMask,
+    GrowMask,
+    ThresholdMask,
+    MaskPreview,
+]

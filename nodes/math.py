@@ -31,8 +31,10 @@ def _apply(op: str, a: float, b: float) -> float:
 class MathInt(Node):
     display_name = "Int Math"
     category = "utils/math"
-    description = (f"Applies an integer operation to a and b (division floors). Results are limited to "
-                   f"{MAX_INT_DIGITS} digits; a power above that is refused before it is computed.")
+    description = (
+        f"Applies an integer operation to a and b (division floors). Results are limited to "
+        f"{MAX_INT_DIGITS} digits; a power above that is refused before it is computed."
+    )
     inputs = (Int("a", 0), Int("b", 0), Combo("operation", list(_OPS), default="add"))
     outputs = (Output("INT"),)
 
@@ -44,8 +46,10 @@ class MathInt(Node):
             # process is killed, and nothing else in the server (not even /interrupt) runs meanwhile
             check_power(a, b, "a ** b")
             if b < 0 and a != 0 and int_digits(a) > 300:
-                raise ResultTooLarge(f"a ** b with a negative b needs a as a float, and a has {int_digits(a)} "
-                                     "digits (floats hold about 308)")
+                raise ResultTooLarge(
+                    f"a ** b with a negative b needs a as a float, and a has {int_digits(a)} "
+                    "digits (floats hold about 308)"
+                )
         return check_int(int(_apply(operation, a, b)), f"{operation}(a, b)")
 
 

@@ -111,8 +111,10 @@ class Paths:
         return dirs
 
     def user_model_dirs(self, folder: str) -> list[Path]:
-        names = [folder] + [a for a, b in FOLDER_ALIASES.items() if b == folder] + (
-            [FOLDER_ALIASES[folder]] if folder in FOLDER_ALIASES else []
+        names = (
+            [folder]
+            + [a for a, b in FOLDER_ALIASES.items() if b == folder]
+            + ([FOLDER_ALIASES[folder]] if folder in FOLDER_ALIASES else [])
         )
         dirs: list[Path] = []
         for name in names:

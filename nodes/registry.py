@@ -91,7 +91,11 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
         return len(self._definitions)
 
     def register(
-        self, node: type[Node] | NodeDefinition, *, pack: str = BUILTIN_PACK, version: str | None = None,
+        self,
+        node: type[Node] | NodeDefinition,
+        *,
+        pack: str = BUILTIN_PACK,
+        version: str | None = None,
         replace: bool = False,
     ) -> NodeDefinition:
         """Add a node class (or a ready definition); duplicates are refused unless ``replace``."""

@@ -61,8 +61,9 @@ def repeat_to_batch(tensor: torch.Tensor, batch: int) -> torch.Tensor:
     return tensor
 
 
-def resize_to(x: torch.Tensor, width: int, height: int, method: str = "bilinear",
-              crop: str = "disabled") -> torch.Tensor:
+def resize_to(
+    x: torch.Tensor, width: int, height: int, method: str = "bilinear", crop: str = "disabled"
+) -> torch.Tensor:
     """Resize ``[B, C, H, W]`` (ComfyUI's ``common_upscale`` for the methods Weft offers)."""
     from nodes.diffusion.latent import resize_nchw
 
@@ -94,8 +95,15 @@ def filter_nchw(x: torch.Tensor, kernel: torch.Tensor, radius: int) -> torch.Ten
     return F.conv2d(padded, weight, groups=channels)
 
 
-def composite(destination: torch.Tensor, source: torch.Tensor, x: int, y: int, mask: torch.Tensor | None = None,
-              multiplier: int = 1, resize_source: bool = False) -> torch.Tensor:
+def composite(
+    destination: torch.Tensor,
+    source: torch.Tensor,
+    x: int,
+    y: int,
+    mask: torch.Tensor | None = None,
+    multiplier: int = 1,
+    resize_source: bool = False,
+) -> torch.Tensor:
     """Paste ``source`` onto a copy of ``destination`` (both ``[B, C, H, W]``) at pixel ``x, y``.
 
     ``multiplier`` is how many pixels one element stands for (8 for latents, whose offsets are

@@ -52,8 +52,11 @@ class StringReplace(Node):
         # the result's length is known from a count: an empty find matches between every pair of
         # characters, so a 1 MB string and a 4 kB replacement would make 4 GB
         count = string.count(find)
-        check_string_length(len(string) + count * (len(replace) - len(find)), "the replaced string",
-                            f"input 'find' occurs {count:,} times in input 'string'.")
+        check_string_length(
+            len(string) + count * (len(replace) - len(find)),
+            "the replaced string",
+            f"input 'find' occurs {count:,} times in input 'string'.",
+        )
         return string.replace(find, replace)
 
 

@@ -23,15 +23,30 @@ class VAEEncodeTiled(Node):
         Int("tile_size", 512, min=64, max=4096, step=64),
         Int("overlap", 64, min=0, max=4096, step=32),
         # Video VAEs only; accepted so ComfyUI prompts validate, ignored for images (as in VAEDecodeTiled).
-        Int("temporal_size", 64, min=8, max=4096, step=4, optional=True,
-            tooltip="Only used for video VAEs: Amount of frames to encode at a time."),
-        Int("temporal_overlap", 8, min=4, max=4096, step=4, optional=True,
-            tooltip="Only used for video VAEs: Amount of frames to overlap."),
+        Int(
+            "temporal_size",
+            64,
+            min=8,
+            max=4096,
+            step=4,
+            optional=True,
+            tooltip="Only used for video VAEs: Amount of frames to encode at a time.",
+        ),
+        Int(
+            "temporal_overlap",
+            8,
+            min=4,
+            max=4096,
+            step=4,
+            optional=True,
+            tooltip="Only used for video VAEs: Amount of frames to overlap.",
+        ),
     )
     outputs = (Output("LATENT"),)
 
-    def run(self, pixels: Any, vae: Any, tile_size: int, overlap: int, temporal_size: int = 64,
-            temporal_overlap: int = 8) -> tuple:
+    def run(
+        self, pixels: Any, vae: Any, tile_size: int, overlap: int, temporal_size: int = 64, temporal_overlap: int = 8
+    ) -> tuple:
         if not hasattr(vae, "encode_tiled"):
             raise ValueError("input 'vae' is not a VAE")
         pixels = image_input("pixels", pixels)

@@ -40,8 +40,18 @@ from .runtime import (
 )
 
 __all__ = [
-    "COMPRESSIBLE", "CUSTOM_NODES_KEY", "PROMPT_SERVER_KEY", "RUNTIME_KEY", "build_app", "configure_models",
-    "configure_paths", "create_app", "custom_node_folders", "launch_options", "load_custom_nodes", "model_settings",
+    "COMPRESSIBLE",
+    "CUSTOM_NODES_KEY",
+    "PROMPT_SERVER_KEY",
+    "RUNTIME_KEY",
+    "build_app",
+    "configure_models",
+    "configure_paths",
+    "create_app",
+    "custom_node_folders",
+    "launch_options",
+    "load_custom_nodes",
+    "model_settings",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,9 +143,13 @@ async def compress_responses(request: web.Request, handler: Any) -> web.StreamRe
     """``--enable-compress-response-body``: gzip JSON, HTML and scripts for clients that accept it
     (/object_info is large and repetitive; worth it over a slow link, not on loopback)."""
     response = await handler(request)
-    if (isinstance(response, web.Response) and not response.prepared and response.body is not None
-            and (response.content_type or "").startswith(COMPRESSIBLE)
-            and "gzip" in request.headers.get("Accept-Encoding", "")):
+    if (
+        isinstance(response, web.Response)
+        and not response.prepared
+        and response.body is not None
+        and (response.content_type or "").startswith(COMPRESSIBLE)
+        and "gzip" in request.headers.get("Accept-Encoding", "")
+    ):
         response.enable_compression()
     return response
 

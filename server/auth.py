@@ -58,16 +58,22 @@ def effective_token(config: ServerConfig) -> str | None:
         if len(token) < MIN_TOKEN_LENGTH or not _TOKEN_TEXT.fullmatch(token):
             raise AuthConfigError(
                 f"the access token must be at least {MIN_TOKEN_LENGTH} characters of letters, digits and ._~+/=- "
-                "(make one with: python -c \"import secrets; print(secrets.token_urlsafe())\")")
+                '(make one with: python -c "import secrets; print(secrets.token_urlsafe())")'
+            )
         return token
     if not config.needs_token or config.insecure_no_auth:
         return None
     if token == "":
-        where = (f"it listens on {', '.join(config.listen)}" if not config.loopback_only
-                 else "a reverse proxy (--trusted-proxy) forwards to it")
-        raise AuthConfigError(f"--auth-token '' turns the access token off, but {where}: anyone who reaches it could "
-                              "run prompts and read every output. Give a token, or add --insecure-no-auth to "
-                              "serve without one")
+        where = (
+            f"it listens on {', '.join(config.listen)}"
+            if not config.loopback_only
+            else "a reverse proxy (--trusted-proxy) forwards to it"
+        )
+        raise AuthConfigError(
+            f"--auth-token '' turns the access token off, but {where}: anyone who reaches it could "
+            "run prompts and read every output. Give a token, or add --insecure-no-auth to "
+            "serve without one"
+        )
     config.auth_token = secrets.token_urlsafe(32)
     return config.auth_token
 
@@ -92,9 +98,15 @@ def _bearer(request: web.Request) -> str | None:
 
 
 def unauthorized() -> web.Response:
-    body = {"error": {"type": "unauthorized", "details": "", "extra_info": {}, "message":
-                      "this server needs its access token: open the address printed when it started "
-                      "(ending in ?token=...), or send 'Authorization: Bearer TOKEN' (docs/security.md)"}}
+    body = {
+        "error": {
+            "type": "unauthorized",
+            "details": "",
+            "extra_info": {},
+            "message": "this server needs its access token: open the address printed when it started "
+            "(ending in ?token=...), or send 'Authorization: Bearer TOKEN' (docs/security.md)",
+        }
+    }
     response = json_response(body, 401)
     response.headers["WWW-Authenticate"] = 'Bearer realm="weft"'
     return response
@@ -109,12 +121,24 @@ def make_auth(token: str, config: ServerConfig) -> Callable:
     def enter(request: web.Request) -> web.Response:
         """``/?token=``: the cookie, and the page's address without the token."""
         rest = [(k, v) for k, v in request.query.items() if k != TOKEN_QUERY]
-        response = web.Response(status=303, headers={
-            "Location": "./" + (f"?{urlencode(rest)}" if rest else ""),
-            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+        response = web.Response(
+            status=303,
+            headers={
+                "Location": "./" + (f"?{urlencode(rest)}" if rest else ""),
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
         path = page_base_path(request, config.base_path, config.trusted_proxies) + "/"
-        response.set_cookie(cookie_name(request), token, max_age=COOKIE_MAX_AGE, path=path, secure=request.secure,
-                            httponly=True, samesite="Strict")
+        response.set_cookie(
+            cookie_name(request),
+            token,
+            max_age=COOKIE_MAX_AGE,
+            path=path,
+            secure=request.secure,
+            httponly=True,
+            samesite="Strict",
+        )
         return response
 
     @web.middleware

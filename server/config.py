@@ -184,19 +184,43 @@ def _option_strings(parser: argparse.ArgumentParser) -> dict[str, str]:
 def _precision(args: argparse.Namespace) -> dict[str, Any]:
     """The precision flags as model-manager settings (ComfyUI's precedence: the specific flag wins)."""
     unet = "fp32" if args.force_fp32 else "fp16" if args.force_fp16 else "auto"
-    unet = next((v for flag, v in (("fp32_unet", "fp32"), ("bf16_unet", "bf16"), ("fp16_unet", "fp16"))
-                 if getattr(args, flag)), unet)
-    storage = next((v for flag, v in (("fp8_e4m3fn_unet", "fp8_e4m3fn"), ("fp8_e5m2_unet", "fp8_e5m2"))
-                    if getattr(args, flag)), "auto")
+    unet = next(
+        (v for flag, v in (("fp32_unet", "fp32"), ("bf16_unet", "bf16"), ("fp16_unet", "fp16")) if getattr(args, flag)),
+        unet,
+    )
+    storage = next(
+        (v for flag, v in (("fp8_e4m3fn_unet", "fp8_e4m3fn"), ("fp8_e5m2_unet", "fp8_e5m2")) if getattr(args, flag)),
+        "auto",
+    )
     text = "fp32" if args.force_fp32 else "auto"
-    text = next((v for flag, v in (("fp16_text_enc", "fp16"), ("fp32_text_enc", "fp32"), ("bf16_text_enc", "bf16"))
-                 if getattr(args, flag)), text)
-    text_storage = next((v for flag, v in (("fp8_e4m3fn_text_enc", "fp8_e4m3fn"), ("fp8_e5m2_text_enc", "fp8_e5m2"))
-                         if getattr(args, flag)), "auto")
+    text = next(
+        (
+            v
+            for flag, v in (("fp16_text_enc", "fp16"), ("fp32_text_enc", "fp32"), ("bf16_text_enc", "bf16"))
+            if getattr(args, flag)
+        ),
+        text,
+    )
+    text_storage = next(
+        (
+            v
+            for flag, v in (("fp8_e4m3fn_text_enc", "fp8_e4m3fn"), ("fp8_e5m2_text_enc", "fp8_e5m2"))
+            if getattr(args, flag)
+        ),
+        "auto",
+    )
     vae = "fp32" if args.force_fp32 else "auto"
-    vae = next((v for flag, v in (("fp16_vae", "fp16"), ("fp32_vae", "fp32"), ("bf16_vae", "bf16")) if getattr(args, flag)), vae)
-    return {"unet_dtype": unet, "unet_storage": storage, "text_encoder_dtype": text, "text_encoder_storage": text_storage,
-            "vae_dtype": vae}
+    vae = next(
+        (v for flag, v in (("fp16_vae", "fp16"), ("fp32_vae", "fp32"), ("bf16_vae", "bf16")) if getattr(args, flag)),
+        vae,
+    )
+    return {
+        "unet_dtype": unet,
+        "unet_storage": storage,
+        "text_encoder_dtype": text,
+        "text_encoder_storage": text_storage,
+        "vae_dtype": vae,
+    }
 
 
 def parse_args(argv: Sequence[str] | None = None) -> ServerConfig:
@@ -211,12 +235,23 @@ def _optional_path(value: str | None) -> Path | None:
 def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServerConfig:
     """A :class:`ServerConfig` from parsed flags (``main.py run`` parses with its own parser)."""
     flags = _option_strings(parser)
-    ignored = [option for dest, option in flags.items()
-               if dest in NOT_APPLICABLE and getattr(args, dest, None) != parser.get_default(dest)]
+    ignored = [
+        option
+        for dest, option in flags.items()
+        if dest in NOT_APPLICABLE and getattr(args, dest, None) != parser.get_default(dest)
+    ]
     comfy_args = {dest: getattr(args, dest) for dest in flags if dest not in WEFT_ONLY and hasattr(args, dest)}
     return ServerConfig(
-        **_network(args), **_folders(args), **_devices(args), **_precision(args), **_caches_and_previews(args),
-        **_custom_nodes(args), **_limits(args), **_queue(args), **_access(args, parser), **_console(args),
+        **_network(args),
+        **_folders(args),
+        **_devices(args),
+        **_precision(args),
+        **_caches_and_previews(args),
+        **_custom_nodes(args),
+        **_limits(args),
+        **_queue(args),
+        **_access(args, parser),
+        **_console(args),
         ignored_flags=ignored,
         comfy_args=comfy_args,
     )
@@ -250,8 +285,14 @@ def _folders(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _devices(args: argparse.Namespace) -> dict[str, Any]:
-    vram_mode = next((mode for flag, mode in (("gpu_only", "gpu_only"), ("highvram", "high"), ("lowvram", "low"),
-                                              ("novram", "none")) if getattr(args, flag)), "normal")
+    vram_mode = next(
+        (
+            mode
+            for flag, mode in (("gpu_only", "gpu_only"), ("highvram", "high"), ("lowvram", "low"), ("novram", "none"))
+            if getattr(args, flag)
+        ),
+        "normal",
+    )
     return {
         "cpu": args.cpu,
         "vram_mode": vram_mode,

@@ -200,13 +200,16 @@ class EventBus:
         if client.closing:
             return
         size = len(message)
-        if droppable and (len(client.queue) >= self.preview_backlog
-                          or client.queued_bytes + size > self.preview_backlog_bytes):
+        if droppable and (
+            len(client.queue) >= self.preview_backlog or client.queued_bytes + size > self.preview_backlog_bytes
+        ):
             client.dropped += 1
             return
         if len(client.queue) >= self.max_queued_messages or client.queued_bytes + size > self.max_queued_bytes:
-            self._disconnect(client, f"it is not reading its events ({len(client.queue)} messages, "
-                                     f"{client.queued_bytes} bytes waiting)")
+            self._disconnect(
+                client,
+                f"it is not reading its events ({len(client.queue)} messages, {client.queued_bytes} bytes waiting)",
+            )
             return
         client.queue.append(message)
         client.queued_bytes += size

@@ -75,7 +75,8 @@ async def parse_json(raw: bytes, max_depth: int = DEFAULT_MAX_JSON_DEPTH) -> Any
         if len(raw) <= OFFLOOP_BYTES:
             return jsonio.loads(raw, max_depth=max_depth)
         return await asyncio.get_running_loop().run_in_executor(
-            None, lambda: jsonio.loads(raw, max_depth=max_depth, chunked=True))
+            None, lambda: jsonio.loads(raw, max_depth=max_depth, chunked=True)
+        )
     except jsonio.JSONInputError as exc:
         raise BadRequest(str(exc)) from None
 

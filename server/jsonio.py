@@ -60,7 +60,7 @@ _scan_once = _DECODER.scan_once
 
 def _value(text: str, idx: int, levels: int) -> tuple[Any, int]:
     idx = _WS.match(text, idx).end()
-    char = text[idx:idx + 1]
+    char = text[idx : idx + 1]
     if levels <= 0 or char not in ("{", "["):
         try:
             return _scan_once(text, idx)
@@ -69,18 +69,18 @@ def _value(text: str, idx: int, levels: int) -> tuple[Any, int]:
     if char == "{":
         obj: dict[str, Any] = {}
         idx = _WS.match(text, idx + 1).end()
-        if text[idx:idx + 1] == "}":
+        if text[idx : idx + 1] == "}":
             return obj, idx + 1
         while True:
-            if text[idx:idx + 1] != '"':
+            if text[idx : idx + 1] != '"':
                 raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, idx)
             key, idx = scanstring(text, idx + 1, True)
             idx = _WS.match(text, idx).end()
-            if text[idx:idx + 1] != ":":
+            if text[idx : idx + 1] != ":":
                 raise json.JSONDecodeError("Expecting ':' delimiter", text, idx)
             obj[key], idx = _value(text, idx + 1, levels - 1 if len(obj) < WALK_CHILDREN else 0)
             idx = _WS.match(text, idx).end()
-            char, idx = text[idx:idx + 1], idx + 1
+            char, idx = text[idx : idx + 1], idx + 1
             if char == "}":
                 return obj, idx
             if char != ",":
@@ -88,13 +88,13 @@ def _value(text: str, idx: int, levels: int) -> tuple[Any, int]:
             idx = _WS.match(text, idx).end()
     items: list[Any] = []
     idx = _WS.match(text, idx + 1).end()
-    if text[idx:idx + 1] == "]":
+    if text[idx : idx + 1] == "]":
         return items, idx + 1
     while True:
         item, idx = _value(text, idx, levels - 1 if len(items) < WALK_CHILDREN else 0)
         items.append(item)
         idx = _WS.match(text, idx).end()
-        char, idx = text[idx:idx + 1], idx + 1
+        char, idx = text[idx : idx + 1], idx + 1
         if char == "]":
             return items, idx
         if char != ",":
@@ -163,16 +163,20 @@ def loads(raw: bytes | str, *, max_depth: int = 128, chunked: bool = False) -> A
         if "digits" in str(exc):
             raise JSONInputError(
                 f"request body has a number with more than {sys.get_int_max_str_digits()} digits; "
-                "send it as a string or use a smaller number") from None
+                "send it as a string or use a smaller number"
+            ) from None
         raise JSONInputError(f"request body is not valid JSON: {exc}") from None
     if isinstance(value, (dict, list)):
         utf8 = raw if isinstance(raw, bytes) and encoding.startswith("utf-8") else text.encode("utf-8", "surrogatepass")
         if bracket_depth(utf8, max_depth) > max_depth:
-            raise JSONInputError(f"request body is nested deeper than the limit of {max_depth} levels (--max-json-depth)")
+            raise JSONInputError(
+                f"request body is nested deeper than the limit of {max_depth} levels (--max-json-depth)"
+            )
     return value
 
 
 # -- output ---------------------------------------------------------------------------------
+
 
 def sanitise(value: Any, depth: int = 0, _path: set[int] | None = None) -> Any:
     """A copy of ``value`` that JSON can carry: non-finite floats become ``None``, integers too
@@ -223,7 +227,9 @@ def _key(key: Any) -> str:
 #: thousands). Built without a circular-reference check, so it keeps no state between calls and
 #: threads share it: a circular value recurses until ``RecursionError`` instead, which
 #: :func:`dumps` catches like any other failure.
-_C_ENCODER = c_make_encoder and c_make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ", False, False, False)
+_C_ENCODER = c_make_encoder and c_make_encoder(
+    None, str, encode_basestring_ascii, None, ": ", ", ", False, False, False
+)
 _ENCODER = json.JSONEncoder(default=str, allow_nan=False)
 
 

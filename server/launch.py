@@ -51,17 +51,23 @@ def prepare_environment(config: ServerConfig, environ: MutableMapping[str, str] 
     if config.cuda_malloc:
         current = env.get("PYTORCH_CUDA_ALLOC_CONF")
         if not current or "cudaMallocAsync" not in current:
-            put("PYTORCH_CUDA_ALLOC_CONF", f"{current},backend:cudaMallocAsync" if current else "backend:cudaMallocAsync")
+            put(
+                "PYTORCH_CUDA_ALLOC_CONF",
+                f"{current},backend:cudaMallocAsync" if current else "backend:cudaMallocAsync",
+            )
     if config.deterministic and "CUBLAS_WORKSPACE_CONFIG" not in env:
         put("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if changed and env is os.environ and "torch" in sys.modules:
-        log.warning("torch was loaded before the device flags were applied; %s takes effect at the next start",
-                    ", ".join(changed))
+        log.warning(
+            "torch was loaded before the device flags were applied; %s takes effect at the next start",
+            ", ".join(changed),
+        )
     return changed
 
 
-def setup_logging(level: str, *, to_stdout: bool = False, stdout: TextIO | None = None,
-                  stderr: TextIO | None = None) -> None:
+def setup_logging(
+    level: str, *, to_stdout: bool = False, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> None:
     """The root logger at ``level``. ``--log-stdout`` (``to_stdout``) sends records below ERROR to
     stdout and errors to stderr, as ComfyUI does; otherwise everything goes to stderr."""
     root = logging.getLogger()
@@ -87,8 +93,10 @@ def setup_logging(level: str, *, to_stdout: bool = False, stdout: TextIO | None 
 def report_flags(config: ServerConfig) -> None:
     """One line naming the ComfyUI flags given that mean nothing here (nothing when none were)."""
     if config.ignored_flags:
-        log.warning("ComfyUI flags with no effect in Weft (accepted and ignored): %s; see docs/compatibility.md",
-                    " ".join(config.ignored_flags))
+        log.warning(
+            "ComfyUI flags with no effect in Weft (accepted and ignored): %s; see docs/compatibility.md",
+            " ".join(config.ignored_flags),
+        )
 
 
 def display_url(config: ServerConfig) -> str:
@@ -110,11 +118,18 @@ def access_lines(config: ServerConfig, url: str, generated: bool) -> list[str]:
             return ["WARNING: --insecure-no-auth: anyone who can reach this server can use it (docs/security.md)"]
         return []
     if generated:
-        elsewhere = " (from other machines, with this one's address)" if "127.0.0.1" in url and not config.loopback_only else ""
-        return [f"Access token (new at each start; --auth-token-file keeps one): open {url}?token={config.auth_token}"
-                f"{elsewhere}", f"  scripts send 'Authorization: Bearer {config.auth_token}'"]
-    return ["Access token required: the one configured (--auth-token, --auth-token-file or $WEFT_AUTH_TOKEN); "
-            f"open {url}?token=TOKEN once, or send 'Authorization: Bearer TOKEN'"]
+        elsewhere = (
+            " (from other machines, with this one's address)" if "127.0.0.1" in url and not config.loopback_only else ""
+        )
+        return [
+            f"Access token (new at each start; --auth-token-file keeps one): open {url}?token={config.auth_token}"
+            f"{elsewhere}",
+            f"  scripts send 'Authorization: Bearer {config.auth_token}'",
+        ]
+    return [
+        "Access token required: the one configured (--auth-token, --auth-token-file or $WEFT_AUTH_TOKEN); "
+        f"open {url}?token=TOKEN once, or send 'Authorization: Bearer TOKEN'"
+    ]
 
 
 def open_browser(url: str) -> None:
@@ -137,11 +152,15 @@ def bind_error(exc: OSError, config: ServerConfig) -> LaunchError | None:
             f"Stop it, or pick another port with --port, for example: --port {config.port + 1}"
         )
     if exc.errno == errno.EADDRNOTAVAIL:
-        return LaunchError(f"cannot listen on {hosts}: not an address of this machine. "
-                           "Use --listen with one of its addresses, or bare --listen for all of them")
+        return LaunchError(
+            f"cannot listen on {hosts}: not an address of this machine. "
+            "Use --listen with one of its addresses, or bare --listen for all of them"
+        )
     if exc.errno == errno.EACCES:
-        return LaunchError(f"not allowed to listen on port {config.port} (ports below 1024 need administrator "
-                           "rights). Pick another port with --port, for example: --port 8188")
+        return LaunchError(
+            f"not allowed to listen on port {config.port} (ports below 1024 need administrator "
+            "rights). Pick another port with --port, for example: --port 8188"
+        )
     return None
 
 
@@ -155,8 +174,9 @@ def ssl_context(config: ServerConfig) -> object | None:
     try:
         context.load_cert_chain(certfile=str(config.tls_certfile), keyfile=str(config.tls_keyfile))
     except (OSError, ssl.SSLError) as exc:
-        raise LaunchError(f"cannot use --tls-certfile {config.tls_certfile} / --tls-keyfile {config.tls_keyfile}: "
-                          f"{exc}") from exc
+        raise LaunchError(
+            f"cannot use --tls-certfile {config.tls_certfile} / --tls-keyfile {config.tls_keyfile}: {exc}"
+        ) from exc
     return context
 
 
@@ -198,8 +218,15 @@ def serve(config: ServerConfig, *, announce: Callable[[str], None] | None = None
     try:
         # keepalive_timeout also bounds a connection still sending its headers (aiohttp closes
         # a connection that has no complete request when it runs out); bodies: --body-timeout
-        web.run_app(app, host=config.listen, port=config.port, ssl_context=context,  # type: ignore[arg-type]
-                    print=started, access_log=None, keepalive_timeout=config.idle_timeout)
+        web.run_app(
+            app,
+            host=config.listen,
+            port=config.port,
+            ssl_context=context,  # type: ignore[arg-type]
+            print=started,
+            access_log=None,
+            keepalive_timeout=config.idle_timeout,
+        )
     except OSError as exc:
         friendly = bind_error(exc, config)
         if friendly is None:

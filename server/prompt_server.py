@@ -42,8 +42,14 @@ class _CurrentServer:
 class PromptServer:
     instance = _CurrentServer()
 
-    def __init__(self, config: ServerConfig, registry: NodeRegistry, queue: PromptQueue | None = None, *,
-                 runtime: ServerRuntime | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        registry: NodeRegistry,
+        queue: PromptQueue | None = None,
+        *,
+        runtime: ServerRuntime | None = None,
+    ) -> None:
         #: the runtime the worker binds while it runs prompts; ``None`` for a server made without
         #: one (``main.py run``), whose node code runs under the process default
         self.runtime = runtime

@@ -41,18 +41,32 @@ class QueueItem:
 
     def to_json(self) -> str:
         """Everything needed to run it again after a restart (the validator's order included)."""
-        return jsonio.dumps_chunked({
-            "number": self.number, "prompt_id": self.prompt_id, "prompt": self.prompt,
-            "extra_data": self.extra_data, "outputs": self.outputs, "client_id": self.client_id,
-            "created": self.created, "order": self.order,
-        })
+        return jsonio.dumps_chunked(
+            {
+                "number": self.number,
+                "prompt_id": self.prompt_id,
+                "prompt": self.prompt,
+                "extra_data": self.extra_data,
+                "outputs": self.outputs,
+                "client_id": self.client_id,
+                "created": self.created,
+                "order": self.order,
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> QueueItem:
         data = json.loads(text)
-        return cls(data["number"], data["prompt_id"], data["prompt"], data.get("extra_data") or {},
-                   data.get("outputs") or [], data.get("client_id"), data.get("created") or time.time(),
-                   data.get("order"))
+        return cls(
+            data["number"],
+            data["prompt_id"],
+            data["prompt"],
+            data.get("extra_data") or {},
+            data.get("outputs") or [],
+            data.get("client_id"),
+            data.get("created") or time.time(),
+            data.get("order"),
+        )
 
 
 class PromptIdInUse(ValueError):
@@ -137,18 +151,27 @@ class MemoryPromptQueue(PromptQueue):
 
     def _check_room(self, size: int) -> None:
         if self.max_items and len(self._heap) >= self.max_items:
-            raise QueueFull("--max-queue-items", self.max_items,
-                            f"the queue is full: {len(self._heap)} prompts are waiting, the most this server "
-                            f"keeps (--max-queue-items {self.max_items}); try again when some have run")
+            raise QueueFull(
+                "--max-queue-items",
+                self.max_items,
+                f"the queue is full: {len(self._heap)} prompts are waiting, the most this server "
+                f"keeps (--max-queue-items {self.max_items}); try again when some have run",
+            )
         if self.max_bytes and self._bytes + size > self.max_bytes:
             mb = self.max_bytes / (1 << 20)
             if not self._heap:
-                raise QueueFull("--max-queue-size", self.max_bytes,
-                                f"this prompt is {size / (1 << 20):.1f} MB, more than the whole queue may hold "
-                                f"(--max-queue-size {mb:g} MB)")
-            raise QueueFull("--max-queue-size", self.max_bytes,
-                            f"the queue is full: waiting prompts take {self._bytes / (1 << 20):.1f} MB of the "
-                            f"{mb:g} MB it may hold (--max-queue-size); try again when some have run")
+                raise QueueFull(
+                    "--max-queue-size",
+                    self.max_bytes,
+                    f"this prompt is {size / (1 << 20):.1f} MB, more than the whole queue may hold "
+                    f"(--max-queue-size {mb:g} MB)",
+                )
+            raise QueueFull(
+                "--max-queue-size",
+                self.max_bytes,
+                f"the queue is full: waiting prompts take {self._bytes / (1 << 20):.1f} MB of the "
+                f"{mb:g} MB it may hold (--max-queue-size); try again when some have run",
+            )
 
     def _encoded(self, item: QueueItem) -> str | None:
         """The item as stored, when something needs it (a byte bound here; the store below)."""

@@ -43,7 +43,7 @@ def _split_host(host: str) -> tuple[str, str | None]:
         end = host.find("]")
         if end < 0:  # an unclosed bracket names no host
             return "", None
-        name, rest = host[1:end], host[end + 1:]
+        name, rest = host[1:end], host[end + 1 :]
         return name, rest[1:] if rest.startswith(":") else None
     if host.count(":") == 1:
         name, port = host.split(":")
@@ -134,8 +134,11 @@ def make_guard(hosts: HostAllowlist, allowed_origin: str | None) -> Callable:
         # request.host: a trusted proxy's X-Forwarded-Host where server.proxy applied it
         host = request.host if "Host" in request.headers else ""
         if host and not hosts.allows(host):
-            return error_response(403, f"Host {host!r} is not allowed: this server answers on loopback names, its "
-                                       "listen addresses and the names of --allowed-hosts")
+            return error_response(
+                403,
+                f"Host {host!r} is not allowed: this server answers on loopback names, its "
+                "listen addresses and the names of --allowed-hosts",
+            )
         is_ws = request.headers.get("Upgrade", "").lower() == "websocket"
         if request.method in UNSAFE_METHODS or is_ws:
             origin = request.headers.get("Origin")
@@ -180,11 +183,24 @@ def make_body_deadline(seconds: float) -> Callable:
         except TimeoutError:
             if not deadline.expired():
                 raise
-            log.info("%s %s from %s: body not complete after %g s, closing", request.method, request.path,
-                     request.remote, seconds)
-            response = json_response({"error": {"type": "timeout", "details": "", "extra_info": {}, "message":
-                                                f"the request body did not arrive within {seconds:g} s "
-                                                "(--body-timeout)"}}, 408)
+            log.info(
+                "%s %s from %s: body not complete after %g s, closing",
+                request.method,
+                request.path,
+                request.remote,
+                seconds,
+            )
+            response = json_response(
+                {
+                    "error": {
+                        "type": "timeout",
+                        "details": "",
+                        "extra_info": {},
+                        "message": f"the request body did not arrive within {seconds:g} s (--body-timeout)",
+                    }
+                },
+                408,
+            )
             response.force_close()
             # answered and closed here: aiohttp would otherwise linger for the rest of the body
             await response.prepare(request)

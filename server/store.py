@@ -160,11 +160,16 @@ class StateStore:
 
     def queue_add(self, prompt_id: str, number: float, size: int, item: str, counter: int, front: int) -> None:
         """Store a queued prompt and the counters that numbered it; :class:`StoreError` if it fails."""
-        self._write([
-            ("INSERT OR REPLACE INTO queue (prompt_id, number, size, item) VALUES (?, ?, ?, ?)",
-             (prompt_id, number, size, item)),
-            ("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [("counter", counter), ("front", front)]),
-        ], strict=True)
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO queue (prompt_id, number, size, item) VALUES (?, ?, ?, ?)",
+                    (prompt_id, number, size, item),
+                ),
+                ("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [("counter", counter), ("front", front)]),
+            ],
+            strict=True,
+        )
 
     def queue_started(self, prompt_id: str, started_ms: int) -> None:
         self._write([("UPDATE queue SET running = 1, started = ? WHERE prompt_id = ?", (started_ms, prompt_id))])
@@ -182,11 +187,13 @@ class StateStore:
 
     def history_add(self, prompt_id: str, size: int, entry: str, pruned: Iterable[str] = ()) -> None:
         """Store an entry as the newest (a replaced one moves to the end) and drop ``pruned``."""
-        self._write([
-            ("DELETE FROM history WHERE prompt_id = ?", (prompt_id,)),
-            ("INSERT INTO history (prompt_id, size, entry) VALUES (?, ?, ?)", (prompt_id, size, entry)),
-            ("DELETE FROM history WHERE prompt_id = ?", [(p,) for p in pruned]),
-        ])
+        self._write(
+            [
+                ("DELETE FROM history WHERE prompt_id = ?", (prompt_id,)),
+                ("INSERT INTO history (prompt_id, size, entry) VALUES (?, ?, ?)", (prompt_id, size, entry)),
+                ("DELETE FROM history WHERE prompt_id = ?", [(p,) for p in pruned]),
+            ]
+        )
 
     def history_delete(self, prompt_ids: Iterable[str]) -> None:
         self._write([("DELETE FROM history WHERE prompt_id = ?", [(p,) for p in prompt_ids])])
@@ -205,12 +212,19 @@ def open_store(path: Path) -> StateStore | None:
             raise
         except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
             aside = _move_aside(path)
-            log.error("the queue and history file %s could not be read (%s); it was moved to %s and a new one "
-                      "started", path, exc, aside)
+            log.error(
+                "the queue and history file %s could not be read (%s); it was moved to %s and a new one started",
+                path,
+                exc,
+                aside,
+            )
             return StateStore(path)
     except (StoreUnavailable, sqlite3.Error, OSError) as exc:
-        log.warning("%s: this server keeps its queue and history in memory only (lost when it stops). "
-                    "Start each server with its own --user-directory to keep both.", exc)
+        log.warning(
+            "%s: this server keeps its queue and history in memory only (lost when it stops). "
+            "Start each server with its own --user-directory to keep both.",
+            exc,
+        )
         return None
 
 
@@ -227,25 +241,36 @@ def stopped_entry(item_comfy: list[Any], started_ms: int | None) -> dict[str, An
     """The history entry of a prompt that was running when the server stopped without finishing
     it (killed): failed, saying so, in the shape a node failure has (clients show it as one)."""
     now = int(time.time() * 1000)
-    message = ("the server stopped while this prompt ran (it was killed or crashed before the prompt finished); "
-               "queue it again to run it")
+    message = (
+        "the server stopped while this prompt ran (it was killed or crashed before the prompt finished); "
+        "queue it again to run it"
+    )
     messages: list[list[Any]] = []
     if started_ms is not None:
         messages.append(["execution_start", {"prompt_id": item_comfy[1], "timestamp": started_ms}])
-    messages.append(["execution_error", {
-        "prompt_id": item_comfy[1],
-        "node_id": None,
-        "node_type": None,
-        "executed": [],
-        "exception_message": message,
-        "exception_type": "ServerStopped",
-        "traceback": [],
-        "current_inputs": {},
-        "current_outputs": {},
-        "timestamp": now,
-    }])
-    return {"prompt": item_comfy, "outputs": {},
-            "status": {"status_str": "error", "completed": False, "messages": messages}, "meta": {}}
+    messages.append(
+        [
+            "execution_error",
+            {
+                "prompt_id": item_comfy[1],
+                "node_id": None,
+                "node_type": None,
+                "executed": [],
+                "exception_message": message,
+                "exception_type": "ServerStopped",
+                "traceback": [],
+                "current_inputs": {},
+                "current_outputs": {},
+                "timestamp": now,
+            },
+        ]
+    )
+    return {
+        "prompt": item_comfy,
+        "outputs": {},
+        "status": {"status_str": "error", "completed": False, "messages": messages},
+        "meta": {},
+    }
 
 
 def open_state(config: ServerConfig, user_dir: Path | None) -> tuple[MemoryPromptQueue, History, StateStore | None]:
@@ -259,8 +284,12 @@ def open_state(config: ServerConfig, user_dir: Path | None) -> tuple[MemoryPromp
         assert store is not None
         store.close()
         aside = _move_aside(store.path)
-        log.error("the queue and history file %s could not be read (%s); it was moved to %s and a new one started",
-                  store.path, exc, aside)
+        log.error(
+            "the queue and history file %s could not be read (%s); it was moved to %s and a new one started",
+            store.path,
+            exc,
+            aside,
+        )
         store = open_store(store.path)
         return (*_restored(config, store), store)
 
@@ -277,11 +306,20 @@ def _restored(config: ServerConfig, store: StateStore | None) -> tuple[MemoryPro
     for item, started in interrupted:
         if item.prompt_id not in history:  # else it finished and only its queue row was left
             history.add(item.prompt_id, stopped_entry(item.as_comfy(), started))
-            log.warning("prompt %s (number %s) was running when the server stopped; marked failed "
-                        "(--on-restart-running requeue runs it again instead)", item.prompt_id, item.number)
+            log.warning(
+                "prompt %s (number %s) was running when the server stopped; marked failed "
+                "(--on-restart-running requeue runs it again instead)",
+                item.prompt_id,
+                item.number,
+            )
         store.queue_delete([item.prompt_id])
     pending = len(queue.pending())
     if pending or len(history):
-        log.info("restored %d queued prompt(s) and %d history entr%s from %s", pending, len(history),
-                 "y" if len(history) == 1 else "ies", store.path)
+        log.info(
+            "restored %d queued prompt(s) and %d history entr%s from %s",
+            pending,
+            len(history),
+            "y" if len(history) == 1 else "ies",
+            store.path,
+        )
     return queue, history

@@ -30,7 +30,8 @@ def _environment(root: Path) -> Any:
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(root)), autoescape=jinja2.select_autoescape(["html"]),
+        loader=jinja2.FileSystemLoader(str(root)),
+        autoescape=jinja2.select_autoescape(["html"]),
         auto_reload=True,
     )
 
@@ -44,7 +45,9 @@ def setup(app: web.Application, server: PromptServer, root: Path = WEB_ROOT) -> 
         # nonce-approved cross-origin script
         base_path = page_base_path(request, server.config.base_path, server.config.trusted_proxies)
         if not (root / "index.html").is_file():
-            return web.Response(text="Weft is running; the canvas (web/index.html) is not installed.", content_type="text/plain")
+            return web.Response(
+                text="Weft is running; the canvas (web/index.html) is not installed.", content_type="text/plain"
+            )
         from importlib.metadata import PackageNotFoundError, version
 
         try:
@@ -61,7 +64,9 @@ def setup(app: web.Application, server: PromptServer, root: Path = WEB_ROOT) -> 
             f"default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}' 'unsafe-inline'; "
             "img-src 'self' data: blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; frame-ancestors 'self'"
         )
-        return web.Response(text=html, content_type="text/html", headers={"Content-Security-Policy": csp, "Cache-Control": "no-cache"})
+        return web.Response(
+            text=html, content_type="text/html", headers={"Content-Security-Policy": csp, "Cache-Control": "no-cache"}
+        )
 
     async def static(request: web.Request) -> web.StreamResponse:
         tail = request.match_info["tail"]

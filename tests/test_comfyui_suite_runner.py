@@ -21,17 +21,19 @@ def test_stage_points_the_suite_at_weft_without_touching_the_checkout(tmp_path: 
     assert not (staging / "tests" / "inference" / "samples").exists()  # old outputs are not copied
     assert f"pythonpath = . {checkout}" in (staging / "pytest.ini").read_text()
     assert sorted(p.name for p in checkout.rglob("*")) == sorted(
-        ["tests", "execution", "testing_nodes", "test_execution.py", "inference", "samples"])
+        ["tests", "execution", "testing_nodes", "test_execution.py", "inference", "samples"]
+    )
 
 
 def test_read_junit_counts_outcomes_per_file(tmp_path: Path) -> None:
     xml = tmp_path / "j.xml"
     xml.write_text(
-        '<testsuites><testsuite>'
+        "<testsuites><testsuite>"
         '<testcase classname="tests.execution.test_execution.TestExecution" name="a[server0]"/>'
         '<testcase classname="tests.execution.test_execution.TestExecution" name="b"><failure/></testcase>'
         '<testcase classname="tests.execution.test_jobs.TestJobStatus" name="c"><skipped/></testcase>'
-        '</testsuite></testsuites>')
+        "</testsuite></testsuites>"
+    )
     counts = read_junit(xml)
     assert dict(counts["test_execution.py"].counts) == {"passed": 1, "failed": 1}
     assert counts["test_execution.py"].failures == ["TestExecution::b"]

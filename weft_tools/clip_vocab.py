@@ -32,7 +32,7 @@ def read_bpe(source: Path) -> list[str]:
     else:
         data = source.read_bytes()
     lines = gzip.decompress(data).decode("utf-8").split("\n")
-    return lines[1:1 + NUM_MERGES]  # the first line is a "#version" header
+    return lines[1 : 1 + NUM_MERGES]  # the first line is a "#version" header
 
 
 def write_merges(merges: list[str], target: Path = TARGET) -> Path:

@@ -67,8 +67,9 @@ class SourceReader:
         if not self.bare:
             file = self.root / path
             return file.read_text(encoding="utf-8") if file.exists() else None
-        done = subprocess.run(["git", "--git-dir", str(self.root), "show", f"HEAD:{path}"],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["git", "--git-dir", str(self.root), "show", f"HEAD:{path}"], capture_output=True, text=True, check=False
+        )
         return done.stdout if done.returncode == 0 else None
 
 
@@ -95,8 +96,12 @@ def _value(node: ast.AST | None) -> Any:
     if isinstance(node, ast.BinOp):
         left, right = _value(node.left), _value(node.right)
         if isinstance(left, (int, float)) and isinstance(right, (int, float)):
-            ops = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
-                   ast.Pow: lambda a, b: a ** b}
+            ops = {
+                ast.Add: lambda a, b: a + b,
+                ast.Sub: lambda a, b: a - b,
+                ast.Mult: lambda a, b: a * b,
+                ast.Pow: lambda a, b: a**b,
+            }
             fn = ops.get(type(node.op))
             return fn(left, right) if fn else _UNRESOLVED
         return _UNRESOLVED
@@ -257,8 +262,11 @@ def _v3_input(call: ast.Call, types: dict[str, str]) -> dict[str, Any] | None:
     name = _value(call.args[0]) if call.args else _value(kwargs.get("id"))
     if not isinstance(name, str):
         return None
-    entry: dict[str, Any] = {"name": name, "type": types.get(io_class, io_class.upper()),
-                             "group": "optional" if _value(kwargs.get("optional")) is True else "required"}
+    entry: dict[str, Any] = {
+        "name": name,
+        "type": types.get(io_class, io_class.upper()),
+        "group": "optional" if _value(kwargs.get("optional")) is True else "required",
+    }
     if io_class == "Combo":
         options = call.args[1] if len(call.args) > 1 else kwargs.get("options")
         choices = _value(options)
@@ -287,8 +295,9 @@ def _v3_node(cls: ast.ClassDef, types: dict[str, str]) -> tuple[str, dict[str, A
     fn = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "define_schema"), None)
     if fn is None:
         return None
-    schema = next((n for n in ast.walk(fn) if isinstance(n, ast.Call) and (_dotted(n.func) or "").endswith(".Schema")),
-                  None)
+    schema = next(
+        (n for n in ast.walk(fn) if isinstance(n, ast.Call) and (_dotted(n.func) or "").endswith(".Schema")), None
+    )
     if schema is None:
         return None
     kw = _v3_kwargs(schema)
@@ -331,8 +340,9 @@ def _v3_node(cls: ast.ClassDef, types: dict[str, str]) -> tuple[str, dict[str, A
     }
 
 
-def read_file(source: str, path: str, types: dict[str, str],
-              display: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+def read_file(
+    source: str, path: str, types: dict[str, str], display: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Every node a source file defines, by the name it is registered under.
 
     ``display`` collects the file's ``NODE_DISPLAY_NAME_MAPPINGS`` (ComfyUI merges them all,
@@ -387,8 +397,11 @@ def build_table(root: Path, files: tuple[str, ...] = DEFAULT_FILES) -> dict[str,
         # the mapping wins over a v3 schema's own name, as in ComfyUI's /object_info
         if name in display:
             entry["display_name"] = display[name]
-    return {"generated_by": "python -m weft_tools.comfyui_node_table", "files": list(files),
-            "nodes": dict(sorted(nodes.items()))}
+    return {
+        "generated_by": "python -m weft_tools.comfyui_node_table",
+        "files": list(files),
+        "nodes": dict(sorted(nodes.items())),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -194,13 +194,28 @@ def build_tiny_preview_models(folder: Path) -> Path:
 
 
 def run_pytest(
-    staging: Path, files: list[str], args: argparse.Namespace, python_dir: Path, junit: Path,
-    extra_env: dict[str, str] | None = None, timeout: int | None = None,
+    staging: Path,
+    files: list[str],
+    args: argparse.Namespace,
+    python_dir: Path,
+    junit: Path,
+    extra_env: dict[str, str] | None = None,
+    timeout: int | None = None,
 ) -> int:
     command = [
-        sys.executable, "-m", "pytest", *[f"tests/execution/{f}" for f in files],
-        "--listen", "127.0.0.1", "--port", str(args.port),
-        "-p", "no:cacheprovider", "-q", "-rfE", f"--junitxml={junit}",
+        sys.executable,
+        "-m",
+        "pytest",
+        *[f"tests/execution/{f}" for f in files],
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(args.port),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rfE",
+        f"--junitxml={junit}",
     ]
     if args.skip_timing_checks:
         command.append("--skip-timing-checks")
@@ -214,8 +229,14 @@ def run_pytest(
     log_path = staging / f"{junit.stem}.log"
     print(f"$ (cd {staging} && {' '.join(command)})  > {log_path}", flush=True)
     with open(log_path, "wb") as log:
-        process = subprocess.run(command, cwd=staging, env=clean_env(python_dir, extra_env), stdout=log,
-                                 stderr=subprocess.STDOUT, check=False)
+        process = subprocess.run(
+            command,
+            cwd=staging,
+            env=clean_env(python_dir, extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     return process.returncode
 
 
@@ -231,21 +252,36 @@ def run_preview_tests(staging: Path, args: argparse.Namespace, python_dir: Path,
     yaml_path = staging / "preview_model_paths.yaml"
     yaml_path.write_text(f"preview:\n    checkpoints: {models.resolve()}\n", encoding="utf-8")
     command = [
-        sys.executable, str(args.weft / "main.py"), "--listen", "127.0.0.1", "--port", str(port),
-        "--base-directory", str(staging / "weft-base-preview"), "--extra-model-paths-config", str(yaml_path),
-        "--cpu", "--preview-method", "auto",
+        sys.executable,
+        str(args.weft / "main.py"),
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--base-directory",
+        str(staging / "weft-base-preview"),
+        "--extra-model-paths-config",
+        str(yaml_path),
+        "--cpu",
+        "--preview-method",
+        "auto",
     ]
     (staging / "weft-base-preview").mkdir(exist_ok=True)
     with open(staging / "preview-server.log", "wb") as log:
-        server = subprocess.Popen(command, cwd=staging, env=clean_env(python_dir), stdout=log,
-                                  stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, cwd=staging, env=clean_env(python_dir), stdout=log, stderr=subprocess.STDOUT)
         try:
             if not wait_for_server(f"http://127.0.0.1:{port}", 90.0, server):
                 print("the preview server did not start; see preview-server.log", flush=True)
             # its graph is SDXL base + refiner at 1024x1024: minutes per test on a CPU
-            run_pytest(staging, ["test_preview_method.py"], args, python_dir, junit,
-                       {"COMFYUI_SERVER": f"http://127.0.0.1:{port}"},
-                       timeout=max(args.timeout, PREVIEW_TIMEOUT_S) if args.timeout else 0)
+            run_pytest(
+                staging,
+                ["test_preview_method.py"],
+                args,
+                python_dir,
+                junit,
+                {"COMFYUI_SERVER": f"http://127.0.0.1:{port}"},
+                timeout=max(args.timeout, PREVIEW_TIMEOUT_S) if args.timeout else 0,
+            )
         finally:
             server.send_signal(signal.SIGTERM)
             try:
@@ -258,17 +294,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("comfyui", type=Path, help="path of a ComfyUI checkout (its tests/execution is run)")
     parser.add_argument("--weft", type=Path, default=WEFT_ROOT, help="the Weft tree whose main.py is tested")
-    parser.add_argument("--files", default=",".join(DEFAULT_FILES),
-                        help="comma-separated files of tests/execution to run (default: all six)")
+    parser.add_argument(
+        "--files",
+        default=",".join(DEFAULT_FILES),
+        help="comma-separated files of tests/execution to run (default: all six)",
+    )
     parser.add_argument("-k", dest="keyword", default=None, help="pytest -k expression")
     parser.add_argument("--port", type=int, default=None, help="port for the suite's servers (default: a free one)")
-    parser.add_argument("--timeout", type=int, default=180,
-                        help="per-test limit in seconds when pytest-timeout is installed (0: none)")
+    parser.add_argument(
+        "--timeout", type=int, default=180, help="per-test limit in seconds when pytest-timeout is installed (0: none)"
+    )
     parser.add_argument("--skip-timing-checks", action="store_true", help="the suite's own option")
-    parser.add_argument("--preview-models", type=Path, default=None,
-                        help="a folder holding sd_xl_base_1.0 / sd_xl_refiner_1.0 checkpoints for test_preview_method.py")
-    parser.add_argument("--build-tiny-preview-models", action="store_true",
-                        help="make --preview-models from Weft's tiny random SDXL checkpoint (built locally)")
+    parser.add_argument(
+        "--preview-models",
+        type=Path,
+        default=None,
+        help="a folder holding sd_xl_base_1.0 / sd_xl_refiner_1.0 checkpoints for test_preview_method.py",
+    )
+    parser.add_argument(
+        "--build-tiny-preview-models",
+        action="store_true",
+        help="make --preview-models from Weft's tiny random SDXL checkpoint (built locally)",
+    )
     parser.add_argument("--staging", type=Path, default=None, help="staging folder (default: a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the staging folder (logs, images)")
     return parser
@@ -280,8 +327,10 @@ def resolve_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> t
     Resolves ``args.weft`` and picks ``args.port`` when none was given.
     """
     if importlib.util.find_spec("websocket") is None:
-        parser.error("ComfyUI's suite needs websocket-client in this environment: "
-                     "pip install websocket-client (or pip install -e '.[comfyui-suite]')")
+        parser.error(
+            "ComfyUI's suite needs websocket-client in this environment: "
+            "pip install websocket-client (or pip install -e '.[comfyui-suite]')"
+        )
     checkout = args.comfyui.resolve()
     if not (checkout / "tests" / "execution" / "test_execution.py").is_file():
         parser.error(f"{checkout} is not a ComfyUI checkout (no tests/execution/test_execution.py)")
@@ -332,8 +381,10 @@ def print_summary(files: list[str], results: dict[str, FileCounts], weft_main: P
             server_passed += c["passed"]
             server_total += entry.total - c["skipped"]
             server_skipped += c["skipped"]
-    print(f"{'against Weft (server tests)':<28} {server_passed:>7} of {server_total} run"
-          + (f" ({server_skipped} skipped by the suite)" if server_skipped else ""))
+    print(
+        f"{'against Weft (server tests)':<28} {server_passed:>7} of {server_total} run"
+        + (f" ({server_skipped} skipped by the suite)" if server_skipped else "")
+    )
     for name in files:
         for failure in results.get(name, FileCounts()).failures:
             print(f"  not passed: {name}::{failure}")
@@ -354,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep and ok and args.staging is None:
         shutil.rmtree(staging, ignore_errors=True)
     return 0 if ok else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,37 +39,60 @@ SEEDS = {"sd1": 1, "sd2": 2, "sdxl": 3}
 #: layouts), so a single file and its diffusers folder build identical models.
 UNET_CONFIGS: dict[str, dict[str, Any]] = {
     "sd1": {
-        "sample_size": 8, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
+        "sample_size": 8,
+        "in_channels": 4,
+        "out_channels": 4,
+        "layers_per_block": 2,
         "block_out_channels": [32, 64],
         "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
         "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
-        "cross_attention_dim": 32, "attention_head_dim": 8, "norm_num_groups": 32,
+        "cross_attention_dim": 32,
+        "attention_head_dim": 8,
+        "norm_num_groups": 32,
     },
     "sd2": {
-        "sample_size": 8, "in_channels": 4, "out_channels": 4, "layers_per_block": 1,
+        "sample_size": 8,
+        "in_channels": 4,
+        "out_channels": 4,
+        "layers_per_block": 1,
         "block_out_channels": [32, 64],
         "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
         "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
-        "cross_attention_dim": 48, "attention_head_dim": [1, 1], "use_linear_projection": True,
-        "upcast_attention": True, "norm_num_groups": 32,
+        "cross_attention_dim": 48,
+        "attention_head_dim": [1, 1],
+        "use_linear_projection": True,
+        "upcast_attention": True,
+        "norm_num_groups": 32,
     },
     "sdxl": {
-        "sample_size": 8, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
+        "sample_size": 8,
+        "in_channels": 4,
+        "out_channels": 4,
+        "layers_per_block": 2,
         "block_out_channels": [32, 64],
         "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
         "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
         "transformer_layers_per_block": [1, 2],
-        "cross_attention_dim": 96, "attention_head_dim": [1, 1], "use_linear_projection": True,
-        "addition_embed_type": "text_time", "addition_time_embed_dim": 256,
-        "projection_class_embeddings_input_dim": 6 * 256 + 32, "norm_num_groups": 32,
+        "cross_attention_dim": 96,
+        "attention_head_dim": [1, 1],
+        "use_linear_projection": True,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": 256,
+        "projection_class_embeddings_input_dim": 6 * 256 + 32,
+        "norm_num_groups": 32,
     },
 }
 
 VAE_CONFIG: dict[str, Any] = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 1,
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 1,
     "block_out_channels": [32, 32, 64, 64],
-    "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
-    "norm_num_groups": 32, "sample_size": 64,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "norm_num_groups": 32,
+    "sample_size": 64,
 }
 
 #: (hidden, layers, act, projection_dim) of each text encoder; OpenCLIP ones use "gelu".
@@ -86,10 +109,18 @@ CLIP_CONFIGS: dict[str, list[dict[str, Any]]] = {
 def clip_config(spec: dict[str, Any]) -> dict[str, Any]:
     hidden = spec["hidden_size"]
     return {
-        "vocab_size": VOCAB, "hidden_size": hidden, "intermediate_size": hidden * 4,
-        "num_hidden_layers": spec["num_hidden_layers"], "num_attention_heads": max(1, hidden // 64),
-        "max_position_embeddings": 77, "hidden_act": spec["hidden_act"], "projection_dim": spec["projection_dim"],
-        "layer_norm_eps": 1e-5, "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1,
+        "vocab_size": VOCAB,
+        "hidden_size": hidden,
+        "intermediate_size": hidden * 4,
+        "num_hidden_layers": spec["num_hidden_layers"],
+        "num_attention_heads": max(1, hidden // 64),
+        "max_position_embeddings": 77,
+        "hidden_act": spec["hidden_act"],
+        "projection_dim": spec["projection_dim"],
+        "layer_norm_eps": 1e-5,
+        "bos_token_id": 49406,
+        "eos_token_id": 49407,
+        "pad_token_id": 1,
     }
 
 
@@ -163,8 +194,10 @@ def write_diffusers(family: str, models: dict[str, Any], out: Path) -> Path:
     (out / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler_config(family), indent=2))
     pipeline = "StableDiffusionXLPipeline" if family == "sdxl" else "StableDiffusionPipeline"
     index: dict[str, Any] = {
-        "_class_name": pipeline, "_diffusers_version": "0.30.0",
-        "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+        "_class_name": pipeline,
+        "_diffusers_version": "0.30.0",
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
         "scheduler": ["diffusers", "EulerDiscreteScheduler"],
     }
     encoders = models["text_encoders"]
@@ -287,8 +320,10 @@ def build_controlnet(models: dict[str, Any], folder: Path, single: Path) -> tupl
     _randomize_zeros(controlnet, SEEDS["sd1"] + 501, scale=0.05)
     _audible_hint_encoder(controlnet, SEEDS["sd1"] + 502)
     controlnet.save_pretrained(folder)
-    state = {sf.CONTROLNET_PREFIX + sf.unet_ldm_name(k, controlnet.config): v.contiguous()
-             for k, v in controlnet.state_dict().items()}
+    state = {
+        sf.CONTROLNET_PREFIX + sf.unet_ldm_name(k, controlnet.config): v.contiguous()
+        for k, v in controlnet.state_dict().items()
+    }
     single.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(single))
     return folder, single
@@ -307,12 +342,15 @@ def build_all(out_dir: Path, families: tuple[str, ...] = ("sd1", "sd2", "sdxl"))
             models = build_family(family)
             written[f"{family}-diffusers"] = write_diffusers(family, models, out_dir / "diffusers" / f"tiny-{family}")
             written[f"{family}-checkpoint"] = write_single_file(
-                family, models, out_dir / "checkpoints" / f"tiny-{family}.safetensors")
+                family, models, out_dir / "checkpoints" / f"tiny-{family}.safetensors"
+            )
             if family == "sd1":
                 written["sd1-lora"] = build_lora(models, out_dir / "loras" / "tiny-sd1-lora.safetensors")
                 folder, single = build_controlnet(
-                    models, out_dir / "controlnet" / "tiny-sd1-controlnet",
-                    out_dir / "controlnet" / "tiny-sd1-controlnet.safetensors")
+                    models,
+                    out_dir / "controlnet" / "tiny-sd1-controlnet",
+                    out_dir / "controlnet" / "tiny-sd1-controlnet.safetensors",
+                )
                 written["sd1-controlnet-diffusers"], written["sd1-controlnet"] = folder, single
     return written
 

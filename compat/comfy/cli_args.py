@@ -49,10 +49,33 @@ _DEFAULTS: dict[str, Any] = {
     "comfy_api_base": "https://api.comfy.org",
 }
 _FALSE_FLAGS = (
-    "cpu", "disable_metadata", "disable_all_custom_nodes", "lowvram", "highvram", "novram", "normalvram", "gpu_only",
-    "force_fp16", "force_fp32", "fp16_vae", "bf16_vae", "fp32_vae", "cpu_vae", "dont_print_server", "multi_user",
-    "auto_launch", "disable_auto_launch", "windows_standalone_build", "deterministic", "disable_smart_memory",
-    "log_stdout", "quick_test_for_ci", "disable_xformers", "use_pytorch_cross_attention", "cache_none", "cache_classic",
+    "cpu",
+    "disable_metadata",
+    "disable_all_custom_nodes",
+    "lowvram",
+    "highvram",
+    "novram",
+    "normalvram",
+    "gpu_only",
+    "force_fp16",
+    "force_fp32",
+    "fp16_vae",
+    "bf16_vae",
+    "fp32_vae",
+    "cpu_vae",
+    "dont_print_server",
+    "multi_user",
+    "auto_launch",
+    "disable_auto_launch",
+    "windows_standalone_build",
+    "deterministic",
+    "disable_smart_memory",
+    "log_stdout",
+    "quick_test_for_ci",
+    "disable_xformers",
+    "use_pytorch_cross_attention",
+    "cache_none",
+    "cache_classic",
 )
 
 
@@ -73,7 +96,8 @@ class _Args:
             return {PerformanceFeature(v) for v in chosen} if chosen else set(PerformanceFeature)
         if name == "auto_launch" and parsed:
             return bool(parsed.get("auto_launch") or parsed.get("windows_standalone_build")) and not parsed.get(
-                "disable_auto_launch")
+                "disable_auto_launch"
+            )
         if name in parsed:
             return parsed[name]
         if name == "disable_metadata":

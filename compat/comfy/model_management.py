@@ -55,8 +55,13 @@ def __getattr__(name: str) -> Any:
     raise unsupported_attribute("comfy.model_management", name)
 
 
-_VRAM_STATES = {"gpu_only": VRAMState.HIGH_VRAM, "high": VRAMState.HIGH_VRAM, "normal": VRAMState.NORMAL_VRAM,
-                "low": VRAMState.LOW_VRAM, "none": VRAMState.NO_VRAM}
+_VRAM_STATES = {
+    "gpu_only": VRAMState.HIGH_VRAM,
+    "high": VRAMState.HIGH_VRAM,
+    "normal": VRAMState.NORMAL_VRAM,
+    "low": VRAMState.LOW_VRAM,
+    "none": VRAMState.NO_VRAM,
+}
 
 
 def _vram_state() -> VRAMState:
@@ -159,12 +164,16 @@ def pytorch_attention_enabled() -> bool:
     return True
 
 
-def should_use_fp16(device: Any = None, model_params: int = 0, prioritize_performance: bool = True, manual_cast: bool = False) -> bool:
+def should_use_fp16(
+    device: Any = None, model_params: int = 0, prioritize_performance: bool = True, manual_cast: bool = False
+) -> bool:
     device = device if device is not None else get_torch_device()
     return is_device_cuda(device)
 
 
-def should_use_bf16(device: Any = None, model_params: int = 0, prioritize_performance: bool = True, manual_cast: bool = False) -> bool:
+def should_use_bf16(
+    device: Any = None, model_params: int = 0, prioritize_performance: bool = True, manual_cast: bool = False
+) -> bool:
     device = device if device is not None else get_torch_device()
     torch = _torch()
     return is_device_cuda(device) and torch.cuda.is_bf16_supported()

@@ -158,7 +158,9 @@ def common_upscale(samples: torch.Tensor, width: int, height: int, upscale_metho
         from nodes.plugins.support import NotSupportedInWeft
 
         raise NotSupportedInWeft("comfy.utils.common_upscale(upscale_method='bislerp')")
-    mode = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "area": "area", "bicubic": "bicubic"}.get(upscale_method)
+    mode = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "area": "area", "bicubic": "bicubic"}.get(
+        upscale_method
+    )
     if mode is None:
         raise ValueError(f"unknown upscale_method {upscale_method!r}")
     if samples.ndim == 5:  # video latents [B, C, T, H, W]: resize each frame
@@ -171,9 +173,7 @@ def common_upscale(samples: torch.Tensor, width: int, height: int, upscale_metho
 
 
 # -- files -----------------------------------------------------------------------------
-def load_torch_file(
-    ckpt: str, safe_load: bool = False, device: Any = None, return_metadata: bool = False
-) -> Any:
+def load_torch_file(ckpt: str, safe_load: bool = False, device: Any = None, return_metadata: bool = False) -> Any:
     """Load a state dict from ``.safetensors`` or a torch pickle, never executing code.
 
     Pickles are always read with ``weights_only=True`` whatever ``safe_load`` says: a pack
@@ -207,7 +207,7 @@ def state_dict_prefix_replace(
     out: dict[str, Any] = {} if filter_keys else state_dict
     for old, new in replace_prefix.items():
         for key in [k for k in state_dict if k.startswith(old)]:
-            out[new + key[len(old):]] = state_dict.pop(key)
+            out[new + key[len(old) :]] = state_dict.pop(key)
     return out
 
 

@@ -46,8 +46,9 @@ class DeepCacheWrapper(FeatureCacheWrapper):
     name = "DeepCache"
     cached_label = "shallow_calls"
 
-    def __init__(self, cache_interval: int, cache_depth: int, start_percent: float = 0.0,
-                 end_percent: float = 1.0) -> None:
+    def __init__(
+        self, cache_interval: int, cache_depth: int, start_percent: float = 0.0, end_percent: float = 1.0
+    ) -> None:
         super().__init__(cache_interval, start_percent, end_percent)
         if cache_depth < 0:
             raise ValueError("cache_depth must be at least 0")
@@ -67,8 +68,10 @@ class DeepCacheWrapper(FeatureCacheWrapper):
         return unet_pass.finish(out)
 
     def __repr__(self) -> str:
-        return (f"<DeepCache interval={self.interval} depth={self.cache_depth} "
-                f"window={self.start_percent:g}..{self.end_percent:g}>")
+        return (
+            f"<DeepCache interval={self.interval} depth={self.cache_depth} "
+            f"window={self.start_percent:g}..{self.end_percent:g}>"
+        )
 
 
 class DeepCache(Node):
@@ -81,15 +84,37 @@ class DeepCache(Node):
     )
     inputs = (
         Input("model", "MODEL", tooltip="The model to accelerate (SD1.x, SD2.x or SDXL UNet)."),
-        Int("cache_interval", 3, min=1, max=1000,
-            tooltip="Run the full UNet every this many model calls; 1 turns caching off."),
-        Int("cache_depth", 3, min=0, max=12,
+        Int(
+            "cache_interval",
+            3,
+            min=1,
+            max=1000,
+            tooltip="Run the full UNet every this many model calls; 1 turns caching off.",
+        ),
+        Int(
+            "cache_depth",
+            3,
+            min=0,
+            max=12,
             tooltip="Skip branch kept fresh, counted in encoder layers (LDM input blocks): 0 is the "
-                    "shallowest and fastest; higher is slower and closer to the uncached result."),
-        Float("start_percent", 0.0, min=0.0, max=1.0, step=0.001,
-              tooltip="Use the cache from this point of the noise schedule on (0 = the first step)."),
-        Float("end_percent", 1.0, min=0.0, max=1.0, step=0.001,
-              tooltip="Stop using the cache after this point of the noise schedule (1 = the last step)."),
+            "shallowest and fastest; higher is slower and closer to the uncached result.",
+        ),
+        Float(
+            "start_percent",
+            0.0,
+            min=0.0,
+            max=1.0,
+            step=0.001,
+            tooltip="Use the cache from this point of the noise schedule on (0 = the first step).",
+        ),
+        Float(
+            "end_percent",
+            1.0,
+            min=0.0,
+            max=1.0,
+            step=0.001,
+            tooltip="Stop using the cache after this point of the noise schedule (1 = the last step).",
+        ),
     )
     outputs = (Output("MODEL"),)
 
@@ -97,8 +122,9 @@ class DeepCache(Node):
     def validate(cls, **inputs: Any) -> bool | str:
         return window_check(inputs.get("start_percent"), inputs.get("end_percent"))
 
-    def run(self, model: DiffusionModel, cache_interval: int, cache_depth: int, start_percent: float,
-            end_percent: float) -> tuple[DiffusionModel]:
+    def run(
+        self, model: DiffusionModel, cache_interval: int, cache_depth: int, start_percent: float, end_percent: float
+    ) -> tuple[DiffusionModel]:
         return (model.with_wrapper(DeepCacheWrapper(cache_interval, cache_depth, start_percent, end_percent)),)
 
 

@@ -77,13 +77,30 @@ class FasterDiffusion(Node):
     )
     inputs = (
         Input("model", "MODEL", tooltip="The model to accelerate (SD1.x, SD2.x or SDXL UNet)."),
-        Int("key_interval", 2, min=1, max=1000,
-            tooltip="Run the encoder every this many model calls inside the window; 1 turns propagation off."),
-        Float("start_percent", 0.1, min=0.0, max=1.0, step=0.001,
-              tooltip="Propagate from this point of the noise schedule on; the steps before run fully "
-                      "(the paper computes the first steps fully)."),
-        Float("end_percent", 1.0, min=0.0, max=1.0, step=0.001,
-              tooltip="Stop propagating after this point of the noise schedule (1 = the last step)."),
+        Int(
+            "key_interval",
+            2,
+            min=1,
+            max=1000,
+            tooltip="Run the encoder every this many model calls inside the window; 1 turns propagation off.",
+        ),
+        Float(
+            "start_percent",
+            0.1,
+            min=0.0,
+            max=1.0,
+            step=0.001,
+            tooltip="Propagate from this point of the noise schedule on; the steps before run fully "
+            "(the paper computes the first steps fully).",
+        ),
+        Float(
+            "end_percent",
+            1.0,
+            min=0.0,
+            max=1.0,
+            step=0.001,
+            tooltip="Stop propagating after this point of the noise schedule (1 = the last step).",
+        ),
     )
     outputs = (Output("MODEL"),)
 
@@ -91,8 +108,9 @@ class FasterDiffusion(Node):
     def validate(cls, **inputs: Any) -> bool | str:
         return window_check(inputs.get("start_percent"), inputs.get("end_percent"))
 
-    def run(self, model: DiffusionModel, key_interval: int, start_percent: float,
-            end_percent: float) -> tuple[DiffusionModel]:
+    def run(
+        self, model: DiffusionModel, key_interval: int, start_percent: float, end_percent: float
+    ) -> tuple[DiffusionModel]:
         return (model.with_wrapper(FasterDiffusionWrapper(key_interval, start_percent, end_percent)),)
 
 

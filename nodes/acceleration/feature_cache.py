@@ -73,9 +73,15 @@ def _bind(wrapper: Any, inner: Callable[[UNetCall], Any]) -> Callable[[UNetCall]
 
 def window_check(start_percent: Any, end_percent: Any) -> bool | str:
     """The nodes' ``validate``: an empty window is a mistake worth reporting before anything runs."""
-    if isinstance(start_percent, (int, float)) and isinstance(end_percent, (int, float)) and start_percent > end_percent:
-        return (f"start_percent ({start_percent}) is after end_percent ({end_percent}): "
-                "the window would be empty; make start_percent <= end_percent")
+    if (
+        isinstance(start_percent, (int, float))
+        and isinstance(end_percent, (int, float))
+        and start_percent > end_percent
+    ):
+        return (
+            f"start_percent ({start_percent}) is after end_percent ({end_percent}): "
+            "the window would be empty; make start_percent <= end_percent"
+        )
     return True
 
 
@@ -96,9 +102,15 @@ class CacheSlot:
 
     def matches(self, call: UNetCall) -> bool:
         x = call.x
-        return (call.model is self.model and tuple(x.shape) == self.shape and x.device == self.device and x.dtype == self.dtype
-                and _same(call.cond, self.cond) and _same(call.pooled, self.pooled)
-                and _same(call.added_time_ids, self.time_ids))
+        return (
+            call.model is self.model
+            and tuple(x.shape) == self.shape
+            and x.device == self.device
+            and x.dtype == self.dtype
+            and _same(call.cond, self.cond)
+            and _same(call.pooled, self.pooled)
+            and _same(call.added_time_ids, self.time_ids)
+        )
 
     def restart(self) -> None:
         self.calls_in_window = 0
@@ -155,8 +167,12 @@ class FeatureCacheWrapper(ABC):
         for slot in self._slots:
             slot.features = None
         stats = self._stats
-        out: dict[str, Any] = {"name": self.name, "unet_calls": stats.unet_calls, "full_calls": stats.full_calls,
-                               self.cached_label: stats.cached_calls}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "unet_calls": stats.unet_calls,
+            "full_calls": stats.full_calls,
+            self.cached_label: stats.cached_calls,
+        }
         if stats.unsupported_calls:
             out["unsupported_calls"] = stats.unsupported_calls
             out["unsupported"] = "; ".join(stats.unsupported)
@@ -242,7 +258,7 @@ class FeatureCacheWrapper(ABC):
         """The MODEL's wrappers after this one (inner ones), in order; none if it is not listed."""
         wrappers = list(getattr(model, "wrappers", ()))
         position = next((i for i, w in enumerate(wrappers) if w is self), None)
-        return [] if position is None else wrappers[position + 1:]
+        return [] if position is None else wrappers[position + 1 :]
 
     @abstractmethod
     def full_pass(self, unet_pass: UNetPass) -> tuple[torch.Tensor, Any]:
@@ -260,8 +276,12 @@ class FeatureCacheWrapper(ABC):
 
         config = model.scheduler_config
         if self._window is None or self._window[0] != id(config):
-            self._window = (id(config), model_sigmas(config), percent_to_sigma(self.start_percent, config),
-                            percent_to_sigma(self.end_percent, config))
+            self._window = (
+                id(config),
+                model_sigmas(config),
+                percent_to_sigma(self.start_percent, config),
+                percent_to_sigma(self.end_percent, config),
+            )
         return self._window
 
     def _sigma(self, call: UNetCall) -> float:
@@ -286,14 +306,15 @@ class FeatureCacheWrapper(ABC):
                 slot.last_sigma = sigma
                 return slot
         x = call.x
-        slot = CacheSlot(call.model, tuple(x.shape), x.device, x.dtype, call.cond, call.pooled, call.added_time_ids,
-                         last_sigma=sigma)
+        slot = CacheSlot(
+            call.model, tuple(x.shape), x.device, x.dtype, call.cond, call.pooled, call.added_time_ids, last_sigma=sigma
+        )
         self._slots.insert(0, slot)
         del self._slots[MAX_SLOTS:]
         return slot
 
     def __repr__(self) -> str:
-        return (f"<{self.name} interval={self.interval} window={self.start_percent:g}..{self.end_percent:g}>")
+        return f"<{self.name} interval={self.interval} window={self.start_percent:g}..{self.end_percent:g}>"
 
     def __weft_cache_size__(self) -> int:
         return 1024  # the cached tensors live only during a run (report() frees them)

@@ -43,11 +43,19 @@ if TYPE_CHECKING:
     from nodes.diffusion.types import UNetCall
 
 #: ``UNet2DConditionModel.forward`` keyword arguments a :class:`UNetPass` understands.
-SUPPORTED_KWARGS = frozenset({
-    "added_cond_kwargs", "down_block_additional_residuals", "mid_block_additional_residual",
-    "cross_attention_kwargs", "timestep_cond", "class_labels", "attention_mask", "encoder_attention_mask",
-    "return_dict",
-})
+SUPPORTED_KWARGS = frozenset(
+    {
+        "added_cond_kwargs",
+        "down_block_additional_residuals",
+        "mid_block_additional_residual",
+        "cross_attention_kwargs",
+        "timestep_cond",
+        "class_labels",
+        "attention_mask",
+        "encoder_attention_mask",
+        "return_dict",
+    }
+)
 
 _DOWN_TYPES = ("CrossAttnDownBlock2D", "DownBlock2D")
 _UP_TYPES = ("CrossAttnUpBlock2D", "UpBlock2D")
@@ -81,11 +89,16 @@ def unsupported_reason(unet: Any, sample: Any, kwargs: Mapping[str, Any]) -> str
         return f"UNet arguments {', '.join(unknown)} are not supported by the partial forward"
     in_channels = unet.config.in_channels
     if sample.shape[1] != in_channels:
-        return (f"the UNet takes {in_channels} input channels but the wrapper sees {sample.shape[1]} "
-                "(an inpainting model's extra channels are added after the wrappers)")
+        return (
+            f"the UNet takes {in_channels} input channels but the wrapper sees {sample.shape[1]} "
+            "(an inpainting model's extra channels are added after the wrappers)"
+        )
     if unet.config.get("addition_embed_type") == "image_hint":
         return "image_hint UNets (Kandinsky) are not supported"
-    if kwargs.get("down_block_additional_residuals") is not None and kwargs.get("mid_block_additional_residual") is None:
+    if (
+        kwargs.get("down_block_additional_residuals") is not None
+        and kwargs.get("mid_block_additional_residual") is None
+    ):
         return "adapter-style residuals (down residuals without a mid residual) are not supported"
     cross = kwargs.get("cross_attention_kwargs") or {}
     if cross.get("gligen") is not None or cross.get("scale") is not None:
@@ -111,8 +124,9 @@ class UNetPass:
     projection, the attention-mask biases and whether upsamplers need explicit sizes.
     """
 
-    def __init__(self, unet: Any, sample: torch.Tensor, timestep: Any, encoder_hidden_states: torch.Tensor,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, unet: Any, sample: torch.Tensor, timestep: Any, encoder_hidden_states: torch.Tensor, **kwargs: Any
+    ) -> None:
         import torch
 
         self.unet = unet
@@ -120,7 +134,7 @@ class UNetPass:
         if config.center_input_sample:
             sample = 2 * sample - 1.0
         self.sample = sample
-        factor = 2 ** unet.num_upsamplers
+        factor = 2**unet.num_upsamplers
         self.forward_upsample_size = any(dim % factor != 0 for dim in sample.shape[-2:])
 
         attention_mask = kwargs.get("attention_mask")
@@ -139,14 +153,16 @@ class UNetPass:
         class_emb = unet.get_class_embed(sample=sample, class_labels=kwargs.get("class_labels"))
         if class_emb is not None:
             emb = torch.cat([emb, class_emb], dim=-1) if config.class_embeddings_concat else emb + class_emb
-        aug_emb = unet.get_aug_embed(emb=emb, encoder_hidden_states=encoder_hidden_states,
-                                     added_cond_kwargs=added_cond_kwargs)
+        aug_emb = unet.get_aug_embed(
+            emb=emb, encoder_hidden_states=encoder_hidden_states, added_cond_kwargs=added_cond_kwargs
+        )
         emb = emb + aug_emb if aug_emb is not None else emb
         if unet.time_embed_act is not None:
             emb = unet.time_embed_act(emb)
         self.emb = emb
-        self.context = unet.process_encoder_hidden_states(encoder_hidden_states=encoder_hidden_states,
-                                                          added_cond_kwargs=added_cond_kwargs)
+        self.context = unet.process_encoder_hidden_states(
+            encoder_hidden_states=encoder_hidden_states, added_cond_kwargs=added_cond_kwargs
+        )
         self.down_residuals: Sequence[torch.Tensor] | None = kwargs.get("down_block_additional_residuals")
         self.mid_residual: torch.Tensor | None = kwargs.get("mid_block_additional_residual")
         self.skip_count = skip_count(unet)
@@ -160,9 +176,14 @@ class UNetPass:
 
     # -- pieces ----------------------------------------------------------------------------------
     def _attend(self, attention: Any, h: torch.Tensor) -> torch.Tensor:
-        return attention(h, encoder_hidden_states=self.context, cross_attention_kwargs=self.cross_attention_kwargs,
-                         attention_mask=self.attention_mask, encoder_attention_mask=self.encoder_attention_mask,
-                         return_dict=False)[0]
+        return attention(
+            h,
+            encoder_hidden_states=self.context,
+            cross_attention_kwargs=self.cross_attention_kwargs,
+            attention_mask=self.attention_mask,
+            encoder_attention_mask=self.encoder_attention_mask,
+            return_dict=False,
+        )[0]
 
     def encode(self, upto: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``conv_in`` and the down blocks; returns the last feature and the raw skip entries.
@@ -199,9 +220,14 @@ class UNetPass:
         if mid is None:
             return h
         if getattr(mid, "has_cross_attention", False):
-            return mid(h, self.emb, encoder_hidden_states=self.context, attention_mask=self.attention_mask,
-                       cross_attention_kwargs=self.cross_attention_kwargs,
-                       encoder_attention_mask=self.encoder_attention_mask)
+            return mid(
+                h,
+                self.emb,
+                encoder_hidden_states=self.context,
+                attention_mask=self.attention_mask,
+                cross_attention_kwargs=self.cross_attention_kwargs,
+                encoder_attention_mask=self.encoder_attention_mask,
+            )
         return mid(h, self.emb)
 
     def with_control(self, skips: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -209,14 +235,17 @@ class UNetPass:
         a shallow encoder's first entries get the first residuals)."""
         if self.down_residuals is None:
             return list(skips)
-        return [s + r for s, r in zip(skips, self.down_residuals, strict=False)] + list(skips[len(self.down_residuals):])
+        return [s + r for s, r in zip(skips, self.down_residuals, strict=False)] + list(
+            skips[len(self.down_residuals) :]
+        )
 
     def with_mid_control(self, h: torch.Tensor) -> torch.Tensor:
         """The mid block's output with this call's ControlNet mid residual added."""
         return h if self.mid_residual is None else h + self.mid_residual
 
-    def decode(self, h: torch.Tensor, skips: list[torch.Tensor], start: int = 0,
-               capture: int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def decode(
+        self, h: torch.Tensor, skips: list[torch.Tensor], start: int = 0, capture: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The up blocks from decoder step ``start`` on, ``h`` being the feature entering that step.
 
         ``skips`` must hold skip entries ``0 .. E - 1 - start`` (with residuals); they are popped
@@ -245,8 +274,9 @@ class UNetPass:
                     captured = h
                 res = skips.pop()
                 if freeu:
-                    h, res = apply_freeu(block.resolution_idx, h, res, s1=block.s1, s2=block.s2, b1=block.b1,
-                                         b2=block.b2)
+                    h, res = apply_freeu(
+                        block.resolution_idx, h, res, s1=block.s1, s2=block.s2, b1=block.b1, b2=block.b2
+                    )
                 h = resnet(torch.cat([h, res], dim=1), self.emb)
                 if attentions is not None:
                     h = self._attend(attentions[index], h)
@@ -273,8 +303,9 @@ class UNetPass:
         return self.finish(out)
 
 
-def forward(unet: Any, sample: torch.Tensor, timestep: Any, encoder_hidden_states: torch.Tensor,
-            **kwargs: Any) -> torch.Tensor:
+def forward(
+    unet: Any, sample: torch.Tensor, timestep: Any, encoder_hidden_states: torch.Tensor, **kwargs: Any
+) -> torch.Tensor:
     """``unet(sample, timestep, encoder_hidden_states, **kwargs, return_dict=False)[0]``, piecewise.
 
     Raises ``ValueError`` with :func:`unsupported_reason`'s message when the call is outside

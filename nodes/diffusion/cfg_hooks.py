@@ -133,8 +133,9 @@ class CallSpace:
         return (x_in / a - denoised) / s
 
 
-def make_mix(model: Any, cfg: float, conds: Mapping[str, Any],
-             predict_cond_with: Callable[[Any], Callable[[Any, Any], Any]]) -> Mix:
+def make_mix(
+    model: Any, cfg: float, conds: Mapping[str, Any], predict_cond_with: Callable[[Any], Callable[[Any, Any], Any]]
+) -> Mix:
     """The hooked combination for ``model``'s ``model_options`` (see the module docstring).
 
     ``predict_cond_with(other_model)`` returns a raw ``predict(x_in, t)`` of the positive
@@ -162,21 +163,44 @@ def make_mix(model: Any, cfg: float, conds: Mapping[str, Any],
                 cond_predictors[key] = predict_cond_with(other)
             return space.denoised(cond_predictors[key](x_in, t), x_in, sigma)
 
-        common = {"model": model, "model_options": options, "sigma": sigma_dev, "timestep": sigma_dev,
-                  "input": x, "cond_scale": cfg, "weft_predict_cond": predict_cond}
+        common = {
+            "model": model,
+            "model_options": options,
+            "sigma": sigma_dev,
+            "timestep": sigma_dev,
+            "input": x,
+            "cond_scale": cfg,
+            "weft_predict_cond": predict_cond,
+        }
         outs = [cond_d, uncond_d]
         for fn in pre:
             outs = list(fn({**common, "conds": cond_lists, "conds_out": outs}))
         cond_d, uncond_d = outs[0], outs[1]
         if cfg_fn is not None:
-            guided = x - cfg_fn({**common, "cond": x - cond_d, "uncond": x - uncond_d, "cond_denoised": cond_d,
-                                 "uncond_denoised": uncond_d, "input_cond": cond_lists[0],
-                                 "input_uncond": cond_lists[1]})
+            guided = x - cfg_fn(
+                {
+                    **common,
+                    "cond": x - cond_d,
+                    "uncond": x - uncond_d,
+                    "cond_denoised": cond_d,
+                    "uncond_denoised": uncond_d,
+                    "input_cond": cond_lists[0],
+                    "input_uncond": cond_lists[1],
+                }
+            )
         else:
             guided = uncond_d + (cond_d - uncond_d) * cfg
         for fn in post:
-            guided = fn({**common, "denoised": guided, "cond": cond_lists[0], "uncond": cond_lists[1],
-                         "cond_denoised": cond_d, "uncond_denoised": uncond_d})
+            guided = fn(
+                {
+                    **common,
+                    "denoised": guided,
+                    "cond": cond_lists[0],
+                    "uncond": cond_lists[1],
+                    "cond_denoised": cond_d,
+                    "uncond_denoised": uncond_d,
+                }
+            )
         return space.output(guided, x_in, sigma)
 
     return mix

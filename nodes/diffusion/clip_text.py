@@ -77,8 +77,10 @@ def clip_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     vocab = {token: index for index, token in enumerate(tokens)}
     if len(vocab) != 49408:
-        raise RuntimeError(f"{MERGES_FILE} yields {len(vocab)} tokens instead of 49408; regenerate it "
-                           "with python -m weft_tools.clip_vocab")
+        raise RuntimeError(
+            f"{MERGES_FILE} yields {len(vocab)} tokens instead of 49408; regenerate it "
+            "with python -m weft_tools.clip_vocab"
+        )
     return vocab, merges  # type: ignore[return-value]
 
 
@@ -155,7 +157,7 @@ def _weighted(text: str, weight: float) -> list[tuple[str, float]]:
         colon = inner.rfind(":")
         if colon > 0:
             try:
-                inner_weight = float(inner[colon + 1:])  # Python's float(): " 1.3 ", "1e-1", "inf"...
+                inner_weight = float(inner[colon + 1 :])  # Python's float(): " 1.3 ", "1e-1", "inf"...
                 inner = inner[:colon]
             except ValueError:
                 pass  # "(a:b)" is the text "a:b" at 1.1
@@ -197,13 +199,13 @@ _PLACEHOLDER = 0  # "!": an ordinary token, so the end-token search for pooling 
 def _find_embedding(name: str, lookup: EmbeddingLookup) -> tuple[Any, str]:
     """``name`` (trailing punctuation allowed) -> (vectors or ``None``, the punctuation left over)."""
     stripped = name.rstrip(",.;:!?)]")
-    for candidate, leftover in ((name, ""), (stripped, name[len(stripped):])):
+    for candidate, leftover in ((name, ""), (stripped, name[len(stripped) :])):
         if candidate:
             vectors = lookup(candidate)
             if vectors is not None:
                 return vectors, leftover
     log.warning("embedding %r not found in models/embeddings (or not for this text encoder); ignoring it", name)
-    return None, name[len(stripped):]
+    return None, name[len(stripped) :]
 
 
 #: Where ComfyUI cuts a segment so that ``embedding:`` starts a piece: after a space or newline.
@@ -232,7 +234,7 @@ def _items(text: str, embeddings: EmbeddingLookup | None) -> list[_Item]:
             if embeddings is None or not piece.startswith(EMBEDDING_PREFIX):
                 items.append((piece, weight))
                 continue
-            words = piece[len(EMBEDDING_PREFIX):].strip("\n").split()
+            words = piece[len(EMBEDDING_PREFIX) :].strip("\n").split()
             if not words:
                 log.warning("'embedding:' without a name; ignoring it")
                 continue
@@ -313,8 +315,9 @@ def _hidden(part: ClipPart, model: Any, ids: torch.Tensor, clip_skip: int | None
     return z, pooled
 
 
-def encode_part(part: ClipPart, chunks: list[Chunk], clip_skip: int | None, patches: tuple[Any, ...]) -> tuple[
-        torch.Tensor, torch.Tensor | None]:
+def encode_part(
+    part: ClipPart, chunks: list[Chunk], clip_skip: int | None, patches: tuple[Any, ...]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Encode the chunks with one text encoder; ``[1, 77*k, dim]`` and the first chunk's pooled."""
     import torch
 
@@ -382,8 +385,10 @@ def encode_texts(clip: TextEncoder, texts: list[str]) -> tuple[torch.Tensor, tor
     """
     if len(texts) != len(clip.parts):
         raise ValueError(f"{len(texts)} texts for a CLIP with {len(clip.parts)} text encoders")
-    token_lists = [tokenize_weighted(tokenizer_for(part), text, _pad_id(part), embedding_lookup(part))
-                   for part, text in zip(clip.parts, texts, strict=True)]
+    token_lists = [
+        tokenize_weighted(tokenizer_for(part), text, _pad_id(part), embedding_lookup(part))
+        for part, text in zip(clip.parts, texts, strict=True)
+    ]
     return encode_chunks(clip, token_lists)
 
 
@@ -425,8 +430,12 @@ def tokenize_comfy(clip: TextEncoder, text: str) -> dict[str, list[list[tuple[An
         lists = []
         for chunk in chunks:
             vectors = dict(chunk.vectors)
-            lists.append([(vectors.get(i, token), weight)
-                          for i, (token, weight) in enumerate(zip(chunk.ids, chunk.weights, strict=True))])
+            lists.append(
+                [
+                    (vectors.get(i, token), weight)
+                    for i, (token, weight) in enumerate(zip(chunk.ids, chunk.weights, strict=True))
+                ]
+            )
         tokens[comfy_key(part)] = lists
     return tokens
 
@@ -504,7 +513,8 @@ def embedding_lookup(part: ClipPart) -> EmbeddingLookup:
         tensors = _embedding_tensors(path)
         width = part.handle.load().config.hidden_size
         preferred = {"clip_l": ("clip_l", "emb_params"), "clip_g": ("clip_g", "emb_params")}.get(
-            part.handle.target, ("emb_params",))
+            part.handle.target, ("emb_params",)
+        )
         for key in (*preferred, *tensors):
             tensor = tensors.get(key)
             if tensor is not None and tensor.ndim in (1, 2) and tensor.shape[-1] == width:

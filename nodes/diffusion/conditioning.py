@@ -31,7 +31,9 @@ def _require_clip(clip: Any, input_name: str = "clip") -> TextEncoder:
 
 
 def _entries(conditioning: Any, input_name: str) -> list[list[Any]]:
-    if not isinstance(conditioning, list) or not all(isinstance(e, (list, tuple)) and len(e) == 2 for e in conditioning):
+    if not isinstance(conditioning, list) or not all(
+        isinstance(e, (list, tuple)) and len(e) == 2 for e in conditioning
+    ):
         raise ConditioningInputError(f"{input_name}: expected CONDITIONING (a list of [tensor, options] pairs)")
     return [[e[0], dict(e[1])] for e in conditioning]
 
@@ -39,8 +41,10 @@ def _entries(conditioning: Any, input_name: str) -> list[list[Any]]:
 class CLIPTextEncode(Node):
     display_name = "CLIP Text Encode (Prompt)"
     category = "conditioning"
-    description = ("Encodes a text prompt with a CLIP model into conditioning for the diffusion model. "
-                   "(word:1.2) weights a word, (word) is 1.1, [word] is 1/1.1; \\( writes a bracket.")
+    description = (
+        "Encodes a text prompt with a CLIP model into conditioning for the diffusion model. "
+        "(word:1.2) weights a word, (word) is 1.1, [word] is 1/1.1; \\( writes a bracket."
+    )
     inputs = (
         String("text", multiline=True, dynamicPrompts=True, tooltip="The text to be encoded."),
         Input("clip", "CLIP", tooltip="The CLIP model used for encoding the text."),
@@ -60,8 +64,10 @@ class CLIPTextEncode(Node):
 class CLIPTextEncodeSDXL(Node):
     display_name = "CLIPTextEncodeSDXL"
     category = "advanced/conditioning"
-    description = ("SDXL text encoding with a prompt per encoder (text_g for OpenCLIP bigG, text_l for CLIP-L) "
-                   "and the size conditioning SDXL was trained with (original size, crop, target size).")
+    description = (
+        "SDXL text encoding with a prompt per encoder (text_g for OpenCLIP bigG, text_l for CLIP-L) "
+        "and the size conditioning SDXL was trained with (original size, crop, target size)."
+    )
     inputs = (
         Input("clip", "CLIP"),
         Int("width", 1024, min=0, max=MAX_RESOLUTION),
@@ -75,16 +81,38 @@ class CLIPTextEncodeSDXL(Node):
     )
     outputs = (Output("CONDITIONING"),)
 
-    def run(self, clip: TextEncoder, width: int, height: int, crop_w: int, crop_h: int, target_width: int,
-            target_height: int, text_g: str, text_l: str) -> list[list[Any]]:
+    def run(
+        self,
+        clip: TextEncoder,
+        width: int,
+        height: int,
+        crop_w: int,
+        crop_h: int,
+        target_width: int,
+        target_height: int,
+        text_g: str,
+        text_l: str,
+    ) -> list[list[Any]]:
         from .clip_text import encode_texts
 
         clip = _require_clip(clip)
         if clip.family != "sdxl" or len(clip.parts) != 2:
             raise ConditioningInputError(f"clip: CLIPTextEncodeSDXL needs an SDXL CLIP, got a {clip.family} one")
         cond, pooled = encode_texts(clip, [text_l, text_g])
-        return [[cond, {"pooled_output": pooled, "width": width, "height": height, "crop_w": crop_w,
-                        "crop_h": crop_h, "target_width": target_width, "target_height": target_height}]]
+        return [
+            [
+                cond,
+                {
+                    "pooled_output": pooled,
+                    "width": width,
+                    "height": height,
+                    "crop_w": crop_w,
+                    "crop_h": crop_h,
+                    "target_width": target_width,
+                    "target_height": target_height,
+                },
+            ]
+        ]
 
 
 class CLIPSetLastLayer(Node):
@@ -135,8 +163,10 @@ class ConditioningSetArea(Node):
 class ConditioningSetMask(Node):
     display_name = "Conditioning (Set Mask)"
     category = "conditioning"
-    description = ("Limits the conditioning to a mask. 'mask bounds' denoises only the mask's bounding box "
-                   "with this conditioning, at full resolution.")
+    description = (
+        "Limits the conditioning to a mask. 'mask bounds' denoises only the mask's bounding box "
+        "with this conditioning, at full resolution."
+    )
     inputs = (
         Input("conditioning", "CONDITIONING"),
         Input("mask", "MASK"),
@@ -179,5 +209,12 @@ class ConditioningZeroOut(Node):
         return out
 
 
-NODES = [CLIPTextEncode, CLIPTextEncodeSDXL, CLIPSetLastLayer, ConditioningCombine, ConditioningSetArea, ConditioningSetMask,
-         ConditioningZeroOut]
+NODES = [
+    CLIPTextEncode,
+    CLIPTextEncodeSDXL,
+    CLIPSetLastLayer,
+    ConditioningCombine,
+    ConditioningSetArea,
+    ConditioningSetMask,
+    ConditioningZeroOut,
+]

@@ -128,7 +128,9 @@ def hint_from_image(image: Any, input_name: str = "image") -> torch.Tensor:
     elif channels >= 3:
         image = image[..., :3]
     else:
-        raise ValueError(f"{input_name}: an IMAGE with {channels} channels cannot be a ControlNet hint (need 1, 3 or 4)")
+        raise ValueError(
+            f"{input_name}: an IMAGE with {channels} channels cannot be a ControlNet hint (need 1, 3 or 4)"
+        )
     return image.detach().to("cpu", torch.float32).movedim(-1, 1).contiguous()
 
 
@@ -190,10 +192,13 @@ class ControlRun:
                 raise ControlNetMismatchError(
                     f"{item.origin}: input 'control_net' is a {net.family} ControlNet ({net.name}) but the MODEL "
                     f"being sampled is {self.model.family} ({self.model.name or 'model'}); load a ControlNet made for "
-                    f"{self.model.family} models, or sample with a {net.family} checkpoint")
+                    f"{self.model.family} models, or sample with a {net.family} checkpoint"
+                )
             self._controls[id(item)] = item
-            self._windows[id(item)] = (percent_to_sigma(item.start_percent, self.model.scheduler_config),
-                                       percent_to_sigma(item.end_percent, self.model.scheduler_config))
+            self._windows[id(item)] = (
+                percent_to_sigma(item.start_percent, self.model.scheduler_config),
+                percent_to_sigma(item.end_percent, self.model.scheduler_config),
+            )
             net.handle.on_device()
 
     def sigma_of(self, timestep: Any) -> float:
@@ -203,8 +208,17 @@ class ControlRun:
         t = timestep.flatten()[0] if torch.is_tensor(timestep) else torch.tensor(float(timestep))
         return float(self._ms.t_to_sigma(t.detach().float().cpu()))
 
-    def residuals(self, control: Control, x: torch.Tensor, timestep: Any, cond: torch.Tensor, pooled: Any,
-                  time_ids: Any, halves: int = 1, sigma: float | None = None) -> Residuals | None:
+    def residuals(
+        self,
+        control: Control,
+        x: torch.Tensor,
+        timestep: Any,
+        cond: torch.Tensor,
+        pooled: Any,
+        time_ids: Any,
+        halves: int = 1,
+        sigma: float | None = None,
+    ) -> Residuals | None:
         """The summed residuals of ``control``'s chain for one UNet call, or ``None`` when every
         control of the chain is outside its window at this step."""
         if sigma is None:
@@ -233,8 +247,16 @@ class ControlRun:
             self._hints[key] = hint
         return hint
 
-    def _run(self, control: Control, x: torch.Tensor, timestep: Any, cond: torch.Tensor, pooled: Any,
-             time_ids: Any, halves: int) -> Residuals:
+    def _run(
+        self,
+        control: Control,
+        x: torch.Tensor,
+        timestep: Any,
+        cond: torch.Tensor,
+        pooled: Any,
+        time_ids: Any,
+        halves: int,
+    ) -> Residuals:
         import torch
 
         handle = control.controlnet.handle
@@ -249,13 +271,20 @@ class ControlRun:
         if self.model.needs_pooled:
             if time_ids is None:
                 time_ids = torch.tensor([self.model.time_ids(None, x.shape[-2], x.shape[-1])] * batch)
-            kwargs["added_cond_kwargs"] = {"text_embeds": pooled.to(device=device, dtype=dtype),
-                                           "time_ids": time_ids.to(device=device, dtype=dtype)}
+            kwargs["added_cond_kwargs"] = {
+                "text_embeds": pooled.to(device=device, dtype=dtype),
+                "time_ids": time_ids.to(device=device, dtype=dtype),
+            }
         with torch.no_grad():
             down, mid = module(
-                x.to(device=device, dtype=dtype), t, encoder_hidden_states=cond.to(device=device, dtype=dtype),
-                controlnet_cond=self._hint(control, x, halves, device, dtype), conditioning_scale=control.strength,
-                return_dict=False, **kwargs)
+                x.to(device=device, dtype=dtype),
+                t,
+                encoder_hidden_states=cond.to(device=device, dtype=dtype),
+                controlnet_cond=self._hint(control, x, halves, device, dtype),
+                conditioning_scale=control.strength,
+                return_dict=False,
+                **kwargs,
+            )
         return tuple(down), mid
 
 
@@ -274,11 +303,21 @@ def stacked_residuals(parts: list[Residuals | None]) -> Residuals | None:
     present = next((p for p in parts if p is not None), None)
     if present is None:
         return None
-    filled = [p if p is not None else (tuple(torch.zeros_like(r) for r in present[0]), torch.zeros_like(present[1]))
-              for p in parts]
+    filled = [
+        p if p is not None else (tuple(torch.zeros_like(r) for r in present[0]), torch.zeros_like(present[1]))
+        for p in parts
+    ]
     down = tuple(torch.cat([p[0][i] for p in filled]) for i in range(len(present[0])))
     return down, torch.cat([p[1] for p in filled])
 
 
-__all__ = ["Control", "ControlNet", "ControlNetMismatchError", "ControlRun", "control_kwargs", "hint_from_image",
-           "percent_to_sigma", "stacked_residuals"]
+__all__ = [
+    "Control",
+    "ControlNet",
+    "ControlNetMismatchError",
+    "ControlRun",
+    "control_kwargs",
+    "hint_from_image",
+    "percent_to_sigma",
+    "stacked_residuals",
+]

@@ -45,8 +45,9 @@ def _require_controlnet(control_net: Any, node: str) -> Any:
     from .control import ControlNet
 
     if not isinstance(control_net, ControlNet):
-        raise ControlNetInputError(f"{node}: input 'control_net' must be a CONTROL_NET from ControlNetLoader, "
-                                   f"got {type(control_net).__name__}")
+        raise ControlNetInputError(
+            f"{node}: input 'control_net' must be a CONTROL_NET from ControlNetLoader, got {type(control_net).__name__}"
+        )
     return control_net
 
 
@@ -64,8 +65,17 @@ def _weights_path(path: Path) -> Path:
     return path
 
 
-def _apply(conditioning: Any, input_name: str, controlnet: Any, hint: Any, strength: float, start: float, end: float,
-           origin: str, made: dict[int, Any]) -> list[list[Any]]:
+def _apply(
+    conditioning: Any,
+    input_name: str,
+    controlnet: Any,
+    hint: Any,
+    strength: float,
+    start: float,
+    end: float,
+    origin: str,
+    made: dict[int, Any],
+) -> list[list[Any]]:
     """New entries with a control chained onto each entry's previous one.
 
     ``made`` maps a previous control (by identity) to the control created on top of it, so the
@@ -79,8 +89,10 @@ def _apply(conditioning: Any, input_name: str, controlnet: Any, hint: Any, stren
         previous = entry[1].get("control")
         key = id(previous)
         if key not in made:
-            made[key] = (Control(controlnet, hint, float(strength), float(start), float(end), previous, origin),
-                         previous)  # the previous one is kept so its id is not reused meanwhile
+            made[key] = (
+                Control(controlnet, hint, float(strength), float(start), float(end), previous, origin),
+                previous,
+            )  # the previous one is kept so its id is not reused meanwhile
         entry[1]["control"] = made[key][0]
         entry[1]["control_apply_to_uncond"] = False
     return out
@@ -89,8 +101,10 @@ def _apply(conditioning: Any, input_name: str, controlnet: Any, hint: Any, stren
 class ControlNetLoader(Node):
     display_name = "Load ControlNet Model"
     category = "loaders"
-    description = ("Loads a ControlNet (SD1.x, SD2.x or SDXL) from models/controlnet: an original-layout "
-                   ".safetensors file, or the weights file of a diffusers ControlNet folder.")
+    description = (
+        "Loads a ControlNet (SD1.x, SD2.x or SDXL) from models/controlnet: an original-layout "
+        ".safetensors file, or the weights file of a diffusers ControlNet folder."
+    )
     inputs = (Combo("control_net_name", _controlnet_files, tooltip="The ControlNet to load."),)
     outputs = (Output("CONTROL_NET"),)
 
@@ -119,27 +133,60 @@ class ControlNetApplyAdvanced(Node):
 
     display_name = "Apply ControlNet"
     category = "conditioning/controlnet"
-    description = ("Guides the image with a ControlNet and a hint image (edges, depth, pose...), applied to both "
-                   "the positive and the negative conditioning between start_percent and end_percent of the "
-                   "sampling. Chaining several apply nodes adds their effects.")
+    description = (
+        "Guides the image with a ControlNet and a hint image (edges, depth, pose...), applied to both "
+        "the positive and the negative conditioning between start_percent and end_percent of the "
+        "sampling. Chaining several apply nodes adds their effects."
+    )
     inputs = (
         Input("positive", "CONDITIONING"),
         Input("negative", "CONDITIONING"),
         Input("control_net", "CONTROL_NET"),
         Input("image", "IMAGE", tooltip="The hint image, at any size: it is resized to the latent's image size."),
-        Float("strength", 1.0, min=0.0, max=10.0, step=0.01,
-              tooltip="How strongly the ControlNet steers; 0 leaves the conditioning unchanged."),
-        Float("start_percent", 0.0, min=0.0, max=1.0, step=0.001,
-              tooltip="Where in the schedule the ControlNet starts acting (0 = the first, noisiest step)."),
-        Float("end_percent", 1.0, min=0.0, max=1.0, step=0.001,
-              tooltip="Where in the schedule the ControlNet stops acting (1 = the last step)."),
-        Input("vae", "VAE", optional=True,
-              tooltip="Only needed by ComfyUI for newer model types; ignored for SD1.x/SD2.x/SDXL ControlNets."),
+        Float(
+            "strength",
+            1.0,
+            min=0.0,
+            max=10.0,
+            step=0.01,
+            tooltip="How strongly the ControlNet steers; 0 leaves the conditioning unchanged.",
+        ),
+        Float(
+            "start_percent",
+            0.0,
+            min=0.0,
+            max=1.0,
+            step=0.001,
+            tooltip="Where in the schedule the ControlNet starts acting (0 = the first, noisiest step).",
+        ),
+        Float(
+            "end_percent",
+            1.0,
+            min=0.0,
+            max=1.0,
+            step=0.001,
+            tooltip="Where in the schedule the ControlNet stops acting (1 = the last step).",
+        ),
+        Input(
+            "vae",
+            "VAE",
+            optional=True,
+            tooltip="Only needed by ComfyUI for newer model types; ignored for SD1.x/SD2.x/SDXL ControlNets.",
+        ),
     )
     outputs = (Output("CONDITIONING", "positive"), Output("CONDITIONING", "negative"))
 
-    def run(self, positive: Any, negative: Any, control_net: Any, image: Any, strength: float, start_percent: float,
-            end_percent: float, vae: Any = None) -> tuple:
+    def run(
+        self,
+        positive: Any,
+        negative: Any,
+        control_net: Any,
+        image: Any,
+        strength: float,
+        start_percent: float,
+        end_percent: float,
+        vae: Any = None,
+    ) -> tuple:
         from .control import hint_from_image
 
         if strength == 0:
@@ -148,8 +195,10 @@ class ControlNetApplyAdvanced(Node):
         hint = hint_from_image(image)
         origin = _origin("ControlNetApplyAdvanced")
         made: dict[int, Any] = {}
-        return (_apply(positive, "positive", controlnet, hint, strength, start_percent, end_percent, origin, made),
-                _apply(negative, "negative", controlnet, hint, strength, start_percent, end_percent, origin, made))
+        return (
+            _apply(positive, "positive", controlnet, hint, strength, start_percent, end_percent, origin, made),
+            _apply(negative, "negative", controlnet, hint, strength, start_percent, end_percent, origin, made),
+        )
 
 
 class ControlNetApply(Node):
@@ -157,8 +206,10 @@ class ControlNetApply(Node):
 
     display_name = "Apply ControlNet (OLD)"
     category = "conditioning/controlnet"
-    description = ("Older form of Apply ControlNet: applies the ControlNet to one conditioning only (usually the "
-                   "positive), for the whole sampling.")
+    description = (
+        "Older form of Apply ControlNet: applies the ControlNet to one conditioning only (usually the "
+        "positive), for the whole sampling."
+    )
     deprecated = True
     inputs = (
         Input("conditioning", "CONDITIONING"),
@@ -175,8 +226,9 @@ class ControlNetApply(Node):
             return (conditioning,)
         controlnet = _require_controlnet(control_net, "ControlNetApply")
         hint = hint_from_image(image)
-        return (_apply(conditioning, "conditioning", controlnet, hint, strength, 0.0, 1.0, _origin("ControlNetApply"),
-                       {}),)
+        return (
+            _apply(conditioning, "conditioning", controlnet, hint, strength, 0.0, 1.0, _origin("ControlNetApply"), {}),
+        )
 
 
 NODES = [ControlNetLoader, ControlNetApplyAdvanced, ControlNetApply]

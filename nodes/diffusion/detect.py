@@ -68,8 +68,20 @@ class FileInfo:
         return total
 
 
-_DTYPE_SIZES = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "F16": 2, "BF16": 2, "I16": 2, "U8": 1, "I8": 1,
-                "F8_E4M3": 1, "F8_E5M2": 1, "BOOL": 1}
+_DTYPE_SIZES = {
+    "F64": 8,
+    "I64": 8,
+    "F32": 4,
+    "I32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I16": 2,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "BOOL": 1,
+}
 
 
 def read_safetensors_header(path: Path) -> FileInfo:
@@ -127,17 +139,44 @@ def detect_checkpoint(info: FileInfo) -> CheckpointLayout:
         layout.vae_prefix = sf.VAE_PREFIX
         layout.vae_config = infer_vae_config(vae_shapes, family, name)
     if family == "sd1" and info.has_prefix(sf.SD1_CLIP_PREFIX):
-        layout.clips.append(ClipLayout(sf.SD1_CLIP_PREFIX, "hf", infer_clip_config(info.strip(sf.SD1_CLIP_PREFIX), "hf", name), "clip_l"))
+        layout.clips.append(
+            ClipLayout(
+                sf.SD1_CLIP_PREFIX, "hf", infer_clip_config(info.strip(sf.SD1_CLIP_PREFIX), "hf", name), "clip_l"
+            )
+        )
     elif family == "sd2" and info.has_prefix(sf.SD2_CLIP_PREFIX):
-        layout.clips.append(ClipLayout(sf.SD2_CLIP_PREFIX, "openclip", infer_clip_config(info.strip(sf.SD2_CLIP_PREFIX), "openclip", name), "clip_h"))
+        layout.clips.append(
+            ClipLayout(
+                sf.SD2_CLIP_PREFIX,
+                "openclip",
+                infer_clip_config(info.strip(sf.SD2_CLIP_PREFIX), "openclip", name),
+                "clip_h",
+            )
+        )
     elif family == "sdxl":
         if info.has_prefix(sf.SDXL_CLIP_L_PREFIX):
-            layout.clips.append(ClipLayout(sf.SDXL_CLIP_L_PREFIX, "hf", infer_clip_config(info.strip(sf.SDXL_CLIP_L_PREFIX), "hf", name), "clip_l"))
+            layout.clips.append(
+                ClipLayout(
+                    sf.SDXL_CLIP_L_PREFIX,
+                    "hf",
+                    infer_clip_config(info.strip(sf.SDXL_CLIP_L_PREFIX), "hf", name),
+                    "clip_l",
+                )
+            )
         if info.has_prefix(sf.SDXL_CLIP_G_PREFIX):
-            layout.clips.append(ClipLayout(sf.SDXL_CLIP_G_PREFIX, "openclip", infer_clip_config(info.strip(sf.SDXL_CLIP_G_PREFIX), "openclip", name), "clip_g"))
+            layout.clips.append(
+                ClipLayout(
+                    sf.SDXL_CLIP_G_PREFIX,
+                    "openclip",
+                    infer_clip_config(info.strip(sf.SDXL_CLIP_G_PREFIX), "openclip", name),
+                    "clip_g",
+                )
+            )
     if layout.unet_config is None:
-        raise UnknownModelError(f"{name}: no UNet found (no keys under {sf.UNET_PREFIX!r}); is it a VAE, LoRA or "
-                                "text encoder file? Put it in the matching models folder and use that loader")
+        raise UnknownModelError(
+            f"{name}: no UNet found (no keys under {sf.UNET_PREFIX!r}); is it a VAE, LoRA or "
+            "text encoder file? Put it in the matching models folder and use that loader"
+        )
     return layout
 
 
@@ -146,8 +185,10 @@ def _checkpoint_family(info: FileInfo) -> str:
     if info.has_prefix("conditioner.embedders."):
         if info.has_prefix(sf.SDXL_CLIP_G_PREFIX) and info.has_prefix(sf.SDXL_CLIP_L_PREFIX):
             return "sdxl"
-        raise UnknownModelError(f"{name}: looks like an SDXL refiner or another SGM model, which Weft does not "
-                                "support yet; supported families: " + ", ".join(FAMILY_NAMES.values()))
+        raise UnknownModelError(
+            f"{name}: looks like an SDXL refiner or another SGM model, which Weft does not "
+            "support yet; supported families: " + ", ".join(FAMILY_NAMES.values())
+        )
     if info.has_prefix(sf.SD2_CLIP_PREFIX):
         return "sd2"
     if info.has_prefix(sf.SD1_CLIP_PREFIX):
@@ -158,14 +199,16 @@ def _checkpoint_family(info: FileInfo) -> str:
     raise UnknownModelError(
         f"{name}: not a Stable Diffusion checkpoint Weft recognises (no model.diffusion_model.* keys). "
         f"Supported: {', '.join(FAMILY_NAMES.values())} in the original single-file layout, or diffusers folders "
-        "(models/diffusers). Flux, SD3 and other architectures are not supported yet")
+        "(models/diffusers). Flux, SD3 and other architectures are not supported yet"
+    )
 
 
 def unet_family(unet: dict[str, tuple[int, ...]], name: str) -> str:
     """sd1/sd2/sdxl from an original-layout UNet's keys (prefix removed)."""
     if "input_blocks.0.0.weight" not in unet:
-        raise UnknownModelError(f"{name}: not a UNet in the original Stable Diffusion layout "
-                                "(no input_blocks.0.0.weight)")
+        raise UnknownModelError(
+            f"{name}: not a UNet in the original Stable Diffusion layout (no input_blocks.0.0.weight)"
+        )
     if "label_emb.0.0.weight" in unet:
         return "sdxl"
     context = _context_dim(unet)
@@ -308,8 +351,9 @@ def _unet_layout(unet: dict[str, tuple[int, ...]], name: str) -> _UNetLayout:
         mid_depth = len(_indices(unet, r"middle_block\.1\.transformer_blocks\.(\d+)\."))
     except KeyError as exc:
         raise UnknownModelError(f"{name}: UNet layout not recognised (missing {exc.args[0]!r})") from exc
-    return _UNetLayout(model_channels, in_channels, out_channels, per_level.pop(), channels, attention, depth,
-                       mid_depth)
+    return _UNetLayout(
+        model_channels, in_channels, out_channels, per_level.pop(), channels, attention, depth, mid_depth
+    )
 
 
 def _transformer_depths(layout: _UNetLayout, name: str) -> list[int]:
@@ -318,8 +362,9 @@ def _transformer_depths(layout: _UNetLayout, name: str) -> list[int]:
     depth = [d if d else (mid_depth or 1) for d in layout.depth]
     if mid_depth and depth[-1] != mid_depth:
         if layout.attention[-1]:
-            raise UnknownModelError(f"{name}: middle block depth {mid_depth} differs from the last level's "
-                                    f"{depth[-1]}; not representable")
+            raise UnknownModelError(
+                f"{name}: middle block depth {mid_depth} differs from the last level's {depth[-1]}; not representable"
+            )
         depth[-1] = mid_depth
     return depth
 
@@ -330,9 +375,11 @@ def controlnet_prefix(info: FileInfo) -> str:
     for prefix in (sf.CONTROLNET_PREFIX, ""):
         if f"{prefix}input_hint_block.0.weight" in info.shapes and f"{prefix}zero_convs.0.0.weight" in info.shapes:
             return prefix
-    raise UnknownModelError(f"{info.path.name}: not a ControlNet in the original layout (no input_hint_block / "
-                            "zero_convs weights); T2I adapters, control LoRAs and Flux/SD3 ControlNets are not "
-                            "supported yet")
+    raise UnknownModelError(
+        f"{info.path.name}: not a ControlNet in the original layout (no input_hint_block / "
+        "zero_convs weights); T2I adapters, control LoRAs and Flux/SD3 ControlNets are not "
+        "supported yet"
+    )
 
 
 def infer_controlnet_config(shapes: dict[str, tuple[int, ...]], name: str = "model") -> dict[str, Any]:
@@ -343,11 +390,25 @@ def infer_controlnet_config(shapes: dict[str, tuple[int, ...]], name: str = "mod
     if not hint or hint != list(range(0, hint[-1] + 1, 2)) or len(hint) % 2:
         raise UnknownModelError(f"{name}: ControlNet hint encoder layout not recognised (convs {hint})")
     embedding = [shapes[f"input_hint_block.{i}.weight"][0] for i in [hint[0], *hint[2:-1:2]]]
-    config = {k: unet[k] for k in (
-        "in_channels", "layers_per_block", "block_out_channels", "down_block_types", "cross_attention_dim",
-        "attention_head_dim", "use_linear_projection", "transformer_layers_per_block", "norm_num_groups",
-        "upcast_attention", "addition_embed_type", "addition_time_embed_dim",
-        "projection_class_embeddings_input_dim") if k in unet}
+    config = {
+        k: unet[k]
+        for k in (
+            "in_channels",
+            "layers_per_block",
+            "block_out_channels",
+            "down_block_types",
+            "cross_attention_dim",
+            "attention_head_dim",
+            "use_linear_projection",
+            "transformer_layers_per_block",
+            "norm_num_groups",
+            "upcast_attention",
+            "addition_embed_type",
+            "addition_time_embed_dim",
+            "projection_class_embeddings_input_dim",
+        )
+        if k in unet
+    }
     config["conditioning_channels"] = shapes["input_hint_block.0.weight"][1]
     config["conditioning_embedding_out_channels"] = embedding
     config["_family"] = family
@@ -361,7 +422,9 @@ def infer_vae_config(vae: dict[str, tuple[int, ...]], family: str, name: str = "
         levels = _indices(vae, r"encoder\.down\.(\d+)\.")
         channels = [vae[f"encoder.down.{i}.block.0.conv2.weight"][0] for i in levels]
         layers = len(_indices(vae, r"encoder\.down\.0\.block\.(\d+)\."))
-        latent = vae["quant_conv.weight"][0] // 2 if "quant_conv.weight" in vae else vae["encoder.conv_out.weight"][0] // 2
+        latent = (
+            vae["quant_conv.weight"][0] // 2 if "quant_conv.weight" in vae else vae["encoder.conv_out.weight"][0] // 2
+        )
         config = {
             "in_channels": vae["encoder.conv_in.weight"][1],
             "out_channels": vae["decoder.conv_out.weight"][0],
@@ -387,8 +450,10 @@ def vae_prefix(info: FileInfo) -> str:
     for prefix in ("", sf.VAE_PREFIX, "vae."):
         if f"{prefix}encoder.conv_in.weight" in info.shapes and f"{prefix}decoder.conv_out.weight" in info.shapes:
             return prefix
-    raise UnknownModelError(f"{info.path.name}: not a VAE in the original Stable Diffusion layout "
-                            "(no encoder.conv_in / decoder.conv_out weights)")
+    raise UnknownModelError(
+        f"{info.path.name}: not a VAE in the original Stable Diffusion layout "
+        "(no encoder.conv_in / decoder.conv_out weights)"
+    )
 
 
 # -- text encoders -----------------------------------------------------------------------------
@@ -412,23 +477,37 @@ def infer_clip_config(shapes: dict[str, tuple[int, ...]], style: str, name: str 
     except KeyError as exc:
         raise UnknownModelError(f"{name}: text encoder layout not recognised (missing {exc.args[0]!r})") from exc
     return {
-        "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": intermediate,
-        "num_hidden_layers": layers, "num_attention_heads": max(1, hidden // 64),
-        "max_position_embeddings": positions, "hidden_act": act, "projection_dim": projection,
-        "layer_norm_eps": 1e-5, "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1,
+        "vocab_size": vocab,
+        "hidden_size": hidden,
+        "intermediate_size": intermediate,
+        "num_hidden_layers": layers,
+        "num_attention_heads": max(1, hidden // 64),
+        "max_position_embeddings": positions,
+        "hidden_act": act,
+        "projection_dim": projection,
+        "layer_norm_eps": 1e-5,
+        "bos_token_id": 49406,
+        "eos_token_id": 49407,
+        "pad_token_id": 1,
     }
 
 
 def clip_file_layout(info: FileInfo) -> tuple[str, str]:
     """``(prefix, style)`` of a standalone text encoder file (CLIPLoader)."""
     candidates = [
-        ("", "hf"), (sf.SD1_CLIP_PREFIX, "hf"), (sf.SDXL_CLIP_L_PREFIX, "hf"),
-        ("", "openclip"), (sf.SD2_CLIP_PREFIX, "openclip"), (sf.SDXL_CLIP_G_PREFIX, "openclip"),
+        ("", "hf"),
+        (sf.SD1_CLIP_PREFIX, "hf"),
+        (sf.SDXL_CLIP_L_PREFIX, "hf"),
+        ("", "openclip"),
+        (sf.SD2_CLIP_PREFIX, "openclip"),
+        (sf.SDXL_CLIP_G_PREFIX, "openclip"),
     ]
     for prefix, style in candidates:
         if style == "hf" and f"{prefix}text_model.embeddings.token_embedding.weight" in info.shapes:
             return prefix, "hf"
         if style == "openclip" and f"{prefix}token_embedding.weight" in info.shapes:
             return prefix, "openclip"
-    raise UnknownModelError(f"{info.path.name}: not a CLIP text encoder Weft recognises (expected OpenAI CLIP "
-                            "text_model.* keys or OpenCLIP token_embedding/transformer.resblocks keys)")
+    raise UnknownModelError(
+        f"{info.path.name}: not a CLIP text encoder Weft recognises (expected OpenAI CLIP "
+        "text_model.* keys or OpenCLIP token_embedding/transformer.resblocks keys)"
+    )

@@ -62,8 +62,13 @@ class _Entry:
 
     @property
     def plain(self) -> bool:
-        return (self.area is None and self.weight is None and self.strength == 1.0 and self.window is None
-                and self.concat is None)
+        return (
+            self.area is None
+            and self.weight is None
+            and self.strength == 1.0
+            and self.window is None
+            and self.concat is None
+        )
 
     def active(self, sigma: float) -> bool:
         """Whether the entry applies at noise level ``sigma`` (ComfyUI's timestep_start/end test)."""
@@ -112,7 +117,7 @@ def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Ent
                     area = (y1 - y0, x1 - x0, y0, x0)
             if area is not None:
                 h, w, y, x = area
-                m = m[:, :, y:y + h, x:x + w]
+                m = m[:, :, y : y + h, x : x + w]
             weight = m * float(options.get("mask_strength", 1.0))
         window = None
         if options.get("start_percent", 0.0) > 0.0 or options.get("end_percent", 1.0) < 1.0:
@@ -120,8 +125,19 @@ def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Ent
         concat = None
         if options.get("concat_latent_image") is not None:
             concat = (options["concat_latent_image"], options.get("concat_mask"))
-        out.append(_Entry(cond, options.get("pooled_output"), options, area, weight, float(options.get("strength", 1.0)),
-                          options.get("control"), window, concat))
+        out.append(
+            _Entry(
+                cond,
+                options.get("pooled_output"),
+                options,
+                area,
+                weight,
+                float(options.get("strength", 1.0)),
+                options.get("control"),
+                window,
+                concat,
+            )
+        )
     return out
 
 
@@ -141,7 +157,10 @@ def _resolve_extras(model: Any, entries: list[_Entry], shape: Sequence[int]) -> 
     for entry in entries:
         if entry.window is not None:
             start, end = entry.window
-            entry.window = (percent_to_sigma(start, model.scheduler_config), percent_to_sigma(end, model.scheduler_config))
+            entry.window = (
+                percent_to_sigma(start, model.scheduler_config),
+                percent_to_sigma(end, model.scheduler_config),
+            )
         if entry.concat is None:
             continue
         if in_channels is None:
@@ -165,8 +184,10 @@ def _resolve_extras(model: Any, entries: list[_Entry], shape: Sequence[int]) -> 
             resized[0] = resized[0].round()
         concat = torch.cat(resized, dim=1)
         if concat.shape[1] != extra:
-            raise ConditioningError(f"the MODEL takes {extra} extra input channels; the conditioning's inpainting "
-                                    f"inputs give {concat.shape[1]}")
+            raise ConditioningError(
+                f"the MODEL takes {extra} extra input channels; the conditioning's inpainting "
+                f"inputs give {concat.shape[1]}"
+            )
         entry.concat = concat
 
 
@@ -199,7 +220,8 @@ class Guider:
         model = self.model
         mix = self._mix(shape, device)
         use_uncond = "negative" in self.conds and (
-            not math.isclose(self.cfg, 1.0) or bool(model.model_options.get(DISABLE_CFG1_OPTIMIZATION)))
+            not math.isclose(self.cfg, 1.0) or bool(model.model_options.get(DISABLE_CFG1_OPTIMIZATION))
+        )
         negative = _entries("negative", self.conds["negative"], height, width) if use_uncond else []
         extras = [e for e in positive + negative if e.window is not None or e.concat is not None]
         if extras:
@@ -210,8 +232,9 @@ class Guider:
             return self._stacked(entries, batch, height, width, device, mix)
         return self._regions(groups, extras, batch, height, width, device, mix)
 
-    def _stacked(self, entries: list[_Entry], batch: int, height: int, width: int, device: Any,
-                 mix: Mix | None) -> Predict:
+    def _stacked(
+        self, entries: list[_Entry], batch: int, height: int, width: int, device: Any, mix: Mix | None
+    ) -> Predict:
         """The fast path: one plain entry per half, stacked into one batch and one UNet call per step."""
         import torch
 
@@ -238,8 +261,11 @@ class Guider:
         if needed is None:
             return predict_cfg
         half = cond.shape[0] // 2  # [uncond, cond] stacked: the positive rows are the second half
-        cond_only = (cond[half:], None if pooled is None else pooled[half:],
-                     None if time_ids is None else time_ids[half:])
+        cond_only = (
+            cond[half:],
+            None if pooled is None else pooled[half:],
+            None if time_ids is None else time_ids[half:],
+        )
 
         def predict_gated(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             if needed(t):
@@ -249,15 +275,25 @@ class Guider:
 
         return predict_gated
 
-    def _regions(self, groups: list[list[_Entry]], extras: list[_Entry], batch: int, height: int, width: int,
-                 device: Any, mix: Mix | None) -> Predict:
+    def _regions(
+        self,
+        groups: list[list[_Entry]],
+        extras: list[_Entry],
+        batch: int,
+        height: int,
+        width: int,
+        device: Any,
+        mix: Mix | None,
+    ) -> Predict:
         """The general path: each entry on its region, averaged by strength and mask per group."""
         import torch
 
         cfg = self.cfg
         run = self._control_run([e for g in groups for e in g])
-        prepared = [[(e, *self._stack([e], batch, height, width, device), run if e.control is not None else None)
-                     for e in g] for g in groups]
+        prepared = [
+            [(e, *self._stack([e], batch, height, width, device), run if e.control is not None else None) for e in g]
+            for g in groups
+        ]
 
         space = None
         if any(e.window is not None for e in extras):
@@ -312,8 +348,9 @@ class Guider:
             return cond, None, None
         return cond, torch.cat(pooled).to(device), torch.cat(ids).to(device)
 
-    def _combine(self, group: list[tuple], x: torch.Tensor, t: torch.Tensor, sigma: torch.Tensor | None = None,
-                 space: Any = None) -> torch.Tensor:
+    def _combine(
+        self, group: list[tuple], x: torch.Tensor, t: torch.Tensor, sigma: torch.Tensor | None = None, space: Any = None
+    ) -> torch.Tensor:
         """Weighted average of each entry's prediction over its area (ComfyUI's area/mask conds).
 
         With ``sigma`` (only when some entry has a timestep window), entries outside their window
@@ -338,7 +375,9 @@ class Guider:
             extra: dict[str, Any] = {}
             if entry.concat is not None:
                 extra["concat"] = entry.concat[sl].to(device=x.device, dtype=x.dtype)
-            if control_run is not None:  # the ControlNet sees the region, its hint resized to the region (as in ComfyUI)
+            if (
+                control_run is not None
+            ):  # the ControlNet sees the region, its hint resized to the region (as in ComfyUI)
                 from .control import control_kwargs
 
                 extra.update(control_kwargs(control_run.residuals(entry.control, region, t, cond, pooled, time_ids)))
@@ -363,8 +402,9 @@ class Guider:
             run.add(control)
         return run
 
-    def _controlled(self, entries: list[_Entry], cond: torch.Tensor, pooled: Any, time_ids: Any,
-                    mix: Mix | None = None) -> Predict:
+    def _controlled(
+        self, entries: list[_Entry], cond: torch.Tensor, pooled: Any, time_ids: Any, mix: Mix | None = None
+    ) -> Predict:
         """The fast path (entries stacked in one batch, one UNet call per step) with ControlNets.
 
         ``entries`` are the batch's halves in order ([uncond, cond] with CFG). One ControlNet
@@ -391,11 +431,14 @@ class Guider:
             if shared is not None:
                 return control_kwargs(run.residuals(shared, x, t, cond, pooled, time_ids, halves, sigma))
             xs = x.chunk(halves)
-            parts = [None if c is None else run.residuals(c, xs[i], t, c_cond, c_pooled, c_ids, 1, sigma)
-                     for i, (c, c_cond, c_pooled, c_ids) in enumerate(per_half)]
+            parts = [
+                None if c is None else run.residuals(c, xs[i], t, c_cond, c_pooled, c_ids, 1, sigma)
+                for i, (c, c_cond, c_pooled, c_ids) in enumerate(per_half)
+            ]
             return control_kwargs(stacked_residuals(parts))
 
         if halves == 1:
+
             def predict_cond(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 out = model.predict_noise(x, t, cond, pooled, time_ids, **residuals(x, t))
                 return out if mix is None else mix(x, t, out, out)
@@ -411,9 +454,17 @@ class Guider:
         return predict_cfg
 
     # -- ComfyUI-shaped entry point --------------------------------------------------------------
-    def sample(self, noise: torch.Tensor, latent_image: torch.Tensor, sampler: Any, sigmas: torch.Tensor,
-               denoise_mask: torch.Tensor | None = None, callback: Any = None, disable_pbar: bool = False,
-               seed: int | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        noise: torch.Tensor,
+        latent_image: torch.Tensor,
+        sampler: Any,
+        sigmas: torch.Tensor,
+        denoise_mask: torch.Tensor | None = None,
+        callback: Any = None,
+        disable_pbar: bool = False,
+        seed: int | None = None,
+    ) -> torch.Tensor:
         """Sample ``latent_image`` (raw latents) from ``noise``; returns raw latents (CPU)."""
         from .sampling import sample
 

@@ -63,8 +63,9 @@ def input_image_path(name: str, input_name: str = "image") -> Path:
     except UnsafePathError as exc:
         raise ValueError(f"input '{input_name}': {exc}") from exc
     if not path.is_file():
-        raise FileNotFoundError(f"input '{input_name}': image file {name!r} not found in {kind}/ "
-                                "(upload it or pick another file)")
+        raise FileNotFoundError(
+            f"input '{input_name}': image file {name!r} not found in {kind}/ (upload it or pick another file)"
+        )
     return path
 
 
@@ -127,6 +128,7 @@ class _InputImageNode(Node):
     """
 
     validates_inputs = ("image",)
+
     @classmethod
     def fingerprint(cls, **inputs: Any) -> Any:
         try:
@@ -199,14 +201,27 @@ class LoadImageMask(_InputImageNode):
 def _expand_prefix(prefix: str, image: torch.Tensor) -> str:
     """ComfyUI's prefix placeholders: %width%, %height%, %year% ... and %date:yyyy-MM-dd%."""
     now = time.localtime()
-    parts = {"year": f"{now.tm_year}", "month": f"{now.tm_mon:02}", "day": f"{now.tm_mday:02}",
-             "hour": f"{now.tm_hour:02}", "minute": f"{now.tm_min:02}", "second": f"{now.tm_sec:02}",
-             "width": str(image.shape[-2]), "height": str(image.shape[-3])}
+    parts = {
+        "year": f"{now.tm_year}",
+        "month": f"{now.tm_mon:02}",
+        "day": f"{now.tm_mday:02}",
+        "hour": f"{now.tm_hour:02}",
+        "minute": f"{now.tm_min:02}",
+        "second": f"{now.tm_sec:02}",
+        "width": str(image.shape[-2]),
+        "height": str(image.shape[-3]),
+    }
 
     def date(match: re.Match) -> str:
         fmt = match.group(1)
-        for token, value in (("yyyy", parts["year"]), ("MM", parts["month"]), ("dd", parts["day"]),
-                             ("hh", parts["hour"]), ("mm", parts["minute"]), ("ss", parts["second"])):
+        for token, value in (
+            ("yyyy", parts["year"]),
+            ("MM", parts["month"]),
+            ("dd", parts["day"]),
+            ("hh", parts["hour"]),
+            ("mm", parts["minute"]),
+            ("ss", parts["second"]),
+        ):
             fmt = fmt.replace(token, value)
         return fmt
 
@@ -214,7 +229,9 @@ def _expand_prefix(prefix: str, image: torch.Tensor) -> str:
     return re.sub(r"%(\w+)%", lambda m: parts.get(m.group(1), m.group(0)), prefix)
 
 
-def save_path(kind: str, prefix: str, image: torch.Tensor, input_name: str = "filename_prefix") -> tuple[Path, str, str, int]:
+def save_path(
+    kind: str, prefix: str, image: torch.Tensor, input_name: str = "filename_prefix"
+) -> tuple[Path, str, str, int]:
     """(folder, subfolder, base name, first free counter) for ``prefix`` under output/ or temp/."""
     root = get_paths().directory(kind)
     prefix = _expand_prefix(prefix, image).replace("\\", "/")
@@ -271,7 +288,9 @@ def to_uint8(image: torch.Tensor) -> Any:
     return np.clip(255.0 * x.numpy(), 0, 255).astype(np.uint8)
 
 
-def save_images(images: Any, kind: str, prefix: str, prompt: Any, extra_pnginfo: Any, compress_level: int) -> list[dict]:
+def save_images(
+    images: Any, kind: str, prefix: str, prompt: Any, extra_pnginfo: Any, compress_level: int
+) -> list[dict]:
     """Write each image as PNG; returns ComfyUI's ``ui.images`` entries.
 
     Pixels are truncated to 8 bits as ComfyUI does (:func:`to_uint8`), so the same IMAGE
@@ -311,8 +330,11 @@ class SaveImage(Node):
     output_node = True
     inputs = (
         Input("images", "IMAGE", tooltip="The images to save."),
-        String("filename_prefix", "Weft", tooltip="File name prefix; may contain folders and %date:yyyy-MM-dd%, "
-                                                  "%width%, %height%."),
+        String(
+            "filename_prefix",
+            "Weft",
+            tooltip="File name prefix; may contain folders and %date:yyyy-MM-dd%, %width%, %height%.",
+        ),
         Hidden("prompt", "PROMPT"),
         Hidden("extra_pnginfo", "EXTRA_PNGINFO"),
     )
@@ -382,8 +404,11 @@ class ImageScaleBy(Node):
     display_name = "Upscale Image By"
     category = "image/upscaling"
     description = "Resizes images by a factor."
-    inputs = (Input("image", "IMAGE"), Combo("upscale_method", IMAGE_UPSCALE_METHODS),
-              Float("scale_by", 1.0, min=0.01, max=8.0, step=0.01))
+    inputs = (
+        Input("image", "IMAGE"),
+        Combo("upscale_method", IMAGE_UPSCALE_METHODS),
+        Float("scale_by", 1.0, min=0.01, max=8.0, step=0.01),
+    )
     outputs = (Output("IMAGE"),)
 
     @classmethod

@@ -48,11 +48,11 @@ def resize_nchw(x: torch.Tensor, width: int, height: int, method: str, crop: str
         if old_aspect > new_aspect:
             keep = round(old_h * new_aspect)
             off = (old_w - keep) // 2
-            x = x[..., :, off:off + keep]
+            x = x[..., :, off : off + keep]
         elif old_aspect < new_aspect:
             keep = round(old_w / new_aspect)
             off = (old_h - keep) // 2
-            x = x[..., off:off + keep, :]
+            x = x[..., off : off + keep, :]
     if tuple(x.shape[-2:]) == (height, width):
         return x.clone()
     if method == "lanczos":
@@ -186,11 +186,13 @@ class LatentFromBatch(Node):
         x = _samples("samples", samples)
         size = x.shape[0]
         if batch_index >= size:
-            raise IndexError(f"input 'batch_index' is {batch_index} but the latent batch has only {size} "
-                             f"image(s) (indices 0..{size - 1})")
+            raise IndexError(
+                f"input 'batch_index' is {batch_index} but the latent batch has only {size} "
+                f"image(s) (indices 0..{size - 1})"
+            )
         length = min(size - batch_index, length)
         out = dict(samples)
-        out["samples"] = x[batch_index:batch_index + length].clone()
+        out["samples"] = x[batch_index : batch_index + length].clone()
         mask = samples.get("noise_mask")
         if mask is not None:
             if mask.shape[0] == 1:
@@ -198,9 +200,9 @@ class LatentFromBatch(Node):
             else:
                 if mask.shape[0] < size:
                     mask = mask.repeat((size + mask.shape[0] - 1) // mask.shape[0], 1, 1, 1)[:size]
-                out["noise_mask"] = mask[batch_index:batch_index + length].clone()
+                out["noise_mask"] = mask[batch_index : batch_index + length].clone()
         if "batch_index" in samples:
-            out["batch_index"] = list(samples["batch_index"][batch_index:batch_index + length])
+            out["batch_index"] = list(samples["batch_index"][batch_index : batch_index + length])
         else:
             out["batch_index"] = list(range(batch_index, batch_index + length))
         return (out,)
@@ -229,7 +231,7 @@ class RepeatLatentBatch(Node):
         mask = samples.get("noise_mask")
         if mask is not None and mask.shape[0] > 1:
             if mask.shape[0] < x.shape[0]:
-                mask = mask.repeat((x.shape[0] + mask.shape[0] - 1) // mask.shape[0], 1, 1, 1)[:x.shape[0]]
+                mask = mask.repeat((x.shape[0] + mask.shape[0] - 1) // mask.shape[0], 1, 1, 1)[: x.shape[0]]
             out["noise_mask"] = mask.repeat(amount, 1, 1, 1)
         if "batch_index" in samples:
             idx = list(samples["batch_index"])

@@ -76,19 +76,37 @@ def _with_input(input_name: str, exc: Exception) -> LoaderInputError:
 
 
 # -- building MODEL / CLIP / VAE from a single file -------------------------------------------------
-def _clip_part(manager: ModelManager, key: tuple, path: Path, layout: detect.ClipLayout, family: str,
-               index: int, size_hint: int = 0, device: str | None = None) -> ClipPart:
+def _clip_part(
+    manager: ModelManager,
+    key: tuple,
+    path: Path,
+    layout: detect.ClipLayout,
+    family: str,
+    index: int,
+    size_hint: int = 0,
+    device: str | None = None,
+) -> ClipPart:
     with_projection = family == "sdxl" and layout.style == "openclip"
     handle = manager.handle(
-        ("clip", *key, layout.prefix, device), "clip",
+        ("clip", *key, layout.prefix, device),
+        "clip",
         lambda: sf.load_clip(path, layout.prefix, layout.style, layout.config, with_projection),
-        name=f"{path.name}:{layout.target}", target=layout.target, size_hint=size_hint, device=device,
+        name=f"{path.name}:{layout.target}",
+        target=layout.target,
+        size_hint=size_hint,
+        device=device,
     )
     openclip = layout.style == "openclip"
     tokenizer = tokenizer_handle(manager, "!" if openclip else "<|endoftext|>")
     if family == "sdxl":
-        return ClipPart(handle, tokenizer, default_layer=-2, final_norm_on_hidden=False,
-                        pad_token="!" if openclip else "end", pooled="projection" if openclip else "none")
+        return ClipPart(
+            handle,
+            tokenizer,
+            default_layer=-2,
+            final_norm_on_hidden=False,
+            pad_token="!" if openclip else "end",
+            pooled="projection" if openclip else "none",
+        )
     if family == "sd2":
         return ClipPart(handle, tokenizer, default_layer=-2, pad_token="!")
     return ClipPart(handle, tokenizer, default_layer=-1, pad_token="end")
@@ -97,12 +115,17 @@ def _clip_part(manager: ModelManager, key: tuple, path: Path, layout: detect.Cli
 def tokenizer_handle(manager: ModelManager, pad_token: str) -> Any:
     from .clip_text import make_tokenizer
 
-    return manager.handle(("tokenizer", pad_token), "tokenizer", lambda: make_tokenizer(pad_token),
-                          name=f"CLIP tokenizer (pad {pad_token})")
+    return manager.handle(
+        ("tokenizer", pad_token),
+        "tokenizer",
+        lambda: make_tokenizer(pad_token),
+        name=f"CLIP tokenizer (pad {pad_token})",
+    )
 
 
-def load_checkpoint(path: Path, input_name: str = "ckpt_name") -> tuple[DiffusionModel, TextEncoder | None,
-                                                                          VAEModel | None]:
+def load_checkpoint(
+    path: Path, input_name: str = "ckpt_name"
+) -> tuple[DiffusionModel, TextEncoder | None, VAEModel | None]:
     """MODEL, CLIP and VAE handles for a single-file checkpoint (nothing is read but the header)."""
     manager = get_manager()
     try:
@@ -112,24 +135,42 @@ def load_checkpoint(path: Path, input_name: str = "ckpt_name") -> tuple[Diffusio
         raise _with_input(input_name, exc) from exc
     key = file_key(path)
     unet_config = layout.unet_config or {}
-    unet = manager.handle(("unet", *key), "unet", lambda: sf.load_unet(path, sf.UNET_PREFIX, unet_config),
-                          name=path.name, target="unet", size_hint=info.nbytes(sf.UNET_PREFIX))
+    unet = manager.handle(
+        ("unet", *key),
+        "unet",
+        lambda: sf.load_unet(path, sf.UNET_PREFIX, unet_config),
+        name=path.name,
+        target="unet",
+        size_hint=info.nbytes(sf.UNET_PREFIX),
+    )
     model = DiffusionModel(unet, family=layout.family, prediction_type=layout.prediction_type, name=path.name)
     clip = None
     if layout.clips:
-        parts = [_clip_part(manager, key, path, c, layout.family, i, info.nbytes(c.prefix))
-                 for i, c in enumerate(layout.clips)]
+        parts = [
+            _clip_part(manager, key, path, c, layout.family, i, info.nbytes(c.prefix))
+            for i, c in enumerate(layout.clips)
+        ]
         expected = 2 if layout.family == "sdxl" else 1
         if len(parts) == expected:
             clip = TextEncoder(layout.family, parts, name=path.name)
     vae = None
     if layout.vae_config is not None:
         vae_config = layout.vae_config
-        handle = manager.handle(("vae", *key), "vae", lambda: sf.load_vae(path, sf.VAE_PREFIX, vae_config),
-                                name=path.name, target="vae", size_hint=info.nbytes(sf.VAE_PREFIX))
-        vae = VAEModel(handle, scaling_factor=vae_config["scaling_factor"],
-                       latent_channels=vae_config["latent_channels"],
-                       downscale=2 ** (len(vae_config["block_out_channels"]) - 1), name=path.name)
+        handle = manager.handle(
+            ("vae", *key),
+            "vae",
+            lambda: sf.load_vae(path, sf.VAE_PREFIX, vae_config),
+            name=path.name,
+            target="vae",
+            size_hint=info.nbytes(sf.VAE_PREFIX),
+        )
+        vae = VAEModel(
+            handle,
+            scaling_factor=vae_config["scaling_factor"],
+            latent_channels=vae_config["latent_channels"],
+            downscale=2 ** (len(vae_config["block_out_channels"]) - 1),
+            name=path.name,
+        )
     return model, clip, vae
 
 
@@ -155,7 +196,8 @@ def _safe_pretrained(cls: Any, folder: Path) -> Any:
     if not any(folder.glob("*.safetensors")) and any(folder.glob("*.bin")):
         raise ModelFileError(
             f"{folder.parent.name}/{folder.name}: only .bin (pickle) weights; Weft loads diffusers folders from "
-            ".safetensors files. Convert the folder (for example by loading and saving it with diffusers)")
+            ".safetensors files. Convert the folder (for example by loading and saving it with diffusers)"
+        )
     return cls.from_pretrained(folder, local_files_only=True, use_safetensors=True)
 
 
@@ -168,8 +210,9 @@ def diffusers_family(folder: Path) -> tuple[str, str]:
     cls = str(index.get("_class_name", ""))
     if unet_cfg.get("addition_embed_type") == "text_time" or "XL" in cls:
         if not (folder / "text_encoder_2").is_dir() or not (folder / "text_encoder").is_dir():
-            raise UnknownModelError(f"{folder.name}: SDXL folders without both text encoders (refiner) are not "
-                                    "supported yet")
+            raise UnknownModelError(
+                f"{folder.name}: SDXL folders without both text encoders (refiner) are not supported yet"
+            )
         family = "sdxl"
     elif unet_cfg.get("cross_attention_dim") == 1024 or unet_cfg.get("use_linear_projection"):
         family = "sd2"
@@ -181,8 +224,16 @@ def diffusers_family(folder: Path) -> tuple[str, str]:
 
 
 #: Keys of a folder's scheduler config that describe the training noise schedule.
-_SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
-                  "rescale_betas_zero_snr", "timestep_spacing", "steps_offset")
+_SCHEDULE_KEYS = (
+    "num_train_timesteps",
+    "beta_start",
+    "beta_end",
+    "beta_schedule",
+    "trained_betas",
+    "rescale_betas_zero_snr",
+    "timestep_spacing",
+    "steps_offset",
+)
 
 
 def folder_schedule(folder: Path, family: str, prediction: str) -> dict[str, Any]:
@@ -209,8 +260,13 @@ def load_diffusers(folder: Path, input_name: str = "model_path") -> tuple[Diffus
         return _safe_pretrained(UNet2DConditionModel, folder / "unet")
 
     unet = manager.handle(("diffusers-unet", *key), "unet", load_unet, name=folder.name, target="unet")
-    model = DiffusionModel(unet, family=family, prediction_type=prediction, name=folder.name,
-                           scheduler_config=folder_schedule(folder, family, prediction))
+    model = DiffusionModel(
+        unet,
+        family=family,
+        prediction_type=prediction,
+        name=folder.name,
+        scheduler_config=folder_schedule(folder, family, prediction),
+    )
     vae = _diffusers_vae(folder, key)
     return model, _diffusers_clip(folder, family, key), vae
 
@@ -224,8 +280,10 @@ def _check_diffusers_folder(folder: Path, input_name: str) -> tuple[str, str]:
         for sub in ("unet", "vae", "text_encoder", "text_encoder_2"):
             part = folder / sub
             if part.is_dir() and not any(part.glob("*.safetensors")) and any(part.glob("*.bin")):
-                raise ModelFileError(f"{folder.name}/{sub}: only .bin (pickle) weights; Weft loads diffusers folders "
-                                     "from .safetensors files. Convert the folder (load and save it with diffusers)")
+                raise ModelFileError(
+                    f"{folder.name}/{sub}: only .bin (pickle) weights; Weft loads diffusers folders "
+                    "from .safetensors files. Convert the folder (load and save it with diffusers)"
+                )
     except ModelFileError as exc:
         raise _with_input(input_name, exc) from exc
     return family, prediction
@@ -239,10 +297,14 @@ def _diffusers_vae(folder: Path, key: tuple[str, int]) -> VAEModel:
 
     vae_cfg = _read_json(folder / "vae" / "config.json")
     vae_handle = get_manager().handle(("diffusers-vae", *key), "vae", load_vae, name=folder.name, target="vae")
-    return VAEModel(vae_handle, scaling_factor=float(vae_cfg.get("scaling_factor", 0.18215)),
-                    shift_factor=float(vae_cfg.get("shift_factor") or 0.0),
-                    latent_channels=int(vae_cfg.get("latent_channels", 4)),
-                    downscale=2 ** (len(vae_cfg.get("block_out_channels", [0, 0, 0, 0])) - 1), name=folder.name)
+    return VAEModel(
+        vae_handle,
+        scaling_factor=float(vae_cfg.get("scaling_factor", 0.18215)),
+        shift_factor=float(vae_cfg.get("shift_factor") or 0.0),
+        latent_channels=int(vae_cfg.get("latent_channels", 4)),
+        downscale=2 ** (len(vae_cfg.get("block_out_channels", [0, 0, 0, 0])) - 1),
+        name=folder.name,
+    )
 
 
 def _diffusers_clip(folder: Path, family: str, key: tuple[str, int]) -> TextEncoder:
@@ -277,8 +339,14 @@ def _diffusers_clip(folder: Path, family: str, key: tuple[str, int]) -> TextEnco
 def _diffusers_clip_part(family: str, index: int, te_cfg: dict[str, Any], handle: Any, tokenizer: Any) -> ClipPart:
     """How the family drives encoder ``index`` (layer, padding, pooling; see :class:`ClipPart`)."""
     if family == "sdxl":
-        return ClipPart(handle, tokenizer, default_layer=-2, final_norm_on_hidden=False,
-                        pad_token="!" if index == 1 else "end", pooled="projection" if index == 1 else "none")
+        return ClipPart(
+            handle,
+            tokenizer,
+            default_layer=-2,
+            final_norm_on_hidden=False,
+            pad_token="!" if index == 1 else "end",
+            pooled="projection" if index == 1 else "none",
+        )
     if family == "sd2":
         # diffusers' SD2 folders drop OpenCLIP's last layer (23 of 24 stored).
         offset = 1 if te_cfg.get("num_hidden_layers") == 23 else 0
@@ -296,8 +364,10 @@ def _diffusers_unet_shapes_to_ldm(shapes: dict[str, tuple[int, ...]]) -> dict[st
     levels = detect._indices(shapes, r"down_blocks\.(\d+)\.")
     n = len(detect._indices(shapes, r"down_blocks\.0\.resnets\.(\d+)\."))
     up_levels = detect._indices(shapes, r"up_blocks\.(\d+)\.")
-    up_types = ["CrossAttnUpBlock2D" if any(k.startswith(f"up_blocks.{i}.attentions.") for k in shapes) else "UpBlock2D"
-                for i in up_levels]
+    up_types = [
+        "CrossAttnUpBlock2D" if any(k.startswith(f"up_blocks.{i}.attentions.") for k in shapes) else "UpBlock2D"
+        for i in up_levels
+    ]
     config = {"layers_per_block": n, "up_block_types": up_types, "block_out_channels": [0] * len(levels)}
     out = {}
     for key, shape in shapes.items():
@@ -320,9 +390,11 @@ def load_unet_file(path: Path, weight_dtype: str = "default", input_name: str = 
         elif "conv_in.weight" in shapes and any(k.startswith("down_blocks.") for k in shapes):
             prefix, ldm = "", False
         else:
-            raise UnknownModelError(f"{path.name}: not a Stable Diffusion UNet (no input_blocks/down_blocks keys); "
-                                    "Flux, SD3 and other diffusion models are not supported yet")
-        stripped = {k[len(prefix):]: v for k, v in shapes.items() if k.startswith(prefix)}
+            raise UnknownModelError(
+                f"{path.name}: not a Stable Diffusion UNet (no input_blocks/down_blocks keys); "
+                "Flux, SD3 and other diffusion models are not supported yet"
+            )
+        stripped = {k[len(prefix) :]: v for k, v in shapes.items() if k.startswith(prefix)}
         ldm_shapes = stripped if ldm else _diffusers_unet_shapes_to_ldm(stripped)
         family = detect.unet_family(ldm_shapes, path.name)
         config = detect.infer_unet_config(ldm_shapes, family, path.name)
@@ -333,8 +405,14 @@ def load_unet_file(path: Path, weight_dtype: str = "default", input_name: str = 
     key = file_key(path)
     loader = sf.load_unet if ldm else sf.load_unet_diffusers_layout
     dtype = None if weight_dtype == "default" else weight_dtype
-    handle = manager.handle(("unet", *key, weight_dtype), "unet", lambda: loader(path, prefix, config),
-                            name=path.name, target="unet", dtype=dtype)
+    handle = manager.handle(
+        ("unet", *key, weight_dtype),
+        "unet",
+        lambda: loader(path, prefix, config),
+        name=path.name,
+        target="unet",
+        dtype=dtype,
+    )
     return DiffusionModel(handle, family=family, prediction_type=prediction, name=path.name)
 
 
@@ -353,8 +431,10 @@ def load_clip_file(paths: list[Path], input_names: list[str], clip_type: str, de
     if clip_type == "sdxl":
         styles = sorted(s for _, _, s, _ in layouts)
         if styles != ["hf", "openclip"]:
-            raise LoaderInputError(f"{input_names[0]}/{input_names[1]}: SDXL needs one CLIP-L and one OpenCLIP bigG "
-                                   f"text encoder; got {' and '.join(styles)} layouts")
+            raise LoaderInputError(
+                f"{input_names[0]}/{input_names[1]}: SDXL needs one CLIP-L and one OpenCLIP bigG "
+                f"text encoder; got {' and '.join(styles)} layouts"
+            )
         layouts.sort(key=lambda item: item[2] != "hf")
         family = "sdxl"
     else:
@@ -363,8 +443,18 @@ def load_clip_file(paths: list[Path], input_names: list[str], clip_type: str, de
     for path, prefix, style, config in layouts:
         target = "clip_l" if style == "hf" else ("clip_g" if family == "sdxl" else "clip_h")
         layout = detect.ClipLayout(prefix, style, config, target)
-        parts.append(_clip_part(manager, file_key(path), path, layout, family, len(parts), info_bytes(path, prefix),
-                                "cpu" if device == "cpu" else None))
+        parts.append(
+            _clip_part(
+                manager,
+                file_key(path),
+                path,
+                layout,
+                family,
+                len(parts),
+                info_bytes(path, prefix),
+                "cpu" if device == "cpu" else None,
+            )
+        )
     return TextEncoder(family, parts, name="+".join(p.name for p in paths))
 
 
@@ -405,10 +495,16 @@ def load_vae_file(path: Path, input_name: str = "vae_name") -> VAEModel:
             return sf.load_module(path, model, lambda n: prefix + n, kind="vae", what="VAE")
         return sf.load_vae(path, prefix, config)
 
-    handle = get_manager().handle(("vae", *file_key(path), prefix), "vae", load, name=path.name, target="vae",
-                                  size_hint=info.nbytes(prefix))
-    return VAEModel(handle, scaling_factor=config["scaling_factor"], latent_channels=config["latent_channels"],
-                    downscale=2 ** (len(config["block_out_channels"]) - 1), name=path.name)
+    handle = get_manager().handle(
+        ("vae", *file_key(path), prefix), "vae", load, name=path.name, target="vae", size_hint=info.nbytes(prefix)
+    )
+    return VAEModel(
+        handle,
+        scaling_factor=config["scaling_factor"],
+        latent_channels=config["latent_channels"],
+        downscale=2 ** (len(config["block_out_channels"]) - 1),
+        name=path.name,
+    )
 
 
 def load_controlnet_file(path: Path, input_name: str = "control_net_name") -> tuple[Any, str]:
@@ -422,16 +518,20 @@ def load_controlnet_file(path: Path, input_name: str = "control_net_name") -> tu
         if not (path / "config.json").is_file():
             raise LoaderInputError(f"{input_name}: {path.name} is not a diffusers ControlNet folder (no config.json)")
         config = _read_json(path / "config.json")
-        family = "sdxl" if config.get("addition_embed_type") == "text_time" else (
-            "sd2" if config.get("use_linear_projection") else "sd1")
+        family = (
+            "sdxl"
+            if config.get("addition_embed_type") == "text_time"
+            else ("sd2" if config.get("use_linear_projection") else "sd1")
+        )
 
         def load_folder() -> Any:
             from diffusers import ControlNetModel
 
             return _safe_pretrained(ControlNetModel, path)
 
-        return manager.handle(("controlnet", *_folder_key(path)), "controlnet", load_folder, name=path.name,
-                              target="controlnet"), family
+        return manager.handle(
+            ("controlnet", *_folder_key(path)), "controlnet", load_folder, name=path.name, target="controlnet"
+        ), family
     try:
         info = file_info(path)
         prefix = detect.controlnet_prefix(info)
@@ -439,9 +539,14 @@ def load_controlnet_file(path: Path, input_name: str = "control_net_name") -> tu
     except ModelFileError as exc:
         raise _with_input(input_name, exc) from exc
     family = config.pop("_family")
-    handle = manager.handle(("controlnet", *file_key(path), prefix), "controlnet",
-                            lambda: sf.load_controlnet(path, prefix, config), name=path.name, target="controlnet",
-                            size_hint=info.nbytes(prefix))
+    handle = manager.handle(
+        ("controlnet", *file_key(path), prefix),
+        "controlnet",
+        lambda: sf.load_controlnet(path, prefix, config),
+        name=path.name,
+        target="controlnet",
+        size_hint=info.nbytes(prefix),
+    )
     return handle, family
 
 
@@ -453,8 +558,10 @@ def _lister(folder: str) -> Any:
 class CheckpointLoaderSimple(Node):
     display_name = "Load Checkpoint"
     category = "loaders"
-    description = ("Loads a Stable Diffusion 1.x, 2.x or XL single-file checkpoint (.safetensors) from "
-                   "models/checkpoints; the family is detected from the file.")
+    description = (
+        "Loads a Stable Diffusion 1.x, 2.x or XL single-file checkpoint (.safetensors) from "
+        "models/checkpoints; the family is detected from the file."
+    )
     inputs = (Combo("ckpt_name", _lister("checkpoints"), tooltip="The checkpoint (model) to load."),)
     outputs = (Output("MODEL"), Output("CLIP"), Output("VAE"))
 
@@ -477,7 +584,9 @@ class CheckpointLoaderSimple(Node):
 class DiffusersLoader(Node):
     display_name = "Diffusers Loader"
     category = "advanced/loaders/deprecated"
-    description = "Loads a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/...) from models/diffusers."
+    description = (
+        "Loads a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/...) from models/diffusers."
+    )
     inputs = (Combo("model_path", _lister("diffusers")),)
     outputs = (Output("MODEL"), Output("CLIP"), Output("VAE"))
 
@@ -496,8 +605,10 @@ class DiffusersLoader(Node):
 class UNETLoader(Node):
     display_name = "Load Diffusion Model"
     category = "advanced/loaders"
-    description = ("Loads a UNet alone (models/diffusion_models or models/unet), in the original or the diffusers "
-                   "layout. fp8 weight dtypes store the weights in 8 bits and compute in 16/32.")
+    description = (
+        "Loads a UNet alone (models/diffusion_models or models/unet), in the original or the diffusers "
+        "layout. fp8 weight dtypes store the weights in 8 bits and compute in 16/32."
+    )
     inputs = (Combo("unet_name", _lister("diffusion_models")), Combo("weight_dtype", _UNET_DTYPES))
     outputs = (Output("MODEL"),)
 
@@ -513,15 +624,22 @@ class UNETLoader(Node):
 _CLIP_TYPES = ["stable_diffusion"]
 
 
-_DEVICE = Combo("device", ["default", "cpu"], optional=True, advanced=True,
-                tooltip="cpu keeps the text encoder on the CPU, saving GPU memory for the diffusion model.")
+_DEVICE = Combo(
+    "device",
+    ["default", "cpu"],
+    optional=True,
+    advanced=True,
+    tooltip="cpu keeps the text encoder on the CPU, saving GPU memory for the diffusion model.",
+)
 
 
 class CLIPLoader(Node):
     display_name = "Load CLIP"
     category = "advanced/loaders"
-    description = ("Loads a text encoder file from models/text_encoders (or models/clip): OpenAI CLIP-L gives an "
-                   "SD1.x CLIP, OpenCLIP ViT-H an SD2.x CLIP.")
+    description = (
+        "Loads a text encoder file from models/text_encoders (or models/clip): OpenAI CLIP-L gives an "
+        "SD1.x CLIP, OpenCLIP ViT-H an SD2.x CLIP."
+    )
     inputs = (Combo("clip_name", _lister("text_encoders")), Combo("type", _CLIP_TYPES), _DEVICE)
     outputs = (Output("CLIP"),)
 
@@ -538,8 +656,12 @@ class DualCLIPLoader(Node):
     display_name = "DualCLIPLoader"
     category = "advanced/loaders"
     description = "Loads SDXL's two text encoders (CLIP-L and OpenCLIP bigG) from models/text_encoders."
-    inputs = (Combo("clip_name1", _lister("text_encoders")), Combo("clip_name2", _lister("text_encoders")),
-              Combo("type", ["sdxl"]), _DEVICE)
+    inputs = (
+        Combo("clip_name1", _lister("text_encoders")),
+        Combo("clip_name2", _lister("text_encoders")),
+        Combo("type", ["sdxl"]),
+        _DEVICE,
+    )
     outputs = (Output("CLIP"),)
 
     @classmethod
@@ -547,7 +669,10 @@ class DualCLIPLoader(Node):
         return (file_fingerprint("text_encoders", clip_name1), file_fingerprint("text_encoders", clip_name2))
 
     def run(self, clip_name1: str, clip_name2: str, type: str, device: str = "default") -> TextEncoder:
-        paths = [model_file("text_encoders", clip_name1, "clip_name1"), model_file("text_encoders", clip_name2, "clip_name2")]
+        paths = [
+            model_file("text_encoders", clip_name1, "clip_name1"),
+            model_file("text_encoders", clip_name2, "clip_name2"),
+        ]
         return load_clip_file(paths, ["clip_name1", "clip_name2"], type, device)
 
 

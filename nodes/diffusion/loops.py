@@ -31,10 +31,18 @@ class LoopRun:
     * :attr:`generator`: the seeded generator for the noise an SDE sampler adds.
     """
 
-    def __init__(self, guider: Any, sigmas: torch.Tensor, latent: torch.Tensor, noise: torch.Tensor,
-                 mask: torch.Tensor | None, seed: int | None,
-                 on_step: Callable[[int, int, Any], None] | None, wants_preview: Callable[[int], bool] | None,
-                 mask_at: Callable[[float], Any] | None = None) -> None:
+    def __init__(
+        self,
+        guider: Any,
+        sigmas: torch.Tensor,
+        latent: torch.Tensor,
+        noise: torch.Tensor,
+        mask: torch.Tensor | None,
+        seed: int | None,
+        on_step: Callable[[int, int, Any], None] | None,
+        wants_preview: Callable[[int], bool] | None,
+        mask_at: Callable[[float], Any] | None = None,
+    ) -> None:
         import torch
 
         from .cfg_hooks import CallSpace
@@ -81,8 +89,14 @@ class LoopRun:
 
         return torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
 
-    def step_done(self, step: int, x: torch.Tensor, denoised: torch.Tensor | None = None,
-                  total: int | None = None, sigma: float | None = None) -> torch.Tensor:
+    def step_done(
+        self,
+        step: int,
+        x: torch.Tensor,
+        denoised: torch.Tensor | None = None,
+        total: int | None = None,
+        sigma: float | None = None,
+    ) -> torch.Tensor:
         """Bookkeeping after step ``step`` (1-based) left the sample at ``sigmas[step]``.
 
         Samplers whose steps are not the schedule's (adaptive step size) pass the noise level

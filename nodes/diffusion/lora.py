@@ -40,11 +40,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("weft.lora")
 
 _SUFFIXES = (
-    (".lora_down.weight", "down"), (".lora_up.weight", "up"), (".lora_mid.weight", "mid"), (".alpha", "alpha"),
-    (".lora_A.weight", "down"), (".lora_B.weight", "up"), (".lora.down.weight", "down"), (".lora.up.weight", "up"),
+    (".lora_down.weight", "down"),
+    (".lora_up.weight", "up"),
+    (".lora_mid.weight", "mid"),
+    (".alpha", "alpha"),
+    (".lora_A.weight", "down"),
+    (".lora_B.weight", "up"),
+    (".lora.down.weight", "down"),
+    (".lora.up.weight", "up"),
     (".dora_scale", "dora"),
-    (".lora_linear_layer.down.weight", "down"), (".lora_linear_layer.up.weight", "up"),
-    (".down.weight", "down"), (".up.weight", "up"),  # diffusers' old attention-processor files
+    (".lora_linear_layer.down.weight", "down"),
+    (".lora_linear_layer.up.weight", "up"),
+    (".down.weight", "down"),
+    (".up.weight", "up"),  # diffusers' old attention-processor files
 )
 
 #: Key prefixes of each text encoder target, by family of the CLIP.
@@ -86,8 +94,10 @@ def read_lora(path: Path) -> LoraFile:
                 unrecognised.append(name)
     groups = {k: v for k, v in groups.items() if "down" in v and "up" in v}
     if not groups:
-        raise ModelFileError(f"{path.name}: no LoRA weights found (expected lora_down/lora_up or lora_A/lora_B keys; "
-                             "LoHa/LoKr are not supported)")
+        raise ModelFileError(
+            f"{path.name}: no LoRA weights found (expected lora_down/lora_up or lora_A/lora_B keys; "
+            "LoHa/LoKr are not supported)"
+        )
     parsed = LoraFile(path, groups, unrecognised)
     _cache[key] = parsed
     while len(_cache) > 8:
@@ -98,8 +108,18 @@ def read_lora(path: Path) -> LoraFile:
 def _unet_candidates(module_path: str, config: Any) -> list[str]:
     flat = module_path.replace(".", "_")
     names = [f"lora_unet_{flat}", f"unet.{module_path}", module_path]
-    if module_path.endswith(("attn1.to_q", "attn1.to_k", "attn1.to_v", "attn1.to_out.0",
-                             "attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0")):
+    if module_path.endswith(
+        (
+            "attn1.to_q",
+            "attn1.to_k",
+            "attn1.to_v",
+            "attn1.to_out.0",
+            "attn2.to_q",
+            "attn2.to_k",
+            "attn2.to_v",
+            "attn2.to_out.0",
+        )
+    ):
         head, _, last = module_path.rpartition(".attn")
         attn, _, proj = last.partition(".")
         proj = "to_out" if proj == "to_out.0" else proj
@@ -180,13 +200,18 @@ class LoraPatch:
             delta = up.flatten(1) @ down.flatten(1)
             shape = params[name].shape
             if delta.numel() != params[name].numel():
-                raise ModelFileError(f"{self.lora.path.name}: LoRA weights for {key} have shape {tuple(delta.shape)}, "
-                                     f"the model's {name} is {tuple(shape)}; is the LoRA for another model family?")
+                raise ModelFileError(
+                    f"{self.lora.path.name}: LoRA weights for {key} have shape {tuple(delta.shape)}, "
+                    f"the model's {name} is {tuple(shape)}; is the LoRA for another model family?"
+                )
             yield name, (delta.reshape(shape) * (scale * self.strength)).to(torch.float32)
 
 
 def apply_lora(
-    model: DiffusionModel | None, clip: TextEncoder | None, lora_name: str, strength_model: float,
+    model: DiffusionModel | None,
+    clip: TextEncoder | None,
+    lora_name: str,
+    strength_model: float,
     strength_clip: float,
 ) -> tuple[DiffusionModel | None, TextEncoder | None]:
     """LoraLoader's work: clones of ``model``/``clip`` with the LoRA in their patches."""
@@ -213,10 +238,13 @@ def apply_lora(
             sample = ", ".join([k for k in own if k not in used][:3])
             raise LoaderInputError(
                 f"lora_name: {len(own) - hits} of the {len(own)} {side} layers in {path.name} match nothing in this "
-                f"{side} (e.g. {sample}); is the LoRA for another model family?")
+                f"{side} (e.g. {sample}); is the LoRA for another model family?"
+            )
     if not used:
-        raise LoaderInputError(f"lora_name: none of the {len(lora.groups)} LoRA layers in {path.name} match this "
-                               f"{'MODEL' if clip is None else 'MODEL or CLIP'}; is it for another model family?")
+        raise LoaderInputError(
+            f"lora_name: none of the {len(lora.groups)} LoRA layers in {path.name} match this "
+            f"{'MODEL' if clip is None else 'MODEL or CLIP'}; is it for another model family?"
+        )
     unused = [k for k in lora.groups if k not in used and (clip is not None or _side(k) != "te")]
     if unused:
         log.warning("%s: %d LoRA layers matched nothing (e.g. %s)", path.name, len(unused), unused[:3])
@@ -248,8 +276,10 @@ def _loras() -> list[str]:
 class LoraLoader(Node):
     display_name = "Load LoRA"
     category = "loaders"
-    description = ("Applies a LoRA to the diffusion model and the text encoder. Strengths scale the change; "
-                   "0 leaves that side untouched. The base weights are shared, not copied.")
+    description = (
+        "Applies a LoRA to the diffusion model and the text encoder. Strengths scale the change; "
+        "0 leaves that side untouched. The base weights are shared, not copied."
+    )
     inputs = (
         Input("model", "MODEL", tooltip="The diffusion model the LoRA will be applied to."),
         Input("clip", "CLIP", tooltip="The CLIP model the LoRA will be applied to."),
@@ -263,8 +293,9 @@ class LoraLoader(Node):
     def fingerprint(cls, lora_name: str = "", **_: Any) -> Any:
         return file_fingerprint("loras", lora_name)
 
-    def run(self, model: DiffusionModel, clip: TextEncoder, lora_name: str, strength_model: float,
-            strength_clip: float) -> tuple[Any, Any]:
+    def run(
+        self, model: DiffusionModel, clip: TextEncoder, lora_name: str, strength_model: float, strength_clip: float
+    ) -> tuple[Any, Any]:
         if strength_model == 0 and strength_clip == 0:
             return model, clip
         return apply_lora(model, clip, lora_name, strength_model, strength_clip)
@@ -274,8 +305,11 @@ class LoraLoaderModelOnly(Node):
     display_name = "LoraLoaderModelOnly"
     category = "loaders"
     description = "Applies a LoRA to the diffusion model only."
-    inputs = (Input("model", "MODEL"), Combo("lora_name", _loras),
-              Float("strength_model", 1.0, min=-100.0, max=100.0, step=0.01))
+    inputs = (
+        Input("model", "MODEL"),
+        Combo("lora_name", _loras),
+        Float("strength_model", 1.0, min=-100.0, max=100.0, step=0.01),
+    )
     outputs = (Output("MODEL"),)
 
     @classmethod

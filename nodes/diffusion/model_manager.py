@@ -89,8 +89,17 @@ class ModuleHandle:
     """
 
     def __init__(
-        self, manager: ModelManager, key: Hashable, kind: str, loader: Callable[[], Any], *, name: str = "",
-        target: str | None = None, dtype: str | None = None, size_hint: int = 0, device: str | None = None,
+        self,
+        manager: ModelManager,
+        key: Hashable,
+        kind: str,
+        loader: Callable[[], Any],
+        *,
+        name: str = "",
+        target: str | None = None,
+        dtype: str | None = None,
+        size_hint: int = 0,
+        device: str | None = None,
     ) -> None:
         self.manager = manager
         self.key = key
@@ -291,8 +300,16 @@ class ModelManager:
 
     # -- handles ---------------------------------------------------------------------------
     def handle(
-        self, key: Hashable, kind: str, loader: Callable[[], Any], *, name: str = "", target: str | None = None,
-        dtype: str | None = None, size_hint: int = 0, device: str | None = None,
+        self,
+        key: Hashable,
+        kind: str,
+        loader: Callable[[], Any],
+        *,
+        name: str = "",
+        target: str | None = None,
+        dtype: str | None = None,
+        size_hint: int = 0,
+        device: str | None = None,
     ) -> ModuleHandle:
         """The handle for ``key``, created (not loaded) on first request."""
         if kind not in KINDS:
@@ -301,8 +318,9 @@ class ModelManager:
             existing = self._handles.get(key)
             if existing is not None:
                 return existing
-            created = ModuleHandle(self, key, kind, loader, name=name, target=target, dtype=dtype, size_hint=size_hint,
-                                   device=device)
+            created = ModuleHandle(
+                self, key, kind, loader, name=name, target=target, dtype=dtype, size_hint=size_hint, device=device
+            )
             self._handles[key] = created
             return created
 
@@ -354,7 +372,11 @@ class ModelManager:
         if not isinstance(module, torch.nn.Module):
             return
         first = next(module.parameters(), None)
-        if first is None or first.device != device or (first.dtype != dtype and not getattr(module, "_weft_fp8", False)):
+        if (
+            first is None
+            or first.device != device
+            or (first.dtype != dtype and not getattr(module, "_weft_fp8", False))
+        ):
             # nn.Module.to, not diffusers' override: that one only adds a warning about fp32
             # modules that these models do not have.
             torch.nn.Module.to(module, device=device, dtype=dtype)
@@ -412,8 +434,9 @@ class ModelManager:
 
     def _make_room_device(self, needed: int, keep: ModuleHandle) -> None:
         budget = self.vram_budget()
-        on_device = [h for h in self._lru.values()
-                     if h.location == "device" and h is not keep and h.device_override != "cpu"]
+        on_device = [
+            h for h in self._lru.values() if h.location == "device" and h is not keep and h.device_override != "cpu"
+        ]
         used = sum(h.size_bytes for h in on_device)
         for victim in on_device:  # oldest first
             if used + needed <= budget:
@@ -481,25 +504,44 @@ class ModelManager:
     def stats(self) -> dict[str, Any]:
         """For GET /system_stats: devices in ComfyUI's shape plus the loaded models."""
         device = self.compute_device()
-        entry: dict[str, Any] = {"name": str(device), "type": device.type, "index": device.index,
-                                 "vram_total": 0, "vram_free": 0, "torch_vram_total": 0, "torch_vram_free": 0}
+        entry: dict[str, Any] = {
+            "name": str(device),
+            "type": device.type,
+            "index": device.index,
+            "vram_total": 0,
+            "vram_free": 0,
+            "torch_vram_total": 0,
+            "torch_vram_free": 0,
+        }
         if device.type == "cuda":
             import torch
 
             free, total = torch.cuda.mem_get_info(device)
             reserved = torch.cuda.memory_reserved(device)
             allocated = torch.cuda.memory_allocated(device)
-            entry.update(name=f"{device} {torch.cuda.get_device_name(device)}", vram_total=total, vram_free=free,
-                         torch_vram_total=reserved, torch_vram_free=reserved - allocated)
+            entry.update(
+                name=f"{device} {torch.cuda.get_device_name(device)}",
+                vram_total=total,
+                vram_free=free,
+                torch_vram_total=reserved,
+                torch_vram_free=reserved - allocated,
+            )
         else:
             import psutil
 
             memory = psutil.virtual_memory()
             entry.update(vram_total=memory.total, vram_free=memory.available)
         models = [
-            {"name": h.name, "kind": h.kind, "location": h.location, "bytes": h.size_bytes, "loads": h.loads,
-             "patches": len(h.applied)}
-            for h in self._lru.values() if h.module is not None
+            {
+                "name": h.name,
+                "kind": h.kind,
+                "location": h.location,
+                "bytes": h.size_bytes,
+                "loads": h.loads,
+                "patches": len(h.applied),
+            }
+            for h in self._lru.values()
+            if h.module is not None
         ]
         return {
             "devices": [entry],

@@ -24,8 +24,9 @@ LMS_ORDER = 4
 IPNDM_WEIGHTS = ((1.0,), (1.5, -0.5), (23 / 12, -16 / 12, 5 / 12), (55 / 24, -59 / 24, 37 / 24, -9 / 24))
 
 
-def own_stepper(spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor,
-                seed: int | None) -> OwnStepper:
+def own_stepper(
+    spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
+) -> OwnStepper:
     """The stepper of an own sampler (``spec.scheduler == "own"``); ``_gpu`` names share theirs."""
     cls = OWN_STEPPERS[spec.name.removesuffix("_gpu")]
     return cls(spec, scheduler_config, sigmas, seed)
@@ -35,8 +36,9 @@ class OwnStepper(Stepper):
     """A stepper whose update rule is ours: one model call per step at the step's sigma,
     unless a subclass lays out its calls otherwise (:meth:`_call_sigmas`)."""
 
-    def __init__(self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor,
-                 seed: int | None) -> None:
+    def __init__(
+        self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
+    ) -> None:
         import torch
 
         super().__init__(spec, scheduler_config, sigmas, seed)
@@ -48,7 +50,7 @@ class OwnStepper(Stepper):
         self.calls = len(self.call_sigmas)
 
     def _call_sigmas(self, grid: list[float]) -> list[float]:
-        return grid[:self.steps]
+        return grid[: self.steps]
 
     def scale_input(self, x: torch.Tensor, j: int) -> torch.Tensor:
         sigma = self.call_sigmas[j]
@@ -69,8 +71,9 @@ class TwoStageStepper(OwnStepper):
     ComfyUI's for the same seed.
     """
 
-    def __init__(self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor,
-                 seed: int | None) -> None:
+    def __init__(
+        self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
+    ) -> None:
         self.ancestral = spec.name.removesuffix("_gpu") == "dpmpp_2s_ancestral"
         self._roles: list[tuple[int, int]] = []  # (step, stage) of each model call
         super().__init__(spec, scheduler_config, sigmas, seed)
@@ -111,8 +114,9 @@ class TwoStageStepper(OwnStepper):
 class LmsStepper(OwnStepper):
     """Linear multistep (order 4) in sigma space; its weights are all known before the loop."""
 
-    def __init__(self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor,
-                 seed: int | None) -> None:
+    def __init__(
+        self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
+    ) -> None:
         super().__init__(spec, scheduler_config, sigmas, seed)
         self._derivatives: list[Any] = []
         self._lms_coefficients = lms_coefficients([float(v) for v in self.grid], LMS_ORDER)
@@ -132,8 +136,9 @@ class LmsStepper(OwnStepper):
 class IpndmStepper(OwnStepper):
     """Improved PNDM: Adams-Bashforth up to order 4 with equal-step weights."""
 
-    def __init__(self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor,
-                 seed: int | None) -> None:
+    def __init__(
+        self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
+    ) -> None:
         super().__init__(spec, scheduler_config, sigmas, seed)
         self._derivatives: list[Any] = []
 

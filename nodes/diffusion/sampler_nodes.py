@@ -16,8 +16,14 @@ SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
 
 def _seed(name: str) -> Any:
-    return Int(name, 0, min=0, max=SEED_MAX, control_after_generate=True,
-               tooltip="The random seed of the noise; the same seed gives the same image on the same device.")
+    return Int(
+        name,
+        0,
+        min=0,
+        max=SEED_MAX,
+        control_after_generate=True,
+        tooltip="The random seed of the noise; the same seed gives the same image on the same device.",
+    )
 
 
 def _steps() -> Any:
@@ -25,13 +31,23 @@ def _steps() -> Any:
 
 
 def _cfg() -> Any:
-    return Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                 tooltip="Classifier-free guidance scale: how strongly the prompt steers the image.")
+    return Float(
+        "cfg",
+        8.0,
+        min=0.0,
+        max=100.0,
+        step=0.1,
+        round=0.01,
+        tooltip="Classifier-free guidance scale: how strongly the prompt steers the image.",
+    )
 
 
 def _sampler_name() -> Any:
-    return Combo("sampler_name", list(SAMPLER_NAMES),
-                 tooltip="The stepping algorithm (a diffusers scheduler, or a loop of Weft's own).")
+    return Combo(
+        "sampler_name",
+        list(SAMPLER_NAMES),
+        tooltip="The stepping algorithm (a diffusers scheduler, or a loop of Weft's own).",
+    )
 
 
 def _scheduler() -> Any:
@@ -78,16 +94,20 @@ def _check_latent(name: str, latent: Any) -> None:
     if not isinstance(latent, dict) or not torch.is_tensor(latent.get("samples")):
         raise ValueError(f"input '{name}' is not a LATENT (a dict with a 'samples' tensor)")
     if latent["samples"].dim() != 4:
-        raise ValueError(f"input '{name}': LATENT samples must be [batch, channels, height, width], "
-                         f"got shape {tuple(latent['samples'].shape)}")
+        raise ValueError(
+            f"input '{name}': LATENT samples must be [batch, channels, height, width], "
+            f"got shape {tuple(latent['samples'].shape)}"
+        )
 
 
 def _check_channels(model: Any, latent: dict, name: str = "latent_image") -> None:
     expected = getattr(model, "latent_channels", None)
     got = latent["samples"].shape[1]
     if expected is not None and got != expected:
-        raise ValueError(f"input '{name}' has {got} latent channels but the model expects {expected}: "
-                         "use a latent made for this model family")
+        raise ValueError(
+            f"input '{name}' has {got} latent channels but the model expects {expected}: "
+            "use a latent made for this model family"
+        )
 
 
 def _out_latent(latent: dict, samples: Any) -> dict:
@@ -99,10 +119,23 @@ def _out_latent(latent: dict, samples: Any) -> dict:
     return out
 
 
-def common_ksampler(model: Any, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
-                    positive: Any, negative: Any, latent: dict, denoise: float = 1.0, disable_noise: bool = False,
-                    start_step: int | None = None, last_step: int | None = None,
-                    force_full_denoise: bool = False, reports: list | None = None) -> dict:
+def common_ksampler(
+    model: Any,
+    seed: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    positive: Any,
+    negative: Any,
+    latent: dict,
+    denoise: float = 1.0,
+    disable_noise: bool = False,
+    start_step: int | None = None,
+    last_step: int | None = None,
+    force_full_denoise: bool = False,
+    reports: list | None = None,
+) -> dict:
     """KSampler and KSamplerAdvanced: schedule, noise, guide, sample (ComfyUI's semantics)."""
     from .guidance import Guider
     from .noise import NoNoise, RandomNoiseSource
@@ -157,8 +190,14 @@ class KSampler(Node):
         Input("positive", "CONDITIONING", tooltip="What to include in the image."),
         Input("negative", "CONDITIONING", tooltip="What to exclude from the image."),
         Input("latent_image", "LATENT", tooltip="The latent image to denoise."),
-        Float("denoise", 1.0, min=0.0, max=1.0, step=0.01,
-              tooltip="How much of the latent to replace with noise: below 1 keeps the input's structure (img2img)."),
+        Float(
+            "denoise",
+            1.0,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            tooltip="How much of the latent to replace with noise: below 1 keeps the input's structure (img2img).",
+        ),
     )
     outputs = (Output("LATENT", tooltip="The denoised latent."),)
 
@@ -166,18 +205,45 @@ class KSampler(Node):
     def validate(cls, **inputs: Any) -> bool | str:
         return check_names(inputs)
 
-    def run(self, model: Any, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str,
-            positive: Any, negative: Any, latent_image: dict, denoise: float) -> tuple:
+    def run(
+        self,
+        model: Any,
+        seed: int,
+        steps: int,
+        cfg: float,
+        sampler_name: str,
+        scheduler: str,
+        positive: Any,
+        negative: Any,
+        latent_image: dict,
+        denoise: float,
+    ) -> tuple:
         reports: list[dict[str, Any]] = []
-        return _with_reports(reports, common_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive,
-                                                      negative, latent_image, denoise=denoise, reports=reports))
+        return _with_reports(
+            reports,
+            common_ksampler(
+                model,
+                seed,
+                steps,
+                cfg,
+                sampler_name,
+                scheduler,
+                positive,
+                negative,
+                latent_image,
+                denoise=denoise,
+                reports=reports,
+            ),
+        )
 
 
 class KSamplerAdvanced(Node):
     display_name = "KSampler (Advanced)"
     category = "sampling"
-    description = ("KSampler with control over noise: start and end at given steps, add noise or not, "
-                   "and return the latent with its remaining noise for a later pass.")
+    description = (
+        "KSampler with control over noise: start and end at given steps, add noise or not, "
+        "and return the latent with its remaining noise for a later pass."
+    )
     inputs = (
         Input("model", "MODEL"),
         Combo("add_noise", ["enable", "disable"]),
@@ -199,14 +265,39 @@ class KSamplerAdvanced(Node):
     def validate(cls, **inputs: Any) -> bool | str:
         return check_names(inputs)
 
-    def run(self, model: Any, add_noise: str, noise_seed: int, steps: int, cfg: float, sampler_name: str,
-            scheduler: str, positive: Any, negative: Any, latent_image: dict, start_at_step: int,
-            end_at_step: int, return_with_leftover_noise: str) -> tuple:
+    def run(
+        self,
+        model: Any,
+        add_noise: str,
+        noise_seed: int,
+        steps: int,
+        cfg: float,
+        sampler_name: str,
+        scheduler: str,
+        positive: Any,
+        negative: Any,
+        latent_image: dict,
+        start_at_step: int,
+        end_at_step: int,
+        return_with_leftover_noise: str,
+    ) -> tuple:
         reports: list[dict[str, Any]] = []
-        latent = common_ksampler(model, noise_seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                                 latent_image, disable_noise=add_noise == "disable", start_step=start_at_step,
-                                 last_step=end_at_step, force_full_denoise=return_with_leftover_noise != "enable",
-                                 reports=reports)
+        latent = common_ksampler(
+            model,
+            noise_seed,
+            steps,
+            cfg,
+            sampler_name,
+            scheduler,
+            positive,
+            negative,
+            latent_image,
+            disable_noise=add_noise == "disable",
+            start_step=start_at_step,
+            last_step=end_at_step,
+            force_full_denoise=return_with_leftover_noise != "enable",
+            reports=reports,
+        )
         return _with_reports(reports, latent)
 
 
@@ -232,10 +323,12 @@ class SamplerCustomAdvanced(Node):
             raise ValueError("input 'sampler' is not a Weft SAMPLER (use KSamplerSelect)")
         _check_channels(guider.model, latent_image)
         noise_tensor = noise.generate_noise(latent_image)
-        result = run_sampler(guider.model, sampler, sigmas, latent_image, noise_tensor, guider,
-                             getattr(noise, "seed", None))
-        return _with_reports(result.reports, _out_latent(latent_image, result.samples),
-                             _out_latent(latent_image, result.denoised))
+        result = run_sampler(
+            guider.model, sampler, sigmas, latent_image, noise_tensor, guider, getattr(noise, "seed", None)
+        )
+        return _with_reports(
+            result.reports, _out_latent(latent_image, result.samples), _out_latent(latent_image, result.denoised)
+        )
 
 
 class SamplerCustom(Node):
@@ -254,8 +347,18 @@ class SamplerCustom(Node):
     )
     outputs = (Output("LATENT", "output"), Output("LATENT", "denoised_output"))
 
-    def run(self, model: Any, add_noise: bool, noise_seed: int, cfg: float, positive: Any, negative: Any,
-            sampler: Any, sigmas: Any, latent_image: dict) -> tuple:
+    def run(
+        self,
+        model: Any,
+        add_noise: bool,
+        noise_seed: int,
+        cfg: float,
+        positive: Any,
+        negative: Any,
+        sampler: Any,
+        sigmas: Any,
+        latent_image: dict,
+    ) -> tuple:
         from .guidance import Guider
         from .noise import NoNoise, RandomNoiseSource
 
@@ -302,8 +405,7 @@ class DisableNoise(Node):
 class CFGGuider(Node):
     category = "sampling/custom_sampling/guiders"
     description = "Classifier-free guidance between the positive and negative conditioning."
-    inputs = (Input("model", "MODEL"), Input("positive", "CONDITIONING"), Input("negative", "CONDITIONING"),
-              _cfg())
+    inputs = (Input("model", "MODEL"), Input("positive", "CONDITIONING"), Input("negative", "CONDITIONING"), _cfg())
     outputs = (Output("GUIDER"),)
 
     def run(self, model: Any, positive: Any, negative: Any, cfg: float) -> tuple:
@@ -385,9 +487,19 @@ class KarrasScheduler(Node):
         return (karras_schedule(steps, sigma_min, sigma_max, rho),)
 
 
-NODES = [_NamesCheckedHere(KSampler), _NamesCheckedHere(KSamplerAdvanced), SamplerCustomAdvanced, SamplerCustom,
-         SplitSigmas, RandomNoise,
-         DisableNoise, CFGGuider, BasicGuider, _NamesCheckedHere(KSamplerSelect), _NamesCheckedHere(BasicScheduler),
-         KarrasScheduler]
+NODES = [
+    _NamesCheckedHere(KSampler),
+    _NamesCheckedHere(KSamplerAdvanced),
+    SamplerCustomAdvanced,
+    SamplerCustom,
+    SplitSigmas,
+    RandomNoise,
+    DisableNoise,
+    CFGGuider,
+    BasicGuider,
+    _NamesCheckedHere(KSamplerSelect),
+    _NamesCheckedHere(BasicScheduler),
+    KarrasScheduler,
+]
 
 __all__ = ["NODES", "common_ksampler"]

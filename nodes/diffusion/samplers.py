@@ -81,30 +81,59 @@ SAMPLERS: dict[str, SamplerSpec] = {
         # diffusers' LMSDiscreteScheduler integrates its coefficients with scipy, which Weft
         # does not depend on; this one integrates the same Lagrange polynomials exactly.
         SamplerSpec("lms", "own", note="linear multistep (order 4) in sigma space"),
-        SamplerSpec("dpmpp_2s_ancestral", "own", stages=2,
-                    note="DPM-Solver++(2S) ancestral: diffusers has no single-step ancestral DPM-Solver++"),
-        SamplerSpec("dpmpp_sde", "own", stages=2,
-                    note="DPM-Solver++(2S) SDE; Gaussian noise from the seed instead of a Brownian tree"),
-        SamplerSpec("dpmpp_2m", "DPMSolverMultistepScheduler",
-                    {**_MULTISTEP, "algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint"}, "vp"),
-        SamplerSpec("dpmpp_2m_sde", "DPMSolverMultistepScheduler",
-                    {**_MULTISTEP, "algorithm_type": "sde-dpmsolver++", "solver_order": 2, "solver_type": "midpoint"},
-                    "vp"),
-        SamplerSpec("dpmpp_3m_sde", "DPMSolverMultistepScheduler",
-                    {**_MULTISTEP, "algorithm_type": "sde-dpmsolver++", "solver_order": 3}, "vp"),
+        SamplerSpec(
+            "dpmpp_2s_ancestral",
+            "own",
+            stages=2,
+            note="DPM-Solver++(2S) ancestral: diffusers has no single-step ancestral DPM-Solver++",
+        ),
+        SamplerSpec(
+            "dpmpp_sde",
+            "own",
+            stages=2,
+            note="DPM-Solver++(2S) SDE; Gaussian noise from the seed instead of a Brownian tree",
+        ),
+        SamplerSpec(
+            "dpmpp_2m",
+            "DPMSolverMultistepScheduler",
+            {**_MULTISTEP, "algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint"},
+            "vp",
+        ),
+        SamplerSpec(
+            "dpmpp_2m_sde",
+            "DPMSolverMultistepScheduler",
+            {**_MULTISTEP, "algorithm_type": "sde-dpmsolver++", "solver_order": 2, "solver_type": "midpoint"},
+            "vp",
+        ),
+        SamplerSpec(
+            "dpmpp_3m_sde",
+            "DPMSolverMultistepScheduler",
+            {**_MULTISTEP, "algorithm_type": "sde-dpmsolver++", "solver_order": 3},
+            "vp",
+        ),
         # Deterministic DDIM is the Euler method of the probability-flow ODE in sigma space;
         # ComfyUI runs "ddim" as Euler for the same reason, and so it accepts any schedule.
         SamplerSpec("ddim", "EulerDiscreteScheduler", note="DDIM (eta=0) as its equivalent Euler step"),
         # bh1's update multiplies by log-SNR differences that are infinite at sigma 0, so it
         # stops at the training sigma_min and the loop finishes with the clean estimate.
-        SamplerSpec("uni_pc", "UniPCMultistepScheduler",
-                    {"solver_type": "bh1", "predict_x0": True, "final_sigmas_type": "sigma_min",
-                     "lower_order_final": True}, "vp"),
-        SamplerSpec("uni_pc_bh2", "UniPCMultistepScheduler",
-                    {"solver_type": "bh2", "predict_x0": True, "final_sigmas_type": "zero", "lower_order_final": True},
-                    "vp"),
-        SamplerSpec("deis", "DEISMultistepScheduler",
-                    {"solver_order": 3, "algorithm_type": "deis", "lower_order_final": True}, "vp"),
+        SamplerSpec(
+            "uni_pc",
+            "UniPCMultistepScheduler",
+            {"solver_type": "bh1", "predict_x0": True, "final_sigmas_type": "sigma_min", "lower_order_final": True},
+            "vp",
+        ),
+        SamplerSpec(
+            "uni_pc_bh2",
+            "UniPCMultistepScheduler",
+            {"solver_type": "bh2", "predict_x0": True, "final_sigmas_type": "zero", "lower_order_final": True},
+            "vp",
+        ),
+        SamplerSpec(
+            "deis",
+            "DEISMultistepScheduler",
+            {"solver_order": 3, "algorithm_type": "deis", "lower_order_final": True},
+            "vp",
+        ),
         SamplerSpec("lcm", "own", note="latent consistency: denoise, then re-noise to the next sigma"),
         SamplerSpec("ipndm", "own", note="improved PNDM: Adams-Bashforth up to order 4, equal-step weights"),
         SamplerSpec("ddpm", "own", note="DDPM ancestral sampling between arbitrary noise levels"),
@@ -115,8 +144,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
 # noise from the seeded generator anyway, so they are the same samplers under another name
 # (accepted so workflows that name them run unchanged).
 for _base in ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"):
-    SAMPLERS[f"{_base}_gpu"] = dataclasses.replace(SAMPLERS[_base], name=f"{_base}_gpu",
-                                                  note=f"the same sampler as {_base}")
+    SAMPLERS[f"{_base}_gpu"] = dataclasses.replace(
+        SAMPLERS[_base], name=f"{_base}_gpu", note=f"the same sampler as {_base}"
+    )
 
 #: ComfyUI sampler names Weft does not offer, and why.
 UNSUPPORTED_SAMPLERS: dict[str, str] = {
@@ -128,7 +158,7 @@ UNSUPPORTED_SAMPLERS: dict[str, str] = {
     "dpmpp_2s_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
     "res_multistep_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
     "res_multistep_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot "
-                                      "express it",
+    "express it",
     "gradient_estimation_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
     "res_multistep": "diffusers has no RES multistep solver and Weft has none of its own yet",
     "res_multistep_ancestral": "diffusers has no RES multistep solver and Weft has none of its own yet",
@@ -171,24 +201,39 @@ _MOMENTUM = "nodes.samplers.momentum:named_sampler"
 LOOP_SAMPLERS: dict[str, LoopSamplerEntry] = {
     entry.name: entry
     for entry in (
-        LoopSamplerEntry("dpm_fast", _DPM_SOLVER,
-                         "DPM-Solver-Fast (Lu et al. 2022, arXiv 2206.00927): orders 3/2/1 on uniform log-SNR "
-                         "steps, as many model calls as steps; uses only the schedule's first and last nonzero sigma"),
-        LoopSamplerEntry("dpm_adaptive", _DPM_SOLVER,
-                         "DPM-Solver-23 with adaptive step size (Lu et al. 2022, arXiv 2206.00927); ignores "
-                         "the steps and the intermediate sigmas, stops at the last nonzero sigma as ComfyUI does"),
-        LoopSamplerEntry("dpmpp_2m_hb", _MOMENTUM,
-                         "DPM-Solver++(2M) with Polyak heavy-ball momentum 0.8 (Wizadwongsa et al., ICLR 2024, "
-                         "arXiv 2307.11118)"),
-        LoopSamplerEntry("dpmpp_2m_ghvb", _MOMENTUM,
-                         "DPM-Solver++(2M) with generalised heavy-ball momentum 0.8 (Wizadwongsa et al., "
-                         "arXiv 2307.11118)"),
-        LoopSamplerEntry("plms_hb", _MOMENTUM,
-                         "PLMS (4th-order Adams-Bashforth, = ipndm) with heavy-ball momentum 0.8 "
-                         "(Wizadwongsa et al., arXiv 2307.11118)"),
-        LoopSamplerEntry("plms_ghvb", _MOMENTUM,
-                         "generalised heavy ball of order 4 with momentum 0.8, 'GHVB 3.8' "
-                         "(Wizadwongsa et al., arXiv 2307.11118)"),
+        LoopSamplerEntry(
+            "dpm_fast",
+            _DPM_SOLVER,
+            "DPM-Solver-Fast (Lu et al. 2022, arXiv 2206.00927): orders 3/2/1 on uniform log-SNR "
+            "steps, as many model calls as steps; uses only the schedule's first and last nonzero sigma",
+        ),
+        LoopSamplerEntry(
+            "dpm_adaptive",
+            _DPM_SOLVER,
+            "DPM-Solver-23 with adaptive step size (Lu et al. 2022, arXiv 2206.00927); ignores "
+            "the steps and the intermediate sigmas, stops at the last nonzero sigma as ComfyUI does",
+        ),
+        LoopSamplerEntry(
+            "dpmpp_2m_hb",
+            _MOMENTUM,
+            "DPM-Solver++(2M) with Polyak heavy-ball momentum 0.8 (Wizadwongsa et al., ICLR 2024, arXiv 2307.11118)",
+        ),
+        LoopSamplerEntry(
+            "dpmpp_2m_ghvb",
+            _MOMENTUM,
+            "DPM-Solver++(2M) with generalised heavy-ball momentum 0.8 (Wizadwongsa et al., arXiv 2307.11118)",
+        ),
+        LoopSamplerEntry(
+            "plms_hb",
+            _MOMENTUM,
+            "PLMS (4th-order Adams-Bashforth, = ipndm) with heavy-ball momentum 0.8 "
+            "(Wizadwongsa et al., arXiv 2307.11118)",
+        ),
+        LoopSamplerEntry(
+            "plms_ghvb",
+            _MOMENTUM,
+            "generalised heavy ball of order 4 with momentum 0.8, 'GHVB 3.8' (Wizadwongsa et al., arXiv 2307.11118)",
+        ),
     )
 }
 

@@ -162,11 +162,20 @@ def sample(
     # LATENT is an ordinary tensor that later nodes (and plugins) may modify in place.
     with torch.inference_mode():
         x, denoised = _step_through(stepper, predict, run, on_step, wants_preview)
-    return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)), collect_reports(participants))
+    return SampleResult(
+        _plain(model.process_out(x)), _plain(model.process_out(denoised)), collect_reports(participants)
+    )
 
 
-def _sample_with_own_loop(guider: Guider, sampler: Any, sigmas: torch.Tensor, run: _RunLatents, seed: int | None,
-                          on_step: StepCallback | None, wants_preview: Callable[[int], bool] | None) -> SampleResult:
+def _sample_with_own_loop(
+    guider: Guider,
+    sampler: Any,
+    sigmas: torch.Tensor,
+    run: _RunLatents,
+    seed: int | None,
+    on_step: StepCallback | None,
+    wants_preview: Callable[[int], bool] | None,
+) -> SampleResult:
     """A SAMPLER with ``sample_loop`` (:mod:`.loops`) runs the loop itself."""
     import torch
 
@@ -178,12 +187,18 @@ def _sample_with_own_loop(guider: Guider, sampler: Any, sigmas: torch.Tensor, ru
     loop_run = LoopRun(guider, sigmas, run.latent, run.noise, run.mask, seed, on_step, wants_preview, run.mask_at)
     with torch.inference_mode():
         x, denoised = sampler.sample_loop(loop_run)
-    return SampleResult(_plain(model.process_out(x)), _plain(model.process_out(denoised)),
-                        collect_reports(participants))
+    return SampleResult(
+        _plain(model.process_out(x)), _plain(model.process_out(denoised)), collect_reports(participants)
+    )
 
 
-def _step_through(stepper: Any, predict: Callable[[Any, Any], Any], run: _RunLatents, on_step: StepCallback | None,
-                  wants_preview: Callable[[int], bool] | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _step_through(
+    stepper: Any,
+    predict: Callable[[Any, Any], Any],
+    run: _RunLatents,
+    on_step: StepCallback | None,
+    wants_preview: Callable[[int], bool] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The hot loop: every model call of ``stepper``; returns the final sample and clean estimate."""
     import torch
 
@@ -233,7 +248,9 @@ def _plain(t: torch.Tensor) -> torch.Tensor:
     return t.to(device="cpu", dtype=torch.float32).clone() if t.is_inference() else t.float().cpu()
 
 
-def node_callbacks(preview_format: Mapping[str, Any] | None = None) -> tuple[StepCallback | None, Callable[[int], bool]]:
+def node_callbacks(
+    preview_format: Mapping[str, Any] | None = None,
+) -> tuple[StepCallback | None, Callable[[int], bool]]:
     """Progress and preview callbacks for the running node (``None`` outside a node run).
 
     As in ComfyUI, previews are off unless the prompt's ``extra_data.preview_method`` or the
@@ -280,8 +297,17 @@ def run_sampler(
 ) -> SampleResult:
     """Sample a LATENT dict with a node's progress/preview callbacks wired in."""
     on_step, wants = node_callbacks(_preview_format(model))
-    result = sample(guider, sampler, sigmas, noise, latent["samples"], denoise_mask=latent.get("noise_mask"),
-                    seed=seed, on_step=on_step, wants_preview=wants)
+    result = sample(
+        guider,
+        sampler,
+        sigmas,
+        noise,
+        latent["samples"],
+        denoise_mask=latent.get("noise_mask"),
+        seed=seed,
+        on_step=on_step,
+        wants_preview=wants,
+    )
     for report in result.reports:
         _log.info("%s", report_line(report))
     return result

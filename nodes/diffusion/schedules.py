@@ -21,7 +21,14 @@ if TYPE_CHECKING:
 
 #: ComfyUI scheduler names Weft computes, in ComfyUI's order.
 SCHEDULER_NAMES: tuple[str, ...] = (
-    "simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal", "kl_optimal",
+    "simple",
+    "sgm_uniform",
+    "karras",
+    "exponential",
+    "ddim_uniform",
+    "beta",
+    "normal",
+    "kl_optimal",
 )
 UNSUPPORTED_SCHEDULERS: dict[str, str] = {
     "linear_quadratic": "it is a schedule for flow-matching video models, not the SD families Weft runs",
@@ -68,8 +75,14 @@ class ModelSigmas:
         return ((1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]).exp()
 
 
-_SCHEDULE_KEYS = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
-                  "rescale_betas_zero_snr")
+_SCHEDULE_KEYS = (
+    "num_train_timesteps",
+    "beta_start",
+    "beta_end",
+    "beta_schedule",
+    "trained_betas",
+    "rescale_betas_zero_snr",
+)
 
 
 @lru_cache(maxsize=8)
@@ -213,4 +226,4 @@ def denoise_sigmas(scheduler_config: Mapping[str, Any], scheduler: str, steps: i
     if denoise >= 0.9999:
         return compute_sigmas(scheduler_config, scheduler, steps)
     total = int(steps / denoise)
-    return compute_sigmas(scheduler_config, scheduler, total)[-(steps + 1):]
+    return compute_sigmas(scheduler_config, scheduler, total)[-(steps + 1) :]

@@ -83,7 +83,7 @@ def unet_ldm_name(name: str, config: Mapping[str, Any]) -> str:
     }
     for prefix, target in simple.items():
         if name.startswith(prefix):
-            rest = name[len(prefix):]
+            rest = name[len(prefix) :]
             if prefix.startswith("mid_block.resnets"):
                 rest = _resnet_rest(rest)
             return target + rest
@@ -126,7 +126,7 @@ def vae_ldm_name(name: str, config: Mapping[str, Any]) -> str:
         raise LayoutError(name)
     for a, b in (("conv_in.", "conv_in."), ("conv_out.", "conv_out."), ("conv_norm_out.", "norm_out.")):
         if rest.startswith(a):
-            return f"{part}.{b}{rest[len(a):]}"
+            return f"{part}.{b}{rest[len(a) :]}"
 
     def resnet(r: str) -> str:
         return r.replace("conv_shortcut.", "nin_shortcut.")
@@ -137,7 +137,7 @@ def vae_ldm_name(name: str, config: Mapping[str, Any]) -> str:
         attn = {"group_norm.": "norm.", "to_q.": "q.", "to_k.": "k.", "to_v.": "v.", "to_out.0.": "proj_out."}
         for a, b in attn.items():
             if m[1].startswith(a):
-                return f"{part}.mid.attn_1.{b}{m[1][len(a):]}"
+                return f"{part}.mid.attn_1.{b}{m[1][len(a) :]}"
         raise LayoutError(name)
     if m := re.fullmatch(r"down_blocks\.(\d+)\.resnets\.(\d+)\.(.+)", rest):
         return f"{part}.down.{m[1]}.block.{m[2]}.{resnet(m[3])}"
@@ -152,7 +152,7 @@ def vae_ldm_name(name: str, config: Mapping[str, Any]) -> str:
 
 def _hf_clip_rest(name: str) -> str:
     """A Hugging Face CLIP parameter name without the optional ``text_model.`` prefix."""
-    return name[len("text_model."):] if name.startswith("text_model.") else name
+    return name[len("text_model.") :] if name.startswith("text_model.") else name
 
 
 def clip_hf_ldm_name(name: str) -> str:
@@ -185,11 +185,16 @@ def clip_openclip_ldm_names(name: str) -> tuple[str, str | None]:
     block, inner = f"transformer.resblocks.{m[1]}", m[2]
     if q := re.fullmatch(r"self_attn\.([qkv])_proj\.(weight|bias)", inner):
         return f"{block}.attn.in_proj_{q[2]}", q[1]
-    renames = {"self_attn.out_proj.": "attn.out_proj.", "layer_norm1.": "ln_1.", "layer_norm2.": "ln_2.",
-               "mlp.fc1.": "mlp.c_fc.", "mlp.fc2.": "mlp.c_proj."}
+    renames = {
+        "self_attn.out_proj.": "attn.out_proj.",
+        "layer_norm1.": "ln_1.",
+        "layer_norm2.": "ln_2.",
+        "mlp.fc1.": "mlp.c_fc.",
+        "mlp.fc2.": "mlp.c_proj.",
+    }
     for a, b in renames.items():
         if inner.startswith(a):
-            return f"{block}.{b}{inner[len(a):]}", None
+            return f"{block}.{b}{inner[len(a) :]}", None
     raise LayoutError(name)
 
 
@@ -340,12 +345,19 @@ def load_pickle(path: Any) -> dict[str, Any]:
         raise UnsafeFileError(
             f"{path.name}: .ckpt/.pt/.bin files are pickles that can run code when loaded, so Weft refuses them. "
             f"Convert it to .safetensors, or if you trust it add the line '{_relative(path)}' to "
-            f"models/{TRUST_FILE_NAME}")
+            f"models/{TRUST_FILE_NAME}"
+        )
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=policy == "weights_only", mmap=False)
     except Exception as exc:  # the unpickler's own exceptions vary
-        hint = (f" It needs a full unpickle: if you trust it, write '{_relative(path)} unsafe' in "
-                f"models/{TRUST_FILE_NAME}.") if policy == "weights_only" else ""
+        hint = (
+            (
+                f" It needs a full unpickle: if you trust it, write '{_relative(path)} unsafe' in "
+                f"models/{TRUST_FILE_NAME}."
+            )
+            if policy == "weights_only"
+            else ""
+        )
         raise UnsafeFileError(f"{path.name}: could not load the pickle ({exc}).{hint}") from exc
     if isinstance(data, dict) and isinstance(data.get("string_to_param"), dict):  # A1111 embeddings
         data = {"emb_params": next(iter(data["string_to_param"].values()))}
@@ -368,7 +380,13 @@ def _relative(path: Any) -> str:
 
 
 def load_module(
-    path: Any, model: Any, source_name: Any, *, kind: str, fused: bool = False, what: str = "model",
+    path: Any,
+    model: Any,
+    source_name: Any,
+    *,
+    kind: str,
+    fused: bool = False,
+    what: str = "model",
 ) -> Any:
     """Fill ``model`` (built on the meta device) with tensors from ``path``.
 
@@ -393,8 +411,10 @@ def load_module(
             else:
                 key, part = source_name(name), None
             if key not in keys:
-                raise ModelFileError(f"{path.name}: {what} weight {key!r} is missing; the file is incomplete or not "
-                                     "the model type its other keys suggest")
+                raise ModelFileError(
+                    f"{path.name}: {what} weight {key!r} is missing; the file is incomplete or not "
+                    "the model type its other keys suggest"
+                )
             if part is None:
                 tensor = source.get(key)
             else:
@@ -402,11 +422,12 @@ def load_module(
                     fused_cache[key] = source.get(key)
                 whole = fused_cache[key]
                 third = whole.shape[0] // 3
-                tensor = whole["qkv".index(part) * third:("qkv".index(part) + 1) * third]
+                tensor = whole["qkv".index(part) * third : ("qkv".index(part) + 1) * third]
             tensor = diffusers_tensor(kind, key, tensor, tuple(param.shape))
             if tuple(tensor.shape) != tuple(param.shape):
-                raise ModelFileError(f"{path.name}: {what} weight {key!r} has shape {tuple(tensor.shape)}, expected "
-                                     f"{tuple(param.shape)}")
+                raise ModelFileError(
+                    f"{path.name}: {what} weight {key!r} has shape {tuple(tensor.shape)}, expected {tuple(param.shape)}"
+                )
             state[name] = tensor.contiguous()
     model.load_state_dict(state, strict=True, assign=True)
     return model
@@ -455,6 +476,7 @@ def load_clip(path: Any, prefix: str, style: str, config: dict[str, Any], with_p
     cls = CLIPTextModelWithProjection if with_projection else CLIPTextModel
     model = empty_model(lambda: cls(cfg))
     if style == "openclip":
+
         def name(n: str) -> tuple[str, str | None]:
             key, part = clip_openclip_ldm_names(n)
             return prefix + key, part

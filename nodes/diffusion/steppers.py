@@ -70,8 +70,9 @@ class Stepper(ABC):
     calls: int
     finish_denoised: bool = False
 
-    def __init__(self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor,
-                 seed: int | None) -> None:
+    def __init__(
+        self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
+    ) -> None:
         import torch
 
         self.spec = spec
@@ -144,8 +145,9 @@ class Stepper(ABC):
 class DiffusersStepper(Stepper):
     """A diffusers scheduler stepping through the run's sigmas (``spec.scheduler`` names its class)."""
 
-    def __init__(self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor,
-                 seed: int | None) -> None:
+    def __init__(
+        self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
+    ) -> None:
         super().__init__(spec, scheduler_config, sigmas, seed)
         scheduler = _template(spec, json.dumps(dict(scheduler_config), sort_keys=True, default=list))
         _INSTALL[spec.sigmas_via](scheduler, self.grid, self.ms)
@@ -165,8 +167,9 @@ class DiffusersStepper(Stepper):
 
     def step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
         if self._accepts_generator:
-            return self.scheduler.step(model_output, self.timesteps[j], x, generator=self.generator,
-                                       return_dict=False)[0]
+            return self.scheduler.step(model_output, self.timesteps[j], x, generator=self.generator, return_dict=False)[
+                0
+            ]
         return self.scheduler.step(model_output, self.timesteps[j], x, return_dict=False)[0]
 
 

@@ -269,9 +269,12 @@ class DiffusionModel:
         options = options or {}
         h, w = latent_height * 8, latent_width * 8
         return [
-            float(options.get("height", h)), float(options.get("width", w)),
-            float(options.get("crop_h", 0)), float(options.get("crop_w", 0)),
-            float(options.get("target_height", h)), float(options.get("target_width", w)),
+            float(options.get("height", h)),
+            float(options.get("width", w)),
+            float(options.get("crop_h", 0)),
+            float(options.get("crop_w", 0)),
+            float(options.get("target_height", h)),
+            float(options.get("target_width", w)),
         ]
 
     def predict_noise(
@@ -340,8 +343,10 @@ class DiffusionModel:
         expected = unet.config.in_channels
         if latents.shape[1] + extra_channels != expected:
             kind = "an inpainting model" if expected == 9 else f"a model with {expected} input channels"
-            raise ValueError(f"{self.name or 'this MODEL'} is {kind}, given {latents.shape[1]} latent channels "
-                             f"and {extra_channels} extra (pass the mask and masked-image latents as concat=)")
+            raise ValueError(
+                f"{self.name or 'this MODEL'} is {kind}, given {latents.shape[1]} latent channels "
+                f"and {extra_channels} extra (pass the mask and masked-image latents as concat=)"
+            )
 
     def _call_chain(self, unet: Any, concat: torch.Tensor | None) -> Callable[[UNetCall], Any]:
         """The UNet call inside this MODEL's :attr:`wrappers` (outermost first)."""
@@ -374,7 +379,8 @@ def _residuals_to(kwargs: dict[str, Any], device: Any, dtype: Any) -> None:
     """ControlNet residuals in ``kwargs`` moved to the UNet's device and dtype (in place)."""
     if kwargs.get("down_block_additional_residuals") is not None:
         kwargs["down_block_additional_residuals"] = tuple(
-            r.to(device=device, dtype=dtype) for r in kwargs["down_block_additional_residuals"])
+            r.to(device=device, dtype=dtype) for r in kwargs["down_block_additional_residuals"]
+        )
     if kwargs.get("mid_block_additional_residual") is not None:
         kwargs["mid_block_additional_residual"] = kwargs["mid_block_additional_residual"].to(device=device, dtype=dtype)
 
@@ -422,8 +428,13 @@ class TextEncoder:
     TYPE = "CLIP"
 
     def __init__(
-        self, family: str, parts: Sequence[ClipPart], *, clip_skip: int | None = None,
-        patches: Sequence[Any] = (), name: str = "",
+        self,
+        family: str,
+        parts: Sequence[ClipPart],
+        *,
+        clip_skip: int | None = None,
+        patches: Sequence[Any] = (),
+        name: str = "",
     ) -> None:
         if family not in FAMILIES:
             raise ValueError(f"unknown CLIP family {family!r}")
@@ -437,8 +448,11 @@ class TextEncoder:
         """A new CLIP sharing the encoders' weights with some fields changed."""
         args: dict[str, Any] = {"clip_skip": self.clip_skip, "patches": self.patches, "name": self.name}
         args.update(changes)
-        return TextEncoder(changes.pop("family", self.family), changes.pop("parts", self.parts),
-                           **{k: v for k, v in args.items() if k not in ("family", "parts")})
+        return TextEncoder(
+            changes.pop("family", self.family),
+            changes.pop("parts", self.parts),
+            **{k: v for k, v in args.items() if k not in ("family", "parts")},
+        )
 
     def with_patch(self, patch: Any) -> TextEncoder:
         return self.clone(patches=self.patches + (patch,))
@@ -467,8 +481,9 @@ class TextEncoder:
 
         return tokenize_comfy(self, text)
 
-    def encode_from_tokens(self, tokens: dict[str, Any], return_pooled: bool | str = False,
-                           return_dict: bool = False) -> Any:
+    def encode_from_tokens(
+        self, tokens: dict[str, Any], return_pooled: bool | str = False, return_dict: bool = False
+    ) -> Any:
         """ComfyUI's ``encode_from_tokens``: cond, ``(cond, pooled)`` or ``{"cond", "pooled_output"}``."""
         from .clip_text import encode_comfy_tokens
 
@@ -477,8 +492,9 @@ class TextEncoder:
             return {"cond": cond, "pooled_output": pooled}
         return (cond, pooled) if return_pooled else cond
 
-    def encode_from_tokens_scheduled(self, tokens: dict[str, Any], unprojected: bool = False,
-                                     add_dict: Mapping[str, Any] | None = None) -> list[list[Any]]:
+    def encode_from_tokens_scheduled(
+        self, tokens: dict[str, Any], unprojected: bool = False, add_dict: Mapping[str, Any] | None = None
+    ) -> list[list[Any]]:
         """ComfyUI's newer CLIPTextEncode path: the CONDITIONING list for ``tokens``."""
         result = self.encode_from_tokens(tokens, return_dict=True)
         return [[result["cond"], {"pooled_output": result["pooled_output"], **dict(add_dict or {})}]]
@@ -518,7 +534,17 @@ class MissingComponent:
 
 
 __all__ = [
-    "FAMILIES", "PREDICTION_TYPES", "LatentFormat", "LATENT_FORMATS", "UNetCall", "UNetWrapper",
-    "DiffusionModel", "ClipPart", "TextEncoder", "VAEModel", "default_scheduler_config", "MissingComponent",
+    "FAMILIES",
+    "PREDICTION_TYPES",
+    "LatentFormat",
+    "LATENT_FORMATS",
+    "UNetCall",
+    "UNetWrapper",
+    "DiffusionModel",
+    "ClipPart",
+    "TextEncoder",
+    "VAEModel",
+    "default_scheduler_config",
+    "MissingComponent",
     "MissingComponentError",
 ]

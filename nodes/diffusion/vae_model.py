@@ -33,8 +33,14 @@ class VAEModel:
     TYPE = "VAE"
 
     def __init__(
-        self, handle: ModuleHandle, *, scaling_factor: float, shift_factor: float = 0.0, latent_channels: int = 4,
-        downscale: int = 8, name: str = "",
+        self,
+        handle: ModuleHandle,
+        *,
+        scaling_factor: float,
+        shift_factor: float = 0.0,
+        latent_channels: int = 4,
+        downscale: int = 8,
+        name: str = "",
     ) -> None:
         self.handle = handle
         self.scaling_factor = scaling_factor
@@ -99,8 +105,16 @@ class VAEModel:
             pixels = vae.decode(z, return_dict=False)[0]
         return ((pixels.float() + 1.0) / 2.0).clamp(0.0, 1.0).movedim(1, -1).cpu()
 
-    def decode_tiled(self, latents: torch.Tensor, tile_size: int = 512, overlap: int | None = None, *,
-                     tile_x: int | None = None, tile_y: int | None = None, **_: Any) -> torch.Tensor:
+    def decode_tiled(
+        self,
+        latents: torch.Tensor,
+        tile_size: int = 512,
+        overlap: int | None = None,
+        *,
+        tile_x: int | None = None,
+        tile_y: int | None = None,
+        **_: Any,
+    ) -> torch.Tensor:
         """Like :meth:`decode`, tile by tile (sizes in image pixels), blending the overlaps.
 
         Peak memory follows the tile, not the image, which is what makes large decodes fit.
@@ -117,8 +131,16 @@ class VAEModel:
         out = _tiled(latents, tile, lap, f, self.decode, out_channels=3, channels_last=True)
         return out
 
-    def encode_tiled(self, image: torch.Tensor, tile_size: int = 512, overlap: int = 64, *,
-                     tile_x: int | None = None, tile_y: int | None = None, **_: Any) -> torch.Tensor:
+    def encode_tiled(
+        self,
+        image: torch.Tensor,
+        tile_size: int = 512,
+        overlap: int = 64,
+        *,
+        tile_x: int | None = None,
+        tile_y: int | None = None,
+        **_: Any,
+    ) -> torch.Tensor:
         """Like :meth:`encode`, tile by tile (sizes in image pixels), blending the overlaps.
 
         ``tile_x``/``tile_y`` (pixels) is ComfyUI's signature, for plugins.
@@ -133,8 +155,7 @@ class VAEModel:
         def enc(chunk: torch.Tensor) -> torch.Tensor:
             return self.encode(chunk.movedim(1, -1))
 
-        return _tiled(pixels, tile, lap, 1, enc, out_channels=self.latent_channels, channels_last=False,
-                      shrink=f)
+        return _tiled(pixels, tile, lap, 1, enc, out_channels=self.latent_channels, channels_last=False, shrink=f)
 
 
 def _crop_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -142,12 +163,19 @@ def _crop_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     if (h, w) == tuple(image.shape[1:3]):
         return image
     top, left = (image.shape[1] - h) // 2, (image.shape[2] - w) // 2
-    return image[:, top:top + h, left:left + w]
+    return image[:, top : top + h, left : left + w]
 
 
 def _tiled(
-    x: torch.Tensor, tile: int, overlap: int, scale: int, fn: Callable[[torch.Tensor], torch.Tensor], *,
-    out_channels: int, channels_last: bool, shrink: int = 1,
+    x: torch.Tensor,
+    tile: int,
+    overlap: int,
+    scale: int,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    out_channels: int,
+    channels_last: bool,
+    shrink: int = 1,
 ) -> torch.Tensor:
     """Apply ``fn`` to overlapping ``tile`` x ``tile`` windows of ``x [B, C, H, W]`` and blend.
 
@@ -166,7 +194,7 @@ def _tiled(
     for y in ys:
         for x0 in xs:
             y0, x1 = min(y, max(height - tile, 0)), min(x0, max(width - tile, 0))
-            window = x[:, :, y0:y0 + tile, x1:x1 + tile]
+            window = x[:, :, y0 : y0 + tile, x1 : x1 + tile]
             result = fn(window)
             if channels_last:
                 result = result.movedim(-1, 1)
@@ -184,7 +212,7 @@ def _tiled(
                 if x1 + tile < width:
                     mask[:, :, :, -ramp:] *= fade.flip(0).view(1, 1, 1, -1)
             oy, ox = y0 * scale // shrink, x1 * scale // shrink
-            out[:, :, oy:oy + th, ox:ox + tw] += result.float().cpu() * mask
-            weight[:, :, oy:oy + th, ox:ox + tw] += mask
+            out[:, :, oy : oy + th, ox : ox + tw] += result.float().cpu() * mask
+            weight[:, :, oy : oy + th, ox : ox + tw] += mask
     out = out / weight.clamp_min(1e-8)
     return out.movedim(1, -1) if channels_last else out

@@ -42,8 +42,10 @@ class VAEDecode(Node):
     display_name = "VAE Decode"
     category = "latent"
     description = "Decodes latents into images with the VAE."
-    inputs = (Input("samples", "LATENT", tooltip="The latent to decode."),
-              Input("vae", "VAE", tooltip="The VAE that made (or matches) the latent."))
+    inputs = (
+        Input("samples", "LATENT", tooltip="The latent to decode."),
+        Input("vae", "VAE", tooltip="The VAE that made (or matches) the latent."),
+    )
     outputs = (Output("IMAGE", tooltip="The decoded image."),)
 
     @classmethod
@@ -85,8 +87,9 @@ class VAEDecodeTiled(Node):
         shape = (b, h * est.VAE_FACTOR, w * est.VAE_FACTOR, 3)
         return est.new_tensor(shape, "samples", est.describe("image", shape))
 
-    def run(self, samples: dict, vae: Any, tile_size: int, overlap: int, temporal_size: int = 64,
-            temporal_overlap: int = 8) -> tuple:
+    def run(
+        self, samples: dict, vae: Any, tile_size: int, overlap: int, temporal_size: int = 64, temporal_overlap: int = 8
+    ) -> tuple:
         if overlap >= tile_size // 2:
             overlap = tile_size // 4  # ComfyUI's rule: keep tiles mostly unique
         return (_vae(vae).decode_tiled(_latent("samples", samples), tile_size, overlap),)
@@ -106,8 +109,9 @@ class VAEEncode(Node):
             return None
         b, h, w, _ = info.shape
         shape = (b, 4, h // est.VAE_FACTOR, w // est.VAE_FACTOR)
-        return est.new_tensor(shape, "pixels", f"encoding {est.describe('image', info.shape)}",
-                              b * h * w * est.VAE_WORK_PER_PIXEL)
+        return est.new_tensor(
+            shape, "pixels", f"encoding {est.describe('image', info.shape)}", b * h * w * est.VAE_WORK_PER_PIXEL
+        )
 
     def run(self, pixels: Any, vae: Any) -> tuple:
         return ({"samples": _vae(vae).encode(_image("pixels", pixels))},)
@@ -116,10 +120,16 @@ class VAEEncode(Node):
 class VAEEncodeForInpaint(Node):
     display_name = "VAE Encode (for Inpainting)"
     category = "latent/inpaint"
-    description = ("Encodes images for inpainting: the masked area is greyed out before encoding and "
-                   "becomes the latent's noise mask (grown by grow_mask_by pixels).")
-    inputs = (Input("pixels", "IMAGE"), Input("vae", "VAE"), Input("mask", "MASK"),
-              Int("grow_mask_by", 6, min=0, max=64))
+    description = (
+        "Encodes images for inpainting: the masked area is greyed out before encoding and "
+        "becomes the latent's noise mask (grown by grow_mask_by pixels)."
+    )
+    inputs = (
+        Input("pixels", "IMAGE"),
+        Input("vae", "VAE"),
+        Input("mask", "MASK"),
+        Int("grow_mask_by", 6, min=0, max=64),
+    )
     outputs = (Output("LATENT"),)
 
     def run(self, pixels: Any, vae: Any, mask: Any, grow_mask_by: int) -> tuple:
@@ -133,8 +143,9 @@ class VAEEncodeForInpaint(Node):
         down = int(getattr(vae, "downscale", 8))
         h, w = (pixels.shape[1] // down) * down, (pixels.shape[2] // down) * down
         if h == 0 or w == 0:
-            raise ValueError(f"input 'pixels' is {pixels.shape[2]}x{pixels.shape[1]}, smaller than one "
-                             f"{down}x{down} latent cell")
+            raise ValueError(
+                f"input 'pixels' is {pixels.shape[2]}x{pixels.shape[1]}, smaller than one {down}x{down} latent cell"
+            )
         m = mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float()
         m = F.interpolate(m, size=(pixels.shape[1], pixels.shape[2]), mode="bilinear", align_corners=False)
         pixels, m = pixels[:, :h, :w, :], m[:, :, :h, :w]

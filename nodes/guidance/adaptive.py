@@ -69,8 +69,12 @@ class AdaptiveRun:
 
     def report(self) -> dict[str, Any]:
         steps: Any = self.switched_at[0] if self.batch == 1 else list(self.switched_at)
-        return {"name": "AdaptiveGuidance", "unet_evaluations": self.evaluations, "saved": self.saved,
-                "switched_at_step": steps}
+        return {
+            "name": "AdaptiveGuidance",
+            "unet_evaluations": self.evaluations,
+            "saved": self.saved,
+            "switched_at_step": steps,
+        }
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -103,7 +107,8 @@ class AdaptiveGuider(Guider):
         run = self._run = AdaptiveRun(batch=batch, switched_at=[None] * batch)
         model = self.model
         guided = "negative" in self.conds and (
-            not math.isclose(self.cfg, 1.0) or bool(model.model_options.get(DISABLE_CFG1_OPTIMIZATION)))
+            not math.isclose(self.cfg, 1.0) or bool(model.model_options.get(DISABLE_CFG1_OPTIMIZATION))
+        )
         if not guided:  # one evaluation per latent and call already: nothing to save
             base = super().predictor(shape, device)
 
@@ -124,9 +129,15 @@ class AdaptiveGuider(Guider):
         height, width = int(shape[2]), int(shape[3])
         positive = _entries("positive", self.conds.get("positive"), height, width)
         negative = _entries("negative", self.conds.get("negative"), height, width)
-        return (len(positive) == 1 and len(negative) == 1 and positive[0].plain and negative[0].plain
-                and positive[0].control is None and negative[0].control is None
-                and not has_hooks(self.model.model_options))
+        return (
+            len(positive) == 1
+            and len(negative) == 1
+            and positive[0].plain
+            and negative[0].plain
+            and positive[0].control is None
+            and negative[0].control is None
+            and not has_hooks(self.model.model_options)
+        )
 
     def _per_latent(self, shape: Sequence[int], device: Any, run: AdaptiveRun) -> Predict:
         """CFGGuider's batched call, with the unconditional half stacked only for the latents
@@ -160,10 +171,20 @@ class AdaptiveGuider(Guider):
                 self._note_switches(run, guided, space, t, batch)
                 index = guided.nonzero().flatten()
                 if count == 0:
-                    return model.predict_noise(x, t, cond.chunk(2)[1], None if pooled is None else pooled.chunk(2)[1],
-                                               None if time_ids is None else time_ids.chunk(2)[1])
-                raw = model.predict_noise(torch.cat((x[index.to(x.device)], x)), t, subset(cond, index),
-                                          subset(pooled, index), subset(time_ids, index))
+                    return model.predict_noise(
+                        x,
+                        t,
+                        cond.chunk(2)[1],
+                        None if pooled is None else pooled.chunk(2)[1],
+                        None if time_ids is None else time_ids.chunk(2)[1],
+                    )
+                raw = model.predict_noise(
+                    torch.cat((x[index.to(x.device)], x)),
+                    t,
+                    subset(cond, index),
+                    subset(pooled, index),
+                    subset(time_ids, index),
+                )
                 uncond_part, cond_out = raw[:count], raw[count:]
                 uncond_out = cond_out.clone()
                 uncond_out[index.to(x.device)] = uncond_part
@@ -213,8 +234,14 @@ class AdaptiveGuider(Guider):
         positive = _entries("positive", self.conds["positive"], height, width)
         negative = _entries("negative", self.conds["negative"], height, width)
         model = self.model
-        if len(positive) == 1 and len(negative) == 1 and positive[0].plain and negative[0].plain \
-                and positive[0].control is None and negative[0].control is None:
+        if (
+            len(positive) == 1
+            and len(negative) == 1
+            and positive[0].plain
+            and negative[0].plain
+            and positive[0].control is None
+            and negative[0].control is None
+        ):
             cond, pooled, time_ids = self._stack([negative[0], positive[0]], batch, height, width, device)
             c_cond = cond.chunk(2)[1]
             c_pooled = None if pooled is None else pooled.chunk(2)[1]
@@ -253,8 +280,9 @@ class AdaptiveGuider(Guider):
         alpha = (1 + sigma * sigma).rsqrt()
         return alpha * sigma * x_in + alpha * out
 
-    def _note_switches(self, run: AdaptiveRun, guided: torch.Tensor, space: CallSpace, t: torch.Tensor,
-                       batch: int) -> None:
+    def _note_switches(
+        self, run: AdaptiveRun, guided: torch.Tensor, space: CallSpace, t: torch.Tensor, batch: int
+    ) -> None:
         """Record the step of this call for the latents that are unguided for the first time."""
         step: int | None = None
         for i in range(batch):
@@ -275,20 +303,36 @@ class AdaptiveGuider(Guider):
 
 class AdaptiveGuidance(Node):
     category = "sampling/custom_sampling/guiders"
-    description = ("Adaptive Guidance (Castillo et al., \"Adaptive Guidance: Training-free Acceleration of "
-                   "Conditional Diffusion Models\", AAAI 2025): classifier-free guidance until the guided and the "
-                   "conditional noise predictions agree (cosine similarity above threshold), then the conditional "
-                   "branch alone, one UNet evaluation per step instead of two. The sampler reports what it saved.")
+    description = (
+        'Adaptive Guidance (Castillo et al., "Adaptive Guidance: Training-free Acceleration of '
+        'Conditional Diffusion Models", AAAI 2025): classifier-free guidance until the guided and the '
+        "conditional noise predictions agree (cosine similarity above threshold), then the conditional "
+        "branch alone, one UNet evaluation per step instead of two. The sampler reports what it saved."
+    )
     inputs = (
         Input("model", "MODEL"),
         Input("positive", "CONDITIONING"),
         Input("negative", "CONDITIONING"),
-        Float("threshold", DEFAULT_THRESHOLD, min=0.0, max=1.001, step=0.001, round=0.0001,
-              tooltip="The paper's gamma-bar: once the cosine similarity of the guided and the conditional noise "
-                      "predictions exceeds it, the rest of the run skips the unconditional branch. Lower saves "
-                      "more; above 1 never switches (plain CFG)."),
-        Float("cfg", 8.0, min=0.0, max=100.0, step=0.1, round=0.01,
-              tooltip="Classifier-free guidance scale while guidance is on."),
+        Float(
+            "threshold",
+            DEFAULT_THRESHOLD,
+            min=0.0,
+            max=1.001,
+            step=0.001,
+            round=0.0001,
+            tooltip="The paper's gamma-bar: once the cosine similarity of the guided and the conditional noise "
+            "predictions exceeds it, the rest of the run skips the unconditional branch. Lower saves "
+            "more; above 1 never switches (plain CFG).",
+        ),
+        Float(
+            "cfg",
+            8.0,
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            round=0.01,
+            tooltip="Classifier-free guidance scale while guidance is on.",
+        ),
     )
     outputs = (Output("GUIDER"),)
 

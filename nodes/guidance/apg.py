@@ -111,21 +111,41 @@ class APGHook:
 class APG(Node):
     display_name = "Adaptive Projected Guidance"
     category = "sampling/custom_sampling"
-    description = ("Adaptive Projected Guidance (Sadat et al., \"Eliminating Oversaturation and Artifacts of High "
-                   "Guidance Scales in Diffusion Models\", ICLR 2025): CFG whose update is split into the part "
-                   "parallel to the conditional prediction (which oversaturates) and the rest; the parallel part is "
-                   "scaled by eta, the update's norm capped and averaged with a reverse momentum. Allows high CFG "
-                   "without burnt colours.")
+    description = (
+        'Adaptive Projected Guidance (Sadat et al., "Eliminating Oversaturation and Artifacts of High '
+        'Guidance Scales in Diffusion Models", ICLR 2025): CFG whose update is split into the part '
+        "parallel to the conditional prediction (which oversaturates) and the rest; the parallel part is "
+        "scaled by eta, the update's norm capped and averaged with a reverse momentum. Allows high CFG "
+        "without burnt colours."
+    )
     inputs = (
         Input("model", "MODEL"),
-        Float("eta", 1.0, min=-10.0, max=10.0, step=0.01,
-              tooltip="Scale of the guidance's component parallel to the conditional prediction: 1 keeps it "
-                      "(plain CFG), 0 removes it (the paper's choice against oversaturation)."),
-        Float("norm_threshold", 5.0, min=0.0, max=50.0, step=0.1,
-              tooltip="Caps the guidance vector's norm (per image, in latent space) at this value; 0 disables it."),
-        Float("momentum", 0.0, min=-5.0, max=1.0, step=0.01,
-              tooltip="Running average of the guidance over the steps; negative values (the paper: -0.5) push "
-                      "away from previous directions. 0 disables it."),
+        Float(
+            "eta",
+            1.0,
+            min=-10.0,
+            max=10.0,
+            step=0.01,
+            tooltip="Scale of the guidance's component parallel to the conditional prediction: 1 keeps it "
+            "(plain CFG), 0 removes it (the paper's choice against oversaturation).",
+        ),
+        Float(
+            "norm_threshold",
+            5.0,
+            min=0.0,
+            max=50.0,
+            step=0.1,
+            tooltip="Caps the guidance vector's norm (per image, in latent space) at this value; 0 disables it.",
+        ),
+        Float(
+            "momentum",
+            0.0,
+            min=-5.0,
+            max=1.0,
+            step=0.01,
+            tooltip="Running average of the guidance over the steps; negative values (the paper: -0.5) push "
+            "away from previous directions. 0 disables it.",
+        ),
     )
     outputs = (Output("MODEL"),)
 

@@ -62,8 +62,11 @@ class GuidanceIntervalHook:
 
         if self._window is None or self._window[0] is not model:
             config = model.scheduler_config
-            self._window = (model, percent_to_sigma(self.start_percent, config),
-                            percent_to_sigma(self.end_percent, config))
+            self._window = (
+                model,
+                percent_to_sigma(self.start_percent, config),
+                percent_to_sigma(self.end_percent, config),
+            )
         return self._window[1], self._window[2]
 
     def inside(self, model: Any, sigma: float) -> bool:
@@ -89,16 +92,30 @@ class GuidanceIntervalHook:
 class CFGGuidanceInterval(Node):
     display_name = "CFG Guidance Interval"
     category = "sampling/custom_sampling"
-    description = ("Guidance in a limited interval (Kynkäänniemi et al., \"Applying Guidance in a Limited Interval "
-                   "Improves Sample and Distribution Quality in Diffusion Models\", NeurIPS 2024): CFG only between "
-                   "start_percent and end_percent of the noise schedule, the conditional prediction alone outside. "
-                   "More varied compositions at the same prompt adherence. Composes with APG and RescaleCFG.")
+    description = (
+        'Guidance in a limited interval (Kynkäänniemi et al., "Applying Guidance in a Limited Interval '
+        'Improves Sample and Distribution Quality in Diffusion Models", NeurIPS 2024): CFG only between '
+        "start_percent and end_percent of the noise schedule, the conditional prediction alone outside. "
+        "More varied compositions at the same prompt adherence. Composes with APG and RescaleCFG."
+    )
     inputs = (
         Input("model", "MODEL"),
-        Float("start_percent", 0.0, min=0.0, max=1.0, step=0.001,
-              tooltip="Where guidance starts, as a fraction of the noise schedule (0 = pure noise)."),
-        Float("end_percent", 1.0, min=0.0, max=1.0, step=0.001,
-              tooltip="Where guidance ends (1 = no noise). The paper's SD-XL interval is about 0.19 to 0.93."),
+        Float(
+            "start_percent",
+            0.0,
+            min=0.0,
+            max=1.0,
+            step=0.001,
+            tooltip="Where guidance starts, as a fraction of the noise schedule (0 = pure noise).",
+        ),
+        Float(
+            "end_percent",
+            1.0,
+            min=0.0,
+            max=1.0,
+            step=0.001,
+            tooltip="Where guidance ends (1 = no noise). The paper's SD-XL interval is about 0.19 to 0.93.",
+        ),
     )
     outputs = (Output("MODEL"),)
 
@@ -106,8 +123,10 @@ class CFGGuidanceInterval(Node):
     def validate(cls, **inputs: Any) -> bool | str:
         start, end = inputs.get("start_percent"), inputs.get("end_percent")
         if isinstance(start, (int, float)) and isinstance(end, (int, float)) and start > end:
-            return (f"start_percent ({start}) is after end_percent ({end}): no step would be guided; "
-                    "make start_percent <= end_percent")
+            return (
+                f"start_percent ({start}) is after end_percent ({end}): no step would be guided; "
+                "make start_percent <= end_percent"
+            )
         return True
 
     def run(self, model: Any, start_percent: float, end_percent: float) -> tuple:

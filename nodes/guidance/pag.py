@@ -48,13 +48,20 @@ class IdentitySelfAttention:
     def __init__(self, original: Any) -> None:
         self.original = original
 
-    def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None,
-                 **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         if encoder_hidden_states is not None:
             extra = kwargs if temb is None else {**kwargs, "temb": temb}
-            return self.original(attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
-                                 attention_mask=attention_mask, **extra)
+            return self.original(
+                attn, hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=attention_mask, **extra
+            )
         residual = hidden_states
         if getattr(attn, "spatial_norm", None) is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -76,12 +83,17 @@ class IdentitySelfAttention:
 def mid_self_attentions(unet: Any) -> list[Any]:
     """The ``attn1`` layers of every transformer block in ``unet``'s middle block."""
     mid = getattr(unet, "mid_block", None)
-    layers = [block.attn1 for transformer in getattr(mid, "attentions", None) or ()
-              for block in getattr(transformer, "transformer_blocks", ()) if getattr(block, "attn1", None) is not None]
+    layers = [
+        block.attn1
+        for transformer in getattr(mid, "attentions", None) or ()
+        for block in getattr(transformer, "transformer_blocks", ())
+        if getattr(block, "attn1", None) is not None
+    ]
     if not layers:
         raise PAGUnsupportedError(
             "PerturbedAttentionGuidance: this UNet's middle block has no self-attention to perturb "
-            "(PAG needs an SD1.x, SD2.x or SDXL-style UNet with a cross-attention middle block)")
+            "(PAG needs an SD1.x, SD2.x or SDXL-style UNet with a cross-attention middle block)"
+        )
     return layers
 
 
@@ -119,8 +131,11 @@ class PAGHook:
         self.evaluations = 0
 
     def report(self) -> dict[str, Any]:
-        return {"name": "PerturbedAttentionGuidance", "perturbed_evaluations": self.evaluations} \
-            if self.evaluations else {}
+        return (
+            {"name": "PerturbedAttentionGuidance", "perturbed_evaluations": self.evaluations}
+            if self.evaluations
+            else {}
+        )
 
     def perturbed_model(self, model: Any) -> Any:
         """``model`` with the perturbation as its *outermost* wrapper, so it is in effect whatever
@@ -144,14 +159,23 @@ class PAGHook:
 
 class PerturbedAttentionGuidance(Node):
     category = "model_patches/unet"
-    description = ("Perturbed-Attention Guidance (Ahn et al., \"Self-Rectifying Diffusion Sampling with "
-                   "Perturbed-Attention Guidance\", ECCV 2024): guides away from a prediction whose middle-block "
-                   "self-attention is the identity, which sharpens structure; adds scale * (cond - perturbed) after "
-                   "CFG, at the cost of one more UNet evaluation per step.")
+    description = (
+        'Perturbed-Attention Guidance (Ahn et al., "Self-Rectifying Diffusion Sampling with '
+        'Perturbed-Attention Guidance", ECCV 2024): guides away from a prediction whose middle-block '
+        "self-attention is the identity, which sharpens structure; adds scale * (cond - perturbed) after "
+        "CFG, at the cost of one more UNet evaluation per step."
+    )
     inputs = (
         Input("model", "MODEL"),
-        Float("scale", 3.0, min=0.0, max=100.0, step=0.01, round=0.01,
-              tooltip="Strength of the perturbed-attention guidance; 0 turns it off."),
+        Float(
+            "scale",
+            3.0,
+            min=0.0,
+            max=100.0,
+            step=0.01,
+            round=0.01,
+            tooltip="Strength of the perturbed-attention guidance; 0 turns it off.",
+        ),
     )
     outputs = (Output("MODEL"),)
 
@@ -161,5 +185,12 @@ class PerturbedAttentionGuidance(Node):
 
 NODES = [PerturbedAttentionGuidance]
 
-__all__ = ["IdentitySelfAttention", "NODES", "PAGHook", "PAGUnsupportedError", "PerturbMidSelfAttention",
-           "PerturbedAttentionGuidance", "mid_self_attentions"]
+__all__ = [
+    "IdentitySelfAttention",
+    "NODES",
+    "PAGHook",
+    "PAGUnsupportedError",
+    "PerturbMidSelfAttention",
+    "PerturbedAttentionGuidance",
+    "mid_self_attentions",
+]

@@ -62,15 +62,23 @@ class RescaleCFGHook:
 
 class RescaleCFG(Node):
     category = "advanced/model"
-    description = ("RescaleCFG (Lin et al., \"Common Diffusion Noise Schedules and Sample Steps are Flawed\", "
-                   "WACV 2024): rescales the CFG result (as v-prediction) to the conditional prediction's standard "
-                   "deviation, against overexposure at high CFG, especially on v-prediction and zero-terminal-SNR "
-                   "models.")
+    description = (
+        'RescaleCFG (Lin et al., "Common Diffusion Noise Schedules and Sample Steps are Flawed", '
+        "WACV 2024): rescales the CFG result (as v-prediction) to the conditional prediction's standard "
+        "deviation, against overexposure at high CFG, especially on v-prediction and zero-terminal-SNR "
+        "models."
+    )
     inputs = (
         Input("model", "MODEL"),
-        Float("multiplier", 0.7, min=0.0, max=1.0, step=0.01,
-              tooltip="How much of the rescaled result to use: 0 is plain CFG, 1 fully rescaled (the paper "
-                      "recommends 0.7)."),
+        Float(
+            "multiplier",
+            0.7,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            tooltip="How much of the rescaled result to use: 0 is plain CFG, 1 fully rescaled (the paper "
+            "recommends 0.7).",
+        ),
     )
     outputs = (Output("MODEL"),)
 

@@ -98,8 +98,7 @@ class Inversion:
 
     def __repr__(self) -> str:
         shape = tuple(self.states[0].shape)
-        return (f"<INVERSION {self.method} steps={self.steps} shape={shape} cfg={self.cfg:g} "
-                f"precision={self.precision}>")
+        return f"<INVERSION {self.method} steps={self.steps} shape={shape} cfg={self.cfg:g} precision={self.precision}>"
 
     def window(self, sigmas: torch.Tensor, who: str) -> int:
         """Where a run's ``sigmas`` start in this schedule; the run must walk a contiguous part of it.
@@ -112,11 +111,12 @@ class Inversion:
         own = self.sigmas
         n = len(run)
         for start in range(len(own) - n + 1):
-            if torch.allclose(own[start:start + n], run, rtol=1e-5, atol=1e-6):
+            if torch.allclose(own[start : start + n], run, rtol=1e-5, atol=1e-6):
                 return start
         raise InversionError(
             f"{who}: the run's SIGMAS ({_brief(run)}) are not a part of this {self.method} inversion's schedule "
-            f"({_brief(own)}); feed the sampler node's 'sigmas' from InversionSigmas with the same INVERSION")
+            f"({_brief(own)}); feed the sampler node's 'sigmas' from InversionSigmas with the same INVERSION"
+        )
 
 
 def _brief(sigmas: torch.Tensor) -> str:
@@ -148,13 +148,21 @@ def check_latent(node: str, name: str, latent: Any, model: Any = None) -> Any:
         raise fail(node, name, f"must hold [batch, channels, height, width] samples, got shape {tuple(samples.shape)}")
     expected = getattr(model, "latent_channels", None)
     if expected is not None and samples.shape[1] != expected:
-        raise fail(node, name, f"has {samples.shape[1]} latent channels but the model expects {expected}: "
-                               "encode the picture with this model family's VAE")
+        raise fail(
+            node,
+            name,
+            f"has {samples.shape[1]} latent channels but the model expects {expected}: "
+            "encode the picture with this model family's VAE",
+        )
     if not torch.isfinite(samples).all():
         raise fail(node, name, "contains NaN or infinite values")
     if latent.get("noise_mask") is not None:
-        raise fail(node, name, "carries a noise_mask; inversion works on the whole latent "
-                               "(remove SetLatentNoiseMask, or apply the mask after editing)")
+        raise fail(
+            node,
+            name,
+            "carries a noise_mask; inversion works on the whole latent "
+            "(remove SetLatentNoiseMask, or apply the mask after editing)",
+        )
     return samples
 
 
@@ -163,8 +171,11 @@ def check_conditioning(node: str, name: str, value: Any, optional: bool = False)
 
     if value is None and optional:
         return
-    if not (isinstance(value, (list, tuple)) and value and all(
-            isinstance(item, (list, tuple)) and len(item) >= 2 and torch.is_tensor(item[0]) for item in value)):
+    if not (
+        isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(item, (list, tuple)) and len(item) >= 2 and torch.is_tensor(item[0]) for item in value)
+    ):
         raise fail(node, name, "is not a CONDITIONING (a list of [tensor, dict]); connect CLIPTextEncode")
 
 
@@ -198,10 +209,21 @@ def model_inputs() -> tuple[Any, ...]:
     return (
         Input("model", "MODEL", tooltip="The model to invert with (LoRA, ControlNet conditioning etc. apply)."),
         Input("positive", "CONDITIONING", tooltip="The prompt that describes the source picture."),
-        Input("negative", "CONDITIONING", optional=True,
-              tooltip="Unconditional/negative prompt; only used when cfg is not 1."),
-        Float("cfg", 1.0, min=0.0, max=100.0, step=0.1, round=0.01,
-              tooltip="Classifier-free guidance during the inversion; 1 (no guidance) inverts most faithfully."),
+        Input(
+            "negative",
+            "CONDITIONING",
+            optional=True,
+            tooltip="Unconditional/negative prompt; only used when cfg is not 1.",
+        ),
+        Float(
+            "cfg",
+            1.0,
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            round=0.01,
+            tooltip="Classifier-free guidance during the inversion; 1 (no guidance) inverts most faithfully.",
+        ),
     )
 
 
@@ -210,18 +232,32 @@ def schedule_inputs(default_steps: int = 20) -> tuple[Any, ...]:
 
     return (
         Int("steps", default_steps, min=1, max=1000, tooltip="Steps of the schedule the inversion walks back."),
-        Combo("scheduler", list(SCHEDULER_NAMES), default="normal",
-              tooltip="How the noise levels are spaced; regenerate with the same (InversionSigmas does)."),
-        Float("denoise", 1.0, min=0.01, max=1.0, step=0.01,
-              tooltip="How far up to invert: 1 reaches pure noise; lower stops at that part of the schedule "
-                      "(KSampler's denoise), which keeps more of the picture when editing."),
+        Combo(
+            "scheduler",
+            list(SCHEDULER_NAMES),
+            default="normal",
+            tooltip="How the noise levels are spaced; regenerate with the same (InversionSigmas does).",
+        ),
+        Float(
+            "denoise",
+            1.0,
+            min=0.01,
+            max=1.0,
+            step=0.01,
+            tooltip="How far up to invert: 1 reaches pure noise; lower stops at that part of the schedule "
+            "(KSampler's denoise), which keeps more of the picture when editing.",
+        ),
     )
 
 
 def precision_input() -> Any:
-    return Combo("precision", list(PRECISIONS), default="model",
-                 tooltip="model: the MODEL's device and dtype. float64_cpu: the UNet in float64 on the CPU "
-                         "(slow; exact to ~1e-12, for checking and for exact round trips).")
+    return Combo(
+        "precision",
+        list(PRECISIONS),
+        default="model",
+        tooltip="model: the MODEL's device and dtype. float64_cpu: the UNet in float64 on the CPU "
+        "(slow; exact to ~1e-12, for checking and for exact round trips).",
+    )
 
 
 # -- float64 ---------------------------------------------------------------------------------------
@@ -250,9 +286,16 @@ def float64_model(model: DiffusionModel) -> DiffusionModel:
     handle = model.unet
     twin = _TWINS.get(handle)
     if twin is None:
-        twin = _Float64Handle(handle.manager, (handle.key, "float64"), handle.kind, handle.loader,
-                              name=f"{handle.name} (float64)", target=handle.target,
-                              size_hint=2 * handle.size_hint, device="cpu")
+        twin = _Float64Handle(
+            handle.manager,
+            (handle.key, "float64"),
+            handle.kind,
+            handle.loader,
+            name=f"{handle.name} (float64)",
+            target=handle.target,
+            size_hint=2 * handle.size_hint,
+            device="cpu",
+        )
         _TWINS[handle] = twin
     return model.clone(unet=twin)
 

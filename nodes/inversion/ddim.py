@@ -57,8 +57,9 @@ if TYPE_CHECKING:
 NODE = "DDIMInversion"
 
 
-def ddim_invert(denoise: Denoiser, x0: torch.Tensor, sigmas: torch.Tensor, refine: int = 0,
-                run: InversionRun | None = None) -> tuple[list[torch.Tensor], float]:
+def ddim_invert(
+    denoise: Denoiser, x0: torch.Tensor, sigmas: torch.Tensor, refine: int = 0, run: InversionRun | None = None
+) -> tuple[list[torch.Tensor], float]:
     """The DDIM trajectory of ``x0`` (scaled latent): ``states[i]`` sits at ``sigmas[i]``.
 
     Returns the states (``states[-1]`` is ``x0``) and the largest fixed-point residual of the
@@ -118,14 +119,30 @@ class DDIMInversion(Node):
         *model_inputs(),
         Input("latent", "LATENT", tooltip="The picture to invert (VAEEncode of it)."),
         *schedule_inputs(),
-        Int("refine", 2, min=0, max=20,
-            tooltip="Fixed-point iterations per step (0: the classic one-evaluation DDIM inversion)."),
+        Int(
+            "refine",
+            2,
+            min=0,
+            max=20,
+            tooltip="Fixed-point iterations per step (0: the classic one-evaluation DDIM inversion).",
+        ),
         precision_input(),
     )
     outputs = (Output("LATENT", "noisy_latent"), Output(INVERSION, "inversion"))
 
-    def run(self, model: Any, positive: Any, latent: dict, steps: int, scheduler: str, denoise: float,
-            refine: int, precision: str, cfg: float = 1.0, negative: Any = None) -> Any:
+    def run(
+        self,
+        model: Any,
+        positive: Any,
+        latent: dict,
+        steps: int,
+        scheduler: str,
+        denoise: float,
+        refine: int,
+        precision: str,
+        cfg: float = 1.0,
+        negative: Any = None,
+    ) -> Any:
         model = check_model(NODE, model)
         check_conditioning(NODE, "positive", positive)
         check_conditioning(NODE, "negative", negative, optional=True)
@@ -139,11 +156,22 @@ class DDIMInversion(Node):
         with inversion_run(guider, sigmas, len(sigmas) - 1) as run:
             states, residual = ddim_invert(denoiser, x0, sigmas, refine, run)
             states = [stored(s) for s in states]
-        inversion = Inversion("ddim", sigmas.clone(), states, positive, negative, float(cfg), precision,
-                              options={"refine": int(refine)}, latent=latent)
+        inversion = Inversion(
+            "ddim",
+            sigmas.clone(),
+            states,
+            positive,
+            negative,
+            float(cfg),
+            precision,
+            options={"refine": int(refine)},
+            latent=latent,
+        )
         noisy = out_latent(latent, model.process_out(states[0]).float())
-        lines = [f"DDIM inversion: {len(sigmas) - 1} steps, {denoiser.calls} model evaluations"
-                 + (f", last fixed-point residual {residual:.2e}" if refine else "")]
+        lines = [
+            f"DDIM inversion: {len(sigmas) - 1} steps, {denoiser.calls} model evaluations"
+            + (f", last fixed-point residual {residual:.2e}" if refine else "")
+        ]
         return result((noisy, inversion), run.reports, lines)
 
 

@@ -66,8 +66,9 @@ def posterior(x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_next:
     return mean, sigma_next * math.sqrt(max(1.0 - ratio, 0.0))
 
 
-def ddpm_invert(denoise: Denoiser, x0: torch.Tensor, sigmas: torch.Tensor, seed: int,
-                run: InversionRun | None = None) -> tuple[list[Any], list[Any], list[float]]:
+def ddpm_invert(
+    denoise: Denoiser, x0: torch.Tensor, sigmas: torch.Tensor, seed: int, run: InversionRun | None = None
+) -> tuple[list[Any], list[Any], list[float]]:
     """Independently noised levels ``states[i]`` (at ``sigmas[i]``), the noise maps and spreads of
     the steps ``i -> i+1`` (``states[-1]`` is ``x0``)."""
     import torch
@@ -98,8 +99,14 @@ def ddpm_invert(denoise: Denoiser, x0: torch.Tensor, sigmas: torch.Tensor, seed:
     return states, maps, spreads
 
 
-def ddpm_sample(denoise: Denoiser, x: torch.Tensor, sigmas: torch.Tensor, maps: list[Any], spreads: list[float],
-                run: LoopRun | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def ddpm_sample(
+    denoise: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    maps: list[Any],
+    spreads: list[float],
+    run: LoopRun | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """DDPM sampling along ``sigmas`` with the given noise maps (``maps[j]`` for step ``j``)."""
     x = denoise.to_work(x)
     denoised = x
@@ -118,8 +125,14 @@ def regenerate(inversion: Inversion, run: LoopRun, start: int) -> tuple[torch.Te
     assert inversion.noise_maps is not None and inversion.spreads is not None
     denoise = Denoiser(run.guider, tuple(inversion.states[0].shape), inversion.precision)
     steps = len(run.sigmas) - 1
-    return ddpm_sample(denoise, inversion.states[start], run.sigmas, inversion.noise_maps[start:start + steps],
-                       inversion.spreads[start:start + steps], run)
+    return ddpm_sample(
+        denoise,
+        inversion.states[start],
+        run.sigmas,
+        inversion.noise_maps[start : start + steps],
+        inversion.spreads[start : start + steps],
+        run,
+    )
 
 
 class DDPMEditFriendlyInversion(Node):
@@ -136,14 +149,31 @@ class DDPMEditFriendlyInversion(Node):
         *model_inputs(),
         Input("latent", "LATENT", tooltip="The picture to invert (VAEEncode of it)."),
         *schedule_inputs(),
-        Int("seed", 0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-            tooltip="Seed of the independent noise drawn for each level."),
+        Int(
+            "seed",
+            0,
+            min=0,
+            max=0xFFFFFFFFFFFFFFFF,
+            control_after_generate=True,
+            tooltip="Seed of the independent noise drawn for each level.",
+        ),
         precision_input(),
     )
     outputs = (Output("LATENT", "noisy_latent"), Output(INVERSION, "inversion"))
 
-    def run(self, model: Any, positive: Any, latent: dict, steps: int, scheduler: str, denoise: float,
-            seed: int, precision: str, cfg: float = 1.0, negative: Any = None) -> Any:
+    def run(
+        self,
+        model: Any,
+        positive: Any,
+        latent: dict,
+        steps: int,
+        scheduler: str,
+        denoise: float,
+        seed: int,
+        precision: str,
+        cfg: float = 1.0,
+        negative: Any = None,
+    ) -> Any:
         model = check_model(NODE, model)
         check_conditioning(NODE, "positive", positive)
         check_conditioning(NODE, "negative", negative, optional=True)
@@ -155,8 +185,19 @@ class DDPMEditFriendlyInversion(Node):
         with inversion_run(guider, sigmas, len(sigmas) - 1) as run:
             states, maps, spreads = ddpm_invert(denoiser, x0, sigmas, seed, run)
             states, maps = [stored(s) for s in states], [stored(m) for m in maps]
-        inversion = Inversion("ddpm_edit_friendly", sigmas.clone(), states, positive, negative, float(cfg),
-                              precision, noise_maps=maps, spreads=spreads, options={"seed": int(seed)}, latent=latent)
+        inversion = Inversion(
+            "ddpm_edit_friendly",
+            sigmas.clone(),
+            states,
+            positive,
+            negative,
+            float(cfg),
+            precision,
+            noise_maps=maps,
+            spreads=spreads,
+            options={"seed": int(seed)},
+            latent=latent,
+        )
         noisy = out_latent(latent, model.process_out(states[0]).float())
         lines = [f"edit-friendly DDPM inversion: {len(sigmas) - 1} noise maps, {denoiser.calls} model evaluations"]
         return result((noisy, inversion), run.reports, lines)

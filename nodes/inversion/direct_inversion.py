@@ -50,9 +50,15 @@ class DirectInversionResult:
     largest_correction: float  # the largest |d_t| applied (how far CFG pushed the source branch off)
 
 
-def direct_inversion_edit(source: Denoiser, target: Denoiser, states: list[Any], sigmas: torch.Tensor,
-                          start: int = 0, correct_target: bool = True,
-                          run: LoopRun | None = None) -> DirectInversionResult:
+def direct_inversion_edit(
+    source: Denoiser,
+    target: Denoiser,
+    states: list[Any],
+    sigmas: torch.Tensor,
+    start: int = 0,
+    correct_target: bool = True,
+    run: LoopRun | None = None,
+) -> DirectInversionResult:
     """Both branches along ``sigmas`` (a window of the inversion's schedule starting at ``start``)."""
     src = source.to_work(states[start])
     tgt = target.to_work(states[start])
@@ -94,8 +100,11 @@ class DirectInversionSamplerValue:
     def report(self) -> dict[str, Any]:
         if self._last is None:
             return {}
-        return {"name": "DirectInversion", "largest_correction": round(self._last.largest_correction, 4),
-                "target_corrected": self.correct_target}
+        return {
+            "name": "DirectInversion",
+            "largest_correction": round(self._last.largest_correction, 4),
+            "target_corrected": self.correct_target,
+        }
 
     def source_guider(self, run: LoopRun) -> Any:
         inv = self.inversion
@@ -104,9 +113,11 @@ class DirectInversionSamplerValue:
         if negative is None and not math.isclose(cfg, 1.0):
             negative = getattr(run.guider, "conds", {}).get("negative")
             if negative is None:
-                raise InversionError(f"{NODE}: input 'source_cfg' is {cfg:g} but neither the inversion nor the "
-                                     "guider has a negative conditioning; give DDIMInversion a negative or use "
-                                     "source_cfg 1")
+                raise InversionError(
+                    f"{NODE}: input 'source_cfg' is {cfg:g} but neither the inversion nor the "
+                    "guider has a negative conditioning; give DDIMInversion a negative or use "
+                    "source_cfg 1"
+                )
         return make_guider(run.model, inv.positive, negative, cfg)
 
     def sample_loop(self, run: LoopRun) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,8 +125,9 @@ class DirectInversionSamplerValue:
         shape = tuple(self.inversion.states[0].shape)
         source = Denoiser(self.source_guider(run), shape, self.inversion.precision)
         target = Denoiser(run.guider, shape, self.inversion.precision)
-        self._last = direct_inversion_edit(source, target, self.inversion.states, run.sigmas, start,
-                                           self.correct_target, run)
+        self._last = direct_inversion_edit(
+            source, target, self.inversion.states, run.sigmas, start, self.correct_target, run
+        )
         return run.finish(self._last.target, self._last.denoised)
 
 
@@ -132,10 +144,20 @@ class DirectInversionSampler(Node):
     )
     inputs = (
         Input("inversion", INVERSION, tooltip="From DDIMInversion (its trajectory anchors the source branch)."),
-        Float("source_cfg", -1.0, min=-1.0, max=100.0, step=0.1, round=0.01,
-              tooltip="CFG of the source branch; -1 uses the guider's CFG, as the paper does."),
-        Boolean("correct_target", True,
-                tooltip="Add the source branch's correction to the target branch too (keeps the layout)."),
+        Float(
+            "source_cfg",
+            -1.0,
+            min=-1.0,
+            max=100.0,
+            step=0.1,
+            round=0.01,
+            tooltip="CFG of the source branch; -1 uses the guider's CFG, as the paper does.",
+        ),
+        Boolean(
+            "correct_target",
+            True,
+            tooltip="Add the source branch's correction to the target branch too (keeps the layout).",
+        ),
     )
     outputs = (Output("SAMPLER"),)
 

@@ -64,8 +64,9 @@ def _eps(denoise: Denoiser, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor
     return (x - denoised) / sigma, denoised
 
 
-def edict_step(denoise: Denoiser, x: torch.Tensor, y: torch.Tensor, sigma: float, sigma_next: float,
-               p: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def edict_step(
+    denoise: Denoiser, x: torch.Tensor, y: torch.Tensor, sigma: float, sigma_next: float, p: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One EDICT denoising step from ``sigma`` to ``sigma_next``; returns (x, y, a clean estimate)."""
     step = sigma_next - sigma
     eps_y, denoised = _eps(denoise, y, sigma)
@@ -77,8 +78,9 @@ def edict_step(denoise: Denoiser, x: torch.Tensor, y: torch.Tensor, sigma: float
     return x, y, denoised
 
 
-def edict_unstep(denoise: Denoiser, x: torch.Tensor, y: torch.Tensor, sigma: float, sigma_next: float,
-                 p: float) -> tuple[torch.Tensor, torch.Tensor]:
+def edict_unstep(
+    denoise: Denoiser, x: torch.Tensor, y: torch.Tensor, sigma: float, sigma_next: float, p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact inverse of :func:`edict_step`: from the pair at ``sigma_next`` back up to ``sigma``."""
     step = sigma_next - sigma
     y_inter = (y - (1 - p) * x) / p
@@ -88,8 +90,9 @@ def edict_unstep(denoise: Denoiser, x: torch.Tensor, y: torch.Tensor, sigma: flo
     return x, y
 
 
-def edict_invert(denoise: Denoiser, x0: torch.Tensor, sigmas: torch.Tensor, p: float = DEFAULT_MIX,
-                 run: InversionRun | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def edict_invert(
+    denoise: Denoiser, x0: torch.Tensor, sigmas: torch.Tensor, p: float = DEFAULT_MIX, run: InversionRun | None = None
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The coupled trajectories: ``xs[i]``, ``ys[i]`` at ``sigmas[i]``; both end at ``x0``."""
     n = len(sigmas) - 1
     xs: list[Any] = [None] * (n + 1)
@@ -104,8 +107,9 @@ def edict_invert(denoise: Denoiser, x0: torch.Tensor, sigmas: torch.Tensor, p: f
     return xs, ys
 
 
-def edict_sample(denoise: Denoiser, x: torch.Tensor, y: torch.Tensor, sigmas: torch.Tensor, p: float,
-                 run: LoopRun | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def edict_sample(
+    denoise: Denoiser, x: torch.Tensor, y: torch.Tensor, sigmas: torch.Tensor, p: float, run: LoopRun | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """EDICT regeneration along ``sigmas`` from the pair ``(x, y)``; returns (x, the last clean estimate)."""
     x, y = denoise.to_work(x), denoise.to_work(y)
     denoised = x
@@ -120,8 +124,14 @@ def regenerate(inversion: Inversion, run: LoopRun, start: int) -> tuple[torch.Te
     """The matching sampler: EDICT steps from the stored pair at ``run.sigmas[0]``."""
     assert inversion.partners is not None
     denoise = Denoiser(run.guider, tuple(inversion.states[0].shape), inversion.precision)
-    return edict_sample(denoise, inversion.states[start], inversion.partners[start], run.sigmas,
-                        float(inversion.options.get("mix", DEFAULT_MIX)), run)
+    return edict_sample(
+        denoise,
+        inversion.states[start],
+        inversion.partners[start],
+        run.sigmas,
+        float(inversion.options.get("mix", DEFAULT_MIX)),
+        run,
+    )
 
 
 class EDICTInversion(Node):
@@ -137,15 +147,33 @@ class EDICTInversion(Node):
         *model_inputs(),
         Input("latent", "LATENT", tooltip="The picture to invert (VAEEncode of it)."),
         *schedule_inputs(),
-        Float("mix", DEFAULT_MIX, min=0.5, max=0.999, step=0.005, round=0.0001,
-              tooltip="EDICT's mixing parameter p: closer to 1 mixes less (the paper's 0.93); lower values are "
-                      "more stable but amplify rounding by 1/p per step when inverting."),
+        Float(
+            "mix",
+            DEFAULT_MIX,
+            min=0.5,
+            max=0.999,
+            step=0.005,
+            round=0.0001,
+            tooltip="EDICT's mixing parameter p: closer to 1 mixes less (the paper's 0.93); lower values are "
+            "more stable but amplify rounding by 1/p per step when inverting.",
+        ),
         precision_input(),
     )
     outputs = (Output("LATENT", "noisy_latent"), Output(INVERSION, "inversion"))
 
-    def run(self, model: Any, positive: Any, latent: dict, steps: int, scheduler: str, denoise: float,
-            mix: float, precision: str, cfg: float = 1.0, negative: Any = None) -> Any:
+    def run(
+        self,
+        model: Any,
+        positive: Any,
+        latent: dict,
+        steps: int,
+        scheduler: str,
+        denoise: float,
+        mix: float,
+        precision: str,
+        cfg: float = 1.0,
+        negative: Any = None,
+    ) -> Any:
         model = check_model(NODE, model)
         check_conditioning(NODE, "positive", positive)
         check_conditioning(NODE, "negative", negative, optional=True)
@@ -159,8 +187,18 @@ class EDICTInversion(Node):
         with inversion_run(guider, sigmas, len(sigmas) - 1) as run:
             xs, ys = edict_invert(denoiser, x0, sigmas, float(mix), run)
             xs, ys = [stored(s) for s in xs], [stored(s) for s in ys]
-        inversion = Inversion("edict", sigmas.clone(), xs, positive, negative, float(cfg), precision, partners=ys,
-                              options={"mix": float(mix)}, latent=latent)
+        inversion = Inversion(
+            "edict",
+            sigmas.clone(),
+            xs,
+            positive,
+            negative,
+            float(cfg),
+            precision,
+            partners=ys,
+            options={"mix": float(mix)},
+            latent=latent,
+        )
         noisy = out_latent(latent, model.process_out(xs[0]).float())
         lines = [f"EDICT inversion: {len(sigmas) - 1} steps, p={mix:g}, {denoiser.calls} model evaluations"]
         return result((noisy, inversion), run.reports, lines)

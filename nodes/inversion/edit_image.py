@@ -67,8 +67,16 @@ def _link_or_value(name: str, value: Any, raw_inputs: dict[str, Any] | None, tak
     return value
 
 
-def edit_graph(method: str, refs: dict[str, Any], source_prompt: str, target_prompt: str, steps: int, cfg: float,
-               seed: int, strength: float) -> tuple[dict[str, Any], list[Any]]:
+def edit_graph(
+    method: str,
+    refs: dict[str, Any],
+    source_prompt: str,
+    target_prompt: str,
+    steps: int,
+    cfg: float,
+    seed: int,
+    strength: float,
+) -> tuple[dict[str, Any], list[Any]]:
     """The API-format sub-graph for ``method`` and the link to its IMAGE output.
 
     ``refs`` maps ``image``, ``vae``, ``model``, ``clip`` to links (or values).
@@ -83,20 +91,38 @@ def edit_graph(method: str, refs: dict[str, Any], source_prompt: str, target_pro
         "~source": {"class_type": "CLIPTextEncode", "inputs": {"text": source_prompt, "clip": clip}},
         "~target": {"class_type": "CLIPTextEncode", "inputs": {"text": target_prompt, "clip": clip}},
         "~negative": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": clip}},
-        "~guider": {"class_type": "CFGGuider", "inputs": {"model": model, "positive": ["~target", 0],
-                                                           "negative": ["~negative", 0], "cfg": cfg}},
+        "~guider": {
+            "class_type": "CFGGuider",
+            "inputs": {"model": model, "positive": ["~target", 0], "negative": ["~negative", 0], "cfg": cfg},
+        },
     }
-    inversion_common = {"model": model, "positive": ["~source", 0], "negative": ["~negative", 0],
-                        "cfg": inversion_cfg, "latent": ["~encode", 0], "steps": steps, "scheduler": "normal",
-                        "denoise": denoise, "precision": "model"}
+    inversion_common = {
+        "model": model,
+        "positive": ["~source", 0],
+        "negative": ["~negative", 0],
+        "cfg": inversion_cfg,
+        "latent": ["~encode", 0],
+        "steps": steps,
+        "scheduler": "normal",
+        "denoise": denoise,
+        "precision": "model",
+    }
     noise: dict[str, Any] = {"class_type": "DisableNoise", "inputs": {}}
     latent: list[Any] = ["~invert", 0]
     if method == "inversion_free":
-        graph["~sampler"] = {"class_type": "InversionFreeEditSampler", "inputs": {
-            "source_latent": ["~encode", 0], "source_positive": ["~source", 0], "source_negative": ["~negative", 0],
-            "source_cfg": inversion_cfg}}
-        graph["~sigmas"] = {"class_type": "BasicScheduler", "inputs": {"model": model, "scheduler": "normal",
-                                                                        "steps": steps, "denoise": denoise}}
+        graph["~sampler"] = {
+            "class_type": "InversionFreeEditSampler",
+            "inputs": {
+                "source_latent": ["~encode", 0],
+                "source_positive": ["~source", 0],
+                "source_negative": ["~negative", 0],
+                "source_cfg": inversion_cfg,
+            },
+        }
+        graph["~sigmas"] = {
+            "class_type": "BasicScheduler",
+            "inputs": {"model": model, "scheduler": "normal", "steps": steps, "denoise": denoise},
+        }
         noise = {"class_type": "RandomNoise", "inputs": {"noise_seed": seed}}
         latent = ["~encode", 0]
     else:
@@ -105,20 +131,30 @@ def edit_graph(method: str, refs: dict[str, Any], source_prompt: str, target_pro
         elif method == "edict":
             graph["~invert"] = {"class_type": "EDICTInversion", "inputs": {**inversion_common, "mix": 0.93}}
         else:
-            graph["~invert"] = {"class_type": "DDPMEditFriendlyInversion", "inputs": {**inversion_common,
-                                                                                      "seed": seed}}
+            graph["~invert"] = {"class_type": "DDPMEditFriendlyInversion", "inputs": {**inversion_common, "seed": seed}}
         if method == "direct_inversion":
-            graph["~sampler"] = {"class_type": "DirectInversionSampler", "inputs": {
-                "inversion": ["~invert", 1], "source_cfg": inversion_cfg, "correct_target": True}}
+            graph["~sampler"] = {
+                "class_type": "DirectInversionSampler",
+                "inputs": {"inversion": ["~invert", 1], "source_cfg": inversion_cfg, "correct_target": True},
+            }
         else:
             graph["~sampler"] = {"class_type": "InversionSampler", "inputs": {"inversion": ["~invert", 1]}}
         skip = min(int(round(settings.skip_fraction * steps)), max(steps - 1, 0))
-        graph["~sigmas"] = {"class_type": "InversionSigmas", "inputs": {"inversion": ["~invert", 1],
-                                                                         "skip_steps": skip}}
+        graph["~sigmas"] = {
+            "class_type": "InversionSigmas",
+            "inputs": {"inversion": ["~invert", 1], "skip_steps": skip},
+        }
     graph["~noise"] = noise
-    graph["~sample"] = {"class_type": "SamplerCustomAdvanced", "inputs": {
-        "noise": ["~noise", 0], "guider": ["~guider", 0], "sampler": ["~sampler", 0], "sigmas": ["~sigmas", 0],
-        "latent_image": latent}}
+    graph["~sample"] = {
+        "class_type": "SamplerCustomAdvanced",
+        "inputs": {
+            "noise": ["~noise", 0],
+            "guider": ["~guider", 0],
+            "sampler": ["~sampler", 0],
+            "sigmas": ["~sigmas", 0],
+            "latent_image": latent,
+        },
+    }
     graph["~decode"] = {"class_type": "VAEDecode", "inputs": {"samples": ["~sample", 0], "vae": vae}}
     return graph, ["~decode", 0]
 
@@ -143,12 +179,31 @@ class EditImage(Node):
         String("target_prompt", "", multiline=True, tooltip="What it should show: the source prompt, changed."),
         Combo("method", list(EDIT_METHODS), default="direct_inversion"),
         Int("steps", 20, min=1, max=1000),
-        Float("cfg", 5.0, min=0.0, max=100.0, step=0.1, round=0.01,
-              tooltip="Classifier-free guidance of the target prompt (edict runs unguided, where it is stable)."),
-        Int("seed", 0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-            tooltip="Used by the stochastic methods (ddpm_edit_friendly, inversion_free)."),
-        Float("strength", 1.0, min=0.05, max=1.0, step=0.01,
-              tooltip="Scales how far into the noise the edit starts; lower keeps more of the picture."),
+        Float(
+            "cfg",
+            5.0,
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            round=0.01,
+            tooltip="Classifier-free guidance of the target prompt (edict runs unguided, where it is stable).",
+        ),
+        Int(
+            "seed",
+            0,
+            min=0,
+            max=0xFFFFFFFFFFFFFFFF,
+            control_after_generate=True,
+            tooltip="Used by the stochastic methods (ddpm_edit_friendly, inversion_free).",
+        ),
+        Float(
+            "strength",
+            1.0,
+            min=0.05,
+            max=1.0,
+            step=0.01,
+            tooltip="Scales how far into the noise the edit starts; lower keeps more of the picture.",
+        ),
         Hidden("unique_id", "UNIQUE_ID"),
         Hidden("dynprompt", "DYNPROMPT"),
     )
@@ -165,8 +220,22 @@ class EditImage(Node):
                 return f"input '{name}' is empty: describe the picture ({name.split('_')[0]})"
         return True
 
-    def run(self, image: Any, vae: Any, model: Any, clip: Any, source_prompt: str, target_prompt: str, method: str,
-            steps: int, cfg: float, seed: int, strength: float, unique_id: Any = None, dynprompt: Any = None) -> Any:
+    def run(
+        self,
+        image: Any,
+        vae: Any,
+        model: Any,
+        clip: Any,
+        source_prompt: str,
+        target_prompt: str,
+        method: str,
+        steps: int,
+        cfg: float,
+        seed: int,
+        strength: float,
+        unique_id: Any = None,
+        dynprompt: Any = None,
+    ) -> Any:
         if method not in EDIT_METHODS:
             raise fail(NODE, "method", f"is {method!r}; choose one of: {', '.join(EDIT_METHODS)}")
         for name, text in (("source_prompt", source_prompt), ("target_prompt", target_prompt)):
@@ -180,8 +249,9 @@ class EditImage(Node):
         names = {"image": image, "vae": vae, "model": model, "clip": clip}
         probe, _ = edit_graph(method, dict.fromkeys(names), "x", "y", steps, cfg, seed, strength)
         refs = {name: _link_or_value(name, value, raw, set(probe)) for name, value in names.items()}
-        graph, output = edit_graph(method, refs, source_prompt, target_prompt, int(steps), float(cfg), int(seed),
-                                   float(strength))
+        graph, output = edit_graph(
+            method, refs, source_prompt, target_prompt, int(steps), float(cfg), int(seed), float(strength)
+        )
         return Result(output, expand=graph)
 
 

@@ -47,8 +47,10 @@ def unsupported_model_reason(model: Any, sigmas: Any = None) -> str | None:
     """Why InfEdit cannot run on ``model`` (``None`` when it can)."""
     in_channels = getattr(getattr(model.prepare(), "config", None), "in_channels", None)
     if in_channels is not None and in_channels != model.latent_channels:
-        return (f"it is an inpainting model ({in_channels} input channels); inversion-free editing needs a "
-                "text-to-image UNet (SD1.x, SD2.x or SDXL, epsilon or v-prediction; LCM weights work best)")
+        return (
+            f"it is an inpainting model ({in_channels} input channels); inversion-free editing needs a "
+            "text-to-image UNet (SD1.x, SD2.x or SDXL, epsilon or v-prediction; LCM weights work best)"
+        )
     if model.scheduler_config.get("rescale_betas_zero_snr"):
         return "its schedule has zero terminal SNR (an infinite top noise level), which DDCM's step cannot start from"
     if sigmas is not None and not math.isfinite(float(sigmas[0])):
@@ -56,8 +58,15 @@ def unsupported_model_reason(model: Any, sigmas: Any = None) -> str | None:
     return None
 
 
-def ddcm_edit(source: Denoiser, target: Denoiser, z0: torch.Tensor, start: torch.Tensor, sigmas: torch.Tensor,
-              noise_like: Any, run: LoopRun | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def ddcm_edit(
+    source: Denoiser,
+    target: Denoiser,
+    z0: torch.Tensor,
+    start: torch.Tensor,
+    sigmas: torch.Tensor,
+    noise_like: Any,
+    run: LoopRun | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The InfEdit loop; returns (the edited clean latent, the source branch's last prediction error).
 
     ``start`` is where both branches begin (any noisy version of ``z0``, or noise); ``noise_like(x)``
@@ -102,18 +111,24 @@ class InversionFreeEditValue:
         if reason is not None:
             raise InversionError(f"{NODE}: the guider's input 'model' cannot run inversion-free editing: {reason}")
         if run.mask is not None:
-            raise InversionError(f"{NODE}: the latent_image carries a noise_mask; inversion-free editing changes the "
-                                 "whole latent (apply the mask afterwards)")
+            raise InversionError(
+                f"{NODE}: the latent_image carries a noise_mask; inversion-free editing changes the "
+                "whole latent (apply the mask afterwards)"
+            )
         z0 = run.model.process_in(self.source_latent["samples"].float()).to(run.device)
         if tuple(z0.shape) != tuple(run.latent.shape):
-            raise InversionError(f"{NODE}: input 'source_latent' has shape {tuple(z0.shape)} but the sampled "
-                                 f"latent_image has {tuple(run.latent.shape)}; sample the source latent itself")
+            raise InversionError(
+                f"{NODE}: input 'source_latent' has shape {tuple(z0.shape)} but the sampled "
+                f"latent_image has {tuple(run.latent.shape)}; sample the source latent itself"
+            )
         negative = self.negative
         if negative is None and not math.isclose(self.source_cfg, 1.0):
             negative = getattr(run.guider, "conds", {}).get("negative")
             if negative is None:
-                raise InversionError(f"{NODE}: input 'source_cfg' is {self.source_cfg:g} but there is no negative "
-                                     "conditioning (connect source_negative, or use source_cfg 1)")
+                raise InversionError(
+                    f"{NODE}: input 'source_cfg' is {self.source_cfg:g} but there is no negative "
+                    "conditioning (connect source_negative, or use source_cfg 1)"
+                )
         shape = tuple(z0.shape)
         source = Denoiser(make_guider(run.model, self.positive, negative, self.source_cfg), shape)
         target = Denoiser(run.guider, shape)
@@ -137,15 +152,25 @@ class InversionFreeEditSampler(Node):
     inputs = (
         Input("source_latent", "LATENT", tooltip="The picture to edit (VAEEncode of it)."),
         Input("source_positive", "CONDITIONING", tooltip="The prompt that describes the source picture."),
-        Input("source_negative", "CONDITIONING", optional=True,
-              tooltip="The source branch's negative (default: the guider's negative)."),
-        Float("source_cfg", 1.0, min=0.0, max=100.0, step=0.1, round=0.01,
-              tooltip="CFG of the source branch (the paper uses 1)."),
+        Input(
+            "source_negative",
+            "CONDITIONING",
+            optional=True,
+            tooltip="The source branch's negative (default: the guider's negative).",
+        ),
+        Float(
+            "source_cfg",
+            1.0,
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            round=0.01,
+            tooltip="CFG of the source branch (the paper uses 1).",
+        ),
     )
     outputs = (Output("SAMPLER"),)
 
-    def run(self, source_latent: Any, source_positive: Any, source_cfg: float,
-            source_negative: Any = None) -> tuple:
+    def run(self, source_latent: Any, source_positive: Any, source_cfg: float, source_negative: Any = None) -> tuple:
         check_latent(NODE, "source_latent", source_latent)
         check_conditioning(NODE, "source_positive", source_positive)
         check_conditioning(NODE, "source_negative", source_negative, optional=True)

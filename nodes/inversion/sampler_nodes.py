@@ -27,12 +27,16 @@ if TYPE_CHECKING:
 def check_run(who: str, inversion: Inversion, run: LoopRun) -> int:
     """The run's start index in the inversion's schedule, after checking the run fits the inversion."""
     if run.mask is not None:
-        raise InversionError(f"{who}: the latent_image carries a noise_mask; inversion samplers regenerate the whole "
-                             "latent (apply the mask afterwards, e.g. with a latent composite)")
+        raise InversionError(
+            f"{who}: the latent_image carries a noise_mask; inversion samplers regenerate the whole "
+            "latent (apply the mask afterwards, e.g. with a latent composite)"
+        )
     shape = tuple(inversion.states[0].shape)
     if tuple(run.latent.shape) != shape:
-        raise InversionError(f"{who}: latent_image has shape {tuple(run.latent.shape)} but the inversion's latent is "
-                             f"{shape}; pass the inversion node's noisy_latent")
+        raise InversionError(
+            f"{who}: latent_image has shape {tuple(run.latent.shape)} but the inversion's latent is "
+            f"{shape}; pass the inversion node's noisy_latent"
+        )
     return inversion.window(run.sigmas, who)
 
 
@@ -53,8 +57,11 @@ class InversionSamplerValue:
         from . import ddim, ddpm_edit_friendly, edict
 
         start = check_run("InversionSampler", self.inversion, run)
-        method = {"ddim": ddim.regenerate, "edict": edict.regenerate,
-                  "ddpm_edit_friendly": ddpm_edit_friendly.regenerate}[self.inversion.method]
+        method = {
+            "ddim": ddim.regenerate,
+            "edict": edict.regenerate,
+            "ddpm_edit_friendly": ddpm_edit_friendly.regenerate,
+        }[self.inversion.method]
         x, denoised = method(self.inversion, run, start)
         return run.finish(x, denoised)
 
@@ -67,7 +74,9 @@ class InversionSampler(Node):
         "DisableNoise, the inversion's noisy latent and InversionSigmas: a guider with the source prompt and "
         "CFG reconstructs the picture, one with another prompt edits it."
     )
-    inputs = (Input("inversion", INVERSION, tooltip="From DDIMInversion, EDICTInversion or DDPMEditFriendlyInversion."),)
+    inputs = (
+        Input("inversion", INVERSION, tooltip="From DDIMInversion, EDICTInversion or DDPMEditFriendlyInversion."),
+    )
     outputs = (Output("SAMPLER"),)
 
     def run(self, inversion: Any) -> tuple:
@@ -90,9 +99,12 @@ class InversionSigmas(Node):
     def run(self, inversion: Any, skip_steps: int) -> tuple:
         inversion = check_inversion("InversionSigmas", "inversion", inversion)
         if skip_steps < 0 or skip_steps >= inversion.steps:
-            raise fail("InversionSigmas", "skip_steps",
-                       f"must be between 0 and {inversion.steps - 1} (the inversion has {inversion.steps} steps), "
-                       f"got {skip_steps}")
+            raise fail(
+                "InversionSigmas",
+                "skip_steps",
+                f"must be between 0 and {inversion.steps - 1} (the inversion has {inversion.steps} steps), "
+                f"got {skip_steps}",
+            )
         return (inversion.sigmas[skip_steps:].clone(),)
 
 

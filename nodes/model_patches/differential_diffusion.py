@@ -40,8 +40,9 @@ class DifferentialMask:
         model, sigmas = extra["model"], extra["sigmas"]
         ms = model_sigmas(model.scheduler_config)
         sigma_to = max(ms.sigma_min, float(sigmas[-1]))
-        ts_from, ts_to, ts_now = (float(v) for v in ms.sigma_to_t(
-            torch.tensor([float(sigmas[0]), sigma_to, float(sigma.flatten()[0])])))
+        ts_from, ts_to, ts_now = (
+            float(v) for v in ms.sigma_to_t(torch.tensor([float(sigmas[0]), sigma_to, float(sigma.flatten()[0])]))
+        )
         threshold = (ts_now - ts_to) / (ts_from - ts_to) if ts_from != ts_to else 0.0
         binary = (mask >= threshold).to(mask.dtype)
         if 0 < self.strength < 1:
@@ -63,8 +64,15 @@ class DifferentialDiffusion(Node):
     )
     inputs = (
         Input("model", "MODEL"),
-        Float("strength", 1.0, min=0.0, max=1.0, step=0.01, optional=True,
-              tooltip="1: the paper's per-step binary mask; lower blends it with the soft mask."),
+        Float(
+            "strength",
+            1.0,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            optional=True,
+            tooltip="1: the paper's per-step binary mask; lower blends it with the soft mask.",
+        ),
     )
     outputs = (Output("MODEL"),)
 

@@ -42,7 +42,7 @@ def fourier_filter(x: torch.Tensor, threshold: int, scale: float) -> torch.Tenso
     height, width = x.shape[-2:]
     cy, cx = height // 2, width // 2
     weights = torch.ones(x.shape[-2:], device=x.device)
-    weights[max(cy - threshold, 0):cy + threshold, max(cx - threshold, 0):cx + threshold] = scale
+    weights[max(cy - threshold, 0) : cy + threshold, max(cx - threshold, 0) : cx + threshold] = scale
     spectrum = spectrum * weights
     return torch.fft.ifftn(torch.fft.ifftshift(spectrum, dim=(-2, -1)), dim=(-2, -1)).real.to(x.dtype)
 
@@ -98,8 +98,9 @@ class FreeUHooks(CallHooks):
             if scale is None:
                 continue
 
-            def pre_hook(module: Any, args: tuple, kwargs: dict, channels: int = channels,
-                         scale: tuple[float, float] = scale) -> tuple[tuple, dict]:
+            def pre_hook(
+                module: Any, args: tuple, kwargs: dict, channels: int = channels, scale: tuple[float, float] = scale
+            ) -> tuple[tuple, dict]:
                 joined = args[0] if args else kwargs["input_tensor"]
                 h, skip = self.reweight(joined[:, :channels], joined[:, channels:], *scale)
                 joined = torch.cat([h, skip], dim=1)
@@ -126,9 +127,11 @@ _INPUTS_V1 = (
 
 class FreeU(Node):
     category = "model_patches/unet"
-    description = ("FreeU (Si et al., CVPR 2024): scales the decoder's backbone features by b1/b2 and damps the "
-                   "low frequencies of its skip connections by s1/s2, at the two lowest-resolution stages. "
-                   "b = s = 1 is no change.")
+    description = (
+        "FreeU (Si et al., CVPR 2024): scales the decoder's backbone features by b1/b2 and damps the "
+        "low frequencies of its skip connections by s1/s2, at the two lowest-resolution stages. "
+        "b = s = 1 is no change."
+    )
     inputs = _INPUTS_V1
     outputs = (Output("MODEL"),)
 
@@ -138,8 +141,10 @@ class FreeU(Node):
 
 class FreeU_V2(Node):
     category = "model_patches/unet"
-    description = ("FreeU v2: like FreeU, but the backbone factor follows each image's structure (1 + (b - 1) x "
-                   "the normalised mean feature map), which avoids oversaturation.")
+    description = (
+        "FreeU v2: like FreeU, but the backbone factor follows each image's structure (1 + (b - 1) x "
+        "the normalised mean feature map), which avoids oversaturation."
+    )
     inputs = (
         Input("model", "MODEL"),
         Float("b1", 1.3, min=0.0, max=10.0, step=0.01),

@@ -57,9 +57,16 @@ class TiledSelfAttention:
             raise AttributeError(name)
         return getattr(self.inner, name)
 
-    def __call__(self, attn: Any, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None = None,
-                 attention_mask: torch.Tensor | None = None, temb: torch.Tensor | None = None, *args: Any,
-                 **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
         layout = None
         if encoder_hidden_states is None and hidden_states.dim() == 3:
             layout = self.hooks.plan(hidden_states.shape[1])
@@ -68,8 +75,7 @@ class TiledSelfAttention:
         nh, nw, h, w = layout
         b, n, c = hidden_states.shape
         th, tw = h // nh, w // nw
-        queries = (hidden_states.reshape(b, nh, th, nw, tw, c).permute(0, 1, 3, 2, 4, 5)
-                   .reshape(b * nh * nw, th * tw, c))
+        queries = hidden_states.reshape(b, nh, th, nw, tw, c).permute(0, 1, 3, 2, 4, 5).reshape(b * nh * nw, th * tw, c)
         keys_values = hidden_states.reshape(b * nh * nw, n // (nh * nw), c)
         out = self.inner(attn, queries, keys_values, attention_mask, temb, *args, **kwargs)
         return out.reshape(b, nh, nw, th, tw, c).permute(0, 1, 3, 2, 4, 5).reshape(b, n, c)
@@ -86,13 +92,15 @@ class HyperTileHooks(CallHooks):
         self._shape: tuple[int, int] = (0, 0)
 
     def __repr__(self) -> str:
-        return (f"<HyperTile tile={self.tile_size} swap={self.swap_size} depth={self.max_depth} "
-                f"scale_depth={self.scale_depth}>")
+        return (
+            f"<HyperTile tile={self.tile_size} swap={self.swap_size} depth={self.max_depth} "
+            f"scale_depth={self.scale_depth}>"
+        )
 
     def plan(self, tokens: int) -> tuple[int, int, int, int] | None:
         """``(nh, nw, h, w)`` for a self-attention over ``tokens`` tokens, or ``None`` (not tiled)."""
         height, width = self._shape
-        sizes = [(height / 2 ** i) * (width / 2 ** i) for i in range(self.max_depth + 1)]
+        sizes = [(height / 2**i) * (width / 2**i) for i in range(self.max_depth + 1)]
         if tokens not in sizes:
             return None
         aspect = width / height
@@ -122,9 +130,11 @@ class HyperTileHooks(CallHooks):
 
 class HyperTile(Node):
     category = "model_patches/unet"
-    description = ("HyperTile: self-attention within tiles of about tile_size pixels (faster at high "
-                   "resolutions). max_depth also tiles the lower-resolution layers; scale_depth grows the tile "
-                   "with the depth.")
+    description = (
+        "HyperTile: self-attention within tiles of about tile_size pixels (faster at high "
+        "resolutions). max_depth also tiles the lower-resolution layers; scale_depth grows the tile "
+        "with the depth."
+    )
     inputs = (
         Input("model", "MODEL"),
         Int("tile_size", 256, min=1, max=2048),

@@ -104,8 +104,12 @@ class MergePatch:
             w = param.detach().float()
             yield name, w * (keep - 1.0) + w2.to(device=w.device, dtype=torch.float32) * add
         if skipped:
-            log.warning("%s: %d %s weights have no counterpart of the same shape in the other model; kept as they are",
-                        self.label, skipped, target)
+            log.warning(
+                "%s: %d %s weights have no counterpart of the same shape in the other model; kept as they are",
+                self.label,
+                skipped,
+                target,
+            )
 
 
 def _model_patch(model1: DiffusionModel, model2: DiffusionModel, strengths: Strengths, label: str) -> DiffusionModel:
@@ -113,8 +117,9 @@ def _model_patch(model1: DiffusionModel, model2: DiffusionModel, strengths: Stre
         if not hasattr(value, "unet") or not hasattr(value, "with_patch"):
             raise ValueError(f"input '{name}' is not a MODEL")
     if model1.family != model2.family:
-        log.warning("%s: merging a %s model with a %s one; only same-shaped weights merge", label, model1.family,
-                    model2.family)
+        log.warning(
+            "%s: merging a %s model with a %s one; only same-shaped weights merge", label, model1.family, model2.family
+        )
     source = MergeSource(model2.unet, tuple(model2.patches))
     return model1.with_patch(MergePatch({"unet": source}, strengths, label=label))
 
@@ -131,8 +136,12 @@ def _clip_patch(clip1: TextEncoder, clip2: TextEncoder, strengths: Strengths, la
             patches = tuple(p for p in clip2.patches if getattr(p, "applies_to", lambda t: True)(target))
             sources[target] = MergeSource(part.handle, patches)
     if not sources:
-        log.warning("%s: the two CLIPs have no text encoder in common (%s vs %s); nothing merged", label,
-                    sorted(own), sorted(p.handle.target for p in clip2.parts))
+        log.warning(
+            "%s: the two CLIPs have no text encoder in common (%s vs %s); nothing merged",
+            label,
+            sorted(own),
+            sorted(p.handle.target for p in clip2.parts),
+        )
         return clip1
     return clip1.with_patch(MergePatch(sources, strengths, skip=_clip_skip, label=label))
 
@@ -158,8 +167,11 @@ class ModelMergeSimple(Node):
 class ModelMergeSubtract(Node):
     category = "advanced/model_merging"
     description = "multiplier x (model1 - model2): the difference of two models, e.g. what a finetune learned."
-    inputs = (Input("model1", "MODEL"), Input("model2", "MODEL"),
-              Float("multiplier", 1.0, min=-10.0, max=10.0, step=0.01))
+    inputs = (
+        Input("model1", "MODEL"),
+        Input("model2", "MODEL"),
+        Float("multiplier", 1.0, min=-10.0, max=10.0, step=0.01),
+    )
     outputs = (Output("MODEL"),)
 
     def run(self, model1: DiffusionModel, model2: DiffusionModel, multiplier: float) -> tuple:
@@ -199,8 +211,10 @@ def block_strengths(ratios: dict[str, float]) -> Strengths:
 
 class ModelMergeBlocks(Node):
     category = "advanced/model_merging"
-    description = ("Like ModelMergeSimple with one ratio per part of the UNet: input (encoder) blocks, the middle "
-                   "block, and the output (decoder) blocks with the final layers.")
+    description = (
+        "Like ModelMergeSimple with one ratio per part of the UNet: input (encoder) blocks, the middle "
+        "block, and the output (decoder) blocks with the final layers."
+    )
     inputs = (
         Input("model1", "MODEL"),
         Input("model2", "MODEL"),
@@ -245,5 +259,12 @@ class CLIPMergeAdd(Node):
         return (_clip_patch(clip1, clip2, _constant(1.0, 1.0), "CLIPMergeAdd"),)
 
 
-NODES = [ModelMergeSimple, ModelMergeSubtract, ModelMergeAdd, ModelMergeBlocks, CLIPMergeSimple, CLIPMergeSubtract,
-         CLIPMergeAdd]
+NODES = [
+    ModelMergeSimple,
+    ModelMergeSubtract,
+    ModelMergeAdd,
+    ModelMergeBlocks,
+    CLIPMergeSimple,
+    CLIPMergeSubtract,
+    CLIPMergeAdd,
+]

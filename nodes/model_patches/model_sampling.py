@@ -34,8 +34,10 @@ UNSUPPORTED = {
 
 class ModelSamplingDiscrete(Node):
     category = "advanced/model"
-    description = ("Overrides what the model predicts (eps or v_prediction) and, with zsnr, uses the zero terminal "
-                   "SNR schedule: for v-prediction finetunes whose files do not say so.")
+    description = (
+        "Overrides what the model predicts (eps or v_prediction) and, with zsnr, uses the zero terminal "
+        "SNR schedule: for v-prediction finetunes whose files do not say so."
+    )
     inputs = (Input("model", "MODEL"), Combo("sampling", SAMPLING), Boolean("zsnr", False))
     outputs = (Output("MODEL"),)
 
@@ -49,8 +51,9 @@ class ModelSamplingDiscrete(Node):
     def run(self, model: DiffusionModel, sampling: str, zsnr: bool) -> tuple:
         if sampling not in PREDICTION:
             reason = UNSUPPORTED.get(sampling, "unknown value")
-            raise ValueError(f"input 'sampling': {sampling!r} is not supported in Weft: {reason}. "
-                             "Use eps or v_prediction")
+            raise ValueError(
+                f"input 'sampling': {sampling!r} is not supported in Weft: {reason}. Use eps or v_prediction"
+            )
         prediction = PREDICTION[sampling]
         config = {**model.scheduler_config, "prediction_type": prediction, "rescale_betas_zero_snr": bool(zsnr)}
         return (model.clone(prediction_type=prediction, scheduler_config=config),)

@@ -11,8 +11,15 @@ from .report import PackReport, PluginReport
 from .support import NotSupportedInWeft
 
 __all__ = [
-    "ClassicNodeDefinition", "NAMESPACE_SEPARATOR", "PluginConfig", "install_compat", "load_plugins",
-    "PackReport", "PluginReport", "NotSupportedInWeft", "origin_info",
+    "ClassicNodeDefinition",
+    "NAMESPACE_SEPARATOR",
+    "PluginConfig",
+    "install_compat",
+    "load_plugins",
+    "PackReport",
+    "PluginReport",
+    "NotSupportedInWeft",
+    "origin_info",
 ]
 
 

@@ -100,8 +100,9 @@ def _call_with_signature(function: Any, values: Mapping[str, Any], extra: Mappin
     return function(**args)
 
 
-def call_validator(fn: Any, params: Any, takes_all: bool, inputs: Mapping[str, Any],
-                   input_types: Mapping[str, str] | None, label: str) -> Any:
+def call_validator(
+    fn: Any, params: Any, takes_all: bool, inputs: Mapping[str, Any], input_types: Mapping[str, str] | None, label: str
+) -> Any:
     """A ComfyUI-style input validator (classic ``VALIDATE_INPUTS`` or v3 ``validate_inputs``)
     called as ComfyUI calls it: the constants it names (all with ``**kwargs``), ``None`` for
     links, ``input_types`` when it has that parameter. ``True`` or a message; an ``async``
@@ -144,9 +145,7 @@ class ClassicNodeDefinition:
             raise NodeDefinitionError(f"{class_type}: class {cls.__name__} has no INPUT_TYPES classmethod")
         function = getattr(cls, "FUNCTION", None)
         if not isinstance(function, str) or not callable(getattr(cls, function, None)):
-            raise NodeDefinitionError(
-                f"{class_type}: FUNCTION must name a method of {cls.__name__} (got {function!r})"
-            )
+            raise NodeDefinitionError(f"{class_type}: FUNCTION must name a method of {cls.__name__} (got {function!r})")
         self.cls = cls
         self.class_type = class_type
         self.display_name = display_name or class_type
@@ -174,7 +173,9 @@ class ClassicNodeDefinition:
         except Exception as exc:
             raise NodeDefinitionError(f"{self.class_type}.INPUT_TYPES() raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(declared, Mapping):
-            raise NodeDefinitionError(f"{self.class_type}.INPUT_TYPES() must return a dict, got {type(declared).__name__}")
+            raise NodeDefinitionError(
+                f"{self.class_type}.INPUT_TYPES() must return a dict, got {type(declared).__name__}"
+            )
         inputs: list[InputSpec] = []
         try:
             for kind in ("required", "optional", "hidden"):
@@ -278,8 +279,14 @@ class ClassicNodeDefinition:
         """
         if not callable(self._validate_fn):
             return True
-        return call_validator(self._validate_fn, self._validate_params, self._validate_all, inputs, input_types,
-                              f"{self.class_type}.VALIDATE_INPUTS")
+        return call_validator(
+            self._validate_fn,
+            self._validate_params,
+            self._validate_all,
+            inputs,
+            input_types,
+            f"{self.class_type}.VALIDATE_INPUTS",
+        )
 
     def skips_default_validation(self, input_name: str) -> bool:
         """Constants that ``VALIDATE_INPUTS`` names (or all, with ``**kwargs``) get no range or

@@ -82,7 +82,9 @@ class GraphBuilder:
         cls._default_prefix_graph_index = graph_index
 
     @classmethod
-    def alloc_prefix(cls, root: str | None = None, call_index: int | None = None, graph_index: int | None = None) -> str:
+    def alloc_prefix(
+        cls, root: str | None = None, call_index: int | None = None, graph_index: int | None = None
+    ) -> str:
         """A prefix unique per (node, call, builder): several builders in one call never clash."""
         if root is None:
             root = cls._default_prefix_root
@@ -123,7 +125,9 @@ class GraphBuilder:
         self.nodes.pop(self.prefix + str(id), None)
 
 
-def add_graph_prefix(graph: Mapping[str, Any], outputs: tuple[Any, ...], prefix: str) -> tuple[dict[str, Any], tuple[Any, ...]]:
+def add_graph_prefix(
+    graph: Mapping[str, Any], outputs: tuple[Any, ...], prefix: str
+) -> tuple[dict[str, Any], tuple[Any, ...]]:
     """Prefix every id of an API-format graph (and links to it in ``outputs``)."""
     mapping = {node_id: prefix + node_id for node_id in graph}
 

@@ -200,7 +200,9 @@ def import_pack(source: PackSource, pack: PackReport) -> types.ModuleType | None
         pack.error = f"{type(exc).__name__}: {exc}"
         pack.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         if isinstance(exc, AttributeError) and "NoneType" in str(exc) and "PromptServer.instance" in pack.traceback:
-            pack.error += " (PromptServer.instance is set only once a server object exists: load packs after creating it)"
+            pack.error += (
+                " (PromptServer.instance is set only once a server object exists: load packs after creating it)"
+            )
         log.warning("Custom node pack %r failed to import:\n%s", source.name, pack.traceback)
         return None
     finally:
@@ -217,7 +219,9 @@ def _node_id(registry: Mapping[str, Any], wanted: str, pack: PackReport) -> str 
         pack.node_errors.append({"node": wanted, "error": f"{wanted!r} and {namespaced!r} are both taken"})
         return None
     pack.collisions.append(Collision(wanted, namespaced, taken_by))
-    log.warning("Node %r of pack %r is registered as %r: %r already provides it", wanted, pack.name, namespaced, taken_by)
+    log.warning(
+        "Node %r of pack %r is registered as %r: %r already provides it", wanted, pack.name, namespaced, taken_by
+    )
     return namespaced
 
 

@@ -99,9 +99,7 @@ class PluginReport:
     def web_directories(self) -> dict[str, Path]:
         """Pack name -> folder served under ``/extensions/<pack>/``, for loaded packs only."""
         return {
-            p.name: Path(p.web_directory)
-            for p in self.packs
-            if p.web_directory and p.status in ("loaded", "partial")
+            p.name: Path(p.web_directory) for p in self.packs if p.web_directory and p.status in ("loaded", "partial")
         }
 
     @property

@@ -110,7 +110,7 @@ def check(requirement: str) -> RequirementStatus:
     if not match:
         return RequirementStatus(requirement, requirement, None, False)
     name = match.group(1)
-    rest = requirement[match.end():].strip()
+    rest = requirement[match.end() :].strip()
     if not rest:
         version = installed_version(name)
         return RequirementStatus(requirement, name, version, version is not None)

@@ -74,10 +74,22 @@ def unsupported_attribute(module: str, name: str) -> UnsupportedAttributeError:
 
 
 #: Top-level ComfyUI modules that packs import but Weft has no equivalent for.
-GUARDED_TOP_LEVEL = frozenset({
-    "comfy", "comfy_extras", "comfy_execution", "comfy_api", "comfy_api_nodes", "comfy_config",
-    "latent_preview", "node_helpers", "execution", "comfyui_version", "cuda_malloc", "new_updater",
-})
+GUARDED_TOP_LEVEL = frozenset(
+    {
+        "comfy",
+        "comfy_extras",
+        "comfy_execution",
+        "comfy_api",
+        "comfy_api_nodes",
+        "comfy_config",
+        "latent_preview",
+        "node_helpers",
+        "execution",
+        "comfyui_version",
+        "cuda_malloc",
+        "new_updater",
+    }
+)
 
 
 def _probing() -> bool:

@@ -36,8 +36,12 @@ log = logging.getLogger("weft.plugins")
 
 #: the hidden values a v3 schema may ask for: ``io.Hidden`` member name -> engine kind
 HIDDEN = {
-    "unique_id": "UNIQUE_ID", "prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "dynprompt": "DYNPROMPT",
-    "auth_token_comfy_org": "AUTH_TOKEN_COMFY_ORG", "api_key_comfy_org": "API_KEY_COMFY_ORG",
+    "unique_id": "UNIQUE_ID",
+    "prompt": "PROMPT",
+    "extra_pnginfo": "EXTRA_PNGINFO",
+    "dynprompt": "DYNPROMPT",
+    "auth_token_comfy_org": "AUTH_TOKEN_COMFY_ORG",
+    "api_key_comfy_org": "API_KEY_COMFY_ORG",
 }
 
 
@@ -78,8 +82,13 @@ def _parameters(function: Any) -> tuple[frozenset[str], bool]:
 class V3NodeDefinition:
     """A v3 node class adapted to :class:`engine.schema.NodeDefinition`."""
 
-    def __init__(self, cls: type, class_type: str | None = None, display_name: str | None = None,
-                 origin: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cls: type,
+        class_type: str | None = None,
+        display_name: str | None = None,
+        origin: Mapping[str, str] | None = None,
+    ) -> None:
         if not is_v3_node(cls):
             raise NodeDefinitionError(f"{cls!r} is not a v3 node class (a subclass of comfy_api.latest.io.ComfyNode)")
         self.cls = cls
@@ -104,7 +113,9 @@ class V3NodeDefinition:
         try:
             return self.cls.GET_SCHEMA()
         except Exception as exc:
-            raise NodeDefinitionError(f"{self.cls.__name__}.define_schema() failed: {type(exc).__name__}: {exc}") from exc
+            raise NodeDefinitionError(
+                f"{self.cls.__name__}.define_schema() failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _build(self, v3: Any) -> NodeSchema:
         inputs: list[InputSpec] = []
@@ -182,12 +193,17 @@ class V3NodeDefinition:
         the engine."""
         if not self._has_validate:
             return True
-        return call_validator(self.cls.validate_inputs, self._validate_params, self._validate_all, inputs,
-                              input_types, f"{self.class_type}.validate_inputs")
+        return call_validator(
+            self.cls.validate_inputs,
+            self._validate_params,
+            self._validate_all,
+            inputs,
+            input_types,
+            f"{self.class_type}.validate_inputs",
+        )
 
     def skips_default_validation(self, input_name: str) -> bool:
-        return (self._validate_all or input_name in self._validate_params
-                or input_name in self._multiselect)
+        return self._validate_all or input_name in self._validate_params or input_name in self._multiselect
 
     def skips_link_type_check(self, input_name: str) -> bool:
         return "input_types" in self._validate_params
@@ -197,8 +213,11 @@ class V3NodeDefinition:
         """The node class with this call's hidden values in ``cls.hidden``."""
         holder_type = type(self.cls.hidden)
         holder = holder_type(**{name: hidden.get(name) for name in HIDDEN})
-        return type(self.cls.__name__, (self.cls,), {"hidden": holder, "__module__": self.cls.__module__,
-                                                     "__qualname__": self.cls.__qualname__})
+        return type(
+            self.cls.__name__,
+            (self.cls,),
+            {"hidden": holder, "__module__": self.cls.__module__, "__qualname__": self.cls.__qualname__},
+        )
 
 
 class V3Instance:

@@ -59,8 +59,12 @@ class StepStats:
     def report(self) -> dict[str, Any]:
         if not self.ran:
             return {}
-        return {"name": self.name, "model_evaluations": self.evaluations, "accepted": self.accepted,
-                "rejected": self.rejected}
+        return {
+            "name": self.name,
+            "model_evaluations": self.evaluations,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+        }
 
 
 def estimated_total(done: int, remaining: float, h: float) -> int:

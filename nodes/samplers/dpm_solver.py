@@ -57,8 +57,16 @@ if TYPE_CHECKING:
 
 #: ComfyUI's (k-diffusion's) defaults for ``dpm_adaptive``
 ADAPTIVE_DEFAULTS: dict[str, float] = {
-    "order": 3, "rtol": 0.05, "atol": 0.0078, "h_init": 0.05, "pcoeff": 0.0, "icoeff": 1.0, "dcoeff": 0.0,
-    "accept_safety": 0.81, "eta": 0.0, "s_noise": 1.0,
+    "order": 3,
+    "rtol": 0.05,
+    "atol": 0.0078,
+    "h_init": 0.05,
+    "pcoeff": 0.0,
+    "icoeff": 1.0,
+    "dcoeff": 0.0,
+    "accept_safety": 0.81,
+    "eta": 0.0,
+    "s_noise": 1.0,
 }
 
 
@@ -97,23 +105,26 @@ def dpm_solver_1(x: torch.Tensor, eps: torch.Tensor, s: float, t: float) -> torc
     return x - (s - t) * eps
 
 
-def _intermediate(model: NoisePredictor, x: torch.Tensor, eps: torch.Tensor, s: float, t: float,
-                  r: float) -> torch.Tensor:
+def _intermediate(
+    model: NoisePredictor, x: torch.Tensor, eps: torch.Tensor, s: float, t: float, r: float
+) -> torch.Tensor:
     """The noise prediction at fraction ``r`` of the log step, reached by a first-order step."""
     s1 = s ** (1 - r) * t**r
     return model(x - (s - s1) * eps, s1)[0]
 
 
-def dpm_solver_2(model: NoisePredictor, x: torch.Tensor, eps: torch.Tensor, s: float, t: float,
-                 r1: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+def dpm_solver_2(
+    model: NoisePredictor, x: torch.Tensor, eps: torch.Tensor, s: float, t: float, r1: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Second-order step (one more evaluation, at fraction ``r1`` of the log step); returns the
     new sample and the noise prediction at the intermediate point (DPM-Solver-3 reuses it)."""
     eps1 = _intermediate(model, x, eps, s, t, r1)
     return x - (s - t) * eps - (s - t) / (2 * r1) * (eps1 - eps), eps1
 
 
-def dpm_solver_3(model: NoisePredictor, x: torch.Tensor, eps: torch.Tensor, eps1: torch.Tensor, s: float,
-                 t: float) -> torch.Tensor:
+def dpm_solver_3(
+    model: NoisePredictor, x: torch.Tensor, eps: torch.Tensor, eps1: torch.Tensor, s: float, t: float
+) -> torch.Tensor:
     """Third-order step given the prediction ``eps1`` at the 1/3 point (one more evaluation)."""
     r1, r2 = 1 / 3, 2 / 3
     h = math.log(s / t)
@@ -141,8 +152,16 @@ class PIDStepSizeController:
     multiplied by the factor either way (a rejection retries with the smaller step).
     """
 
-    def __init__(self, h: float, pcoeff: float, icoeff: float, dcoeff: float, order: float,
-                 accept_safety: float, eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        h: float,
+        pcoeff: float,
+        icoeff: float,
+        dcoeff: float,
+        order: float,
+        accept_safety: float,
+        eps: float = 1e-8,
+    ) -> None:
         self.h = h
         self.b1 = (pcoeff + icoeff + dcoeff) / order
         self.b2 = -(pcoeff + 2 * dcoeff) / order
@@ -170,9 +189,19 @@ class DPMAdaptiveSampler:
 
     name = "dpm_adaptive"
 
-    def __init__(self, order: int = 3, rtol: float = 0.05, atol: float = 0.0078, h_init: float = 0.05,
-                 pcoeff: float = 0.0, icoeff: float = 1.0, dcoeff: float = 0.0, accept_safety: float = 0.81,
-                 eta: float = 0.0, s_noise: float = 1.0) -> None:
+    def __init__(
+        self,
+        order: int = 3,
+        rtol: float = 0.05,
+        atol: float = 0.0078,
+        h_init: float = 0.05,
+        pcoeff: float = 0.0,
+        icoeff: float = 1.0,
+        dcoeff: float = 0.0,
+        accept_safety: float = 0.81,
+        eta: float = 0.0,
+        s_noise: float = 1.0,
+    ) -> None:
         if int(order) not in (2, 3):
             raise ValueError(f"dpm_adaptive: order must be 2 or 3, got {order}")
         if not h_init > 0:
@@ -199,8 +228,9 @@ class DPMAdaptiveSampler:
         span = integration_range(run)
         model = NoisePredictor(run)
         lam, lam_end = -math.log(span.start), -math.log(span.end)
-        controller = PIDStepSizeController(self.h_init, self.pcoeff, self.icoeff, self.dcoeff,
-                                           1.5 if self.eta else self.order, self.accept_safety)
+        controller = PIDStepSizeController(
+            self.h_init, self.pcoeff, self.icoeff, self.dcoeff, 1.5 if self.eta else self.order, self.accept_safety
+        )
         x = x_prev = run.x
         eps: torch.Tensor | None = None
         denoised = x
@@ -226,8 +256,9 @@ class DPMAdaptiveSampler:
                 lam, eps = lam_next, None
                 stats.accepted += 1
                 left = lam_end - lam if lam < lam_end - 1e-5 else 0.0
-                x = run.step_done(stats.accepted, x, denoised, total=estimated_total(stats.accepted, left, controller.h),
-                                  sigma=t)
+                x = run.step_done(
+                    stats.accepted, x, denoised, total=estimated_total(stats.accepted, left, controller.h), sigma=t
+                )
             else:
                 stats.rejected += 1
         stats.evaluations = run.model_calls - calls_before
@@ -287,10 +318,12 @@ class SamplerDPMAdaptative(Node):
     """ComfyUI's node of the same (misspelt) name, so its workflows run unchanged."""
 
     category = "sampling/custom_sampling/samplers"
-    description = ("DPM-Solver with adaptive step size (Lu et al., NeurIPS 2022, arXiv 2206.00927), ComfyUI's "
-                   "dpm_adaptive: the solver chooses its own noise levels to keep the estimated error within "
-                   "rtol/atol, so only the schedule's first and last nonzero sigma matter. Its report gives the "
-                   "model evaluations and the accepted and rejected steps.")
+    description = (
+        "DPM-Solver with adaptive step size (Lu et al., NeurIPS 2022, arXiv 2206.00927), ComfyUI's "
+        "dpm_adaptive: the solver chooses its own noise levels to keep the estimated error within "
+        "rtol/atol, so only the schedule's first and last nonzero sigma matter. Its report gives the "
+        "model evaluations and the accepted and rejected steps."
+    )
     inputs = (
         Int("order", 3, min=2, max=3, tooltip="3: DPM-Solver-23 (3 evaluations a step); 2: DPM-Solver-12 (2)."),
         _float("rtol", 0.05, "Relative tolerance of the error estimate."),
@@ -312,8 +345,19 @@ class SamplerDPMAdaptative(Node):
             return "h_init must be above 0: it is the first step size (ComfyUI's default is 0.05)"
         return True
 
-    def run(self, order: int, rtol: float, atol: float, h_init: float, pcoeff: float, icoeff: float,
-            dcoeff: float, accept_safety: float, eta: float, s_noise: float) -> tuple:
+    def run(
+        self,
+        order: int,
+        rtol: float,
+        atol: float,
+        h_init: float,
+        pcoeff: float,
+        icoeff: float,
+        dcoeff: float,
+        accept_safety: float,
+        eta: float,
+        s_noise: float,
+    ) -> tuple:
         return (DPMAdaptiveSampler(order, rtol, atol, h_init, pcoeff, icoeff, dcoeff, accept_safety, eta, s_noise),)
 
 

@@ -50,8 +50,15 @@ if TYPE_CHECKING:
     from nodes.diffusion.loops import LoopRun
 
 #: the defaults of the paper's code (Jolicoeur-Martineau et al.'s score_sde_fast_sampling)
-DEFAULTS: dict[str, float] = {"abs_tol": 0.0078, "rel_tol": 0.01, "safety": 0.9, "exponent": 0.9, "h_init": 0.01,
-                              "eta": 1.0, "s_noise": 1.0}
+DEFAULTS: dict[str, float] = {
+    "abs_tol": 0.0078,
+    "rel_tol": 0.01,
+    "safety": 0.9,
+    "exponent": 0.9,
+    "h_init": 0.01,
+    "eta": 1.0,
+    "s_noise": 1.0,
+}
 #: attempts without progress after which a run stops with an error instead of looping
 _MAX_ATTEMPTS = 100_000
 
@@ -61,8 +68,16 @@ class GottaGoFastSampler:
 
     name = "gotta_go_fast"
 
-    def __init__(self, abs_tol: float = 0.0078, rel_tol: float = 0.01, safety: float = 0.9, exponent: float = 0.9,
-                 h_init: float = 0.01, eta: float = 1.0, s_noise: float = 1.0) -> None:
+    def __init__(
+        self,
+        abs_tol: float = 0.0078,
+        rel_tol: float = 0.01,
+        safety: float = 0.9,
+        exponent: float = 0.9,
+        h_init: float = 0.01,
+        eta: float = 1.0,
+        s_noise: float = 1.0,
+    ) -> None:
         if not 0 < h_init <= 1:
             raise ValueError(f"gotta_go_fast: h_init must be in (0, 1] (a fraction of the noise range), got {h_init}")
         if not safety > 0:
@@ -78,8 +93,9 @@ class GottaGoFastSampler:
     def report(self) -> dict[str, Any]:
         return self.stats.report()
 
-    def _increment(self, x: torch.Tensor, denoised: torch.Tensor, sigma: float, h: float,
-                   z: torch.Tensor | None) -> torch.Tensor:
+    def _increment(
+        self, x: torch.Tensor, denoised: torch.Tensor, sigma: float, h: float, z: torch.Tensor | None
+    ) -> torch.Tensor:
         """``K``: drift times ``h`` plus the diffusion times the Brownian increment ``z``."""
         k = (denoised - x) * ((1 + self.eta**2) * h / sigma)
         if z is not None:
@@ -135,30 +151,66 @@ class GottaGoFastSampler:
 
 class SamplerGottaGoFast(Node):
     category = "sampling/custom_sampling/samplers"
-    description = ("Adaptive step size SDE solver (Jolicoeur-Martineau et al., 'Gotta Go Fast When Generating Data "
-                   "with Score-Based Models', arXiv 2105.14080): Euler-Maruyama against improved Euler with a "
-                   "mixed absolute/relative tolerance, so it spends model evaluations where the trajectory needs "
-                   "them. It ignores the schedule's steps and intermediate sigmas. eta 1 solves the reverse SDE "
-                   "(the paper), 0 the ODE. Its report gives the model evaluations and accepted/rejected steps.")
+    description = (
+        "Adaptive step size SDE solver (Jolicoeur-Martineau et al., 'Gotta Go Fast When Generating Data "
+        "with Score-Based Models', arXiv 2105.14080): Euler-Maruyama against improved Euler with a "
+        "mixed absolute/relative tolerance, so it spends model evaluations where the trajectory needs "
+        "them. It ignores the schedule's steps and intermediate sigmas. eta 1 solves the reverse SDE "
+        "(the paper), 0 the ODE. Its report gives the model evaluations and accepted/rejected steps."
+    )
     inputs = (
-        Float("abs_tol", 0.0078, min=0.0, max=10.0, step=0.0001, round=False,
-              tooltip="Absolute tolerance (latent units); the paper's 0.0078 is 1/128."),
-        Float("rel_tol", 0.01, min=0.0, max=10.0, step=0.001, round=False,
-              tooltip="Relative tolerance: lower is more accurate and takes more evaluations (paper: 0.01-0.05)."),
+        Float(
+            "abs_tol",
+            0.0078,
+            min=0.0,
+            max=10.0,
+            step=0.0001,
+            round=False,
+            tooltip="Absolute tolerance (latent units); the paper's 0.0078 is 1/128.",
+        ),
+        Float(
+            "rel_tol",
+            0.01,
+            min=0.0,
+            max=10.0,
+            step=0.001,
+            round=False,
+            tooltip="Relative tolerance: lower is more accurate and takes more evaluations (paper: 0.01-0.05).",
+        ),
         Float("safety", 0.9, min=0.01, max=1.0, step=0.01, tooltip="Safety factor of the step-size update."),
-        Float("exponent", 0.9, min=0.01, max=2.0, step=0.01,
-              tooltip="Exponent r of the update h * E^-r: the paper's 0.9 for the SDE; with eta 0 (the ODE, "
-                      "whose error estimate shrinks as h^2) 0.5 avoids alternating rejections."),
-        Float("h_init", 0.01, min=0.0001, max=1.0, step=0.001, round=False,
-              tooltip="First step size, as a fraction of the noise range."),
-        Float("eta", 1.0, min=0.0, max=1.0, step=0.01,
-              tooltip="1: the reverse-time SDE (the paper); 0: the probability-flow ODE."),
+        Float(
+            "exponent",
+            0.9,
+            min=0.01,
+            max=2.0,
+            step=0.01,
+            tooltip="Exponent r of the update h * E^-r: the paper's 0.9 for the SDE; with eta 0 (the ODE, "
+            "whose error estimate shrinks as h^2) 0.5 avoids alternating rejections.",
+        ),
+        Float(
+            "h_init",
+            0.01,
+            min=0.0001,
+            max=1.0,
+            step=0.001,
+            round=False,
+            tooltip="First step size, as a fraction of the noise range.",
+        ),
+        Float(
+            "eta",
+            1.0,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            tooltip="1: the reverse-time SDE (the paper); 0: the probability-flow ODE.",
+        ),
         Float("s_noise", 1.0, min=0.0, max=2.0, step=0.01, tooltip="Scale of the SDE's noise."),
     )
     outputs = (Output("SAMPLER"),)
 
-    def run(self, abs_tol: float, rel_tol: float, safety: float, exponent: float, h_init: float, eta: float,
-            s_noise: float) -> tuple:
+    def run(
+        self, abs_tol: float, rel_tol: float, safety: float, exponent: float, h_init: float, eta: float, s_noise: float
+    ) -> tuple:
         return (GottaGoFastSampler(abs_tol, rel_tol, safety, exponent, h_init, eta, s_noise),)
 
 

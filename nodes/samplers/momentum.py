@@ -125,8 +125,9 @@ class MomentumSampler:
         import torch
 
         beta = self.momentum
-        weights = [ghvb_weights(k, beta) if generalised else adams_bashforth_weights(k)
-                   for k in range(1, PLMS_ORDER + 1)]
+        weights = [
+            ghvb_weights(k, beta) if generalised else adams_bashforth_weights(k) for k in range(1, PLMS_ORDER + 1)
+        ]
         sigmas = [float(s) for s in run.sigmas]
         history: deque[torch.Tensor] = deque(maxlen=PLMS_ORDER)  # derivatives (HB) or their averages (GHVB)
         velocity: torch.Tensor | None = None
@@ -198,16 +199,28 @@ def named_sampler(name: str) -> MomentumSampler:
 
 class SamplerMomentum(Node):
     category = "sampling/custom_sampling/samplers"
-    description = ("Multistep samplers with heavy-ball momentum, against the divergence artifacts (oversaturated "
-                   "blotches) of few steps and high CFG (Wizadwongsa et al., 'Diffusion Sampling with Momentum for "
-                   "Mitigating Divergence Artifacts', ICLR 2024, arXiv 2307.11118). HB damps the sampler's update; "
-                   "GHVB damps the model output and keeps the method's order. Momentum 1 is the plain sampler "
-                   "(DPM-Solver++(2M), or PLMS = ipndm).")
+    description = (
+        "Multistep samplers with heavy-ball momentum, against the divergence artifacts (oversaturated "
+        "blotches) of few steps and high CFG (Wizadwongsa et al., 'Diffusion Sampling with Momentum for "
+        "Mitigating Divergence Artifacts', ICLR 2024, arXiv 2307.11118). HB damps the sampler's update; "
+        "GHVB damps the model output and keeps the method's order. Momentum 1 is the plain sampler "
+        "(DPM-Solver++(2M), or PLMS = ipndm)."
+    )
     inputs = (
-        Combo("method", list(METHODS), tooltip="Base sampler (DPM-Solver++(2M) or PLMS of order 4) and momentum "
-                                               "kind (hb: heavy ball; ghvb: generalised heavy ball)."),
-        Float("momentum", DEFAULT_MOMENTUM, min=0.01, max=1.0, step=0.01,
-              tooltip="beta in (0, 1]: 1 = no momentum; lower damps more (the paper uses 0.9 and 0.8)."),
+        Combo(
+            "method",
+            list(METHODS),
+            tooltip="Base sampler (DPM-Solver++(2M) or PLMS of order 4) and momentum "
+            "kind (hb: heavy ball; ghvb: generalised heavy ball).",
+        ),
+        Float(
+            "momentum",
+            DEFAULT_MOMENTUM,
+            min=0.01,
+            max=1.0,
+            step=0.01,
+            tooltip="beta in (0, 1]: 1 = no momentum; lower damps more (the paper uses 0.9 and 0.8).",
+        ),
     )
     outputs = (Output("SAMPLER"),)
 

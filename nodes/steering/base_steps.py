@@ -112,6 +112,7 @@ class DPMpp2MStep(BaseStep):
 def make_base_step(name: str, sigmas: torch.Tensor, noise: NoiseFn) -> BaseStep:
     steps = {"euler": EulerStep, "euler_ancestral": EulerAncestralStep, "dpmpp_2m": DPMpp2MStep}
     if name not in steps:
-        raise ValueError(f"base sampler {name!r} is not available for steering; choose one of "
-                         f"{', '.join(BASE_SAMPLERS)}")
+        raise ValueError(
+            f"base sampler {name!r} is not available for steering; choose one of {', '.join(BASE_SAMPLERS)}"
+        )
     return steps[name](sigmas, noise)

@@ -33,8 +33,10 @@ class ShapesJudgeReward:
         from weft_tools.shapes import judge
 
         if not any(v is not None for v in judge.parse_caption(caption).values()):
-            raise ValueError(f"caption {caption!r} names nothing the shapes judge reads (a shape, colour, size, "
-                             "position or background, e.g. 'a large red circle in the centre, blue background')")
+            raise ValueError(
+                f"caption {caption!r} names nothing the shapes judge reads (a shape, colour, size, "
+                "position or background, e.g. 'a large red circle in the centre, blue background')"
+            )
         self.caption, self.mode = caption, mode
         self.name = f"ShapesJudge({mode})"
 
@@ -47,8 +49,9 @@ class ShapesJudgeReward:
         pictures = (images[..., :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         scores = []
         for picture in pictures:
-            result: dict[str, Any] = (judge.score(self.caption, picture) if self.mode == "hard"
-                                      else judge.soft_score(self.caption, picture))
+            result: dict[str, Any] = (
+                judge.score(self.caption, picture) if self.mode == "hard" else judge.soft_score(self.caption, picture)
+            )
             scores.append(float(np.mean([float(v) for v in result.values()])) if result else 0.0)
         return torch.tensor(scores, dtype=torch.float32)
 
@@ -98,8 +101,11 @@ class ImageStatisticsReward:
             raise ValueError(f"statistic {statistic!r} is not one of {', '.join(STATISTICS)}")
         self.statistic = statistic
         self.target_rgb = tuple(float(v) for v in target_rgb)
-        self.name = statistic if statistic != "target_colour" else (
-            "target_colour(" + ",".join(f"{v:.2f}" for v in self.target_rgb) + ")")
+        self.name = (
+            statistic
+            if statistic != "target_colour"
+            else ("target_colour(" + ",".join(f"{v:.2f}" for v in self.target_rgb) + ")")
+        )
 
     def __call__(self, images: torch.Tensor, context: RewardContext) -> torch.Tensor:
         if self.statistic == "brightness":

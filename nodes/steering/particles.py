@@ -82,11 +82,21 @@ class ParticleSampler:
     """SAMPLER: ``particles`` particles per picture; Feynman-Kac steering when ``steering`` is
     given, best-of-N otherwise. See the module's docstring."""
 
-    def __init__(self, *, base: str, vae: Any, reward: Any, particles: int, seed: int = 0, output: str = "best",
-                 steering: SteeringSettings | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base: str,
+        vae: Any,
+        reward: Any,
+        particles: int,
+        seed: int = 0,
+        output: str = "best",
+        steering: SteeringSettings | None = None,
+    ) -> None:
         if base not in BASE_SAMPLERS:
-            raise ValueError(f"base sampler {base!r} is not available for steering; choose one of "
-                             f"{', '.join(BASE_SAMPLERS)}")
+            raise ValueError(
+                f"base sampler {base!r} is not available for steering; choose one of {', '.join(BASE_SAMPLERS)}"
+            )
         if particles < 1:
             raise ValueError("there must be at least one particle")
         if output not in OUTPUTS:
@@ -156,14 +166,18 @@ class ParticleSampler:
         self._stats = {
             "particles" if self.steering is not None else "candidates": k,
             "base": self.base,
-            **({"potential": self.steering.potential, "lambda": self.steering.scale, "resamples": resamples}
-               if self.steering is not None else {}),
+            **(
+                {"potential": self.steering.potential, "lambda": self.steering.scale, "resamples": resamples}
+                if self.steering is not None
+                else {}
+            ),
             "model_evaluations": evaluations,
             "reward_evaluations": scored,
             "reward": reward_name(self.reward),
             "best_reward": round(float(best.mean()), 4),
-            "mean_reward": round(float(rewards[torch.isfinite(rewards)].mean()) if torch.isfinite(rewards).any()
-                                 else float("nan"), 4),
+            "mean_reward": round(
+                float(rewards[torch.isfinite(rewards)].mean()) if torch.isfinite(rewards).any() else float("nan"), 4
+            ),
         }
         return self._select(run, x, denoised, rewards, k, batch)
 
@@ -174,12 +188,15 @@ class ParticleSampler:
 
         with torch.inference_mode(False):
             raw = run.model.process_out(latents).clone()
-            images = torch.cat([self.vae.decode(raw[i:i + DECODE_CHUNK]) for i in range(0, raw.shape[0], DECODE_CHUNK)])
+            images = torch.cat(
+                [self.vae.decode(raw[i : i + DECODE_CHUNK]) for i in range(0, raw.shape[0], DECODE_CHUNK)]
+            )
             scores = score_images(self.reward, images, context)
         return scores.view(k, batch)
 
-    def _select(self, run: LoopRun, x: torch.Tensor, denoised: torch.Tensor, rewards: torch.Tensor, k: int,
-                batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _select(
+        self, run: LoopRun, x: torch.Tensor, denoised: torch.Tensor, rewards: torch.Tensor, k: int, batch: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The best particle of each picture (``output == "best"``) or all of them, each picture's
         particles together and best first (``"all"``: a batch of ``B * k``)."""
         import torch
@@ -195,8 +212,9 @@ class ParticleSampler:
         return x_out.transpose(0, 1).reshape(-1, *shape), d_out.transpose(0, 1).reshape(-1, *shape)
 
 
-def _renoise_copies(x: torch.Tensor, denoised: torch.Tensor, rows: torch.Tensor, sigma: float,
-                    generator: torch.Generator) -> torch.Tensor:
+def _renoise_copies(
+    x: torch.Tensor, denoised: torch.Tensor, rows: torch.Tensor, sigma: float, generator: torch.Generator
+) -> torch.Tensor:
     """With a deterministic base sampler, the second and later copies of a resampled particle are
     re-noised from their shared clean prediction, ``x = x0 + sigma * fresh noise`` (what an
     ancestral step does), so that they explore instead of staying identical (which would make

@@ -68,8 +68,9 @@ class Potentials:
         self.best = torch.gather(self.best, 0, rows)
         self.total = torch.gather(self.total, 0, rows)
         self.previous = torch.gather(self.previous, 0, rows)
-        self.log_weights = torch.where(resampled[None, :], torch.zeros_like(self.log_weights),
-                                       torch.gather(self.log_weights, 0, rows))
+        self.log_weights = torch.where(
+            resampled[None, :], torch.zeros_like(self.log_weights), torch.gather(self.log_weights, 0, rows)
+        )
 
 
 def normalised(log_weights: torch.Tensor) -> torch.Tensor:

@@ -88,14 +88,18 @@ def score_images(reward: Any, images: torch.Tensor, context: RewardContext) -> t
 
     scores = torch.as_tensor(reward(images, context)).detach().to("cpu", torch.float32).flatten()
     if scores.numel() != images.shape[0]:
-        raise ValueError(f"reward {reward_name(reward)!r} returned {scores.numel()} scores for "
-                         f"{images.shape[0]} pictures: a REWARD must return one score per picture")
+        raise ValueError(
+            f"reward {reward_name(reward)!r} returned {scores.numel()} scores for "
+            f"{images.shape[0]} pictures: a REWARD must return one score per picture"
+        )
     return torch.nan_to_num(scores, nan=float("-inf"))
 
 
 def check_reward(value: Any, input_name: str = "reward") -> Any:
     """``value`` if it can be called as a REWARD, else an error naming the input."""
     if not is_reward(value):
-        raise ValueError(f"input '{input_name}' is not a REWARD (connect a reward node such as ShapesJudgeReward "
-                         "or ImageStatisticsReward)")
+        raise ValueError(
+            f"input '{input_name}' is not a REWARD (connect a reward node such as ShapesJudgeReward "
+            "or ImageStatisticsReward)"
+        )
     return value

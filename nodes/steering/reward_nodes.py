@@ -17,13 +17,19 @@ CATEGORY = "sampling/steering/rewards"
 
 class ShapesJudgeReward(Node):
     category = CATEGORY
-    description = ("The built-in shapes model's judge (pixel statistics) as a REWARD: the fraction of the caption's "
-                   "attributes (shape, colour, size, position, background) the picture shows, hard (right or wrong, "
-                   "what the evaluation counts) or soft (graded, smoother on the blurry intermediate predictions "
-                   "Feynman-Kac steering scores).")
+    description = (
+        "The built-in shapes model's judge (pixel statistics) as a REWARD: the fraction of the caption's "
+        "attributes (shape, colour, size, position, background) the picture shows, hard (right or wrong, "
+        "what the evaluation counts) or soft (graded, smoother on the blurry intermediate predictions "
+        "Feynman-Kac steering scores)."
+    )
     inputs = (
-        String("caption", "a large red circle in the centre, blue background", multiline=True,
-               tooltip="What the picture should show, in the shapes model's caption words."),
+        String(
+            "caption",
+            "a large red circle in the centre, blue background",
+            multiline=True,
+            tooltip="What the picture should show, in the shapes model's caption words.",
+        ),
         Combo("mode", list(JUDGE_MODES), tooltip="hard: fraction of attributes right; soft: graded degrees."),
     )
     outputs = (Output(REWARD_TYPE),)
@@ -36,9 +42,11 @@ class ShapesJudgeReward(Node):
 
 class ImageStatisticsReward(Node):
     category = CATEGORY
-    description = ("A REWARD from pixel statistics: mean brightness (Rec. 709 luma), colourfulness (Hasler and "
-                   "Süsstrunk, 'Measuring colourfulness in natural images', 2003) or closeness to a target colour. "
-                   "Model-free: steer towards brighter, more colourful or more of one colour.")
+    description = (
+        "A REWARD from pixel statistics: mean brightness (Rec. 709 luma), colourfulness (Hasler and "
+        "Süsstrunk, 'Measuring colourfulness in natural images', 2003) or closeness to a target colour. "
+        "Model-free: steer towards brighter, more colourful or more of one colour."
+    )
     inputs = (
         Combo("statistic", list(STATISTICS), tooltip="What to score."),
         Int("red", 255, min=0, max=255, tooltip="Target colour (target_colour only)."),
@@ -55,8 +63,10 @@ class ImageStatisticsReward(Node):
 
 class CombineRewards(Node):
     category = CATEGORY
-    description = ("A weighted sum of two REWARDs: several goals at once, or one turned round with a negative weight "
-                   "(e.g. -1 x brightness rewards darker pictures).")
+    description = (
+        "A weighted sum of two REWARDs: several goals at once, or one turned round with a negative weight "
+        "(e.g. -1 x brightness rewards darker pictures)."
+    )
     inputs = (
         Input("reward_a", REWARD_TYPE),
         Float("weight_a", 1.0, min=-100.0, max=100.0, step=0.05),
@@ -84,8 +94,10 @@ class ScoreImages(Node):
     def run(self, images: Any, reward: Any) -> Result:
         scores = score_images(check_reward(reward), images, RewardContext())
         values = [round(float(s), 4) for s in scores]
-        return Result(max(values), ui={"text": [f"{reward_name(reward)}: " + ", ".join(f"{v:g}" for v in values)],
-                                       "scores": values})
+        return Result(
+            max(values),
+            ui={"text": [f"{reward_name(reward)}: " + ", ".join(f"{v:g}" for v in values)], "scores": values},
+        )
 
 
 NODES = [ShapesJudgeReward, ImageStatisticsReward, CombineRewards, ScoreImages]

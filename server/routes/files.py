@@ -103,8 +103,9 @@ async def _read_upload(request: web.Request) -> tuple[dict[str, str], str, bytes
 
 
 def _too_large(limit: int) -> BadRequest:
-    return BadRequest(f"upload is larger than this server accepts ({limit / (1 << 20):g} MB; see --max-upload-size)",
-                      status=413)
+    return BadRequest(
+        f"upload is larger than this server accepts ({limit / (1 << 20):g} MB; see --max-upload-size)", status=413
+    )
 
 
 async def _read_part(part: BodyPartReader, budget: list[int]) -> bytes:
@@ -125,8 +126,11 @@ async def view(request: web.Request) -> web.StreamResponse:
     if not path.is_file():
         return error_response(404, f"file not found: {filename}")
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    headers = {"Content-Disposition": f'filename="{path.name}"', "Content-Type": content_type,
-               "X-Content-Type-Options": "nosniff"}
+    headers = {
+        "Content-Disposition": f'filename="{path.name}"',
+        "Content-Type": content_type,
+        "X-Content-Type-Options": "nosniff",
+    }
     if content_type in ("text/html", "image/svg+xml", "application/javascript", "text/javascript"):
         headers["Content-Type"] = "application/octet-stream"  # never render user files as active content
     return web.FileResponse(path, headers=headers)
@@ -211,7 +215,7 @@ def _merge_mask(mask_png: bytes, original_ref: bytes | None, paths: Paths) -> by
     except ValueError as exc:
         raise BadRequest(f"bad original_ref: not JSON ({exc})") from exc
     if not isinstance(ref, dict) or not all(isinstance(ref.get(k, ""), str) for k in ("filename", "subfolder", "type")):
-        raise BadRequest("bad original_ref: expected {\"filename\": str, \"subfolder\": str, \"type\": str}")
+        raise BadRequest('bad original_ref: expected {"filename": str, "subfolder": str, "type": str}')
     if not ref.get("filename"):
         raise BadRequest("bad original_ref: missing 'filename'")
     source = _resolve(paths, ref.get("type") or "input", ref.get("subfolder", ""), ref["filename"])

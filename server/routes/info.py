@@ -57,8 +57,17 @@ def _fallback_devices(force_cpu: bool) -> list[dict[str, Any]]:
             }
         ]
     total, free = _memory()
-    return [{"name": "cpu", "type": "cpu", "index": None, "vram_total": total, "vram_free": free,
-             "torch_vram_total": total, "torch_vram_free": free}]
+    return [
+        {
+            "name": "cpu",
+            "type": "cpu",
+            "index": None,
+            "vram_total": total,
+            "vram_free": free,
+            "torch_vram_total": total,
+            "torch_vram_free": free,
+        }
+    ]
 
 
 def _object_info_of(registry: NodeRegistry, name: str) -> dict[str, Any]:
@@ -129,7 +138,9 @@ async def get_extensions(request: web.Request) -> web.Response:
 
 async def get_features(request: web.Request) -> web.Response:
     config = runtime_of(request).config
-    return json_response({"supports_preview_metadata": False, "max_upload_size": int(config.max_upload_size_mb * 1024 * 1024)})
+    return json_response(
+        {"supports_preview_metadata": False, "max_upload_size": int(config.max_upload_size_mb * 1024 * 1024)}
+    )
 
 
 def register(routes: web.RouteTableDef) -> None:

@@ -141,13 +141,16 @@ class _JobQuery:
 
 def _sort_key(sort_by: str) -> Callable[[dict[str, Any]], float]:
     if sort_by == "execution_duration":
+
         def duration(j: dict[str, Any]) -> float:
             s, e = j.get("execution_start_time"), j.get("execution_end_time")
             return (e - s) if s and e else 0
+
         return duration
 
     def created(j: dict[str, Any]) -> float:
         return j.get("create_time") or 0
+
     return created
 
 
@@ -168,9 +171,9 @@ def _page_of_jobs(server: PromptServer, query: _JobQuery) -> dict[str, Any]:
         jobs = [j for j in jobs if j.get("workflow_id") == query.workflow_id]
     jobs.sort(key=_sort_key(query.sort_by), reverse=query.descending)
     total = len(jobs)
-    page = jobs[query.offset:]
+    page = jobs[query.offset :]
     if query.limit is not None:
-        page = page[:query.limit]
+        page = page[: query.limit]
     return {
         "jobs": page,
         "pagination": {

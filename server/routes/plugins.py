@@ -47,6 +47,7 @@ _CONTENT_TYPES = {
     ".woff2": "font/woff2",
 }
 
+
 def missing_nodes(workflow: Any, registry: Mapping[str, Any]) -> dict[str, Any]:
     """Node types of ``workflow`` that ``registry`` lacks, grouped, with the packs they need.
 
@@ -59,8 +60,10 @@ def missing_nodes(workflow: Any, registry: Mapping[str, Any]) -> dict[str, Any]:
 
     def note(node_id: Any, class_type: Any, properties: Any) -> None:
         if class_type is not None and not isinstance(class_type, str):
-            raise ValueError(f"node {str(node_id)[:40]}: its type must be a string naming a node class, "
-                             f"got {type(class_type).__name__}")
+            raise ValueError(
+                f"node {str(node_id)[:40]}: its type must be a string naming a node class, "
+                f"got {type(class_type).__name__}"
+            )
         if not isinstance(class_type, str) or class_type in registry:
             return
         entry = found.setdefault(class_type, {"class_type": class_type, "node_ids": [], "pack": None})

@@ -77,16 +77,34 @@ def _prompt_id_taken(server: PromptServer, prompt_id: str) -> bool:
 
 def _prompt_id_in_use(prompt_id: str) -> web.Response:
     message = f"prompt_id {prompt_id!r} is already used by a queued, running or finished prompt"
-    return json_response({"error": {"type": "prompt_id_in_use", "message": message,
-                                    "details": "Leave out prompt_id to get a new one, or choose an unused id.",
-                                    "extra_info": {"prompt_id": prompt_id}}, "node_errors": {}}, 400)
+    return json_response(
+        {
+            "error": {
+                "type": "prompt_id_in_use",
+                "message": message,
+                "details": "Leave out prompt_id to get a new one, or choose an unused id.",
+                "extra_info": {"prompt_id": prompt_id},
+            },
+            "node_errors": {},
+        },
+        400,
+    )
 
 
 def _queue_full(exc: QueueFull) -> web.Response:
     """429 naming the bound (never a 500): the client may retry once prompts have run."""
-    response = json_response({"error": {"type": "queue_full", "message": exc.message,
-                                        "details": f"Raise {exc.flag} when starting the server to allow more.",
-                                        "extra_info": {"bound": exc.flag, "limit": exc.limit}}, "node_errors": {}}, 429)
+    response = json_response(
+        {
+            "error": {
+                "type": "queue_full",
+                "message": exc.message,
+                "details": f"Raise {exc.flag} when starting the server to allow more.",
+                "extra_info": {"bound": exc.flag, "limit": exc.limit},
+            },
+            "node_errors": {},
+        },
+        429,
+    )
     response.headers["Retry-After"] = "5"
     return response
 
@@ -110,7 +128,15 @@ async def _normalised(raw_prompt: Any) -> dict[str, Any] | web.Response:
     except ValueError as exc:
         log.warning("invalid prompt: %s", exc)
         return json_response(
-            {"error": {"type": "invalid_prompt", "message": f"Invalid prompt: {exc}", "details": str(exc), "extra_info": {}}, "node_errors": {}},
+            {
+                "error": {
+                    "type": "invalid_prompt",
+                    "message": f"Invalid prompt: {exc}",
+                    "details": str(exc),
+                    "extra_info": {},
+                },
+                "node_errors": {},
+            },
             400,
         )
 
@@ -122,8 +148,10 @@ def _log_validation(result: ValidationResult) -> None:
     elif result.node_errors:  # ComfyUI: the valid outputs run, the others are named and ignored
         for line in validation_lines(None, result.node_errors):
             log.warning("%s", line)
-        log.warning("outputs %s will be ignored", sorted({o for e in result.node_errors.values()
-                                                           for o in e["dependent_outputs"]}))
+        log.warning(
+            "outputs %s will be ignored",
+            sorted({o for e in result.node_errors.values() for o in e["dependent_outputs"]}),
+        )
 
 
 async def get_prompt(request: web.Request) -> web.Response:
@@ -134,7 +162,7 @@ async def post_prompt(request: web.Request) -> web.Response:
     server = server_of(request)
     data = _on_prompt(server, await read_json_object(request))
     if "prompt" not in data:
-        raise BadRequest("missing 'prompt': expected {\"prompt\": {...}, \"client_id\": ...}")
+        raise BadRequest('missing \'prompt\': expected {"prompt": {...}, "client_id": ...}')
     prompt = await _normalised(data["prompt"])
     if isinstance(prompt, web.Response):
         return prompt
@@ -148,7 +176,9 @@ async def post_prompt(request: web.Request) -> web.Response:
         return _queue_full(exc)
 
     # awaits async VALIDATE_INPUTS; a large prompt is checked off the event loop
-    result = await validate_prompt_async(prompt, server.registry, targets, memory_budget=server.config.node_memory_budget)
+    result = await validate_prompt_async(
+        prompt, server.registry, targets, memory_budget=server.config.node_memory_budget
+    )
     _log_validation(result)
     if not result.ok:
         return json_response({"error": result.error, "node_errors": result.node_errors}, 400)
@@ -172,10 +202,19 @@ async def post_prompt(request: web.Request) -> web.Response:
         return _prompt_id_in_use(prompt_id)
     except StoreError as exc:  # not queued: a prompt the next restart would lose is not accepted
         log.error("%s", exc)
-        return json_response({"error": {"type": "queue_unavailable", "message": f"the prompt was not queued: {exc}",
-                                        "details": "Free disk space where the user directory is, or start the "
-                                                   "server with --memory-only-queue.", "extra_info": {}},
-                              "node_errors": {}}, 503)
+        return json_response(
+            {
+                "error": {
+                    "type": "queue_unavailable",
+                    "message": f"the prompt was not queued: {exc}",
+                    "details": "Free disk space where the user directory is, or start the "
+                    "server with --memory-only-queue.",
+                    "extra_info": {},
+                },
+                "node_errors": {},
+            },
+            503,
+        )
     server.broadcast_status()
     return json_response({"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors})
 

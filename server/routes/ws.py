@@ -32,15 +32,17 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     if not sid or len(sid) > MAX_CLIENT_ID or server.bus.is_live(sid):
         sid = uuid.uuid4().hex
         if requested:
-            log.info("a WebSocket asked for client id %r, which is %s; it gets its own id %s",
-                     requested[:64], "too long" if len(requested) > MAX_CLIENT_ID else "in use", sid)
+            log.info(
+                "a WebSocket asked for client id %r, which is %s; it gets its own id %s",
+                requested[:64],
+                "too long" if len(requested) > MAX_CLIENT_ID else "in use",
+                sid,
+            )
     server.bus.register(sid, ws, request.transport)
     try:
         await server.bus.send("status", {"status": server.queue_info(), "sid": sid}, sid)
         if server.client_id == sid and server.last_node_id is not None:
-            await server.bus.send(
-                "executing", {"node": server.last_node_id, "prompt_id": server.last_prompt_id}, sid
-            )
+            await server.bus.send("executing", {"node": server.last_node_id, "prompt_id": server.last_prompt_id}, sid)
         async for message in ws:
             if message.type == WSMsgType.ERROR:
                 log.debug("websocket %s closed with %s", sid, ws.exception())

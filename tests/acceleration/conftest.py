@@ -61,6 +61,7 @@ def controlnet(tiny_families: dict[str, dict[str, Any]], tmp_path_factory: pytes
     root: Path = tmp_path_factory.mktemp("controlnet")
     folder, _ = build_controlnet(tiny_families["sd1"], root / "tiny-sd1-controlnet", root / "cn.safetensors")
     module = ControlNetModel.from_pretrained(folder).eval()
-    handle = get_manager().handle(("tests.acceleration", "controlnet"), "controlnet", lambda: module,
-                                  name="tiny-sd1-controlnet")
+    handle = get_manager().handle(
+        ("tests.acceleration", "controlnet"), "controlnet", lambda: module, name="tiny-sd1-controlnet"
+    )
     return ControlNet(handle, "sd1", "tiny-sd1-controlnet")

@@ -29,8 +29,18 @@ def conditioning(family: str, seed: int, control: Control | None = None) -> list
     return [[torch.randn((1, 77, CROSS_DIM[family]), generator=g), options]]
 
 
-def run(model, steps: int, *, cfg: float = 5.0, seed: int = 0, batch: int = 1, size: int = 8,
-        sampler: str = "euler", scheduler: str = "normal", control: Control | None = None) -> torch.Tensor:
+def run(
+    model,
+    steps: int,
+    *,
+    cfg: float = 5.0,
+    seed: int = 0,
+    batch: int = 1,
+    size: int = 8,
+    sampler: str = "euler",
+    scheduler: str = "normal",
+    control: Control | None = None,
+) -> torch.Tensor:
     family = model.family
     guider = Guider(model, cfg)
     guider.set_conds(conditioning(family, 1, control), conditioning(family, 2, control))
@@ -183,6 +193,7 @@ class _DoubleSkips:
         handles = []
         for block in unet.up_blocks:
             for resnet in block.resnets:
+
                 def hook(module, args, half=resnet.conv1.in_channels // 2):
                     x = args[0].clone()
                     x[:, half:] *= 2
@@ -295,15 +306,36 @@ def test_prompt_with_deepcache_runs_and_reports(make_model):
     registry.register(TinyModel, pack="tests")
     prompt = {
         "1": {"class_type": "TestAccelerationModel", "inputs": {}},
-        "2": {"class_type": "DeepCache", "inputs": {"model": ["1", 0], "cache_interval": 3, "cache_depth": 2,
-                                                    "start_percent": 0.0, "end_percent": 1.0}},
+        "2": {
+            "class_type": "DeepCache",
+            "inputs": {
+                "model": ["1", 0],
+                "cache_interval": 3,
+                "cache_depth": 2,
+                "start_percent": 0.0,
+                "end_percent": 1.0,
+            },
+        },
         "3": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "4": {"class_type": "KSampler", "inputs": {
-            "model": ["2", 0], "seed": 1, "steps": 9, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal",
-            "positive": ["1", 1], "negative": ["1", 2], "latent_image": ["3", 0], "denoise": 1.0}},
+        "4": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["2", 0],
+                "seed": 1,
+                "steps": 9,
+                "cfg": 5.0,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "positive": ["1", 1],
+                "negative": ["1", 2],
+                "latent_image": ["3", 0],
+                "denoise": 1.0,
+            },
+        },
     }
-    bad = dict(prompt, **{"2": {**prompt["2"], "inputs": {**prompt["2"]["inputs"], "start_percent": 0.9,
-                                                         "end_percent": 0.1}}})
+    bad = dict(
+        prompt, **{"2": {**prompt["2"], "inputs": {**prompt["2"]["inputs"], "start_percent": 0.9, "end_percent": 0.1}}}
+    )
     assert not validate_prompt(bad, registry, ["4"]).ok
     checked = validate_prompt(prompt, registry, ["4"])
     assert checked.ok, checked.node_errors

@@ -22,14 +22,20 @@ def deepcache(shapes: dict[str, Any], shapes_cfg: dict[str, Any]) -> dict[str, A
     run = draw(shapes, cfg_guider(model, ev.SETTINGS["cfg"]), CAPTIONS)
     full = sum(r["full_calls"] for r in run["reports"])
     calls = sum(r["unet_calls"] for r in run["reports"])
-    print(f"\n{CAPTIONS} held-out captions x {len(SEEDS)} seeds, DeepCache interval 3 depth 3: "
-          f"{full} of {calls} UNet calls full\n  CFG: {shapes_cfg['tally'].report()}\n"
-          f"  DeepCache: {run['tally'].report()}")
+    print(
+        f"\n{CAPTIONS} held-out captions x {len(SEEDS)} seeds, DeepCache interval 3 depth 3: "
+        f"{full} of {calls} UNet calls full\n  CFG: {shapes_cfg['tally'].report()}\n"
+        f"  DeepCache: {run['tally'].report()}"
+    )
     return run
 
 
 @pytest.mark.parametrize("attribute", ATTRIBUTES)
 def test_deepcache_keeps_judged_accuracy_within_2_points_of_the_full_run(
-        deepcache: dict[str, Any], shapes_cfg: dict[str, Any], attribute: str) -> None:
+    deepcache: dict[str, Any], shapes_cfg: dict[str, Any], attribute: str
+) -> None:
     assert points(deepcache, shapes_cfg, attribute) >= -2.0
-    assert sum(r["full_calls"] for r in deepcache["reports"]) * 3 <= sum(r["unet_calls"] for r in deepcache["reports"]) + 3 * CAPTIONS
+    assert (
+        sum(r["full_calls"] for r in deepcache["reports"]) * 3
+        <= sum(r["unet_calls"] for r in deepcache["reports"]) + 3 * CAPTIONS
+    )

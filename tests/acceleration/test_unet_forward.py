@@ -22,9 +22,12 @@ def unet_inputs(family: str, batch: int = 2, height: int = 8, width: int = 8, se
     cond = torch.randn((batch, 77, CROSS_DIM[family]), generator=g)
     kwargs = {}
     if family == "sdxl":
-        kwargs["added_cond_kwargs"] = {"text_embeds": torch.randn((batch, 32), generator=g),
-                                       "time_ids": torch.tensor([[height * 8, width * 8, 0, 0, height * 8, width * 8]]
-                                                                * batch, dtype=torch.float32)}
+        kwargs["added_cond_kwargs"] = {
+            "text_embeds": torch.randn((batch, 32), generator=g),
+            "time_ids": torch.tensor(
+                [[height * 8, width * 8, 0, 0, height * 8, width * 8]] * batch, dtype=torch.float32
+            ),
+        }
     return x, t, cond, kwargs
 
 
@@ -64,8 +67,14 @@ def test_skip_entries_are_ldm_input_blocks(unets):
     assert skip_count(unets["sd1"]) == 6 and skip_count(unets["sdxl"]) == 6
     from diffusers import UNet2DConditionModel
 
-    sd15_layout = UNet2DConditionModel(block_out_channels=(32, 32, 32, 32), layers_per_block=2, norm_num_groups=8,
-                                       cross_attention_dim=8, attention_head_dim=1, sample_size=8)
+    sd15_layout = UNet2DConditionModel(
+        block_out_channels=(32, 32, 32, 32),
+        layers_per_block=2,
+        norm_num_groups=8,
+        cross_attention_dim=8,
+        attention_head_dim=1,
+        sample_size=8,
+    )
     assert skip_count(sd15_layout) == 12
 
 
@@ -124,7 +133,8 @@ def test_unsupported_calls_are_named(unets):
     assert unsupported_reason(unet, x, {}) is None
     assert "input channels" in unsupported_reason(unet, torch.zeros(2, 9, 8, 8), {})
     assert "down_intrablock_additional_residuals" in unsupported_reason(
-        unet, x, {"down_intrablock_additional_residuals": ()})
+        unet, x, {"down_intrablock_additional_residuals": ()}
+    )
     assert "scale" in unsupported_reason(unet, x, {"cross_attention_kwargs": {"scale": 0.5}})
     with pytest.raises(ValueError, match="not supported"):
         forward(unet, x, t, cond, down_intrablock_additional_residuals=())

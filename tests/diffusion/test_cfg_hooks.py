@@ -146,11 +146,13 @@ def test_wrappers_take_part_in_the_run_protocol(model, positive, negative):
     latent = empty()
     noise = RandomNoiseSource(1).generate_noise(latent)
     for _ in range(2):
-        result = sample(guider, SAMPLERS["euler"], compute_sigmas(model.scheduler_config, "normal", 4), noise,
-                        latent["samples"])
+        result = sample(
+            guider, SAMPLERS["euler"], compute_sigmas(model.scheduler_config, "normal", 4), noise, latent["samples"]
+        )
     assert wrapper.runs == 2
     assert result.reports == [{"name": "counting", "unet_calls": 4}]
-    out = sn.SamplerCustomAdvanced().run(RandomNoiseSource(1), guider, SAMPLERS["euler"],
-                                        compute_sigmas(model.scheduler_config, "normal", 4), latent)
+    out = sn.SamplerCustomAdvanced().run(
+        RandomNoiseSource(1), guider, SAMPLERS["euler"], compute_sigmas(model.scheduler_config, "normal", 4), latent
+    )
     assert out.outputs[0]["samples"].shape == latent["samples"].shape
     assert out.ui == {"text": ["counting: unet_calls=4"], "weft_report": [{"name": "counting", "unet_calls": 4}]}

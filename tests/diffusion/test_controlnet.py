@@ -63,9 +63,21 @@ def graph(ckpt=SD1, cfg=6.0, prefix="cn"):
         "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red fox", "clip": ["1", 1]}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
         "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "5": {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "seed": 3, "steps": 3, "cfg": cfg, "sampler_name": "euler", "scheduler": "karras",
-            "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0}},
+        "5": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["1", 0],
+                "seed": 3,
+                "steps": 3,
+                "cfg": cfg,
+                "sampler_name": "euler",
+                "scheduler": "karras",
+                "positive": ["2", 0],
+                "negative": ["3", 0],
+                "latent_image": ["4", 0],
+                "denoise": 1.0,
+            },
+        },
         "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
         "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": prefix}},
     }
@@ -77,9 +89,18 @@ def with_controlnet(prompt, hint, *, strength=1.0, start=0.0, end=1.0, name=CN_F
     positive, negative = ([after, 0], [after, 1]) if after else (["2", 0], ["3", 0])
     prompt[f"{node}L"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": name}}
     prompt[f"{node}I"] = {"class_type": "LoadImage", "inputs": {"image": hint}}
-    prompt[node] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
-        "positive": positive, "negative": negative, "control_net": [f"{node}L", 0], "image": [f"{node}I", 0],
-        "strength": strength, "start_percent": start, "end_percent": end}}
+    prompt[node] = {
+        "class_type": "ControlNetApplyAdvanced",
+        "inputs": {
+            "positive": positive,
+            "negative": negative,
+            "control_net": [f"{node}L", 0],
+            "image": [f"{node}I", 0],
+            "strength": strength,
+            "start_percent": start,
+            "end_percent": end,
+        },
+    }
     prompt["5"]["inputs"].update(positive=[node, 0], negative=[node, 1])
     return prompt
 
@@ -96,16 +117,39 @@ def test_object_info_describes_the_controlnet_nodes_like_comfyui(server):
 
     advanced = info["ControlNetApplyAdvanced"]
     required = advanced["input"]["required"]
-    assert list(required) == ["positive", "negative", "control_net", "image", "strength", "start_percent",
-                              "end_percent"]
+    assert list(required) == [
+        "positive",
+        "negative",
+        "control_net",
+        "image",
+        "strength",
+        "start_percent",
+        "end_percent",
+    ]
     assert [required[k][0] for k in ("positive", "negative", "control_net", "image")] == [
-        "CONDITIONING", "CONDITIONING", "CONTROL_NET", "IMAGE"]
+        "CONDITIONING",
+        "CONDITIONING",
+        "CONTROL_NET",
+        "IMAGE",
+    ]
     assert {k: required["strength"][1][k] for k in ("default", "min", "max", "step")} == {
-        "default": 1.0, "min": 0.0, "max": 10.0, "step": 0.01}
+        "default": 1.0,
+        "min": 0.0,
+        "max": 10.0,
+        "step": 0.01,
+    }
     assert {k: required["start_percent"][1][k] for k in ("default", "min", "max", "step")} == {
-        "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.001}
+        "default": 0.0,
+        "min": 0.0,
+        "max": 1.0,
+        "step": 0.001,
+    }
     assert {k: required["end_percent"][1][k] for k in ("default", "min", "max", "step")} == {
-        "default": 1.0, "min": 0.0, "max": 1.0, "step": 0.001}
+        "default": 1.0,
+        "min": 0.0,
+        "max": 1.0,
+        "step": 0.001,
+    }
     assert list(advanced["input"]["optional"]) == ["vae"] and advanced["input"]["optional"]["vae"][0] == "VAE"
     assert advanced["output"] == ["CONDITIONING", "CONDITIONING"]
     assert advanced["output_name"] == ["positive", "negative"]
@@ -160,8 +204,10 @@ def test_old_apply_node_affects_only_the_positive(server, hints):
     def old(prompt):
         prompt["12L"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": CN_FILE}}
         prompt["12I"] = {"class_type": "LoadImage", "inputs": {"image": hints[0]}}
-        prompt["12"] = {"class_type": "ControlNetApply", "inputs": {
-            "conditioning": ["2", 0], "control_net": ["12L", 0], "image": ["12I", 0], "strength": 1.0}}
+        prompt["12"] = {
+            "class_type": "ControlNetApply",
+            "inputs": {"conditioning": ["2", 0], "control_net": ["12L", 0], "image": ["12I", 0], "strength": 1.0},
+        }
         prompt["5"]["inputs"]["positive"] = ["12", 0]
         return prompt
 
@@ -210,8 +256,9 @@ def _hint_image(seed=0):
 def _sample(model, positive, negative, cfg=6.0, steps=2):
     from nodes.diffusion.sampler_nodes import common_ksampler
 
-    return common_ksampler(model, 1, steps, cfg, "euler", "karras", positive, negative,
-                           {"samples": torch.zeros(1, 4, 8, 8)})["samples"]
+    return common_ksampler(
+        model, 1, steps, cfg, "euler", "karras", positive, negative, {"samples": torch.zeros(1, 4, 8, 8)}
+    )["samples"]
 
 
 def test_apply_copies_the_conditioning_and_chains_controls(sd1):

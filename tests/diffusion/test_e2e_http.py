@@ -48,10 +48,21 @@ def base_graph(ckpt=SD1, seed=1, steps=3, sampler="euler", scheduler="karras", s
         "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a (red:1.2) fox in the snow", "clip": ["1", 1]}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry, lowres", "clip": ["1", 1]}},
         "4": {"class_type": "EmptyLatentImage", "inputs": {"width": size, "height": size, "batch_size": 1}},
-        "5": {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler,
-            "scheduler": scheduler, "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
-            "denoise": 1.0}},
+        "5": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["1", 0],
+                "seed": seed,
+                "steps": steps,
+                "cfg": cfg,
+                "sampler_name": sampler,
+                "scheduler": scheduler,
+                "positive": ["2", 0],
+                "negative": ["3", 0],
+                "latent_image": ["4", 0],
+                "denoise": 1.0,
+            },
+        },
         "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
         "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": prefix}},
     }
@@ -78,23 +89,55 @@ def test_comfyui_default_workflow_runs_unchanged(server):
     """ComfyUI's default graph exported in API format (ids, widget values, _meta titles as
     ComfyUI writes them); only the checkpoint file name differs."""
     prompt = {
-        "3": {"inputs": {"seed": 156680208700286, "steps": 4, "cfg": 8, "sampler_name": "euler",
-                         "scheduler": "normal", "denoise": 1, "model": ["4", 0], "positive": ["6", 0],
-                         "negative": ["7", 0], "latent_image": ["5", 0]},
-              "class_type": "KSampler", "_meta": {"title": "KSampler"}},
-        "4": {"inputs": {"ckpt_name": SD1}, "class_type": "CheckpointLoaderSimple",
-              "_meta": {"title": "Load Checkpoint"}},
-        "5": {"inputs": {"width": 64, "height": 64, "batch_size": 2}, "class_type": "EmptyLatentImage",
-              "_meta": {"title": "Empty Latent Image"}},
-        "6": {"inputs": {"text": "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,",
-                         "clip": ["4", 1]}, "class_type": "CLIPTextEncode",
-              "_meta": {"title": "CLIP Text Encode (Prompt)"}},
-        "7": {"inputs": {"text": "text, watermark", "clip": ["4", 1]}, "class_type": "CLIPTextEncode",
-              "_meta": {"title": "CLIP Text Encode (Prompt)"}},
-        "8": {"inputs": {"samples": ["3", 0], "vae": ["4", 2]}, "class_type": "VAEDecode",
-              "_meta": {"title": "VAE Decode"}},
-        "9": {"inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}, "class_type": "SaveImage",
-              "_meta": {"title": "Save Image"}},
+        "3": {
+            "inputs": {
+                "seed": 156680208700286,
+                "steps": 4,
+                "cfg": 8,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "denoise": 1,
+                "model": ["4", 0],
+                "positive": ["6", 0],
+                "negative": ["7", 0],
+                "latent_image": ["5", 0],
+            },
+            "class_type": "KSampler",
+            "_meta": {"title": "KSampler"},
+        },
+        "4": {
+            "inputs": {"ckpt_name": SD1},
+            "class_type": "CheckpointLoaderSimple",
+            "_meta": {"title": "Load Checkpoint"},
+        },
+        "5": {
+            "inputs": {"width": 64, "height": 64, "batch_size": 2},
+            "class_type": "EmptyLatentImage",
+            "_meta": {"title": "Empty Latent Image"},
+        },
+        "6": {
+            "inputs": {
+                "text": "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,",
+                "clip": ["4", 1],
+            },
+            "class_type": "CLIPTextEncode",
+            "_meta": {"title": "CLIP Text Encode (Prompt)"},
+        },
+        "7": {
+            "inputs": {"text": "text, watermark", "clip": ["4", 1]},
+            "class_type": "CLIPTextEncode",
+            "_meta": {"title": "CLIP Text Encode (Prompt)"},
+        },
+        "8": {
+            "inputs": {"samples": ["3", 0], "vae": ["4", 2]},
+            "class_type": "VAEDecode",
+            "_meta": {"title": "VAE Decode"},
+        },
+        "9": {
+            "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]},
+            "class_type": "SaveImage",
+            "_meta": {"title": "Save Image"},
+        },
     }
     _, entry = run(server, prompt)
     images = entry["outputs"]["9"]["images"]
@@ -117,8 +160,14 @@ def test_same_seed_same_pixels_and_seed_change_reruns_only_the_sampler(server):
 
 def _write_source(server, name="source.png"):
     gradient = torch.linspace(0, 255, 64).round().to(torch.uint8)
-    rgb = torch.stack([gradient[None, :].expand(64, 64), gradient[:, None].expand(64, 64),
-                       torch.full((64, 64), 128, dtype=torch.uint8)], -1)
+    rgb = torch.stack(
+        [
+            gradient[None, :].expand(64, 64),
+            gradient[:, None].expand(64, 64),
+            torch.full((64, 64), 128, dtype=torch.uint8),
+        ],
+        -1,
+    )
     alpha = torch.full((64, 64), 255, dtype=torch.uint8)
     alpha[16:48, 16:48] = 0  # transparent square = the area to inpaint (LoadImage's mask is 1 there)
     img = Image.fromarray(torch.cat([rgb, alpha[..., None]], -1).numpy(), "RGBA")
@@ -155,8 +204,10 @@ def test_inpainting_keeps_unmasked_pixels(server, how):
     if how == "SetLatentNoiseMask":
         prompt["12"] = {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["9", 0], "mask": ["8", 1]}}
     else:
-        prompt["12"] = {"class_type": "VAEEncodeForInpaint",
-                        "inputs": {"pixels": ["8", 0], "vae": ["1", 2], "mask": ["8", 1], "grow_mask_by": 6}}
+        prompt["12"] = {
+            "class_type": "VAEEncodeForInpaint",
+            "inputs": {"pixels": ["8", 0], "vae": ["1", 2], "mask": ["8", 1], "grow_mask_by": 6},
+        }
     prompt["5"]["inputs"]["latent_image"] = ["12", 0]
     prompt["10"] = {"class_type": "VAEDecode", "inputs": {"samples": ["9", 0], "vae": ["1", 2]}}
     prompt["11"] = {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "inpaint_ref"}}
@@ -184,11 +235,26 @@ def test_sd2_v_prediction_with_ve_and_vp_samplers(server):
     for key in ("5", "6", "7"):
         del prompt[key]
     for i, sampler in enumerate(["euler", "heun", "dpmpp_2m_sde", "uni_pc", "deis", "lcm"]):
-        prompt[f"k{i}"] = {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "seed": i, "steps": 3, "cfg": 6.0, "sampler_name": sampler, "scheduler": "normal",
-            "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0}}
+        prompt[f"k{i}"] = {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["1", 0],
+                "seed": i,
+                "steps": 3,
+                "cfg": 6.0,
+                "sampler_name": sampler,
+                "scheduler": "normal",
+                "positive": ["2", 0],
+                "negative": ["3", 0],
+                "latent_image": ["4", 0],
+                "denoise": 1.0,
+            },
+        }
         prompt[f"d{i}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"k{i}", 0], "vae": ["1", 2]}}
-        prompt[f"s{i}"] = {"class_type": "SaveImage", "inputs": {"images": [f"d{i}", 0], "filename_prefix": f"sd2_{sampler}"}}
+        prompt[f"s{i}"] = {
+            "class_type": "SaveImage",
+            "inputs": {"images": [f"d{i}", 0], "filename_prefix": f"sd2_{sampler}"},
+        }
     _, entry = run(server, prompt)
     for i in range(6):
         assert pixels(fetch(server, saved(entry, f"s{i}"))).std() > 0
@@ -197,17 +263,34 @@ def test_sd2_v_prediction_with_ve_and_vp_samplers(server):
 def test_area_mask_and_zeroed_conditioning(server):
     name = _write_source(server, "cond_mask.png")
     prompt = base_graph(prefix="regions", steps=3, size=128)
-    prompt.update({
-        "30": {"class_type": "CLIPTextEncode", "inputs": {"text": "a blue sky", "clip": ["1", 1]}},
-        "31": {"class_type": "ConditioningSetArea", "inputs": {"conditioning": ["30", 0], "width": 128, "height": 64,
-                                                              "x": 0, "y": 0, "strength": 1.0}},
-        "32": {"class_type": "LoadImage", "inputs": {"image": name}},
-        "33": {"class_type": "ConditioningSetMask", "inputs": {"conditioning": ["2", 0], "mask": ["32", 1],
-                                                              "strength": 1.0, "set_cond_area": "mask bounds"}},
-        "34": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["31", 0], "conditioning_2": ["33", 0]}},
-        "35": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["34", 0], "conditioning_2": ["2", 0]}},
-        "36": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["3", 0]}},
-    })
+    prompt.update(
+        {
+            "30": {"class_type": "CLIPTextEncode", "inputs": {"text": "a blue sky", "clip": ["1", 1]}},
+            "31": {
+                "class_type": "ConditioningSetArea",
+                "inputs": {"conditioning": ["30", 0], "width": 128, "height": 64, "x": 0, "y": 0, "strength": 1.0},
+            },
+            "32": {"class_type": "LoadImage", "inputs": {"image": name}},
+            "33": {
+                "class_type": "ConditioningSetMask",
+                "inputs": {
+                    "conditioning": ["2", 0],
+                    "mask": ["32", 1],
+                    "strength": 1.0,
+                    "set_cond_area": "mask bounds",
+                },
+            },
+            "34": {
+                "class_type": "ConditioningCombine",
+                "inputs": {"conditioning_1": ["31", 0], "conditioning_2": ["33", 0]},
+            },
+            "35": {
+                "class_type": "ConditioningCombine",
+                "inputs": {"conditioning_1": ["34", 0], "conditioning_2": ["2", 0]},
+            },
+            "36": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["3", 0]}},
+        }
+    )
     prompt["5"]["inputs"].update(positive=["35", 0], negative=["36", 0])
     _, entry = run(server, prompt)
     _, plain = run(server, base_graph(prefix="regions_plain", steps=3, size=128))
@@ -217,19 +300,32 @@ def test_area_mask_and_zeroed_conditioning(server):
 def test_sampler_custom_advanced(server):
     prompt = base_graph(prefix="custom")
     del prompt["5"]
-    prompt.update({
-        "20": {"class_type": "RandomNoise", "inputs": {"noise_seed": 5}},
-        "21": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0],
-                                                   "cfg": 6.0}},
-        "22": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "dpmpp_2m"}},
-        "23": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "karras", "steps": 3,
-                                                         "denoise": 1.0}},
-        "5": {"class_type": "SamplerCustomAdvanced", "inputs": {"noise": ["20", 0], "guider": ["21", 0],
-                                                               "sampler": ["22", 0], "sigmas": ["23", 0],
-                                                               "latent_image": ["4", 0]}},
-        "24": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 1], "vae": ["1", 2]}},
-        "25": {"class_type": "SaveImage", "inputs": {"images": ["24", 0], "filename_prefix": "custom_denoised"}},
-    })
+    prompt.update(
+        {
+            "20": {"class_type": "RandomNoise", "inputs": {"noise_seed": 5}},
+            "21": {
+                "class_type": "CFGGuider",
+                "inputs": {"model": ["1", 0], "positive": ["2", 0], "negative": ["3", 0], "cfg": 6.0},
+            },
+            "22": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "dpmpp_2m"}},
+            "23": {
+                "class_type": "BasicScheduler",
+                "inputs": {"model": ["1", 0], "scheduler": "karras", "steps": 3, "denoise": 1.0},
+            },
+            "5": {
+                "class_type": "SamplerCustomAdvanced",
+                "inputs": {
+                    "noise": ["20", 0],
+                    "guider": ["21", 0],
+                    "sampler": ["22", 0],
+                    "sigmas": ["23", 0],
+                    "latent_image": ["4", 0],
+                },
+            },
+            "24": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 1], "vae": ["1", 2]}},
+            "25": {"class_type": "SaveImage", "inputs": {"images": ["24", 0], "filename_prefix": "custom_denoised"}},
+        }
+    )
     _, entry = run(server, prompt)
     ksampler = base_graph(prefix="custom_ref", seed=5, sampler="dpmpp_2m")
     _, ref = run(server, ksampler)
@@ -239,14 +335,30 @@ def test_sampler_custom_advanced(server):
 
 def test_hires_fix(server):
     prompt = base_graph(prefix="hires", steps=2)
-    prompt["8"] = {"class_type": "LatentUpscaleBy", "inputs": {"samples": ["5", 0], "upscale_method": "bilinear",
-                                                              "scale_by": 1.5}}
-    prompt["9"] = {"class_type": "KSampler", "inputs": {
-        "model": ["1", 0], "seed": 2, "steps": 2, "cfg": 6.0, "sampler_name": "dpmpp_2m", "scheduler": "simple",
-        "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["8", 0], "denoise": 0.5}}
+    prompt["8"] = {
+        "class_type": "LatentUpscaleBy",
+        "inputs": {"samples": ["5", 0], "upscale_method": "bilinear", "scale_by": 1.5},
+    }
+    prompt["9"] = {
+        "class_type": "KSampler",
+        "inputs": {
+            "model": ["1", 0],
+            "seed": 2,
+            "steps": 2,
+            "cfg": 6.0,
+            "sampler_name": "dpmpp_2m",
+            "scheduler": "simple",
+            "positive": ["2", 0],
+            "negative": ["3", 0],
+            "latent_image": ["8", 0],
+            "denoise": 0.5,
+        },
+    }
     prompt["6"]["inputs"]["samples"] = ["9", 0]
-    prompt["10"] = {"class_type": "VAEDecodeTiled", "inputs": {"samples": ["9", 0], "vae": ["1", 2],
-                                                               "tile_size": 64, "overlap": 32}}
+    prompt["10"] = {
+        "class_type": "VAEDecodeTiled",
+        "inputs": {"samples": ["9", 0], "vae": ["1", 2], "tile_size": 64, "overlap": 32},
+    }
     prompt["11"] = {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "hires_tiled"}}
     _, entry = run(server, prompt)
     assert fetch(server, saved(entry)).size == (96, 96)
@@ -261,9 +373,21 @@ def test_every_sampler_and_scheduler_runs(server):
     combos += [("euler", sch) for sch in SCHEDULER_NAMES]
     for i, (sampler, scheduler) in enumerate(combos):
         k, d, p = f"k{i}", f"d{i}", f"p{i}"
-        prompt[k] = {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "seed": i, "steps": 2, "cfg": 6.0, "sampler_name": sampler, "scheduler": scheduler,
-            "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0}}
+        prompt[k] = {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["1", 0],
+                "seed": i,
+                "steps": 2,
+                "cfg": 6.0,
+                "sampler_name": sampler,
+                "scheduler": scheduler,
+                "positive": ["2", 0],
+                "negative": ["3", 0],
+                "latent_image": ["4", 0],
+                "denoise": 1.0,
+            },
+        }
         prompt[d] = {"class_type": "VAEDecode", "inputs": {"samples": [k, 0], "vae": ["1", 2]}}
         prompt[p] = {"class_type": "PreviewImage", "inputs": {"images": [d, 0]}}
     _, entry = run(server, prompt, timeout=240)
@@ -279,8 +403,9 @@ def test_every_sampler_and_scheduler_runs(server):
 async def test_progress_previews_and_interrupt_over_websocket(server):
     client = uuid.uuid4().hex
     async with EventRecorder(server.ws_url, client) as ws:
-        prompt_id = server.queue_prompt(base_graph(seed=77, steps=4, prefix="ws"), client_id=client,
-                                        extra_data={"preview_method": "auto"})  # previews are off unless asked
+        prompt_id = server.queue_prompt(
+            base_graph(seed=77, steps=4, prefix="ws"), client_id=client, extra_data={"preview_method": "auto"}
+        )  # previews are off unless asked
         await ws.wait_done(prompt_id, timeout=120)
         progress = [(d["value"], d["max"]) for e, d in ws.for_prompt(prompt_id) if e == "progress"]
         assert progress == [(1, 4), (2, 4), (3, 4), (4, 4)]

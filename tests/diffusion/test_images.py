@@ -78,8 +78,12 @@ def test_save_image_names_counters_subfolders_and_metadata(home):
     prompt = {"1": {"class_type": "X", "inputs": {}}}
     extra = {"workflow": {"nodes": [], "links": []}}
     ui = im.SaveImage().run(images, "run/pic", prompt, extra).ui
-    assert ui == {"images": [{"filename": "pic_00001_.png", "subfolder": "run", "type": "output"},
-                             {"filename": "pic_00002_.png", "subfolder": "run", "type": "output"}]}
+    assert ui == {
+        "images": [
+            {"filename": "pic_00001_.png", "subfolder": "run", "type": "output"},
+            {"filename": "pic_00002_.png", "subfolder": "run", "type": "output"},
+        ]
+    }
     again = im.SaveImage().run(images[:1], "run/pic", prompt, extra).ui
     assert again["images"][0]["filename"] == "pic_00003_.png"
     saved = Image.open(home.output / "run" / "pic_00001_.png")

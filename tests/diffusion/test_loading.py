@@ -89,8 +89,11 @@ def test_family_and_unet_layout_are_inferred_from_shapes(tiny_models, family):
     assert layout.family == family
     expected = UNET_CONFIGS[family]
     for key in ("block_out_channels", "layers_per_block", "down_block_types", "up_block_types", "cross_attention_dim"):
-        assert list(layout.unet_config[key]) == list(expected[key]) if isinstance(expected[key], list) else \
-            layout.unet_config[key] == expected[key]
+        assert (
+            list(layout.unet_config[key]) == list(expected[key])
+            if isinstance(expected[key], list)
+            else layout.unet_config[key] == expected[key]
+        )
     assert layout.unet_config.get("use_linear_projection", False) == expected.get("use_linear_projection", False)
     assert [c.style for c in layout.clips] == {"sd1": ["hf"], "sd2": ["openclip"], "sdxl": ["hf", "openclip"]}[family]
 
@@ -157,7 +160,7 @@ def test_pickles_are_refused_unless_listed_in_trusted_pickles(tiny_paths, tiny_m
 
 def _extract(source: Path, prefix: str, target: Path, *, keep_prefix: bool = False) -> Path:
     state = load_file(source)
-    part = {(k if keep_prefix else k[len(prefix):]): v for k, v in state.items() if k.startswith(prefix)}
+    part = {(k if keep_prefix else k[len(prefix) :]): v for k, v in state.items() if k.startswith(prefix)}
     target.parent.mkdir(parents=True, exist_ok=True)
     save_file(part, str(target))
     return target
@@ -195,12 +198,14 @@ def test_sd1_clip_loader_and_diffusers_layout_unet_and_vae_files(tiny_paths, tin
     clip_file = _extract(single, sf.SD1_CLIP_PREFIX, models / "clip" / "sd1-clip.safetensors")
     unet_file = models / "unet" / "sd1-unet-diffusers.safetensors"
     unet_file.parent.mkdir(parents=True, exist_ok=True)
-    unet_file.write_bytes((tiny_models / "diffusers" / "tiny-sd1" / "unet" / "diffusion_pytorch_model.safetensors")
-                          .read_bytes())
+    unet_file.write_bytes(
+        (tiny_models / "diffusers" / "tiny-sd1" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    )
     vae_file = models / "vae" / "sd1-vae-diffusers.safetensors"
     vae_file.parent.mkdir(parents=True, exist_ok=True)
-    vae_file.write_bytes((tiny_models / "diffusers" / "tiny-sd1" / "vae" / "diffusion_pytorch_model.safetensors")
-                         .read_bytes())
+    vae_file.write_bytes(
+        (tiny_models / "diffusers" / "tiny-sd1" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    )
     try:
         ref_model, ref_clip, ref_vae = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
         _same_state(VAELoader().run("sd1-vae-diffusers.safetensors").handle.load(), ref_vae.handle.load())
@@ -221,8 +226,11 @@ def test_sd1_clip_loader_and_diffusers_layout_unet_and_vae_files(tiny_paths, tin
 
 
 def test_unet_loader_fp8_storage_runs(tiny_paths, tiny_models, manager):
-    path = _extract(tiny_models / "checkpoints" / "tiny-sd1.safetensors", sf.UNET_PREFIX,
-                    tiny_paths.models / "unet" / "sd1-unet.safetensors")
+    path = _extract(
+        tiny_models / "checkpoints" / "tiny-sd1.safetensors",
+        sf.UNET_PREFIX,
+        tiny_paths.models / "unet" / "sd1-unet.safetensors",
+    )
     try:
         model = UNETLoader().run("sd1-unet.safetensors", "fp8_e4m3fn")
         base = UNETLoader().run("sd1-unet.safetensors", "default")
@@ -271,12 +279,14 @@ def test_force_cpu_setting(manager):
 
 
 def test_registry_import_does_not_import_torch():
-    code = ("import sys, nodes.registry; r = nodes.registry.builtin_registry(); "
-            "assert 'CheckpointLoaderSimple' in r and 'LoraLoader' in r and 'CLIPTextEncode' in r; "
-            # what a server does at start for --cpu and /free must not import torch either
-            "import nodes.diffusion.model_manager as mm; mm.configure(force_cpu=True); mm.get_manager().free(True); "
-            "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, nodes.registry; r = nodes.registry.builtin_registry(); "
+        "assert 'CheckpointLoaderSimple' in r and 'LoraLoader' in r and 'CLIPTextEncode' in r; "
+        # what a server does at start for --cpu and /free must not import torch either
+        "import nodes.diffusion.model_manager as mm; mm.configure(force_cpu=True); mm.get_manager().free(True); "
+        "heavy = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
 
@@ -314,20 +324,28 @@ def test_vae_round_trip_and_tiled_decode(tiny_paths, manager):
     assert torch.allclose(vae.encode_tiled(decoded, tile_size=64, overlap=0), vae.encode(decoded), atol=1e-6)
     # ComfyUI's signatures, as plugins call them (latent units for decode, pixels for encode)
     assert torch.equal(vae.decode_tiled(latents, tile_x=4, tile_y=4, overlap=2), tiled)
-    assert torch.equal(vae.encode_tiled(decoded, tile_x=32, tile_y=32, overlap=16),
-                       vae.encode_tiled(decoded, tile_size=32, overlap=16))
+    assert torch.equal(
+        vae.encode_tiled(decoded, tile_x=32, tile_y=32, overlap=16), vae.encode_tiled(decoded, tile_size=32, overlap=16)
+    )
     assert vae.spacial_compression_decode() == vae.downscale_ratio == 8
 
 
-@pytest.mark.parametrize(("spread", "metadata", "expected"), [
-    (0.2, None, "v_prediction"), (0.01, None, "epsilon"), (0.01, "v", "v_prediction"), (0.2, "epsilon", "epsilon"),
-])
+@pytest.mark.parametrize(
+    ("spread", "metadata", "expected"),
+    [
+        (0.2, None, "v_prediction"),
+        (0.01, None, "epsilon"),
+        (0.01, "v", "v_prediction"),
+        (0.2, "epsilon", "epsilon"),
+    ],
+)
 def test_sd2_prediction_type_from_weights_or_metadata(tmp_path, spread, metadata, expected):
     """SD2 768-v and 512-base share a layout; the weights (or the file's metadata) tell them apart."""
     g = torch.Generator().manual_seed(0)
     state = {
         "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
-        "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias": torch.randn(320, generator=g) * spread,
+        "model.diffusion_model.output_blocks.11.1.transformer_blocks.0.norm1.bias": torch.randn(320, generator=g)
+        * spread,
         "cond_stage_model.model.token_embedding.weight": torch.zeros(8, 4),
     }
     path = tmp_path / "sd2-like.safetensors"
@@ -355,8 +373,12 @@ def test_checkpoint_without_vae_or_clip_gives_its_model(tiny_paths, tiny_models,
     from nodes.diffusion.conditioning import CLIPTextEncode, ConditioningInputError
     from nodes.diffusion.types import MissingComponentError
 
-    path = _extract(tiny_models / "checkpoints" / "tiny-sd1.safetensors", sf.UNET_PREFIX,
-                    tiny_paths.models / "checkpoints" / "unet-only.safetensors", keep_prefix=True)
+    path = _extract(
+        tiny_models / "checkpoints" / "tiny-sd1.safetensors",
+        sf.UNET_PREFIX,
+        tiny_paths.models / "checkpoints" / "unet-only.safetensors",
+        keep_prefix=True,
+    )
     try:
         model, clip, vae = CheckpointLoaderSimple().run("unet-only.safetensors")
         assert model.family == "sd1"
@@ -391,8 +413,9 @@ def test_controlnet_residuals_pass_through_predict_noise(tiny_paths, tiny_models
     from diffusers import ControlNetModel
 
     model, clip, _ = CheckpointLoaderSimple().run("tiny-sd1.safetensors")
-    controlnet = ControlNetModel.from_pretrained(tiny_models / "controlnet" / "tiny-sd1-controlnet",
-                                                 local_files_only=True)
+    controlnet = ControlNetModel.from_pretrained(
+        tiny_models / "controlnet" / "tiny-sd1-controlnet", local_files_only=True
+    )
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(8))
     hint = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(9))
     cond, _ = clip.encode("a cat")

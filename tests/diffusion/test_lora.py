@@ -149,9 +149,11 @@ def test_other_key_layouts_give_the_same_weights(sd1, tiny_paths, tiny_models):
         part = {"lora_down.weight": "down.weight", "lora_up.weight": "up.weight", "alpha": "alpha"}[suffix]
         return f"unet.{head}.processor.{proj}_lora.{part}"
 
-    names = [_relayout(tiny_paths, tiny_models, "peft.safetensors", peft),
-             _relayout(tiny_paths, tiny_models, "ldm-names.safetensors", original_names),
-             _relayout(tiny_paths, tiny_models, "attn-procs.safetensors", attn_processors)]
+    names = [
+        _relayout(tiny_paths, tiny_models, "peft.safetensors", peft),
+        _relayout(tiny_paths, tiny_models, "ldm-names.safetensors", original_names),
+        _relayout(tiny_paths, tiny_models, "attn-procs.safetensors", attn_processors),
+    ]
     try:
         LoraLoaderModelOnly().run(model, LORA, 1.0).prepare()
         reference = _snapshot(unet)
@@ -207,8 +209,11 @@ def test_sdxl_kohya_lora_with_original_unet_names_and_two_text_encoders(tiny_pat
     save_file(state, str(tiny_paths.models / "loras" / "xl-kohya.safetensors"))
     try:
         lora = read_lora(tiny_paths.models / "loras" / "xl-kohya.safetensors")
-        matched = (set(match_keys(lora, unet, "unet")) | set(match_keys(lora, clip.parts[0].handle.load(), "clip_l"))
-                   | set(match_keys(lora, clip.parts[1].handle.load(), "clip_g")))
+        matched = (
+            set(match_keys(lora, unet, "unet"))
+            | set(match_keys(lora, clip.parts[0].handle.load(), "clip_l"))
+            | set(match_keys(lora, clip.parts[1].handle.load(), "clip_g"))
+        )
         assert matched == set(lora.groups)  # every layer found its target
         x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
         cond, pooled = clip.encode("a cat")

@@ -35,20 +35,42 @@ def graph(loader: dict, *, lora: tuple[float, float] | None = None, prefix: str 
     model, clip = ["1", 0], ["1", 1]
     prompt: dict = {"1": loader}
     if lora is not None:
-        prompt["2"] = {"class_type": "LoraLoader", "inputs": {
-            "model": model, "clip": clip, "lora_name": LORA, "strength_model": lora[0], "strength_clip": lora[1]}}
+        prompt["2"] = {
+            "class_type": "LoraLoader",
+            "inputs": {
+                "model": model,
+                "clip": clip,
+                "lora_name": LORA,
+                "strength_model": lora[0],
+                "strength_clip": lora[1],
+            },
+        }
         model, clip = ["2", 0], ["2", 1]
-    prompt.update({
-        "3": {"class_type": "CLIPSetLastLayer", "inputs": {"clip": clip, "stop_at_clip_layer": -1}},
-        "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "a (tiny:1.2) red robot", "clip": ["3", 0]}},
-        "5": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["3", 0]}},
-        "6": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "7": {"class_type": "KSampler", "inputs": {
-            "model": model, "seed": 7, "steps": 3, "cfg": 5.0, "sampler_name": "euler", "scheduler": "normal",
-            "positive": ["4", 0], "negative": ["5", 0], "latent_image": ["6", 0], "denoise": 1.0}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["1", 2]}},
-        "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": prefix}},
-    })
+    prompt.update(
+        {
+            "3": {"class_type": "CLIPSetLastLayer", "inputs": {"clip": clip, "stop_at_clip_layer": -1}},
+            "4": {"class_type": "CLIPTextEncode", "inputs": {"text": "a (tiny:1.2) red robot", "clip": ["3", 0]}},
+            "5": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["3", 0]}},
+            "6": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+            "7": {
+                "class_type": "KSampler",
+                "inputs": {
+                    "model": model,
+                    "seed": 7,
+                    "steps": 3,
+                    "cfg": 5.0,
+                    "sampler_name": "euler",
+                    "scheduler": "normal",
+                    "positive": ["4", 0],
+                    "negative": ["5", 0],
+                    "latent_image": ["6", 0],
+                    "denoise": 1.0,
+                },
+            },
+            "8": {"class_type": "VAEDecode", "inputs": {"samples": ["7", 0], "vae": ["1", 2]}},
+            "9": {"class_type": "SaveImage", "inputs": {"images": ["8", 0], "filename_prefix": prefix}},
+        }
+    )
     return prompt
 
 
@@ -68,8 +90,10 @@ def test_lora_changes_the_image_and_strength_zero_is_no_lora(server):
 
 def test_diffusers_folder_and_single_file_give_the_same_image(server):
     single = image_of(server, run(server, graph(CHECKPOINT, prefix="single")))
-    folder = image_of(server, run(server, graph(
-        {"class_type": "DiffusersLoader", "inputs": {"model_path": "tiny-sd1"}}, prefix="folder")))
+    folder = image_of(
+        server,
+        run(server, graph({"class_type": "DiffusersLoader", "inputs": {"model_path": "tiny-sd1"}}, prefix="folder")),
+    )
     assert (single - folder).abs().max() <= 1  # same weights; at most a rounding step apart
 
 
@@ -90,7 +114,13 @@ def test_object_info_describes_the_model_nodes_like_comfyui(server):
     assert lora["output"] == ["MODEL", "CLIP"]
     assert list(info["CLIPSetLastLayer"]["input"]["required"]) == ["clip", "stop_at_clip_layer"]
     assert list(info["ConditioningSetArea"]["input"]["required"]) == [
-        "conditioning", "width", "height", "x", "y", "strength"]
+        "conditioning",
+        "width",
+        "height",
+        "x",
+        "y",
+        "strength",
+    ]
     assert list(info["UNETLoader"]["input"]["required"]) == ["unet_name", "weight_dtype"]
     assert "tiny-sdxl" in info["DiffusersLoader"]["input"]["required"]["model_path"][0]
 

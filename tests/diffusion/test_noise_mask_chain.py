@@ -36,13 +36,15 @@ def test_ksampler_keeps_the_noise_mask(tiny_model: Any, tiny_positive: Any, tiny
     latent = masked_source()
     out = ksample(tiny_model, tiny_positive, tiny_negative, latent, steps=2)
     assert out["noise_mask"] is latent["noise_mask"]
-    advanced = sn.KSamplerAdvanced().run(tiny_model, "enable", 1, 2, 5.0, "euler", "karras", tiny_positive,
-                                         tiny_negative, latent, 0, 10000, "disable")
+    advanced = sn.KSamplerAdvanced().run(
+        tiny_model, "enable", 1, 2, 5.0, "euler", "karras", tiny_positive, tiny_negative, latent, 0, 10000, "disable"
+    )
     assert (advanced.outputs if hasattr(advanced, "outputs") else advanced)[0]["noise_mask"] is latent["noise_mask"]
 
 
-def test_sampler_custom_advanced_keeps_it_on_both_outputs(tiny_model: Any, tiny_positive: Any,
-                                                          tiny_negative: Any) -> None:
+def test_sampler_custom_advanced_keeps_it_on_both_outputs(
+    tiny_model: Any, tiny_positive: Any, tiny_negative: Any
+) -> None:
     latent = masked_source()
     (noise,) = sn.RandomNoise().run(3)
     (guider,) = sn.CFGGuider().run(tiny_model, tiny_positive, tiny_negative, 5.0)
@@ -53,8 +55,7 @@ def test_sampler_custom_advanced_keeps_it_on_both_outputs(tiny_model: Any, tiny_
     assert output["noise_mask"] is latent["noise_mask"] and denoised["noise_mask"] is latent["noise_mask"]
 
 
-def test_a_second_pass_repaints_only_the_masked_area(tiny_model: Any, tiny_positive: Any,
-                                                     tiny_negative: Any) -> None:
+def test_a_second_pass_repaints_only_the_masked_area(tiny_model: Any, tiny_positive: Any, tiny_negative: Any) -> None:
     latent = masked_source()
     first = ksample(tiny_model, tiny_positive, tiny_negative, latent, steps=3, seed=1)
     second = ksample(tiny_model, tiny_positive, tiny_negative, first, steps=3, seed=2, denoise=0.6)
@@ -62,8 +63,9 @@ def test_a_second_pass_repaints_only_the_masked_area(tiny_model: Any, tiny_posit
     inside = (second["samples"][..., 3:5, 3:5] - first["samples"][..., 3:5, 3:5]).abs().mean()
     assert inside > 0.01
     # what the mask prevents: the same pass without it changes the border too
-    unmasked = ksample(tiny_model, tiny_positive, tiny_negative, {"samples": first["samples"]}, steps=3, seed=2,
-                       denoise=0.6)
+    unmasked = ksample(
+        tiny_model, tiny_positive, tiny_negative, {"samples": first["samples"]}, steps=3, seed=2, denoise=0.6
+    )
     assert not torch.allclose(outside(unmasked["samples"], 2), outside(latent["samples"], 2))
 
 

@@ -10,21 +10,40 @@ from nodes.diffusion import detect
 from nodes.diffusion import single_file as sf
 
 SD15 = {
-    "block_out_channels": [320, 640, 1280, 1280], "layers_per_block": 2, "cross_attention_dim": 768,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "layers_per_block": 2,
+    "cross_attention_dim": 768,
     "down_block_types": ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"],
-    "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3, "attention_head_dim": 8,
+    "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+    "attention_head_dim": 8,
 }
-SD21 = {**SD15, "cross_attention_dim": 1024, "attention_head_dim": [5, 10, 20, 20], "use_linear_projection": True,
-        "upcast_attention": True}
+SD21 = {
+    **SD15,
+    "cross_attention_dim": 1024,
+    "attention_head_dim": [5, 10, 20, 20],
+    "use_linear_projection": True,
+    "upcast_attention": True,
+}
 SDXL = {
-    "block_out_channels": [320, 640, 1280], "layers_per_block": 2, "cross_attention_dim": 2048,
+    "block_out_channels": [320, 640, 1280],
+    "layers_per_block": 2,
+    "cross_attention_dim": 2048,
     "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
     "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
-    "transformer_layers_per_block": [1, 2, 10], "attention_head_dim": [5, 10, 20], "use_linear_projection": True,
-    "addition_embed_type": "text_time", "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": 2816,
+    "transformer_layers_per_block": [1, 2, 10],
+    "attention_head_dim": [5, 10, 20],
+    "use_linear_projection": True,
+    "addition_embed_type": "text_time",
+    "addition_time_embed_dim": 256,
+    "projection_class_embeddings_input_dim": 2816,
 }
-VAE = {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "latent_channels": 4,
-       "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4}
+VAE = {
+    "block_out_channels": [128, 256, 512, 512],
+    "layers_per_block": 2,
+    "latent_channels": 4,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
 
 
 def _meta(factory):
@@ -66,16 +85,25 @@ def test_full_size_vae_layout_infers_back():
     assert _shapes(rebuilt) == _shapes(real)
 
 
-@pytest.mark.parametrize(("hidden", "layers", "heads", "style"), [
-    (768, 12, 12, "hf"),  # OpenAI CLIP ViT-L/14 (SD1.x, SDXL's first encoder)
-    (1024, 24, 16, "openclip"),  # OpenCLIP ViT-H/14 (SD2.x)
-    (1280, 32, 20, "openclip"),  # OpenCLIP ViT-bigG/14 (SDXL's second encoder)
-])
+@pytest.mark.parametrize(
+    ("hidden", "layers", "heads", "style"),
+    [
+        (768, 12, 12, "hf"),  # OpenAI CLIP ViT-L/14 (SD1.x, SDXL's first encoder)
+        (1024, 24, 16, "openclip"),  # OpenCLIP ViT-H/14 (SD2.x)
+        (1280, 32, 20, "openclip"),  # OpenCLIP ViT-bigG/14 (SDXL's second encoder)
+    ],
+)
 def test_full_size_text_encoder_layouts_infer_back(hidden, layers, heads, style):
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-    config = CLIPTextConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                            intermediate_size=hidden * 4, projection_dim=hidden, vocab_size=49408)
+    config = CLIPTextConfig(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 4,
+        projection_dim=hidden,
+        vocab_size=49408,
+    )
     real = _meta(lambda: CLIPTextModelWithProjection(config))
     shapes = _shapes(real)
     if style == "hf":
@@ -90,7 +118,10 @@ def test_full_size_text_encoder_layouts_infer_back(hidden, layers, heads, style)
                 ldm[name] = (v[0] * 3, *v[1:])
     inferred = detect.infer_clip_config(ldm, style)
     assert (inferred["hidden_size"], inferred["num_hidden_layers"], inferred["num_attention_heads"]) == (
-        hidden, layers, heads)
+        hidden,
+        layers,
+        heads,
+    )
     rebuilt = _meta(lambda: CLIPTextModelWithProjection(CLIPTextConfig(**inferred)))
     assert _shapes(rebuilt) == shapes
 

@@ -56,8 +56,9 @@ def test_every_scheduler_runs(model, positive, negative, scheduler):
     assert torch.isfinite(out["samples"]).all()
 
 
-@pytest.mark.parametrize("sampler_name", ["heun", "dpm_2", "uni_pc", "deis", "dpmpp_3m_sde", "lms", "dpmpp_sde",
-                                          "dpmpp_2s_ancestral"])
+@pytest.mark.parametrize(
+    "sampler_name", ["heun", "dpm_2", "uni_pc", "deis", "dpmpp_3m_sde", "lms", "dpmpp_sde", "dpmpp_2s_ancestral"]
+)
 def test_multistage_and_multistep_samplers_with_more_steps(model, positive, negative, sampler_name):
     out = ksample(model, positive, negative, empty(), sampler=sampler_name, steps=5, scheduler="simple")
     assert torch.isfinite(out["samples"]).all()
@@ -74,8 +75,10 @@ def test_lms_is_linear_multistep(model, positive, negative):
     one_lms = ksample(model, positive, negative, empty(), steps=1, sampler="lms")
     assert torch.allclose(one_euler["samples"], one_lms["samples"])
     # a fourth-order method lands nearer the second-order Heun solution than Euler does
-    euler, lms, heun = (ksample(model, positive, negative, empty(), steps=12, sampler=name)["samples"]
-                        for name in ("euler", "lms", "heun"))
+    euler, lms, heun = (
+        ksample(model, positive, negative, empty(), steps=12, sampler=name)["samples"]
+        for name in ("euler", "lms", "heun")
+    )
     assert (lms - heun).abs().mean() < (euler - heun).abs().mean()
 
 
@@ -87,8 +90,10 @@ def test_own_samplers_agree_with_their_diffusers_relatives(model, positive, nega
     # iPNDM starts with an Euler step and then, like LMS, tracks the higher-order solution
     one = [ksample(model, positive, negative, empty(), steps=1, sampler=name)["samples"] for name in ("euler", "ipndm")]
     assert torch.allclose(one[0], one[1])
-    euler, ipndm, heun = (ksample(model, positive, negative, empty(), steps=12, sampler=name)["samples"]
-                          for name in ("euler", "ipndm", "heun"))
+    euler, ipndm, heun = (
+        ksample(model, positive, negative, empty(), steps=12, sampler=name)["samples"]
+        for name in ("euler", "ipndm", "heun")
+    )
     assert (ipndm - heun).abs().mean() < (euler - heun).abs().mean()
 
 
@@ -222,9 +227,21 @@ def test_unsupported_sampler_is_rejected_at_validation(model):
     error = result.node_errors["2"]["errors"][0]
     assert "sampler_name 'res_multistep' is not available" in error["details"]
     assert UNSUPPORTED_SAMPLERS["res_multistep"] in error["details"]  # says why, not just "not in list"
-    ks = {"class_type": "KSampler", "inputs": {
-        "model": ["9", 0], "seed": 1, "steps": 2, "cfg": 5.0, "sampler_name": "euler", "scheduler": "linear_quadratic",
-        "positive": ["8", 0], "negative": ["8", 0], "latent_image": ["1", 0], "denoise": 1.0}}
+    ks = {
+        "class_type": "KSampler",
+        "inputs": {
+            "model": ["9", 0],
+            "seed": 1,
+            "steps": 2,
+            "cfg": 5.0,
+            "sampler_name": "euler",
+            "scheduler": "linear_quadratic",
+            "positive": ["8", 0],
+            "negative": ["8", 0],
+            "latent_image": ["1", 0],
+            "denoise": 1.0,
+        },
+    }
     loader = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "none.safetensors"}}
     text = {"class_type": "CLIPTextEncode", "inputs": {"text": "x", "clip": ["9", 1]}}
     bad = validate_prompt({**prompt, "4": ks, "8": text, "9": loader}, registry, ["4"])
@@ -232,9 +249,24 @@ def test_unsupported_sampler_is_rejected_at_validation(model):
     with pytest.raises(ValueError, match="sampler_name 'heunpp2' is not available"):
         sn.KSamplerSelect().run("heunpp2")
     assert validate_prompt(prompt, registry, ["3"]).ok
-    assert set(SAMPLERS) >= {"euler", "euler_ancestral", "heun", "dpm_2", "dpm_2_ancestral", "lms", "dpmpp_2m",
-                             "dpmpp_2m_sde", "dpmpp_3m_sde", "dpmpp_sde", "dpmpp_2s_ancestral", "ddim", "uni_pc",
-                             "uni_pc_bh2", "deis", "lcm"}
+    assert set(SAMPLERS) >= {
+        "euler",
+        "euler_ancestral",
+        "heun",
+        "dpm_2",
+        "dpm_2_ancestral",
+        "lms",
+        "dpmpp_2m",
+        "dpmpp_2m_sde",
+        "dpmpp_3m_sde",
+        "dpmpp_sde",
+        "dpmpp_2s_ancestral",
+        "ddim",
+        "uni_pc",
+        "uni_pc_bh2",
+        "deis",
+        "lcm",
+    }
 
 
 def test_user_errors_name_the_input(model, positive, negative):
@@ -299,10 +331,21 @@ def _prompt(seed=1, steps=3, sampler="euler"):
     return {
         "1": {"class_type": "TestTinyModel", "inputs": {}},
         "2": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "3": {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "seed": seed, "steps": steps, "cfg": 5.0, "sampler_name": sampler,
-            "scheduler": "karras", "positive": ["1", 1], "negative": ["1", 2], "latent_image": ["2", 0],
-            "denoise": 1.0}},
+        "3": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["1", 0],
+                "seed": seed,
+                "steps": steps,
+                "cfg": 5.0,
+                "sampler_name": sampler,
+                "scheduler": "karras",
+                "positive": ["1", 1],
+                "negative": ["1", 2],
+                "latent_image": ["2", 0],
+                "denoise": 1.0,
+            },
+        },
         "4": {"class_type": "TestLatentMean", "inputs": {"samples": ["3", 0]}},
     }
 
@@ -315,8 +358,12 @@ def _run(executor, prompt, **kwargs):
 
 def test_progress_and_previews_every_step(engine):
     events = []
-    run = _run(engine, _prompt(steps=3, sampler="heun"), emit=lambda e, d: events.append((e, d)),
-               extra_data={"preview_method": "auto"})
+    run = _run(
+        engine,
+        _prompt(steps=3, sampler="heun"),
+        emit=lambda e, d: events.append((e, d)),
+        extra_data={"preview_method": "auto"},
+    )
     assert run.status_str == "success"
     progress = [(d["value"], d["max"]) for e, d in events if e == "progress"]
     assert progress == [(1, 3), (2, 3), (3, 3)]
@@ -334,8 +381,12 @@ def test_no_previews_unless_asked_for(engine):
 
 def test_preview_every_n_steps_and_off(engine):
     events = []
-    _run(engine, _prompt(steps=4, seed=2), emit=lambda e, d: events.append(e),
-         extra_data={"preview_every": 2, "preview_method": "latent2rgb"})
+    _run(
+        engine,
+        _prompt(steps=4, seed=2),
+        emit=lambda e, d: events.append(e),
+        extra_data={"preview_every": 2, "preview_method": "latent2rgb"},
+    )
     assert events.count("preview") == 2 and events.count("progress") == 4
     events.clear()
     _run(engine, _prompt(steps=4, seed=3), emit=lambda e, d: events.append(e), extra_data={"preview_method": "none"})
@@ -370,12 +421,15 @@ def test_changing_only_the_seed_reruns_only_the_sampler(engine):
     assert first.outputs["4"]["mean"] != changed.outputs["4"]["mean"]
 
 
-@pytest.mark.parametrize("sampler_name,scheduler_class,extra", [
-    ("euler", "EulerDiscreteScheduler", {"timestep_spacing": "linspace"}),
-    ("heun", "HeunDiscreteScheduler", {"timestep_spacing": "linspace"}),
-    ("dpmpp_2m", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "final_sigmas_type": "zero"}),
-    ("uni_pc_bh2", "UniPCMultistepScheduler", {"solver_type": "bh2", "final_sigmas_type": "zero"}),
-])
+@pytest.mark.parametrize(
+    "sampler_name,scheduler_class,extra",
+    [
+        ("euler", "EulerDiscreteScheduler", {"timestep_spacing": "linspace"}),
+        ("heun", "HeunDiscreteScheduler", {"timestep_spacing": "linspace"}),
+        ("dpmpp_2m", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "final_sigmas_type": "zero"}),
+        ("uni_pc_bh2", "UniPCMultistepScheduler", {"solver_type": "bh2", "final_sigmas_type": "zero"}),
+    ],
+)
 def test_loop_equals_a_bare_diffusers_loop(model, positive, negative, sampler_name, scheduler_class, extra):
     """KSampler (karras) gives what diffusers' own scheduler with Karras sigmas gives in the
     textbook pipeline loop, for a VE (Euler, Heun) and a VP (DPM-Solver++, UniPC) scheduler."""
@@ -385,7 +439,8 @@ def test_loop_equals_a_bare_diffusers_loop(model, positive, negative, sampler_na
 
     unet = model.prepare()
     scheduler = getattr(diffusers, scheduler_class).from_config(
-        {**model.scheduler_config, "use_karras_sigmas": True, **extra})
+        {**model.scheduler_config, "use_karras_sigmas": True, **extra}
+    )
     scheduler.set_timesteps(6)
     # from pure noise: VE schedulers start at noise * sqrt(1 + sigma_max^2) (ComfyUI's choice;
     # diffusers' init_noise_sigma is that or sigma_max depending on the spacing), VP at noise

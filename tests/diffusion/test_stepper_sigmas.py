@@ -24,8 +24,19 @@ from nodes.diffusion.samplers import SAMPLERS, SCHEDULER_NAMES, compute_sigmas
 from nodes.diffusion.types import default_scheduler_config
 
 CONFIG = default_scheduler_config("sd1", "epsilon")
-STOCHASTIC = {"euler_ancestral", "dpm_2_ancestral", "dpmpp_2s_ancestral", "dpmpp_sde", "dpmpp_sde_gpu",
-              "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "lcm", "ddpm"}
+STOCHASTIC = {
+    "euler_ancestral",
+    "dpm_2_ancestral",
+    "dpmpp_2s_ancestral",
+    "dpmpp_sde",
+    "dpmpp_sde_gpu",
+    "dpmpp_2m_sde",
+    "dpmpp_2m_sde_gpu",
+    "dpmpp_3m_sde",
+    "dpmpp_3m_sde_gpu",
+    "lcm",
+    "ddpm",
+}
 SHAPE = (1, 4, 64, 64)  # enough elements for the spread of a noisy sample to read its sigma to 1 %
 STEPS = 7
 

@@ -99,8 +99,9 @@ def test_long_prompts_are_split_into_chunks_of_75_as_comfyui_does():
 @pytest.fixture(scope="module")
 def clips(use_tiny_paths):
     with use_tiny_paths():
-        return {family: CheckpointLoaderSimple().run(f"tiny-{family}.safetensors")[1]
-                for family in ("sd1", "sd2", "sdxl")}
+        return {
+            family: CheckpointLoaderSimple().run(f"tiny-{family}.safetensors")[1] for family in ("sd1", "sd2", "sdxl")
+        }
 
 
 @pytest.mark.parametrize(("family", "dim", "pooled"), [("sd1", 32, 32), ("sd2", 48, 48), ("sdxl", 32 + 64, 32)])
@@ -242,8 +243,10 @@ def test_textual_inversion_embeddings(clips, tiny_paths):
     table = sd1.parts[0].handle.load().get_input_embeddings().weight
     save_file({"emb_params": table[red].detach().clone()}, str(folder / "red1.safetensors"))
     tables = [part.handle.load().get_input_embeddings().weight for part in sdxl.parts]
-    save_file({"clip_l": tables[0][red].detach().clone(), "clip_g": tables[1][red].detach().clone()},
-              str(folder / "red-xl.safetensors"))
+    save_file(
+        {"clip_l": tables[0][red].detach().clone(), "clip_g": tables[1][red].detach().clone()},
+        str(folder / "red-xl.safetensors"),
+    )
     pickled = folder / "old.pt"
     torch.save({"string_to_param": {"*": table[red].detach().clone()}}, pickled)
     try:

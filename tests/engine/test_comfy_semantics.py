@@ -33,8 +33,13 @@ def lazy_pick(seen: list[dict[str, Any]]) -> Definition:
         seen.append({"a": a, "b": b})
         return a if want_a else "none"
 
-    return Definition("Pick", [inp("want_a", "BOOLEAN"), inp("a", "*", lazy=True), inp("b", "*", "optional", lazy=True)],
-                      [OutputSpec("*", "out")], pick, lazy=check)
+    return Definition(
+        "Pick",
+        [inp("want_a", "BOOLEAN"), inp("a", "*", lazy=True), inp("b", "*", "optional", lazy=True)],
+        [OutputSpec("*", "out")],
+        pick,
+        lazy=check,
+    )
 
 
 def test_lazy_inputs_never_asked_for_are_passed_as_none() -> None:
@@ -55,7 +60,10 @@ def test_a_requested_lazy_input_that_comes_from_the_cache_reaches_the_node() -> 
     seen: list[dict[str, Any]] = []
     registry = make_registry(lazy_pick(seen))
     executor = Executor(registry)
-    warm = {"a": {"class_type": "Value", "inputs": {"value": "A"}}, "s": {"class_type": "Show", "inputs": {"value": ["a", 0]}}}
+    warm = {
+        "a": {"class_type": "Value", "inputs": {"value": "A"}},
+        "s": {"class_type": "Show", "inputs": {"value": ["a", 0]}},
+    }
     run(registry, warm, executor)
     prompt = {
         "a": {"class_type": "Value", "inputs": {"value": "A"}},
@@ -72,8 +80,13 @@ def test_async_check_lazy_is_awaited() -> None:
         await asyncio.sleep(0)
         return ["a"] if a is None else []
 
-    pick = Definition("APick", [inp("want_a", "BOOLEAN"), inp("a", "*", lazy=True), inp("b", "*", lazy=True)],
-                      [OutputSpec("*", "out")], lambda want_a, a, b: a, lazy=check)
+    pick = Definition(
+        "APick",
+        [inp("want_a", "BOOLEAN"), inp("a", "*", lazy=True), inp("b", "*", lazy=True)],
+        [OutputSpec("*", "out")],
+        lambda want_a, a, b: a,
+        lazy=check,
+    )
     registry = make_registry(pick)
     prompt = {
         "a": {"class_type": "Value", "inputs": {"value": "A"}},
@@ -92,8 +105,9 @@ def test_validate_gets_the_types_of_linked_inputs() -> None:
         received.append((dict(inputs), dict(types)))
         return True
 
-    node = Definition("Takes", [inp("x", "INT,FLOAT"), inp("y", "FLOAT")], [OutputSpec("*", "o")],
-                      lambda x, y: x, validate=check)
+    node = Definition(
+        "Takes", [inp("x", "INT,FLOAT"), inp("y", "FLOAT")], [OutputSpec("*", "o")], lambda x, y: x, validate=check
+    )
     registry = make_registry(node)
     prompt = {
         "i": {"class_type": "Int", "inputs": {"value": 3}},
@@ -106,15 +120,22 @@ def test_validate_gets_the_types_of_linked_inputs() -> None:
 
 def test_link_type_checks_are_skipped_only_for_nodes_that_judge_types_themselves() -> None:
     strict = Definition("Strict", [inp("x", "IMAGE")], [OutputSpec("*", "o")], lambda x: x)
-    judges = Definition("Judges", [inp("x", "IMAGE")], [OutputSpec("*", "o")], lambda x: x,
-                        validate=lambda inputs, types: True if types.get("x") == "INT" else "wanted INT",
-                        skip_links=True)
+    judges = Definition(
+        "Judges",
+        [inp("x", "IMAGE")],
+        [OutputSpec("*", "o")],
+        lambda x: x,
+        validate=lambda inputs, types: True if types.get("x") == "INT" else "wanted INT",
+        skip_links=True,
+    )
     registry = make_registry(strict, judges)
 
     def prompt(kind: str) -> dict:
-        return {"i": {"class_type": "Int", "inputs": {"value": 1}},
-                "n": {"class_type": kind, "inputs": {"x": ["i", 0]}},
-                "s": {"class_type": "Show", "inputs": {"value": ["n", 0]}}}
+        return {
+            "i": {"class_type": "Int", "inputs": {"value": 1}},
+            "n": {"class_type": kind, "inputs": {"x": ["i", 0]}},
+            "s": {"class_type": "Show", "inputs": {"value": ["n", 0]}},
+        }
 
     refused = validate_prompt(prompt("Strict"), registry)
     assert not refused.ok and refused.node_errors["n"]["errors"][0]["type"] == "return_type_mismatch"
@@ -122,11 +143,17 @@ def test_link_type_checks_are_skipped_only_for_nodes_that_judge_types_themselves
 
 
 def test_constants_for_non_widget_types_are_accepted_and_widgets_still_converted() -> None:
-    node = Definition("Flag", [inp("flag", "BOOL"), inp("count", "INT", min=0, max=9)], [OutputSpec("*", "o")],
-                      lambda flag, count: (flag, count))
+    node = Definition(
+        "Flag",
+        [inp("flag", "BOOL"), inp("count", "INT", min=0, max=9)],
+        [OutputSpec("*", "o")],
+        lambda flag, count: (flag, count),
+    )
     registry = make_registry(node)
-    prompt = {"f": {"class_type": "Flag", "inputs": {"flag": True, "count": "7"}},
-              "s": {"class_type": "Show", "inputs": {"value": ["f", 0]}}}
+    prompt = {
+        "f": {"class_type": "Flag", "inputs": {"flag": True, "count": "7"}},
+        "s": {"class_type": "Show", "inputs": {"value": ["f", 0]}},
+    }
     checked = validate_prompt(prompt, registry)
     assert checked.ok and checked.prompt["f"]["inputs"] == {"flag": True, "count": 7}
 
@@ -153,9 +180,11 @@ def test_no_valid_output_or_an_unknown_class_still_rejects_the_prompt() -> None:
     registry = make_registry()
     bad = {"bad": {"class_type": "Show", "inputs": {"value": ["gone", 0]}}}
     assert validate_prompt(bad, registry).error["type"] == "prompt_outputs_failed_validation"
-    unknown = {"a": {"class_type": "Value", "inputs": {"value": 1}},
-               "s": {"class_type": "Show", "inputs": {"value": ["a", 0]}},
-               "x": {"class_type": "Nope", "inputs": {}}}
+    unknown = {
+        "a": {"class_type": "Value", "inputs": {"value": 1}},
+        "s": {"class_type": "Show", "inputs": {"value": ["a", 0]}},
+        "x": {"class_type": "Nope", "inputs": {}},
+    }
     assert validate_prompt(unknown, registry).error["type"] == "missing_node_type"
 
 
@@ -175,22 +204,27 @@ def test_partial_execution_targets() -> None:
 def test_a_raw_link_input_receives_the_link_after_its_source_ran() -> None:
     node = Definition("Raw", [inp("flow", "*", rawLink=True)], [OutputSpec("*", "o")], lambda flow: flow)
     registry = make_registry(node)
-    prompt = {"a": {"class_type": "Value", "inputs": {"value": 5}},
-              "r": {"class_type": "Raw", "inputs": {"flow": ["a", 0]}},
-              "s": {"class_type": "Show", "inputs": {"value": ["r", 0]}}}
+    prompt = {
+        "a": {"class_type": "Value", "inputs": {"value": 5}},
+        "r": {"class_type": "Raw", "inputs": {"flow": ["a", 0]}},
+        "s": {"class_type": "Show", "inputs": {"value": ["r", 0]}},
+    }
     result, _ = run(registry, prompt)
     assert result.outputs["s"] == {"shown": [["a", 0]]}
     assert result.executed.index("a") < result.executed.index("r")
 
 
 def test_a_blocker_in_a_list_blocks_only_that_element() -> None:
-    listing = Definition("List", [], [OutputSpec("*", "items", is_list=True)],
-                         lambda: NodeResult(([1, ExecutionBlocker(None), 3],)))
+    listing = Definition(
+        "List", [], [OutputSpec("*", "items", is_list=True)], lambda: NodeResult(([1, ExecutionBlocker(None), 3],))
+    )
     double = Definition("Double", [inp("x", "*")], [OutputSpec("*", "o")], lambda x: x * 2)
     registry = make_registry(listing, double)
-    prompt = {"l": {"class_type": "List", "inputs": {}},
-              "d": {"class_type": "Double", "inputs": {"x": ["l", 0]}},
-              "s": {"class_type": "Show", "inputs": {"value": ["d", 0]}}}
+    prompt = {
+        "l": {"class_type": "List", "inputs": {}},
+        "d": {"class_type": "Double", "inputs": {"x": ["l", 0]}},
+        "s": {"class_type": "Show", "inputs": {"value": ["d", 0]}},
+    }
     result, _ = run(registry, prompt)
     assert result.outputs["s"] == {"shown": [2, 6]}
 
@@ -198,9 +232,11 @@ def test_a_blocker_in_a_list_blocks_only_that_element() -> None:
 def test_a_blocker_with_a_message_is_recorded_once() -> None:
     gate = Definition("Gate", [], [OutputSpec("*", "o")], lambda: NodeResult((ExecutionBlocker("closed"),)))
     registry = make_registry(gate)
-    prompt = {"g": {"class_type": "Gate", "inputs": {}},
-              "v": {"class_type": "Value", "inputs": {"value": ["g", 0]}},
-              "s": {"class_type": "Show", "inputs": {"value": ["v", 0]}}}
+    prompt = {
+        "g": {"class_type": "Gate", "inputs": {}},
+        "v": {"class_type": "Value", "inputs": {"value": ["g", 0]}},
+        "s": {"class_type": "Show", "inputs": {"value": ["v", 0]}},
+    }
     result, _ = run(registry, prompt)
     blocked = [m for m in result.messages if m[0] == "execution_blocked"]
     assert [m[1]["node_id"] for m in blocked] == ["v"] and result.outputs == {}
@@ -215,8 +251,10 @@ def test_async_validation_is_awaited_by_both_entry_points() -> None:
     registry = make_registry(node)
 
     def prompt(value: int) -> dict:
-        return {"n": {"class_type": "Small", "inputs": {"value": value}},
-                "s": {"class_type": "Show", "inputs": {"value": ["n", 0]}}}
+        return {
+            "n": {"class_type": "Small", "inputs": {"value": value}},
+            "s": {"class_type": "Show", "inputs": {"value": ["n", 0]}},
+        }
 
     assert validate_prompt(prompt(3), registry).ok
     refused = validate_prompt(prompt(30), registry)
@@ -234,8 +272,10 @@ def test_expanded_ids_are_used_as_given_when_global_and_prefixed_when_local() ->
     registry = make_registry(node)
 
     def executed(is_global: bool) -> list[str]:
-        prompt = {"e": {"class_type": "Expand", "inputs": {"is_global": is_global}},
-                  "s": {"class_type": "Show", "inputs": {"value": ["e", 0]}}}
+        prompt = {
+            "e": {"class_type": "Expand", "inputs": {"is_global": is_global}},
+            "s": {"class_type": "Show", "inputs": {"value": ["e", 0]}},
+        }
         result, events = run(registry, prompt)
         assert result.outputs["s"] == {"shown": ["inner"]}
         return [d["node"] for e, d in events if e == "executing" and d["node"] not in (None, "e", "s")]
@@ -246,7 +286,10 @@ def test_expanded_ids_are_used_as_given_when_global_and_prefixed_when_local() ->
 
 def test_the_final_executing_event_can_be_left_to_the_caller() -> None:
     registry = make_registry()
-    prompt = {"a": {"class_type": "Value", "inputs": {"value": 1}}, "s": {"class_type": "Show", "inputs": {"value": ["a", 0]}}}
+    prompt = {
+        "a": {"class_type": "Value", "inputs": {"value": 1}},
+        "s": {"class_type": "Show", "inputs": {"value": ["a", 0]}},
+    }
     _, events = run(registry, prompt)
     assert events[-1] == ("executing", {"node": None, "prompt_id": "p"})
     _, events = run(registry, prompt, announce_end=False)
@@ -264,7 +307,10 @@ def test_progress_state_events_carry_comfyui_payload() -> None:
     snapshots: list[dict[str, Any]] = []
     states: list[dict[str, Any]] = []
     registry = make_registry(Definition("Work", [inp("value", "*")], [OutputSpec("*", "o")], work))
-    prompt = {"w": {"class_type": "Work", "inputs": {"value": 1}}, "s": {"class_type": "Show", "inputs": {"value": ["w", 0]}}}
+    prompt = {
+        "w": {"class_type": "Work", "inputs": {"value": 1}},
+        "s": {"class_type": "Show", "inputs": {"value": ["w", 0]}},
+    }
     checked = validate_prompt(prompt, registry)
 
     def emit(event: str, data: Any) -> None:
@@ -272,11 +318,25 @@ def test_progress_state_events_carry_comfyui_payload() -> None:
             states.append(data)
 
     Executor(registry).execute_sync("p", checked.prompt, checked.outputs, order=checked.order, emit=emit)
-    assert snapshots == [{"w": {"value": 3.0, "max": 4.0, "state": "running", "node_id": "w", "prompt_id": "p",
-                                "display_node_id": "w", "parent_node_id": None, "real_node_id": "w"}}]
+    assert snapshots == [
+        {
+            "w": {
+                "value": 3.0,
+                "max": 4.0,
+                "state": "running",
+                "node_id": "w",
+                "prompt_id": "p",
+                "display_node_id": "w",
+                "parent_node_id": None,
+                "real_node_id": "w",
+            }
+        }
+    ]
     final = states[-1]
     assert final["prompt_id"] == "p" and {k: v["state"] for k, v in final["nodes"].items()} == {
-        "w": "finished", "s": "finished"}
+        "w": "finished",
+        "s": "finished",
+    }
 
 
 def test_hidden_inputs_of_other_kinds_come_from_the_prompt_and_undeclared_constants_do_not_reach_the_node() -> None:
@@ -286,11 +346,17 @@ def test_hidden_inputs_of_other_kinds_come_from_the_prompt_and_undeclared_consta
         got.append(kwargs)
         return 0
 
-    node = Definition("Hidden", [inp("a", "INT"), inp("extra", "*", "hidden"), inp("me", "UNIQUE_ID", "hidden")],
-                      [OutputSpec("*", "o")], record)
+    node = Definition(
+        "Hidden",
+        [inp("a", "INT"), inp("extra", "*", "hidden"), inp("me", "UNIQUE_ID", "hidden")],
+        [OutputSpec("*", "o")],
+        record,
+    )
     registry = make_registry(node)
-    prompt = {"v": {"class_type": "Value", "inputs": {"value": "linked"}},
-              "h": {"class_type": "Hidden", "inputs": {"a": 1, "extra": ["v", 0], "stray": 5, "more": ["v", 0]}},
-              "s": {"class_type": "Show", "inputs": {"value": ["h", 0]}}}
+    prompt = {
+        "v": {"class_type": "Value", "inputs": {"value": "linked"}},
+        "h": {"class_type": "Hidden", "inputs": {"a": 1, "extra": ["v", 0], "stray": 5, "more": ["v", 0]}},
+        "s": {"class_type": "Show", "inputs": {"value": ["h", 0]}},
+    }
     run(registry, prompt)
     assert got == [{"a": 1, "extra": "linked", "more": "linked", "me": "h"}]

@@ -114,16 +114,23 @@ def test_fingerprint_invalidates_the_cache_when_outside_state_changes(tmp_path: 
 def test_interrupt_flag_set_before_run_stops_at_first_node() -> None:
     flag = InterruptFlag()
     flag.set()
-    result, events = run({"1": {"class_type": "String", "inputs": {"value": "x"}},
-                          "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}}}, interrupt=flag)
+    result, events = run(
+        {
+            "1": {"class_type": "String", "inputs": {"value": "x"}},
+            "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+        },
+        interrupt=flag,
+    )
     assert result.interrupted and result.executed == []
     assert [e for e, _ in events][-2:] == ["execution_interrupted", "executing"]
 
 
 def test_cache_none_reexecutes_everything() -> None:
     executor = Executor(REGISTRY, OutputCache(enabled=False))
-    prompt = {"1": {"class_type": "String", "inputs": {"value": "x"}},
-              "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}}}
+    prompt = {
+        "1": {"class_type": "String", "inputs": {"value": "x"}},
+        "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+    }
     run(prompt, executor)
     assert run(prompt, executor)[0].executed == ["1", "2"]
 
@@ -166,8 +173,12 @@ def test_deep_chains_validate_and_run_without_recursion_limits() -> None:
 
 
 def test_error_in_node_fails_run_with_payload() -> None:
-    result, events = run({"f": {"class_type": "Fail", "inputs": {"message": "oops"}},
-                          "out": {"class_type": "Show", "inputs": {"value": ["f", 0]}}})
+    result, events = run(
+        {
+            "f": {"class_type": "Fail", "inputs": {"message": "oops"}},
+            "out": {"class_type": "Show", "inputs": {"value": ["f", 0]}},
+        }
+    )
     assert result.status_str == "error" and result.error["node_id"] == "f"
     assert result.error["exception_message"] == "Fail says oops"
     assert ("execution_error", result.error) in events

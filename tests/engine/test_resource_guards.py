@@ -43,12 +43,12 @@ def test_estimates_flow_along_links_and_name_the_input() -> None:
 
     registry = {"Make": _Def(make), "Double": _Def(double), "Broken": _Def(broken), "Plain": object()}
     prompt = {
-        "a": {"class_type": "Make", "inputs": {"n": 100}},          # 400 MiB
-        "b": {"class_type": "Double", "inputs": {"x": ["a", 0]}},    # 800 MiB
-        "c": {"class_type": "Double", "inputs": {"x": ["b", 0]}},    # 1.6 GiB
+        "a": {"class_type": "Make", "inputs": {"n": 100}},  # 400 MiB
+        "b": {"class_type": "Double", "inputs": {"x": ["a", 0]}},  # 800 MiB
+        "c": {"class_type": "Double", "inputs": {"x": ["b", 0]}},  # 1.6 GiB
         "d": {"class_type": "Broken", "inputs": {"x": ["c", 0]}},
         "e": {"class_type": "Plain", "inputs": {"x": ["c", 0]}},
-        "f": {"class_type": "Double", "inputs": {"x": ["e", 0]}},    # unknown: not checked
+        "f": {"class_type": "Double", "inputs": {"x": ["e", 0]}},  # unknown: not checked
     }
     order = list(prompt)
     errors = estimate_prompt(prompt, order, registry, GIB)
@@ -66,10 +66,17 @@ def zeros(inputs: Mapping[str, Any]) -> Estimate:
 
 
 def test_validation_refuses_nodes_over_the_budget_with_node_and_input() -> None:
-    registry = make_registry(Definition("Zeros", [inp("count", "INT", min=1, max=10_000)], [out("BLOCK")],
-                                        lambda count: None, estimate=zeros))
-    prompt = normalise_prompt({"1": {"class_type": "Zeros", "inputs": {"count": 256}},
-                               "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}}})
+    registry = make_registry(
+        Definition(
+            "Zeros", [inp("count", "INT", min=1, max=10_000)], [out("BLOCK")], lambda count: None, estimate=zeros
+        )
+    )
+    prompt = normalise_prompt(
+        {
+            "1": {"class_type": "Zeros", "inputs": {"count": 256}},
+            "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+        }
+    )
     checked = validate_prompt(prompt, registry, memory_budget=GIB // 2)
     assert not checked.ok and checked.outputs == ["2"] and list(checked.node_errors) == ["1"]
     assert checked.node_errors["1"]["dependent_outputs"] == ["2"]
@@ -104,13 +111,16 @@ def expand_forever(width: int) -> NodeResult:
 
 @pytest.mark.parametrize("width, limit_name", [(1, "nested"), (40, "nodes")])
 def test_node_expansion_is_bounded_in_depth_and_size(width: int, limit_name: str) -> None:
-    registry = make_registry(Definition("ExpandForever", [inp("width", "INT", min=1, max=1000)], [out("INT")],
-                                        expand_forever))
+    registry = make_registry(
+        Definition("ExpandForever", [inp("width", "INT", min=1, max=1000)], [out("INT")], expand_forever)
+    )
     executor = Executor(registry)
     executor.max_expansion_depth = 20
     executor.max_run_nodes = 500
-    prompt = {"1": {"class_type": "ExpandForever", "inputs": {"width": width}},
-              "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}}}
+    prompt = {
+        "1": {"class_type": "ExpandForever", "inputs": {"width": width}},
+        "2": {"class_type": "Show", "inputs": {"value": ["1", 0]}},
+    }
     checked = validate_prompt(normalise_prompt(prompt), registry)
     assert checked.ok, checked.node_errors
     started = time.monotonic()

@@ -24,12 +24,17 @@ def test_progress_events_and_an_interruption_inside_a_node() -> None:
             flag.set()  # the user pressed "interrupt" while the node was at step 2
 
     registry = make_registry()
-    prompt = {"v": {"class_type": "Value", "inputs": {"value": 1}},
-              "w": {"class_type": "Slow", "inputs": {"steps": 5, "value": ["v", 0]}}, "s": show("w")}
+    prompt = {
+        "v": {"class_type": "Value", "inputs": {"value": 1}},
+        "w": {"class_type": "Slow", "inputs": {"steps": 5, "value": ["v", 0]}},
+        "s": show("w"),
+    }
     result = Executor(registry).execute_sync("p", prompt, ["s"], emit=emit, interrupt=flag)
     progress = [d for e, d in events if e == "progress"]
-    assert progress == [{"value": 1, "max": 5, "prompt_id": "p", "node": "w"},
-                        {"value": 2, "max": 5, "prompt_id": "p", "node": "w"}]
+    assert progress == [
+        {"value": 1, "max": 5, "prompt_id": "p", "node": "w"},
+        {"value": 2, "max": 5, "prompt_id": "p", "node": "w"},
+    ]
     assert result.interrupted and result.status_str == "error" and not result.completed
     stopped = next(d for e, d in events if e == "execution_interrupted")
     assert stopped["node_id"] == "w" and stopped["node_type"] == "Slow" and stopped["executed"] == ["v", "w"]
@@ -65,8 +70,11 @@ def test_async_calls_of_one_list_node_run_together_and_a_failure_fails_the_node(
     registry = make_registry(listing, double)
 
     def prompt(items: list[int]) -> dict[str, Any]:
-        return {"l": {"class_type": "List", "inputs": {"items": {"__value__": items}}},
-                "d": {"class_type": "Twice", "inputs": {"x": ["l", 0]}}, "s": show("d")}
+        return {
+            "l": {"class_type": "List", "inputs": {"items": {"__value__": items}}},
+            "d": {"class_type": "Twice", "inputs": {"x": ["l", 0]}},
+            "s": show("d"),
+        }
 
     result, _ = run(registry, prompt([1, 2, 3]))
     assert result.outputs["s"] == {"shown": [2, 4, 6]}
@@ -79,8 +87,11 @@ def test_a_failing_lazy_check_fails_the_node() -> None:
         raise RuntimeError("cannot decide")
 
     node = Definition("Undecided", [inp("a", "*", lazy=True)], [out()], lambda a=None: a, lazy=check)
-    prompt = {"v": {"class_type": "Value", "inputs": {"value": 1}},
-              "u": {"class_type": "Undecided", "inputs": {"a": ["v", 0]}}, "s": show("u")}
+    prompt = {
+        "v": {"class_type": "Value", "inputs": {"value": 1}},
+        "u": {"class_type": "Undecided", "inputs": {"a": ["v", 0]}},
+        "s": show("u"),
+    }
     result, _ = run(make_registry(node), prompt)
     assert result.error["node_id"] == "u" and result.error["exception_message"] == "cannot decide"
     assert result.error["current_inputs"] == {"a": ["None"]}
@@ -89,11 +100,14 @@ def test_a_failing_lazy_check_fails_the_node() -> None:
 def test_sub_graphs_with_unknown_classes_or_cycles_fail_the_expanding_node() -> None:
     graphs = {
         "unknown": {"x": {"class_type": "Nope", "inputs": {}}},
-        "cycle": {"x": {"class_type": "Value", "inputs": {"value": ["y", 0]}},
-                  "y": {"class_type": "Value", "inputs": {"value": ["x", 0]}}},
+        "cycle": {
+            "x": {"class_type": "Value", "inputs": {"value": ["y", 0]}},
+            "y": {"class_type": "Value", "inputs": {"value": ["x", 0]}},
+        },
     }
-    node = Definition("Expand", [inp("which", "STRING")], [out()],
-                      lambda which: NodeResult((["x", 0],), expand=graphs[which]))
+    node = Definition(
+        "Expand", [inp("which", "STRING")], [out()], lambda which: NodeResult((["x", 0],), expand=graphs[which])
+    )
     registry = make_registry(node)
     messages = {}
     for which in graphs:
@@ -106,16 +120,24 @@ def test_sub_graphs_with_unknown_classes_or_cycles_fail_the_expanding_node() -> 
 
 def test_a_list_of_expansions_with_ui_output_nodes_and_a_display_override() -> None:
     def expand(tag: str) -> NodeResult:
-        graph = {"v": {"class_type": "Value", "inputs": {"value": tag}},
-                 "inner": {"class_type": "Show", "inputs": {"value": ["v", 0]}, "override_display_id": "o"}}
+        graph = {
+            "v": {"class_type": "Value", "inputs": {"value": tag}},
+            "inner": {"class_type": "Show", "inputs": {"value": ["v", 0]}, "override_display_id": "o"},
+        }
         return NodeResult((["v", 0], "extra"), {"tags": [tag]}, graph)
 
     listing = Definition("Tags", [], [out("STRING", is_list=True)], lambda: NodeResult((["a", "b"],)))
-    node = Definition("Each", [inp("tag", "STRING")], [out("STRING"), out("STRING", "more", is_list=True)], expand,
-                      output_node=True)
+    node = Definition(
+        "Each", [inp("tag", "STRING")], [out("STRING"), out("STRING", "more", is_list=True)], expand, output_node=True
+    )
     registry = make_registry(listing, node)
-    prompt = {"o": {"class_type": "Value", "inputs": {"value": "other"}}, "t": {"class_type": "Tags", "inputs": {}},
-              "e": {"class_type": "Each", "inputs": {"tag": ["t", 0]}}, "s": show("e"), "m": show("o")}
+    prompt = {
+        "o": {"class_type": "Value", "inputs": {"value": "other"}},
+        "t": {"class_type": "Tags", "inputs": {}},
+        "e": {"class_type": "Each", "inputs": {"tag": ["t", 0]}},
+        "s": show("e"),
+        "m": show("o"),
+    }
     result, events = run(registry, prompt)
     assert result.outputs["s"] == {"shown": ["a", "b"]} and result.outputs["e"] == {"tags": ["a", "b"]}
     assert result.outputs["o"] == {"shown": ["a", "b"]}  # the inner Show nodes report as "o"
@@ -131,11 +153,15 @@ def test_a_malformed_node_result_fails_the_run_naming_the_node() -> None:
 
 
 def test_a_cycle_that_skipped_validation_ends_the_run_with_an_engine_error() -> None:
-    prompt = {"a": {"class_type": "Value", "inputs": {"value": ["b", 0]}},
-              "b": {"class_type": "Value", "inputs": {"value": ["a", 0]}}, "s": show("a")}
+    prompt = {
+        "a": {"class_type": "Value", "inputs": {"value": ["b", 0]}},
+        "b": {"class_type": "Value", "inputs": {"value": ["a", 0]}},
+        "s": show("a"),
+    }
     events: list[tuple[str, Any]] = []
-    result = Executor(make_registry()).execute_sync("p", prompt, ["s"], order=["a", "b", "s"],
-                                                    emit=lambda e, d: events.append((e, d)))
+    result = Executor(make_registry()).execute_sync(
+        "p", prompt, ["s"], order=["a", "b", "s"], emit=lambda e, d: events.append((e, d))
+    )
     assert result.error["node_id"] is None and result.error["exception_type"] == "RuntimeError"
     assert "could not run: their inputs form a cycle" in result.error["exception_message"]
     assert [e for e, _ in events][-2:] == ["execution_error", "executing"]
@@ -153,9 +179,13 @@ def test_progress_reported_for_another_node_and_a_blocked_list_node() -> None:
     node = Definition("Work", [inp("value", "*")], [out()], work)
     joined = Definition("Join", [inp("values", "*")], [out()], lambda values: values, input_is_list=True)
     registry = make_registry(node, joined)
-    prompt = {"w": {"class_type": "Work", "inputs": {"value": 1}}, "s": show("w"),
-              "g": {"class_type": "Gate", "inputs": {"value": 1, "open": False}},
-              "j": {"class_type": "Join", "inputs": {"values": ["g", 0]}}, "t": show("j")}
+    prompt = {
+        "w": {"class_type": "Work", "inputs": {"value": 1}},
+        "s": show("w"),
+        "g": {"class_type": "Gate", "inputs": {"value": 1, "open": False}},
+        "j": {"class_type": "Join", "inputs": {"values": ["g", 0]}},
+        "t": show("j"),
+    }
     result, events = run(registry, prompt)
     states = [d for e, d in events if e == "progress_state"]
     assert states[-1]["nodes"]["elsewhere"]["real_node_id"] == "elsewhere"
@@ -186,8 +216,14 @@ def test_an_interruption_cancels_async_nodes_still_in_flight() -> None:
         flag.set()
         return 2
 
-    registry = make_registry(Definition("Hang", [], [out()], hang, is_async=True), Definition("Stop", [], [out()], stop))
-    prompt = {"h": {"class_type": "Hang", "inputs": {}}, "x": {"class_type": "Stop", "inputs": {}},
-              "s1": show("h"), "s2": show("x")}
+    registry = make_registry(
+        Definition("Hang", [], [out()], hang, is_async=True), Definition("Stop", [], [out()], stop)
+    )
+    prompt = {
+        "h": {"class_type": "Hang", "inputs": {}},
+        "x": {"class_type": "Stop", "inputs": {}},
+        "s1": show("h"),
+        "s2": show("x"),
+    }
     result = Executor(registry).execute_sync("p", prompt, ["s1", "s2"], interrupt=flag)
     assert result.interrupted and "h" in result.executed and "s1" not in result.outputs

@@ -50,8 +50,17 @@ class Definition:
         fingerprint: Callable[..., Any] | None = None,
         estimate: Callable[[Mapping[str, Any]], Any] | None = None,
     ) -> None:
-        self.schema = NodeSchema(name, name, "test", "", tuple(inputs), tuple(outputs), output_node=output_node,
-                                 input_is_list=input_is_list, is_async=is_async)
+        self.schema = NodeSchema(
+            name,
+            name,
+            "test",
+            "",
+            tuple(inputs),
+            tuple(outputs),
+            output_node=output_node,
+            input_is_list=input_is_list,
+            is_async=is_async,
+        )
         self.function, self._validate, self.lazy, self.skip_links = function, validate, lazy, skip_links
         self.skip_defaults, self._fingerprint = skip_defaults, fingerprint
         if estimate is not None:  # the hook is optional: the engine looks for the attribute
@@ -83,9 +92,11 @@ class Instance:
     def call(self, inputs: Mapping[str, Any]) -> Any:
         outcome = self.definition.function(**inputs)
         if asyncio.iscoroutine(outcome):
+
             async def finish() -> NodeResult:
                 value = await outcome
                 return value if isinstance(value, NodeResult) else NodeResult((value,))
+
             return finish()
         return outcome if isinstance(outcome, NodeResult) else NodeResult((outcome,))
 
@@ -148,18 +159,40 @@ BASE = [
     Definition("Concat", [inp("a", "STRING"), inp("b", "STRING")], [out("STRING")], lambda a, b: a + b),
     Definition("Length", [inp("value", "STRING")], [out("INT")], lambda value: len(value)),
     Definition("Show", [inp("value", "*")], [], lambda value: NodeResult(None, {"shown": [value]}), output_node=True),
-    Definition("LazySwitch", [inp("pick_a", "BOOLEAN"), inp("a", "*", lazy=True), inp("b", "*", lazy=True)],
-               [out()], lambda pick_a, a=None, b=None: a if pick_a else b,
-               lazy=lambda pick_a, a=None, b=None: ["a"] if pick_a else ["b"]),
-    Definition("MakeList", [inp("prefix", "STRING"), inp("count", "INT", min=0, max=1000)],
-               [out("STRING", is_list=True)], lambda prefix, count: NodeResult(([f"{prefix}{i}" for i in range(count)],))),
-    Definition("JoinList", [inp("values", "STRING"), inp("separator", "STRING")], [out("STRING")],
-               lambda values, separator: separator[0].join(values), input_is_list=True),
+    Definition(
+        "LazySwitch",
+        [inp("pick_a", "BOOLEAN"), inp("a", "*", lazy=True), inp("b", "*", lazy=True)],
+        [out()],
+        lambda pick_a, a=None, b=None: a if pick_a else b,
+        lazy=lambda pick_a, a=None, b=None: ["a"] if pick_a else ["b"],
+    ),
+    Definition(
+        "MakeList",
+        [inp("prefix", "STRING"), inp("count", "INT", min=0, max=1000)],
+        [out("STRING", is_list=True)],
+        lambda prefix, count: NodeResult(([f"{prefix}{i}" for i in range(count)],)),
+    ),
+    Definition(
+        "JoinList",
+        [inp("values", "STRING"), inp("separator", "STRING")],
+        [out("STRING")],
+        lambda values, separator: separator[0].join(values),
+        input_is_list=True,
+    ),
     Definition("Repeat", [inp("value", "STRING"), inp("times", "INT", min=1, max=100)], [out("STRING")], _repeat),
-    Definition("Sleep", [inp("seconds", "FLOAT", min=0, max=10)], [out("FLOAT", "started"), out("FLOAT", "ended")],
-               _sleep, is_async=True),
-    Definition("Gate", [inp("value", "*"), inp("open", "BOOLEAN")], [out()],
-               lambda value, open: value if open else ExecutionBlocker(None)),
+    Definition(
+        "Sleep",
+        [inp("seconds", "FLOAT", min=0, max=10)],
+        [out("FLOAT", "started"), out("FLOAT", "ended")],
+        _sleep,
+        is_async=True,
+    ),
+    Definition(
+        "Gate",
+        [inp("value", "*"), inp("open", "BOOLEAN")],
+        [out()],
+        lambda value, open: value if open else ExecutionBlocker(None),
+    ),
     Definition("ReadFile", [inp("path", "STRING")], [out("STRING")], _read, fingerprint=_file_state),
     Definition("Fail", [inp("message", "STRING"), inp("anything", "*", "optional")], [out("STRING")], _fail),
     Definition("Slow", [inp("steps", "INT", min=1, max=10000), inp("value", "*")], [out()], _slow),
@@ -171,13 +204,15 @@ def make_registry(*extra: Definition) -> dict[str, Definition]:
     return {d.schema.name: d for d in [*BASE, *extra]}
 
 
-def run(registry: Mapping[str, Definition], prompt: dict[str, Any], executor: Executor | None = None,
-        **kwargs: Any) -> tuple[RunResult, list[tuple[str, Any]]]:
+def run(
+    registry: Mapping[str, Definition], prompt: dict[str, Any], executor: Executor | None = None, **kwargs: Any
+) -> tuple[RunResult, list[tuple[str, Any]]]:
     """Validate (which must pass) and execute ``prompt``; the result and every event sent."""
     executor = executor or Executor(registry)
     checked = validate_prompt(normalise_prompt(prompt), registry)
     assert checked.ok, checked.node_errors
     events: list[tuple[str, Any]] = []
-    result = executor.execute_sync("p", checked.prompt, checked.outputs, order=checked.order,
-                                   emit=lambda e, d: events.append((e, d)), **kwargs)
+    result = executor.execute_sync(
+        "p", checked.prompt, checked.outputs, order=checked.order, emit=lambda e, d: events.append((e, d)), **kwargs
+    )
     return result, events

@@ -47,7 +47,8 @@ def test_the_api_prompt_validates_and_is_what_the_generator_writes(registry: Any
 @pytest.mark.parametrize("name", NAMES)
 def test_the_canvas_opens_the_ui_workflow_as_the_same_prompt(registry: Any, name: str, tmp_path: Path) -> None:
     prompt = _api(name)
-    loaded = canvas_prompt(registry, EXAMPLES / f"{name}.json", {node["class_type"] for node in prompt.values()},
-                           tmp_path)
+    loaded = canvas_prompt(
+        registry, EXAMPLES / f"{name}.json", {node["class_type"] for node in prompt.values()}, tmp_path
+    )
     assert loaded["missing"] == []
     assert same_prompt(loaded["prompt"], prompt)

@@ -30,8 +30,18 @@ from tests.support.tiny_unet import empty
 TOL = {"rtol": 1e-4, "atol": 1e-4}
 
 
-def ksampler(model: Any, positive: Any, negative: Any, *, cfg: float = 5.0, steps: int = 4, seed: int = 1,
-             sampler: str = "euler", scheduler: str = "karras", batch: int = 1) -> tuple[torch.Tensor, list[str]]:
+def ksampler(
+    model: Any,
+    positive: Any,
+    negative: Any,
+    *,
+    cfg: float = 5.0,
+    steps: int = 4,
+    seed: int = 1,
+    sampler: str = "euler",
+    scheduler: str = "karras",
+    batch: int = 1,
+) -> tuple[torch.Tensor, list[str]]:
     """KSampler's samples and the report lines it shows in the UI."""
     out = sn.KSampler().run(model, seed, steps, cfg, sampler, scheduler, positive, negative, empty(batch), 1.0)
     if isinstance(out, Result):
@@ -71,8 +81,9 @@ def test_apg_down_weights_the_parallel_component() -> None:
     # eta 0.5 keeps half of the parallel part; eta 1 is CFG
     update = (_guided(APGHook(0.5, 0.0, 0.0), cond, uncond, scale) - cond) / (scale - 1)
     torch.testing.assert_close(update, orthogonal + 0.5 * parallel, **TOL)
-    torch.testing.assert_close(_guided(APGHook(1.0, 0.0, 0.0), cond, uncond, scale), uncond + (cond - uncond) * scale,
-                               **TOL)
+    torch.testing.assert_close(
+        _guided(APGHook(1.0, 0.0, 0.0), cond, uncond, scale), uncond + (cond - uncond) * scale, **TOL
+    )
 
 
 def test_apg_keeps_the_conditional_prediction_for_the_hooks_after_it() -> None:
@@ -139,8 +150,9 @@ def test_rescale_cfg_multiplier_0_equals_cfg(model, positive, negative, predicti
 def test_rescale_cfg_at_1_gives_the_conditional_v_predictions_standard_deviation() -> None:
     x, cond, uncond = _randn(2, 4, 8, 8, seed=11) * 3, _randn(2, 4, 8, 8, seed=12), _randn(2, 4, 8, 8, seed=13)
     sigma = torch.tensor([2.0, 0.5])
-    noise = RescaleCFGHook(1.0)({"input": x, "cond_denoised": cond, "uncond_denoised": uncond, "sigma": sigma,
-                                 "cond_scale": 9.0})
+    noise = RescaleCFGHook(1.0)(
+        {"input": x, "cond_denoised": cond, "uncond_denoised": uncond, "sigma": sigma, "cond_scale": 9.0}
+    )
     s = sigma.view(-1, 1, 1, 1)
     v_out, v_cond = to_v(x - noise, x, s), to_v(cond, x, s)
     torch.testing.assert_close(v_out.std(dim=(1, 2, 3)), v_cond.std(dim=(1, 2, 3)), **TOL)
@@ -220,8 +232,9 @@ def test_identity_self_attention_is_the_value_path() -> None:
         torch.testing.assert_close(attn(hidden), expected)
         context = _randn(2, 3, 16, seed=15)  # cross-attention has no identity map: the layer's own runs
         original = attn.processor.original
-        assert torch.equal(attn(hidden, encoder_hidden_states=context),
-                           original(attn, hidden, encoder_hidden_states=context))
+        assert torch.equal(
+            attn(hidden, encoder_hidden_states=context), original(attn, hidden, encoder_hidden_states=context)
+        )
 
 
 def test_pag_perturbed_pass_differs_and_the_processors_are_restored(model, positive) -> None:
@@ -305,8 +318,9 @@ def test_apg_interval_and_pag_compose_through_ksampler(model, positive, negative
 
 
 @pytest.mark.parametrize("guider_kind", ["CFGGuider", "AdaptiveGuidance"])
-def test_apg_interval_and_pag_compose_through_sampler_custom_advanced(model, positive, negative,
-                                                                      guider_kind: str) -> None:
+def test_apg_interval_and_pag_compose_through_sampler_custom_advanced(
+    model, positive, negative, guider_kind: str
+) -> None:
     from nodes.guidance.adaptive import AdaptiveGuidance
 
     patched = _all_three(RescaleCFG().run(model, 0.5)[0])

@@ -12,20 +12,42 @@ from nodes.registry import builtin_registry
 
 EXPECTED = {
     # name: (category, [(input, type, default)], output, words of the paper's title)
-    "APG": ("sampling/custom_sampling",
-            [("model", "MODEL", None), ("eta", "FLOAT", 1.0), ("norm_threshold", "FLOAT", 5.0),
-             ("momentum", "FLOAT", 0.0)], "MODEL", "Eliminating Oversaturation"),
-    "RescaleCFG": ("advanced/model", [("model", "MODEL", None), ("multiplier", "FLOAT", 0.7)], "MODEL",
-                   "Common Diffusion Noise Schedules"),
-    "CFGGuidanceInterval": ("sampling/custom_sampling",
-                            [("model", "MODEL", None), ("start_percent", "FLOAT", 0.0), ("end_percent", "FLOAT", 1.0)],
-                            "MODEL", "Applying Guidance in a Limited Interval"),
-    "PerturbedAttentionGuidance": ("model_patches/unet", [("model", "MODEL", None), ("scale", "FLOAT", 3.0)], "MODEL",
-                                   "Perturbed-Attention Guidance"),
-    "AdaptiveGuidance": ("sampling/custom_sampling/guiders",
-                         [("model", "MODEL", None), ("positive", "CONDITIONING", None),
-                          ("negative", "CONDITIONING", None), ("threshold", "FLOAT", 0.99), ("cfg", "FLOAT", 8.0)],
-                         "GUIDER", "Adaptive Guidance: Training-free Acceleration"),
+    "APG": (
+        "sampling/custom_sampling",
+        [("model", "MODEL", None), ("eta", "FLOAT", 1.0), ("norm_threshold", "FLOAT", 5.0), ("momentum", "FLOAT", 0.0)],
+        "MODEL",
+        "Eliminating Oversaturation",
+    ),
+    "RescaleCFG": (
+        "advanced/model",
+        [("model", "MODEL", None), ("multiplier", "FLOAT", 0.7)],
+        "MODEL",
+        "Common Diffusion Noise Schedules",
+    ),
+    "CFGGuidanceInterval": (
+        "sampling/custom_sampling",
+        [("model", "MODEL", None), ("start_percent", "FLOAT", 0.0), ("end_percent", "FLOAT", 1.0)],
+        "MODEL",
+        "Applying Guidance in a Limited Interval",
+    ),
+    "PerturbedAttentionGuidance": (
+        "model_patches/unet",
+        [("model", "MODEL", None), ("scale", "FLOAT", 3.0)],
+        "MODEL",
+        "Perturbed-Attention Guidance",
+    ),
+    "AdaptiveGuidance": (
+        "sampling/custom_sampling/guiders",
+        [
+            ("model", "MODEL", None),
+            ("positive", "CONDITIONING", None),
+            ("negative", "CONDITIONING", None),
+            ("threshold", "FLOAT", 0.99),
+            ("cfg", "FLOAT", 8.0),
+        ],
+        "GUIDER",
+        "Adaptive Guidance: Training-free Acceleration",
+    ),
 }
 
 

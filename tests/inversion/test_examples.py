@@ -50,8 +50,9 @@ def _api(name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_api_prompt_validates_and_is_what_the_generator_writes(registry: Any, generator: Any, uploaded: Path,
-                                                                    name: str) -> None:
+def test_the_api_prompt_validates_and_is_what_the_generator_writes(
+    registry: Any, generator: Any, uploaded: Path, name: str
+) -> None:
     prompt = _api(name)
     result = validate_prompt(prompt, registry, None)
     assert result.ok, result.node_errors
@@ -83,10 +84,12 @@ def _helpers() -> tuple[Any, Any]:
 
 @needs_node
 @pytest.mark.parametrize("name", NAMES)
-def test_the_canvas_opens_the_ui_workflow_as_the_same_prompt(registry: Any, uploaded: Path, name: str,
-                                                             tmp_path: Path) -> None:
+def test_the_canvas_opens_the_ui_workflow_as_the_same_prompt(
+    registry: Any, uploaded: Path, name: str, tmp_path: Path
+) -> None:
     prompt = _api(name)
-    loaded = canvas_prompt(registry, EXAMPLES / f"{name}.json", {node["class_type"] for node in prompt.values()},
-                           tmp_path)
+    loaded = canvas_prompt(
+        registry, EXAMPLES / f"{name}.json", {node["class_type"] for node in prompt.values()}, tmp_path
+    )
     assert loaded["missing"] == []
     assert same_prompt(loaded["prompt"], prompt)

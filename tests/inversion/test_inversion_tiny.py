@@ -40,8 +40,16 @@ def source_latent() -> dict:
     return {"samples": torch.randn((1, 4, 8, 8), generator=g) * 5}  # raw VAE scale (x0.18215 inside)
 
 
-def regenerate(model: Any, inversion: Inversion, noisy: dict, positive: Any, negative: Any, cfg: float,
-               sampler: Any = None, skip: int = 0) -> torch.Tensor:
+def regenerate(
+    model: Any,
+    inversion: Inversion,
+    noisy: dict,
+    positive: Any,
+    negative: Any,
+    cfg: float,
+    sampler: Any = None,
+    skip: int = 0,
+) -> torch.Tensor:
     """SamplerCustomAdvanced with DisableNoise, the inversion's sampler and schedule (as a user wires it)."""
     guider = outputs(sn.CFGGuider().run(model, positive, negative, cfg))[0]
     sampler = sampler or outputs(InversionSampler().run(inversion))[0]
@@ -49,10 +57,23 @@ def regenerate(model: Any, inversion: Inversion, noisy: dict, positive: Any, neg
     return outputs(sn.SamplerCustomAdvanced().run(NoNoise(), guider, sampler, sigmas, noisy))[0]["samples"]
 
 
-def test_edict_inversion_then_regeneration_reconstructs_the_latent(tiny_model, tiny_positive, tiny_negative,
-                                                                    source_latent):
-    noisy, inversion = outputs(EDICTInversion().run(tiny_model, tiny_positive, source_latent, STEPS, "normal", 1.0,
-                                                    0.93, "float64_cpu", cfg=3.0, negative=tiny_negative))
+def test_edict_inversion_then_regeneration_reconstructs_the_latent(
+    tiny_model, tiny_positive, tiny_negative, source_latent
+):
+    noisy, inversion = outputs(
+        EDICTInversion().run(
+            tiny_model,
+            tiny_positive,
+            source_latent,
+            STEPS,
+            "normal",
+            1.0,
+            0.93,
+            "float64_cpu",
+            cfg=3.0,
+            negative=tiny_negative,
+        )
+    )
     assert inversion.dtype == torch.float64 and inversion.method == "edict"
     assert float((noisy["samples"] - source_latent["samples"]).abs().max()) > 10  # it really went up to noise
     back = regenerate(tiny_model, inversion, noisy, tiny_positive, tiny_negative, 3.0)
@@ -68,16 +89,28 @@ def test_edict_inversion_then_regeneration_reconstructs_the_latent(tiny_model, t
 
 
 def test_edict_in_float32_stays_close(tiny_model, tiny_positive, tiny_negative, source_latent):
-    noisy, inversion = outputs(EDICTInversion().run(tiny_model, tiny_positive, source_latent, STEPS, "normal", 1.0,
-                                                    0.93, "model", cfg=1.0))
+    noisy, inversion = outputs(
+        EDICTInversion().run(tiny_model, tiny_positive, source_latent, STEPS, "normal", 1.0, 0.93, "model", cfg=1.0)
+    )
     back = regenerate(tiny_model, inversion, noisy, tiny_positive, tiny_negative, 1.0)
     assert float((back - source_latent["samples"]).abs().max()) < 1e-2
 
 
 def test_edit_friendly_ddpm_inversion_reconstructs_exactly(tiny_model, tiny_positive, tiny_negative, source_latent):
-    noisy, inversion = outputs(DDPMEditFriendlyInversion().run(tiny_model, tiny_positive, source_latent, STEPS,
-                                                               "normal", 1.0, 7, "float64_cpu", cfg=3.0,
-                                                               negative=tiny_negative))
+    noisy, inversion = outputs(
+        DDPMEditFriendlyInversion().run(
+            tiny_model,
+            tiny_positive,
+            source_latent,
+            STEPS,
+            "normal",
+            1.0,
+            7,
+            "float64_cpu",
+            cfg=3.0,
+            negative=tiny_negative,
+        )
+    )
     assert len(inversion.noise_maps) == STEPS
     back = regenerate(tiny_model, inversion, noisy, tiny_positive, tiny_negative, 3.0)
     error = float((back - source_latent["samples"]).abs().max())
@@ -92,35 +125,77 @@ def test_edit_friendly_ddpm_inversion_reconstructs_exactly(tiny_model, tiny_posi
     assert 0.2 < float(inversion.noise_maps[0].std()) < 5
 
 
-def test_ddim_inversion_then_sampling_reconstructs_better_than_a_fresh_sample(tiny_model, tiny_positive,
-                                                                              tiny_negative, source_latent):
+def test_ddim_inversion_then_sampling_reconstructs_better_than_a_fresh_sample(
+    tiny_model, tiny_positive, tiny_negative, source_latent
+):
     """Bound: the round trip's mean abs error is at most a quarter of a fresh sample's (same prompt,
     sampler, schedule and cfg 1; seeds 0..2), and refinement makes it smaller still."""
     target = source_latent["samples"]
     errors = {}
     for refine in (0, 3):
-        noisy, inversion = outputs(DDIMInversion().run(tiny_model, tiny_positive, source_latent, STEPS, "normal",
-                                                       1.0, refine, "model"))
+        noisy, inversion = outputs(
+            DDIMInversion().run(tiny_model, tiny_positive, source_latent, STEPS, "normal", 1.0, refine, "model")
+        )
         # the ordinary way back: KSamplerAdvanced, ddim, no added noise
-        back = outputs(sn.KSamplerAdvanced().run(tiny_model, "disable", 0, STEPS, 1.0, "ddim", "normal",
-                                                 tiny_positive, tiny_negative, noisy, 0, 10000, "disable"))[0]
+        back = outputs(
+            sn.KSamplerAdvanced().run(
+                tiny_model,
+                "disable",
+                0,
+                STEPS,
+                1.0,
+                "ddim",
+                "normal",
+                tiny_positive,
+                tiny_negative,
+                noisy,
+                0,
+                10000,
+                "disable",
+            )
+        )[0]
         matching = regenerate(tiny_model, inversion, noisy, tiny_positive, tiny_negative, 1.0)
         torch.testing.assert_close(matching, back["samples"], rtol=1e-4, atol=1e-3)
         errors[refine] = float((back["samples"] - target).abs().mean())
-    fresh = [float((outputs(sn.KSampler().run(tiny_model, seed, STEPS, 1.0, "ddim", "normal", tiny_positive,
-                                               tiny_negative, {"samples": torch.zeros_like(target)}, 1.0))[0]
-                    ["samples"] - target).abs().mean()) for seed in range(3)]
-    print(f"\nDDIM round trip mean abs error: refine 0 {errors[0]:.3f}, refine 3 {errors[3]:.3f}; "
-          f"fresh samples {', '.join(f'{e:.3f}' for e in fresh)}")
+    fresh = [
+        float(
+            (
+                outputs(
+                    sn.KSampler().run(
+                        tiny_model,
+                        seed,
+                        STEPS,
+                        1.0,
+                        "ddim",
+                        "normal",
+                        tiny_positive,
+                        tiny_negative,
+                        {"samples": torch.zeros_like(target)},
+                        1.0,
+                    )
+                )[0]["samples"]
+                - target
+            )
+            .abs()
+            .mean()
+        )
+        for seed in range(3)
+    ]
+    print(
+        f"\nDDIM round trip mean abs error: refine 0 {errors[0]:.3f}, refine 3 {errors[3]:.3f}; "
+        f"fresh samples {', '.join(f'{e:.3f}' for e in fresh)}"
+    )
     assert errors[0] <= 0.25 * min(fresh)
     assert errors[3] < errors[0]
 
 
-def test_direct_inversion_source_branch_reproduces_the_source_latent(tiny_model, tiny_positive, tiny_negative,
-                                                                     source_latent):
+def test_direct_inversion_source_branch_reproduces_the_source_latent(
+    tiny_model, tiny_positive, tiny_negative, source_latent
+):
     # inverted without guidance, edited with cfg 5: exactly the gap Direct Inversion closes
-    noisy, inversion = outputs(DDIMInversion().run(tiny_model, tiny_positive, source_latent, STEPS, "normal", 1.0, 0,
-                                                   "model"))
+    noisy, inversion = outputs(
+        DDIMInversion().run(tiny_model, tiny_positive, source_latent, STEPS, "normal", 1.0, 0, "model")
+    )
     x0 = tiny_model.process_in(source_latent["samples"])
     shape = tuple(x0.shape)
     source = Denoiser(make_guider(tiny_model, tiny_positive, tiny_negative, 5.0), shape)
@@ -140,8 +215,9 @@ def test_direct_inversion_source_branch_reproduces_the_source_latent(tiny_model,
     assert sampler.report()["largest_correction"] > 0.1
 
 
-def test_inversion_free_edit_with_the_source_prompt_returns_the_source(tiny_model, tiny_positive, tiny_negative,
-                                                                       source_latent):
+def test_inversion_free_edit_with_the_source_prompt_returns_the_source(
+    tiny_model, tiny_positive, tiny_negative, source_latent
+):
     latent = source_latent
     sampler = outputs(InversionFreeEditSampler().run(latent, tiny_positive, 1.0))[0]
     guider = outputs(sn.CFGGuider().run(tiny_model, tiny_positive, tiny_negative, 1.0))[0]
@@ -156,18 +232,19 @@ def test_inversion_free_edit_with_the_source_prompt_returns_the_source(tiny_mode
     d = Denoiser(make_guider(tiny_model, tiny_positive, None, 1.0), tuple(x0.shape))
     g = torch.Generator().manual_seed(5)
     with torch.inference_mode():
-        out, _ = ddcm_edit(d, d, x0, torch.randn(x0.shape, generator=g) * 14, sigmas,
-                           lambda x: torch.randn(x.shape, generator=g))
+        out, _ = ddcm_edit(
+            d, d, x0, torch.randn(x0.shape, generator=g) * 14, sigmas, lambda x: torch.randn(x.shape, generator=g)
+        )
     torch.testing.assert_close(out, x0, rtol=0, atol=1e-5)
 
 
 # -- errors that name the node, the input and what to do -------------------------------------------
 
 
-def test_a_sampler_refuses_sigmas_that_are_not_the_inversions(tiny_model, tiny_positive, tiny_negative,
-                                                              source_latent):
-    noisy, inversion = outputs(DDIMInversion().run(tiny_model, tiny_positive, source_latent, 6, "normal", 1.0, 0,
-                                                   "model"))
+def test_a_sampler_refuses_sigmas_that_are_not_the_inversions(tiny_model, tiny_positive, tiny_negative, source_latent):
+    noisy, inversion = outputs(
+        DDIMInversion().run(tiny_model, tiny_positive, source_latent, 6, "normal", 1.0, 0, "model")
+    )
     guider = outputs(sn.CFGGuider().run(tiny_model, tiny_positive, tiny_negative, 1.0))[0]
     sampler = outputs(InversionSampler().run(inversion))[0]
     karras = outputs(sn.BasicScheduler().run(tiny_model, "karras", 6, 1.0))[0]
@@ -178,16 +255,27 @@ def test_a_sampler_refuses_sigmas_that_are_not_the_inversions(tiny_model, tiny_p
         sn.SamplerCustomAdvanced().run(NoNoise(), guider, sampler, inversion.sigmas, wrong)
 
 
-@pytest.mark.parametrize("case, pattern", [
-    ("latent", "EDICTInversion: input 'latent' is not a LATENT"),
-    ("channels", "EDICTInversion: input 'latent' has 3 latent channels but the model expects 4"),
-    ("positive", "EDICTInversion: input 'positive' is not a CONDITIONING"),
-    ("mix", "EDICTInversion: input 'mix' must be in"),
-    ("scheduler", "EDICTInversion: input 'scheduler' .*not available"),
-])
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("latent", "EDICTInversion: input 'latent' is not a LATENT"),
+        ("channels", "EDICTInversion: input 'latent' has 3 latent channels but the model expects 4"),
+        ("positive", "EDICTInversion: input 'positive' is not a CONDITIONING"),
+        ("mix", "EDICTInversion: input 'mix' must be in"),
+        ("scheduler", "EDICTInversion: input 'scheduler' .*not available"),
+    ],
+)
 def test_inversion_nodes_name_the_input_that_is_wrong(tiny_model, tiny_positive, source_latent, case, pattern):
-    args: dict[str, Any] = dict(model=tiny_model, positive=tiny_positive, latent=source_latent, steps=4,
-                                scheduler="normal", denoise=1.0, mix=0.93, precision="model")
+    args: dict[str, Any] = dict(
+        model=tiny_model,
+        positive=tiny_positive,
+        latent=source_latent,
+        steps=4,
+        scheduler="normal",
+        denoise=1.0,
+        mix=0.93,
+        precision="model",
+    )
     if case == "latent":
         args["latent"] = torch.zeros(1, 4, 8, 8)
     elif case == "channels":
@@ -205,23 +293,26 @@ def test_inversion_nodes_name_the_input_that_is_wrong(tiny_model, tiny_positive,
 def test_samplers_check_what_they_are_given(tiny_model, tiny_positive, source_latent):
     with pytest.raises(InversionError, match="InversionSampler: input 'inversion' is not an INVERSION"):
         InversionSampler().run(source_latent)
-    _, edict = outputs(EDICTInversion().run(tiny_model, tiny_positive, source_latent, 3, "normal", 1.0, 0.93,
-                                            "model"))
+    _, edict = outputs(EDICTInversion().run(tiny_model, tiny_positive, source_latent, 3, "normal", 1.0, 0.93, "model"))
     with pytest.raises(InversionError, match="DirectInversionSampler: input 'inversion' holds a edict inversion"):
         DirectInversionSampler().run(edict, -1.0, True)
     with pytest.raises(InversionError, match="InversionSigmas: input 'skip_steps' must be between 0 and 2"):
         InversionSigmas().run(edict, 3)
 
 
-def test_inversion_free_editing_refuses_an_inpainting_model(tiny_model, tiny_positive, tiny_negative,
-                                                            source_latent, monkeypatch):
+def test_inversion_free_editing_refuses_an_inpainting_model(
+    tiny_model, tiny_positive, tiny_negative, source_latent, monkeypatch
+):
     sampler = outputs(InversionFreeEditSampler().run(source_latent, tiny_positive, 1.0))[0]
     guider = outputs(sn.CFGGuider().run(tiny_model, tiny_positive, tiny_negative, 1.0))[0]
     sigmas = outputs(sn.BasicScheduler().run(tiny_model, "normal", 3, 1.0))[0]
     inpainting_unet = SimpleNamespace(config=SimpleNamespace(in_channels=9))
     monkeypatch.setattr(tiny_model, "prepare", lambda: inpainting_unet)  # what a 9-channel checkpoint loads
-    with pytest.raises(InversionError, match="InversionFreeEditSampler: .*input 'model'.*inpainting model "
-                                             r"\(9 input channels\)"):
+    with pytest.raises(
+        InversionError,
+        match="InversionFreeEditSampler: .*input 'model'.*inpainting model "
+        r"\(9 input channels\)",
+    ):
         sn.SamplerCustomAdvanced().run(RandomNoiseSource(0), guider, sampler, sigmas, source_latent)
 
 
@@ -241,8 +332,14 @@ class _Given(Node):
     name = "TestInversionGiven"
     category = "testing"
     inputs = ()
-    outputs = (Output("MODEL"), Output("CONDITIONING"), Output("LATENT"), Output("IMAGE"), Output("VAE"),
-               Output("CLIP"))
+    outputs = (
+        Output("MODEL"),
+        Output("CONDITIONING"),
+        Output("LATENT"),
+        Output("IMAGE"),
+        Output("VAE"),
+        Output("CLIP"),
+    )
 
     def run(self) -> tuple:
         g = _Values.given
@@ -272,30 +369,57 @@ def registry(tiny_model, tiny_positive, source_latent):
 
 
 def test_inversion_nodes_are_registered_and_run_in_a_prompt(registry, source_latent):
-    for name in ("DDIMInversion", "EDICTInversion", "DDPMEditFriendlyInversion", "InversionSampler",
-                 "InversionSigmas", "DirectInversionSampler", "InversionFreeEditSampler", "EditImage"):
+    for name in (
+        "DDIMInversion",
+        "EDICTInversion",
+        "DDPMEditFriendlyInversion",
+        "InversionSampler",
+        "InversionSigmas",
+        "DirectInversionSampler",
+        "InversionFreeEditSampler",
+        "EditImage",
+    ):
         schema = registry[name].schema
         assert schema.description and schema.category
     assert [o.type for o in registry["EDICTInversion"].schema.outputs] == ["LATENT", "INVERSION"]
     prompt = {
         "g": {"class_type": "TestInversionGiven", "inputs": {}},
-        "inv": {"class_type": "EDICTInversion", "inputs": {
-            "model": ["g", 0], "positive": ["g", 1], "latent": ["g", 2], "steps": 3, "scheduler": "normal",
-            "denoise": 1.0, "mix": 0.93, "precision": "float64_cpu", "cfg": 1.0}},
+        "inv": {
+            "class_type": "EDICTInversion",
+            "inputs": {
+                "model": ["g", 0],
+                "positive": ["g", 1],
+                "latent": ["g", 2],
+                "steps": 3,
+                "scheduler": "normal",
+                "denoise": 1.0,
+                "mix": 0.93,
+                "precision": "float64_cpu",
+                "cfg": 1.0,
+            },
+        },
         "smp": {"class_type": "InversionSampler", "inputs": {"inversion": ["inv", 1]}},
         "sig": {"class_type": "InversionSigmas", "inputs": {"inversion": ["inv", 1], "skip_steps": 0}},
         "gd": {"class_type": "BasicGuider", "inputs": {"model": ["g", 0], "conditioning": ["g", 1]}},
         "nz": {"class_type": "DisableNoise", "inputs": {}},
-        "out": {"class_type": "SamplerCustomAdvanced", "inputs": {
-            "noise": ["nz", 0], "guider": ["gd", 0], "sampler": ["smp", 0], "sigmas": ["sig", 0],
-            "latent_image": ["inv", 0]}},
+        "out": {
+            "class_type": "SamplerCustomAdvanced",
+            "inputs": {
+                "noise": ["nz", 0],
+                "guider": ["gd", 0],
+                "sampler": ["smp", 0],
+                "sigmas": ["sig", 0],
+                "latent_image": ["inv", 0],
+            },
+        },
         "cap": {"class_type": "TestInversionCapture", "inputs": {"samples": ["out", 0]}},
     }
     checked = validate_prompt(prompt, registry, ["cap"])
     assert checked.ok, checked.node_errors
     events: list[tuple[str, Any]] = []
-    run = Executor(registry).execute_sync("p", checked.prompt, ["cap"], order=checked.order,
-                                          emit=lambda e, d: events.append((e, d)))
+    run = Executor(registry).execute_sync(
+        "p", checked.prompt, ["cap"], order=checked.order, emit=lambda e, d: events.append((e, d))
+    )
     assert run.status_str == "success", run.error
     torch.testing.assert_close(_Values.seen["samples"]["samples"], source_latent["samples"], rtol=0, atol=1e-4)
     progress = [(d["node"], d["value"], d["max"]) for e, d in events if e == "progress"]
@@ -306,16 +430,34 @@ def test_inversion_nodes_are_registered_and_run_in_a_prompt(registry, source_lat
 def test_a_wrong_input_fails_the_run_with_the_nodes_message(registry):
     prompt = {
         "g": {"class_type": "TestInversionGiven", "inputs": {}},
-        "inv": {"class_type": "DDIMInversion", "inputs": {
-            "model": ["g", 0], "positive": ["g", 1], "latent": ["g", 2], "steps": 3, "scheduler": "normal",
-            "denoise": 1.0, "refine": 0, "precision": "model", "cfg": 1.0}},
+        "inv": {
+            "class_type": "DDIMInversion",
+            "inputs": {
+                "model": ["g", 0],
+                "positive": ["g", 1],
+                "latent": ["g", 2],
+                "steps": 3,
+                "scheduler": "normal",
+                "denoise": 1.0,
+                "refine": 0,
+                "precision": "model",
+                "cfg": 1.0,
+            },
+        },
         "sig": {"class_type": "InversionSigmas", "inputs": {"inversion": ["inv", 1], "skip_steps": 3}},
         "ks": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
         "gd": {"class_type": "BasicGuider", "inputs": {"model": ["g", 0], "conditioning": ["g", 1]}},
         "nz": {"class_type": "DisableNoise", "inputs": {}},
-        "out": {"class_type": "SamplerCustomAdvanced", "inputs": {
-            "noise": ["nz", 0], "guider": ["gd", 0], "sampler": ["ks", 0], "sigmas": ["sig", 0],
-            "latent_image": ["inv", 0]}},
+        "out": {
+            "class_type": "SamplerCustomAdvanced",
+            "inputs": {
+                "noise": ["nz", 0],
+                "guider": ["gd", 0],
+                "sampler": ["ks", 0],
+                "sigmas": ["sig", 0],
+                "latent_image": ["inv", 0],
+            },
+        },
         "cap": {"class_type": "TestInversionCapture", "inputs": {"samples": ["out", 0]}},
     }
     checked = validate_prompt(prompt, registry, ["cap"])
@@ -334,16 +476,38 @@ def test_edit_image_expands_into_a_valid_graph_of_the_parts(registry, method):
     checked = validate_prompt({**outer, **graph}, registry, ["~decode"])
     assert checked.ok, checked.node_errors
     classes = {node["class_type"] for node in graph.values()}
-    expected = {"ddim": "DDIMInversion", "edict": "EDICTInversion", "ddpm_edit_friendly": "DDPMEditFriendlyInversion",
-                "direct_inversion": "DirectInversionSampler", "inversion_free": "InversionFreeEditSampler"}[method]
+    expected = {
+        "ddim": "DDIMInversion",
+        "edict": "EDICTInversion",
+        "ddpm_edit_friendly": "DDPMEditFriendlyInversion",
+        "direct_inversion": "DirectInversionSampler",
+        "inversion_free": "InversionFreeEditSampler",
+    }[method]
     assert expected in classes and {"VAEEncode", "VAEDecode", "SamplerCustomAdvanced"} <= classes
 
 
 def test_edit_image_links_its_parts_to_its_own_upstream_nodes():
-    dynprompt = {"7": {"class_type": "EditImage", "inputs": {"image": ["3", 0], "vae": ["1", 2], "model": ["1", 0],
-                                                             "clip": ["1", 1]}}}
-    out = EditImage().run(None, None, None, None, "a red circle", "a blue circle", "edict", 10, 5.0, 0, 1.0,
-                          unique_id="7", dynprompt=dynprompt)
+    dynprompt = {
+        "7": {
+            "class_type": "EditImage",
+            "inputs": {"image": ["3", 0], "vae": ["1", 2], "model": ["1", 0], "clip": ["1", 1]},
+        }
+    }
+    out = EditImage().run(
+        None,
+        None,
+        None,
+        None,
+        "a red circle",
+        "a blue circle",
+        "edict",
+        10,
+        5.0,
+        0,
+        1.0,
+        unique_id="7",
+        dynprompt=dynprompt,
+    )
     assert out.outputs == (["~decode", 0],)
     assert out.expand["~encode"]["inputs"] == {"pixels": ["3", 0], "vae": ["1", 2]}
     assert out.expand["~invert"]["inputs"]["model"] == ["1", 0]

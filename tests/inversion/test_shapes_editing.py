@@ -62,8 +62,16 @@ def cases(shapes: tuple) -> dict[str, Any]:
     _, clip, vae = shapes
     rng = np.random.default_rng(7)
     backgrounds = [c for c in ds.COLOURS if c not in ("red", "blue")]
-    specs = [ds.ShapeSpec("circle", "red", str(rng.choice(list(ds.SIZES))), str(rng.choice(list(ds.POSITIONS))),
-                          str(rng.choice(backgrounds))) for _ in range(CASES)]
+    specs = [
+        ds.ShapeSpec(
+            "circle",
+            "red",
+            str(rng.choice(list(ds.SIZES))),
+            str(rng.choice(list(ds.POSITIONS))),
+            str(rng.choice(backgrounds)),
+        )
+        for _ in range(CASES)
+    ]
     pictures = torch.from_numpy(np.stack([ds.render(spec).image for spec in specs])).float() / 255.0
     with torch.no_grad():
         latent = {"samples": vae.encode(pictures)}
@@ -84,8 +92,12 @@ def judge_edits(vae: Any, cases: dict[str, Any], samples: torch.Tensor, label: s
     good = 0
     for spec, image in zip(cases["specs"], images, strict=True):
         verdict = J.judge((image.numpy() * 255).round().astype(np.uint8))
-        checks = {"colour": verdict.colour == "blue", "position": verdict.position == spec.position,
-                  "size": verdict.size == spec.size, "background": verdict.background == spec.background}
+        checks = {
+            "colour": verdict.colour == "blue",
+            "position": verdict.position == spec.position,
+            "size": verdict.size == spec.size,
+            "background": verdict.background == spec.background,
+        }
         for key, ok in checks.items():
             kept[key] += ok
         good += all(checks.values())
@@ -94,8 +106,16 @@ def judge_edits(vae: Any, cases: dict[str, Any], samples: torch.Tensor, label: s
     return good / CASES
 
 
-def regenerate(model: Any, inversion: Any, noisy: dict, positive: Any, negative: Any, cfg: float,
-               sampler: Any = None, skip: int = 0) -> torch.Tensor:
+def regenerate(
+    model: Any,
+    inversion: Any,
+    noisy: dict,
+    positive: Any,
+    negative: Any,
+    cfg: float,
+    sampler: Any = None,
+    skip: int = 0,
+) -> torch.Tensor:
     guider = outputs(sn.CFGGuider().run(model, positive, negative, cfg))[0]
     sampler = sampler or outputs(InversionSampler().run(inversion))[0]
     sigmas = outputs(InversionSigmas().run(inversion, skip))[0]
@@ -111,40 +131,61 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def test_ddim_inversion_and_regeneration_of_a_generated_picture_reaches_25_db(shapes: tuple) -> None:
     model, clip, vae = shapes
-    captions = ["a large red circle in the centre, blue background", "a small yellow square on the left, black "
-                "background", "a large green triangle at the top, white background", "a small pink diamond on the "
-                "right, purple background"]
+    captions = [
+        "a large red circle in the centre, blue background",
+        "a small yellow square on the left, black background",
+        "a large green triangle at the top, white background",
+        "a small pink diamond on the right, purple background",
+    ]
     positive, negative = batched(clip, captions), batched(clip, [""] * len(captions))
     empty = {"samples": torch.zeros((len(captions), 4, 8, 8))}
     generated = outputs(sn.KSampler().run(model, 3, 20, 5.0, "euler", "normal", positive, negative, empty, 1.0))[0]
     with torch.no_grad():
         pictures = vae.decode(generated["samples"])
         latent = {"samples": vae.encode(pictures)}
-    noisy, inversion = outputs(DDIMInversion().run(model, positive, latent, 20, "normal", 1.0, 2, "model",
-                                                   cfg=1.0, negative=negative))
+    noisy, inversion = outputs(
+        DDIMInversion().run(model, positive, latent, 20, "normal", 1.0, 2, "model", cfg=1.0, negative=negative)
+    )
     back = regenerate(model, inversion, noisy, positive, negative, 1.0)
     with torch.no_grad():
         regenerated = vae.decode(back)
         autoencoded = vae.decode(latent["samples"])
     scores = [psnr(regenerated[i], pictures[i]) for i in range(len(captions))]
     ceiling = [psnr(autoencoded[i], pictures[i]) for i in range(len(captions))]
-    print(f"\nDDIM inversion + regeneration (20 steps, refine 2, cfg 1): PSNR {', '.join(f'{s:.1f}' for s in scores)} "
-          f"dB; the autoencoder alone: {', '.join(f'{s:.1f}' for s in ceiling)} dB")
+    print(
+        f"\nDDIM inversion + regeneration (20 steps, refine 2, cfg 1): PSNR {', '.join(f'{s:.1f}' for s in scores)} "
+        f"dB; the autoencoder alone: {', '.join(f'{s:.1f}' for s in ceiling)} dB"
+    )
     assert min(scores) >= 25.0
 
 
 def test_edict_edit_changes_the_colour_and_keeps_the_layout(shapes: tuple, cases: dict[str, Any]) -> None:
     model, _, vae = shapes
-    noisy, inversion = outputs(EDICTInversion().run(model, cases["source"], cases["latent"], 20, "normal", 1.0,
-                                                    0.93, "model", cfg=1.0, negative=cases["negative"]))
+    noisy, inversion = outputs(
+        EDICTInversion().run(
+            model,
+            cases["source"],
+            cases["latent"],
+            20,
+            "normal",
+            1.0,
+            0.93,
+            "model",
+            cfg=1.0,
+            negative=cases["negative"],
+        )
+    )
     edited = regenerate(model, inversion, noisy, cases["target"], cases["negative"], 1.0)
     assert judge_edits(vae, cases, edited, "EDICT (20 steps, p 0.93, cfg 1 both ways)") >= FLOOR
 
 
 def test_direct_inversion_edit_changes_the_colour_and_keeps_the_layout(shapes: tuple, cases: dict[str, Any]) -> None:
     model, _, vae = shapes
-    noisy, inversion = outputs(DDIMInversion().run(model, cases["source"], cases["latent"], 20, "normal", 1.0, 0,
-                                                   "model", cfg=1.0, negative=cases["negative"]))
+    noisy, inversion = outputs(
+        DDIMInversion().run(
+            model, cases["source"], cases["latent"], 20, "normal", 1.0, 0, "model", cfg=1.0, negative=cases["negative"]
+        )
+    )
     sampler = outputs(DirectInversionSampler().run(inversion, -1.0, True))[0]  # source CFG = target CFG
     edited = regenerate(model, inversion, noisy, cases["target"], cases["negative"], 3.0, sampler=sampler)
     assert judge_edits(vae, cases, edited, "Direct Inversion (20 steps, cfg 3 in both branches)") >= FLOOR
@@ -192,11 +233,22 @@ def test_edit_image_turns_the_example_circle_blue_with_each_method(shapes: tuple
     registry.register(_Keep, pack="tests")
     prompt = {
         "parts": {"class_type": "TestShapesParts", "inputs": {}},
-        "edit": {"class_type": "EditImage", "inputs": {
-            "image": ["parts", 3], "vae": ["parts", 2], "model": ["parts", 0], "clip": ["parts", 1],
-            "source_prompt": "a large red circle on the left, green background",
-            "target_prompt": "a large blue circle on the left, green background", "method": method, "steps": 20,
-            "cfg": 5.0, "seed": 0, "strength": 1.0}},
+        "edit": {
+            "class_type": "EditImage",
+            "inputs": {
+                "image": ["parts", 3],
+                "vae": ["parts", 2],
+                "model": ["parts", 0],
+                "clip": ["parts", 1],
+                "source_prompt": "a large red circle on the left, green background",
+                "target_prompt": "a large blue circle on the left, green background",
+                "method": method,
+                "steps": 20,
+                "cfg": 5.0,
+                "seed": 0,
+                "strength": 1.0,
+            },
+        },
         "keep": {"class_type": "TestKeepImage", "inputs": {"images": ["edit", 0]}},
     }
     checked = validate_prompt(prompt, registry, ["keep"])
@@ -225,22 +277,32 @@ def test_the_edit_example_runs_on_an_uploaded_picture(fresh_server: Any) -> None
     loader = next(node for node in prompt.values() if node["class_type"] == "LoadImage")
     picture = (EXAMPLES / loader["inputs"]["image"]).read_bytes()
     boundary = "weftboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{loader['inputs']['image']}\""
-            "\r\nContent-Type: image/png\r\n\r\n").encode() + picture + f"\r\n--{boundary}--\r\n".encode()
-    status, answer = fresh_server.request("POST", "/upload/image", raw=body,
-                                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{loader["inputs"]["image"]}"'
+            "\r\nContent-Type: image/png\r\n\r\n"
+        ).encode()
+        + picture
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, answer = fresh_server.request(
+        "POST", "/upload/image", raw=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert status == 200, answer
     entry = fresh_server.wait_history(fresh_server.queue_prompt(prompt), timeout=300)
     assert entry["status"]["status_str"] == "success", entry["status"]
     save = next(key for key, node in prompt.items() if node["class_type"] == "SaveImage")
     image = entry["outputs"][save]["images"][0]
-    status, data = fresh_server.request("GET", f"/view?filename={image['filename']}&subfolder={image['subfolder']}"
-                                               f"&type={image['type']}")
+    status, data = fresh_server.request(
+        "GET", f"/view?filename={image['filename']}&subfolder={image['subfolder']}&type={image['type']}"
+    )
     assert status == 200
     verdict = J.judge(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
     source = J.judge(np.asarray(Image.open(io.BytesIO(picture)).convert("RGB")))
     edit = next(node for node in prompt.values() if node["class_type"] == "EditImage")["inputs"]
-    print(f"\nexample edit '{edit['source_prompt']}' -> '{edit['target_prompt']}' ({edit['method']}): "
-          f"before {source.words()}, after {verdict.words()}")
+    print(
+        f"\nexample edit '{edit['source_prompt']}' -> '{edit['target_prompt']}' ({edit['method']}): "
+        f"before {source.words()}, after {verdict.words()}"
+    )
     assert source.colour == "red" and verdict.colour == "blue"
     assert (verdict.position, verdict.size, verdict.background) == (source.position, source.size, source.background)

@@ -67,8 +67,12 @@ def test_timestep_range_switches_prompts(tiny_model) -> None:
         torch.testing.assert_close(ranged, plain, rtol=1e-5, atol=1e-5)
     # full range: identical to no range at all (and to the fast path)
     full = co.ConditioningSetTimestepRange().run(a, 0.0, 1.0)[0]
-    torch.testing.assert_close(_predict(tiny_model, full, cond(13), cfg=4.0)[0],
-                               _predict(tiny_model, a, cond(13), cfg=4.0)[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        _predict(tiny_model, full, cond(13), cfg=4.0)[0],
+        _predict(tiny_model, a, cond(13), cfg=4.0)[0],
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_no_entry_in_range_predicts_zero_denoised(tiny_model) -> None:

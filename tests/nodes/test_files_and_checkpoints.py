@@ -21,16 +21,19 @@ def test_save_and_load_latent(weft_home) -> None:
     from safetensors.torch import save_file
 
     samples = torch.randn((2, 4, 8, 8))
-    result = file_io.SaveLatent().run({"samples": samples}, "latents/test", prompt={"1": {}},
-                                      extra_pnginfo={"workflow": {"nodes": []}})
+    result = file_io.SaveLatent().run(
+        {"samples": samples}, "latents/test", prompt={"1": {}}, extra_pnginfo={"workflow": {"nodes": []}}
+    )
     (entry,) = result.ui["latents"]
     assert entry == {"filename": "test_00001_.latent", "subfolder": "latents", "type": "output"}
     path = weft_home.output / "latents" / entry["filename"]
     with safe_open(str(path), "pt") as f:  # ComfyUI's format
         assert set(f.keys()) == {"latent_tensor", "latent_format_version_0"}
         assert json.loads(f.metadata()["workflow"]) == {"nodes": []}
-    assert file_io.SaveLatent().run({"samples": samples}, "latents/test").ui["latents"][0]["filename"] == \
-        "test_00002_.latent"
+    assert (
+        file_io.SaveLatent().run({"samples": samples}, "latents/test").ui["latents"][0]["filename"]
+        == "test_00002_.latent"
+    )
     shutil.copy(path, weft_home.input / "a.latent")
     assert file_io.latent_files() == ["a.latent"]
     assert file_io.LoadLatent.validate(latent="a.latent") is True
@@ -81,8 +84,9 @@ def test_checkpoint_loader_applies_the_config(model_home, tmp_path: Path) -> Non
     # a user's config file is read: parameterization and layer_idx
     configs = tmp_path / "configs"
     configs.mkdir()
-    (configs / "mine.yaml").write_text("model:\n  params:\n    parameterization: v\n    cond_stage_config:\n"
-                                       "      params:\n        layer_idx: -3\n")
+    (configs / "mine.yaml").write_text(
+        "model:\n  params:\n    parameterization: v\n    cond_stage_config:\n      params:\n        layer_idx: -3\n"
+    )
     paths_module.get_paths().extra_model_dirs["configs"] = [configs]
     assert checkpoints.config_names()[0] == "mine.yaml"
     model, clip, _ = checkpoints.CheckpointLoader().run("mine.yaml", "tiny-sd1.safetensors")
@@ -144,6 +148,7 @@ def test_checkpoint_save_round_trip(model_home, family: str) -> None:
     if family == "sdxl":
         torch.testing.assert_close(pooled2, pooled)
     t = torch.tensor([500.0])
-    torch.testing.assert_close(model2.predict_noise(x, t, cond, pooled), model.predict_noise(x, t, cond, pooled),
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        model2.predict_noise(x, t, cond, pooled), model.predict_noise(x, t, cond, pooled), rtol=1e-4, atol=1e-5
+    )
     torch.testing.assert_close(vae2.decode(x), vae.decode(x), rtol=1e-4, atol=1e-5)

@@ -55,8 +55,13 @@ def test_crop_repeat_from_batch() -> None:
 def test_blend_modes() -> None:
     a = torch.full((1, 2, 2, 3), 0.4)
     b = torch.full((1, 2, 2, 3), 0.8)
-    expect = {"normal": 0.8, "multiply": 0.32, "screen": 1 - 0.6 * 0.2, "overlay": 2 * 0.4 * 0.8,
-              "difference": 0.0}  # 0.4 - 0.8 clamps to 0
+    expect = {
+        "normal": 0.8,
+        "multiply": 0.32,
+        "screen": 1 - 0.6 * 0.2,
+        "overlay": 2 * 0.4 * 0.8,
+        "difference": 0.0,
+    }  # 0.4 - 0.8 clamps to 0
     for mode, value in expect.items():
         out = io.ImageBlend().run(a, b, 1.0, mode)[0]
         assert torch.allclose(out, torch.tensor(value)), mode

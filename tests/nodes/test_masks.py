@@ -50,9 +50,14 @@ def test_crop_mask() -> None:
     assert m.CropMask().run(mask, 4, 3, 512, 512)[0].shape == (1, 2, 2)  # clipped at the edges
 
 
-@pytest.mark.parametrize("operation, expected", [
-    ("multiply", 0.5 * 0.5), ("add", 1.0), ("subtract", 0.0),
-])
+@pytest.mark.parametrize(
+    "operation, expected",
+    [
+        ("multiply", 0.5 * 0.5),
+        ("add", 1.0),
+        ("subtract", 0.0),
+    ],
+)
 def test_mask_composite_arithmetic(operation: str, expected: float) -> None:
     dst = torch.full((1, 4, 4), 0.5)
     src = torch.full((1, 2, 2), 0.5)

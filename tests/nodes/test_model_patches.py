@@ -33,9 +33,16 @@ def test_fourier_filter() -> None:
 def test_decoder_stages_follow_comfyui_channel_rule() -> None:
     from diffusers import UNet2DConditionModel
 
-    unet = UNet2DConditionModel(block_out_channels=(8, 16, 32, 32), down_block_types=("DownBlock2D",) * 4,
-                                up_block_types=("UpBlock2D",) * 4, norm_num_groups=8, cross_attention_dim=8,
-                                layers_per_block=2, sample_size=8, mid_block_type=None)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16, 32, 32),
+        down_block_types=("DownBlock2D",) * 4,
+        up_block_types=("UpBlock2D",) * 4,
+        norm_num_groups=8,
+        cross_attention_dim=8,
+        layers_per_block=2,
+        sample_size=8,
+        mid_block_type=None,
+    )
     channels = [c for _, c in decoder_resnets(unet)]
     # ComfyUI's 12 output blocks of an SD1.5-shaped UNet, h's channels before each joins its skip
     assert channels == [32, 32, 32, 32, 32, 32, 32, 16, 16, 16, 8, 8]
@@ -69,8 +76,9 @@ def test_freeu_reweights_the_decoder_input(tiny_model) -> None:
     half = channels // 2
     torch.testing.assert_close(after[:, :half], before[:, :half] * 1.5)
     torch.testing.assert_close(after[:, half:channels], before[:, half:channels])
-    torch.testing.assert_close(after[:, channels:], freeu.fourier_filter(before[:, channels:], 1, 0.5), rtol=1e-4,
-                               atol=1e-5)
+    torch.testing.assert_close(
+        after[:, channels:], freeu.fourier_filter(before[:, channels:], 1, 0.5), rtol=1e-4, atol=1e-5
+    )
 
 
 # -- HyperTile ----------------------------------------------------------------------------------
@@ -104,9 +112,9 @@ def test_tiled_attention_is_comfyuis_arrangement() -> None:
     grid = tokens.view(8, 8, 8)
     expected = torch.zeros_like(grid)
     for index, (ty, tx) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
-        q = grid[ty * 4:ty * 4 + 4, tx * 4:tx * 4 + 4].reshape(1, 16, 8)
-        kv = tokens[:, index * 16:(index + 1) * 16]
-        expected[ty * 4:ty * 4 + 4, tx * 4:tx * 4 + 4] = attn(q, encoder_hidden_states=kv).view(4, 4, 8)
+        q = grid[ty * 4 : ty * 4 + 4, tx * 4 : tx * 4 + 4].reshape(1, 16, 8)
+        kv = tokens[:, index * 16 : (index + 1) * 16]
+        expected[ty * 4 : ty * 4 + 4, tx * 4 : tx * 4 + 4] = attn(q, encoder_hidden_states=kv).view(4, 4, 8)
     torch.testing.assert_close(out, expected.view(1, 64, 8), rtol=1e-5, atol=1e-6)
     assert processor(attn, tokens[:, :16]).shape == (1, 16, 8)  # another size: the plain attention
 
@@ -118,8 +126,9 @@ def test_hypertile_on_the_model(tiny_model) -> None:
     tiled = hypertile.HyperTile().run(tiny_model, 32, 2, 0, False)[0]
     assert (predict(tiled) - plain).abs().max() > 1e-4
     unet = tiny_model.prepare()
-    assert not any(isinstance(m.processor, hypertile.TiledSelfAttention) for n, m in unet.named_modules()
-                   if n.endswith(".attn1"))
+    assert not any(
+        isinstance(m.processor, hypertile.TiledSelfAttention) for n, m in unet.named_modules() if n.endswith(".attn1")
+    )
     torch.testing.assert_close(predict(tiny_model), plain)
 
 
@@ -186,10 +195,15 @@ def test_model_merge_simple(tiny_model, other_model) -> None:
     for name in ("conv_in.weight", "up_blocks.1.attentions.0.proj_in.weight", "time_embedding.linear_1.bias"):
         torch.testing.assert_close(wm[name], 0.3 * w1[name] + 0.7 * w2[name])
     assert torch.equal(_weights(tiny_model)["conv_in.weight"], w1["conv_in.weight"])  # model1 restored when used
-    torch.testing.assert_close(predict(merging.ModelMergeSimple().run(tiny_model, other_model, 1.0)[0]),
-                               predict(tiny_model))
-    torch.testing.assert_close(predict(merging.ModelMergeSimple().run(tiny_model, other_model, 0.0)[0]),
-                               predict(other_model), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        predict(merging.ModelMergeSimple().run(tiny_model, other_model, 1.0)[0]), predict(tiny_model)
+    )
+    torch.testing.assert_close(
+        predict(merging.ModelMergeSimple().run(tiny_model, other_model, 0.0)[0]),
+        predict(other_model),
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_merge_uses_the_other_models_patches(tiny_model, other_model) -> None:

@@ -27,8 +27,10 @@ def huge_latent_prompt(batch: int, decode: bool) -> dict[str, Any]:
         "vae": {"class_type": "VAELoader", "inputs": {"vae_name": "x.safetensors"}},
     }
     if decode:
-        prompt["3"] = {"class_type": "VAEDecodeTiled", "inputs": {"samples": ["2", 0], "vae": ["vae", 0],
-                                                                  "tile_size": 512, "overlap": 64}}
+        prompt["3"] = {
+            "class_type": "VAEDecodeTiled",
+            "inputs": {"samples": ["2", 0], "vae": ["vae", 0], "tile_size": 512, "overlap": 64},
+        }
         prompt["4"] = {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}}
     else:
         prompt["4"] = {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}}

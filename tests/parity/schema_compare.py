@@ -35,7 +35,7 @@ def differences(name: str, info: dict[str, Any]) -> list[str]:
     for group in ("required", "optional"):
         theirs = [i["name"] for i in comfy["inputs"] if i["group"] == group]
         ours = order.get(group, [])
-        if group == "required" and ours[:len(theirs)] != theirs:
+        if group == "required" and ours[: len(theirs)] != theirs:
             found.append(f"required inputs {ours} != ComfyUI's {theirs}")
         if group == "optional":
             missing = [n for n in theirs if n not in ours and n not in order.get("required", [])]

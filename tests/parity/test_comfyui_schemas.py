@@ -22,10 +22,14 @@ KNOWN: dict[str, tuple[list[str], str]] = {
     "DualCLIPLoader": (["type: choices ['sdxl'] != "], "only SDXL's pair of text encoders is supported"),
     "SaveImage": (["filename_prefix: default 'Weft' != 'ComfyUI'"], "Weft names its files"),
     "ImageBatch": (["deprecated False != True"], "still Weft's way to join image batches"),
-    "VAEDecodeTiled": (["required inputs ['samples', 'vae', 'tile_size', 'overlap'] != "],
-                       "the video-only temporal inputs are optional, so older prompts without them validate"),
-    "VAEEncodeTiled": (["required inputs ['pixels', 'vae', 'tile_size', 'overlap'] != "],
-                       "the video-only temporal inputs are optional, so older prompts without them validate"),
+    "VAEDecodeTiled": (
+        ["required inputs ['samples', 'vae', 'tile_size', 'overlap'] != "],
+        "the video-only temporal inputs are optional, so older prompts without them validate",
+    ),
+    "VAEEncodeTiled": (
+        ["required inputs ['pixels', 'vae', 'tile_size', 'overlap'] != "],
+        "the video-only temporal inputs are optional, so older prompts without them validate",
+    ),
 }
 
 #: the nodes this table must find in Weft (those added for ComfyUI parity, issue 11)

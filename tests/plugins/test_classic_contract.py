@@ -157,7 +157,10 @@ def test_images_keep_comfy_layout_and_progress_is_reported(loaded):
     prompt = {
         "solid": {"class_type": "ClassicSolidImage", "inputs": {"width": 5, "height": 3, "value": 0.2}},
         "inv": {"class_type": "ClassicImageInvert", "inputs": {"image": ["solid", 0]}},
-        "up": {"class_type": "ClassicUpscale", "inputs": {"image": ["inv", 0], "method": "bilinear", "width": 10, "height": 6}},
+        "up": {
+            "class_type": "ClassicUpscale",
+            "inputs": {"image": ["inv", 0], "method": "bilinear", "width": 10, "height": 6},
+        },
         "stats": {"class_type": "ClassicImageStats", "inputs": {"image": ["up", 0], "mask": ["solid", 1]}},
     }
     events = []
@@ -188,11 +191,17 @@ def test_interrupt_inside_a_classic_node(loaded):
 def test_a_raising_classic_node_fails_the_run_with_its_id(loaded):
     registry, _ = loaded
     prompt = {
-        "up": {"class_type": "ClassicUpscale", "inputs": {"image": ["solid", 0], "method": "area", "width": 1, "height": 1}},
+        "up": {
+            "class_type": "ClassicUpscale",
+            "inputs": {"image": ["solid", 0], "method": "area", "width": 1, "height": 1},
+        },
         "solid": {"class_type": "ClassicSolidImage", "inputs": {"width": 2, "height": 2, "value": 0.5}},
         "stats": {"class_type": "ClassicImageStats", "inputs": {"image": ["up", 0]}},
     }
-    registry["ClassicUpscale"].cls.upscale, original = (lambda self, **kw: 1 / 0), registry["ClassicUpscale"].cls.upscale
+    registry["ClassicUpscale"].cls.upscale, original = (
+        (lambda self, **kw: 1 / 0),
+        registry["ClassicUpscale"].cls.upscale,
+    )
     try:
         result = run(registry, prompt)
     finally:

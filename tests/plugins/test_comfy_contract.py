@@ -173,16 +173,20 @@ def run(registry: NodeRegistry, prompt: dict[str, Any]) -> tuple[Any, list[tuple
     checked = validate_prompt(prompt, registry)
     assert checked.ok, checked.node_errors
     events: list[tuple[str, Any]] = []
-    result = Executor(registry).execute_sync("p", checked.prompt, checked.outputs, order=checked.order,
-                                             emit=lambda e, d: events.append((e, d)))
+    result = Executor(registry).execute_sync(
+        "p", checked.prompt, checked.outputs, order=checked.order, emit=lambda e, d: events.append((e, d))
+    )
     assert result.status_str == "success", result.error
     return result, events
 
 
 def test_naming_an_input_in_validate_inputs_does_not_skip_the_link_type_check(pack):
     registry, module = pack
-    prompt = {"n": {"class_type": "Num", "inputs": {"value": 1}},
-              "x": {"class_type": "Named", "inputs": {"x": ["n", 0]}}, "s": show(["x", 0])}
+    prompt = {
+        "n": {"class_type": "Num", "inputs": {"value": 1}},
+        "x": {"class_type": "Named", "inputs": {"x": ["n", 0]}},
+        "s": show(["x", 0]),
+    }
     refused = validate_prompt(prompt, registry)
     assert refused.node_errors["x"]["errors"][0]["type"] == "return_type_mismatch"
     constant = {"x": {"class_type": "Named", "inputs": {"x": 0.5}}, "s": show(["x", 0])}
@@ -191,14 +195,20 @@ def test_naming_an_input_in_validate_inputs_does_not_skip_the_link_type_check(pa
 
 def test_validate_inputs_with_input_types_gets_the_linked_types(pack):
     registry, module = pack
-    prompt = {"n": {"class_type": "Num", "inputs": {"value": 1}},
-              "t": {"class_type": "Typed", "inputs": {"x": ["n", 0], "y": 5.0}}, "s": show(["t", 0])}
+    prompt = {
+        "n": {"class_type": "Num", "inputs": {"value": 1}},
+        "t": {"class_type": "Typed", "inputs": {"x": ["n", 0], "y": 5.0}},
+        "s": show(["t", 0]),
+    }
     checked = validate_prompt(prompt, registry)
     # INT into "FLOAT,IMAGE" passes (the node judges types), and y=5 skips max=1 (the node names y)
     assert checked.ok, checked.node_errors
     assert module["SEEN"] == [("Typed", {"x": "INT"}, None, 5.0)]
-    strings = {"p": {"class_type": "PrimitiveString", "inputs": {"value": "a"}},
-               "t": {"class_type": "Typed", "inputs": {"x": ["p", 0], "y": 0.5}}, "s": show(["t", 0])}
+    strings = {
+        "p": {"class_type": "PrimitiveString", "inputs": {"value": "a"}},
+        "t": {"class_type": "Typed", "inputs": {"x": ["p", 0], "y": 0.5}},
+        "s": show(["t", 0]),
+    }
     assert validate_prompt(strings, registry).node_errors["t"]["errors"][0]["details"] == "no strings"
 
 
@@ -223,9 +233,12 @@ def test_the_same_name_in_required_and_optional_is_accepted(pack):
 
 def test_async_check_lazy_status_is_awaited(pack):
     registry, module = pack
-    prompt = {"n1": {"class_type": "Num", "inputs": {"value": 1}}, "n2": {"class_type": "Num", "inputs": {"value": 2}},
-              "l": {"class_type": "AsyncLazy", "inputs": {"first": ["n1", 0], "second": ["n2", 0], "use_first": False}},
-              "s": show(["l", 0])}
+    prompt = {
+        "n1": {"class_type": "Num", "inputs": {"value": 1}},
+        "n2": {"class_type": "Num", "inputs": {"value": 2}},
+        "l": {"class_type": "AsyncLazy", "inputs": {"first": ["n1", 0], "second": ["n2", 0], "use_first": False}},
+        "s": show(["l", 0]),
+    }
     result, _ = run(registry, prompt)
     assert result.outputs["s"]["text"] == ["2"] and "n1" not in result.executed
     assert module["SEEN"] == [("AsyncLazy", None, 2)]
@@ -235,16 +248,25 @@ def test_a_hidden_input_of_no_special_kind_comes_from_the_prompt(pack):
     registry, _ = pack
     plain, _ = run(registry, {"h": {"class_type": "HiddenValue", "inputs": {"value": 3}}, "s": show(["h", 0])})
     assert plain.outputs["s"]["text"] == ["3"]
-    prompt = {"n": {"class_type": "Num", "inputs": {"value": 8}},
-              "h": {"class_type": "HiddenValue", "inputs": {"value": 3, "override": ["n", 0]}}, "s": show(["h", 0])}
+    prompt = {
+        "n": {"class_type": "Num", "inputs": {"value": 8}},
+        "h": {"class_type": "HiddenValue", "inputs": {"value": 3, "override": ["n", 0]}},
+        "s": show(["h", 0]),
+    }
     linked, _ = run(registry, prompt)
     assert linked.outputs["s"]["text"] == ["8"]
 
 
 def test_raw_link_inputs_receive_the_link(pack):
     registry, _ = pack
-    result, _ = run(registry, {"n": {"class_type": "Num", "inputs": {"value": 1}},
-                               "r": {"class_type": "Raw", "inputs": {"source": ["n", 0]}}, "s": show(["r", 0])})
+    result, _ = run(
+        registry,
+        {
+            "n": {"class_type": "Num", "inputs": {"value": 1}},
+            "r": {"class_type": "Raw", "inputs": {"source": ["n", 0]}},
+            "s": show(["r", 0]),
+        },
+    )
     assert result.outputs["s"]["text"] == ["n:0"] and "n" in result.executed
 
 
@@ -258,9 +280,12 @@ def test_graph_builder_ids_are_not_prefixed_twice(pack):
 
 def test_comfy_api_set_progress_updates_progress_state(pack):
     registry, _ = pack
-    prompt = {"n": {"class_type": "Num", "inputs": {"value": 1}},
-              "p": {"class_type": "Progress", "inputs": {"value": ["n", 0]}},
-              "a": {"class_type": "AsyncProgress", "inputs": {"value": ["p", 0]}}, "s": show(["a", 0])}
+    prompt = {
+        "n": {"class_type": "Num", "inputs": {"value": 1}},
+        "p": {"class_type": "Progress", "inputs": {"value": ["n", 0]}},
+        "a": {"class_type": "AsyncProgress", "inputs": {"value": ["p", 0]}},
+        "s": show(["a", 0]),
+    }
     checked = validate_prompt(prompt, registry)
     seen: dict[str, tuple[float, float, str]] = {}
 

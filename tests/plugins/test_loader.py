@@ -92,8 +92,16 @@ def test_requirement_checks():
 
 @pytest.mark.parametrize(
     ("spec", "installed", "expected"),
-    [(">=9", "10.4.0", True), (">=1.26, <2", "1.26.4", True), ("<2", "2.0", False), ("==2.*", "2.13.0+cpu", True),
-     ("~=1.4", "1.9", True), ("~=1.4.2", "1.5.0", False), ("!=1.5", "1.5.0", False), (">=1.0", "2.0rc1", None)],
+    [
+        (">=9", "10.4.0", True),
+        (">=1.26, <2", "1.26.4", True),
+        ("<2", "2.0", False),
+        ("==2.*", "2.13.0+cpu", True),
+        ("~=1.4", "1.9", True),
+        ("~=1.4.2", "1.5.0", False),
+        ("!=1.5", "1.5.0", False),
+        (">=1.0", "2.0rc1", None),
+    ],
 )
 def test_simple_specifiers_without_packaging(spec: str, installed: str, expected: bool | None):
     from nodes.plugins.requirements import _simple_satisfies
@@ -121,7 +129,9 @@ def test_collision_with_builtin_is_namespaced(loaded):
     assert renamed.schema.display_name.endswith("[collide_pack]")
     collision = report.pack("collide_pack").collisions[0]
     assert (collision.node, collision.registered_as, collision.taken_by) == (
-        "StringConcatenate", "collide_pack::StringConcatenate", "weft"
+        "StringConcatenate",
+        "collide_pack::StringConcatenate",
+        "weft",
     )
 
 
@@ -208,7 +218,9 @@ def test_discovery_finds_packages_and_single_files(tmp_path: Path):
 def test_web_extensions_are_listed_for_loaded_packs(loaded):
     _, report = loaded
     assert report.extension_urls == [
-        "/extensions/classic_pack/broken.js", "/extensions/classic_pack/classic.js", "/extensions/classic_pack/comfy_style.js"
+        "/extensions/classic_pack/broken.js",
+        "/extensions/classic_pack/classic.js",
+        "/extensions/classic_pack/comfy_style.js",
     ]
     assert report.web_directories()["classic_pack"] == PACKS / "classic_pack" / "js"
 

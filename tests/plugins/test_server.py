@@ -57,8 +57,13 @@ def test_example_pack_nodes_run(plugin_server: LiveServer):
     # (0x33, 0x66, 0x99) / 255 doubled and clamped: 0.4, 0.8, 1.0
     assert outputs["5"]["text"] == ["1x4x4x3 mean=0.733"]
     status, body = plugin_server.post(
-        "/prompt", {"prompt": {"3": {"class_type": "ExampleColorSwatch", "inputs": {"color": "red", "width": 4, "height": 4}},
-                               "5": {"class_type": "ClassicImageStats", "inputs": {"image": ["3", 0]}}}}
+        "/prompt",
+        {
+            "prompt": {
+                "3": {"class_type": "ExampleColorSwatch", "inputs": {"color": "red", "width": 4, "height": 4}},
+                "5": {"class_type": "ClassicImageStats", "inputs": {"image": ["3", 0]}},
+            }
+        },
     )
     assert status == 400 and "#rrggbb" in str(body["node_errors"]["3"])
 
@@ -73,8 +78,13 @@ def test_broken_packs_are_reported_at_the_endpoint_and_the_rest_works(plugin_ser
     assert packs["needs_missing_req"]["missing_requirements"] == ["weft-surely-absent-package>=1.0"]
     assert packs["example_pack"]["status"] == "loaded" and packs["example_pack"]["version"] == "1.0.0"
     assert packs["classic_pack"]["status"] == "loaded"
-    outputs = run_prompt(plugin_server, {"1": {"class_type": "GoodNode", "inputs": {"value": 41}},
-                                         "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}})
+    outputs = run_prompt(
+        plugin_server,
+        {
+            "1": {"class_type": "GoodNode", "inputs": {"value": 41}},
+            "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+        },
+    )
     assert outputs["2"]["text"] == ["42"]
 
 
@@ -115,8 +125,9 @@ def test_pack_routes_and_send_sync_through_prompt_server(plugin_server: LiveServ
 
     async def scenario() -> tuple:
         async with EventRecorder(plugin_server.ws_url, "client-1") as recorder:
-            plugin_server.queue_prompt({"9": {"class_type": "NotifyClient", "inputs": {"message": "ping"}}},
-                                       client_id="client-1")
+            plugin_server.queue_prompt(
+                {"9": {"class_type": "NotifyClient", "inputs": {"message": "ping"}}}, client_id="client-1"
+            )
             return await recorder.wait_for(lambda e, d: e == "server_pack.message")
 
     event, data = asyncio.run(scenario())
@@ -139,8 +150,9 @@ def test_missing_nodes_name_their_packs(plugin_server: LiveServer):
         {"class_type": "FancyUpscaler", "node_ids": [2, 3], "pack": {"name": "comfyui-fancy", "version": "0.3.1"}},
         {"class_type": "Mystery", "node_ids": [4], "pack": None},
     ]
-    assert body["packs"] == [{"name": "comfyui-fancy", "version": "0.3.1", "node_types": ["FancyUpscaler"],
-                              "installed_status": None}]
+    assert body["packs"] == [
+        {"name": "comfyui-fancy", "version": "0.3.1", "node_types": ["FancyUpscaler"], "installed_status": None}
+    ]
     status, body = plugin_server.post("/api/plugins/missing", {"1": {"class_type": "Nope", "inputs": {}}})
     assert body["missing"] == [{"class_type": "Nope", "node_ids": ["1"], "pack": None}]
 
@@ -154,7 +166,9 @@ def test_disable_all_custom_nodes(tmp_path: Path):
 
 
 def test_per_pack_disable_list(tmp_path: Path):
-    for server in serve(tmp_path, load_plugins=True, disable_custom_nodes=["classic_pack"], extra_custom_node_dirs=[PACKS]):
+    for server in serve(
+        tmp_path, load_plugins=True, disable_custom_nodes=["classic_pack"], extra_custom_node_dirs=[PACKS]
+    ):
         packs = {p["name"]: p["status"] for p in server.get("/api/plugins")[1]["packs"]}
         assert packs["classic_pack"] == "disabled" and packs["weft_text_pack"] == "loaded"
         info = server.get("/object_info")[1]

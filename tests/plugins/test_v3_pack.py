@@ -14,8 +14,20 @@ from tests.support.ws import EventRecorder
 from .conftest import PACKS
 
 V3_NODES = {
-    "V3Arithmetic", "V3ShowValue", "V3LazySwitch", "V3AsyncEcho", "V3SyncProgress", "V3Words", "V3Join", "V3Repeat",
-    "V3Gate", "V3Counter", "V3FloatsOnly", "V3Describe", "V3SolidPreview", "V3MappedUpper",
+    "V3Arithmetic",
+    "V3ShowValue",
+    "V3LazySwitch",
+    "V3AsyncEcho",
+    "V3SyncProgress",
+    "V3Words",
+    "V3Join",
+    "V3Repeat",
+    "V3Gate",
+    "V3Counter",
+    "V3FloatsOnly",
+    "V3Describe",
+    "V3SolidPreview",
+    "V3MappedUpper",
 }
 
 
@@ -34,7 +46,12 @@ def test_schemas_translate_to_engine_schemas(loaded):
     arithmetic = registry["V3Arithmetic"].schema
     a = arithmetic.input("a")
     assert (a.type, a.kind, a.options["default"], a.options["min"], a.options["tooltip"]) == (
-        "FLOAT", "required", 1.0, -1000.0, "left operand")
+        "FLOAT",
+        "required",
+        1.0,
+        -1000.0,
+        "left operand",
+    )
     assert arithmetic.input("op").choices == ["add", "sub", "mul", "div"]
     assert [(o.type, o.name) for o in arithmetic.outputs] == [("FLOAT", "result")]
     assert arithmetic.display_name == "Arithmetic (v3)" and arithmetic.category == "testing/v3"
@@ -126,8 +143,10 @@ def test_lazy_inputs_and_blocked_outputs(v3_server: LiveServer):
 def test_fingerprint_inputs_decides_reuse(v3_server: LiveServer):
     def prompt(volatile: bool) -> dict:
         label = f"fp-{volatile}"
-        return {"1": {"class_type": "V3Counter", "inputs": {"label": label, "volatile": volatile}},
-                "2": {"class_type": "V3ShowValue", "inputs": {"value": ["1", 0]}}}
+        return {
+            "1": {"class_type": "V3Counter", "inputs": {"label": label, "volatile": volatile}},
+            "2": {"class_type": "V3ShowValue", "inputs": {"value": ["1", 0]}},
+        }
 
     assert shown(run(v3_server, prompt(False)), "2") == ["1"]
     assert shown(run(v3_server, prompt(False)), "2") == ["1"]  # same fingerprint: reused
@@ -136,36 +155,52 @@ def test_fingerprint_inputs_decides_reuse(v3_server: LiveServer):
 
 
 def test_validate_inputs_refuses_before_anything_runs(v3_server: LiveServer):
-    status, body = v3_server.post("/prompt", {"prompt": {
-        "1": {"class_type": "V3Arithmetic", "inputs": {"a": 1.0, "b": 0.0, "op": "div"}},
-        "2": {"class_type": "V3ShowValue", "inputs": {"value": ["1", 0]}},
-    }})
+    status, body = v3_server.post(
+        "/prompt",
+        {
+            "prompt": {
+                "1": {"class_type": "V3Arithmetic", "inputs": {"a": 1.0, "b": 0.0, "op": "div"}},
+                "2": {"class_type": "V3ShowValue", "inputs": {"value": ["1", 0]}},
+            }
+        },
+    )
     assert status == 400
     error = body["node_errors"]["1"]["errors"][0]
     assert error["type"] == "custom_validation_failed" and "must not be 0" in error["details"]
     # input_types: the node sees that its input is linked to an INT and refuses it itself
-    status, body = v3_server.post("/prompt", {"prompt": {
-        "1": {"class_type": "V3Counter", "inputs": {"label": "x", "volatile": False}},
-        "2": {"class_type": "V3FloatsOnly", "inputs": {"value": ["1", 0]}},
-        "3": {"class_type": "V3ShowValue", "inputs": {"value": ["2", 0]}},
-    }})
+    status, body = v3_server.post(
+        "/prompt",
+        {
+            "prompt": {
+                "1": {"class_type": "V3Counter", "inputs": {"label": "x", "volatile": False}},
+                "2": {"class_type": "V3FloatsOnly", "inputs": {"value": ["1", 0]}},
+                "3": {"class_type": "V3ShowValue", "inputs": {"value": ["2", 0]}},
+            }
+        },
+    )
     assert status == 400 and "not an INT" in body["node_errors"]["2"]["errors"][0]["details"]
-    history = run(v3_server, {
-        "1": {"class_type": "V3Arithmetic", "inputs": {"a": 1.0, "b": 2.0, "op": "add"}},
-        "2": {"class_type": "V3FloatsOnly", "inputs": {"value": ["1", 0]}},
-        "3": {"class_type": "V3ShowValue", "inputs": {"value": ["2", 0]}},
-    })
+    history = run(
+        v3_server,
+        {
+            "1": {"class_type": "V3Arithmetic", "inputs": {"a": 1.0, "b": 2.0, "op": "add"}},
+            "2": {"class_type": "V3FloatsOnly", "inputs": {"value": ["1", 0]}},
+            "3": {"class_type": "V3ShowValue", "inputs": {"value": ["2", 0]}},
+        },
+    )
     assert shown(history, "3") == ["3.0"]
 
 
 def test_async_execute_hidden_id_and_progress(v3_server: LiveServer):
     async def scenario() -> list[tuple[str, dict]]:
         async with EventRecorder(v3_server.ws_url, "v3-client") as recorder:
-            prompt_id = v3_server.queue_prompt({
-                "e": {"class_type": "V3AsyncEcho", "inputs": {"text": "hello", "seconds": 0.04}},
-                "p": {"class_type": "V3SyncProgress", "inputs": {"value": ["e", 0]}},
-                "s": {"class_type": "V3ShowValue", "inputs": {"value": ["p", 0]}},
-            }, client_id="v3-client")
+            prompt_id = v3_server.queue_prompt(
+                {
+                    "e": {"class_type": "V3AsyncEcho", "inputs": {"text": "hello", "seconds": 0.04}},
+                    "p": {"class_type": "V3SyncProgress", "inputs": {"value": ["e", 0]}},
+                    "s": {"class_type": "V3ShowValue", "inputs": {"value": ["p", 0]}},
+                },
+                client_id="v3-client",
+            )
             await recorder.wait_for(lambda e, d: e == "executing" and d["node"] is None and d["prompt_id"] == prompt_id)
             assert v3_server.wait_history(prompt_id)["outputs"]["s"]["text"] == ["hello@e"]
             return [(e, d) for e, d in recorder.events if e == "progress_state" and d["prompt_id"] == prompt_id]

@@ -79,13 +79,17 @@ def test_web_extension_is_served_and_runs_in_the_browser(plugin_server: LiveServ
     page = browser.new_page()
     console_errors: list[str] = []
     page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
-    page.route(f"{plugin_server.url}/__plugin_host__.html",
-               lambda route: route.fulfill(status=200, content_type="text/html", body=HOST_PAGE))
+    page.route(
+        f"{plugin_server.url}/__plugin_host__.html",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=HOST_PAGE),
+    )
     page.goto(f"{plugin_server.url}/__plugin_host__.html")
     page.wait_for_function("window.result !== undefined", timeout=15000)
     result = page.evaluate("window.result")
     assert result["loaded"] == [
-        "/extensions/classic_pack/classic.js", "/extensions/classic_pack/comfy_style.js", "/extensions/example_pack/example.js"
+        "/extensions/classic_pack/classic.js",
+        "/extensions/classic_pack/comfy_style.js",
+        "/extensions/example_pack/example.js",
     ]
     assert [e["extension"] for e in result["errors"]] == ["/extensions/classic_pack/broken.js"]
     assert "broken on purpose" in result["errors"][0]["message"]
@@ -95,8 +99,12 @@ def test_web_extension_is_served_and_runs_in_the_browser(plugin_server: LiveServ
     assert result["notes"] == ["1 colour swatch node(s) in the graph", "node 5: 4 words"]
     assert result["noWidget"]
     # a ComfyUI-style extension (app.registerExtension, api.fetchApi, api.addEventListener) ran too
-    assert result["comfyStyle"] == {"setup": True, "packs": 10 + 1, "events": ["5"],
-                                    "created": ["ExampleColorSwatch", "ShowText"]}
+    assert result["comfyStyle"] == {
+        "setup": True,
+        "packs": 10 + 1,
+        "events": ["5"],
+        "created": ["ExampleColorSwatch", "ShowText"],
+    }
     # the colour picker really is in the page, styled by the pack's CSS file
     picker = page.locator("input.example-color[type=color]")
     assert picker.count() == 1

@@ -16,8 +16,9 @@ import torch
 
 
 class GaussianRun:
-    def __init__(self, sigmas: list[float], variance: float = 0.5, shape: tuple[int, ...] = (2, 4, 8, 8),
-                 seed: int = 0) -> None:
+    def __init__(
+        self, sigmas: list[float], variance: float = 0.5, shape: tuple[int, ...] = (2, 4, 8, 8), seed: int = 0
+    ) -> None:
         self.sigmas = torch.tensor(sigmas, dtype=torch.float64)
         self.variance = variance
         g = torch.Generator().manual_seed(seed)
@@ -43,8 +44,9 @@ class GaussianRun:
     def noise_like(self, x: torch.Tensor) -> torch.Tensor:
         return torch.randn(x.shape, generator=self.generator, dtype=x.dtype)
 
-    def step_done(self, step: int, x: torch.Tensor, denoised: Any = None, total: int | None = None,
-                  sigma: float | None = None) -> torch.Tensor:
+    def step_done(
+        self, step: int, x: torch.Tensor, denoised: Any = None, total: int | None = None, sigma: float | None = None
+    ) -> torch.Tensor:
         self.progress.append((step, self.steps if total is None else total))
         return x
 

@@ -37,10 +37,21 @@ def ksampler_prompt(sampler_name: str, *, steps: int = 3, seed: int = 1, schedul
     return {
         "1": {"class_type": "SamplersTestTinySource", "inputs": {}},
         "2": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "3": {"class_type": "KSampler", "inputs": {
-            "model": ["1", 0], "seed": seed, "steps": steps, "cfg": 5.0, "sampler_name": sampler_name,
-            "scheduler": scheduler, "positive": ["1", 1], "negative": ["1", 2], "latent_image": ["2", 0],
-            "denoise": 1.0}},
+        "3": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["1", 0],
+                "seed": seed,
+                "steps": steps,
+                "cfg": 5.0,
+                "sampler_name": sampler_name,
+                "scheduler": scheduler,
+                "positive": ["1", 1],
+                "negative": ["1", 2],
+                "latent_image": ["2", 0],
+                "denoise": 1.0,
+            },
+        },
         "4": {"class_type": "SamplersTestLatentMean", "inputs": {"samples": ["3", 0]}},
     }
 
@@ -52,12 +63,24 @@ def custom_prompt(sampler_node: dict, *, steps: int = 3, seed: int = 1) -> dict:
         "2": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
         "5": sampler_node,
         "6": {"class_type": "RandomNoise", "inputs": {"noise_seed": seed}},
-        "7": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["1", 1], "negative": ["1", 2],
-                                                    "cfg": 5.0}},
-        "8": {"class_type": "BasicScheduler", "inputs": {"model": ["1", 0], "scheduler": "karras", "steps": steps,
-                                                         "denoise": 1.0}},
-        "3": {"class_type": "SamplerCustomAdvanced", "inputs": {
-            "noise": ["6", 0], "guider": ["7", 0], "sampler": ["5", 0], "sigmas": ["8", 0], "latent_image": ["2", 0]}},
+        "7": {
+            "class_type": "CFGGuider",
+            "inputs": {"model": ["1", 0], "positive": ["1", 1], "negative": ["1", 2], "cfg": 5.0},
+        },
+        "8": {
+            "class_type": "BasicScheduler",
+            "inputs": {"model": ["1", 0], "scheduler": "karras", "steps": steps, "denoise": 1.0},
+        },
+        "3": {
+            "class_type": "SamplerCustomAdvanced",
+            "inputs": {
+                "noise": ["6", 0],
+                "guider": ["7", 0],
+                "sampler": ["5", 0],
+                "sigmas": ["8", 0],
+                "latent_image": ["2", 0],
+            },
+        },
         "4": {"class_type": "SamplersTestLatentMean", "inputs": {"samples": ["3", 0]}},
     }
 

@@ -111,8 +111,9 @@ def test_gotta_go_fast_sde_samples_the_data_distribution():
     x, denoised = GottaGoFastSampler(rel_tol=0.05).sample_loop(run)
     assert float(x.std()) == pytest.approx(math.sqrt(0.5), rel=0.05)
     assert x is denoised  # the schedule ends at 0: the final denoising step is the result
-    ode, _ = GottaGoFastSampler(rel_tol=0.05, eta=0.0).sample_loop(GaussianRun([14.6, 0.03, 0.0], variance=0.5,
-                                                                               shape=(8, 4, 16, 16)))
+    ode, _ = GottaGoFastSampler(rel_tol=0.05, eta=0.0).sample_loop(
+        GaussianRun([14.6, 0.03, 0.0], variance=0.5, shape=(8, 4, 16, 16))
+    )
     assert relative_error(x, ode) > 0.1  # the SDE's path is not the ODE's
 
 
@@ -160,8 +161,14 @@ def test_adaptive_sampler_at_tight_tolerance_approaches_the_converged_ode_soluti
             sampler = GottaGoFastSampler(rel_tol=tol, abs_tol=tol * ATOL_PER_RTOL, eta=0.0, exponent=0.5)
         result = sample(guider, sampler, sigmas, noise, latent["samples"], seed=1)
         report = result.reports[0]
-        rows.append((tol, report["model_evaluations"], report["rejected"],
-                     float((result.samples - reference).abs().mean()) / scale))
+        rows.append(
+            (
+                tol,
+                report["model_evaluations"],
+                report["rejected"],
+                float((result.samples - reference).abs().mean()) / scale,
+            )
+        )
     print(f"\n{name} on the tiny UNet vs lms 400 steps (mean |error| / mean |x|):")
     print("  tolerance  evaluations  rejected  error")
     for tol, evaluations, rejected, error in rows:
@@ -187,12 +194,23 @@ def test_reports_reach_the_sampler_node_ui_text(model, positive, negative, execu
     report = next(r for r in out.ui["weft_report"] if r["name"] == "dpm_adaptive")
     assert set(report) == {"name", "model_evaluations", "accepted", "rejected"}
     assert report["model_evaluations"] == counter.calls > 0
-    line = f"dpm_adaptive: model_evaluations={counter.calls}, accepted={report['accepted']}, " \
-           f"rejected={report['rejected']}"
+    line = (
+        f"dpm_adaptive: model_evaluations={counter.calls}, accepted={report['accepted']}, rejected={report['rejected']}"
+    )
     assert line in out.ui["text"]
 
-    ggf = {"class_type": "SamplerGottaGoFast", "inputs": {"abs_tol": 0.0078, "rel_tol": 0.1, "safety": 0.9,
-                                                          "exponent": 0.9, "h_init": 0.01, "eta": 1.0, "s_noise": 1.0}}
+    ggf = {
+        "class_type": "SamplerGottaGoFast",
+        "inputs": {
+            "abs_tol": 0.0078,
+            "rel_tol": 0.1,
+            "safety": 0.9,
+            "exponent": 0.9,
+            "h_init": 0.01,
+            "eta": 1.0,
+            "s_noise": 1.0,
+        },
+    }
     text = run_prompt(executor, custom_prompt(ggf)).outputs["3"]["text"]
     assert len(text) == 1 and text[0].startswith("gotta_go_fast: model_evaluations=")
     text = run_prompt(executor, ksampler_prompt("dpm_adaptive")).outputs["3"]["text"]
@@ -202,11 +220,20 @@ def test_reports_reach_the_sampler_node_ui_text(model, positive, negative, execu
 def test_sampler_dpm_adaptative_has_comfyui_inputs_and_validates(executor):
     schema = executor.registry["SamplerDPMAdaptative"].schema
     names = [spec.name for spec in schema.inputs]
-    assert names == ["order", "rtol", "atol", "h_init", "pcoeff", "icoeff", "dcoeff", "accept_safety", "eta",
-                     "s_noise"]
+    assert names == ["order", "rtol", "atol", "h_init", "pcoeff", "icoeff", "dcoeff", "accept_safety", "eta", "s_noise"]
     defaults = {spec.name: spec.options["default"] for spec in schema.inputs}
-    assert defaults == {"order": 3, "rtol": 0.05, "atol": 0.0078, "h_init": 0.05, "pcoeff": 0.0, "icoeff": 1.0,
-                        "dcoeff": 0.0, "accept_safety": 0.81, "eta": 0.0, "s_noise": 1.0}
+    assert defaults == {
+        "order": 3,
+        "rtol": 0.05,
+        "atol": 0.0078,
+        "h_init": 0.05,
+        "pcoeff": 0.0,
+        "icoeff": 1.0,
+        "dcoeff": 0.0,
+        "accept_safety": 0.81,
+        "eta": 0.0,
+        "s_noise": 1.0,
+    }
     node = {"class_type": "SamplerDPMAdaptative", "inputs": {**defaults, "h_init": 0.0}}
     result = validate_prompt(custom_prompt(node), executor.registry, ["4"])
     assert not result.ok and "h_init" in str(result.node_errors["5"])
@@ -218,16 +245,21 @@ def test_sampler_dpm_adaptative_has_comfyui_inputs_and_validates(executor):
             DPMAdaptiveSampler(**bad)
 
 
-@pytest.mark.parametrize("sampler", [
-    SamplerDPMAdaptative().run(3, 0.05, 0.0078, 0.05, 0.0, 1.0, 0.0, 0.81, 1.0, 1.0)[0],
-    SamplerGottaGoFast().run(0.0078, 0.05, 0.9, 0.9, 0.01, 1.0, 1.0)[0],
-], ids=["dpm_adaptive_eta1", "gotta_go_fast_sde"])
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        SamplerDPMAdaptative().run(3, 0.05, 0.0078, 0.05, 0.0, 1.0, 0.0, 0.81, 1.0, 1.0)[0],
+        SamplerGottaGoFast().run(0.0078, 0.05, 0.9, 0.9, 0.01, 1.0, 1.0)[0],
+    ],
+    ids=["dpm_adaptive_eta1", "gotta_go_fast_sde"],
+)
 def test_seeds_reproduce_for_the_stochastic_variants(model, positive, negative, sampler):
     sigmas = compute_sigmas(model.scheduler_config, "karras", 4)
 
     def run(seed: int) -> torch.Tensor:
-        return first_latent(sn.SamplerCustom().run(model, True, seed, 5.0, positive, negative, sampler, sigmas,
-                                                   empty(2)))["samples"]
+        return first_latent(
+            sn.SamplerCustom().run(model, True, seed, 5.0, positive, negative, sampler, sigmas, empty(2))
+        )["samples"]
 
     a, b, c = run(7), run(7), run(8)
     assert torch.equal(a, b)
@@ -238,8 +270,9 @@ def test_seeds_reproduce_for_the_stochastic_variants(model, positive, negative, 
 def test_adaptive_samplers_use_only_the_ends_of_the_schedule(model, positive, negative):
     def run(sampler: object, scheduler: str, steps: int) -> torch.Tensor:
         sigmas = compute_sigmas(model.scheduler_config, scheduler, steps)
-        return first_latent(sn.SamplerCustom().run(model, True, 2, 5.0, positive, negative, sampler, sigmas,
-                                                   empty()))["samples"]
+        return first_latent(sn.SamplerCustom().run(model, True, 2, 5.0, positive, negative, sampler, sigmas, empty()))[
+            "samples"
+        ]
 
     torch.testing.assert_close(run(DPMAdaptiveSampler(), "karras", 3), run(DPMAdaptiveSampler(), "exponential", 12))
     # dpm_fast spends the step count, not the sigmas
@@ -264,8 +297,17 @@ def test_adaptive_sampling_keeps_the_unmasked_latent_and_reports_progress(model,
         def on_step(done: int, total: int, _: object, progress: list = progress) -> None:
             progress.append((done, total))
 
-        result = sample(guider, sampler, sigmas, noise, masked["samples"], denoise_mask=masked["noise_mask"], seed=3,
-                        on_step=on_step, wants_preview=lambda step: False)
+        result = sample(
+            guider,
+            sampler,
+            sigmas,
+            noise,
+            masked["samples"],
+            denoise_mask=masked["noise_mask"],
+            seed=3,
+            on_step=on_step,
+            wants_preview=lambda step: False,
+        )
         out = result.samples
         assert torch.allclose(out[..., :1, :], source["samples"][..., :1, :])
         assert torch.allclose(out[..., :, 7:], source["samples"][..., :, 7:])

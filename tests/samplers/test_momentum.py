@@ -106,10 +106,12 @@ def test_momentum_1_equals_the_base_sampler(model, positive, negative, method):
     base = "dpmpp_2m" if method.startswith("dpmpp") else "ipndm"
     for scheduler in ("simple",) if base == "dpmpp_2m" else ("simple", "karras"):
         sigmas = compute_sigmas(model.scheduler_config, scheduler, 8)
-        ours = sn.SamplerCustom().run(model, True, 3, 5.0, positive, negative, MomentumSampler(method, 1.0), sigmas,
-                                      empty())[0]["samples"]
-        reference = ksample(model, positive, negative, empty(), seed=3, steps=8, cfg=5.0, sampler=base,
-                            scheduler=scheduler)["samples"]
+        ours = sn.SamplerCustom().run(
+            model, True, 3, 5.0, positive, negative, MomentumSampler(method, 1.0), sigmas, empty()
+        )[0]["samples"]
+        reference = ksample(
+            model, positive, negative, empty(), seed=3, steps=8, cfg=5.0, sampler=base, scheduler=scheduler
+        )["samples"]
         # 1e-5 of the latent's scale: float32 rounding differs between diffusers' step and this loop
         torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5 * float(reference.abs().max()))
 
@@ -149,7 +151,7 @@ def test_ghvb_stays_nearer_the_base_than_heavy_ball(model, positive, negative):
 
 def test_momentum_names_are_listed_after_the_existing_ones():
     assert SAMPLER_NAMES[: len(SAMPLERS)] == tuple(SAMPLERS)  # the existing order is kept
-    assert SAMPLER_NAMES[-len(METHODS):] == METHODS
+    assert SAMPLER_NAMES[-len(METHODS) :] == METHODS
     assert SAMPLER_NAMES.index("dpm_adaptive") < SAMPLER_NAMES.index("dpmpp_2m_hb")
 
 
@@ -172,8 +174,10 @@ def test_names_usable_in_ksampler_ksamplerselect_and_sampler_momentum(executor, 
 
 
 def test_sampler_momentum_refuses_bad_inputs(executor):
-    for inputs, message in (({"method": "dpmpp_2m_hb", "momentum": 0.0}, "momentum"),
-                            ({"method": "euler_hb", "momentum": 0.8}, "method")):
+    for inputs, message in (
+        ({"method": "dpmpp_2m_hb", "momentum": 0.0}, "momentum"),
+        ({"method": "euler_hb", "momentum": 0.8}, "method"),
+    ):
         prompt = custom_prompt({"class_type": "SamplerMomentum", "inputs": inputs})
         result = validate_prompt(prompt, executor.registry, ["4"])
         assert not result.ok

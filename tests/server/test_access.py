@@ -53,8 +53,9 @@ class Remote:
     def cookie(self) -> str:
         return f"weft_token_{self.port}"
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                token: str | None = TOKEN) -> tuple[int, Any, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, token: str | None = TOKEN
+    ) -> tuple[int, Any, Any]:
         """(status, body, headers); ``token`` goes in an Authorization header unless None."""
         all_headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
         data = json.dumps(body).encode() if body is not None else None
@@ -87,10 +88,30 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     base = tmp_path_factory.mktemp("weft-remote")
     port = _free_port(HOST)
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "--base-directory", str(base), "--disable-all-custom-nodes",
-         "--listen", HOST, "--port", str(port), "--auth-token", TOKEN, "--allowed-hosts", "weft.example",
-         "--body-timeout", str(BODY_TIMEOUT), "--idle-timeout", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        [
+            sys.executable,
+            str(ROOT / "main.py"),
+            "--base-directory",
+            str(base),
+            "--disable-all-custom-nodes",
+            "--listen",
+            HOST,
+            "--port",
+            str(port),
+            "--auth-token",
+            TOKEN,
+            "--allowed-hosts",
+            "weft.example",
+            "--body-timeout",
+            str(BODY_TIMEOUT),
+            "--idle-timeout",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
     server = Remote(port, proc)
     try:
         deadline = time.monotonic() + 90
@@ -112,16 +133,28 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
     assert TOKEN not in out + err  # a configured token stays out of the logs
 
 
-PROMPT = {"1": {"class_type": "PrimitiveString", "inputs": {"value": "x"}},
-          "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+PROMPT = {
+    "1": {"class_type": "PrimitiveString", "inputs": {"value": "x"}},
+    "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+}
 
 ROUTES = [
-    ("GET", "/queue", None), ("GET", "/api/history", None), ("GET", "/object_info", None),
-    ("GET", "/view?filename=a.png", None), ("GET", "/api/system_stats", None), ("GET", "/api/jobs", None),
-    ("GET", "/extensions", None), ("GET", "/api/plugins", None), ("GET", "/weft/extension-host.js", None),
-    ("POST", "/prompt", {"prompt": PROMPT}), ("POST", "/api/queue", {"clear": True}),
-    ("POST", "/history", {"clear": True}), ("POST", "/interrupt", {}), ("POST", "/free", {}),
-    ("POST", "/upload/image", None), ("DELETE", "/queue", None),
+    ("GET", "/queue", None),
+    ("GET", "/api/history", None),
+    ("GET", "/object_info", None),
+    ("GET", "/view?filename=a.png", None),
+    ("GET", "/api/system_stats", None),
+    ("GET", "/api/jobs", None),
+    ("GET", "/extensions", None),
+    ("GET", "/api/plugins", None),
+    ("GET", "/weft/extension-host.js", None),
+    ("POST", "/prompt", {"prompt": PROMPT}),
+    ("POST", "/api/queue", {"clear": True}),
+    ("POST", "/history", {"clear": True}),
+    ("POST", "/interrupt", {}),
+    ("POST", "/free", {}),
+    ("POST", "/upload/image", None),
+    ("DELETE", "/queue", None),
 ]
 
 
@@ -168,18 +201,20 @@ async def test_the_websocket_needs_it_too(remote: Remote) -> None:
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await session.ws_connect(ws_url + "?clientId=a", headers=headers)
             assert refused.value.status == 401
-        for url, headers in ((ws_url + f"?clientId=b&token={TOKEN}", {}),
-                             (ws_url + "?clientId=c", {"Cookie": f"{remote.cookie}={TOKEN}",
-                                                       "Origin": remote.url}),
-                             (ws_url + "?clientId=d", {"Authorization": f"Bearer {TOKEN}"})):
+        for url, headers in (
+            (ws_url + f"?clientId=b&token={TOKEN}", {}),
+            (ws_url + "?clientId=c", {"Cookie": f"{remote.cookie}={TOKEN}", "Origin": remote.url}),
+            (ws_url + "?clientId=d", {"Authorization": f"Bearer {TOKEN}"}),
+        ):
             ws = await session.ws_connect(url, headers=headers)
             message = await ws.receive_json(timeout=10)
             assert message["type"] == "status"
             await ws.close()
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.2.evil.example",
-                                  "weft.example.evil.example"])
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:{port}", "127.0.0.2.evil.example", "weft.example.evil.example"]
+)
 def test_a_foreign_host_is_refused_even_with_the_token(remote: Remote, host: str) -> None:
     """DNS rebinding: a page on evil.example, re-pointed at this address, sends its own name."""
     host = host.format(port=remote.port)
@@ -198,8 +233,9 @@ def test_loopback_names_the_listen_address_and_allowed_hosts_pass(remote: Remote
 async def test_the_websocket_from_a_foreign_host_is_refused(remote: Remote) -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
-            await session.ws_connect(f"ws://{HOST}:{remote.port}/ws?clientId=e&token={TOKEN}",
-                                     headers={"Host": "evil.example"})
+            await session.ws_connect(
+                f"ws://{HOST}:{remote.port}/ws?clientId=e&token={TOKEN}", headers={"Host": "evil.example"}
+            )
         assert refused.value.status == 403
 
 
@@ -218,8 +254,11 @@ def test_x_forwarded_prefix_never_reaches_the_page_without_a_trusted_proxy(remot
 def test_a_trusted_proxy_is_believed(tmp_path: Path) -> None:
     """Behind a proxy on this machine (the peer is 127.0.0.1): its prefix, host and scheme count,
     and the server, reachable from elsewhere through it, generates a token."""
-    live = next(servers := serve_embedded(tmp_path, trusted_proxies=["127.0.0.1"], base_path="/weft",
-                                          allowed_hosts=["weft.example"]))
+    live = next(
+        servers := serve_embedded(
+            tmp_path, trusted_proxies=["127.0.0.1"], base_path="/weft", allowed_hosts=["weft.example"]
+        )
+    )
     try:
         token = live.server.config.auth_token
         assert token and len(token) >= 32
@@ -237,8 +276,10 @@ def test_a_trusted_proxy_is_believed(tmp_path: Path) -> None:
         # the browser's origin is the proxy's: https://weft.example
         assert live.post("/interrupt", {}, headers={**forwarded, "Origin": "https://weft.example"})[0] == 200
         assert live.post("/interrupt", {}, headers={**forwarded, "Origin": live.url})[0] == 403
-        request = urllib.request.Request(f"{live.url}/?token={token}", headers={
-            "X-Forwarded-Host": "weft.example", "X-Forwarded-Proto": "https", "X-Forwarded-Prefix": "/proxy"})
+        request = urllib.request.Request(
+            f"{live.url}/?token={token}",
+            headers={"X-Forwarded-Host": "weft.example", "X-Forwarded-Proto": "https", "X-Forwarded-Prefix": "/proxy"},
+        )
         with pytest.raises(urllib.error.HTTPError) as redirect:
             urllib.request.build_opener(NoRedirect).open(request, timeout=30)
         cookie = redirect.value.headers["Set-Cookie"]
@@ -249,8 +290,12 @@ def test_a_trusted_proxy_is_believed(tmp_path: Path) -> None:
 
 def _send_headers_only(remote: Remote, content_length: int = 1000) -> socket.socket:
     sock = socket.create_connection((HOST, remote.port), timeout=30)
-    sock.sendall((f"POST /prompt HTTP/1.1\r\nHost: {HOST}:{remote.port}\r\nAuthorization: Bearer {TOKEN}\r\n"
-                  f"Content-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"POST /prompt HTTP/1.1\r\nHost: {HOST}:{remote.port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {content_length}\r\n\r\n"
+        ).encode()
+    )
     return sock
 
 
@@ -301,6 +346,7 @@ def test_headers_that_never_end_and_idle_connections_are_closed(remote: Remote) 
 
 # -- configuration: when a token is needed, generated, refused ----------------------------------------
 
+
 def test_off_loopback_a_token_is_generated_unless_explicitly_off() -> None:
     config = ServerConfig(listen=["0.0.0.0"])
     token = effective_token(config)
@@ -324,8 +370,9 @@ def test_on_loopback_only_a_configured_token_is_required() -> None:
             effective_token(ServerConfig(auth_token=weak))
 
 
-def test_token_flags_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture) -> None:
+def test_token_flags_file_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.delenv("WEFT_AUTH_TOKEN", raising=False)
     assert parse_args([]).auth_token is None
     assert parse_args(["--auth-token", TOKEN]).auth_token == TOKEN
@@ -336,24 +383,38 @@ def test_token_flags_file_and_environment(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("WEFT_AUTH_TOKEN", "from-the-environment-0123")
     assert parse_args([]).auth_token == "from-the-environment-0123"
     assert parse_args(["--auth-token", TOKEN]).auth_token == TOKEN
-    for argv, says in ((["--auth-token-file", str(tmp_path / "missing")], "cannot read"),
-                       (["--auth-token-file", str(tmp_path)], "cannot read"),
-                       (["--auth-token", TOKEN, "--auth-token-file", str(file)], "not allowed with"),
-                       (["--trusted-proxy", "proxy.example"], "not an IP address"),
-                       (["--body-timeout", "0"], "above 0")):
+    for argv, says in (
+        (["--auth-token-file", str(tmp_path / "missing")], "cannot read"),
+        (["--auth-token-file", str(tmp_path)], "cannot read"),
+        (["--auth-token", TOKEN, "--auth-token-file", str(file)], "not allowed with"),
+        (["--trusted-proxy", "proxy.example"], "not an IP address"),
+        (["--body-timeout", "0"], "above 0"),
+    ):
         with pytest.raises(SystemExit):
             parse_args(argv)
         assert says in capsys.readouterr().err, argv
-    config = parse_args(["--allowed-hosts", "A.example, b.example", "--trusted-proxy", "10.0.0.1,fd00::/8",
-                         "--body-timeout", "5", "--idle-timeout", "7", "--insecure-no-auth"])
+    config = parse_args(
+        [
+            "--allowed-hosts",
+            "A.example, b.example",
+            "--trusted-proxy",
+            "10.0.0.1,fd00::/8",
+            "--body-timeout",
+            "5",
+            "--idle-timeout",
+            "7",
+            "--insecure-no-auth",
+        ]
+    )
     assert config.allowed_hosts == ["a.example", "b.example"]
     assert config.trusted_proxies == ["10.0.0.1", "fd00::/8"]
     assert (config.body_timeout, config.idle_timeout, config.insecure_no_auth) == (5, 7, True)
 
 
 def test_launch_refuses_a_public_address_with_authentication_off(tmp_path: Path) -> None:
-    config = parse_args(["--listen", "0.0.0.0", "--auth-token", "", "--base-directory", str(tmp_path),
-                         "--disable-all-custom-nodes"])
+    config = parse_args(
+        ["--listen", "0.0.0.0", "--auth-token", "", "--base-directory", str(tmp_path), "--disable-all-custom-nodes"]
+    )
     with pytest.raises(LaunchError, match="--insecure-no-auth"):
         serve(config)
 
@@ -372,8 +433,10 @@ def test_the_start_up_lines_give_the_address_to_open() -> None:
 
 def test_the_host_allowlist() -> None:
     hosts = host_allowlist(ServerConfig(listen=["192.168.1.5"], allowed_hosts=["weft.example"]))
-    assert all(hosts.allows(h) for h in ("192.168.1.5:8188", "localhost", "127.0.0.1", "[::1]:1", "weft.example.",
-                                          "sub.localhost"))
+    assert all(
+        hosts.allows(h)
+        for h in ("192.168.1.5:8188", "localhost", "127.0.0.1", "[::1]:1", "weft.example.", "sub.localhost")
+    )
     assert not any(hosts.allows(h) for h in ("192.168.1.6", "evil.example", "weft.example.evil", "[::2]"))
     wildcard = host_allowlist(ServerConfig(listen=["0.0.0.0"]))
     assert wildcard.allows(socket.gethostname()) and not wildcard.allows("evil.example")

@@ -46,7 +46,10 @@ def test_validation_error_lists_every_problem_at_once(live_server: LiveServer) -
         "1": {"class_type": "PrimitiveInt", "inputs": {"value": "not a number"}},
         "2": {"class_type": "StringConcatenate", "inputs": {"string_a": ["99", 0], "delimiter": ""}},
         "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
-        "4": {"class_type": "StringCompare", "inputs": {"string_a": "a", "string_b": ["1", 0], "mode": "Sideways", "case_sensitive": True}},
+        "4": {
+            "class_type": "StringCompare",
+            "inputs": {"string_a": "a", "string_b": ["1", 0], "mode": "Sideways", "case_sensitive": True},
+        },
         "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}},
         "6": {"class_type": "TestRange", "inputs": {"value": 11}},
         "7": {"class_type": "PreviewAny", "inputs": {"source": ["6", 0]}},
@@ -76,7 +79,9 @@ def test_unknown_node_class_and_no_outputs_are_reported(live_server: LiveServer)
     status, body = live_server.post("/prompt", {"prompt": {"1": {"class_type": "NoSuchNode", "inputs": {}}}})
     assert status == 400 and body["error"]["type"] == "missing_node_type"
     assert body["node_errors"]["1"]["errors"][0]["extra_info"]["class_type"] == "NoSuchNode"
-    status, body = live_server.post("/prompt", {"prompt": {"1": {"class_type": "PrimitiveInt", "inputs": {"value": 1}}}})
+    status, body = live_server.post(
+        "/prompt", {"prompt": {"1": {"class_type": "PrimitiveInt", "inputs": {"value": 1}}}}
+    )
     assert status == 400 and body["error"]["type"] == "prompt_no_outputs"
 
 
@@ -183,8 +188,18 @@ def test_history_get_delete_clear_and_max_items(live_server: LiveServer) -> None
 def test_object_info_has_comfyui_shape(live_server: LiveServer) -> None:
     status, info = live_server.get("/object_info")
     assert status == 200
-    for name in ("PrimitiveInt", "PrimitiveFloat", "PrimitiveString", "PrimitiveStringMultiline", "PrimitiveBoolean",
-                 "StringConcatenate", "StringReplace", "StringLength", "StringCompare", "PreviewAny"):
+    for name in (
+        "PrimitiveInt",
+        "PrimitiveFloat",
+        "PrimitiveString",
+        "PrimitiveStringMultiline",
+        "PrimitiveBoolean",
+        "StringConcatenate",
+        "StringReplace",
+        "StringLength",
+        "StringCompare",
+        "PreviewAny",
+    ):
         assert name in info
     compare = info["StringCompare"]
     assert compare["input"]["required"]["mode"] == [["Starts With", "Ends With", "Equal"], {}]
@@ -228,7 +243,12 @@ def test_system_stats_models_and_embeddings(live_server: LiveServer) -> None:
 
 def test_jobs_listing_and_single_job(live_server: LiveServer) -> None:
     ok = live_server.queue_prompt(tiny("job"))
-    bad = live_server.queue_prompt({"1": {"class_type": "TestFail", "inputs": {"message": "x"}}, "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}})
+    bad = live_server.queue_prompt(
+        {
+            "1": {"class_type": "TestFail", "inputs": {"message": "x"}},
+            "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+        }
+    )
     live_server.wait_history(ok)
     live_server.wait_history(bad)
     status, body = live_server.get("/api/jobs")

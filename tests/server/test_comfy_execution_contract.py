@@ -64,8 +64,16 @@ async def test_progress_state_goes_only_to_the_client_that_queued(live_server: L
         mine = [d for e, d in alice.for_prompt(prompt_id) if e == "progress_state"]
         assert mine and set(mine[-1]["nodes"]) == {"1", "2"}
         entry = mine[-1]["nodes"]["2"]
-        assert entry == {"value": 1.0, "max": 1.0, "state": "finished", "node_id": "2", "prompt_id": prompt_id,
-                         "display_node_id": "2", "parent_node_id": None, "real_node_id": "2"}
+        assert entry == {
+            "value": 1.0,
+            "max": 1.0,
+            "state": "finished",
+            "node_id": "2",
+            "prompt_id": prompt_id,
+            "display_node_id": "2",
+            "parent_node_id": None,
+            "real_node_id": "2",
+        }
         await asyncio.sleep(0.1)
         assert not [e for e, d in bob.events if e == "progress_state"]
 
@@ -100,7 +108,7 @@ def test_queued_progress_states_are_coalesced_and_sent_with_the_newest_state() -
     assert messages[0]["data"]["nodes"]["n"]["value"] == 49.0
 
 
-PACK = '''
+PACK = """
 class YamlPackNode:
     CATEGORY = "tests"
     RETURN_TYPES = ("STRING",)
@@ -115,7 +123,7 @@ class YamlPackNode:
 
 
 NODE_CLASS_MAPPINGS = {"YamlPackNode": YamlPackNode}
-'''
+"""
 
 
 def test_custom_nodes_entry_of_extra_model_paths_loads_packs(tmp_path: Path) -> None:
@@ -127,10 +135,14 @@ def test_custom_nodes_entry_of_extra_model_paths_loads_packs(tmp_path: Path) -> 
     for live in serve(tmp_path / "home", load_plugins=True, extra_model_paths_config=[config]):
         status, info = live.get("/object_info/YamlPackNode")
         assert status == 200 and info["YamlPackNode"]["python_module"] == "custom_nodes.yaml_pack"
-        history = live.wait_history(live.queue_prompt({
-            "1": {"class_type": "YamlPackNode", "inputs": {"text": "yaml"}},
-            "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
-        }))
+        history = live.wait_history(
+            live.queue_prompt(
+                {
+                    "1": {"class_type": "YamlPackNode", "inputs": {"text": "yaml"}},
+                    "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+                }
+            )
+        )
         assert history["outputs"]["2"]["text"] == ["yaml!"]
         import folder_paths
 

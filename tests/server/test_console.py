@@ -29,8 +29,9 @@ def test_a_refused_prompt_prints_each_node_and_input(live_server: LiveServer, ca
     assert "string_a: node '9' is not in the prompt" in text
 
 
-async def test_a_failed_run_prints_node_inputs_message_and_traceback(live_server: LiveServer,
-                                                                     caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failed_run_prints_node_inputs_message_and_traceback(
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
     prompt = {
         "1": {"class_type": "MathInt", "inputs": {"a": 5, "b": 0, "operation": "modulo"}},
         "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
@@ -49,11 +50,24 @@ async def test_a_failed_run_prints_node_inputs_message_and_traceback(live_server
 def test_validation_lines_name_the_input_when_the_message_does_not() -> None:
     lines = validation_lines(
         {"message": "Prompt outputs failed validation", "details": ""},
-        {"5": {"class_type": "KSampler", "errors": [
-            {"message": "Value out of range", "details": "must be at least 1", "extra_info": {"input_name": "steps"}}]}},
+        {
+            "5": {
+                "class_type": "KSampler",
+                "errors": [
+                    {
+                        "message": "Value out of range",
+                        "details": "must be at least 1",
+                        "extra_info": {"input_name": "steps"},
+                    }
+                ],
+            }
+        },
     )
-    assert lines == ["invalid prompt: Prompt outputs failed validation", "* KSampler 5:",
-                     "  - input 'steps': Value out of range: must be at least 1"]
+    assert lines == [
+        "invalid prompt: Prompt outputs failed validation",
+        "* KSampler 5:",
+        "  - input 'steps': Value out of range: must be at least 1",
+    ]
 
 
 def test_execution_error_lines_without_a_node() -> None:

@@ -31,7 +31,7 @@ from tests.support.server import LiveServer, serve
 ROOT = Path(__file__).resolve().parents[2]
 
 #: a pack the killed servers load: an output node that sleeps (in short steps) and names its seed
-SLEEP_PACK = '''
+SLEEP_PACK = """
 import time
 
 
@@ -54,7 +54,7 @@ class DurableTestSleep:
 
 
 NODE_CLASS_MAPPINGS = {"DurableTestSleep": DurableTestSleep}
-'''
+"""
 
 
 def sleep_prompt(seconds: float, seed: int) -> dict[str, Any]:
@@ -74,9 +74,20 @@ class Process:
         (packs / "durable_sleep.py").write_text(SLEEP_PACK)
         self.log = (base / f"server-{self.port}.log").open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "main.py"), "--port", str(self.port), "--base-directory", str(base),
-             "--custom-nodes-directory", str(packs), *flags],
-            stdout=self.log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            [
+                sys.executable,
+                str(ROOT / "main.py"),
+                "--port",
+                str(self.port),
+                "--base-directory",
+                str(base),
+                "--custom-nodes-directory",
+                str(packs),
+                *flags,
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         deadline = time.monotonic() + 120
         while True:
@@ -91,8 +102,9 @@ class Process:
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as response:
                 status, payload = response.status, response.read()
@@ -192,6 +204,7 @@ def test_requeue_on_restart_runs_the_interrupted_prompt_again_first(tmp_path: Pa
 
 # -- bounds, in-process ----------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def running(base: Path, **config: Any) -> Iterator[LiveServer]:
     servers = serve(base, make_registry(), **config)
@@ -210,8 +223,10 @@ def save_prompt(shade: int) -> dict[str, Any]:
 
 
 def slow_prompt(value: str) -> dict[str, Any]:
-    return {"1": {"class_type": "TestSlow", "inputs": {"steps": 10000, "step_seconds": 0.05, "value": value}},
-            "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    return {
+        "1": {"class_type": "TestSlow", "inputs": {"steps": 10000, "step_seconds": 0.05, "value": value}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+    }
 
 
 def outputs(base: Path) -> set[str]:
@@ -310,13 +325,20 @@ def test_a_prompt_that_cannot_be_saved_is_refused_with_503(tmp_path: Path, monke
 
 def test_the_flags_are_in_help() -> None:
     text = build_parser().format_help()
-    for flag in ("--memory-only-queue", "--on-restart-running", "--max-queue-items", "--max-queue-size",
-                 "--max-history-items", "--max-history-size"):
+    for flag in (
+        "--memory-only-queue",
+        "--on-restart-running",
+        "--max-queue-items",
+        "--max-queue-size",
+        "--max-history-items",
+        "--max-history-size",
+    ):
         assert flag in text
 
 
-@pytest.mark.parametrize("flags", [["--max-queue-items", "-1"], ["--max-history-size", "-2"],
-                                   ["--on-restart-running", "later"]])
+@pytest.mark.parametrize(
+    "flags", [["--max-queue-items", "-1"], ["--max-history-size", "-2"], ["--on-restart-running", "later"]]
+)
 def test_bad_values_are_refused(flags: list[str], capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(flags)

@@ -79,8 +79,10 @@ def test_blocked_branch_is_skipped_and_the_run_succeeds(live_server: LiveServer)
 
 
 def tiny(value: str) -> dict:
-    return {"1": {"class_type": "TestCount", "inputs": {"value": value}},
-            "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    return {
+        "1": {"class_type": "TestCount", "inputs": {"value": value}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+    }
 
 
 def test_cache_none_reruns_everything(tmp_path: Path, calls: list) -> None:

@@ -19,24 +19,32 @@ def png_bytes(color: tuple[int, int, int] = (10, 20, 30), size: tuple[int, int] 
     return buffer.getvalue()
 
 
-def multipart(fields: dict[str, str], filename: str, data: bytes, extra_files: dict[str, bytes] | None = None) -> tuple[bytes, str]:
+def multipart(
+    fields: dict[str, str], filename: str, data: bytes, extra_files: dict[str, bytes] | None = None
+) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     parts = []
     for name, value in fields.items():
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
     parts.append(
         f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-        f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+        f"Content-Type: application/octet-stream\r\n\r\n".encode()
+        + data
+        + b"\r\n"
     )
     for name, blob in (extra_files or {}).items():
         parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="blob"\r\n\r\n'.encode() + blob + b"\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="blob"\r\n\r\n'.encode()
+            + blob
+            + b"\r\n"
         )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
-def upload(live: LiveServer, filename: str, data: bytes, path: str = "/upload/image", **fields: str) -> tuple[int, object]:
+def upload(
+    live: LiveServer, filename: str, data: bytes, path: str = "/upload/image", **fields: str
+) -> tuple[int, object]:
     body, content_type = multipart(fields, filename, data)
     return live.request("POST", path, raw=body, headers={"Content-Type": content_type})
 
@@ -103,7 +111,9 @@ def test_mask_upload_merges_alpha_into_the_original(live_server: LiveServer) -> 
     mask = io.BytesIO()
     Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(mask, format="PNG")
     body, content_type = multipart(
-        {"type": "input", "subfolder": "clipspace"}, "photo-mask.png", mask.getvalue(),
+        {"type": "input", "subfolder": "clipspace"},
+        "photo-mask.png",
+        mask.getvalue(),
         {"original_ref": b'{"filename": "photo.png", "subfolder": "", "type": "input"}'},
     )
     status, result = live_server.request("POST", "/upload/mask", raw=body, headers={"Content-Type": content_type})
@@ -129,7 +139,9 @@ def test_view_refuses_escapes_and_bad_parameters(live_server: LiveServer, query:
     assert body["error"]["message"]
 
 
-def test_view_does_not_follow_symlinks_out_of_its_folder(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_view_does_not_follow_symlinks_out_of_its_folder(
+    live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     secret = tmp_path_factory.mktemp("elsewhere") / "secret.png"
     secret.write_bytes(png_bytes())
     os.symlink(secret, live_server.base_dir / "output" / "link.png")
@@ -150,7 +162,12 @@ def test_view_never_serves_active_content_as_html(live_server: LiveServer) -> No
 
 @pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://127.0.0.1:1", "https://127.0.0.1"])
 def test_cross_site_writes_are_refused(live_server: LiveServer, origin: str) -> None:
-    body = {"prompt": {"1": {"class_type": "PrimitiveString", "inputs": {"value": "x"}}, "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}}
+    body = {
+        "prompt": {
+            "1": {"class_type": "PrimitiveString", "inputs": {"value": "x"}},
+            "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+        }
+    }
     status, answer = live_server.post("/prompt", body, headers={"Origin": origin, "Content-Type": "application/json"})
     assert status == 403 and answer["error"]["type"] == "forbidden"
     for path in ("/queue", "/history", "/interrupt", "/free"):
@@ -165,7 +182,14 @@ def test_cross_site_fetch_metadata_without_origin_is_refused(live_server: LiveSe
 
 def test_same_origin_and_originless_clients_are_allowed(live_server: LiveServer) -> None:
     assert live_server.post("/interrupt", {}, headers={"Origin": live_server.url})[0] == 200
-    assert live_server.post("/interrupt", {}, headers={"Origin": f"http://localhost:{live_server.port}", "Host": f"localhost:{live_server.port}"})[0] == 200
+    assert (
+        live_server.post(
+            "/interrupt",
+            {},
+            headers={"Origin": f"http://localhost:{live_server.port}", "Host": f"localhost:{live_server.port}"},
+        )[0]
+        == 200
+    )
     assert live_server.post("/interrupt", {})[0] == 200
 
 

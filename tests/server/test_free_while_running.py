@@ -13,8 +13,10 @@ def _chain(value: str, length: int = 8) -> dict:
     """``value`` through ``length`` string nodes: many cache look-ups and stores per prompt."""
     prompt: dict = {"0": {"class_type": "PrimitiveString", "inputs": {"value": value}}}
     for i in range(1, length):
-        prompt[str(i)] = {"class_type": "StringConcatenate",
-                          "inputs": {"string_a": [str(i - 1), 0], "string_b": str(i), "delimiter": ""}}
+        prompt[str(i)] = {
+            "class_type": "StringConcatenate",
+            "inputs": {"string_a": [str(i - 1), 0], "string_b": str(i), "delimiter": ""},
+        }
     prompt["out"] = {"class_type": "PreviewAny", "inputs": {"source": [str(length - 1), 0]}}
     return prompt
 
@@ -31,8 +33,10 @@ def test_free_hammered_while_prompts_run(live_server: LiveServer) -> None:
         while not stop.is_set():
             statuses.append(live_server.post("/free", body)[0])
 
-    threads = [threading.Thread(target=hammer, args=(body,), daemon=True)
-               for body in ({"free_memory": True}, {"free_memory": True, "unload_models": True}, {"free_memory": True})]
+    threads = [
+        threading.Thread(target=hammer, args=(body,), daemon=True)
+        for body in ({"free_memory": True}, {"free_memory": True, "unload_models": True}, {"free_memory": True})
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -65,10 +69,12 @@ def test_free_during_a_prompt_clears_the_cache_when_it_ends(live_server: LiveSer
     live_server.wait_history(live_server.queue_prompt(_chain("before", 3)))
     cache = live_server.server.executor.cache
     assert len(cache) == 4
-    slow = live_server.queue_prompt({
-        "1": {"class_type": "TestSlow", "inputs": {"steps": 2000, "step_seconds": 0.01, "value": "slow"}},
-        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
-    })
+    slow = live_server.queue_prompt(
+        {
+            "1": {"class_type": "TestSlow", "inputs": {"steps": 2000, "step_seconds": 0.01, "value": "slow"}},
+            "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+        }
+    )
     wait_running(live_server, slow)
     assert live_server.post("/free", {"free_memory": True})[0] == 200
     assert len(cache) == 4  # not under the running prompt

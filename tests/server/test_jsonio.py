@@ -17,7 +17,7 @@ def random_document(rng: random.Random, depth: int = 0) -> Any:
     if kind == 0:
         return rng.choice([None, True, False])
     if kind == 1:
-        return rng.randint(-10**20, 10**20)
+        return rng.randint(-(10**20), 10**20)
     if kind == 2:
         return rng.uniform(-1e6, 1e6)
     if kind in (3, 4):
@@ -75,7 +75,9 @@ def test_depth_is_measured_on_the_text_exactly() -> None:
     for _ in range(500):
         document = random_document(rng)
         if rng.random() < 0.5:
-            document = {"".join(rng.choice(tricky) for _ in range(6)): [document, "".join(rng.choice(tricky) for _ in range(9))]}
+            document = {
+                "".join(rng.choice(tricky) for _ in range(6)): [document, "".join(rng.choice(tricky) for _ in range(9))]
+            }
         depth = nesting(document)
         for text in (json.dumps(document), json.dumps(document, ensure_ascii=False, indent=1)):
             assert bracket_depth(text.encode(), 1000) == depth
@@ -103,8 +105,18 @@ def test_output_is_always_valid_json() -> None:
     deep: Any = 0
     for _ in range(5000):
         deep = [deep]
-    value = {"nan": float("nan"), "inf": [float("inf")], "big": 10**5000, "ok": 10**100, "circular": circular,
-             "deep": deep, "object": object(), 1: "int key", (1, 2): "tuple key", None: "none key"}
+    value = {
+        "nan": float("nan"),
+        "inf": [float("inf")],
+        "big": 10**5000,
+        "ok": 10**100,
+        "circular": circular,
+        "deep": deep,
+        "object": object(),
+        1: "int key",
+        (1, 2): "tuple key",
+        None: "none key",
+    }
     for text in (dumps(value), dumps_chunked(value)):
         parsed = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in output"))
         assert parsed["nan"] is None and parsed["inf"] == [None]

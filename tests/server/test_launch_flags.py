@@ -135,12 +135,28 @@ COMFYUI_FLAGS: list[tuple[list[str], bool]] = [
     (["--database-url", "sqlite:///:memory:"], True),
 ]
 
-WEFT_ONLY_FLAGS = {"--disable-custom-nodes", "--custom-nodes-directory", "--base-path", "--max-node-memory",
-                   "--max-image-pixels", "--max-string-length", "--max-json-depth",
-                   "--memory-only-queue", "--on-restart-running", "--max-queue-items", "--max-queue-size",
-                   "--max-history-items", "--max-history-size",
-                   "--auth-token", "--auth-token-file", "--insecure-no-auth", "--allowed-hosts", "--trusted-proxy",
-                   "--body-timeout", "--idle-timeout"}
+WEFT_ONLY_FLAGS = {
+    "--disable-custom-nodes",
+    "--custom-nodes-directory",
+    "--base-path",
+    "--max-node-memory",
+    "--max-image-pixels",
+    "--max-string-length",
+    "--max-json-depth",
+    "--memory-only-queue",
+    "--on-restart-running",
+    "--max-queue-items",
+    "--max-queue-size",
+    "--max-history-items",
+    "--max-history-size",
+    "--auth-token",
+    "--auth-token-file",
+    "--insecure-no-auth",
+    "--allowed-hosts",
+    "--trusted-proxy",
+    "--body-timeout",
+    "--idle-timeout",
+}
 
 
 def _id(entry: tuple[list[str], bool]) -> str:
@@ -178,8 +194,9 @@ def scratch(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def launch(argv: list[str], tmp_path: Path, registry: NodeRegistry | None = None, *,
-           load_plugins: bool = False) -> tuple[LiveServer, ServerConfig, dict[str, str]]:
+def launch(
+    argv: list[str], tmp_path: Path, registry: NodeRegistry | None = None, *, load_plugins: bool = False
+) -> tuple[LiveServer, ServerConfig, dict[str, str]]:
     """``main.py``'s steps (parse, environment, app) with the server on a free loopback port."""
     full = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     if "--base-directory" not in full:
@@ -199,8 +216,9 @@ def test_the_table_is_every_flag_of_the_parser() -> None:
 
 
 @pytest.mark.parametrize("entry", COMFYUI_FLAGS, ids=_id)
-def test_each_comfyui_flag_starts_the_server(entry: tuple[list[str], bool], tmp_path: Path,
-                                             registry: NodeRegistry) -> None:
+def test_each_comfyui_flag_starts_the_server(
+    entry: tuple[list[str], bool], tmp_path: Path, registry: NodeRegistry
+) -> None:
     argv, no_effect = entry
     live, config, _ = launch(argv, scratch(tmp_path), registry)
     try:
@@ -237,10 +255,12 @@ def test_quick_test_for_ci_loads_everything_and_exits(tmp_path: Path) -> None:
 
 
 def test_invalid_values_are_refused_as_comfyui_refuses_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    for argv, says in ((["--user-directory", str(tmp_path / "missing")], "does not exist"),
-                       (["--preview-method", "fancy"], "invalid choice"),
-                       (["--lowvram", "--highvram"], "not allowed with"),
-                       (["--cache-lru", "3", "--cache-none"], "not allowed with")):
+    for argv, says in (
+        (["--user-directory", str(tmp_path / "missing")], "does not exist"),
+        (["--preview-method", "fancy"], "invalid choice"),
+        (["--lowvram", "--highvram"], "not allowed with"),
+        (["--cache-lru", "3", "--cache-none"], "not allowed with"),
+    ):
         with pytest.raises(SystemExit) as stopped:
             parse_args(argv)
         assert stopped.value.code == 2
@@ -249,30 +269,35 @@ def test_invalid_values_are_refused_as_comfyui_refuses_them(tmp_path: Path, caps
 
 # -- memory modes and precisions reach the model manager -----------------------------------------
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    ([], {"vram_mode": "normal", "force_cpu": False, "offload_after_run": False, "vram_reserve": None}),
-    (["--normalvram"], {"vram_mode": "normal"}),
-    (["--highvram"], {"vram_mode": "high"}),
-    (["--gpu-only"], {"vram_mode": "gpu_only"}),
-    (["--lowvram"], {"vram_mode": "low"}),
-    (["--novram"], {"vram_mode": "none"}),
-    (["--cpu"], {"force_cpu": True}),
-    (["--reserve-vram", "2"], {"vram_reserve": 2 << 30}),
-    (["--disable-smart-memory"], {"offload_after_run": True}),
-    (["--deterministic"], {"deterministic": True}),
-    (["--cpu-vae"], {"vae_on_cpu": True}),
-    (["--force-fp32"], {"unet_dtype": "fp32", "text_encoder_dtype": "fp32", "vae_dtype": "fp32"}),
-    (["--force-fp16"], {"unet_dtype": "fp16", "text_encoder_dtype": "auto", "vae_dtype": "auto"}),
-    (["--bf16-unet"], {"unet_dtype": "bf16"}),
-    (["--force-fp32", "--fp16-unet"], {"unet_dtype": "fp16", "vae_dtype": "fp32"}),
-    (["--fp8_e4m3fn-unet"], {"unet_storage": "fp8_e4m3fn"}),
-    (["--fp8_e5m2-text-enc"], {"text_encoder_storage": "fp8_e5m2"}),
-    (["--bf16-text-enc"], {"text_encoder_dtype": "bf16"}),
-    (["--fp16-vae"], {"vae_dtype": "fp16"}),
-    (["--bf16-vae"], {"vae_dtype": "bf16"}),
-])
-def test_memory_and_precision_flags_reach_the_model_manager(argv: list[str], expected: dict[str, Any], tmp_path: Path,
-                                                            registry: NodeRegistry) -> None:
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], {"vram_mode": "normal", "force_cpu": False, "offload_after_run": False, "vram_reserve": None}),
+        (["--normalvram"], {"vram_mode": "normal"}),
+        (["--highvram"], {"vram_mode": "high"}),
+        (["--gpu-only"], {"vram_mode": "gpu_only"}),
+        (["--lowvram"], {"vram_mode": "low"}),
+        (["--novram"], {"vram_mode": "none"}),
+        (["--cpu"], {"force_cpu": True}),
+        (["--reserve-vram", "2"], {"vram_reserve": 2 << 30}),
+        (["--disable-smart-memory"], {"offload_after_run": True}),
+        (["--deterministic"], {"deterministic": True}),
+        (["--cpu-vae"], {"vae_on_cpu": True}),
+        (["--force-fp32"], {"unet_dtype": "fp32", "text_encoder_dtype": "fp32", "vae_dtype": "fp32"}),
+        (["--force-fp16"], {"unet_dtype": "fp16", "text_encoder_dtype": "auto", "vae_dtype": "auto"}),
+        (["--bf16-unet"], {"unet_dtype": "bf16"}),
+        (["--force-fp32", "--fp16-unet"], {"unet_dtype": "fp16", "vae_dtype": "fp32"}),
+        (["--fp8_e4m3fn-unet"], {"unet_storage": "fp8_e4m3fn"}),
+        (["--fp8_e5m2-text-enc"], {"text_encoder_storage": "fp8_e5m2"}),
+        (["--bf16-text-enc"], {"text_encoder_dtype": "bf16"}),
+        (["--fp16-vae"], {"vae_dtype": "fp16"}),
+        (["--bf16-vae"], {"vae_dtype": "bf16"}),
+    ],
+)
+def test_memory_and_precision_flags_reach_the_model_manager(
+    argv: list[str], expected: dict[str, Any], tmp_path: Path, registry: NodeRegistry
+) -> None:
     from nodes.diffusion.model_manager import get_manager
 
     live, _, _ = launch(argv, tmp_path, registry)
@@ -338,7 +363,10 @@ def test_precision_flags_choose_dtypes_and_devices() -> None:
     settings.pop("force_cpu")
     manager = PretendGPU(ManagerSettings(**settings))
     assert manager.dtype_for("unet") == manager.dtype_for("controlnet") == torch.float16
-    assert manager.dtype_for("clip") == torch.float32 and manager.dtype_for("vae", device=torch.device("cpu")) == torch.float32
+    assert (
+        manager.dtype_for("clip") == torch.float32
+        and manager.dtype_for("vae", device=torch.device("cpu")) == torch.float32
+    )
     clip = manager.handle("clip", "clip", lambda: None)
     unet = manager.handle("unet", "unet", lambda: None)
     vae = manager.handle("vae", "vae", lambda: None)
@@ -382,6 +410,7 @@ def test_cuda_device_hides_the_other_gpus_in_a_real_start(tmp_path: Path) -> Non
 
 # -- what nodes see: metadata, previews, the user directory ---------------------------------------
 
+
 def _png_bytes() -> bytes:
     from PIL import Image
 
@@ -397,8 +426,9 @@ SAVE_PROMPT = {
 
 
 @pytest.mark.parametrize("disabled", [False, True], ids=["default", "disable-metadata"])
-def test_disable_metadata_leaves_the_png_without_text_chunks(disabled: bool, tmp_path: Path,
-                                                             registry: NodeRegistry) -> None:
+def test_disable_metadata_leaves_the_png_without_text_chunks(
+    disabled: bool, tmp_path: Path, registry: NodeRegistry
+) -> None:
     from PIL import Image
 
     (tmp_path / "input").mkdir()
@@ -444,20 +474,24 @@ PREVIEW_PROMPT = {
 }
 
 
-@pytest.mark.parametrize(("argv", "extra", "expected"), [
-    ([], {}, 0),  # ComfyUI's default: no preview frames
-    ([], {"preview_method": "auto"}, 3),  # the client asks (as the canvas does)
-    ([], {"preview_method": "latent2rgb"}, 3),
-    ([], {"preview_method": "taesd"}, 3),  # served by latent2rgb
-    ([], {"preview_method": "default"}, 0),  # "default": the launcher's --preview-method
-    (["--preview-method", "none"], {}, 0),
-    (["--preview-method", "auto"], {}, 3),
-    (["--preview-method", "auto"], {"preview_method": "none"}, 0),  # the client's choice wins
-    (["--preview-method", "latent2rgb"], {"preview_method": "default"}, 3),
-    (["--preview-method", "auto"], {"preview_method": "bogus"}, 3),  # unknown: the launcher's
-])
-async def test_preview_method_from_the_launcher_and_the_client(argv: list[str], extra: dict[str, Any], expected: int,
-                                                               tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("argv", "extra", "expected"),
+    [
+        ([], {}, 0),  # ComfyUI's default: no preview frames
+        ([], {"preview_method": "auto"}, 3),  # the client asks (as the canvas does)
+        ([], {"preview_method": "latent2rgb"}, 3),
+        ([], {"preview_method": "taesd"}, 3),  # served by latent2rgb
+        ([], {"preview_method": "default"}, 0),  # "default": the launcher's --preview-method
+        (["--preview-method", "none"], {}, 0),
+        (["--preview-method", "auto"], {}, 3),
+        (["--preview-method", "auto"], {"preview_method": "none"}, 0),  # the client's choice wins
+        (["--preview-method", "latent2rgb"], {"preview_method": "default"}, 3),
+        (["--preview-method", "auto"], {"preview_method": "bogus"}, 3),  # unknown: the launcher's
+    ],
+)
+async def test_preview_method_from_the_launcher_and_the_client(
+    argv: list[str], extra: dict[str, Any], expected: int, tmp_path: Path
+) -> None:
     registry = builtin_registry()
     registry.register_all([StepsWithPreviews], pack="tests")
     live, _, _ = launch(argv, tmp_path, registry)
@@ -510,8 +544,9 @@ def test_comfy_cli_args_answer_with_the_launch_line(tmp_path: Path, registry: No
     install_compat()
     from comfy.cli_args import LatentPreviewMethod, PerformanceFeature, args
 
-    live, _, _ = launch(["--lowvram", "--disable-metadata", "--preview-method", "auto", "--fast", "autotune"],
-                        tmp_path, registry)
+    live, _, _ = launch(
+        ["--lowvram", "--disable-metadata", "--preview-method", "auto", "--fast", "autotune"], tmp_path, registry
+    )
     try:
         assert args.lowvram is True and args.highvram is False and args.disable_metadata is True
         assert args.preview_method is LatentPreviewMethod.Auto and args.fast == {PerformanceFeature.AutoTune}
@@ -523,8 +558,9 @@ def test_comfy_cli_args_answer_with_the_launch_line(tmp_path: Path, registry: No
 
 
 def test_whitelisted_pack_loads_with_all_custom_nodes_disabled(tmp_path: Path) -> None:
-    live, _, _ = launch(["--disable-all-custom-nodes", "--whitelist-custom-nodes", "example_pack"], tmp_path,
-                        load_plugins=True)
+    live, _, _ = launch(
+        ["--disable-all-custom-nodes", "--whitelist-custom-nodes", "example_pack"], tmp_path, load_plugins=True
+    )
     try:
         status, report = live.get("/api/plugins")
     finally:

@@ -44,10 +44,19 @@ def test_states_are_sent_at_most_once_per_interval_and_the_last_before_the_promp
         await bus.stop()
 
     asyncio.run(scenario())
-    kinds = [(m["type"], m["data"]["nodes"]["n"]["value"] if m["type"] == "progress_state" else m["data"].get("node"))
-             for m in socket.sent]
-    assert kinds == [("progress_state", 0.0), ("executing", "n0"), ("executing", "n1"), ("executing", "n2"),
-                     ("progress_state", 2.0), ("progress_state", 9.0), ("execution_success", None)]
+    kinds = [
+        (m["type"], m["data"]["nodes"]["n"]["value"] if m["type"] == "progress_state" else m["data"].get("node"))
+        for m in socket.sent
+    ]
+    assert kinds == [
+        ("progress_state", 0.0),
+        ("executing", "n0"),
+        ("executing", "n1"),
+        ("executing", "n2"),
+        ("progress_state", 2.0),
+        ("progress_state", 9.0),
+        ("execution_success", None),
+    ]
 
 
 def test_each_prompt_and_client_has_its_own_state() -> None:

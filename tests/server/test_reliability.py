@@ -41,8 +41,10 @@ def post_raw(live: LiveServer, path: str, raw: bytes, **headers: str) -> tuple[i
 
 def strict_json(text: bytes) -> Any:
     """Parse as a browser would: no NaN, no Infinity."""
+
     def refuse(name: str) -> Any:
         raise ValueError(f"{name} in a response")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -72,25 +74,43 @@ def assert_shared_routes_valid(live: LiveServer) -> None:
 
 # -- malformed requests: 4xx with a message, never 500 -------------------------------------
 
+
 @pytest.mark.parametrize(
     "raw, expected",
     [
         (b'{"prompt": {"1": {"class_type": ["PreviewAny"], "inputs": {}}}}', "class_type"),
         (b'{"prompt": {"1": {"class_type": {"a": 1}, "inputs": {}}}}', "class_type"),
-        (b'{"prompt": {"1": {"class_type": "PrimitiveInt", "inputs": {"value": ' + b"9" * 5000 + b"}}}}", "4300 digits"),
+        (
+            b'{"prompt": {"1": {"class_type": "PrimitiveInt", "inputs": {"value": ' + b"9" * 5000 + b"}}}}",
+            "4300 digits",
+        ),
         (b'{"prompt": {"1": {"class_type": "PrimitiveFloat", "inputs": {"value": NaN}}}}', "NaN"),
         (b'{"prompt": {}, "number": Infinity}', "Infinity"),
         (b"[" * 100_000 + b"]" * 100_000, "nested"),
         (b'{"prompt": ' + b'{"a": ' * 300 + b"1" + b"}" * 300 + b"}", "--max-json-depth"),
-        (b'{"prompt": {"1": {"class_type": "PreviewAny", "inputs": {"source": ' + b"[" * 40 + b"]" * 40 + b"}}}}",
-         "input 'source' is nested"),
+        (
+            b'{"prompt": {"1": {"class_type": "PreviewAny", "inputs": {"source": ' + b"[" * 40 + b"]" * 40 + b"}}}}",
+            "input 'source' is nested",
+        ),
         (json.dumps({"prompt": tiny(), "extra_data": {"extra_pnginfo": "x"}}).encode(), "extra_pnginfo"),
         (json.dumps({"prompt": tiny(), "prompt_id": "p" * 300}).encode(), "prompt_id"),
         (json.dumps({"prompt": tiny(), "client_id": "c" * 300}).encode(), "client_id"),
         (json.dumps({"prompt": tiny(), "number": 1e300}).encode(), "number"),
     ],
-    ids=["list-class_type", "dict-class_type", "huge-int", "NaN", "Infinity", "deep-array", "deep-body",
-         "deep-input", "pnginfo-string", "long-prompt-id", "long-client-id", "huge-number"],
+    ids=[
+        "list-class_type",
+        "dict-class_type",
+        "huge-int",
+        "NaN",
+        "Infinity",
+        "deep-array",
+        "deep-body",
+        "deep-input",
+        "pnginfo-string",
+        "long-prompt-id",
+        "long-client-id",
+        "huge-number",
+    ],
 )
 def test_malformed_prompt_bodies_get_400_naming_the_problem(live_server: LiveServer, raw: bytes, expected: str) -> None:
     status, body = post_raw(live_server, "/prompt", raw)
@@ -114,11 +134,16 @@ def test_multipart_bodies_that_do_not_parse_get_400(live_server: LiveServer) -> 
     boundary = "abc123"
     cases = [
         # the declared boundary never appears
-        (b"--other\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\nx\r\n--other--\r\n",
-         f"multipart/form-data; boundary={boundary}"),
+        (
+            b'--other\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\nx\r\n--other--\r\n',
+            f"multipart/form-data; boundary={boundary}",
+        ),
         # a NUL byte in a part header
-        (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a\x00.png\"\r\nX-A\x00: b\r\n\r\n"
-         f"x\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"),
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="a\x00.png"\r\nX-A\x00: b\r\n\r\n'
+            f"x\r\n--{boundary}--\r\n".encode(),
+            f"multipart/form-data; boundary={boundary}",
+        ),
         # no boundary parameter at all
         (b"--x\r\n\r\n", "multipart/form-data"),
         # a boundary longer than RFC 2046 allows
@@ -133,6 +158,7 @@ def test_multipart_bodies_that_do_not_parse_get_400(live_server: LiveServer) -> 
 
 def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
     """A few hundred bytes that claim a width x height greyscale image (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -151,8 +177,10 @@ def test_decompression_bombs_and_oversized_images_are_refused(tmp_path: Path) ->
         assert upload(live, "ok.png", png_bytes(size=(64, 64)))[0] == 200
         # LoadImage refuses the same file at run time, before decoding it
         (tmp_path / "input" / "bomb.png").write_bytes(bomb_png())
-        prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "bomb.png"}},
-                  "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+        prompt = {
+            "1": {"class_type": "LoadImage", "inputs": {"image": "bomb.png"}},
+            "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+        }
         status, body = live.post("/prompt", {"prompt": prompt})
         assert status == 200, body
         entry = live.wait_history(body["prompt_id"])
@@ -163,8 +191,13 @@ def test_decompression_bombs_and_oversized_images_are_refused(tmp_path: Path) ->
 def test_a_mask_that_is_not_an_image_gets_400(live_server: LiveServer) -> None:
     assert upload(live_server, "base.png", png_bytes())[0] == 200
     ref = json.dumps({"filename": "base.png", "subfolder": "", "type": "input"}).encode()
-    for mask, ref_value in ((b"not an image", ref), (bomb_png(), ref), (png_bytes(), b'{"filename": ["x"]}'),
-                            (png_bytes(), b"[1]"), (png_bytes(), b"{")):
+    for mask, ref_value in (
+        (b"not an image", ref),
+        (bomb_png(), ref),
+        (png_bytes(), b'{"filename": ["x"]}'),
+        (png_bytes(), b"[1]"),
+        (png_bytes(), b"{"),
+    ):
         body, content_type = multipart({}, "mask.png", mask, extra_files={"original_ref": ref_value})
         status, answer = live_server.request("POST", "/upload/mask", raw=body, headers={"Content-Type": content_type})
         assert 400 <= status < 500, answer
@@ -186,16 +219,22 @@ def test_list_typed_ids_in_missing_nodes_get_400(live_server: LiveServer, workfl
 
 
 def test_lenient_missing_nodes_shapes_still_work(live_server: LiveServer) -> None:
-    workflow = {"nodes": [{"id": 1, "type": "NoSuchNode", "properties": {"cnr_id": "pack", "ver": "1"}}, "junk", {}],
-                "definitions": {"subgraphs": "nonsense"}}
+    workflow = {
+        "nodes": [{"id": 1, "type": "NoSuchNode", "properties": {"cnr_id": "pack", "ver": "1"}}, "junk", {}],
+        "definitions": {"subgraphs": "nonsense"},
+    }
     status, body = live_server.post("/api/plugins/missing", {"workflow": workflow})
     assert status == 200 and [m["class_type"] for m in body["missing"]] == ["NoSuchNode"]
 
 
 @pytest.mark.parametrize("origin", ["http://127.0.0.1:99999", "http://[::1", "http://[::1]:abc", "http://127.0.0.1:-1"])
 def test_an_origin_with_a_bad_port_or_bracket_gets_400(live_server: LiveServer, origin: str) -> None:
-    status, body = live_server.request("POST", "/prompt", raw=json.dumps({"prompt": tiny()}).encode(),
-                                       headers={"Content-Type": "application/json", "Origin": origin})
+    status, body = live_server.request(
+        "POST",
+        "/prompt",
+        raw=json.dumps({"prompt": tiny()}).encode(),
+        headers={"Content-Type": "application/json", "Origin": origin},
+    )
     assert status == 400 and "Origin" in body["error"]["message"], body
 
 
@@ -211,6 +250,7 @@ def test_a_host_with_an_unclosed_bracket_is_refused_not_crashed(live_server: Liv
 
 # -- one prompt cannot break the shared read routes ----------------------------------------
 
+
 class NaNOutput(Node):
     """Shows a NaN, an infinity and a deeply nested value in its UI output."""
 
@@ -223,8 +263,9 @@ class NaNOutput(Node):
         nested: Any = "bottom"
         for _ in range(2000):
             nested = [nested]
-        return Result(value, ui={"numbers": [float("nan"), float("inf"), -float("inf")], "deep": [nested],
-                                 "big": [10 ** 5000]})
+        return Result(
+            value, ui={"numbers": [float("nan"), float("inf"), -float("inf")], "deep": [nested], "big": [10**5000]}
+        )
 
 
 @pytest.fixture
@@ -236,8 +277,9 @@ def odd_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 def test_accepted_prompts_never_break_history_queue_or_jobs(odd_server: LiveServer) -> None:
     live = odd_server
-    status, body = live.post("/prompt", {"prompt": tiny(), "extra_data": {"create_time": "yesterday",
-                                                                          "extra_pnginfo": {"workflow": "x"}}})
+    status, body = live.post(
+        "/prompt", {"prompt": tiny(), "extra_data": {"create_time": "yesterday", "extra_pnginfo": {"workflow": "x"}}}
+    )
     assert status == 200, body
     live.wait_history(body["prompt_id"])
     status, body = live.post("/prompt", {"prompt": tiny(), "number": 2.5, "extra_data": {"extra_pnginfo": {}}})
@@ -305,6 +347,7 @@ def test_big_bodies_and_big_histories_do_not_stall_other_clients(live_server: Li
 
 # -- ids and routing ------------------------------------------------------------------------
 
+
 def test_a_reused_prompt_id_is_refused(live_server: LiveServer) -> None:
     first = live_server.queue_prompt(tiny("first"), prompt_id="mine")
     assert first == "mine"
@@ -313,8 +356,10 @@ def test_a_reused_prompt_id_is_refused(live_server: LiveServer) -> None:
     assert status == 400 and body["error"]["type"] == "prompt_id_in_use" and body["node_errors"] == {}
     assert live_server.wait_history("mine")["outputs"]["2"]["text"] == ["first"]
     # queued (not yet finished) ids are taken too
-    slow = {"1": {"class_type": "TestSlow", "inputs": {"steps": 50, "step_seconds": 0.01, "value": "s"}},
-            "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    slow = {
+        "1": {"class_type": "TestSlow", "inputs": {"steps": 50, "step_seconds": 0.01, "value": "s"}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+    }
     live_server.queue_prompt(slow, prompt_id="busy")
     status, body = live_server.post("/prompt", {"prompt": tiny(), "prompt_id": "busy"})
     assert status == 400 and body["error"]["type"] == "prompt_id_in_use"
@@ -359,6 +404,7 @@ async def test_prompts_without_client_id_send_their_events_to_nobody(live_server
 
 
 # -- a client that stops reading --------------------------------------------------------------
+
 
 def raw_websocket(port: int, client_id: str) -> socket.socket:
     """A WebSocket over a plain socket with a tiny receive buffer, for a client that never reads."""
@@ -420,6 +466,7 @@ async def test_a_client_that_stops_reading_does_not_delay_the_others(live_server
 
 # -- resource guards ----------------------------------------------------------------------------
 
+
 def test_huge_powers_are_refused_before_they_are_computed(live_server: LiveServer) -> None:
     prompt = {
         "1": {"class_type": "MathInt", "inputs": {"a": 10, "b": 9223372036854775807, "operation": "power"}},
@@ -440,9 +487,11 @@ def test_huge_powers_are_refused_before_they_are_computed(live_server: LiveServe
     }
     entry = live_server.wait_history(live_server.queue_prompt(chain))
     assert entry["status"]["status_str"] == "error" and "digits" in json.dumps(entry["status"]["messages"])
-    ok = {"1": {"class_type": "MathInt", "inputs": {"a": 2, "b": 100, "operation": "power"}},
-          "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
-    assert live_server.wait_history(live_server.queue_prompt(ok))["outputs"]["2"]["text"] == [str(2 ** 100)]
+    ok = {
+        "1": {"class_type": "MathInt", "inputs": {"a": 2, "b": 100, "operation": "power"}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+    }
+    assert live_server.wait_history(live_server.queue_prompt(ok))["outputs"]["2"]["text"] == [str(2**100)]
 
 
 def test_string_nodes_refuse_results_over_the_limit(tmp_path: Path) -> None:
@@ -455,8 +504,10 @@ def test_string_nodes_refuse_results_over_the_limit(tmp_path: Path) -> None:
         assert entry["status"]["status_str"] == "error"
         assert "--max-string-length" in json.dumps(entry["status"]["messages"])
         concat = {
-            "1": {"class_type": "StringConcatenate", "inputs": {"string_a": "a" * 60_000, "string_b": "b" * 60_000,
-                                                                 "delimiter": ""}},
+            "1": {
+                "class_type": "StringConcatenate",
+                "inputs": {"string_a": "a" * 60_000, "string_b": "b" * 60_000, "delimiter": ""},
+            },
             "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
         }
         entry = live.wait_history(live.queue_prompt(concat))
@@ -475,9 +526,21 @@ def decode_prompt(width: int, height: int, batch: int) -> dict[str, Any]:
         "pos": {"class_type": "CLIPTextEncode", "inputs": {"text": "a", "clip": ["ckpt", 1]}},
         "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}},
         "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": width, "height": height, "batch_size": batch}},
-        "sample": {"class_type": "KSampler", "inputs": {
-            "model": ["ckpt", 0], "seed": 1, "steps": 1, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal",
-            "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": ["latent", 0], "denoise": 1.0}},
+        "sample": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["ckpt", 0],
+                "seed": 1,
+                "steps": 1,
+                "cfg": 1.0,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "positive": ["pos", 0],
+                "negative": ["neg", 0],
+                "latent_image": ["latent", 0],
+                "denoise": 1.0,
+            },
+        },
         "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sample", 0], "vae": ["ckpt", 2]}},
         "save": {"class_type": "PreviewImage", "inputs": {"images": ["decode", 0]}},
     }
@@ -504,19 +567,38 @@ def test_prompts_over_the_memory_budget_are_refused_at_validation(tmp_path: Path
         assert error["type"] == "memory_budget_exceeded" and error["extra_info"]["input_name"] == "samples"
 
         for prompt in (
-            {"1": {"class_type": "EmptyImage", "inputs": {"width": 16384, "height": 16384, "batch_size": 64, "color": 0}},
-             "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}},
-            {"1": {"class_type": "EmptyImage", "inputs": {"width": 1024, "height": 1024, "batch_size": 1, "color": 0}},
-             "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 4096}},
-             "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}},
-            {"1": {"class_type": "EmptyImage", "inputs": {"width": 4096, "height": 4096, "batch_size": 4, "color": 0}},
-             "2": {"class_type": "ImageScaleBy", "inputs": {"image": ["1", 0], "upscale_method": "bilinear",
-                                                             "scale_by": 4.0}},
-             "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}},
+            {
+                "1": {
+                    "class_type": "EmptyImage",
+                    "inputs": {"width": 16384, "height": 16384, "batch_size": 64, "color": 0},
+                },
+                "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+            },
+            {
+                "1": {
+                    "class_type": "EmptyImage",
+                    "inputs": {"width": 1024, "height": 1024, "batch_size": 1, "color": 0},
+                },
+                "2": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 4096}},
+                "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+            },
+            {
+                "1": {
+                    "class_type": "EmptyImage",
+                    "inputs": {"width": 4096, "height": 4096, "batch_size": 4, "color": 0},
+                },
+                "2": {
+                    "class_type": "ImageScaleBy",
+                    "inputs": {"image": ["1", 0], "upscale_method": "bilinear", "scale_by": 4.0},
+                },
+                "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}},
+            },
         ):
             status, body = live.post("/prompt", {"prompt": prompt})
             assert status == 400, body
-            assert {e["type"] for entry in body["node_errors"].values() for e in entry["errors"]} == {"memory_budget_exceeded"}
+            assert {e["type"] for entry in body["node_errors"].values() for e in entry["errors"]} == {
+                "memory_budget_exceeded"
+            }
 
         status, body = live.post("/prompt", {"prompt": tiny()})
         assert status == 200
@@ -529,8 +611,11 @@ def test_ordinary_prompts_pass_the_default_memory_check(live_server: LiveServer)
 
     config = live_server.server.config
     assert config.max_node_memory_gb is None and config.node_memory_budget > 1 << 30  # half the RAM
-    result = validate_prompt(normalise_prompt(decode_prompt(1024, 1024, 4)), live_server.server.registry,
-                             memory_budget=config.node_memory_budget)
+    result = validate_prompt(
+        normalise_prompt(decode_prompt(1024, 1024, 4)),
+        live_server.server.registry,
+        memory_budget=config.node_memory_budget,
+    )
     assert result.ok and not result.node_errors, result.node_errors
 
 
@@ -554,12 +639,32 @@ def test_x_forwarded_prefix_must_be_a_plain_path_with_a_base_path(tmp_path: Path
             assert 'src="/weft/js/app.js' in html and hostile not in html, hostile
 
 
-
 # -- randomised bodies and graphs (seeded: a failure reproduces) -------------------------------
 
-KEYS = ["prompt", "delete", "clear", "client_id", "extra_data", "number", "prompt_id", "workflow", "nodes", "1",
-        "inputs", "class_type", "type", "id", "unload_models", "free_memory", "partial_execution_targets", "front",
-        "extra_pnginfo", "create_time", "definitions", "subgraphs"]
+KEYS = [
+    "prompt",
+    "delete",
+    "clear",
+    "client_id",
+    "extra_data",
+    "number",
+    "prompt_id",
+    "workflow",
+    "nodes",
+    "1",
+    "inputs",
+    "class_type",
+    "type",
+    "id",
+    "unload_models",
+    "free_memory",
+    "partial_execution_targets",
+    "front",
+    "extra_pnginfo",
+    "create_time",
+    "definitions",
+    "subgraphs",
+]
 SCALARS: list[Any] = [None, True, 0, -1, 10**30, 1.5, 1e308, "x", "", "../..", "\x00", "é" * 3, "1"]
 
 
@@ -577,19 +682,42 @@ def test_random_bodies_on_every_route_never_get_a_5xx(live_server: LiveServer) -
 
     app = live_server.server.app
     assert app is not None
-    routes = sorted({(r.method, r.resource.canonical) for r in app.router.routes()
-                     if r.method in ("GET", "POST", "PUT", "DELETE") and r.resource is not None
-                     and "{" not in r.resource.canonical and not r.resource.canonical.endswith("/ws")})
+    routes = sorted(
+        {
+            (r.method, r.resource.canonical)
+            for r in app.router.routes()
+            if r.method in ("GET", "POST", "PUT", "DELETE")
+            and r.resource is not None
+            and "{" not in r.resource.canonical
+            and not r.resource.canonical.endswith("/ws")
+        }
+    )
     assert len(routes) > 20
     rng = random.Random(1313)
-    queries = ["", "?max_items=x", "?offset=-5", "?filename=..&type=input", "?status=zz", "?limit=1e5",
-               "?filename=a&subfolder=%00", "?max_items=" + "9" * 30, "?sort_by=created_at&sort_order=up"]
+    queries = [
+        "",
+        "?max_items=x",
+        "?offset=-5",
+        "?filename=..&type=input",
+        "?status=zz",
+        "?limit=1e5",
+        "?filename=a&subfolder=%00",
+        "?max_items=" + "9" * 30,
+        "?sort_by=created_at&sort_order=up",
+    ]
     for case in range(400):
         method, path = rng.choice(routes)
-        raw = json.dumps(random_value(rng)).encode() if rng.random() < 0.9 else rng.choice(
-            [b"", b"{", b"\xff", b"[]", b"null", b"NaN", b"[" * 2000])
-        status, body = live_server.request(method, path + rng.choice(queries), raw=None if method == "GET" else raw,
-                                           headers={"Content-Type": "application/json"})
+        raw = (
+            json.dumps(random_value(rng)).encode()
+            if rng.random() < 0.9
+            else rng.choice([b"", b"{", b"\xff", b"[]", b"null", b"NaN", b"[" * 2000])
+        )
+        status, body = live_server.request(
+            method,
+            path + rng.choice(queries),
+            raw=None if method == "GET" else raw,
+            headers={"Content-Type": "application/json"},
+        )
         assert status < 500, (case, method, path, raw[:200], body)
     assert_shared_routes_valid(live_server)
 
@@ -599,8 +727,20 @@ def test_random_graphs_of_utility_nodes_leave_history_valid(live_server: LiveSer
 
     rng = random.Random(4242)
     registry = live_server.server.registry
-    classes = ["PrimitiveString", "PrimitiveInt", "PrimitiveFloat", "MathInt", "MathFloat", "StringConcatenate",
-               "StringReplace", "StringSubstring", "StringLength", "IntToFloat", "FloatToInt", "PreviewAny"]
+    classes = [
+        "PrimitiveString",
+        "PrimitiveInt",
+        "PrimitiveFloat",
+        "MathInt",
+        "MathFloat",
+        "StringConcatenate",
+        "StringReplace",
+        "StringSubstring",
+        "StringLength",
+        "IntToFloat",
+        "FloatToInt",
+        "PreviewAny",
+    ]
     odd: list[Any] = [0, 1, -7, 2**62, 2**63 - 1, 9.5, -1e9, 1e300, "a", "", "b" * 50, True, None, [1, 2], {"x": 1}]
     ids = []
     for case in range(40):

@@ -36,7 +36,12 @@ async def test_full_event_sequence_of_a_run(live_server: LiveServer) -> None:
             ("executing", None),
         ]
         executed = next(d for e, d in ws.events if e == "executed")
-        assert executed == {"node": "3", "display_node": "3", "output": {"text": ["hello world"]}, "prompt_id": prompt_id}
+        assert executed == {
+            "node": "3",
+            "display_node": "3",
+            "output": {"text": ["hello world"]},
+            "prompt_id": prompt_id,
+        }
         start = next(d for e, d in ws.events if e == "execution_start")
         assert isinstance(start["timestamp"], int) and start["timestamp"] > 1_600_000_000_000
         assert any(e == "status" for e, _ in ws.events)
@@ -66,7 +71,10 @@ async def test_one_widget_change_reexecutes_only_that_node_and_descendants(live_
     prompt = {
         "1": {"class_type": "PrimitiveString", "inputs": {"value": "a"}},
         "2": {"class_type": "PrimitiveString", "inputs": {"value": "b"}},
-        "3": {"class_type": "StringConcatenate", "inputs": {"string_a": ["1", 0], "string_b": ["2", 0], "delimiter": "+"}},
+        "3": {
+            "class_type": "StringConcatenate",
+            "inputs": {"string_a": ["1", 0], "string_b": ["2", 0], "delimiter": "+"},
+        },
         "4": {"class_type": "StringReplace", "inputs": {"string": ["3", 0], "find": "+", "replace": "-"}},
         "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}},
         "6": {"class_type": "StringLength", "inputs": {"string": ["1", 0]}},
@@ -91,7 +99,10 @@ async def test_identical_subgraph_in_another_prompt_hits_the_cache(live_server: 
         await ws.wait_done(first)
         renamed = {
             "10": {"class_type": "PrimitiveString", "inputs": {"value": "same"}},
-            "20": {"class_type": "StringConcatenate", "inputs": {"string_a": ["10", 0], "string_b": "graph", "delimiter": " "}},
+            "20": {
+                "class_type": "StringConcatenate",
+                "inputs": {"string_a": ["10", 0], "string_b": "graph", "delimiter": " "},
+            },
             "30": {"class_type": "StringLength", "inputs": {"string": ["20", 0]}},
             "40": {"class_type": "PreviewAny", "inputs": {"source": ["30", 0]}},
         }
@@ -162,7 +173,10 @@ async def test_interrupt_for_another_prompt_id_does_nothing(live_server: LiveSer
 
 
 async def test_events_go_only_to_the_socket_that_queued_the_prompt(live_server: LiveServer) -> None:
-    async with EventRecorder(live_server.ws_url, "owner") as owner, EventRecorder(live_server.ws_url, "bystander") as other:
+    async with (
+        EventRecorder(live_server.ws_url, "owner") as owner,
+        EventRecorder(live_server.ws_url, "bystander") as other,
+    ):
         prompt_id = live_server.queue_prompt(chain_prompt("private"), client_id="owner")
         await owner.wait_done(prompt_id)
         await other.wait_for(lambda e, d: e == "status" and d["status"]["exec_info"]["queue_remaining"] == 0)

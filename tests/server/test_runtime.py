@@ -24,7 +24,7 @@ from server.prompt_server import PromptServer
 from tests.support.nodes_for_tests import make_registry
 from tests.support.server import LiveServer
 
-PACK = '''
+PACK = """
 import folder_paths
 from server import PromptServer
 
@@ -39,7 +39,7 @@ async def hello(request):
 
 
 NODE_CLASS_MAPPINGS = {{}}
-'''
+"""
 
 
 def _png(colour: tuple[int, int, int]) -> bytes:
@@ -61,7 +61,9 @@ def _home(tmp_path: Path, name: str) -> tuple[Path, ServerConfig]:
     detectors.mkdir()
     (detectors / f"{name}.pt").write_bytes(b"x")
     (packs / f"{name}_pack.py").write_text(PACK.format(folder=str(detectors), name=name))
-    config = ServerConfig(base_directory=base, extra_custom_node_dirs=[packs], preview_method=f"{'auto' if name == 'a' else 'latent2rgb'}")
+    config = ServerConfig(
+        base_directory=base, extra_custom_node_dirs=[packs], preview_method=f"{'auto' if name == 'a' else 'latent2rgb'}"
+    )
     return base, config
 
 
@@ -129,8 +131,12 @@ def test_servers_stopped_in_the_order_they_started_leave_nothing_behind(tmp_path
     lives = []
     for name in ("first", "second"):
         base = tmp_path / name
-        lives.append(LiveServer(start_in_thread(create_app(ServerConfig(base_directory=base), make_registry(),
-                                                           load_plugins=False)), base))
+        lives.append(
+            LiveServer(
+                start_in_thread(create_app(ServerConfig(base_directory=base), make_registry(), load_plugins=False)),
+                base,
+            )
+        )
     lives[0].stop()
     assert paths_module.get_paths() is lives[1].runtime.paths
     lives[1].stop()

@@ -44,8 +44,12 @@ def test_model_folders_list_and_resolve_symlinked_files(tmp_path: Path) -> None:
     assert paths.model_path("checkpoints", "sdxl/big.safetensors").read_bytes() == b"weights"
     assert paths.model_path("loras", "style.safetensors").resolve() == (shared / "loras" / "style.safetensors")
     # names from requests still may not climb out
-    for name in ("../../shared-models/loras/style.safetensors", "sdxl/../../x.safetensors",
-                 str(shared / "loras" / "style.safetensors"), "C:\\models\\x.safetensors"):
+    for name in (
+        "../../shared-models/loras/style.safetensors",
+        "sdxl/../../x.safetensors",
+        str(shared / "loras" / "style.safetensors"),
+        "C:\\models\\x.safetensors",
+    ):
         with pytest.raises(UnsafePathError):
             paths.model_path("loras", name)
 
@@ -102,7 +106,9 @@ def _png() -> bytes:
     return buffer.getvalue()
 
 
-def test_a_symlink_out_of_input_is_still_refused(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_symlink_out_of_input_is_still_refused(
+    live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     secret = tmp_path_factory.mktemp("outside") / "secret.png"
     secret.write_bytes(_png())
     os.symlink(secret, live_server.base_dir / "input" / "escape.png")

@@ -40,8 +40,9 @@ def run(server: Any, prompt: dict[str, Any]) -> dict[str, Any]:
 
 def saved_image(server: Any, outputs: dict[str, Any], node: str) -> np.ndarray:
     image = outputs[node]["images"][0]
-    status, body = server.request("GET", f"/view?filename={image['filename']}&subfolder={image['subfolder']}"
-                                         f"&type={image['type']}")
+    status, body = server.request(
+        "GET", f"/view?filename={image['filename']}&subfolder={image['subfolder']}&type={image['type']}"
+    )
     assert status == 200
     return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
 
@@ -50,12 +51,19 @@ def upload(server: Any, name: str, picture: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(picture).save(buffer, format="PNG")
     boundary = "weftboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{name}\"\r\n"
-            "Content-Type: image/png\r\n\r\n").encode() + buffer.getvalue() + (
-        f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"overwrite\"\r\n\r\ntrue\r\n"
-        f"--{boundary}--\r\n").encode()
-    status, answer = server.request("POST", "/upload/image", raw=body,
-                                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{name}"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + buffer.getvalue()
+        + (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="overwrite"\r\n\r\ntrue\r\n--{boundary}--\r\n'
+        ).encode()
+    )
+    status, answer = server.request(
+        "POST", "/upload/image", raw=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     assert status == 200, answer
     return answer["name"]
 
@@ -93,13 +101,18 @@ def test_draws_the_colours_of_held_out_captions(held_out_tally: ev.Tally, attrib
     assert rate >= ev.FLOORS[attribute], held_out_tally.report()
 
 
-@pytest.mark.parametrize("attribute", [
-    "position",
-    # Issue 8 stays open on this one: the autoencoder blurs small shapes' corners (see
-    # test_autoencoder_keeps_what_the_judge_reads), capping the class at ~73 % of real
-    # pictures. strict: the day it passes, this marker must go.
-    pytest.param("shape", marks=pytest.mark.xfail(strict=True, reason="shape class below its 70 % floor (issue 8)")),
-])
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        "position",
+        # Issue 8 stays open on this one: the autoencoder blurs small shapes' corners (see
+        # test_autoencoder_keeps_what_the_judge_reads), capping the class at ~73 % of real
+        # pictures. strict: the day it passes, this marker must go.
+        pytest.param(
+            "shape", marks=pytest.mark.xfail(strict=True, reason="shape class below its 70 % floor (issue 8)")
+        ),
+    ],
+)
 def test_draws_the_layout_of_held_out_captions(held_out_tally: ev.Tally, attribute: str) -> None:
     rate = held_out_tally.rates()[attribute]
     assert rate >= ev.FLOORS[attribute], held_out_tally.report()
@@ -117,16 +130,18 @@ def reconstructions() -> dict[str, Any]:
     data = ds.make_arrays(256, seed=11)
     pixels = torch.from_numpy(data["images"]).float() / 255.0
     with torch.no_grad():
-        latents = torch.cat([vae.encode(pixels[i:i + 64]) for i in range(0, 256, 64)])
-        decoded = torch.cat([vae.decode(latents[i:i + 64]) for i in range(0, 256, 64)])
+        latents = torch.cat([vae.encode(pixels[i : i + 64]) for i in range(0, 256, 64)])
+        decoded = torch.cat([vae.decode(latents[i : i + 64]) for i in range(0, 256, 64)])
     recon = (decoded.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
     mse = ((recon.astype(np.float64) - data["images"]) ** 2).mean()
     tally = ev.Tally()
     for spec, picture in zip(data["specs"], recon, strict=True):
         tally.add(spec.caption(), picture)
     result = {"psnr": 10 * np.log10(255.0**2 / mse), "latent_std": float(latents.std() * 0.18215), "tally": tally}
-    print(f"\nautoencoder on 256 pictures: PSNR {result['psnr']:.1f} dB, scaled latent std "
-          f"{result['latent_std']:.2f}; {tally.report()}")
+    print(
+        f"\nautoencoder on 256 pictures: PSNR {result['psnr']:.1f} dB, scaled latent std "
+        f"{result['latent_std']:.2f}; {tally.report()}"
+    )
     return result
 
 
@@ -155,8 +170,10 @@ def test_controlnet_puts_the_shape_on_the_mask(fresh_server: Any) -> None:
         iou = J.mask_iou(verdict, ds.render(target).mask)
         ious.append(iou)
         landed += iou >= 0.5
-    print(f"\nControlNet, hint elsewhere than the caption: IoU >= 0.5 in {landed}/{len(specs)} "
-          f"(median IoU {np.median(ious):.2f})")
+    print(
+        f"\nControlNet, hint elsewhere than the caption: IoU >= 0.5 in {landed}/{len(specs)} "
+        f"(median IoU {np.median(ious):.2f})"
+    )
     assert landed >= 0.8 * len(specs)
 
 
@@ -164,9 +181,15 @@ def test_controlnet_strength_zero_is_the_picture_without_it(fresh_server: Any) -
     spec = ev.heldout_specs(1)[0]
     name = upload(fresh_server, "hint-zero.png", ev.hint_picture(ev.moved_spec(spec)))
     plain = saved_image(fresh_server, run(fresh_server, ev.txt2img_prompt(spec.caption(), [5], "plain")), "save5")
-    zero = saved_image(fresh_server, run(fresh_server, ev.txt2img_prompt(
-        spec.caption(), [5], "zero", hint_image=name, strength=0.0)), "save5")
-    full = saved_image(fresh_server, run(fresh_server, ev.txt2img_prompt(
-        spec.caption(), [5], "full", hint_image=name, strength=1.0)), "save5")
+    zero = saved_image(
+        fresh_server,
+        run(fresh_server, ev.txt2img_prompt(spec.caption(), [5], "zero", hint_image=name, strength=0.0)),
+        "save5",
+    )
+    full = saved_image(
+        fresh_server,
+        run(fresh_server, ev.txt2img_prompt(spec.caption(), [5], "full", hint_image=name, strength=1.0)),
+        "save5",
+    )
     assert np.array_equal(plain, zero)
     assert not np.array_equal(plain, full)

@@ -67,9 +67,19 @@ def test_partial_captions_keep_the_shape_and_name_only_true_words() -> None:
 
 def test_parse_caption() -> None:
     assert J.parse_caption("a small red circle on the left, blue background") == {
-        "shape": "circle", "colour": "red", "size": "small", "position": "left", "background": "blue"}
+        "shape": "circle",
+        "colour": "red",
+        "size": "small",
+        "position": "left",
+        "background": "blue",
+    }
     assert J.parse_caption("a square in the center") == {
-        "shape": "square", "colour": None, "size": None, "position": "centre", "background": None}
+        "shape": "square",
+        "colour": None,
+        "size": None,
+        "position": "centre",
+        "background": None,
+    }
 
 
 @pytest.mark.parametrize("degrade", ["clean", "noise", "blur"])
@@ -95,8 +105,13 @@ def test_judge_notices_pictures_that_contradict_their_caption() -> None:
     result = J.score("a small blue circle on the left, green background", picture)
     assert result == {"shape": False, "colour": False, "size": False, "position": False, "background": False}
     verdict = J.judge(picture)
-    assert verdict.words() == {"shape": "triangle", "colour": "yellow", "size": "large", "position": "right",
-                               "background": "purple"}
+    assert verdict.words() == {
+        "shape": "triangle",
+        "colour": "yellow",
+        "size": "large",
+        "position": "right",
+        "background": "purple",
+    }
 
 
 def test_judge_on_a_plain_picture_finds_no_shape() -> None:

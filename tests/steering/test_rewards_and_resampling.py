@@ -70,8 +70,15 @@ def test_the_shapes_judge_reward_scores_the_caption(mode):
     spec = ev.heldout_specs(1)[0]
     reward = ShapesJudgeReward().run(spec.caption(), mode)[0]
     right = _picture(spec)
-    wrong_colour = _picture(ds.ShapeSpec(spec.shape, "green" if spec.colour != "green" else "red", spec.size,
-                                         spec.position, spec.background if spec.background != "green" else "white"))
+    wrong_colour = _picture(
+        ds.ShapeSpec(
+            spec.shape,
+            "green" if spec.colour != "green" else "red",
+            spec.size,
+            spec.position,
+            spec.background if spec.background != "green" else "white",
+        )
+    )
     moved = _picture(ev.moved_spec(spec))
     scores = reward(torch.cat([right, wrong_colour, moved]), RewardContext())
     assert float(scores[0]) > 0.95

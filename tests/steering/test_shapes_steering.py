@@ -68,14 +68,21 @@ def comparison(shapes_model: tuple[Any, Any, Any]) -> dict[str, dict[str, Any]]:
     from nodes.steering.particles import ParticleSampler, SteeringSettings
 
     vae = shapes_model[2]
-    tallies: dict[str, dict[str, Any]] = {name: {"right": 0, "score": 0.0, "reports": []}
-                                          for name in ("fk", "best_of_n")}
+    tallies: dict[str, dict[str, Any]] = {
+        name: {"right": 0, "score": 0.0, "reports": []} for name in ("fk", "best_of_n")
+    }
     cases = [(spec.caption(), seed) for seed in SEEDS for spec in ev.heldout_specs(CAPTIONS)]
     for caption, seed in cases:
         reward = ShapesJudgeReward(caption, "soft")
         samplers = {
-            "fk": ParticleSampler(base="euler", vae=vae, reward=reward, particles=PARTICLES, seed=seed,
-                                  steering=SteeringSettings(potential="max", scale=10.0, every=5)),
+            "fk": ParticleSampler(
+                base="euler",
+                vae=vae,
+                reward=reward,
+                particles=PARTICLES,
+                seed=seed,
+                steering=SteeringSettings(potential="max", scale=10.0, every=5),
+            ),
             "best_of_n": ParticleSampler(base="euler", vae=vae, reward=reward, particles=PARTICLES, seed=seed),
         }
         for name, sampler in samplers.items():
@@ -85,9 +92,11 @@ def comparison(shapes_model: tuple[Any, Any, Any]) -> dict[str, dict[str, Any]]:
             tallies[name]["score"] += sum(judged.values()) / len(judged)
             tallies[name]["reports"].append(report)
     for name, tally in tallies.items():
-        print(f"\n{name}: all attributes right {tally['right']}/{len(cases)}, mean fraction right "
-              f"{tally['score'] / len(cases):.3f}, model evaluations per picture "
-              f"{tally['reports'][0]['model_evaluations']}")
+        print(
+            f"\n{name}: all attributes right {tally['right']}/{len(cases)}, mean fraction right "
+            f"{tally['score'] / len(cases):.3f}, model evaluations per picture "
+            f"{tally['reports'][0]['model_evaluations']}"
+        )
     return tallies
 
 
@@ -135,8 +144,9 @@ def test_the_example_workflow_runs_and_matches_its_canvas_document(builtin_paths
     checked = validate_prompt(prompt, registry, outputs)
     assert checked.ok, checked.node_errors
     events: list[tuple[str, Any]] = []
-    run = Executor(registry).execute_sync("example", checked.prompt, outputs, order=checked.order,
-                                          emit=lambda e, d: events.append((e, d)))
+    run = Executor(registry).execute_sync(
+        "example", checked.prompt, outputs, order=checked.order, emit=lambda e, d: events.append((e, d))
+    )
     assert run.status_str == "success", run
     executed = {d["node"]: d["output"] for e, d in events if e == "executed"}
     fk = executed["12"]["weft_report"][0]

@@ -34,8 +34,9 @@ def custom(model, positive, negative, latent, sampler, *, seed, steps, scheduler
 
 
 def fk(vae, reward, *, base="euler_ancestral", k=4, seed=0, **settings) -> ParticleSampler:
-    return ParticleSampler(base=base, vae=vae, reward=reward, particles=k, seed=seed,
-                           steering=SteeringSettings(**{"every": 2, **settings}))
+    return ParticleSampler(
+        base=base, vae=vae, reward=reward, particles=k, seed=seed, steering=SteeringSettings(**{"every": 2, **settings})
+    )
 
 
 BRIGHT = ImageStatisticsReward("brightness")
@@ -44,19 +45,24 @@ BRIGHT = ImageStatisticsReward("brightness")
 TINY_LAMBDA = 2000.0
 
 
-@pytest.mark.parametrize(("base", "scheduler", "steps", "tolerance"), [
-    ("euler", "karras", 6, 1e-4),
-    ("euler_ancestral", "karras", 6, 1e-4),
-    # The built-in dpmpp_2m is diffusers' DPMSolverMultistepScheduler, which calls the UNet at
-    # timesteps rounded to integers; the steering loop calls it at each sigma's exact (fractional)
-    # timestep. The normal schedule with 10 steps has integer timesteps (999, 888, ..., 0), so
-    # there the two agree up to float rounding (VP vs VE arithmetic over 10 steps).
-    ("dpmpp_2m", "normal", 10, 1e-3),
-])
-def test_fk_steering_with_one_particle_equals_the_plain_sampler(model, vae, positive, negative, base, scheduler,
-                                                                steps, tolerance):
-    sampler = SamplerFKSteering().run(vae, BRIGHT, base, 1, "max", 2, "systematic", 1.0, "best", 7,
-                                      **{"lambda": 10.0})[0]
+@pytest.mark.parametrize(
+    ("base", "scheduler", "steps", "tolerance"),
+    [
+        ("euler", "karras", 6, 1e-4),
+        ("euler_ancestral", "karras", 6, 1e-4),
+        # The built-in dpmpp_2m is diffusers' DPMSolverMultistepScheduler, which calls the UNet at
+        # timesteps rounded to integers; the steering loop calls it at each sigma's exact (fractional)
+        # timestep. The normal schedule with 10 steps has integer timesteps (999, 888, ..., 0), so
+        # there the two agree up to float rounding (VP vs VE arithmetic over 10 steps).
+        ("dpmpp_2m", "normal", 10, 1e-3),
+    ],
+)
+def test_fk_steering_with_one_particle_equals_the_plain_sampler(
+    model, vae, positive, negative, base, scheduler, steps, tolerance
+):
+    sampler = SamplerFKSteering().run(vae, BRIGHT, base, 1, "max", 2, "systematic", 1.0, "best", 7, **{"lambda": 10.0})[
+        0
+    ]
     steered = custom(model, positive, negative, empty(), sampler, seed=3, steps=steps, scheduler=scheduler)
     reference = plain(model, positive, negative, empty(), seed=3, steps=steps, sampler=base, scheduler=scheduler)
     torch.testing.assert_close(steered.outputs[0]["samples"], reference, rtol=tolerance, atol=tolerance)
@@ -112,8 +118,15 @@ def test_the_reward_steers_both_ways(model, vae, positive, negative):
 
 
 def test_all_particles_come_back_best_first_with_their_evaluations(model, vae, positive, negative):
-    sampler = ParticleSampler(base="euler_ancestral", vae=vae, reward=BRIGHT, particles=3, seed=1, output="all",
-                              steering=SteeringSettings(every=2))
+    sampler = ParticleSampler(
+        base="euler_ancestral",
+        vae=vae,
+        reward=BRIGHT,
+        particles=3,
+        seed=1,
+        output="all",
+        steering=SteeringSettings(every=2),
+    )
     result = custom(model, positive, negative, empty(2), sampler, seed=2, steps=5)
     samples = result.outputs[0]["samples"]
     assert samples.shape == (6, 4, 8, 8)
@@ -163,8 +176,15 @@ def test_an_inpainting_mask_keeps_the_known_region_in_every_particle(model, vae,
     mask = torch.zeros((1, 8, 8))
     mask[:, :, 4:] = 1.0
     latent["noise_mask"] = mask
-    sampler = ParticleSampler(base="euler_ancestral", vae=vae, reward=BRIGHT, particles=3, seed=0, output="all",
-                              steering=SteeringSettings(every=1))
+    sampler = ParticleSampler(
+        base="euler_ancestral",
+        vae=vae,
+        reward=BRIGHT,
+        particles=3,
+        seed=0,
+        output="all",
+        steering=SteeringSettings(every=1),
+    )
     out = custom(model, positive, negative, latent, sampler, seed=1, steps=4).outputs[0]["samples"]
     assert out.shape == (3, 4, 8, 8)
     torch.testing.assert_close(out[:, :, :, :4], latent["samples"].expand(3, -1, -1, -1)[:, :, :, :4])
@@ -201,37 +221,70 @@ def test_the_nodes_run_in_a_graph_and_report_to_the_sampling_node(model, vae, po
     prompt = {
         "parts": {"class_type": "TestSteeringParts", "inputs": {}},
         "latent": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "bright": {"class_type": "ImageStatisticsReward", "inputs": {"statistic": "target_colour", "red": 0,
-                                                                     "green": 128, "blue": 128}},
-        "colourful": {"class_type": "ImageStatisticsReward", "inputs": {"statistic": "colourfulness", "red": 0,
-                                                                        "green": 0, "blue": 0}},
-        "reward": {"class_type": "CombineRewards", "inputs": {"reward_a": ["bright", 0], "weight_a": 1.0,
-                                                              "reward_b": ["colourful", 0], "weight_b": 0.5}},
-        "fk": {"class_type": "SamplerFKSteering", "inputs": {
-            "vae": ["parts", 1], "reward": ["reward", 0], "sampler_name": "euler_ancestral", "particles": 2,
-            "potential": "difference", "lambda": 20.0, "resample_every": 1, "resampling": "multinomial",
-            "ess_threshold": 0.5, "output": "best", "seed": 3}},
-        "guider": {"class_type": "CFGGuider", "inputs": {"model": ["parts", 0], "positive": ["parts", 2],
-                                                         "negative": ["parts", 3], "cfg": 5.0}},
-        "sigmas": {"class_type": "BasicScheduler", "inputs": {"model": ["parts", 0], "scheduler": "karras",
-                                                              "steps": 3, "denoise": 1.0}},
+        "bright": {
+            "class_type": "ImageStatisticsReward",
+            "inputs": {"statistic": "target_colour", "red": 0, "green": 128, "blue": 128},
+        },
+        "colourful": {
+            "class_type": "ImageStatisticsReward",
+            "inputs": {"statistic": "colourfulness", "red": 0, "green": 0, "blue": 0},
+        },
+        "reward": {
+            "class_type": "CombineRewards",
+            "inputs": {"reward_a": ["bright", 0], "weight_a": 1.0, "reward_b": ["colourful", 0], "weight_b": 0.5},
+        },
+        "fk": {
+            "class_type": "SamplerFKSteering",
+            "inputs": {
+                "vae": ["parts", 1],
+                "reward": ["reward", 0],
+                "sampler_name": "euler_ancestral",
+                "particles": 2,
+                "potential": "difference",
+                "lambda": 20.0,
+                "resample_every": 1,
+                "resampling": "multinomial",
+                "ess_threshold": 0.5,
+                "output": "best",
+                "seed": 3,
+            },
+        },
+        "guider": {
+            "class_type": "CFGGuider",
+            "inputs": {"model": ["parts", 0], "positive": ["parts", 2], "negative": ["parts", 3], "cfg": 5.0},
+        },
+        "sigmas": {
+            "class_type": "BasicScheduler",
+            "inputs": {"model": ["parts", 0], "scheduler": "karras", "steps": 3, "denoise": 1.0},
+        },
         "noise": {"class_type": "RandomNoise", "inputs": {"noise_seed": 1}},
-        "sample": {"class_type": "SamplerCustomAdvanced", "inputs": {
-            "noise": ["noise", 0], "guider": ["guider", 0], "sampler": ["fk", 0], "sigmas": ["sigmas", 0],
-            "latent_image": ["latent", 0]}},
+        "sample": {
+            "class_type": "SamplerCustomAdvanced",
+            "inputs": {
+                "noise": ["noise", 0],
+                "guider": ["guider", 0],
+                "sampler": ["fk", 0],
+                "sigmas": ["sigmas", 0],
+                "latent_image": ["latent", 0],
+            },
+        },
         "shape": {"class_type": "TestLatentShape", "inputs": {"samples": ["sample", 0]}},
     }
     checked = validate_prompt(prompt, registry, ["shape"])
     assert checked.ok, checked.node_errors
     events = []
-    run = Executor(registry).execute_sync("p", checked.prompt, ["shape"], order=checked.order,
-                                          emit=lambda e, d: events.append((e, d)))
+    run = Executor(registry).execute_sync(
+        "p", checked.prompt, ["shape"], order=checked.order, emit=lambda e, d: events.append((e, d))
+    )
     assert run.status_str == "success", run
     executed = {d["node"]: d["output"] for e, d in events if e == "executed"}
     assert executed["shape"]["shape"] == [1, 4, 8, 8]
     report = executed["sample"]["weft_report"][0]
     assert report["name"] == "FKSteering" and report["potential"] == "difference"
     assert report["reward"] == "1*target_colour(0.00,0.50,0.50) + 0.5*colourfulness"
-    bad = validate_prompt({**prompt, "fk": {**prompt["fk"], "inputs": {**prompt["fk"]["inputs"],
-                                                                     "potential": "median"}}}, registry, ["shape"])
+    bad = validate_prompt(
+        {**prompt, "fk": {**prompt["fk"], "inputs": {**prompt["fk"]["inputs"], "potential": "median"}}},
+        registry,
+        ["shape"],
+    )
     assert not bad.ok and "fk" in bad.node_errors

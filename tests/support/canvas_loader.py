@@ -34,16 +34,22 @@ def canvas_prompt(registry: Any, workflow: Path, class_types: set[str], work: Pa
     info = {cls: describe(registry[cls].schema, python_module_of(registry[cls].schema)) for cls in class_types}
     (work / "info.json").write_text(json.dumps(info))
     script = work / "load.mjs"
-    script.write_text(_LOADER % {"state": (ROOT / "web/js/state.js").as_uri(),
-                                 "serialize": (ROOT / "web/js/serialize.js").as_uri()})
-    done = subprocess.run(["node", "--experimental-default-type=module", str(script), str(work / "info.json"),
-                           str(workflow)], capture_output=True, text=True, timeout=60)
+    script.write_text(
+        _LOADER % {"state": (ROOT / "web/js/state.js").as_uri(), "serialize": (ROOT / "web/js/serialize.js").as_uri()}
+    )
+    done = subprocess.run(
+        ["node", "--experimental-default-type=module", str(script), str(work / "info.json"), str(workflow)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 
 def same_prompt(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Equal class types and inputs node by node (titles and other metadata aside)."""
+
     def plain(p: dict[str, Any]) -> dict[str, Any]:
         return {key: {"class_type": node["class_type"], "inputs": node["inputs"]} for key, node in p.items()}
 

@@ -187,8 +187,18 @@ class TestRange(Node):
 
 
 TEST_NODES = [
-    TestSlow, TestFail, TestCount, TestLazySwitch, TestMakeList, TestJoinList, TestRepeat,
-    TestAsyncSleep, TestGate, TestPreviewFrame, TestReadFile, TestRange,
+    TestSlow,
+    TestFail,
+    TestCount,
+    TestLazySwitch,
+    TestMakeList,
+    TestJoinList,
+    TestRepeat,
+    TestAsyncSleep,
+    TestGate,
+    TestPreviewFrame,
+    TestReadFile,
+    TestRange,
 ]
 
 

@@ -30,8 +30,9 @@ class LiveServer:
         self.base_dir = base_dir
 
     # -- tiny synchronous client (for tests that need no WebSocket) ---------------------
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
-                raw: bytes | None = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
         try:

@@ -13,9 +13,16 @@ from typing import Any
 import pytest
 
 UNET_CONFIG = dict(
-    sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
-    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8,
+    sample_size=8,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=1,
+    block_out_channels=(16, 32),
+    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    cross_attention_dim=32,
+    attention_head_dim=4,
+    norm_num_groups=8,
 )
 
 
@@ -50,8 +57,19 @@ def empty(batch: int = 1, size: int = 64) -> dict:
     return EmptyLatentImage().run(size, size, batch)[0]
 
 
-def ksample(model: Any, positive: Any, negative: Any, latent: dict, *, seed: int = 1, steps: int = 2,
-            cfg: float = 5.0, sampler: str = "euler", scheduler: str = "karras", denoise: float = 1.0) -> dict:
+def ksample(
+    model: Any,
+    positive: Any,
+    negative: Any,
+    latent: dict,
+    *,
+    seed: int = 1,
+    steps: int = 2,
+    cfg: float = 5.0,
+    sampler: str = "euler",
+    scheduler: str = "karras",
+    denoise: float = 1.0,
+) -> dict:
     """KSampler's LATENT output (the node's own ``run``, UI reports dropped)."""
     from nodes.diffusion import sampler_nodes as sn
 

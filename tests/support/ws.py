@@ -49,6 +49,7 @@ class EventRecorder:
 
     async def wait_for(self, predicate: Any, timeout: float = 30.0) -> tuple[str, Any]:
         """The first recorded event matching ``predicate(event, data)``, waiting for it."""
+
         async def scan() -> tuple[str, Any]:
             seen = 0
             while True:

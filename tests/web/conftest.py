@@ -22,8 +22,12 @@ from tests.web.nodes import WEB_TEST_NODES
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM = os.environ.get("WEFT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -111,8 +115,12 @@ def _open_canvas(context, url: str, errors: list[str]):
     page.goto(url + "/")
     page.wait_for_function("() => document.body.dataset.ready === 'true'", timeout=15000)
     page.errors = errors  # type: ignore[attr-defined]
-    page.on("console", lambda msg: msg.type == "error" and "Failed to load resource" not in msg.text
-            and errors.append(f"console: {msg.text}"))
+    page.on(
+        "console",
+        lambda msg: (
+            msg.type == "error" and "Failed to load resource" not in msg.text and errors.append(f"console: {msg.text}")
+        ),
+    )
     return page
 
 

@@ -53,7 +53,9 @@ def title(page, node_id: int) -> tuple[float, float]:
     return tuple(page.evaluate(f"window.weft.titleClientPos({node_id})"))
 
 
-def drag(page, start: tuple[float, float], end: tuple[float, float], steps: int = 8, modifiers: list[str] | None = None) -> None:
+def drag(
+    page, start: tuple[float, float], end: tuple[float, float], steps: int = 8, modifiers: list[str] | None = None
+) -> None:
     for m in modifiers or []:
         page.keyboard.down(m)
     page.mouse.move(*start)

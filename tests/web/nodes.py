@@ -17,9 +17,12 @@ from nodes.api import Int, Node, Output
 class WebTestImage(Node):
     category = "testing/image"
     description = "A small gradient image; steps like a sampler with progress and previews."
-    inputs = (Int("width", 64, min=8, max=512, step=8), Int("height", 64, min=8, max=512, step=8),
-              Int("seed", 0, min=0, max=2**32 - 1, control_after_generate=True),
-              Int("steps", 3, min=1, max=50))
+    inputs = (
+        Int("width", 64, min=8, max=512, step=8),
+        Int("height", 64, min=8, max=512, step=8),
+        Int("seed", 0, min=0, max=2**32 - 1, control_after_generate=True),
+        Int("steps", 3, min=1, max=50),
+    )
     outputs = (Output("IMAGE"),)
 
     def run(self, width: int, height: int, seed: int, steps: int) -> Any:

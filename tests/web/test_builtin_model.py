@@ -44,7 +44,8 @@ def test_default_workflow_on_a_fresh_install_draws_its_prompt(browser, fresh_ser
         seen = judge.judge(picture).words()
         assert seen["colour"] == "red" and seen["background"] == "blue", seen
         page.wait_for_function(
-            "() => [...window.weft.renderer.images.values()].some(i => i.complete && i.naturalWidth === 64)")
+            "() => [...window.weft.renderer.images.values()].some(i => i.complete && i.naturalWidth === 64)"
+        )
         page.screenshot(path=str(screenshots / "fresh-install.png"))
     finally:
         context.close()

@@ -29,8 +29,17 @@ def test_first_open_default_workflow_runs(page):
     g = state(page)
     types = sorted(n["type"] for n in g["nodes"])
     if "CheckpointLoaderSimple" in page.evaluate("Object.keys(window.weft.defs)"):
-        assert types == sorted(["CheckpointLoaderSimple", "CLIPTextEncode", "CLIPTextEncode", "EmptyLatentImage",
-                                "KSampler", "VAEDecode", "SaveImage"])
+        assert types == sorted(
+            [
+                "CheckpointLoaderSimple",
+                "CLIPTextEncode",
+                "CLIPTextEncode",
+                "EmptyLatentImage",
+                "KSampler",
+                "VAEDecode",
+                "SaveImage",
+            ]
+        )
         return
     assert types == ["PreviewAny", "PrimitiveStringMultiline"]
     page.keyboard.press("Control+Enter")
@@ -73,15 +82,15 @@ def test_default_txt2img_graph_uses_first_checkpoint(page):
     by_type = {}
     for node_id, entry in api.items():
         by_type.setdefault(entry["class_type"], []).append((node_id, entry["inputs"]))
-    (ckpt_id, ckpt), = by_type["CheckpointLoaderSimple"]
+    ((ckpt_id, ckpt),) = by_type["CheckpointLoaderSimple"]
     assert ckpt == {"ckpt_name": "tiny-sd.safetensors"}
-    (ks_id, ks), = by_type["KSampler"]
+    ((ks_id, ks),) = by_type["KSampler"]
     assert ks["model"] == [ckpt_id, 0] and ks["steps"] == 20 and ks["cfg"] == 8 and ks["sampler_name"] == "euler"
     texts = {inputs["text"]: inputs for _, inputs in by_type["CLIPTextEncode"]}
     assert "text, watermark" in texts and all(t["clip"] == [ckpt_id, 1] for t in texts.values())
-    (_, decode), = by_type["VAEDecode"]
+    ((_, decode),) = by_type["VAEDecode"]
     assert decode == {"samples": [ks_id, 0], "vae": [ckpt_id, 2]}
-    (_, save), = by_type["SaveImage"]
+    ((_, save),) = by_type["SaveImage"]
     assert save["filename_prefix"] == "ComfyUI"
     assert len(result["g"]["links"]) == 9
 
@@ -111,7 +120,11 @@ def test_reroute_and_bypass_keep_the_prompt_right(page):
     a = add_node(page, "primitive int", canvas_point(page, 0.05, 0.3), expect_type="PrimitiveInt")
     mid = add_node(page, "MathInt", canvas_point(page, 0.3, 0.3), expect_type="MathInt")
     show = add_node(page, "preview as text", canvas_point(page, 0.65, 0.3), expect_type="PreviewAny")
-    drag(page, socket(page, a, "output", 0), (lambda r: (r["left"] + 30, r["top"] + 8))(page.evaluate(f"window.weft.widgetClientRect({mid}, 'a')")))
+    drag(
+        page,
+        socket(page, a, "output", 0),
+        (lambda r: (r["left"] + 30, r["top"] + 8))(page.evaluate(f"window.weft.widgetClientRect({mid}, 'a')")),
+    )
     wire(page, mid, 0, show, 0)
     assert links(page) == [(a, 0, mid, 0), (mid, 0, show, 0)]
     # right-click the middle of the second link: add a reroute point on it
@@ -208,8 +221,10 @@ def test_frame_time_panning_500_nodes(page, screenshots):
     machine = f"{cpu_model()} ({os.cpu_count()} cores, {platform.machine()}), Chromium {page.context.browser.version} headless, --disable-gpu"
     print(machine)
     for r in result:
-        print(f"pan 500 nodes at zoom {r['scale']}: median frame {r['frame_median_ms']:.2f} ms, "
-              f"median draw {r['draw_median_ms']:.2f} ms (p95 {r['draw_p95_ms']:.2f}), ~{r['visible_median']} nodes visible")
+        print(
+            f"pan 500 nodes at zoom {r['scale']}: median frame {r['frame_median_ms']:.2f} ms, "
+            f"median draw {r['draw_median_ms']:.2f} ms (p95 {r['draw_p95_ms']:.2f}), ~{r['visible_median']} nodes visible"
+        )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "frame-time.json").write_text(json.dumps({"machine": machine, "results": result}, indent=2))
     assert all(r["frame_median_ms"] > 0 and r["visible_median"] > 0 for r in result)

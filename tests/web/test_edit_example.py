@@ -49,7 +49,8 @@ def test_the_edit_example_opens_runs_on_an_uploaded_picture_and_edits_it(browser
             page.mouse.click(rect["left"] + rect["width"] / 2, rect["top"] + rect["height"] / 2)
         chooser.value.set_files(files=[{"name": "shapes_red_circle.png", "mimeType": "image/png", "buffer": picture}])
         page.wait_for_function(
-            f"() => window.weft.state.nodes.find(n => n.id === {loader}).widgets_values.image === 'shapes_red_circle.png'")
+            f"() => window.weft.state.nodes.find(n => n.id === {loader}).widgets_values.image === 'shapes_red_circle.png'"
+        )
         source = judge.judge(np.asarray(Image.open(io.BytesIO(picture)).convert("RGB"))).words()
         page.keyboard.press("Control+Enter")
         images = wait_output(page, by_type["SaveImage"]["id"], "images", timeout=240000)

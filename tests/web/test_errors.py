@@ -51,7 +51,9 @@ def test_validation_error_highlights_node_and_input(page, screenshots):
     page.click(".menu-item:has-text('Convert string to widget')")
     set_text_widget(page, length, "string", "four")
     page.click("#queue-button")
-    page.wait_for_function(f"() => window.weft.runtime.outputs[{show}] && window.weft.runtime.outputs[{show}].text[0] === '4'")
+    page.wait_for_function(
+        f"() => window.weft.runtime.outputs[{show}] && window.weft.runtime.outputs[{show}].text[0] === '4'"
+    )
     assert page.evaluate("Object.keys(window.weft.runtime.errors).length") == 0
     assert page.locator("#error-panel").is_hidden()
 

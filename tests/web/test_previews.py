@@ -13,8 +13,12 @@ def test_the_canvas_asks_for_previews_when_it_queues(page):
     src, save = build_image_graph(page)
     set_text_widget(page, src, "width", "88")  # a prompt of its own: the output cache must not serve it
     bodies: list[dict] = []
-    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/api/prompt") and bodies.append(
-        json.loads(r.post_data or "{}")))
+    page.on(
+        "request",
+        lambda r: (
+            r.method == "POST" and r.url.endswith("/api/prompt") and bodies.append(json.loads(r.post_data or "{}"))
+        ),
+    )
     page.click("#queue-button")
     wait_output(page, save, "images")
     assert len(bodies) == 1

@@ -17,7 +17,9 @@ def test_batch_queue_cancel_and_interrupt(page, screenshots):
     page.click("#queue-toggle")
     page.click("#queue-button")
     # the running node is highlighted and shows progress
-    page.wait_for_function(f"() => String(window.weft.runtime.executing) === '{slow}' && window.weft.runtime.progress[{slow}]")
+    page.wait_for_function(
+        f"() => String(window.weft.runtime.executing) === '{slow}' && window.weft.runtime.progress[{slow}]"
+    )
     page.wait_for_selector("#queue-panel .queue-item.running")
     page.wait_for_function("() => document.querySelectorAll('#queue-panel .queue-item.pending').length === 2")
     page.wait_for_function("() => parseFloat(document.getElementById('progress-bar').style.width) > 0")
@@ -38,9 +40,13 @@ def test_batch_queue_cancel_and_interrupt(page, screenshots):
         f"() => {{ const r = document.querySelector('#queue-panel .queue-item.running'); return r && r.dataset.promptId !== '{running_id}'; }}"
     )
     page.locator("#queue-panel .queue-item.running button").click()  # interrupt from the panel
-    page.wait_for_function("() => !document.querySelector('#queue-panel .queue-item.running') && !document.querySelector('#queue-panel .queue-item.pending')")
+    page.wait_for_function(
+        "() => !document.querySelector('#queue-panel .queue-item.running') && !document.querySelector('#queue-panel .queue-item.pending')"
+    )
     page.wait_for_function("() => window.weft.runtime.executing === null")
-    page.wait_for_function(f"() => document.querySelector(\"#queue-panel .queue-item.history[data-prompt-id='{running_id}']\")")
+    page.wait_for_function(
+        f"() => document.querySelector(\"#queue-panel .queue-item.history[data-prompt-id='{running_id}']\")"
+    )
     assert page.locator(f"#queue-panel .queue-item.history[data-prompt-id='{last_id}']").count() == 0
 
 

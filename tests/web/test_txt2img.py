@@ -42,7 +42,9 @@ def test_default_txt2img_workflow_runs(browser, diffusion_server, screenshots):
         by_type = {}
         for n in g["nodes"]:
             by_type.setdefault(n["type"], []).append(n)
-        ckpts = page.evaluate("window.weft.defs.CheckpointLoaderSimple.inputs.find(i => i.name === 'ckpt_name').choices")
+        ckpts = page.evaluate(
+            "window.weft.defs.CheckpointLoaderSimple.inputs.find(i => i.name === 'ckpt_name').choices"
+        )
         assert by_type["CheckpointLoaderSimple"][0]["widgets_values"]["ckpt_name"] == ckpts[0]
         assert len(by_type["CLIPTextEncode"]) == 2 and len(g["links"]) == 9
         sampler = by_type["KSampler"][0]["id"]

@@ -82,16 +82,37 @@ def test_group_moves_its_nodes(page):
 
 def test_drop_workflow_json_opens_it(page, screenshots):
     doc = {
-        "format": "weft-workflow", "version": 1, "last_node_id": 2, "last_link_id": 1,
+        "format": "weft-workflow",
+        "version": 1,
+        "last_node_id": 2,
+        "last_link_id": 1,
         "nodes": [
-            {"id": 1, "type": "PrimitiveString", "pos": [100, 100], "size": [240, 0], "mode": 0, "inputs": [],
-             "outputs": [{"name": "STRING", "type": "STRING"}], "widgets_values": {"value": "dropped"}, "properties": {}},
-            {"id": 2, "type": "PreviewAny", "pos": [420, 100], "size": [240, 0], "mode": 0,
-             "inputs": [{"name": "source", "type": "*"}], "outputs": [{"name": "STRING", "type": "STRING"}],
-             "widgets_values": {}, "properties": {}},
+            {
+                "id": 1,
+                "type": "PrimitiveString",
+                "pos": [100, 100],
+                "size": [240, 0],
+                "mode": 0,
+                "inputs": [],
+                "outputs": [{"name": "STRING", "type": "STRING"}],
+                "widgets_values": {"value": "dropped"},
+                "properties": {},
+            },
+            {
+                "id": 2,
+                "type": "PreviewAny",
+                "pos": [420, 100],
+                "size": [240, 0],
+                "mode": 0,
+                "inputs": [{"name": "source", "type": "*"}],
+                "outputs": [{"name": "STRING", "type": "STRING"}],
+                "widgets_values": {},
+                "properties": {},
+            },
         ],
         "links": [{"id": 1, "origin_id": 1, "origin_slot": 0, "target_id": 2, "target_slot": 0, "type": "STRING"}],
-        "groups": [], "extra": {"ds": {"scale": 1, "offset": [0, 0]}},
+        "groups": [],
+        "extra": {"ds": {"scale": 1, "offset": [0, 0]}},
     }
     x, y = canvas_point(page, 0.5, 0.5)
     page.evaluate(
@@ -102,12 +123,16 @@ def test_drop_workflow_json_opens_it(page, screenshots):
         }""",
         [json.dumps(doc), x, y],
     )
-    page.wait_for_function("() => document.querySelector('#tabs .tab.active .tab-name').textContent.includes('dropped')")
+    page.wait_for_function(
+        "() => document.querySelector('#tabs .tab.active .tab-name').textContent.includes('dropped')"
+    )
     g = state(page)
     assert [n["widgets_values"] for n in g["nodes"]] == [{"value": "dropped"}, {}]
     assert len(g["links"]) == 1
     page.keyboard.press("Control+Enter")
-    page.wait_for_function("() => window.weft.runtime.outputs[2] && window.weft.runtime.outputs[2].text[0] === 'dropped'")
+    page.wait_for_function(
+        "() => window.weft.runtime.outputs[2] && window.weft.runtime.outputs[2].text[0] === 'dropped'"
+    )
 
 
 def test_everything_is_requested_under_the_base_path(browser, tmp_path_factory):
@@ -117,15 +142,27 @@ def test_everything_is_requested_under_the_base_path(browser, tmp_path_factory):
     from tests.web.conftest import web_registry
 
     # the proxy is trusted for its headers and authenticates users itself
-    web_server = start_server(tmp_path_factory.mktemp("weft-proxied"), web_registry(), base_path="/elsewhere",
-                              trusted_proxies=["127.0.0.1"], insecure_no_auth=True)
-    context = browser.new_context(viewport={"width": 1200, "height": 800}, extra_http_headers={"X-Forwarded-Prefix": "/weft"})
+    web_server = start_server(
+        tmp_path_factory.mktemp("weft-proxied"),
+        web_registry(),
+        base_path="/elsewhere",
+        trusted_proxies=["127.0.0.1"],
+        insecure_no_auth=True,
+    )
+    context = browser.new_context(
+        viewport={"width": 1200, "height": 800}, extra_http_headers={"X-Forwarded-Prefix": "/weft"}
+    )
     try:
         page = context.new_page()
         seen = []
         # play the proxy: strip the prefix before the request reaches the server
-        page.route("**/*", lambda route: (seen.append(route.request.url), route.continue_(
-            url=route.request.url.replace(f"{web_server.url}/weft/", f"{web_server.url}/"))))
+        page.route(
+            "**/*",
+            lambda route: (
+                seen.append(route.request.url),
+                route.continue_(url=route.request.url.replace(f"{web_server.url}/weft/", f"{web_server.url}/")),
+            ),
+        )
         ws_urls = []
         page.on("websocket", lambda ws: ws_urls.append(ws.url))
         page.goto(web_server.url + "/weft/")
@@ -133,7 +170,7 @@ def test_everything_is_requested_under_the_base_path(browser, tmp_path_factory):
         assert page.evaluate("Object.keys(window.weft.defs).length") > 10
         with page.expect_response(lambda r: "/api/prompt" in r.url):
             page.keyboard.press("Control+Enter")
-        paths = [u[len(web_server.url):] for u in seen]
+        paths = [u[len(web_server.url) :] for u in seen]
         assert any(p.startswith("/weft/api/prompt") for p in paths)
         assert all(p.startswith("/weft/") for p in paths), paths
         assert ws_urls and all("/weft/ws?clientId=" in u for u in ws_urls)
@@ -148,8 +185,9 @@ def test_plugin_web_extension_widget_menu_and_events(browser, tmp_path_factory):
     from tests.support.server import start_server
 
     repo = Path(__file__).resolve().parents[2]
-    live = start_server(tmp_path_factory.mktemp("weft-plugins"), load_plugins=True,
-                        extra_custom_node_dirs=[repo / "custom_nodes"])
+    live = start_server(
+        tmp_path_factory.mktemp("weft-plugins"), load_plugins=True, extra_custom_node_dirs=[repo / "custom_nodes"]
+    )
     context = browser.new_context(viewport={"width": 1300, "height": 800})
     try:
         page = context.new_page()
@@ -166,7 +204,9 @@ def test_plugin_web_extension_widget_menu_and_events(browser, tmp_path_factory):
         assert node(page, swatch)["widgets_values"]["color"] == "#123456"
         page.keyboard.press("Control+z")
         assert node(page, swatch)["widgets_values"]["color"] == "#ff8800"
-        page.wait_for_function(f"() => document.querySelector(\"input.example-color[data-node='{swatch}']\").value === '#ff8800'")
+        page.wait_for_function(
+            f"() => document.querySelector(\"input.example-color[data-node='{swatch}']\").value === '#ff8800'"
+        )
         page.click("#menu-button")
         page.click(".menu-item:has-text('Example pack: count colour swatches')")
         page.wait_for_selector(".toast:has-text('1 colour swatch')")

@@ -42,11 +42,18 @@ SHAPES = ("circle", "square", "triangle", "diamond")
 SIZES = {"small": 18, "large": 30}
 #: Centre of the shape in pixels for each position word.
 POSITIONS: dict[str, tuple[int, int]] = {
-    "left": (16, 32), "right": (48, 32), "top": (32, 16), "bottom": (32, 48), "centre": (32, 32),
+    "left": (16, 32),
+    "right": (48, 32),
+    "top": (32, 16),
+    "bottom": (32, 48),
+    "centre": (32, 32),
 }
 POSITION_PHRASES = {
-    "left": "on the left", "right": "on the right", "top": "at the top",
-    "bottom": "at the bottom", "centre": "in the centre",
+    "left": "on the left",
+    "right": "on the right",
+    "top": "at the top",
+    "bottom": "at the bottom",
+    "centre": "in the centre",
 }
 JITTER_PX = 3
 SIZE_JITTER_PX = 2
@@ -67,8 +74,9 @@ class ShapeSpec:
     dsize: int = 0
 
     def caption(self) -> str:
-        return (f"a {self.size} {self.colour} {self.shape} {POSITION_PHRASES[self.position]}, "
-                f"{self.background} background")
+        return (
+            f"a {self.size} {self.colour} {self.shape} {POSITION_PHRASES[self.position]}, {self.background} background"
+        )
 
     def centre(self) -> tuple[int, int]:
         x, y = POSITIONS[self.position]
@@ -85,9 +93,15 @@ def is_held_out(spec: ShapeSpec) -> bool:
 
 
 def all_combinations() -> list[ShapeSpec]:
-    return [ShapeSpec(shape, colour, size, position, background)
-            for shape in SHAPES for colour in COLOURS for size in SIZES for position in POSITIONS
-            for background in COLOURS if background != colour]
+    return [
+        ShapeSpec(shape, colour, size, position, background)
+        for shape in SHAPES
+        for colour in COLOURS
+        for size in SIZES
+        for position in POSITIONS
+        for background in COLOURS
+        if background != colour
+    ]
 
 
 def random_spec(rng: np.random.Generator, held_out: bool = False, jitter: bool = True) -> ShapeSpec:
@@ -95,14 +109,22 @@ def random_spec(rng: np.random.Generator, held_out: bool = False, jitter: bool =
     colours = list(COLOURS)
     while True:
         colour, background = rng.choice(colours, size=2, replace=False)
-        spec = ShapeSpec(str(rng.choice(SHAPES)), str(colour), str(rng.choice(list(SIZES))),
-                         str(rng.choice(list(POSITIONS))), str(background))
+        spec = ShapeSpec(
+            str(rng.choice(SHAPES)),
+            str(colour),
+            str(rng.choice(list(SIZES))),
+            str(rng.choice(list(POSITIONS))),
+            str(background),
+        )
         if is_held_out(spec) == held_out:
             break
     if jitter:
-        spec = replace(spec, dx=int(rng.integers(-JITTER_PX, JITTER_PX + 1)),
-                       dy=int(rng.integers(-JITTER_PX, JITTER_PX + 1)),
-                       dsize=int(rng.integers(-SIZE_JITTER_PX, SIZE_JITTER_PX + 1)))
+        spec = replace(
+            spec,
+            dx=int(rng.integers(-JITTER_PX, JITTER_PX + 1)),
+            dy=int(rng.integers(-JITTER_PX, JITTER_PX + 1)),
+            dsize=int(rng.integers(-SIZE_JITTER_PX, SIZE_JITTER_PX + 1)),
+        )
     return spec
 
 
@@ -142,7 +164,7 @@ def edge_map(mask: np.ndarray) -> np.ndarray:
     padded = np.pad(binary, 1, mode="edge")
     eroded = binary.copy()
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        eroded &= padded[dy:dy + binary.shape[0], dx:dx + binary.shape[1]]
+        eroded &= padded[dy : dy + binary.shape[0], dx : dx + binary.shape[1]]
     return (binary & ~eroded).astype(np.float32)
 
 

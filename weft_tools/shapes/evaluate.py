@@ -36,8 +36,15 @@ def heldout_specs(count: int = 40, seed: int = 2026) -> list[ds.ShapeSpec]:
     return list(chosen.values())
 
 
-def txt2img_prompt(caption: str, seeds: list[int], prefix: str, *, hint_image: str | None = None,
-                   strength: float = 1.0, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def txt2img_prompt(
+    caption: str,
+    seeds: list[int],
+    prefix: str,
+    *,
+    hint_image: str | None = None,
+    strength: float = 1.0,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One prompt that draws ``caption`` once per seed (the encoders and the loader run once).
 
     With ``hint_image`` (a file in input/), the mask ControlNet is applied to both conditionings
@@ -54,18 +61,40 @@ def txt2img_prompt(caption: str, seeds: list[int], prefix: str, *, hint_image: s
     if hint_image is not None:
         prompt["cn"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": CONTROLNET}}
         prompt["hint"] = {"class_type": "LoadImage", "inputs": {"image": hint_image}}
-        prompt["apply"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
-            "positive": positive, "negative": negative, "control_net": ["cn", 0], "image": ["hint", 0],
-            "strength": strength, "start_percent": 0.0, "end_percent": 1.0}}
+        prompt["apply"] = {
+            "class_type": "ControlNetApplyAdvanced",
+            "inputs": {
+                "positive": positive,
+                "negative": negative,
+                "control_net": ["cn", 0],
+                "image": ["hint", 0],
+                "strength": strength,
+                "start_percent": 0.0,
+                "end_percent": 1.0,
+            },
+        }
         positive, negative = ["apply", 0], ["apply", 1]
     for seed in seeds:
-        prompt[f"sample{seed}"] = {"class_type": "KSampler", "inputs": {
-            "model": ["ckpt", 0], "positive": positive, "negative": negative, "latent_image": ["latent", 0],
-            "seed": seed, "denoise": 1.0, **opts}}
-        prompt[f"decode{seed}"] = {"class_type": "VAEDecode", "inputs": {"samples": [f"sample{seed}", 0],
-                                                                         "vae": ["ckpt", 2]}}
-        prompt[f"save{seed}"] = {"class_type": "SaveImage", "inputs": {"images": [f"decode{seed}", 0],
-                                                                       "filename_prefix": f"{prefix}_{seed}"}}
+        prompt[f"sample{seed}"] = {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["ckpt", 0],
+                "positive": positive,
+                "negative": negative,
+                "latent_image": ["latent", 0],
+                "seed": seed,
+                "denoise": 1.0,
+                **opts,
+            },
+        }
+        prompt[f"decode{seed}"] = {
+            "class_type": "VAEDecode",
+            "inputs": {"samples": [f"sample{seed}", 0], "vae": ["ckpt", 2]},
+        }
+        prompt[f"save{seed}"] = {
+            "class_type": "SaveImage",
+            "inputs": {"images": [f"decode{seed}", 0], "filename_prefix": f"{prefix}_{seed}"},
+        }
     return prompt
 
 
@@ -94,8 +123,9 @@ class Tally:
 def moved_spec(spec: ds.ShapeSpec) -> ds.ShapeSpec:
     """The same shape at another position (the one after it in the list): where the hint will say."""
     positions = list(ds.POSITIONS)
-    return ds.ShapeSpec(spec.shape, spec.colour, spec.size, positions[(positions.index(spec.position) + 1) % 5],
-                        spec.background)
+    return ds.ShapeSpec(
+        spec.shape, spec.colour, spec.size, positions[(positions.index(spec.position) + 1) % 5], spec.background
+    )
 
 
 def hint_picture(spec: ds.ShapeSpec) -> np.ndarray:

@@ -43,8 +43,13 @@ class Verdict:
     coverage: np.ndarray | None = field(default=None, repr=False)
 
     def words(self) -> dict[str, str | None]:
-        return {"shape": self.shape, "colour": self.colour, "size": self.size, "position": self.position,
-                "background": self.background}
+        return {
+            "shape": self.shape,
+            "colour": self.colour,
+            "size": self.size,
+            "position": self.position,
+            "background": self.background,
+        }
 
 
 def nearest_colour(rgb: np.ndarray) -> str:
@@ -86,8 +91,12 @@ def outline_scores(mask: np.ndarray, coverage: np.ndarray | None = None) -> dict
     cy = (y0 + y1) / 2 if y1 - y0 >= diameter - 1 else (y1 - diameter / 2 if y0 == 0 else y0 + diameter / 2)
     size = mask.shape[0]
     soft = mask.astype(np.float32) if coverage is None else np.clip(coverage, 0.0, 1.0)
-    return {shape: max(_soft_iou(soft, ds.render_mask(shape, (cx, cy), diameter + delta, size))
-                       for delta in (-1.0, 0.0, 1.0)) for shape in ds.SHAPES}
+    return {
+        shape: max(
+            _soft_iou(soft, ds.render_mask(shape, (cx, cy), diameter + delta, size)) for delta in (-1.0, 0.0, 1.0)
+        )
+        for shape in ds.SHAPES
+    }
 
 
 def _soft_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -98,8 +107,9 @@ def _soft_iou(a: np.ndarray, b: np.ndarray) -> float:
 def judge(image: np.ndarray) -> Verdict:
     rgb = _as_rgb(image)
     h, w, _ = rgb.shape
-    border = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3), rgb[:, :2].reshape(-1, 3),
-                             rgb[:, -2:].reshape(-1, 3)])
+    border = np.concatenate(
+        [rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3), rgb[:, :2].reshape(-1, 3), rgb[:, -2:].reshape(-1, 3)]
+    )
     bg = np.median(border, axis=0)
     verdict = Verdict(background=nearest_colour(bg), background_rgb=bg)
     distance = np.sqrt(((rgb - bg) ** 2).sum(axis=-1))
@@ -120,8 +130,9 @@ def judge(image: np.ndarray) -> Verdict:
     verdict.shape_rgb, verdict.extent, verdict.coverage = fg, float(extent), np.clip(t, 0.0, 1.0)
     verdict.mask = mask
     verdict.centre = centre
-    verdict.position = min(ds.POSITIONS, key=lambda p: (ds.POSITIONS[p][0] - centre[0]) ** 2
-                           + (ds.POSITIONS[p][1] - centre[1]) ** 2)
+    verdict.position = min(
+        ds.POSITIONS, key=lambda p: (ds.POSITIONS[p][0] - centre[0]) ** 2 + (ds.POSITIONS[p][1] - centre[1]) ** 2
+    )
     verdict.size = "large" if extent >= SIZE_THRESHOLD_PX else "small"
     verdict.shape = classify_outline(mask, t)
     return verdict
@@ -201,8 +212,9 @@ def soft_score(caption: str, image: np.ndarray) -> dict[str, float]:
         elif key == "position":
             cx, cy = verdict.centre  # type: ignore[misc]
             spread = SOFT_SPREADS["position"]
-            degrees[key] = _softmax_pick({p: -((x - cx) ** 2 + (y - cy) ** 2) / (2 * spread**2)
-                                          for p, (x, y) in ds.POSITIONS.items()}, value)
+            degrees[key] = _softmax_pick(
+                {p: -((x - cx) ** 2 + (y - cy) ** 2) / (2 * spread**2) for p, (x, y) in ds.POSITIONS.items()}, value
+            )
         elif key == "size":
             large = 1.0 / (1.0 + float(np.exp(-(float(verdict.extent) - SIZE_THRESHOLD_PX) / SOFT_SPREADS["size"])))
             degrees[key] = large if value == "large" else 1.0 - large

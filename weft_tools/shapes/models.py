@@ -28,24 +28,43 @@ VOCAB = 49408
 SCALING_FACTOR = 0.18215  # SD1's, fixed by the family: the trained latents are rescaled to it
 
 VAE_CONFIG: dict[str, Any] = {
-    "in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 1,
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 1,
     "block_out_channels": [32, 32, 64, 64],
-    "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
-    "norm_num_groups": 32, "sample_size": 64, "scaling_factor": SCALING_FACTOR,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "norm_num_groups": 32,
+    "sample_size": 64,
+    "scaling_factor": SCALING_FACTOR,
 }
 
 UNET_CONFIG: dict[str, Any] = {
-    "sample_size": 8, "in_channels": 4, "out_channels": 4, "layers_per_block": 1,
+    "sample_size": 8,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 1,
     "block_out_channels": [64, 128],
     "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
     "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-    "cross_attention_dim": 64, "attention_head_dim": 8, "norm_num_groups": 32,
+    "cross_attention_dim": 64,
+    "attention_head_dim": 8,
+    "norm_num_groups": 32,
 }
 
 CLIP_CONFIG: dict[str, Any] = {
-    "vocab_size": VOCAB, "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2,
-    "num_attention_heads": 1, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
-    "projection_dim": 64, "layer_norm_eps": 1e-5, "bos_token_id": 49406, "eos_token_id": 49407,
+    "vocab_size": VOCAB,
+    "hidden_size": 64,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 1,
+    "max_position_embeddings": 77,
+    "hidden_act": "quick_gelu",
+    "projection_dim": 64,
+    "layer_norm_eps": 1e-5,
+    "bos_token_id": 49406,
+    "eos_token_id": 49407,
     "pad_token_id": 1,
 }
 
@@ -86,6 +105,13 @@ def alphas_cumprod() -> Any:
     """SD1's cumulative alphas (scaled-linear betas), float64 for exact noise levels."""
     import torch
 
-    betas = torch.linspace(SCHEDULE["beta_start"] ** 0.5, SCHEDULE["beta_end"] ** 0.5,
-                           SCHEDULE["num_train_timesteps"], dtype=torch.float64) ** 2
+    betas = (
+        torch.linspace(
+            SCHEDULE["beta_start"] ** 0.5,
+            SCHEDULE["beta_end"] ** 0.5,
+            SCHEDULE["num_train_timesteps"],
+            dtype=torch.float64,
+        )
+        ** 2
+    )
     return torch.cumprod(1.0 - betas, dim=0)

@@ -56,11 +56,30 @@ class Plan:
         channels, trains longer on whole pictures, and turns the UNet's composition emphasis on
         from step 300 (the shipped run learnt position only once it was on).
         """
-        return cls(vae_channels=(32, 32, 128, 128), coverage_weight=4.0, vae_crop_steps=2400, vae_full_steps=800,
-                   unet_steps=1700, composition_from_step=300)
+        return cls(
+            vae_channels=(32, 32, 128, 128),
+            coverage_weight=4.0,
+            vae_crop_steps=2400,
+            vae_full_steps=800,
+            unet_steps=1700,
+            composition_from_step=300,
+        )
 
     @classmethod
     def quick(cls) -> Plan:
-        return cls(vae_crop_steps=4, vae_full_steps=2, vae_crop_batch=8, vae_full_batch=4, bank_size=64,
-                   unet_steps=4, unet_batch=8, unet_warmup=2, composition_from_step=2, cn_steps=3, cn_batch=8, decoder_steps=3,
-                   decoder_batch=4, checkpoint_every=2)
+        return cls(
+            vae_crop_steps=4,
+            vae_full_steps=2,
+            vae_crop_batch=8,
+            vae_full_batch=4,
+            bank_size=64,
+            unet_steps=4,
+            unet_batch=8,
+            unet_warmup=2,
+            composition_from_step=2,
+            cn_steps=3,
+            cn_batch=8,
+            decoder_steps=3,
+            decoder_batch=4,
+            checkpoint_every=2,
+        )

@@ -142,8 +142,12 @@ class StageRun:
         return (step + 1) % every == 0 or step + 1 == self.total
 
     def progress(self, step: int, **figures: Any) -> None:
-        log(self.work, f"{self.name} step {step + 1}/{self.total}", **figures,
-            s_per_step=(time.time() - self.began) / (step + 1 - self.start))
+        log(
+            self.work,
+            f"{self.name} step {step + 1}/{self.total}",
+            **figures,
+            s_per_step=(time.time() - self.began) / (step + 1 - self.start),
+        )
 
     def checkpoint_or_pause(self, step: int) -> None:
         """After ``step``: spend one step of the budget, save when due, stop when the budget is spent."""

@@ -52,8 +52,23 @@ from .plumbing import Budget, Paused, log
 from .train_autoencoder import train_decoder, train_vae
 from .train_diffusion import Captions, build_bank, train_controlnet, train_unet
 
-__all__ = ["CHECKPOINT_NAME", "CONTROLNET_NAME", "DEFAULT_OUT", "PLANS", "ROOT", "STAGES", "STAGE_IDS", "Budget",
-           "Captions", "Paused", "Plan", "export", "log", "main", "run"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "CONTROLNET_NAME",
+    "DEFAULT_OUT",
+    "PLANS",
+    "ROOT",
+    "STAGES",
+    "STAGE_IDS",
+    "Budget",
+    "Captions",
+    "Paused",
+    "Plan",
+    "export",
+    "log",
+    "main",
+    "run",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "models_builtin"
@@ -70,11 +85,19 @@ def export(plan: Plan, work: Path, out: Path, vae: Any, unet: Any, text: Any, co
     from nodes.diffusion import single_file as sf
 
     meta = {
-        "modelspec.title": "Weft shapes", "modelspec.architecture": "stable-diffusion-v1",
-        "modelspec.prediction_type": "epsilon", "modelspec.resolution": "64x64",
+        "modelspec.title": "Weft shapes",
+        "modelspec.architecture": "stable-diffusion-v1",
+        "modelspec.prediction_type": "epsilon",
+        "modelspec.resolution": "64x64",
         "weft.training": json.dumps(asdict(plan)),
-        "weft.vocabulary": json.dumps({"shapes": list(ds.SHAPES), "colours": list(ds.COLOURS),
-                                       "sizes": list(ds.SIZES), "positions": list(ds.POSITION_PHRASES.values())}),
+        "weft.vocabulary": json.dumps(
+            {
+                "shapes": list(ds.SHAPES),
+                "colours": list(ds.COLOURS),
+                "sizes": list(ds.SIZES),
+                "positions": list(ds.POSITION_PHRASES.values()),
+            }
+        ),
     }
     state = sf.unet_to_ldm(unet.state_dict(), unet.config)
     state.update(sf.vae_to_ldm(vae.state_dict(), vae.config))
@@ -84,18 +107,27 @@ def export(plan: Plan, work: Path, out: Path, vae: Any, unet: Any, text: Any, co
     (out / "controlnet").mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoints" / CHECKPOINT_NAME
     save_file(half, str(checkpoint), metadata=meta)
-    cn_state = {sf.CONTROLNET_PREFIX + sf.unet_ldm_name(k, controlnet.config): v.detach().to(torch.float16).contiguous()
-                for k, v in controlnet.state_dict().items()}
+    cn_state = {
+        sf.CONTROLNET_PREFIX + sf.unet_ldm_name(k, controlnet.config): v.detach().to(torch.float16).contiguous()
+        for k, v in controlnet.state_dict().items()
+    }
     control = out / "controlnet" / CONTROLNET_NAME
-    save_file(cn_state, str(control), metadata={"modelspec.title": "Weft shapes ControlNet (mask)",
-                                                "weft.hint": "mask: white shape on black, 64x64"})
-    log(work, f"exported {checkpoint} ({checkpoint.stat().st_size / 1e6:.1f} MB) and {control} "
-              f"({control.stat().st_size / 1e6:.1f} MB)")
+    save_file(
+        cn_state,
+        str(control),
+        metadata={"modelspec.title": "Weft shapes ControlNet (mask)", "weft.hint": "mask: white shape on black, 64x64"},
+    )
+    log(
+        work,
+        f"exported {checkpoint} ({checkpoint.stat().st_size / 1e6:.1f} MB) and {control} "
+        f"({control.stat().st_size / 1e6:.1f} MB)",
+    )
     return {"checkpoint": checkpoint, "controlnet": control}
 
 
-def run(plan: Plan, work: Path, out: Path, stop_after: str | None = None,
-        max_steps: int | None = None) -> dict[str, Path] | None:
+def run(
+    plan: Plan, work: Path, out: Path, stop_after: str | None = None, max_steps: int | None = None
+) -> dict[str, Path] | None:
     """Train what is not trained yet, then export; ``None`` when stopped early (``stop_after``,
     or ``max_steps`` optimiser steps taken in this call: run again to go on)."""
     import torch
@@ -139,12 +171,20 @@ PLANS = {"shipped": Plan, "shape-focused": Plan.shape_focused}
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, default=ROOT / "training" / "shapes",
-                        help="checkpoints, logs and the latent bank (resumable)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=ROOT / "training" / "shapes",
+        help="checkpoints, logs and the latent bank (resumable)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="models folder to export into")
     parser.add_argument("--quick", action="store_true", help="a few steps of each stage (smoke test)")
-    parser.add_argument("--plan", choices=sorted(PLANS), default="shipped",
-                        help="shipped: the plan the committed weights come from; shape-focused: the next run")
+    parser.add_argument(
+        "--plan",
+        choices=sorted(PLANS),
+        default="shipped",
+        help="shipped: the plan the committed weights come from; shape-focused: the next run",
+    )
     parser.add_argument("--stop-after", choices=STAGES[:-1], help="stop after this stage")
     parser.add_argument("--max-steps", type=int, help="stop (resumably) after this many training steps")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

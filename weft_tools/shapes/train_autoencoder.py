@@ -33,8 +33,8 @@ def vae_batch(plan: Plan, step: int) -> tuple[list[ds.Sample], np.ndarray, np.nd
     images, masks = np.stack([s.image for s in samples]), np.stack([s.mask for s in samples])
     if not full:  # a random 32x32 crop of each picture, on the latent grid (multiples of 8)
         offsets = rng.integers(0, 5, size=(count, 2)) * 8
-        images = np.stack([img[y:y + 32, x:x + 32] for img, (y, x) in zip(images, offsets, strict=True)])
-        masks = np.stack([m[y:y + 32, x:x + 32] for m, (y, x) in zip(masks, offsets, strict=True)])
+        images = np.stack([img[y : y + 32, x : x + 32] for img, (y, x) in zip(images, offsets, strict=True)])
+        masks = np.stack([m[y : y + 32, x : x + 32] for m, (y, x) in zip(masks, offsets, strict=True)])
     return samples, images, masks
 
 
@@ -89,8 +89,12 @@ def autoencoder_report(vae: Any, count: int = 256) -> dict[str, float]:
 
     data = ds.make_arrays(count, seed=11)
     with torch.no_grad():
-        recon = torch.cat([vae.decode(vae.encode(to_tensor(data["images"][i:i + 64])).latent_dist.mean).sample
-                           for i in range(0, count, 64)])
+        recon = torch.cat(
+            [
+                vae.decode(vae.encode(to_tensor(data["images"][i : i + 64])).latent_dist.mean).sample
+                for i in range(0, count, 64)
+            ]
+        )
     pictures = ((recon.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     hits: dict[str, int] = {}
     for spec, picture in zip(data["specs"], pictures, strict=True):
@@ -129,7 +133,7 @@ def normalise_latents(vae: Any, plan: Plan) -> None:
     rng = np.random.default_rng([plan.seed, 99])
     images = np.stack([ds.render(ds.random_spec(rng)).image for _ in range(512)])
     with torch.no_grad():
-        latents = torch.cat([vae.encode(to_tensor(images[i:i + 64])).latent_dist.mean for i in range(0, 512, 64)])
+        latents = torch.cat([vae.encode(to_tensor(images[i : i + 64])).latent_dist.mean for i in range(0, 512, 64)])
         mean = latents.mean(dim=(0, 2, 3)).double()
         std = latents.std(dim=(0, 2, 3)).double()
         scale = (1.0 / sm.SCALING_FACTOR) / std  # new = (old - mean) * scale
@@ -160,8 +164,7 @@ def decoder_loss(plan: Plan, recon: Any, x: Any, samples: list[ds.Sample]) -> tu
     mse = F.mse_loss(recon, x)
     (rdx, rdy), (xdx, xdy) = image_gradients(recon), image_gradients(x)
     coverage = coverage_loss(recon, [s.spec for s in samples], np.stack([s.mask for s in samples]))
-    loss = (F.l1_loss(recon, x) + mse + F.l1_loss(rdx, xdx) + F.l1_loss(rdy, xdy)
-            + plan.coverage_weight * coverage)
+    loss = F.l1_loss(recon, x) + mse + F.l1_loss(rdx, xdx) + F.l1_loss(rdy, xdy) + plan.coverage_weight * coverage
     return loss, mse
 
 

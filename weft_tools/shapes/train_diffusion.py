@@ -47,14 +47,20 @@ def build_bank(plan: Plan, work: Path, vae: Any) -> dict[str, Any]:
     chunks = []
     with torch.no_grad():
         for i in range(0, len(specs), 256):
-            images = np.stack([ds.render(s).image for s in specs[i:i + 256]])
+            images = np.stack([ds.render(s).image for s in specs[i : i + 256]])
             chunks.append(vae.encode(to_tensor(images)).latent_dist.mean * sm.SCALING_FACTOR)
     latents = torch.cat(chunks)
     bank = {"size": plan.bank_size, "latents": latents, "specs": [asdict(s) for s in specs]}
     save_atomic(bank, path)
     record_time(work, "bank", time.time() - began)
-    log(work, "bank built", images=len(specs), latent_std=float(latents.std()), latent_mean=float(latents.mean()),
-        seconds=time.time() - began)
+    log(
+        work,
+        "bank built",
+        images=len(specs),
+        latent_std=float(latents.std()),
+        latent_mean=float(latents.mean()),
+        seconds=time.time() - began,
+    )
     return bank
 
 
@@ -92,8 +98,12 @@ class Source:
 
     @classmethod
     def of(cls, bank: dict[str, Any]) -> Source:
-        return cls(captions=Captions(), alphas=sm.alphas_cumprod(), latents=bank["latents"],
-                   specs=[ds.ShapeSpec(**s) for s in bank["specs"]])
+        return cls(
+            captions=Captions(),
+            alphas=sm.alphas_cumprod(),
+            latents=bank["latents"],
+            specs=[ds.ShapeSpec(**s) for s in bank["specs"]],
+        )
 
 
 def noisy(latents: Any, gen: Any, alphas: Any, high_noise_share: float = 0.0) -> tuple[Any, Any, Any, Any]:
@@ -156,8 +166,9 @@ def unet_batch(plan: Plan, source: Source, step: int) -> tuple[Any, Any, Any, An
     index = rng.integers(0, len(source.specs), plan.unet_batch)
     ids = source.captions.batch([choose_caption(plan, source.specs[i], rng) for i in index])
     share = plan.composition_share if step >= plan.composition_from_step else 0.0
-    x_t, t, noise, snr = noisy(source.latents[torch.from_numpy(index)], torch_generator(plan, "unet", step),
-                               source.alphas, share)
+    x_t, t, noise, snr = noisy(
+        source.latents[torch.from_numpy(index)], torch_generator(plan, "unet", step), source.alphas, share
+    )
     return ids, x_t, t, noise, snr
 
 
@@ -196,8 +207,10 @@ def train_unet(plan: Plan, work: Path, bank: dict[str, Any], budget: Budget) -> 
             losses = []
         loop.checkpoint_or_pause(step)
     loop.finish()
-    save_atomic({"ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(), "step": plan.unet_steps,
-                 "done": True}, loop.path)
+    save_atomic(
+        {"ema_unet": ema_unet.state_dict(), "ema_text": ema_text.state_dict(), "step": plan.unet_steps, "done": True},
+        loop.path,
+    )
     return ema_unet.eval(), ema_text.eval()
 
 
@@ -216,7 +229,7 @@ def controlnet_caption(plan: Plan, spec: ds.ShapeSpec, rng: np.random.Generator)
     if r < 0.1:
         return ""
     if r < 0.35:
-        return (f"a {spec.size} {spec.colour} {spec.shape}, {spec.background} background")
+        return f"a {spec.size} {spec.colour} {spec.shape}, {spec.background} background"
     if r < 0.6:
         others = [p for p in ds.POSITIONS if p != spec.position]
         return ds.ShapeSpec(spec.shape, spec.colour, spec.size, str(rng.choice(others)), spec.background).caption()
@@ -231,8 +244,9 @@ def controlnet_batch(plan: Plan, source: Source, step: int) -> tuple[list[ds.Sha
     index = rng.integers(0, len(source.specs), plan.cn_batch)
     chosen = [source.specs[i] for i in index]
     ids = source.captions.batch([controlnet_caption(plan, s, rng) for s in chosen])
-    x_t, t, noise, snr = noisy(source.latents[torch.from_numpy(index)], torch_generator(plan, "controlnet", step),
-                               source.alphas)
+    x_t, t, noise, snr = noisy(
+        source.latents[torch.from_numpy(index)], torch_generator(plan, "controlnet", step), source.alphas
+    )
     return chosen, ids, x_t, t, noise, snr
 
 
@@ -259,10 +273,16 @@ def train_controlnet(plan: Plan, work: Path, bank: dict[str, Any], unet: Any, te
         set_lr(optimizer, cosine_lr(plan.cn_lr, step, plan.cn_steps, warmup=20))
         with torch.no_grad():
             context = text(input_ids=ids).last_hidden_state
-        down, mid = controlnet(x_t, t, encoder_hidden_states=context, controlnet_cond=mask_hint(chosen),
-                               return_dict=False)
-        pred = unet(x_t, t, encoder_hidden_states=context, down_block_additional_residuals=down,
-                    mid_block_additional_residual=mid).sample
+        down, mid = controlnet(
+            x_t, t, encoder_hidden_states=context, controlnet_cond=mask_hint(chosen), return_dict=False
+        )
+        pred = unet(
+            x_t,
+            t,
+            encoder_hidden_states=context,
+            down_block_additional_residuals=down,
+            mid_block_additional_residual=mid,
+        ).sample
         loss = epsilon_loss(plan, pred, noise, snr)
         optimise(optimizer, loss, controlnet.parameters())
         ema_update(ema, controlnet, min(0.995, (1 + step) / (10 + step)))

@@ -11,5 +11,11 @@ from .node_typing import (
 )
 
 __all__ = [
-    "IO", "CheckLazyMixin", "ComfyNodeABC", "FileLocator", "InputTypeDict", "InputTypeOptions", "StrEnum",
+    "IO",
+    "CheckLazyMixin",
+    "ComfyNodeABC",
+    "FileLocator",
+    "InputTypeDict",
+    "InputTypeOptions",
+    "StrEnum",
 ]

@@ -37,8 +37,13 @@ def _preview_bytes(image: Any) -> bytes | None:
     return buffer.getvalue()
 
 
-def set_progress(value: float, max_value: float, node_id: str | None = None, preview_image: Any = None,
-                 ignore_size_limit: bool = False) -> None:
+def set_progress(
+    value: float,
+    max_value: float,
+    node_id: str | None = None,
+    preview_image: Any = None,
+    ignore_size_limit: bool = False,
+) -> None:
     """Report a node's progress (and optionally a preview) to the client that queued the run."""
     ctx = current_context()
     if ctx is None:
@@ -58,8 +63,14 @@ class ComfyAPI_latest:  # noqa: N801 - ComfyUI's name
     STABLE = False
 
     class Execution:
-        async def set_progress(self, value: float, max_value: float, node_id: str | None = None,
-                               preview_image: Any = None, ignore_size_limit: bool = False) -> None:
+        async def set_progress(
+            self,
+            value: float,
+            max_value: float,
+            node_id: str | None = None,
+            preview_image: Any = None,
+            ignore_size_limit: bool = False,
+        ) -> None:
             set_progress(value, max_value, node_id, preview_image, ignore_size_limit)
 
     def __init__(self) -> None:
@@ -73,8 +84,14 @@ class ComfyAPISync_latest:  # noqa: N801 - ComfyUI's name
     STABLE = False
 
     class Execution:
-        def set_progress(self, value: float, max_value: float, node_id: str | None = None,
-                         preview_image: Any = None, ignore_size_limit: bool = False) -> None:
+        def set_progress(
+            self,
+            value: float,
+            max_value: float,
+            node_id: str | None = None,
+            preview_image: Any = None,
+            ignore_size_limit: bool = False,
+        ) -> None:
             set_progress(value, max_value, node_id, preview_image, ignore_size_limit)
 
     def __init__(self) -> None:

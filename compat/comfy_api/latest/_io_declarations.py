@@ -37,15 +37,29 @@ class NumberDisplay(StrEnum):
 class RemoteOptions:
     """Options of a combo whose choices a client fetches from a route (published as given)."""
 
-    def __init__(self, route: str, refresh_button: bool, control_after_refresh: Literal["first", "last"] = "first",
-                 timeout: int | None = None, max_retries: int | None = None, refresh: int | None = None) -> None:
+    def __init__(
+        self,
+        route: str,
+        refresh_button: bool,
+        control_after_refresh: Literal["first", "last"] = "first",
+        timeout: int | None = None,
+        max_retries: int | None = None,
+        refresh: int | None = None,
+    ) -> None:
         self.route, self.refresh_button, self.control_after_refresh = route, refresh_button, control_after_refresh
         self.timeout, self.max_retries, self.refresh = timeout, max_retries, refresh
 
     def as_dict(self) -> dict[str, Any]:
-        return _prune({"route": self.route, "refresh_button": self.refresh_button,
-                       "control_after_refresh": self.control_after_refresh, "timeout": self.timeout,
-                       "max_retries": self.max_retries, "refresh": self.refresh})
+        return _prune(
+            {
+                "route": self.route,
+                "refresh_button": self.refresh_button,
+                "control_after_refresh": self.control_after_refresh,
+                "timeout": self.timeout,
+                "max_retries": self.max_retries,
+                "refresh": self.refresh,
+            }
+        )
 
 
 # -- inputs and outputs ---------------------------------------------------------------------
@@ -54,9 +68,16 @@ class Input:
 
     io_type: ClassVar[str] = "*"
 
-    def __init__(self, id: str, display_name: str | None = None, optional: bool = False, tooltip: str | None = None,
-                 lazy: bool | None = None, extra_dict: dict[str, Any] | None = None,
-                 raw_link: bool | None = None) -> None:
+    def __init__(
+        self,
+        id: str,
+        display_name: str | None = None,
+        optional: bool = False,
+        tooltip: str | None = None,
+        lazy: bool | None = None,
+        extra_dict: dict[str, Any] | None = None,
+        raw_link: bool | None = None,
+    ) -> None:
         self.id = id
         self.display_name = display_name
         self.optional = optional
@@ -70,17 +91,28 @@ class Input:
 
     def as_dict(self) -> dict[str, Any]:
         """The V1 options dict (``INPUT_TYPES()[...][name][1]``)."""
-        return _prune({"display_name": self.display_name, "tooltip": self.tooltip, "lazy": self.lazy,
-                       "rawLink": self.rawLink}) | _prune(self.extra_dict)
+        return _prune(
+            {"display_name": self.display_name, "tooltip": self.tooltip, "lazy": self.lazy, "rawLink": self.rawLink}
+        ) | _prune(self.extra_dict)
 
 
 class WidgetInput(Input):
     """An input that can also be a widget (a value typed into the node)."""
 
-    def __init__(self, id: str, display_name: str | None = None, optional: bool = False, tooltip: str | None = None,
-                 lazy: bool | None = None, default: Any = None, socketless: bool | None = None,
-                 widget_type: str | None = None, force_input: bool | None = None,
-                 extra_dict: dict[str, Any] | None = None, raw_link: bool | None = None) -> None:
+    def __init__(
+        self,
+        id: str,
+        display_name: str | None = None,
+        optional: bool = False,
+        tooltip: str | None = None,
+        lazy: bool | None = None,
+        default: Any = None,
+        socketless: bool | None = None,
+        widget_type: str | None = None,
+        force_input: bool | None = None,
+        extra_dict: dict[str, Any] | None = None,
+        raw_link: bool | None = None,
+    ) -> None:
         super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
         self.default = default
         self.socketless = socketless
@@ -91,8 +123,14 @@ class WidgetInput(Input):
         return self.widget_type if self.widget_type is not None else self.io_type
 
     def as_dict(self) -> dict[str, Any]:
-        return super().as_dict() | _prune({"default": self.default, "socketless": self.socketless,
-                                            "widgetType": self.widget_type, "forceInput": self.force_input})
+        return super().as_dict() | _prune(
+            {
+                "default": self.default,
+                "socketless": self.socketless,
+                "widgetType": self.widget_type,
+                "forceInput": self.force_input,
+            }
+        )
 
 
 class Output:
@@ -100,8 +138,13 @@ class Output:
 
     io_type: ClassVar[str] = "*"
 
-    def __init__(self, id: str | None = None, display_name: str | None = None, tooltip: str | None = None,
-                 is_output_list: bool = False) -> None:
+    def __init__(
+        self,
+        id: str | None = None,
+        display_name: str | None = None,
+        tooltip: str | None = None,
+        is_output_list: bool = False,
+    ) -> None:
         self.id = id
         self.display_name = display_name if display_name else id
         self.tooltip = tooltip
@@ -142,8 +185,19 @@ def comfytype(io_type: str, **kwargs: Any) -> Callable[[type], type]:
         for name in ("Input", "Output"):
             nested = getattr(cls, name, None)
             if isinstance(nested, type):
-                setattr(cls, name, type(name, (nested,), {"io_type": io_type, "__module__": cls.__module__,
-                                                          "__qualname__": f"{cls.__qualname__}.{name}"}))
+                setattr(
+                    cls,
+                    name,
+                    type(
+                        name,
+                        (nested,),
+                        {
+                            "io_type": io_type,
+                            "__module__": cls.__module__,
+                            "__qualname__": f"{cls.__qualname__}.{name}",
+                        },
+                    ),
+                )
         return cls
 
     return decorate

@@ -27,8 +27,13 @@ class NodeOutput:
     """What ``execute`` returns: output values, plus optional ``ui``, ``expand`` (a sub-graph
     to run in the node's place) and ``block_execution`` (a message: block the outputs)."""
 
-    def __init__(self, *args: Any, ui: _UIOutput | dict[str, Any] | None = None, expand: dict[str, Any] | None = None,
-                 block_execution: str | None = None) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        ui: _UIOutput | dict[str, Any] | None = None,
+        expand: dict[str, Any] | None = None,
+        block_execution: str | None = None,
+    ) -> None:
         self.args = args
         self.ui = ui
         self.expand = expand

@@ -24,9 +24,16 @@ class HiddenHolder:
     """``cls.hidden`` inside ``execute``: the hidden values of the running node (``None`` when
     the schema did not ask for one)."""
 
-    def __init__(self, unique_id: str | None = None, prompt: Any = None, extra_pnginfo: Any = None,
-                 dynprompt: Any = None, auth_token_comfy_org: str | None = None,
-                 api_key_comfy_org: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        unique_id: str | None = None,
+        prompt: Any = None,
+        extra_pnginfo: Any = None,
+        dynprompt: Any = None,
+        auth_token_comfy_org: str | None = None,
+        api_key_comfy_org: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.unique_id = unique_id
         self.prompt = prompt
         self.extra_pnginfo = extra_pnginfo
@@ -48,12 +55,24 @@ class Schema:
     """What a v3 node declares. Unknown keyword arguments (fields newer ComfyUI versions add,
     such as pricing badges) are kept but ignored."""
 
-    def __init__(self, node_id: str, display_name: str | None = None, category: str = "sd",
-                 inputs: list[Input] | None = None, outputs: list[Output] | None = None,
-                 hidden: list[Hidden] | None = None, description: str = "", is_input_list: bool = False,
-                 is_output_node: bool = False, is_deprecated: bool = False, is_experimental: bool = False,
-                 is_api_node: bool = False, not_idempotent: bool = False, enable_expand: bool = False,
-                 **extra: Any) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        display_name: str | None = None,
+        category: str = "sd",
+        inputs: list[Input] | None = None,
+        outputs: list[Output] | None = None,
+        hidden: list[Hidden] | None = None,
+        description: str = "",
+        is_input_list: bool = False,
+        is_output_node: bool = False,
+        is_deprecated: bool = False,
+        is_experimental: bool = False,
+        is_api_node: bool = False,
+        not_idempotent: bool = False,
+        enable_expand: bool = False,
+        **extra: Any,
+    ) -> None:
         self.node_id = node_id
         self.display_name = display_name
         self.category = category

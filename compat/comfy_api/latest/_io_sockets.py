@@ -25,9 +25,17 @@ class MultiType:
     io_type: ClassVar[str] = "COMFY_MULTITYPED_V3"
 
     class Input(Input):
-        def __init__(self, id: str | Input, types: list[Any], display_name: str | None = None,
-                     optional: bool = False, tooltip: str | None = None, lazy: bool | None = None,
-                     extra_dict: dict[str, Any] | None = None, raw_link: bool | None = None) -> None:
+        def __init__(
+            self,
+            id: str | Input,
+            types: list[Any],
+            display_name: str | None = None,
+            optional: bool = False,
+            tooltip: str | None = None,
+            lazy: bool | None = None,
+            extra_dict: dict[str, Any] | None = None,
+            raw_link: bool | None = None,
+        ) -> None:
             self.input_override: Input | None = None
             if isinstance(id, Input):
                 self.input_override = copy.copy(id)
@@ -66,15 +74,29 @@ class MatchType:
             self.template_id, self.allowed_types = template_id, allowed_types
 
     class Input(Input):
-        def __init__(self, id: str, template: Any = None, display_name: str | None = None, optional: bool = False,
-                     tooltip: str | None = None, lazy: bool | None = None, extra_dict: dict[str, Any] | None = None,
-                     raw_link: bool | None = None) -> None:
+        def __init__(
+            self,
+            id: str,
+            template: Any = None,
+            display_name: str | None = None,
+            optional: bool = False,
+            tooltip: str | None = None,
+            lazy: bool | None = None,
+            extra_dict: dict[str, Any] | None = None,
+            raw_link: bool | None = None,
+        ) -> None:
             super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
             self.template = template
 
     class Output(Output):
-        def __init__(self, template: Any = None, id: str | None = None, display_name: str | None = None,
-                     tooltip: str | None = None, is_output_list: bool = False) -> None:
+        def __init__(
+            self,
+            template: Any = None,
+            id: str | None = None,
+            display_name: str | None = None,
+            tooltip: str | None = None,
+            is_output_list: bool = False,
+        ) -> None:
             super().__init__(id, display_name, tooltip, is_output_list)
             self.template = template
 

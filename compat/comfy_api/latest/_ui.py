@@ -59,8 +59,13 @@ class ImageSaveHelper:
     """Saving IMAGE batches as PNG files, with the prompt in their metadata when ``cls`` is given."""
 
     @staticmethod
-    def save_images(images: Any, filename_prefix: str, folder_type: FolderType | str, cls: type[ComfyNode] | None,
-                    compress_level: int = 4) -> list[SavedResult]:
+    def save_images(
+        images: Any,
+        filename_prefix: str,
+        folder_type: FolderType | str,
+        cls: type[ComfyNode] | None,
+        compress_level: int = 4,
+    ) -> list[SavedResult]:
         from nodes.diffusion.image import save_images
 
         prompt, extra = _hidden(cls)
@@ -68,20 +73,18 @@ class ImageSaveHelper:
         return [SavedResult(s["filename"], s["subfolder"], s["type"]) for s in saved]
 
     @staticmethod
-    def get_save_images_ui(images: Any, filename_prefix: str, cls: type[ComfyNode] | None,
-                           compress_level: int = 4) -> SavedImages:
-        return SavedImages(ImageSaveHelper.save_images(images, filename_prefix, FolderType.output, cls,
-                                                       compress_level))
+    def get_save_images_ui(
+        images: Any, filename_prefix: str, cls: type[ComfyNode] | None, compress_level: int = 4
+    ) -> SavedImages:
+        return SavedImages(ImageSaveHelper.save_images(images, filename_prefix, FolderType.output, cls, compress_level))
 
 
 class PreviewImage(_UIOutput):
     """Show an IMAGE batch on the node (written to temp/, like the PreviewImage node)."""
 
-    def __init__(self, image: Any, animated: bool = False, cls: type[ComfyNode] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, image: Any, animated: bool = False, cls: type[ComfyNode] | None = None, **kwargs: Any) -> None:
         suffix = "".join(random.choice("abcdefghijklmnopqrstupvxyz") for _ in range(5))
-        self.values = ImageSaveHelper.save_images(image, f"Weft_temp_{suffix}", FolderType.temp, cls,
-                                                  compress_level=1)
+        self.values = ImageSaveHelper.save_images(image, f"Weft_temp_{suffix}", FolderType.temp, cls, compress_level=1)
         self.animated = animated
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,8 +94,7 @@ class PreviewImage(_UIOutput):
 class PreviewMask(PreviewImage):
     """Show a MASK batch as grey images."""
 
-    def __init__(self, mask: Any, animated: bool = False, cls: type[ComfyNode] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, mask: Any, animated: bool = False, cls: type[ComfyNode] | None = None, **kwargs: Any) -> None:
         image = mask.reshape((-1, 1, mask.shape[-2], mask.shape[-1])).movedim(1, -1).expand(-1, -1, -1, 3)
         super().__init__(image, animated, cls, **kwargs)
 
@@ -149,6 +151,14 @@ class SavedAudios(_UIOutput):
 
 
 __all__ = [
-    "SavedResult", "SavedImages", "SavedAudios", "ImageSaveHelper", "PreviewImage", "PreviewMask", "PreviewText",
-    "PreviewVideo", "PreviewUI3D", "PreviewAudio",
+    "SavedResult",
+    "SavedImages",
+    "SavedAudios",
+    "ImageSaveHelper",
+    "PreviewImage",
+    "PreviewMask",
+    "PreviewText",
+    "PreviewVideo",
+    "PreviewUI3D",
+    "PreviewAudio",
 ]

@@ -108,8 +108,12 @@ class AsyncEcho(io.ComfyNode):
 class SyncProgress(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(node_id="V3SyncProgress", category=CATEGORY, inputs=[io.AnyType.Input("value")],
-                         outputs=[io.AnyType.Output()])
+        return io.Schema(
+            node_id="V3SyncProgress",
+            category=CATEGORY,
+            inputs=[io.AnyType.Input("value")],
+            outputs=[io.AnyType.Output()],
+        )
 
     @classmethod
     def execute(cls, value: Any) -> io.NodeOutput:
@@ -157,8 +161,10 @@ class Repeat(io.ComfyNode):
             node_id="V3Repeat",
             category=CATEGORY,
             enable_expand=True,
-            inputs=[io.Float.Input("value", default=1.0, min=-100.0, max=100.0),
-                    io.Int.Input("times", default=3, min=1, max=20)],
+            inputs=[
+                io.Float.Input("value", default=1.0, min=-100.0, max=100.0),
+                io.Int.Input("times", default=3, min=1, max=20),
+            ],
             outputs=[io.Float.Output()],
         )
 
@@ -174,9 +180,12 @@ class Repeat(io.ComfyNode):
 class Gate(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(node_id="V3Gate", category=CATEGORY,
-                         inputs=[io.AnyType.Input("value"), io.Boolean.Input("open", default=True)],
-                         outputs=[io.AnyType.Output()])
+        return io.Schema(
+            node_id="V3Gate",
+            category=CATEGORY,
+            inputs=[io.AnyType.Input("value"), io.Boolean.Input("open", default=True)],
+            outputs=[io.AnyType.Output()],
+        )
 
     @classmethod
     def execute(cls, value: Any, open: bool) -> io.NodeOutput:
@@ -190,9 +199,12 @@ class Counter(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(node_id="V3Counter", category=CATEGORY,
-                         inputs=[io.String.Input("label", default="c"), io.Boolean.Input("volatile", default=False)],
-                         outputs=[io.Int.Output()])
+        return io.Schema(
+            node_id="V3Counter",
+            category=CATEGORY,
+            inputs=[io.String.Input("label", default="c"), io.Boolean.Input("volatile", default=False)],
+            outputs=[io.Int.Output()],
+        )
 
     @classmethod
     def fingerprint_inputs(cls, label: str, volatile: bool) -> Any:
@@ -210,9 +222,12 @@ class FloatsOnly(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(node_id="V3FloatsOnly", category=CATEGORY,
-                         inputs=[io.MultiType.Input(io.Float.Input("value", default=0.5), types=[io.Int])],
-                         outputs=[io.Float.Output()])
+        return io.Schema(
+            node_id="V3FloatsOnly",
+            category=CATEGORY,
+            inputs=[io.MultiType.Input(io.Float.Input("value", default=0.5), types=[io.Int])],
+            outputs=[io.Float.Output()],
+        )
 
     @classmethod
     def validate_inputs(cls, input_types: dict[str, str], value: float | None = None) -> bool | str:
@@ -230,8 +245,13 @@ class Describe(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(node_id="V3Describe", category=CATEGORY, inputs=[],
-                         outputs=[io.String.Output()], hidden=[io.Hidden.unique_id, io.Hidden.prompt])
+        return io.Schema(
+            node_id="V3Describe",
+            category=CATEGORY,
+            inputs=[],
+            outputs=[io.String.Output()],
+            hidden=[io.Hidden.unique_id, io.Hidden.prompt],
+        )
 
     @classmethod
     def execute(cls) -> io.NodeOutput:
@@ -243,10 +263,15 @@ class SolidPreview(io.ComfyNode):
 
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(node_id="V3SolidPreview", category=CATEGORY,
-                         inputs=[io.Int.Input("size", default=4, min=1, max=64),
-                                 io.Float.Input("value", default=0.5, min=0.0, max=1.0, display_mode=io.NumberDisplay.slider)],
-                         outputs=[io.Image.Output()])
+        return io.Schema(
+            node_id="V3SolidPreview",
+            category=CATEGORY,
+            inputs=[
+                io.Int.Input("size", default=4, min=1, max=64),
+                io.Float.Input("value", default=0.5, min=0.0, max=1.0, display_mode=io.NumberDisplay.slider),
+            ],
+            outputs=[io.Image.Output()],
+        )
 
     @classmethod
     def execute(cls, size: int, value: float) -> io.NodeOutput:
@@ -259,16 +284,30 @@ class SolidPreview(io.ComfyNode):
 class MappedUpper(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        return io.Schema(node_id="V3MappedUpper", category=CATEGORY,
-                         inputs=[io.String.Input("text")], outputs=[io.String.Output()])
+        return io.Schema(
+            node_id="V3MappedUpper", category=CATEGORY, inputs=[io.String.Input("text")], outputs=[io.String.Output()]
+        )
 
     @classmethod
     def execute(cls, text: str) -> io.NodeOutput:
         return io.NodeOutput(text.upper())
 
 
-NODES: list[type[io.ComfyNode]] = [Arithmetic, ShowValue, LazySwitch, AsyncEcho, SyncProgress, Words, Join, Repeat,
-                                   Gate, Counter, FloatsOnly, Describe, SolidPreview]
+NODES: list[type[io.ComfyNode]] = [
+    Arithmetic,
+    ShowValue,
+    LazySwitch,
+    AsyncEcho,
+    SyncProgress,
+    Words,
+    Join,
+    Repeat,
+    Gate,
+    Counter,
+    FloatsOnly,
+    Describe,
+    SolidPreview,
+]
 
 
 class V3TestExtension(ComfyExtension):

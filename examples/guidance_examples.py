@@ -129,11 +129,8 @@ EXAMPLES = {
 }
 
 
-def ui_workflow(prompt: dict[str, Any], registry: Any) -> dict[str, Any]:
-    """The API prompt as a ComfyUI UI-format workflow (what the canvas's Save writes for ComfyUI)."""
-    from engine.schema import WIDGET_TYPES
-
-    ids = {key: number for number, key in enumerate(prompt, start=1)}
+def _depths(prompt: dict[str, Any]) -> dict[str, int]:
+    """Each node's column: one past its deepest parent, so every link runs left to right."""
     depth: dict[str, int] = {}
 
     def depth_of(key: str) -> int:
@@ -142,32 +139,62 @@ def ui_workflow(prompt: dict[str, Any], registry: Any) -> dict[str, Any]:
             depth[key] = 1 + max((depth_of(p) for p in parents), default=-1)
         return depth[key]
 
+    for key in prompt:
+        depth_of(key)
+    return depth
+
+
+def _sockets_and_widgets(
+    key: str,
+    prompt: dict[str, Any],
+    registry: Any,
+    ids: dict[str, int],
+    links: list[list[Any]],
+    outgoing: dict[tuple[str, int], list[int]],
+) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Node ``key``'s input sockets and widget values in /object_info order.
+
+    Appends the links into its sockets to ``links`` (numbered on from those already there) and
+    their ids to ``outgoing`` by source output, from which the output sockets are filled once every
+    node is built. Seeds get ComfyUI's extra "control after generate" widget value.
+    """
+    from engine.schema import WIDGET_TYPES
+
+    node = prompt[key]
+    inputs: list[dict[str, Any]] = []
+    widgets: list[Any] = []
+    for spec in registry[node["class_type"]].schema.inputs:
+        if spec.kind == "hidden":
+            continue
+        value = node["inputs"].get(spec.name)
+        if spec.type in WIDGET_TYPES and not spec.options.get("forceInput"):
+            widgets.append(value)
+            if spec.type == "INT" and (
+                spec.options.get("control_after_generate") or spec.name in ("seed", "noise_seed")
+            ):
+                widgets.append("fixed")
+            continue
+        link = None
+        if isinstance(value, list):
+            link = len(links) + 1
+            source_type = registry[prompt[value[0]]["class_type"]].schema.outputs[value[1]].type
+            links.append([link, ids[value[0]], value[1], ids[key], len(inputs), source_type])
+            outgoing.setdefault((value[0], value[1]), []).append(link)
+        inputs.append({"name": spec.name, "type": spec.type, "link": link})
+    return inputs, widgets
+
+
+def ui_workflow(prompt: dict[str, Any], registry: Any) -> dict[str, Any]:
+    """The API prompt as a ComfyUI UI-format workflow (what the canvas's Save writes for ComfyUI)."""
+    ids = {key: number for number, key in enumerate(prompt, start=1)}
+    depth = _depths(prompt)
     rows: dict[int, int] = {}
     nodes: list[dict[str, Any]] = []
     links: list[list[Any]] = []
     outgoing: dict[tuple[str, int], list[int]] = {}
     for key, node in prompt.items():
-        schema = registry[node["class_type"]].schema
-        inputs, widgets = [], []
-        for spec in schema.inputs:
-            if spec.kind == "hidden":
-                continue
-            value = node["inputs"].get(spec.name)
-            if spec.type in WIDGET_TYPES and not spec.options.get("forceInput"):
-                widgets.append(value)
-                if spec.type == "INT" and (
-                    spec.options.get("control_after_generate") or spec.name in ("seed", "noise_seed")
-                ):
-                    widgets.append("fixed")
-                continue
-            link = None
-            if isinstance(value, list):
-                link = len(links) + 1
-                source_type = registry[prompt[value[0]]["class_type"]].schema.outputs[value[1]].type
-                links.append([link, ids[value[0]], value[1], ids[key], len(inputs), source_type])
-                outgoing.setdefault((value[0], value[1]), []).append(link)
-            inputs.append({"name": spec.name, "type": spec.type, "link": link})
-        column = depth_of(key)
+        inputs, widgets = _sockets_and_widgets(key, prompt, registry, ids, links, outgoing)
+        column = depth[key]
         row = rows.get(column, 0)
         rows[column] = row + 1
         nodes.append(

@@ -87,43 +87,45 @@ def api_prompt() -> dict[str, Any]:
     return prompt
 
 
-def workflow_document(registry: Any) -> dict[str, Any]:
-    """The graph as a Weft workflow document: sockets for linked inputs (a linked widget becomes an
-    input with ``widget`` set, as the canvas's "convert to input" does), the other widgets' values
-    by name, links as objects."""
+def _document_node(node_id: int, registry: Any) -> dict[str, Any]:
+    """Node ``node_id`` of :data:`NODES` as the canvas stores it: a socket for each linked input (a
+    linked widget becomes an input with ``widget`` set, as the canvas's "convert to input" does), the
+    other widgets' values by name (their defaults where :data:`NODES` gives none)."""
     from engine.schema import WIDGET_TYPES
 
-    nodes: list[dict[str, Any]] = []
-    for node_id, (cls, position, widgets, links, title) in NODES.items():
-        schema = registry[cls].schema
-        sockets: list[dict[str, Any]] = []
-        values: dict[str, Any] = {}
-        properties: dict[str, Any] = {}
-        for spec in schema.inputs:
-            if spec.kind == "hidden":
-                continue
-            is_widget = spec.type in WIDGET_TYPES
-            if is_widget and spec.name not in links:
-                values[spec.name] = widgets.get(spec.name, spec.options.get("default"))
-                if spec.options.get("control_after_generate"):
-                    properties.setdefault("control", {})[spec.name] = "fixed"
-            else:
-                sockets.append({"name": spec.name, "type": spec.type, **({"widget": spec.name} if is_widget else {})})
-        node = {
-            "id": node_id,
-            "type": cls,
-            "pos": position,
-            "size": [340, 0],
-            "mode": 0,
-            "inputs": sockets,
-            "outputs": [{"name": o.name, "type": o.type} for o in schema.outputs],
-            "widgets_values": values,
-            "properties": properties,
-        }
-        if title:
-            node["title"] = title
-        nodes.append(node)
-    by_id = {node["id"]: node for node in nodes}
+    cls, position, widgets, links, title = NODES[node_id]
+    schema = registry[cls].schema
+    sockets: list[dict[str, Any]] = []
+    values: dict[str, Any] = {}
+    properties: dict[str, Any] = {}
+    for spec in schema.inputs:
+        if spec.kind == "hidden":
+            continue
+        is_widget = spec.type in WIDGET_TYPES
+        if is_widget and spec.name not in links:
+            values[spec.name] = widgets.get(spec.name, spec.options.get("default"))
+            if spec.options.get("control_after_generate"):
+                properties.setdefault("control", {})[spec.name] = "fixed"
+        else:
+            sockets.append({"name": spec.name, "type": spec.type, **({"widget": spec.name} if is_widget else {})})
+    node = {
+        "id": node_id,
+        "type": cls,
+        "pos": position,
+        "size": [340, 0],
+        "mode": 0,
+        "inputs": sockets,
+        "outputs": [{"name": o.name, "type": o.type} for o in schema.outputs],
+        "widgets_values": values,
+        "properties": properties,
+    }
+    if title:
+        node["title"] = title
+    return node
+
+
+def _document_links(by_id: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The links of :data:`NODES` as objects; target slots index the sockets of the built nodes."""
     links_out: list[dict[str, Any]] = []
     for node_id, (_, _, _, links, _) in NODES.items():
         for name, (src, slot) in links.items():
@@ -138,6 +140,13 @@ def workflow_document(registry: Any) -> dict[str, Any]:
                     "type": by_id[src]["outputs"][slot]["type"],
                 }
             )
+    return links_out
+
+
+def workflow_document(registry: Any) -> dict[str, Any]:
+    """The graph as a Weft workflow document (see :func:`_document_node`), links as objects."""
+    nodes = [_document_node(node_id, registry) for node_id in NODES]
+    links_out = _document_links({node["id"]: node for node in nodes})
     return {
         "id": "5f0c1d2e-3a4b-4c5d-8e6f-a1b2c3d4e5f6",
         "format": "weft-workflow",

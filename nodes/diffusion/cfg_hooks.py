@@ -133,6 +133,53 @@ class CallSpace:
         return (x_in / a - denoised) / s
 
 
+def _run_hooks(
+    common: dict[str, Any],
+    cond_lists: list[Any],
+    pre: list[Any],
+    cfg_fn: Any,
+    post: list[Any],
+    x: torch.Tensor,
+    cfg: float,
+    cond_d: torch.Tensor,
+    uncond_d: torch.Tensor,
+) -> torch.Tensor:
+    """One step's guided denoised estimate: the pre-CFG hooks, the combination, the post-CFG hooks.
+
+    Each hook gets ``common`` plus its own keys under ComfyUI's names (see the module docstring).
+    """
+    outs = [cond_d, uncond_d]
+    for fn in pre:
+        outs = list(fn({**common, "conds": cond_lists, "conds_out": outs}))
+    cond_d, uncond_d = outs[0], outs[1]
+    if cfg_fn is not None:
+        guided = x - cfg_fn(
+            {
+                **common,
+                "cond": x - cond_d,
+                "uncond": x - uncond_d,
+                "cond_denoised": cond_d,
+                "uncond_denoised": uncond_d,
+                "input_cond": cond_lists[0],
+                "input_uncond": cond_lists[1],
+            }
+        )
+    else:
+        guided = uncond_d + (cond_d - uncond_d) * cfg
+    for fn in post:
+        guided = fn(
+            {
+                **common,
+                "denoised": guided,
+                "cond": cond_lists[0],
+                "uncond": cond_lists[1],
+                "cond_denoised": cond_d,
+                "uncond_denoised": uncond_d,
+            }
+        )
+    return guided
+
+
 def make_mix(
     model: Any, cfg: float, conds: Mapping[str, Any], predict_cond_with: Callable[[Any], Callable[[Any, Any], Any]]
 ) -> Mix:
@@ -172,35 +219,7 @@ def make_mix(
             "cond_scale": cfg,
             "weft_predict_cond": predict_cond,
         }
-        outs = [cond_d, uncond_d]
-        for fn in pre:
-            outs = list(fn({**common, "conds": cond_lists, "conds_out": outs}))
-        cond_d, uncond_d = outs[0], outs[1]
-        if cfg_fn is not None:
-            guided = x - cfg_fn(
-                {
-                    **common,
-                    "cond": x - cond_d,
-                    "uncond": x - uncond_d,
-                    "cond_denoised": cond_d,
-                    "uncond_denoised": uncond_d,
-                    "input_cond": cond_lists[0],
-                    "input_uncond": cond_lists[1],
-                }
-            )
-        else:
-            guided = uncond_d + (cond_d - uncond_d) * cfg
-        for fn in post:
-            guided = fn(
-                {
-                    **common,
-                    "denoised": guided,
-                    "cond": cond_lists[0],
-                    "uncond": cond_lists[1],
-                    "cond_denoised": cond_d,
-                    "uncond_denoised": uncond_d,
-                }
-            )
+        guided = _run_hooks(common, cond_lists, pre, cfg_fn, post, x, cfg, cond_d, uncond_d)
         return space.output(guided, x_in, sigma)
 
     return mix

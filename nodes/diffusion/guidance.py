@@ -75,9 +75,52 @@ class _Entry:
         return self.window is None or self.window[1] <= sigma <= self.window[0]
 
 
-def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Entry]:
+def _clip_area(area: Any, height: int, width: int) -> tuple[int, int, int, int] | None:
+    """An entry's ``area`` option as ``(h, w, y, x)`` inside the latent, or ``None`` for the full frame.
+
+    ConditioningSetAreaPercentage's ``("percentage", h, w, y, x)`` form is resolved against the latent
+    here; other plugin forms are ignored (full frame), as is an area that covers the whole latent.
+    """
+    if area is not None and len(area) == 5 and area[0] == "percentage":
+        ph, pw, py, px = (float(v) for v in area[1:])
+        area = (max(1, round(ph * height)), max(1, round(pw * width)), round(py * height), round(px * width))
+    if area is None or len(area) != 4 or isinstance(area[0], str):
+        return None
+    h, w, y, x = (int(v) for v in area)
+    y, x = min(max(y, 0), height - 1), min(max(x, 0), width - 1)
+    h, w = max(1, min(h, height - y)), max(1, min(w, width - x))
+    return None if (h, w, y, x) == (height, width, 0, 0) else (h, w, y, x)
+
+
+def _mask_weight(
+    mask: Any, options: Mapping[str, Any], area: tuple[int, int, int, int] | None, height: int, width: int
+) -> tuple[Any, tuple[int, int, int, int] | None]:
+    """The entry's ``[B, 1, h, w]`` weight (mask * mask_strength, cut to its area) and that area.
+
+    With ConditioningSetMask's "mask bounds" (``set_area_to_bounds``) the area becomes the mask's
+    bounding box, so the area must be settled here, before the mask is cut to it.
+    """
     import torch
     import torch.nn.functional as F
+
+    m = mask.float()
+    while m.dim() < 4:
+        m = m.unsqueeze(0) if m.dim() < 3 else m.unsqueeze(1)
+    m = F.interpolate(m, size=(height, width), mode="bilinear", align_corners=False)
+    if options.get("set_area_to_bounds"):
+        rows = torch.nonzero(m.amax(dim=(0, 1, 3)) > 0.5).flatten()
+        cols = torch.nonzero(m.amax(dim=(0, 1, 2)) > 0.5).flatten()
+        if rows.numel() and cols.numel():
+            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+            area = (y1 - y0, x1 - x0, y0, x0)
+    if area is not None:
+        h, w, y, x = area
+        m = m[:, :, y : y + h, x : x + w]
+    return m * float(options.get("mask_strength", 1.0)), area
+
+
+def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Entry]:
+    import torch
 
     if not isinstance(conditioning, (list, tuple)) or not conditioning:
         raise ConditioningError(f"input '{name}' is not a CONDITIONING (expected a non-empty list of [tensor, dict])")
@@ -88,37 +131,11 @@ def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Ent
         cond, options = item[0], dict(item[1] or {})
         if cond.dim() == 2:
             cond = cond.unsqueeze(0)
-        area = options.get("area")
-        if area is not None and len(area) == 5 and area[0] == "percentage":
-            # ConditioningSetAreaPercentage: fractions of the latent (h, w, y, x), resolved here
-            ph, pw, py, px = (float(v) for v in area[1:])
-            area = (max(1, round(ph * height)), max(1, round(pw * width)), round(py * height), round(px * width))
-        if area is not None:
-            if len(area) != 4 or isinstance(area[0], str):
-                area = None  # other plugin forms are ignored (full frame)
-            else:
-                h, w, y, x = (int(v) for v in area)
-                y, x = min(max(y, 0), height - 1), min(max(x, 0), width - 1)
-                h, w = max(1, min(h, height - y)), max(1, min(w, width - x))
-                area = None if (h, w, y, x) == (height, width, 0, 0) else (h, w, y, x)
+        area = _clip_area(options.get("area"), height, width)
         weight = None
         mask = options.get("mask")
         if mask is not None:
-            m = mask.float()
-            while m.dim() < 4:
-                m = m.unsqueeze(0) if m.dim() < 3 else m.unsqueeze(1)
-            m = F.interpolate(m, size=(height, width), mode="bilinear", align_corners=False)
-            if options.get("set_area_to_bounds"):
-                # ConditioningSetMask's "mask bounds": this entry denoises the mask's bounding box
-                rows = torch.nonzero(m.amax(dim=(0, 1, 3)) > 0.5).flatten()
-                cols = torch.nonzero(m.amax(dim=(0, 1, 2)) > 0.5).flatten()
-                if rows.numel() and cols.numel():
-                    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-                    area = (y1 - y0, x1 - x0, y0, x0)
-            if area is not None:
-                h, w, y, x = area
-                m = m[:, :, y : y + h, x : x + w]
-            weight = m * float(options.get("mask_strength", 1.0))
+            weight, area = _mask_weight(mask, options, area, height, width)
         window = None
         if options.get("start_percent", 0.0) > 0.0 or options.get("end_percent", 1.0) < 1.0:
             window = (float(options.get("start_percent", 0.0)), float(options.get("end_percent", 1.0)))

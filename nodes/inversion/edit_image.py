@@ -67,6 +67,77 @@ def _link_or_value(name: str, value: Any, raw_inputs: dict[str, Any] | None, tak
     return value
 
 
+def _add_inversion_free(
+    graph: dict[str, Any], model: Any, steps: int, denoise: float, seed: int, inversion_cfg: float
+) -> tuple[dict[str, Any], list[Any]]:
+    """Adds InfEdit's sampler and sigmas to ``graph``; returns the edit's NOISE node and start latent.
+
+    InfEdit inverts nothing: it samples from fresh noise, steered by the encoded source picture.
+    """
+    graph["~sampler"] = {
+        "class_type": "InversionFreeEditSampler",
+        "inputs": {
+            "source_latent": ["~encode", 0],
+            "source_positive": ["~source", 0],
+            "source_negative": ["~negative", 0],
+            "source_cfg": inversion_cfg,
+        },
+    }
+    graph["~sigmas"] = {
+        "class_type": "BasicScheduler",
+        "inputs": {"model": model, "scheduler": "normal", "steps": steps, "denoise": denoise},
+    }
+    return {"class_type": "RandomNoise", "inputs": {"noise_seed": seed}}, ["~encode", 0]
+
+
+def _add_inversion(
+    graph: dict[str, Any],
+    method: str,
+    model: Any,
+    steps: int,
+    denoise: float,
+    seed: int,
+    inversion_cfg: float,
+    skip_fraction: float,
+) -> tuple[dict[str, Any], list[Any]]:
+    """Adds the inversion node of ``method``, its SAMPLER and its sigmas to ``graph``; returns the
+    edit's NOISE node and start latent.
+
+    The edit regenerates from the inverted latent along the inversion's own trajectory, so it adds
+    no noise of its own.
+    """
+    inversion_common = {
+        "model": model,
+        "positive": ["~source", 0],
+        "negative": ["~negative", 0],
+        "cfg": inversion_cfg,
+        "latent": ["~encode", 0],
+        "steps": steps,
+        "scheduler": "normal",
+        "denoise": denoise,
+        "precision": "model",
+    }
+    if method in ("ddim", "direct_inversion"):
+        graph["~invert"] = {"class_type": "DDIMInversion", "inputs": {**inversion_common, "refine": 2}}
+    elif method == "edict":
+        graph["~invert"] = {"class_type": "EDICTInversion", "inputs": {**inversion_common, "mix": 0.93}}
+    else:
+        graph["~invert"] = {"class_type": "DDPMEditFriendlyInversion", "inputs": {**inversion_common, "seed": seed}}
+    if method == "direct_inversion":
+        graph["~sampler"] = {
+            "class_type": "DirectInversionSampler",
+            "inputs": {"inversion": ["~invert", 1], "source_cfg": inversion_cfg, "correct_target": True},
+        }
+    else:
+        graph["~sampler"] = {"class_type": "InversionSampler", "inputs": {"inversion": ["~invert", 1]}}
+    skip = min(int(round(skip_fraction * steps)), max(steps - 1, 0))
+    graph["~sigmas"] = {
+        "class_type": "InversionSigmas",
+        "inputs": {"inversion": ["~invert", 1], "skip_steps": skip},
+    }
+    return {"class_type": "DisableNoise", "inputs": {}}, ["~invert", 0]
+
+
 def edit_graph(
     method: str,
     refs: dict[str, Any],
@@ -96,54 +167,12 @@ def edit_graph(
             "inputs": {"model": model, "positive": ["~target", 0], "negative": ["~negative", 0], "cfg": cfg},
         },
     }
-    inversion_common = {
-        "model": model,
-        "positive": ["~source", 0],
-        "negative": ["~negative", 0],
-        "cfg": inversion_cfg,
-        "latent": ["~encode", 0],
-        "steps": steps,
-        "scheduler": "normal",
-        "denoise": denoise,
-        "precision": "model",
-    }
-    noise: dict[str, Any] = {"class_type": "DisableNoise", "inputs": {}}
-    latent: list[Any] = ["~invert", 0]
     if method == "inversion_free":
-        graph["~sampler"] = {
-            "class_type": "InversionFreeEditSampler",
-            "inputs": {
-                "source_latent": ["~encode", 0],
-                "source_positive": ["~source", 0],
-                "source_negative": ["~negative", 0],
-                "source_cfg": inversion_cfg,
-            },
-        }
-        graph["~sigmas"] = {
-            "class_type": "BasicScheduler",
-            "inputs": {"model": model, "scheduler": "normal", "steps": steps, "denoise": denoise},
-        }
-        noise = {"class_type": "RandomNoise", "inputs": {"noise_seed": seed}}
-        latent = ["~encode", 0]
+        noise, latent = _add_inversion_free(graph, model, steps, denoise, seed, inversion_cfg)
     else:
-        if method in ("ddim", "direct_inversion"):
-            graph["~invert"] = {"class_type": "DDIMInversion", "inputs": {**inversion_common, "refine": 2}}
-        elif method == "edict":
-            graph["~invert"] = {"class_type": "EDICTInversion", "inputs": {**inversion_common, "mix": 0.93}}
-        else:
-            graph["~invert"] = {"class_type": "DDPMEditFriendlyInversion", "inputs": {**inversion_common, "seed": seed}}
-        if method == "direct_inversion":
-            graph["~sampler"] = {
-                "class_type": "DirectInversionSampler",
-                "inputs": {"inversion": ["~invert", 1], "source_cfg": inversion_cfg, "correct_target": True},
-            }
-        else:
-            graph["~sampler"] = {"class_type": "InversionSampler", "inputs": {"inversion": ["~invert", 1]}}
-        skip = min(int(round(settings.skip_fraction * steps)), max(steps - 1, 0))
-        graph["~sigmas"] = {
-            "class_type": "InversionSigmas",
-            "inputs": {"inversion": ["~invert", 1], "skip_steps": skip},
-        }
+        noise, latent = _add_inversion(
+            graph, method, model, steps, denoise, seed, inversion_cfg, settings.skip_fraction
+        )
     graph["~noise"] = noise
     graph["~sample"] = {
         "class_type": "SamplerCustomAdvanced",

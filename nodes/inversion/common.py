@@ -185,6 +185,14 @@ def check_model(node: str, model: Any) -> DiffusionModel:
     return model
 
 
+def check_inversion_inputs(node: str, model: Any, positive: Any, negative: Any, latent: Any) -> tuple[Any, Any]:
+    """The inversion nodes' shared inputs checked: the model and the latent's samples."""
+    model = check_model(node, model)
+    check_conditioning(node, "positive", positive)
+    check_conditioning(node, "negative", negative, optional=True)
+    return model, check_latent(node, "latent", latent, model)
+
+
 def schedule(node: str, model: Any, scheduler: str, steps: int, denoise: float = 1.0) -> torch.Tensor:
     """The sampling schedule the inversion walks backwards (KSampler's, including ``denoise``)."""
     from nodes.diffusion.samplers import SCHEDULER_NAMES, denoise_sigmas, unsupported_message

@@ -34,9 +34,7 @@ from .common import (
     Denoiser,
     Inversion,
     InversionRun,
-    check_conditioning,
-    check_latent,
-    check_model,
+    check_inversion_inputs,
     fail,
     inversion_run,
     make_guider,
@@ -143,10 +141,7 @@ class DDIMInversion(Node):
         cfg: float = 1.0,
         negative: Any = None,
     ) -> Any:
-        model = check_model(NODE, model)
-        check_conditioning(NODE, "positive", positive)
-        check_conditioning(NODE, "negative", negative, optional=True)
-        samples = check_latent(NODE, "latent", latent, model)
+        model, samples = check_inversion_inputs(NODE, model, positive, negative, latent)
         if refine < 0:
             raise fail(NODE, "refine", f"must be 0 or more, got {refine}")
         sigmas = schedule(NODE, model, scheduler, steps, denoise)

@@ -36,9 +36,7 @@ from .common import (
     Denoiser,
     Inversion,
     InversionRun,
-    check_conditioning,
-    check_latent,
-    check_model,
+    check_inversion_inputs,
     inversion_run,
     make_guider,
     model_inputs,
@@ -174,10 +172,7 @@ class DDPMEditFriendlyInversion(Node):
         cfg: float = 1.0,
         negative: Any = None,
     ) -> Any:
-        model = check_model(NODE, model)
-        check_conditioning(NODE, "positive", positive)
-        check_conditioning(NODE, "negative", negative, optional=True)
-        samples = check_latent(NODE, "latent", latent, model)
+        model, samples = check_inversion_inputs(NODE, model, positive, negative, latent)
         sigmas = schedule(NODE, model, scheduler, steps, denoise)
         guider = make_guider(model, positive, negative, cfg)
         denoiser = Denoiser(guider, tuple(samples.shape), precision)

@@ -35,9 +35,7 @@ from .common import (
     Denoiser,
     Inversion,
     InversionRun,
-    check_conditioning,
-    check_latent,
-    check_model,
+    check_inversion_inputs,
     fail,
     inversion_run,
     make_guider,
@@ -174,10 +172,7 @@ class EDICTInversion(Node):
         cfg: float = 1.0,
         negative: Any = None,
     ) -> Any:
-        model = check_model(NODE, model)
-        check_conditioning(NODE, "positive", positive)
-        check_conditioning(NODE, "negative", negative, optional=True)
-        samples = check_latent(NODE, "latent", latent, model)
+        model, samples = check_inversion_inputs(NODE, model, positive, negative, latent)
         if not 0.5 <= mix < 1.0:
             raise fail(NODE, "mix", f"must be in [0.5, 1), got {mix}: p = 1 makes the coupling singular")
         sigmas = schedule(NODE, model, scheduler, steps, denoise)

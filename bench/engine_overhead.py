@@ -155,7 +155,7 @@ def validation_time(repeat: int) -> tuple[float, float]:
     return results[0], results[1]
 
 
-def start_server(base: str) -> tuple[subprocess.Popen, str]:
+def start_server(base: str, worker_mode: str = "process") -> tuple[subprocess.Popen, str]:
     """``python main.py`` in its own process, so the client does not share its GIL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -171,6 +171,8 @@ def start_server(base: str) -> tuple[subprocess.Popen, str]:
             "--disable-all-custom-nodes",
             "--verbose",
             "WARNING",
+            "--worker-mode",
+            worker_mode,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -186,9 +188,15 @@ def start_server(base: str) -> tuple[subprocess.Popen, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--worker-mode",
+        choices=["process", "thread"],
+        default="process",
+        help="where the server runs node code (main.py's --worker-mode; default process, as main.py)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as base:
-        proc, url = start_server(base)
+        proc, url = start_server(base, args.worker_mode)
         try:
             rows = asyncio.run(measure(url, args.repeat))
         finally:
@@ -206,6 +214,7 @@ def main() -> None:
             f" {r['marginal_us']:>9.1f} {r['cached_ms']:>10.2f}"
         )
     print(f"validate 1000-node chain: {chain_ms:.2f} ms; 1001-node wide: {wide_ms:.2f} ms")
+    print(f"worker mode: {args.worker_mode}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,9 @@ from .schema import NodeDefinition, NodeResult
 from .signature import compute_signatures
 from .validation import validate_prompt
 
+#: seconds between two looks at the interrupt flag while only async nodes are running
+INTERRUPT_POLL = 0.05
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -309,7 +312,7 @@ class _Run:
                     results[index] = outcome
         except Interrupted:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a node's sys.exit() fails that node, not the worker
             raise NodeError(self.error_payload(node, exc, values)) from exc
         finally:
             reset_current(token)
@@ -362,7 +365,9 @@ class _Run:
                 self.current = ready.popleft()
                 await self.start(self.current)
                 continue
-            done, _ = await asyncio.wait(list(tasks), return_when=asyncio.FIRST_COMPLETED)
+            # woken now and then even while every async node waits, so an interruption that
+            # arrives then still cancels them
+            done, _ = await asyncio.wait(list(tasks), timeout=INTERRUPT_POLL, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 self.current = tasks.pop(task)
                 self.complete(self.nodes[self.current], task.result())

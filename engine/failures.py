@@ -22,6 +22,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def full_type_name(cls: type) -> str:
+    """ComfyUI's ``exception_type``: the qualified name, without ``builtins.`` for built-in types."""
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
 def node_error_payload(
     prompt_id: str, node: RunNode, exc: BaseException, values: Mapping[str, Any], executed: list[str]
 ) -> dict[str, Any]:
@@ -33,7 +38,7 @@ def node_error_payload(
         "node_type": node.raw["class_type"],
         "executed": list(executed),
         "exception_message": str(exc) or type(exc).__name__,
-        "exception_type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "exception_type": full_type_name(type(exc)),
         "traceback": traceback.format_exception(type(exc), exc, exc.__traceback__),
         "current_inputs": {k: [_short(x) for x in v] if isinstance(v, list) else _short(v) for k, v in values.items()},
         "current_outputs": {},

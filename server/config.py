@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .flags import DEFAULT_PORT, NOT_APPLICABLE, TOKEN_ENV, WEFT_ONLY, build_parser
+from .flags_worker import worker_settings
 
 __all__ = ["DEFAULT_PORT", "ServerConfig", "build_parser", "config_from_args", "parse_args"]
 
@@ -85,6 +86,14 @@ class ServerConfig:
     durable_queue: bool = True
     #: ``--on-restart-running``: the prompt a killed server was running, on restart: "fail" or "requeue"
     on_restart_running: str = "fail"
+    # where node code runs (server/backend.py; docs/security.md)
+    #: ``--worker-mode``: "process" (a supervised child process; the launcher's default) or "thread"
+    #: (the server process; the default of servers built in Python, such as tests')
+    worker_mode: str = "thread"
+    #: ``--interrupt-grace``: seconds an interrupted prompt has to stop before its worker process is killed
+    interrupt_grace: float = 5.0
+    #: ``--max-prompt-seconds``: wall-clock limit of one prompt (0: none)
+    max_prompt_seconds: float = 0.0
     # resource limits (docs/security.md): checked before work starts
     #: ``--max-node-memory``: GB one node may be estimated to allocate; None = half the RAM, 0 = off
     max_node_memory_gb: float | None = None
@@ -252,6 +261,7 @@ def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         **_queue(args),
         **_access(args, parser),
         **_console(args),
+        **worker_settings(args),
         ignored_flags=ignored,
         comfy_args=comfy_args,
     )

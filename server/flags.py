@@ -11,6 +11,9 @@ import ipaddress
 import os
 from pathlib import Path
 
+from .flags_worker import DESTS as WORKER_DESTS
+from .flags_worker import add_worker_flags
+
 DEFAULT_PORT = 8188
 #: the environment variable ``--auth-token`` defaults to
 TOKEN_ENV = "WEFT_AUTH_TOKEN"
@@ -104,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         _limit_flags,
         _access_flags,
         _queue_flags,
+        add_worker_flags,
     ):
         add_flags(p)
     return p
@@ -585,5 +589,6 @@ WEFT_ONLY = frozenset(
         "max_queue_size",
         "max_history_items",
         "max_history_size",
+        *WORKER_DESTS,
     }
 )

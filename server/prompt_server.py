@@ -35,8 +35,9 @@ class _CurrentServer:
     """``PromptServer.instance``: the current runtime's server while it has not stopped."""
 
     def __get__(self, obj: object, owner: type | None = None) -> PromptServer | None:
+        # a PromptServer, or the worker process's stand-in (server/worker_process.py:WorkerServer)
         server = node_runtime.current().server
-        return server if isinstance(server, PromptServer) and not server.stopped else None
+        return server if server is not None and getattr(server, "stopped", True) is False else None
 
 
 class PromptServer:

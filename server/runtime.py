@@ -57,7 +57,16 @@ def start_up(
     load_plugins: bool = True,
 ) -> ServerRuntime:
     """The start-up step: folders made (temp/ cleared), model settings applied, the server
-    object made, packs loaded under the new runtime. Installs nothing as the process's."""
+    object made, packs loaded under the new runtime. Installs nothing as the process's.
+
+    With ``worker_mode="process"`` the worker process builds its own registry (the built-in
+    nodes and the configured packs), so a ``registry`` made here could not reach it: refused.
+    """
+    if config.worker_mode == "process" and registry is not None:
+        raise ValueError(
+            "worker_mode='process' runs the built-in nodes and the configured packs in a worker "
+            "process, which cannot see a registry built here: pass no registry, or worker_mode='thread'"
+        )
     paths = resolve_paths(config, clear_temp=True)
     settings = model_settings(config)
     apply_model_settings(settings)

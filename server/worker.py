@@ -1,31 +1,30 @@
-"""The single worker: takes prompts off the queue in order and runs them on its own thread.
+"""The single worker: takes prompts off the queue in order and has them run, one at a time.
 
-Nodes block (a sampling loop holds the GIL-free torch kernels for seconds), so they never
-run on the event loop. The worker owns a private asyncio loop for async nodes. Whatever a
-prompt does, the worker records its history entry and goes on with the next one.
+The worker's thread hands each prompt to the server's backend (:mod:`server.backend`): the
+executor on this thread (``--worker-mode thread``) or in a supervised child process
+(``--worker-mode process``). Whatever a prompt does, the worker records its history entry,
+tells the client and goes on with the next one: no exception, ``SystemExit`` included, ends
+its loop, and a per-prompt wall-clock limit (``--max-prompt-seconds``) interrupts a prompt that
+runs too long and marks it failed.
 
-The worker thread runs under its server's runtime (:mod:`nodes.runtime`), so node code sees
-that server's folders and options whatever else the process holds. The output cache and the
-loaded models are the worker's while a prompt runs: POST /free (:meth:`Worker.request_free`)
-frees them at once when the worker is idle, and otherwise records the request, which the
-worker carries out when the prompt ends (ComfyUI's flags), never under a running prompt.
+The output cache and the loaded models belong to the backend while a prompt runs: POST /free
+(:meth:`Worker.request_free`) frees them at once when the worker is idle, and otherwise records
+the request, which the worker carries out when the prompt ends (ComfyUI's flags), never under a
+running prompt.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from engine import InterruptFlag
-from engine.executor import now_ms
-from nodes import runtime as node_runtime
+from engine.executor import RunResult, now_ms
 from nodes.launch_options import resolve_preview_method
-from nodes.memory import free_models, run_finished
 
+from .backend import ExecutionBackend, Job, ThreadBackend
 from .console import execution_error_lines
 from .events import encode_preview
 
@@ -36,10 +35,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def make_backend(server: PromptServer) -> ExecutionBackend:
+    """The backend ``server``'s configuration asks for (``--worker-mode``)."""
+    if server.config.worker_mode == "process":
+        from .backend_process import ProcessBackend
+
+        return ProcessBackend(server.config, server.bus.send_sync)
+    return ThreadBackend(server.executor, server.runtime)
+
+
 class Worker:
-    def __init__(self, server: PromptServer) -> None:
+    def __init__(self, server: PromptServer, backend: ExecutionBackend | None = None) -> None:
         self.server = server
-        self.interrupt = InterruptFlag()
+        self.backend = backend or make_backend(server)
         self.current: QueueItem | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -48,24 +56,28 @@ class Worker:
         self._requests = threading.Lock()
         #: what POST /free asked for that is not done yet: (free_memory, unload_models)
         self._free_requested: tuple[bool, bool] | None = None
+        #: the prompt id whose wall-clock limit struck
+        self._timed_out: str | None = None
 
     def start(self) -> None:
+        self.backend.start()
         self._thread = threading.Thread(target=self._main, name="weft-worker", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        self.interrupt.set()
+        self.backend.interrupt()
         self.server.queue.close()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.backend.stop(timeout)
 
     def interrupt_current(self, prompt_id: str | None = None) -> bool:
         """Interrupt the running prompt (only if it is ``prompt_id`` when one is given)."""
         current = self.current
         if current is None or (prompt_id is not None and current.prompt_id != prompt_id):
             return False
-        self.interrupt.set()
+        self.backend.interrupt()
         return True
 
     def request_free(self, unload_models: bool, free_memory: bool) -> bool:
@@ -91,15 +103,9 @@ class Worker:
             requested, self._free_requested = self._free_requested, None
         if requested is None:
             return
-        free_memory, unload_models = requested
-        if free_memory:
-            self.server.executor.cache.clear()
-        free_models(unload_models)
+        self.backend.free(*requested)
 
     def _main(self) -> None:
-        node_runtime.bind(self.server.runtime)  # this thread's own context: nothing to undo
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
         try:
             while not self._stop.is_set():
                 item = self.server.queue.get(timeout=0.5)
@@ -107,34 +113,57 @@ class Worker:
                     continue
                 try:
                     with self._busy:
-                        loop.run_until_complete(self._run(item))
-                except Exception:  # never let one prompt kill the worker
+                        self._run(item)
+                except BaseException:  # never let one prompt end the worker, SystemExit included
                     log.exception("worker failed around prompt %s", item.prompt_id)
                     self._record_crash(item)
                 finally:
-                    self.current = None
-                    # a /free that came while the prompt ran: recorded before it found the worker
-                    # busy, so seen here, after the prompt let go of _busy
-                    if self._free_requested is not None:
-                        with self._busy:
-                            try:
-                                self._free_as_requested()
-                            except Exception:
-                                log.exception("freeing memory after prompt %s failed", item.prompt_id)
-                    self.server.queue.task_done(item.prompt_id)
-                    self.server.broadcast_status()
+                    self._after(item)
         finally:
-            loop.close()
+            self.backend.release_thread()
 
-    async def _run(self, item: QueueItem) -> None:
+    def _after(self, item: QueueItem) -> None:
+        self.current = None
+        # a /free that came while the prompt ran: recorded before it found the worker busy, so
+        # seen here, after the prompt let go of _busy
+        if self._free_requested is not None:
+            with self._busy:
+                try:
+                    self._free_as_requested()
+                except Exception:
+                    log.exception("freeing memory after prompt %s failed", item.prompt_id)
+        self.server.queue.task_done(item.prompt_id)
+        self.server.broadcast_status()
+
+    def _run(self, item: QueueItem) -> None:
         server = self.server
-        self.interrupt.clear()
         self.current = item
         server.client_id = item.client_id
         server.last_prompt_id = item.prompt_id
         server.broadcast_status()
-        sid = item.client_id
-        send = server.bus.send_sync
+        emit = self._emitter(item)
+        job = Job(
+            item.prompt_id, item.prompt, item.outputs, self.run_extra_data(item.extra_data), item.order, item.client_id
+        )
+        self.backend.prepare()
+        limit = server.config.max_prompt_seconds
+        timer = threading.Timer(limit, self._time_out, (item.prompt_id,)) if limit > 0 else None
+        started = time.perf_counter()
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            result = self.backend.execute(job, emit)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if self._timed_out == item.prompt_id and result.interrupted:
+            self._timed_out = None
+            result = self._past_limit(result, emit, limit)
+        self._finish(item, result, time.perf_counter() - started, emit)
+
+    def _emitter(self, item: QueueItem) -> Any:
+        server, sid, send = self.server, item.client_id, self.server.bus.send_sync
 
         def emit(event: str, data: dict[str, Any]) -> None:
             if event == "executing":
@@ -149,21 +178,38 @@ class Worker:
                 return
             send(event, data, sid)
 
-        started = time.perf_counter()
-        try:
-            result = await server.executor.execute(
-                item.prompt_id,
-                item.prompt,
-                item.outputs,
-                emit=emit,
-                interrupt=self.interrupt,
-                extra_data=self.run_extra_data(item.extra_data),
-                order=item.order,
-                announce_end=False,  # sent below, once the history entry is stored
-            )
-        finally:
-            run_finished()  # the model manager's end-of-run policy (--novram, --disable-smart-memory)
-        elapsed = time.perf_counter() - started
+        return emit
+
+    def _time_out(self, prompt_id: str) -> None:
+        current = self.current
+        if current is not None and current.prompt_id == prompt_id:
+            log.warning("prompt %s ran past --max-prompt-seconds: interrupting it", prompt_id)
+            self._timed_out = prompt_id
+            self.backend.interrupt()
+
+    @staticmethod
+    def _past_limit(result: RunResult, emit: Any, limit: float) -> RunResult:
+        """An interruption by the time limit is a failure, with the reason in the history."""
+        interrupted = next((m[1] for m in result.messages if m[0] == "execution_interrupted"), {})
+        payload = {
+            "prompt_id": result.prompt_id,
+            "node_id": interrupted.get("node_id"),
+            "node_type": interrupted.get("node_type"),
+            "executed": interrupted.get("executed", []),
+            "exception_message": f"the prompt ran longer than its {limit:g} s limit (--max-prompt-seconds)",
+            "exception_type": "PromptTimeout",
+            "traceback": [],
+            "current_inputs": {},
+            "current_outputs": {},
+            "timestamp": now_ms(),
+        }
+        result.interrupted, result.error = False, payload
+        result.messages.append(["execution_error", payload])
+        emit("execution_error", payload)
+        return result
+
+    def _finish(self, item: QueueItem, result: RunResult, elapsed: float, emit: Any) -> None:
+        server = self.server
         if result.interrupted:
             log.info("Processing interrupted")
         elif result.error is not None:

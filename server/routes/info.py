@@ -109,7 +109,9 @@ async def get_system_stats(request: web.Request) -> web.Response:
                 "argv": sys.argv,
             },
             "devices": devices,
-            "cache": server.executor.cache.stats(),
+            # the backend's: with --worker-mode process, as the worker reported it after its last prompt
+            "cache": (worker := server.worker.backend.describe()).pop("cache"),
+            "worker": worker,
         }
     )
 

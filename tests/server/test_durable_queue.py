@@ -8,15 +8,7 @@ The kill tests run ``main.py`` as a real process; the bounds run in-process (fas
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,10 +17,9 @@ import pytest
 
 from server.config import build_parser
 from server.store import FILE_NAME, StoreError
+from tests.support.main_process import MainProcess, main_process
 from tests.support.nodes_for_tests import make_registry
 from tests.support.server import LiveServer, serve
-
-ROOT = Path(__file__).resolve().parents[2]
 
 #: a pack the killed servers load: an output node that sleeps (in short steps) and names its seed
 SLEEP_PACK = """
@@ -61,96 +52,13 @@ def sleep_prompt(seconds: float, seed: int) -> dict[str, Any]:
     return {"1": {"class_type": "DurableTestSleep", "inputs": {"seconds": seconds, "seed": seed}}}
 
 
-class Process:
-    """``python main.py`` on a free port, with a tiny JSON client."""
-
-    def __init__(self, base: Path, *flags: str) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        packs = base / "packs"
-        packs.mkdir(parents=True, exist_ok=True)
-        (packs / "durable_sleep.py").write_text(SLEEP_PACK)
-        self.log = (base / f"server-{self.port}.log").open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "main.py"),
-                "--port",
-                str(self.port),
-                "--base-directory",
-                str(base),
-                "--custom-nodes-directory",
-                str(packs),
-                *flags,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-        )
-        deadline = time.monotonic() + 120
-        while True:
-            assert self.proc.poll() is None, (base / f"server-{self.port}.log").read_text()
-            try:
-                if self.request("GET", "/system_stats")[0] == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as response:
-                status, payload = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, payload = exc.code, exc.read()
-        return status, json.loads(payload) if payload else None
-
-    def queue(self, prompt: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        status, body = self.request("POST", "/prompt", {"prompt": prompt, **extra})
-        assert status == 200, body
-        return body
-
-    def queue_ids(self) -> tuple[list[str], list[str]]:
-        """(running ids, pending ids in the order they will run)."""
-        body = self.request("GET", "/queue")[1]
-        return [i[1] for i in body["queue_running"]], [i[1] for i in body["queue_pending"]]
-
-    def wait(self, condition: Any, what: str, timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = condition()
-            if found:
-                return found
-            time.sleep(0.05)
-        raise TimeoutError(what)
-
-    def history(self, prompt_id: str) -> dict[str, Any] | None:
-        return self.request("GET", f"/history/{prompt_id}")[1].get(prompt_id)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-        self.log.close()
-
-
 @contextlib.contextmanager
-def process(base: Path, *flags: str) -> Iterator[Process]:
-    server = Process(base, *flags)
-    try:
+def process(base: Path, *flags: str) -> Iterator[MainProcess]:
+    with main_process(base, *flags, packs={"durable_sleep.py": SLEEP_PACK}) as server:
         yield server
-    finally:
-        server.kill()
 
 
-def queue_blocked(server: Process, count: int) -> tuple[str, list[str], list[float]]:
+def queue_blocked(server: MainProcess, count: int) -> tuple[str, list[str], list[float]]:
     """One prompt running for minutes and ``count`` queued behind it (one of them ``front``).
     Returns the running id, the pending ids in queue order and every number handed out."""
     blocker = server.queue(sleep_prompt(600, 0))

@@ -149,6 +149,9 @@ WEFT_ONLY_FLAGS = {
     "--max-queue-size",
     "--max-history-items",
     "--max-history-size",
+    "--worker-mode",
+    "--interrupt-grace",
+    "--max-prompt-seconds",
     "--auth-token",
     "--auth-token-file",
     "--insecure-no-auth",
@@ -201,6 +204,8 @@ def launch(
     full = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     if "--base-directory" not in full:
         full += ["--base-directory", str(tmp_path)]
+    if "--worker-mode" not in full:  # nodes in this process: the tests' registries are built here
+        full += ["--worker-mode", "thread"]
     config = parse_args(full)
     environ: dict[str, str] = {}
     prepare_environment(config, environ)
@@ -209,7 +214,7 @@ def launch(
 
 
 def test_the_table_is_every_flag_of_the_parser() -> None:
-    """Weft's parser has exactly ComfyUI's flags plus its own three, none missing, none extra."""
+    """Weft's parser has exactly ComfyUI's flags plus its own, none missing, none extra."""
     parser_flags = {opt for action in build_parser()._actions for opt in action.option_strings} - {"-h", "--help"}
     table_flags = {entry[0][0] for entry in COMFYUI_FLAGS}
     assert parser_flags - WEFT_ONLY_FLAGS == table_flags

@@ -1,0 +1,151 @@
+"""Where a prompt's node code runs: the interface between the server's worker and an executor.
+
+The server's :class:`~server.worker.Worker` takes prompts off the queue, records their history
+and tells clients; *running* one is a backend's business. Two backends exist:
+
+* :class:`ThreadBackend` (``--worker-mode thread``): the executor, its output cache and the
+  models live in the server process and nodes run on the worker's thread. Interrupting is
+  cooperative only: a node that never looks at the flag runs on.
+* :class:`server.backend_process.ProcessBackend` (``--worker-mode process``, the launcher's
+  default): the executor lives in a child process the server supervises, so nothing a node does
+  can freeze the server, and an interruption the node ignores ends with the child being killed
+  and started again.
+
+A later remote backend (a pool of workers elsewhere) fits behind the same calls: one job at a
+time in, events and a :class:`~engine.executor.RunResult` out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from engine import Executor, InterruptFlag
+from engine.executor import RunResult, now_ms
+from nodes import runtime as node_runtime
+from nodes.memory import free_models, run_finished
+
+#: ``emit(event, data)``: an engine event of the running prompt, for the worker to deliver
+Emit = Callable[[str, dict[str, Any]], None]
+#: ``send(event, data, sid)``: a message a node sent itself (``PromptServer.instance.send_sync``)
+Send = Callable[[str, Any, "str | None"], None]
+
+
+@dataclass
+class Job:
+    """One prompt as a backend runs it: what the executor needs and nothing of the queue."""
+
+    prompt_id: str
+    prompt: dict[str, Any]
+    outputs: list[str]
+    extra_data: dict[str, Any]
+    order: list[str] | None = None
+    client_id: str | None = None
+
+
+class ExecutionBackend(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float) -> None: ...
+
+    def prepare(self) -> None:
+        """Get ready to run a job (a fresh worker process loads its nodes); not part of the
+        prompt's time limit."""
+
+    def execute(self, job: Job, emit: Emit) -> RunResult:
+        """Run ``job`` to its end (success, error, interruption or the worker's death) on the
+        calling thread, delivering its events through ``emit`` in order."""
+
+    def interrupt(self) -> None:
+        """Stop the running job (from any thread): the cooperative flag first, then whatever
+        the backend can do to a node that ignores it."""
+
+    def free(self, free_memory: bool, unload_models: bool) -> None:
+        """Clear the output cache and/or free models; only between jobs."""
+
+    def describe(self) -> dict[str, Any]:
+        """For /system_stats: the mode, and the cache's and the worker's figures."""
+
+    def release_thread(self) -> None:
+        """The worker thread ends: let go of what it holds (called on that thread)."""
+
+
+def failed_result(job: Job, exception_type: str, message: str, node: dict[str, Any] | None = None) -> RunResult:
+    """A result for a run that ended without the executor's own account of it (the worker
+    process died, a time limit struck): an ``execution_error`` naming the node that ran last."""
+    node = node or {}
+    payload = {
+        "prompt_id": job.prompt_id,
+        "node_id": node.get("node"),
+        "node_type": node.get("class_type"),
+        "executed": [],
+        "exception_message": message,
+        "exception_type": exception_type,
+        "traceback": [],
+        "current_inputs": {},
+        "current_outputs": {},
+        "timestamp": now_ms(),
+    }
+    return RunResult(job.prompt_id, "error", False, messages=[["execution_error", payload]], error=payload)
+
+
+class ThreadBackend:
+    """The executor in the server process, run on the calling (worker) thread."""
+
+    mode = "thread"
+
+    def __init__(self, executor: Executor, runtime: Any) -> None:
+        self.executor = executor
+        self.runtime = runtime
+        self.flag = InterruptFlag()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self) -> None:
+        pass
+
+    def stop(self, timeout: float) -> None:
+        self.flag.set()
+
+    def prepare(self) -> None:
+        pass
+
+    def execute(self, job: Job, emit: Emit) -> RunResult:
+        if self._loop is None:  # the worker thread's own loop, for async nodes
+            self._loop = asyncio.new_event_loop()
+            if self.runtime is not None:
+                node_runtime.bind(self.runtime)  # the worker thread's own context: nothing to undo
+        self.flag.clear()
+        try:
+            result = self._loop.run_until_complete(
+                self.executor.execute(
+                    job.prompt_id,
+                    job.prompt,
+                    job.outputs,
+                    emit=emit,
+                    interrupt=self.flag,
+                    extra_data=job.extra_data,
+                    order=job.order,
+                    announce_end=False,  # the worker sends it once the history entry is stored
+                )
+            )
+        finally:
+            run_finished()  # the model manager's end-of-run policy (--novram, --disable-smart-memory)
+        return result
+
+    def interrupt(self) -> None:
+        self.flag.set()
+
+    def free(self, free_memory: bool, unload_models: bool) -> None:
+        if free_memory:
+            self.executor.cache.clear()
+        free_models(unload_models)
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": self.mode, "cache": self.executor.cache.stats()}
+
+    def release_thread(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None

@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .noise import step_noise, step_noise_generator
+
 if TYPE_CHECKING:
     import torch
 
@@ -56,7 +58,7 @@ class LoopRun:
         self._last_sigma = float(self.sigmas[0])
         self.device = latent.device
         self.seed = seed
-        self.generator = torch.Generator().manual_seed(int(seed) % (2**64)) if seed is not None else None
+        self.generator = step_noise_generator(seed, self.device)
         self._space = CallSpace(self.model.prediction_type, self.model.scheduler_config)
         self._predict: Callable[[Any, Any], Any] | None = None
         self._on_step, self._wants_preview = on_step, wants_preview
@@ -84,10 +86,9 @@ class LoopRun:
         return self._space.denoised(out, x_in, s.expand(x.shape[0]))
 
     def noise_like(self, x: torch.Tensor) -> torch.Tensor:
-        """Fresh standard normal noise from the run's seeded generator."""
-        import torch
-
-        return torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
+        """Fresh standard normal noise from the run's seeded generator (ComfyUI's rule:
+        :func:`.noise.step_noise_generator`)."""
+        return step_noise(x, self.generator)
 
     def step_done(
         self,

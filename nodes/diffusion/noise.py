@@ -32,6 +32,30 @@ def seeded_noise(shape: tuple[int, ...], seed: int, batch_index: list[int] | Non
     return torch.cat([drawn[i] for i in batch_index], dim=0)
 
 
+def step_noise_generator(seed: int | None, device: Any) -> torch.Generator | None:
+    """The generator ancestral and SDE samplers draw their per-step noise from.
+
+    Seeded as ComfyUI's ``default_noise_sampler`` (comfy/k_diffusion/sampling.py, 0.8.0): a
+    generator on the device the sample is on, seeded with the sampler's seed, plus one on the
+    CPU. So the same seed gives ComfyUI's picture on the CPU and on a GPU (whose generators
+    draw other numbers than the CPU's, there as here). ``None`` without a seed.
+    """
+    import torch
+
+    if seed is None:
+        return None
+    device = torch.device(device)
+    seed = int(seed) + (1 if device.type == "cpu" else 0)
+    return torch.Generator(device=device).manual_seed(seed % (2**64))
+
+
+def step_noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``x``, drawn where and as ``x`` is (ComfyUI's rule)."""
+    import torch
+
+    return torch.randn(x.size(), dtype=x.dtype, layout=x.layout, device=x.device, generator=generator)
+
+
 class RandomNoiseSource:
     """NOISE from a seed. ``generate_noise(latent)`` is ComfyUI's method name, kept for plugins."""
 

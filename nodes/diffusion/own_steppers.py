@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .noise import step_noise
 from .steppers import Stepper
 
 if TYPE_CHECKING:
@@ -57,9 +58,7 @@ class OwnStepper(Stepper):
         return x / math.sqrt(1.0 + sigma * sigma)
 
     def _noise_like(self, x: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        return torch.randn(x.shape, generator=self.generator, dtype=torch.float32).to(x.device, x.dtype)
+        return step_noise(x, self.generator_for(x.device))
 
 
 class TwoStageStepper(OwnStepper):

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .noise import step_noise_generator
 from .schedules import model_sigmas
 
 if TYPE_CHECKING:
@@ -82,9 +83,17 @@ class Stepper(ABC):
         self.ends_at_zero = bool(sigmas[-1] == 0)
         self.grid = sigmas if self.ends_at_zero else torch.cat([sigmas, sigmas.new_zeros(1)])
         self.steps = len(sigmas) - 1
-        self.generator = torch.Generator().manual_seed(int(seed) % (2**64)) if seed is not None else None
+        self.seed = seed
+        self._generator: torch.Generator | None = None
         self.prediction_type = scheduler_config.get("prediction_type", "epsilon")
         self.ms = model_sigmas(scheduler_config)
+
+    def generator_for(self, device: Any) -> torch.Generator | None:
+        """The run's generator for per-step noise, on ``device`` (made on first use: the
+        device is the sample's; :func:`.noise.step_noise_generator` says how it is seeded)."""
+        if self._generator is None and self.seed is not None:
+            self._generator = step_noise_generator(self.seed, device)
+        return self._generator
 
     # The loop calls these once per model call; keep them lean.
     @abstractmethod
@@ -167,9 +176,8 @@ class DiffusersStepper(Stepper):
 
     def step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
         if self._accepts_generator:
-            return self.scheduler.step(model_output, self.timesteps[j], x, generator=self.generator, return_dict=False)[
-                0
-            ]
+            generator = self.generator_for(model_output.device)
+            return self.scheduler.step(model_output, self.timesteps[j], x, generator=generator, return_dict=False)[0]
         return self.scheduler.step(model_output, self.timesteps[j], x, return_dict=False)[0]
 
 

@@ -139,14 +139,15 @@ def common_ksampler(
     """KSampler and KSamplerAdvanced: schedule, noise, guide, sample (ComfyUI's semantics)."""
     from .guidance import Guider
     from .noise import NoNoise, RandomNoiseSource
-    from .samplers import denoise_sigmas
+    from .samplers import DISCARD_PENULTIMATE_SIGMA_SAMPLERS, denoise_sigmas
     from .sampling import run_sampler
 
     _check_latent("latent_image", latent)
     _check_channels(model, latent)
     spec = _sampler(sampler_name)
     _check_schedule(scheduler)
-    sigmas = denoise_sigmas(model.scheduler_config, scheduler, steps, denoise)
+    discard = sampler_name in DISCARD_PENULTIMATE_SIGMA_SAMPLERS
+    sigmas = denoise_sigmas(model.scheduler_config, scheduler, steps, denoise, discard_penultimate=discard)
     if last_step is not None and last_step < len(sigmas) - 1:
         sigmas = sigmas[: last_step + 1].clone()
         if force_full_denoise:

@@ -148,6 +148,10 @@ for _base in ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"):
         SAMPLERS[_base], name=f"{_base}_gpu", note=f"the same sampler as {_base}"
     )
 
+#: samplers whose KSampler schedule drops the last nonzero sigma (ComfyUI's KSampler rule,
+#: :func:`.schedules.denoise_sigmas`); SamplerCustom's schedules are used as given
+DISCARD_PENULTIMATE_SIGMA_SAMPLERS = frozenset({"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"})
+
 #: ComfyUI sampler names Weft does not offer, and why.
 UNSUPPORTED_SAMPLERS: dict[str, str] = {
     "ipndm_v": "diffusers has no variable-step iPNDM",

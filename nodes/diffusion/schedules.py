@@ -217,13 +217,32 @@ def compute_sigmas(scheduler_config: Mapping[str, Any], scheduler: str, steps: i
     return schedule(model_sigmas(scheduler_config), steps)
 
 
-def denoise_sigmas(scheduler_config: Mapping[str, Any], scheduler: str, steps: int, denoise: float) -> torch.Tensor:
-    """KSampler's schedule for ``denoise`` < 1: the last ``steps`` of a longer schedule."""
+def denoise_sigmas(
+    scheduler_config: Mapping[str, Any],
+    scheduler: str,
+    steps: int,
+    denoise: float,
+    *,
+    discard_penultimate: bool = False,
+) -> torch.Tensor:
+    """KSampler's schedule for ``denoise`` < 1: the last ``steps`` of a longer schedule.
+
+    ``discard_penultimate``: KSampler's rule for the samplers that name it (ComfyUI's
+    ``KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS``: dpm_2, dpm_2_ancestral, uni_pc,
+    uni_pc_bh2): the schedule is computed for one step more and its last nonzero sigma
+    dropped, so the run ends with one long step to 0. BasicScheduler does not do this.
+    """
     import torch
 
     if denoise <= 0.0 or steps <= 0:
         return torch.zeros(0)
+
+    def schedule(count: int) -> torch.Tensor:
+        if not discard_penultimate:
+            return compute_sigmas(scheduler_config, scheduler, count)
+        longer = compute_sigmas(scheduler_config, scheduler, count + 1)
+        return torch.cat([longer[:-2], longer[-1:]])
+
     if denoise >= 0.9999:
-        return compute_sigmas(scheduler_config, scheduler, steps)
-    total = int(steps / denoise)
-    return compute_sigmas(scheduler_config, scheduler, total)[-(steps + 1) :]
+        return schedule(steps)
+    return schedule(int(steps / denoise))[-(steps + 1) :]

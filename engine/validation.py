@@ -123,7 +123,10 @@ def check_constant(spec: InputSpec, value: Any, check_limits: bool = True) -> tu
     )
 
 
-def _reachable(prompt: Prompt, roots: Iterable[str]) -> set[str]:
+def _reachable(prompt: Prompt, roots: Iterable[str], sources: dict[str, list[str]] | None = None) -> set[str]:
+    """The nodes ``roots`` depend on (themselves included). ``sources``, when given, is filled
+    with each reached node's linked source ids that exist in ``prompt``, for
+    :func:`dependency_order`: one walk over the inputs instead of two."""
     seen: set[str] = set()
     stack = [r for r in roots if r in prompt]
     while stack:
@@ -131,14 +134,19 @@ def _reachable(prompt: Prompt, roots: Iterable[str]) -> set[str]:
         if node_id in seen:
             continue
         seen.add(node_id)
-        for value in prompt[node_id]["inputs"].values():
-            if is_link(value) and value[0] in prompt and value[0] not in seen:
-                stack.append(value[0])
+        linked = [v[0] for v in prompt[node_id]["inputs"].values() if is_link(v) and v[0] in prompt]
+        if sources is not None:
+            sources[node_id] = linked
+        stack.extend(source for source in linked if source not in seen)
     return seen
 
 
-def dependency_order(prompt: Prompt, nodes: set[str]) -> tuple[list[str], set[str]]:
-    """Iterative depth-first post-order; returns the order and the nodes found on cycles."""
+def dependency_order(
+    prompt: Prompt, nodes: set[str], sources: dict[str, list[str]] | None = None
+) -> tuple[list[str], set[str]]:
+    """Iterative depth-first post-order; returns the order and the nodes found on cycles.
+
+    ``sources`` (from :func:`_reachable`) saves reading the links of ``nodes`` again."""
     state: dict[str, int] = {}  # 1 = on the path, 2 = finished
     order: list[str] = []
     on_cycle: set[str] = set()
@@ -152,7 +160,10 @@ def dependency_order(prompt: Prompt, nodes: set[str]) -> tuple[list[str], set[st
             if it is None:
                 state[node_id] = 1
                 path.append(node_id)
-                it = iter([v[0] for v in prompt[node_id]["inputs"].values() if is_link(v) and v[0] in nodes])
+                linked = sources.get(node_id) if sources is not None else None
+                if linked is None:
+                    linked = [v[0] for v in prompt[node_id]["inputs"].values() if is_link(v)]
+                it = iter([source for source in linked if source in nodes])
                 stack[-1] = (node_id, it)
             child = next(it, None)
             if child is None:
@@ -225,6 +236,8 @@ class _Check:
         self.missing_types: list[str] = []
         self.outputs: list[str] = []
         self.reachable: set[str] = set()
+        #: linked source ids per reachable node (checking values never changes a link)
+        self.sources: dict[str, list[str]] = {}
         self.normalised: Prompt = {}
 
     def definition_of(self, class_type: Any) -> NodeDefinition | None:
@@ -257,7 +270,7 @@ class _Check:
         if not self.outputs and not self.node_errors:
             self.early = ValidationResult(self.prompt, [], [], _no_outputs())
             return
-        self.reachable = _reachable(self.prompt, self.outputs)
+        self.reachable = _reachable(self.prompt, self.outputs, self.sources)
         for node_id in self.reachable:
             self.check_node(node_id)
         for node_id, node in self.prompt.items():
@@ -426,7 +439,7 @@ class _Check:
 
     def check_graph(self) -> list[str]:
         """The dependency order; cycles and nodes over the memory budget become node errors."""
-        order, on_cycle = dependency_order(self.normalised, self.reachable)
+        order, on_cycle = dependency_order(self.normalised, self.reachable, self.sources)
         for node_id in sorted(on_cycle):
             self.add(
                 node_id,

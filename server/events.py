@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import socket
 import struct
 import threading
 from typing import Any
@@ -49,6 +50,29 @@ def encode_preview(image_format: str, data: bytes) -> bytes:
 def _dumps(event: str, data: Any) -> str:
     # always valid JSON: a NaN or an object in a node's UI output must not break the client's parser
     return jsonio.dumps({"type": event, "data": data})
+
+
+def _corker(transport: asyncio.BaseTransport | None) -> Any:
+    """``cork(on) -> on`` for a client's TCP socket (Linux ``TCP_CORK``; a no-op elsewhere).
+
+    A run sends one small WebSocket frame per node; written one by one, each frame is a packet
+    the kernel delivers on its own (on loopback, the receiver's whole receive path runs inside
+    every send). Corked while a backlog is written, the frames leave as full packets, and the
+    socket is uncorked as soon as the backlog is gone, so nothing waits.
+    """
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    option = getattr(socket, "TCP_CORK", None)
+    if sock is None or option is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return lambda on: False
+
+    def cork(on: bool) -> bool:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1 if on else 0)
+        except OSError:
+            return False
+        return on
+
+    return cork
 
 
 class _Client:
@@ -78,6 +102,19 @@ def _ends_prompt(event: str, data: Any) -> bool:
 
 def _progress_key(sid: str | None, data: Any) -> tuple[str | None, Any]:
     return sid, data.get("prompt_id") if isinstance(data, dict) else id(data)
+
+
+def _dumps_live(event: str, data: Any) -> str:
+    """The message for a payload the worker thread keeps changing (``progress_state``).
+
+    Written by the C JSON encoder, which runs no Python code while it writes plain data, so no
+    other thread changes the payload meanwhile: no copy of every node's entry first (which cost
+    more than the writing). A payload the C encoder refuses (a NaN) is copied, then written the
+    careful way."""
+    try:
+        return jsonio.encode_plain({"type": event, "data": data})
+    except (ValueError, TypeError, RecursionError, RuntimeError):
+        return _dumps(event, _snapshot_progress(data))
 
 
 def _snapshot_progress(data: Any) -> Any:
@@ -217,12 +254,18 @@ class EventBus:
 
     async def _sender(self, client: _Client) -> None:
         ws = client.ws
+        cork = _corker(client.transport)
+        corked = False
         try:
             while not client.closing:
                 if not client.queue:
+                    if corked:
+                        corked = cork(False)
                     client.wake.clear()
                     await client.wake.wait()
                     continue
+                if not corked and len(client.queue) > 2:
+                    corked = cork(True)
                 message = client.queue.popleft()
                 client.queued_bytes -= len(message)
                 if ws.closed:
@@ -277,6 +320,9 @@ class EventBus:
             message: str | bytes = bytes(data)
         else:
             message = _dumps(event, data)
+        self._deliver_message(message, sid)
+
+    def _deliver_message(self, message: str | bytes, sid: str | None) -> None:
         if sid is None:
             clients = list(self._clients.values())
         else:
@@ -333,6 +379,6 @@ class EventBus:
             return
         assert self.loop is not None
         started = self.loop.time()
-        await self.send("progress_state", _snapshot_progress(data), key[0])
+        self._deliver_message(_dumps_live("progress_state", data), key[0])
         now = self.loop.time()
         self._live_due[key] = now + max(self.progress_interval, (now - started) * self.progress_cost_factor)

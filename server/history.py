@@ -59,9 +59,11 @@ class History:
             pruned.append(prompt_id)
         return pruned
 
-    def add(self, prompt_id: str, entry: dict[str, Any]) -> None:
+    def add(self, prompt_id: str, entry: dict[str, Any], prompt_json: str | None = None) -> None:
+        """Add (or replace) an entry. ``prompt_json``: ``entry["prompt"]`` as JSON already
+        written (the queue wrote the prompt once), so it is not written again."""
         # serialised outside the lock, a subtree at a time: readers on the event loop keep going
-        text = jsonio.dumps_chunked(entry) if self.store is not None or self.max_bytes else None
+        text = self._encoded(entry, prompt_json) if self.store is not None or self.max_bytes else None
         size = len(text.encode()) if text is not None else 0
         with self._lock:
             self._insert(prompt_id, entry, size)
@@ -69,6 +71,13 @@ class History:
             if self.store is not None and text is not None:
                 # under the lock: the file's order of entries is the memory's
                 self.store.history_add(prompt_id, size, text, pruned)
+
+    @staticmethod
+    def _encoded(entry: dict[str, Any], prompt_json: str | None) -> str:
+        if prompt_json is None or "prompt" not in entry:
+            return jsonio.dumps_chunked(entry)
+        rest = jsonio.dumps_chunked({k: v for k, v in entry.items() if k != "prompt"})
+        return f'{{"prompt": {prompt_json}' + (f", {rest[1:]}" if rest != "{}" else "}")
 
     def _parsed(self, prompt_id: str) -> dict[str, Any] | None:
         """The entry, parsed now if it came from the store; the caller holds the lock."""

@@ -222,6 +222,10 @@ def _key(key: Any) -> str:
     return str(key)
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not plain JSON data")
+
+
 #: ``json.dumps(value, default=str, allow_nan=False)``'s C encoder, built once instead of per call
 #: (``json.dumps`` builds one per call: 40 % of the time of a small event, and a prompt sends
 #: thousands). Built without a circular-reference check, so it keeps no state between calls and
@@ -231,10 +235,23 @@ _C_ENCODER = c_make_encoder and c_make_encoder(
     None, str, encode_basestring_ascii, None, ": ", ", ", False, False, False
 )
 _ENCODER = json.JSONEncoder(default=str, allow_nan=False)
+#: the same without ``default``: an object it cannot write is an error, never Python code run
+_C_ENCODER_STRICT = c_make_encoder and c_make_encoder(
+    None, _refuse, encode_basestring_ascii, None, ": ", ", ", False, False, False
+)
 
 
 def _encode(value: Any) -> str:
     return "".join(_C_ENCODER(value, 0)) if _C_ENCODER else _ENCODER.encode(value)
+
+
+def encode_plain(value: Any) -> str:
+    """JSON of plain data (dicts, lists, strings, finite numbers, booleans, None) in one call of
+    the C encoder, during which no Python code runs; raises ``ValueError``/``TypeError`` for
+    anything else (a NaN, an object), and ``RuntimeError`` where there is no C encoder."""
+    if not _C_ENCODER_STRICT:
+        raise RuntimeError("no C JSON encoder")
+    return "".join(_C_ENCODER_STRICT(value, 0))
 
 
 def dumps(value: Any) -> str:

@@ -34,18 +34,30 @@ class QueueItem:
     created: float = field(compare=False, default_factory=time.time)
     #: the validator's dependency order, reused by the executor (not part of the wire format)
     order: list[str] | None = field(compare=False, default=None, repr=False)
+    #: the prompt's JSON once written (for the queue's bounds or file): the history entry reuses it
+    prompt_json: str | None = field(compare=False, default=None, repr=False)
 
     def as_comfy(self) -> list[Any]:
         """ComfyUI's queue tuple: ``[number, prompt_id, prompt, extra_data, outputs]``."""
         return [self.number, self.prompt_id, self.prompt, self.extra_data, self.outputs]
 
+    def encoded_prompt(self) -> str:
+        """The prompt's JSON, written once (a 1000-node prompt takes milliseconds)."""
+        if self.prompt_json is None:
+            self.prompt_json = jsonio.dumps_chunked(self.prompt)
+        return self.prompt_json
+
+    def as_comfy_json(self) -> str:
+        """:meth:`as_comfy` as JSON, around the prompt's JSON written once."""
+        head = jsonio.dumps([self.number, self.prompt_id])[:-1]
+        return f"{head}, {self.encoded_prompt()}, {jsonio.dumps(self.extra_data)}, {jsonio.dumps(self.outputs)}]"
+
     def to_json(self) -> str:
         """Everything needed to run it again after a restart (the validator's order included)."""
-        return jsonio.dumps_chunked(
+        rest = jsonio.dumps_chunked(
             {
                 "number": self.number,
                 "prompt_id": self.prompt_id,
-                "prompt": self.prompt,
                 "extra_data": self.extra_data,
                 "outputs": self.outputs,
                 "client_id": self.client_id,
@@ -53,6 +65,7 @@ class QueueItem:
                 "order": self.order,
             }
         )
+        return f'{{"prompt": {self.encoded_prompt()}, {rest[1:]}'
 
     @classmethod
     def from_json(cls, text: str) -> QueueItem:

@@ -228,6 +228,7 @@ class Worker:
                 },
                 "meta": result.meta,
             },
+            prompt_json=item.as_comfy_json() if item.prompt_json is not None else None,
         )
         # ComfyUI's "done" signal comes after the history entry exists: clients read
         # /history/<id> as soon as they see it

@@ -86,6 +86,18 @@ class WorkerSay(_Base):
         return self.done(str(os.getpid()))
 
 
+class WorkerPreview(_Base):
+    # progress with a preview picture, as samplers of ComfyUI packs report it
+    def run(self, seed):
+        import comfy.utils
+        from PIL import Image
+
+        bar = comfy.utils.ProgressBar(3)
+        for step in range(3):
+            bar.update_absolute(step + 1, 3, ("JPEG", Image.new("RGB", (8, 8), (200, 10, 10)), 64))
+        return self.done("previewed")
+
+
 NODE_CLASS_MAPPINGS = {
     name: cls for name, cls in list(globals().items()) if name.startswith("Worker") and isinstance(cls, type)
 }
@@ -209,6 +221,14 @@ async def test_events_and_a_packs_send_sync_reach_the_client_from_the_worker(ser
         said = [d for e, d in recorder.events if e == "weft.test.said"]
         assert said and said[0]["seed"] == 6 and said[0]["pid"] == worker_pid(server)
         assert said[0]["pid"] != server.proc.pid  # the node ran in the worker, not the server
+
+        preview = {"preview_method": "auto"}  # ComfyUI sends none unless asked
+        body = await asyncio.to_thread(server.queue, node("WorkerPreview", 7), client_id=client_id, extra_data=preview)
+        await recorder.wait_done(body["prompt_id"])
+        progress = [d for e, d in recorder.for_prompt(body["prompt_id"]) if e == "progress"]
+        assert [(p["value"], p["max"]) for p in progress] == [(1, 3), (2, 3), (3, 3)]
+        assert len(recorder.previews) == 3  # binary frames, forwarded from the worker
+        assert all(kind == 1 and image == 1 and data[:2] == b"\xff\xd8" for kind, image, data in recorder.previews)
 
 
 def test_the_prompt_time_limit_fails_a_prompt_that_runs_too_long(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ Started with ``spawn``: a fresh interpreter, never a fork of a server with threa
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import multiprocessing
@@ -62,6 +63,9 @@ class ProcessBackend:
         #: the last start-up failure the worker reported (its traceback), if any
         self.startup_error: str | None = None
         self._lock = threading.Lock()
+        #: set by :meth:`stop`: no worker is started again (a run cut short by the stop fails)
+        self._stopping = False
+        self._atexit_registered = False
         self._running = False
         self._kill_at: float | None = None
         self._last: dict[str, Any] = {}
@@ -72,6 +76,12 @@ class ProcessBackend:
         self._spawn()
 
     def _spawn(self) -> None:
+        if self._stopping:
+            raise WorkerDied("the server is stopping")
+        if not self._atexit_registered:
+            # before multiprocessing's own exit handler, which would wait for the worker forever
+            atexit.register(self._reap, kill=True)
+            self._atexit_registered = True
         parent, child = self._ctx.Pipe()
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         process = self._ctx.Process(
@@ -101,6 +111,7 @@ class ProcessBackend:
         self.process = self.conn = None
 
     def stop(self, timeout: float) -> None:
+        self._stopping = True
         self.flag.set()
         if self.process is None:
             return
@@ -115,6 +126,8 @@ class ProcessBackend:
     def prepare(self) -> None:
         """Wait until a worker has loaded its nodes (a fresh one takes a second or more), so a
         prompt's time limit counts the prompt and not the start-up."""
+        if self._stopping:
+            return
         if self.process is None or not self.process.is_alive():
             self._respawn()
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -146,7 +159,10 @@ class ProcessBackend:
             self._kill_at = None
             self._running = True
         try:
-            self._hand_over(("run", job))
+            try:
+                self._hand_over(("run", job))
+            except WorkerDied as died:
+                return self._after_death(job, emit, {}, str(died))
             return self._await_result(job, emit)
         finally:
             with self._lock:
@@ -154,7 +170,8 @@ class ProcessBackend:
                 self._kill_at = None
 
     def _hand_over(self, message: tuple[Any, ...]) -> None:
-        """Send to the worker; one that is gone is replaced first."""
+        """Send to the worker; one that is gone is replaced first. Raises :class:`WorkerDied`
+        once the server is stopping."""
         if self.process is None or not self.process.is_alive():
             self._respawn()
         try:
@@ -182,6 +199,8 @@ class ProcessBackend:
         """The worker's next message about ``job``; ``None`` once it was killed for ignoring
         an interruption. Raises :class:`WorkerDied`."""
         conn, process = self.conn, self.process
+        if conn is None or process is None:
+            raise WorkerDied("the server is stopping")
         while True:
             if conn.poll(POLL):
                 try:
@@ -213,6 +232,8 @@ class ProcessBackend:
 
     def _death_reason(self) -> str:
         process = self.process
+        if process is None:
+            return "the server is stopping"
         process.join(1)
         code = process.exitcode
         if self.startup_error:
@@ -235,7 +256,8 @@ class ProcessBackend:
         log.error("prompt %s: %s", job.prompt_id, message)
         result = failed_result(job, "WorkerDied", message, node)
         emit("execution_error", result.error)
-        self._respawn()
+        if not self._stopping:
+            self._respawn()
         return result
 
     def _after_kill(self, job: Job, emit: Emit, last: dict[str, Any]) -> RunResult:
@@ -248,7 +270,8 @@ class ProcessBackend:
             "timestamp": now_ms(),
         }
         emit("execution_interrupted", payload)
-        self._respawn()
+        if not self._stopping:
+            self._respawn()
         result = RunResult(job.prompt_id, "error", False, interrupted=True)
         result.messages.append(["execution_interrupted", payload])
         return result
@@ -283,7 +306,8 @@ class ProcessBackend:
                         return
         except WorkerDied as died:
             log.error("freeing memory: %s", died)
-            self._respawn()
+            if not self._stopping:
+                self._respawn()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -255,3 +255,24 @@ def test_free_reaches_the_worker_that_holds_the_cache(server: MainProcess) -> No
     assert stats["cache"]["entries"] >= 1 and stats["worker"]["mode"] == "process"
     assert server.request("POST", "/free", {"free_memory": True})[0] == 200
     assert server.request("GET", "/system_stats")[1]["cache"]["entries"] == 0
+
+
+def test_stopping_the_server_mid_prompt_ends_its_worker(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    with main_process(tmp_path, packs={"misbehaving.py": PACK}) as server:
+        sleeper = server.queue(node("WorkerSleep"))["prompt_id"]
+        server.wait(lambda: server.queue_ids()[0] == [sleeper], "the sleeper to start")
+        pid = worker_pid(server)
+        server.proc.send_signal(signal.SIGINT)  # Ctrl+C: a graceful stop
+        assert server.proc.wait(30) == 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"worker process {pid} outlived its server")

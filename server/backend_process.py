@@ -129,7 +129,10 @@ class ProcessBackend:
         if self._stopping:
             return
         if self.process is None or not self.process.is_alive():
-            self._respawn()
+            try:
+                self._respawn()
+            except WorkerDied:  # stopping meanwhile
+                return
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self._ready and time.monotonic() < deadline:
             try:
@@ -139,7 +142,7 @@ class ProcessBackend:
                         self._deliver(message[-1], lambda event, data: None, {})
                 elif not self.process.is_alive():
                     return  # its death is reported by the run that follows
-            except (EOFError, OSError):
+            except (EOFError, OSError, ValueError, AttributeError):  # died, or stopped meanwhile
                 return
 
     def _take(self, message: tuple[Any, ...]) -> tuple[Any, ...] | None:
@@ -202,13 +205,15 @@ class ProcessBackend:
         if conn is None or process is None:
             raise WorkerDied("the server is stopping")
         while True:
-            if conn.poll(POLL):
-                try:
-                    message = self._take(conn.recv())
-                except (EOFError, OSError):
-                    raise WorkerDied(self._death_reason()) from None
-                if message is not None:
-                    return message
+            try:
+                ready = conn.poll(POLL)
+                message = self._take(conn.recv()) if ready else None
+            except (EOFError, OSError, ValueError):  # dead, or its pipe closed by stop()
+                raise WorkerDied(self._death_reason()) from None
+            if message is not None:
+                return message
+            if ready:
+                continue
             if not process.is_alive() and not conn.poll(0):
                 raise WorkerDied(self._death_reason())
             kill_at = self._kill_at

@@ -91,6 +91,25 @@ def failed_result(job: Job, exception_type: str, message: str, node: dict[str, A
     return RunResult(job.prompt_id, "error", False, messages=[["execution_error", payload]], error=payload)
 
 
+def run_job(
+    executor: Executor, loop: asyncio.AbstractEventLoop, job: Job, emit: Emit, flag: InterruptFlag
+) -> RunResult:
+    """Run ``job`` on ``executor`` in ``loop`` (the calling thread's own, for async nodes),
+    without the final ``executing`` event: the server sends it once the history entry exists."""
+    return loop.run_until_complete(
+        executor.execute(
+            job.prompt_id,
+            job.prompt,
+            job.outputs,
+            emit=emit,
+            interrupt=flag,
+            extra_data=job.extra_data,
+            order=job.order,
+            announce_end=False,
+        )
+    )
+
+
 class ThreadBackend:
     """The executor in the server process, run on the calling (worker) thread."""
 
@@ -118,18 +137,7 @@ class ThreadBackend:
                 node_runtime.bind(self.runtime)  # the worker thread's own context: nothing to undo
         self.flag.clear()
         try:
-            result = self._loop.run_until_complete(
-                self.executor.execute(
-                    job.prompt_id,
-                    job.prompt,
-                    job.outputs,
-                    emit=emit,
-                    interrupt=self.flag,
-                    extra_data=job.extra_data,
-                    order=job.order,
-                    announce_end=False,  # the worker sends it once the history entry is stored
-                )
-            )
+            result = run_job(self.executor, self._loop, job, emit, self.flag)
         finally:
             run_finished()  # the model manager's end-of-run policy (--novram, --disable-smart-memory)
         return result

@@ -38,7 +38,7 @@ from nodes import runtime as node_runtime
 from nodes.memory import free_models, run_finished
 from nodes.registry import builtin_registry
 
-from .backend import Job, failed_result
+from .backend import Job, failed_result, run_job
 from .config import ServerConfig
 from .events import _snapshot_progress
 from .runtime import ServerRuntime, apply_model_settings, launch_options, load_packs, model_settings, resolve_paths
@@ -260,18 +260,7 @@ class WorkerMain:
             self.outbox.event(event, data)
 
         try:
-            result = self.loop.run_until_complete(
-                self.executor.execute(
-                    job.prompt_id,
-                    job.prompt,
-                    job.outputs,
-                    emit=emit,
-                    interrupt=self.flag,
-                    extra_data=job.extra_data,
-                    order=job.order,
-                    announce_end=False,
-                )
-            )
+            result = run_job(self.executor, self.loop, job, emit, self.flag)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, ...: the prompt fails, the worker goes on
             running = {"node": self.running.value.decode(errors="replace") or None}
             if running["node"] in job.prompt:

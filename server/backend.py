@@ -122,13 +122,13 @@ class ThreadBackend:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        pass
+        """Nothing to start: the executor runs on the worker's thread."""
 
     def stop(self, timeout: float) -> None:
         self.flag.set()
 
     def prepare(self) -> None:
-        pass
+        """Always ready: there is no process to wait for."""
 
     def execute(self, job: Job, emit: Emit) -> RunResult:
         if self._loop is None:  # the worker thread's own loop, for async nodes

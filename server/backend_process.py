@@ -40,7 +40,8 @@ STARTUP_TIMEOUT = 120.0
 
 
 class WorkerDied(RuntimeError):
-    pass
+    """The worker process ended (or the server is stopping) while it had a job; the message
+    says why, for the prompt's history entry."""
 
 
 class ProcessBackend:
@@ -323,4 +324,4 @@ class ProcessBackend:
         }
 
     def release_thread(self) -> None:
-        pass
+        """The worker thread holds nothing here: the event loop is the worker process's."""

@@ -72,23 +72,37 @@ class ExecutionBackend(Protocol):
         """The worker thread ends: let go of what it holds (called on that thread)."""
 
 
-def failed_result(job: Job, exception_type: str, message: str, node: dict[str, Any] | None = None) -> RunResult:
-    """A result for a run that ended without the executor's own account of it (the worker
-    process died, a time limit struck): an ``execution_error`` naming the node that ran last."""
+def error_payload(
+    prompt_id: str,
+    exception_type: str,
+    message: str,
+    node: dict[str, Any] | None = None,
+    *,
+    executed: list[str] | None = None,
+    trace: list[str] | None = None,
+) -> dict[str, Any]:
+    """An ``execution_error`` payload in ComfyUI's shape for a failure the executor did not
+    report itself (the worker died or crashed, a time limit struck); ``node`` names the node
+    that ran last (``{"node": id, "class_type": ...}``)."""
     node = node or {}
-    payload = {
-        "prompt_id": job.prompt_id,
+    return {
+        "prompt_id": prompt_id,
         "node_id": node.get("node"),
         "node_type": node.get("class_type"),
-        "executed": [],
+        "executed": executed or [],
         "exception_message": message,
         "exception_type": exception_type,
-        "traceback": [],
+        "traceback": trace or [],
         "current_inputs": {},
         "current_outputs": {},
         "timestamp": now_ms(),
     }
-    return RunResult(job.prompt_id, "error", False, messages=[["execution_error", payload]], error=payload)
+
+
+def failed_result(prompt_id: str, exception_type: str, message: str, node: dict[str, Any] | None = None) -> RunResult:
+    """A result for a run that ended without the executor's own account of it."""
+    payload = error_payload(prompt_id, exception_type, message, node)
+    return RunResult(prompt_id, "error", False, messages=[["execution_error", payload]], error=payload)
 
 
 def run_job(

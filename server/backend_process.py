@@ -260,7 +260,7 @@ class ProcessBackend:
         where = f" while node {node['node']} ({node['class_type']}) ran" if node.get("node") else ""
         message = f"{reason}{where}; a new worker was started and the queue goes on"
         log.error("prompt %s: %s", job.prompt_id, message)
-        result = failed_result(job, "WorkerDied", message, node)
+        result = failed_result(job.prompt_id, "WorkerDied", message, node)
         emit("execution_error", result.error)
         if not self._stopping:
             self._respawn()

@@ -21,10 +21,10 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from engine.executor import RunResult, now_ms
+from engine.executor import RunResult
 from nodes.launch_options import resolve_preview_method
 
-from .backend import ExecutionBackend, Job, ThreadBackend
+from .backend import ExecutionBackend, Job, ThreadBackend, error_payload, failed_result
 from .console import execution_error_lines
 from .events import encode_preview
 
@@ -191,18 +191,9 @@ class Worker:
     def _past_limit(result: RunResult, emit: Any, limit: float) -> RunResult:
         """An interruption by the time limit is a failure, with the reason in the history."""
         interrupted = next((m[1] for m in result.messages if m[0] == "execution_interrupted"), {})
-        payload = {
-            "prompt_id": result.prompt_id,
-            "node_id": interrupted.get("node_id"),
-            "node_type": interrupted.get("node_type"),
-            "executed": interrupted.get("executed", []),
-            "exception_message": f"the prompt ran longer than its {limit:g} s limit (--max-prompt-seconds)",
-            "exception_type": "PromptTimeout",
-            "traceback": [],
-            "current_inputs": {},
-            "current_outputs": {},
-            "timestamp": now_ms(),
-        }
+        node = {"node": interrupted.get("node_id"), "class_type": interrupted.get("node_type")}
+        message = f"the prompt ran longer than its {limit:g} s limit (--max-prompt-seconds)"
+        payload = error_payload(result.prompt_id, "PromptTimeout", message, node, executed=interrupted.get("executed"))
         result.interrupted, result.error = False, payload
         result.messages.append(["execution_error", payload])
         emit("execution_error", payload)
@@ -246,29 +237,10 @@ class Worker:
         return resolved
 
     def _record_crash(self, item: QueueItem) -> None:
-        message = traceback.format_exc()
-        payload = {
-            "prompt_id": item.prompt_id,
-            "node_id": None,
-            "node_type": None,
-            "executed": [],
-            "exception_message": message.strip().splitlines()[-1],
-            "exception_type": "WorkerError",
-            "traceback": message.splitlines(keepends=True),
-            "current_inputs": {},
-            "current_outputs": {},
-            "timestamp": now_ms(),
-        }
-        if item.client_id is not None:  # client-less prompts broadcast nothing (see _run)
-            self.server.bus.send_sync("execution_error", payload, item.client_id)
-        self.server.history.add(
-            item.prompt_id,
-            {
-                "prompt": item.as_comfy(),
-                "outputs": {},
-                "status": {"status_str": "error", "completed": False, "messages": [["execution_error", payload]]},
-                "meta": {},
-            },
-        )
-        if item.client_id is not None:
-            self.server.bus.send_sync("executing", {"node": None, "prompt_id": item.prompt_id}, item.client_id)
+        """The worker's own failure around a prompt: recorded and told like any failed run."""
+        trace = traceback.format_exc()
+        result = failed_result(item.prompt_id, "WorkerError", trace.strip().splitlines()[-1])
+        result.error["traceback"] = trace.splitlines(keepends=True)
+        emit = self._emitter(item)
+        emit("execution_error", result.error)
+        self._finish(item, result, 0.0, emit)

@@ -265,7 +265,9 @@ class WorkerMain:
             running = {"node": self.running.value.decode(errors="replace") or None}
             if running["node"] in job.prompt:
                 running["class_type"] = job.prompt[running["node"]].get("class_type")
-            result = failed_result(job, type(exc).__name__, f"{type(exc).__name__}: {exc}".rstrip(": "), running)
+            result = failed_result(
+                job.prompt_id, type(exc).__name__, f"{type(exc).__name__}: {exc}".rstrip(": "), running
+            )
             result.error["traceback"] = traceback.format_exception(exc)
             emit("execution_error", result.error)
         finally:

@@ -276,3 +276,35 @@ def test_stopping_the_server_mid_prompt_ends_its_worker(tmp_path: Path) -> None:
             time.sleep(0.1)
         else:
             pytest.fail(f"worker process {pid} outlived its server")
+
+
+def test_a_failure_of_the_worker_itself_is_recorded_and_the_queue_goes_on(tmp_path: Path) -> None:
+    """Not a node's failure: the backend raising (a bug in Weft) still ends in the history."""
+    from tests.support.server import serve
+
+    prompt = {
+        "1": {"class_type": "PrimitiveString", "inputs": {"value": "x"}},
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+    }
+    fixture = serve(tmp_path)
+    live = next(fixture)
+    try:
+        backend = live.server.worker.backend
+        real = backend.execute
+        calls = []
+
+        def failing_once(job: Any, emit: Any) -> Any:
+            calls.append(job.prompt_id)
+            if len(calls) == 1:
+                raise RuntimeError("backend broke")
+            return real(job, emit)
+
+        backend.execute = failing_once
+        broken = live.wait_history(live.queue_prompt(prompt))
+        error = broken["status"]["messages"][-1][1]
+        assert broken["status"]["status_str"] == "error"
+        assert error["exception_type"] == "WorkerError" and "backend broke" in error["exception_message"]
+        prompt["1"]["inputs"]["value"] = "y"
+        assert live.wait_history(live.queue_prompt(prompt))["status"]["status_str"] == "success"
+    finally:
+        fixture.close()

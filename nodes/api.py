@@ -41,6 +41,7 @@ __all__ = [
     "String",
     "Boolean",
     "Combo",
+    "ModelFile",
     "Hidden",
     "ExecutionBlocker",
     "Interrupted",
@@ -174,6 +175,26 @@ def Combo(
 ) -> InputSpec:
     """A choice list; ``choices`` may be a function (a folder listing) read at each use."""
     return _spec(name, "COMBO", optional, lazy, choices=choices, default=default, tooltip=tooltip, **options)
+
+
+def ModelFile(
+    name: str,
+    folder: str,
+    *,
+    optional: bool = False,
+    lazy: bool = False,
+    tooltip: str | None = None,
+    **options: Any,
+) -> InputSpec:
+    """A combo of the files of a model folder (``models/<folder>``: ``checkpoints``, ``loras``,
+    ...), listed at each use. /object_info names the folder in the input's options
+    (``model_folder``), so a client can tell the user where a missing file belongs."""
+    from .paths import get_paths
+
+    def files() -> list[str]:
+        return get_paths().list_models(folder)
+
+    return Combo(name, files, optional=optional, lazy=lazy, tooltip=tooltip, model_folder=folder, **options)
 
 
 def Hidden(name: str, kind: str) -> InputSpec:

@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api import Combo, Hidden, Input, Node, Output, Result, String
+from .api import Combo, Hidden, Input, ModelFile, Node, Output, Result, String
 from .paths import get_paths
 
 if TYPE_CHECKING:
@@ -72,10 +72,6 @@ def config_settings(config_name: str) -> tuple[str | None, int | None]:
     return params.get("parameterization"), (int(layer) if layer is not None else None)
 
 
-def _checkpoints() -> list[str]:
-    return get_paths().list_models("checkpoints")
-
-
 class CheckpointLoader(Node):
     display_name = "Load Checkpoint With Config (DEPRECATED)"
     category = "advanced/loaders"
@@ -84,7 +80,7 @@ class CheckpointLoader(Node):
         "Loads a checkpoint like Load Checkpoint; from the config only v-prediction "
         "(parameterization: v) and the CLIP layer (layer_idx) are applied, as in ComfyUI."
     )
-    inputs = (Combo("config_name", config_names), Combo("ckpt_name", _checkpoints))
+    inputs = (Combo("config_name", config_names, model_folder="configs"), ModelFile("ckpt_name", "checkpoints"))
     outputs = (Output("MODEL"), Output("CLIP"), Output("VAE"))
 
     @classmethod

@@ -17,8 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nodes.api import Combo, Float, Input, Node, Output
-from nodes.paths import get_paths
+from nodes.api import Float, Input, ModelFile, Node, Output
 
 from .conditioning import _entries
 
@@ -27,10 +26,6 @@ _FOLDER = "controlnet"
 
 class ControlNetInputError(ValueError):
     """An apply node got an input it cannot use; the message names the input."""
-
-
-def _controlnet_files() -> list[str]:
-    return get_paths().list_models(_FOLDER)
 
 
 def _origin(class_name: str) -> str:
@@ -105,7 +100,7 @@ class ControlNetLoader(Node):
         "Loads a ControlNet (SD1.x, SD2.x or SDXL) from models/controlnet: an original-layout "
         ".safetensors file, or the weights file of a diffusers ControlNet folder."
     )
-    inputs = (Combo("control_net_name", _controlnet_files, tooltip="The ControlNet to load."),)
+    inputs = (ModelFile("control_net_name", _FOLDER, tooltip="The ControlNet to load."),)
     outputs = (Output("CONTROL_NET"),)
 
     @classmethod

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodes.api import Combo, Node, Output
+from nodes.api import Combo, ModelFile, Node, Output
 from nodes.paths import get_paths
 
 from .checkpoint_loading import load_checkpoint, tokenizer_handle
@@ -28,10 +28,6 @@ from .types import DiffusionModel, MissingComponent, TextEncoder, VAEModel
 _UNET_DTYPES = ["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]
 
 
-def _lister(folder: str) -> Any:
-    return lambda: get_paths().list_models(folder)
-
-
 class CheckpointLoaderSimple(Node):
     display_name = "Load Checkpoint"
     category = "loaders"
@@ -39,7 +35,7 @@ class CheckpointLoaderSimple(Node):
         "Loads a Stable Diffusion 1.x, 2.x or XL single-file checkpoint (.safetensors) from "
         "models/checkpoints; the family is detected from the file."
     )
-    inputs = (Combo("ckpt_name", _lister("checkpoints"), tooltip="The checkpoint (model) to load."),)
+    inputs = (ModelFile("ckpt_name", "checkpoints", tooltip="The checkpoint (model) to load."),)
     outputs = (Output("MODEL"), Output("CLIP"), Output("VAE"))
 
     @classmethod
@@ -64,7 +60,7 @@ class DiffusersLoader(Node):
     description = (
         "Loads a diffusers pipeline folder (model_index.json, unet/, vae/, text_encoder/...) from models/diffusers."
     )
-    inputs = (Combo("model_path", _lister("diffusers")),)
+    inputs = (ModelFile("model_path", "diffusers"),)
     outputs = (Output("MODEL"), Output("CLIP"), Output("VAE"))
 
     @classmethod
@@ -86,7 +82,7 @@ class UNETLoader(Node):
         "Loads a UNet alone (models/diffusion_models or models/unet), in the original or the diffusers "
         "layout. fp8 weight dtypes store the weights in 8 bits and compute in 16/32."
     )
-    inputs = (Combo("unet_name", _lister("diffusion_models")), Combo("weight_dtype", _UNET_DTYPES))
+    inputs = (ModelFile("unet_name", "diffusion_models"), Combo("weight_dtype", _UNET_DTYPES))
     outputs = (Output("MODEL"),)
 
     @classmethod
@@ -117,7 +113,7 @@ class CLIPLoader(Node):
         "Loads a text encoder file from models/text_encoders (or models/clip): OpenAI CLIP-L gives an "
         "SD1.x CLIP, OpenCLIP ViT-H an SD2.x CLIP."
     )
-    inputs = (Combo("clip_name", _lister("text_encoders")), Combo("type", _CLIP_TYPES), _DEVICE)
+    inputs = (ModelFile("clip_name", "text_encoders"), Combo("type", _CLIP_TYPES), _DEVICE)
     outputs = (Output("CLIP"),)
 
     @classmethod
@@ -134,8 +130,8 @@ class DualCLIPLoader(Node):
     category = "advanced/loaders"
     description = "Loads SDXL's two text encoders (CLIP-L and OpenCLIP bigG) from models/text_encoders."
     inputs = (
-        Combo("clip_name1", _lister("text_encoders")),
-        Combo("clip_name2", _lister("text_encoders")),
+        ModelFile("clip_name1", "text_encoders"),
+        ModelFile("clip_name2", "text_encoders"),
         Combo("type", ["sdxl"]),
         _DEVICE,
     )
@@ -157,7 +153,7 @@ class VAELoader(Node):
     display_name = "Load VAE"
     category = "loaders"
     description = "Loads a VAE file (original layout) from models/vae."
-    inputs = (Combo("vae_name", _lister("vae")),)
+    inputs = (ModelFile("vae_name", "vae"),)
     outputs = (Output("VAE"),)
 
     @classmethod

@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nodes.api import Combo, Float, Input, Node, Output
-from nodes.paths import get_paths
+from nodes.api import Float, Input, ModelFile, Node, Output
 
 from . import single_file as sf
 from .detect import ModelFileError
@@ -269,10 +268,6 @@ def _side(key: str) -> str:
     return ""
 
 
-def _loras() -> list[str]:
-    return get_paths().list_models("loras")
-
-
 class LoraLoader(Node):
     display_name = "Load LoRA"
     category = "loaders"
@@ -283,7 +278,7 @@ class LoraLoader(Node):
     inputs = (
         Input("model", "MODEL", tooltip="The diffusion model the LoRA will be applied to."),
         Input("clip", "CLIP", tooltip="The CLIP model the LoRA will be applied to."),
-        Combo("lora_name", _loras, tooltip="The name of the LoRA."),
+        ModelFile("lora_name", "loras", tooltip="The name of the LoRA."),
         Float("strength_model", 1.0, min=-100.0, max=100.0, step=0.01),
         Float("strength_clip", 1.0, min=-100.0, max=100.0, step=0.01),
     )
@@ -307,7 +302,7 @@ class LoraLoaderModelOnly(Node):
     description = "Applies a LoRA to the diffusion model only."
     inputs = (
         Input("model", "MODEL"),
-        Combo("lora_name", _loras),
+        ModelFile("lora_name", "loras"),
         Float("strength_model", 1.0, min=-100.0, max=100.0, step=0.01),
     )
     outputs = (Output("MODEL"),)

@@ -6,4 +6,4 @@ as ComfyUI does. ``plugins.register(app)`` adds the plugin routes, each at its o
 read their app's state from the request (:mod:`server.keys`), never from ``server.app``.
 """
 
-ROUTE_MODULES = ("prompt", "info", "files", "jobs", "ws")
+ROUTE_MODULES = ("prompt", "info", "files", "jobs", "ws", "models", "userdata", "settings", "templates")

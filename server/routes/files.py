@@ -10,6 +10,8 @@ import asyncio
 import hashlib
 import json
 import mimetypes
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -164,11 +166,45 @@ async def upload_mask(request: web.Request) -> web.Response:
     return await _store_upload(request, mask=True)
 
 
+def _visible_files(root: Path) -> list[str]:
+    """The plain files directly in ``root``, newest first, without dotfiles and without links
+    that lead outside it (ComfyUI's ``/internal/files`` listing)."""
+    if not root.is_dir():
+        return []
+    resolved_root = root.resolve()
+    found: list[tuple[int, str]] = []
+    for entry in os.scandir(root):
+        if entry.name.startswith("."):
+            continue
+        try:
+            if not entry.is_file():
+                continue
+            if entry.is_symlink() and not Path(entry.path).resolve().is_relative_to(resolved_root):
+                continue
+            found.append((entry.stat().st_mtime_ns, entry.name))
+        except OSError:
+            continue  # removed while listing
+    found.sort(key=lambda item: (-item[0], item[1]))
+    return [name for _, name in found]
+
+
+async def list_files(request: web.Request) -> web.Response:
+    """``GET /internal/files/{directory_type}``: the names of the files in input/, output/ or
+    temp/ (not in subfolders), newest first, as ComfyUI's front end lists them."""
+    kind = request.match_info["directory_type"]
+    if kind not in FOLDER_TYPES:
+        return web.json_response({"error": "Invalid directory type"}, status=400)
+    root = runtime_of(request).paths.directory(kind)
+    names = await asyncio.get_running_loop().run_in_executor(None, _visible_files, root)
+    return web.json_response(names)
+
+
 def register(routes: web.RouteTableDef) -> None:
     """Add this module's routes to ``routes`` (``create_app`` adds each at /path and /api/path)."""
     routes.get("/view")(view)
     routes.post("/upload/image")(upload_image)
     routes.post("/upload/mask")(upload_mask)
+    routes.get("/internal/files/{directory_type}")(list_files)
 
 
 def _open_image(data_or_path: bytes | Path, what: str) -> Any:
@@ -218,13 +254,19 @@ def _merge_mask(mask_png: bytes, original_ref: bytes | None, paths: Paths) -> by
         raise BadRequest('bad original_ref: expected {"filename": str, "subfolder": str, "type": str}')
     if not ref.get("filename"):
         raise BadRequest("bad original_ref: missing 'filename'")
-    source = _resolve(paths, ref.get("type") or "input", ref.get("subfolder", ""), ref["filename"])
+    # ComfyUI's forms: "name.png [input]" names its folder; without one, type (default output)
+    filename, kind = ref["filename"], ref.get("type") or "output"
+    annotated = re.fullmatch(r"(.*) \[(input|output|temp)\]", filename)
+    if annotated:
+        filename, kind = annotated.group(1), annotated.group(2)
+    source = _resolve(paths, kind, ref.get("subfolder", ""), filename)
     if not source.is_file():
-        raise BadRequest(f"original image not found: {ref.get('filename')}")
+        raise BadRequest(f"original image not found: {ref.get('filename')} in {kind}/")
     mask = _open_image(mask_png, "the mask")
     try:
-        original = _open_image(source, f"original image {ref['filename']}")
+        original = _open_image(source, f"original image {filename}")
         try:
+            text = dict(getattr(original, "text", None) or {})  # the prompt/workflow chunks stay
             merged = original.convert("RGBA")
             alpha = mask.convert("RGBA").getchannel("A").resize(merged.size)
         except (OSError, ValueError, SyntaxError) as exc:  # truncated or broken pixel data
@@ -234,6 +276,12 @@ def _merge_mask(mask_png: bytes, original_ref: bytes | None, paths: Paths) -> by
     finally:
         mask.close()
     merged.putalpha(alpha)
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    for key, value in text.items():
+        if isinstance(key, str) and isinstance(value, str):
+            info.add_text(key, value)
     out = io.BytesIO()
-    merged.save(out, format="PNG")
+    merged.save(out, format="PNG", compress_level=4, pnginfo=info)
     return out.getvalue()

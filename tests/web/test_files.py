@@ -42,9 +42,9 @@ def test_reload_keeps_tabs_and_file_save_open_roundtrip(page, tmp_path, screensh
     page.click(f"#tabs .tab >> nth={tabs - 1}")
     assert content(state(page)) == content(before)
 
-    # save to a file (Ctrl+S) ...
+    # download as a file (Ctrl+S saves to the server's workflow library: test_workflow_library.py) ...
     with page.expect_download() as dl:
-        page.keyboard.press("Control+s")
+        open_menu_item(page, "Download (Weft format)")
     saved = tmp_path / "saved.json"
     dl.value.save_as(saved)
     doc = json.loads(saved.read_text())
@@ -176,8 +176,8 @@ def test_import_comfyui_workflow_and_run_it(page, tmp_path, screenshots):
         open_menu_item(page, "Open")
     chooser.value.set_files(str(path))
     page.wait_for_function("() => window.weft.state.nodes.length === 7")
-    warning = page.locator(".toast.warn:has-text('SomeCustomNodeNobodyHas')")
-    warning.wait_for()
+    warning = page.locator("#missing-dialog .missing-types:has-text('SomeCustomNodeNobodyHas')")
+    warning.wait_for()  # the "missing models and nodes" dialog names the unknown type
     assert "Reroute" not in warning.inner_text() and "Note" not in warning.inner_text()
     g = state(page)
     nodes = {n["id"]: n for n in g["nodes"]}

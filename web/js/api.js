@@ -42,13 +42,24 @@ export class Api extends EventTarget {
     return this.fetchJson("/object_info");
   }
 
+  /** The model folders ([{name, folders}]), as ComfyUI's /experiment/models gives them. */
+  modelFolders() {
+    return this.fetchJson("/experiment/models");
+  }
+
+  /** A folder's files with name, size, dates and Weft's detected family. */
+  modelFiles(folder) {
+    return this.fetchJson(`/experiment/models/${encodeURIComponent(folder)}`);
+  }
+
   /**
    * extraPngInfo: what SaveImage writes into the PNG's text chunks ({workflow, ...}).
    * The canvas shows live previews, so it asks for them: like ComfyUI, the server sends none
    * unless the client's extra_data.preview_method (or the server's --preview-method) asks.
    */
   queuePrompt(prompt, extraPngInfo, front = false, promptId = null) {
-    const extra_data = { extra_pnginfo: extraPngInfo, preview_method: "auto" };
+    // the "Live preview method" setting (settings.js); "auto" until the settings are read
+    const extra_data = { extra_pnginfo: extraPngInfo, preview_method: this.previewMethod || "auto" };
     const body = { prompt, client_id: this.clientId, extra_data };
     if (promptId) body.prompt_id = promptId; // known before the first event arrives
     if (front) body.front = true;
@@ -102,6 +113,22 @@ export class Api extends EventTarget {
     form.append("subfolder", subfolder);
     form.append("overwrite", overwrite ? "true" : "false");
     return this.fetchJson("/upload/image", { method: "POST", body: form });
+  }
+
+  /** A mask painted on image `originalRef` ({filename, subfolder, type}): ComfyUI's
+   * POST /upload/mask stores the original with `maskBlob`'s alpha as a clipspace copy in input/. */
+  uploadMask(maskBlob, name, originalRef, subfolder = "clipspace") {
+    const form = new FormData();
+    form.append("image", maskBlob, name);
+    form.append("type", "input");
+    form.append("subfolder", subfolder);
+    form.append("original_ref", JSON.stringify(originalRef));
+    return this.fetchJson("/upload/mask", { method: "POST", body: form });
+  }
+
+  /** The file names of input/, output/ or temp/ (no subfolders), newest first (ComfyUI's /internal/files). */
+  listFiles(kind) {
+    return this.fetchJson(`/internal/files/${encodeURIComponent(kind)}`);
   }
 
   viewUrl({ filename, subfolder = "", type = "output" }) {

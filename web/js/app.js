@@ -9,10 +9,15 @@ import { Editing } from "./editing.js";
 import { ErrorPanel } from "./errors.js";
 import { Execution } from "./execution.js";
 import { Files } from "./files.js";
+import { installImages } from "./gallery.js";
 import { Interaction } from "./interaction.js";
+import { NodeLibrary } from "./library.js";
+import { MissingDialog } from "./missing.js";
+import { ModelBrowser } from "./models.js";
 import { TITLE_H, inputImageRef, inputPos, outputPos, typeColor } from "./layout.js";
 import { QueuePanel } from "./queue.js";
 import { Renderer } from "./render.js";
+import { installUserFeatures } from "./settings.js";
 import { SearchMenu } from "./search.js";
 import { toApiPrompt, toDocument } from "./serialize.js";
 import { getNode, linksFrom, normalizeDef, touch } from "./state.js";
@@ -89,7 +94,12 @@ class App {
     this.renderer = new Renderer(this, canvas, document.getElementById("minimap"));
     this.search = new SearchMenu(document.body, () => ({ ...this.defs, ...VIRTUAL_DEFS }));
     this.queuePanel = new QueuePanel(this, document.getElementById("queue-panel"));
+    this.library = new NodeLibrary(this, document.getElementById("node-library"), document.getElementById("library-toggle"));
+    this.models = new ModelBrowser(this, document.getElementById("model-browser"), document.getElementById("models-toggle"));
+    this.missingDialog = new MissingDialog(this);
     this.toolbar.bind();
+    await installUserFeatures(this); // settings from the server, shortcuts, workflow library, settings dialog
+    installImages(this); // the image viewer, the mask editor and the images panel
     this.files.bindDrop(canvas);
     this.toolbar.bindMinimap();
     this.execution.bind();
@@ -164,6 +174,7 @@ class App {
 
   changed() {
     touch(this.graph);
+    this.errorPanel.reconcile(this.tab); // problems of the inputs just fixed go
     if (this.history.undoStack.length && !this.tab.modified) {
       this.tab.modified = true;
       this.renderTabs();

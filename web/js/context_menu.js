@@ -71,7 +71,11 @@ export class ContextMenus {
   imageItems(node) {
     const images = this.app.imageUrls(node);
     if (!images.length) return [];
+    const app = this.app;
+    const maskable = app.runtime.outputs[node.id] && app.runtime.outputs[node.id].images ? [] : [{ label: "Open in mask editor", action: () => app.maskEditor.open(node) }];
     return [
+      { label: "View image", action: () => app.viewer.openForNode(node) },
+      ...maskable,
       { label: "Open image", action: () => window.open(images[0], "_blank", "noopener") },
       { label: "Save image", action: () => {
         const a = document.createElement("a");
@@ -135,6 +139,7 @@ export class ContextMenus {
       { label: "Add group for selected nodes", shortcut: "Ctrl+G", disabled: !app.selection.size, action: () => app.groupSelection() },
       { label: "Add reroute", action: () => app.addNodeByType("Reroute", pos) },
       { label: "Add note", action: () => app.addNodeByType("Note", pos) },
+      { label: "Add Markdown note", action: () => app.addNodeByType("MarkdownNote", pos) },
       { separator: true },
       { label: "Paste", shortcut: "Ctrl+V", action: () => app.paste(pos) },
       { label: "Select all", shortcut: "Ctrl+A", action: () => app.setSelection(graph.nodes.map((n) => n.id)) },

@@ -15,6 +15,13 @@ export const VIRTUAL_DEFS = {
     inputs: [{ name: "text", type: "STRING", kind: "required", opts: { multiline: true }, choices: null, widget: true }],
     outputs: [],
   },
+  MarkdownNote: {
+    name: "MarkdownNote", display_name: "Markdown Note", category: "utils",
+    description: "A note written in Markdown, shown rendered on the canvas (click it to edit); not executed.",
+    output_node: false, virtual: true,
+    inputs: [{ name: "text", type: "STRING", kind: "required", opts: { multiline: true, markdown: true }, choices: null, widget: true }],
+    outputs: [],
+  },
 };
 
 const primitiveDefs = new Map();
@@ -83,7 +90,7 @@ export function defaultGraph(defs) {
     link(sampler, 0, decode, "samples");
     link(ckpt, 2, decode, "vae");
     link(decode, 0, save, "images");
-    graph.extra.ds = { scale: 0.9, offset: [40, 20] };
+    // no view of its own: the editor fits it to the window it opens in (workspace.js)
   } else if (defs.PrimitiveStringMultiline && defs.PreviewAny) {
     const text = createNode(graph, defs.PrimitiveStringMultiline, [80, 140], defs);
     text.widgets_values.value = "Hello from Weft";

@@ -2,9 +2,10 @@
 // duplicate, bypass and mute, groups, reroutes, and moving the view to what matters.
 // Each edit is one undoable command (app.cmd).
 
-import { TITLE_H } from "./layout.js";
+import { TITLE_H, nodeBox } from "./layout.js";
 import { MODE_ALWAYS, clone, connect, createNode, getNode, graphBounds, removeNode, touch } from "./state.js";
 import { VIRTUAL_DEFS } from "./defaults.js";
+import { fitWidth } from "./node_size.js";
 
 const CLIPBOARD_KEY = "weft.clipboard";
 
@@ -21,8 +22,18 @@ export class Editing {
   addNodeRaw(def, pos) {
     const node = createNode(this.graph, def, pos, this.app.defs);
     if (def.name === "Note") node.size = [260, 0];
+    else if (def.name === "MarkdownNote") node.size = [400, 240];
+    else this.fitWidth(node);
     this.app.nodeCreated(node);
     return node;
+  }
+
+  /** Widen a node to show its title, sockets, widget labels and values uncut (node_size.js). */
+  fitWidth(node) {
+    const r = this.app.renderer;
+    const def = this.app.defFor(node);
+    if (!r || !def || node.type === "Reroute") return;
+    node.size[0] = fitWidth(r.ctx, node, def, r.layout(node), node.size[0]);
   }
 
   addNode(type, pos) {
@@ -171,13 +182,19 @@ export class Editing {
     });
   }
 
+  /** Show every node whole (its height as drawn: widgets, text, images) in the part of the
+   * canvas the side panels leave free. */
   fitView() {
     const graph = this.graph;
     if (!graph.nodes.length) return;
-    const [x0, y0, x1, y1] = graphBounds(graph);
     const r = this.app.renderer;
-    const scale = Math.min(1.5, Math.max(0.08, Math.min(r.width / (x1 - x0 + 120), r.height / (y1 - y0 + 120))));
-    graph.extra.ds = { scale, offset: [r.width / scale / 2 - (x0 + x1) / 2, r.height / scale / 2 - (y0 + y1) / 2] };
+    const [x0, y0, x1, y1] = graphBounds(graph, (n) => nodeBox(n, r.layout(n)));
+    const [ax0, ay0, ax1, ay1] = freeArea(r.canvas);
+    const pad = 36; // screen pixels around the graph
+    const fit = Math.min((ax1 - ax0 - 2 * pad) / Math.max(1, x1 - x0), (ay1 - ay0 - 2 * pad) / Math.max(1, y1 - y0));
+    const scale = Math.min(1.5, Math.max(0.08, fit));
+    const cx = (ax0 + ax1) / 2, cy = (ay0 + ay1) / 2;
+    graph.extra.ds = { scale, offset: [cx / scale - (x0 + x1) / 2, cy / scale - (y0 + y1) / 2] };
     this.app.viewChanged();
   }
 
@@ -188,8 +205,25 @@ export class Editing {
     const r = this.app.renderer;
     const ds = this.graph.extra.ds;
     const lay = r.layout(node);
-    ds.offset = [r.width / ds.scale / 2 - (node.pos[0] + lay.w / 2), r.height / ds.scale / 2 - (node.pos[1] + lay.h / 2)];
+    const [ax0, ay0, ax1, ay1] = freeArea(r.canvas);
+    ds.offset = [(ax0 + ax1) / 2 / ds.scale - (node.pos[0] + lay.w / 2), (ay0 + ay1) / 2 / ds.scale - (node.pos[1] + lay.h / 2)];
     if (select) this.app.setSelection([id]);
     this.app.viewChanged();
   }
+}
+
+/** The part of the canvas that no side panel (node library, queue, ...) covers, in canvas
+ * pixels: [x0, y0, x1, y1]. A side panel is a shown element of the stage as tall as the
+ * canvas against its left or right edge. */
+export function freeArea(canvas) {
+  const rect = canvas.getBoundingClientRect();
+  let x0 = 0, x1 = rect.width;
+  for (const el of canvas.parentElement.children) {
+    if (el === canvas || el.hidden) continue;
+    const b = el.getBoundingClientRect();
+    if (!b.width || b.width > rect.width / 2 || b.height < rect.height * 0.8) continue;
+    if (b.left <= rect.left + 1) x0 = Math.max(x0, b.right - rect.left);
+    else if (b.right >= rect.right - 1) x1 = Math.min(x1, b.left - rect.left);
+  }
+  return x1 - x0 < 200 ? [0, 0, rect.width, rect.height] : [x0, 0, x1, rect.height];
 }

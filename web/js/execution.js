@@ -76,7 +76,9 @@ export class Execution {
     rt.done = new Set();
     rt.total = this.promptTabs.get(d.prompt_id).size;
     rt.progress = {};
-    rt.errors = {};
+    // a failed run's outline goes when the next one starts; problems of outputs that the
+    // server dropped from this prompt (node_errors of an accepted prompt) stay until fixed
+    if (!tab.errorView || tab.errorView.kind === "exec") this.app.errorPanel.clear(tab);
     this.updateProgress(rt);
     this.app.queuePanel.refreshSoon();
   }

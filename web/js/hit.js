@@ -3,24 +3,25 @@
 
 import { getNode } from "./state.js";
 import { TITLE_H, inputPos, outputPos } from "./layout.js";
+import { nearestOnLink } from "./links.js";
 
 const SOCKET_R = 11;
 
-/** Nodes topmost first: selected nodes are drawn last, so they are hit first. */
-function orderedNodes(app) {
+/** Nodes topmost first (selected nodes are drawn last, so they are hit first); not `skip`. */
+function orderedNodes(app, skip = null) {
   const sel = app.selection;
   const nodes = app.graph.nodes;
   const out = [];
-  for (let i = nodes.length - 1; i >= 0; i--) if (sel.has(nodes[i].id)) out.push(nodes[i]);
-  for (let i = nodes.length - 1; i >= 0; i--) if (!sel.has(nodes[i].id)) out.push(nodes[i]);
+  for (let i = nodes.length - 1; i >= 0; i--) if (sel.has(nodes[i].id) && nodes[i].id !== skip) out.push(nodes[i]);
+  for (let i = nodes.length - 1; i >= 0; i--) if (!sel.has(nodes[i].id) && nodes[i].id !== skip) out.push(nodes[i]);
   return out;
 }
 
-/** {node, part, slot?, widget?, lx?} or {group, part} or null. */
-export function hitTest(app, wx, wy) {
+/** {node, part, slot?, widget?, lx?} or {group, part} or null; `skip` is a node id to see through. */
+export function hitTest(app, wx, wy, skip = null) {
   const r = app.renderer;
   const tol = SOCKET_R / Math.max(0.5, r.ds.scale);
-  for (const node of orderedNodes(app)) {
+  for (const node of orderedNodes(app, skip)) {
     // quick reject on the last frame's geometry (generous margin), then the exact layout
     const cached = r.layouts.get(node.id);
     if (cached && (wx < node.pos[0] - 80 || wx > node.pos[0] + cached.w + 80 || wy < node.pos[1] - 80 || wy > node.pos[1] + cached.h + 300)) continue;
@@ -34,6 +35,24 @@ export function hitTest(app, wx, wy) {
     const [x, y, w, h] = g.bounding;
     if (wx >= x + w - 16 && wx <= x + w + 2 && wy >= y + h - 16 && wy <= y + h + 2) return { group: g, part: "group-resize" };
     if (wx >= x && wx <= x + w && wy >= y && wy <= y + 36) return { group: g, part: "group-title" };
+  }
+  return null;
+}
+
+/** The socket of `kind` ("input" or "output") right under a point on any node but `skip`,
+ * even one another node covers: {node, part, slot} or null (where a dragged link lands). */
+export function socketAt(app, wx, wy, kind, skip = null) {
+  const r = app.renderer;
+  const tol = SOCKET_R / Math.max(0.5, r.ds.scale);
+  for (const node of orderedNodes(app, skip)) {
+    const slots = kind === "input" ? node.inputs : node.outputs;
+    if (!slots.length) continue;
+    const lay = r.layout(node);
+    if (lay.collapsed) continue;
+    for (let i = 0; i < slots.length; i++) {
+      const [sx, sy] = kind === "input" ? inputPos(node, i, lay) : outputPos(node, i, lay);
+      if (Math.abs(wx - sx) < tol && Math.abs(wy - sy) < Math.max(tol * 0.9, 10)) return { node, part: kind, slot: i };
+    }
   }
   return null;
 }
@@ -79,13 +98,8 @@ export function linkAt(app, wx, wy) {
     if (!o || !t) continue;
     const [x1, y1] = outputPos(o, link.origin_slot, r.layout(o));
     const [x2, y2] = inputPos(t, link.target_slot, r.layout(t));
-    const dx = Math.max(40, Math.abs(x2 - x1) * 0.5);
-    for (let i = 0; i <= 24; i++) {
-      const s = i / 24, u = 1 - s;
-      const px = u * u * u * x1 + 3 * u * u * s * (x1 + dx) + 3 * u * s * s * (x2 - dx) + s * s * s * x2;
-      const py = u * u * u * y1 + 3 * u * u * s * y1 + 3 * u * s * s * y2 + s * s * s * y2;
-      if (Math.abs(px - wx) < tol && Math.abs(py - wy) < tol) return { link, point: [px, py] };
-    }
+    const point = nearestOnLink(x1, y1, x2, y2, r.linkMode, wx, wy, tol); // the shape drawn (links.js)
+    if (point) return { link, point };
   }
   return null;
 }

@@ -2,10 +2,12 @@
 // groups. Widget editing (widgets.js) and the context menus (context_menu.js) are the
 // interaction's parts; hit testing is in hit.js.
 
-import { MODE_BYPASS, MODE_MUTED, effectiveOutputType, getNode, linkInto, removeLink } from "./state.js";
+import { effectiveOutputType, getNode, linkInto, removeLink } from "./state.js";
 import { TITLE_H, inputPos, outputPos } from "./layout.js";
 import { closeMenus } from "./menu.js";
+import { closeOverlays } from "./overlays.js";
 import { hitTest, linkAt } from "./hit.js";
+import { comboHas, missingNote } from "./missing.js";
 import { ContextMenus } from "./context_menu.js";
 import { WidgetEditing } from "./widgets.js";
 import { Wiring } from "./wiring.js";
@@ -34,6 +36,7 @@ export class Interaction {
       if (up) this.app.pickAndUpload(up.node, up.name);
     });
     canvas.addEventListener("contextmenu", (e) => this.menus.onContextMenu(e));
+    canvas.addEventListener("pointerleave", () => this.hideTooltip());
     window.addEventListener("keydown", (e) => this.onKey(e));
     window.addEventListener("keyup", (e) => {
       if (e.code === "Space") this.spaceDown = false;
@@ -148,7 +151,23 @@ export class Interaction {
     } else if (h.part === "widget" && !h.widget.readonly && !e.shiftKey) {
       if (!app.selection.has(node.id)) app.setSelection([node.id]);
       this.widgets.widgetDown(node, h.widget, h.lx);
-    } else this.startMove(e, node, wx, wy);
+    } else {
+      this.startMove(e, node, wx, wy);
+      // a click (no drag, no modifier) on the node's picture opens it in the image viewer
+      if (h.part === "body" && !e.altKey && !e.shiftKey && !e.ctrlKey && !e.metaKey) this.drag.image = this.imageAt(node, wx, wy);
+    }
+  }
+
+  /** Which of the pictures `node` shows (a grid, as paint.js draws them) is at a world point; -1 for none. */
+  imageAt(node, wx, wy) {
+    const r = this.layout(node).image;
+    const n = r ? this.app.imageUrls(node).length : 0;
+    const [x, y] = r ? [wx - node.pos[0] - r.x, wy - node.pos[1] - r.y] : [-1, -1];
+    if (!n || x < 0 || y < 0 || x > r.w || y > r.h) return -1;
+    const cols = Math.ceil(Math.sqrt(n));
+    const rows = Math.ceil(n / cols);
+    const i = Math.min(rows - 1, Math.floor((y * rows) / r.h)) * cols + Math.min(cols - 1, Math.floor((x * cols) / r.w));
+    return i < n ? i : -1;
   }
 
   /** Drag a new link from an input, or pick up the one it has and drag it on from its origin. */
@@ -223,7 +242,8 @@ export class Interaction {
         const dx = wx - d.start[0], dy = wy - d.start[1];
         if (!d.moved && Math.hypot(dx, dy) * this.r.ds.scale < 3) return;
         d.moved = true;
-        const snap = e.shiftKey && !d.shift ? 10 : 1;
+        const grid = this.app.snap || { always: false, size: 10 };
+        const snap = grid.always || (e.shiftKey && !d.shift) ? grid.size : 1;
         d.ids.forEach((id, i) => {
           const n = getNode(graph, id);
           if (!n) return;
@@ -235,7 +255,9 @@ export class Interaction {
         const n = getNode(graph, d.node);
         if (!n) break;
         const lay = this.layout(n);
-        n.size = [Math.max(120, Math.round(d.orig[0] + wx - d.start[0])), Math.max(lay.minH || 0, Math.round(d.orig[1] + wy - d.start[1]))];
+        const g = this.app.snap && this.app.snap.always ? this.app.snap.size : 1;
+        const snapped = (v) => Math.round(v / g) * g;
+        n.size = [Math.max(120, snapped(d.orig[0] + wx - d.start[0])), Math.max(lay.minH || 0, snapped(d.orig[1] + wy - d.start[1]))];
         break;
       }
       case "group-move": {
@@ -284,6 +306,7 @@ export class Interaction {
         if (!d.moved && !d.shift && !(e.ctrlKey || e.metaKey)) app.setSelection([d.clickNode]);
         app.history.commit();
         app.changed();
+        if (!d.moved && d.image >= 0 && app.viewer) app.viewer.openForNode(getNode(this.graph, d.clickNode), d.image);
         break;
       case "resize":
       case "group-move":
@@ -350,10 +373,8 @@ export class Interaction {
     }
     if (h.part === "title") this.widgets.renameNode(h.node);
     else if (h.part === "group-title") this.widgets.renameGroup(h.group);
-    else if (h.part === "body" && h.node) {
-      const urls = this.app.imageUrls(h.node);
-      const lay = this.layout(h.node);
-      if (urls.length && lay.image && wy - h.node.pos[1] >= lay.image.y) window.open(urls[0], "_blank", "noopener");
+    else if (h.part === "body" && h.node && this.imageAt(h.node, wx, wy) >= 0 && this.app.viewer && !this.app.viewer.isOpen) {
+      this.app.viewer.openForNode(h.node, this.imageAt(h.node, wx, wy));
     }
   }
 
@@ -366,7 +387,11 @@ export class Interaction {
     if (!def) return;
     let text = "";
     if (h.part === "title") text = def.description;
-    else if (h.part === "widget") text = (h.widget.spec.opts && h.widget.spec.opts.tooltip) || "";
+    else if (h.part === "widget") {
+      const value = h.node.widgets_values[h.widget.name];
+      text = (h.widget.spec.opts && h.widget.spec.opts.tooltip) || "";
+      if (h.widget.kind === "combo" && !comboHas(h.widget.spec, value)) text = missingNote(h.node, h.widget.spec, value);
+    }
     else if (h.part === "input") {
       const spec = def.inputs.find((i) => i.name === h.node.inputs[h.slot].name);
       text = spec && spec.opts && spec.opts.tooltip ? spec.opts.tooltip : "";
@@ -380,6 +405,13 @@ export class Interaction {
       if (!tip.isConnected) document.body.appendChild(tip);
       tip.hidden = false;
     }, 600);
+  }
+
+  /** Hide the node tooltip, and forget one about to show (the pointer left, the tab changed). */
+  hideTooltip() {
+    clearTimeout(this.tipTimer);
+    this.tipKey = null;
+    if (this.tooltipEl) this.tooltipEl.hidden = true;
   }
 
   updateCursor(sx, sy) {
@@ -413,10 +445,14 @@ export class Interaction {
       e.preventDefault();
       return;
     }
+    // the commands that can be rebound (keybindings.js: ComfyUI's ids and defaults) first
+    if (app.keybindings && app.keybindings.handle(e)) {
+      e.preventDefault();
+      return;
+    }
     const [wx, wy] = this.r.toWorld(...this.mouse);
     let handled = true;
-    if (mod && k === "enter") app.queue(e.shiftKey);
-    else if (mod && k === "z" && !e.shiftKey) app.undo();
+    if (mod && k === "z" && !e.shiftKey) app.undo();
     else if (mod && (k === "y" || (k === "z" && e.shiftKey))) app.redo();
     else if (mod && k === "c") app.copy();
     else if (mod && k === "v") app.paste([wx, wy], e.shiftKey);
@@ -425,21 +461,13 @@ export class Interaction {
       app.deleteSelection();
     } else if (mod && k === "d") app.duplicate();
     else if (mod && k === "a") app.setSelection(this.graph.nodes.map((n) => n.id));
-    else if (mod && k === "b") app.toggleMode(MODE_BYPASS);
-    else if (mod && k === "m") app.toggleMode(MODE_MUTED);
-    else if (mod && k === "g") app.groupSelection();
-    else if (mod && k === "s") app.saveFile();
-    else if (mod && k === "o") app.openFile();
     else if (!mod && (k === "delete" || k === "backspace")) app.deleteSelection();
     else if (!mod && (k === "/" || (k === "a" && e.shiftKey))) {
       const rect = this.canvas.getBoundingClientRect();
       app.openSearch(rect.left + this.mouse[0], rect.top + this.mouse[1], [wx, wy]);
-    } else if (!mod && k === ".") app.fitView();
-    else if (!mod && k === "?") app.showShortcuts();
-    else if (!mod && k === "r") app.refreshDefs().then(() => app.toast("Node list refreshed (new models and files)", "info", 1500));
+    } else if (!mod && k === "?") app.showShortcuts();
     else if (!mod && k === "escape") {
-      closeMenus();
-      app.setSelection([]);
+      if (!closeOverlays(app)) app.setSelection([]); // the first Escape closes what floats over the canvas
     } else handled = false;
     if (handled) e.preventDefault();
   }

@@ -48,7 +48,7 @@ function nodeWidgets(node, def, custom = null) {
     else if (spec.type === "BOOLEAN") kind = "toggle";
     else if (spec.type === "COMBO") kind = "combo";
     else if (spec.type === "STRING" && spec.opts && spec.opts.multiline) kind = "multiline";
-    out.push({ name: spec.name, kind, spec });
+    out.push(spec.opts && spec.opts.markdown ? { name: spec.name, kind, spec, markdown: true } : { name: spec.name, kind, spec });
     if (node.properties && node.properties.control && spec.name in node.properties.control) {
       out.push({ name: `${spec.name}:control`, kind: "control", spec, target: spec.name });
     }
@@ -86,11 +86,19 @@ export function layoutNode(node, def, runtime, custom = null) {
   const minH = y + 4;
   const stored = node.size[1] || 0;
   let h = Math.max(minH, stored);
+  const md = widgets.find((wd) => wd.markdown); // a Markdown note's text fills its node (markdown.js)
+  if (md && stored > minH) md.h += stored - minH;
   if (hasImages) {
     h = Math.max(h, minH + 200);
     image = { x: PAD, y: y + 2, w: w - 2 * PAD, h: h - y - 8 };
   }
   return { w, h, widgets, image, text, minH };
+}
+
+/** A node's box in world units as drawn, title bar included: [x0, y0, x1, y1]. */
+export function nodeBox(node, lay) {
+  const top = lay.reroute ? node.pos[1] : node.pos[1] - TITLE_H;
+  return [node.pos[0], top, node.pos[0] + lay.w, node.pos[1] + lay.h];
 }
 
 /** The name of the widget that picks an input image (LoadImage's "image"), if any. */

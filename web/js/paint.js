@@ -4,6 +4,10 @@
 
 import { MODE_BYPASS, MODE_MUTED, effectiveOutputType, linkInto, typesCompatible } from "./state.js";
 import { TITLE_H, formatNumber, inputImageRef, inputPos, outputPos, typeColor, uploadWidget } from "./layout.js";
+import { comboHas } from "./missing.js";
+
+/** The mark of a combo whose value the server does not list. */
+const MISSING_COLOR = "#ffa53b";
 
 export function roundRect(ctx, x, y, w, h, r) {
   ctx.beginPath();
@@ -24,11 +28,17 @@ export class NodePainter {
     return this.r.app;
   }
 
+  /** The theme's canvas colours (theme.js). */
+  get c() {
+    return this.r.colors;
+  }
+
   truncate(text, maxW) {
     return this.r.truncate(this.ctx, text, maxW);
   }
 
-  drawNode(node, lay, selected, lowDetail) {
+  /** `detail` (0..1) fades widgets and sockets in just above the low-detail zoom. */
+  drawNode(node, lay, selected, lowDetail, detail = 1) {
     const { ctx, app } = this;
     const rt = app.runtime;
     const def = app.defFor(node);
@@ -38,9 +48,11 @@ export class NodePainter {
     if (lay.reroute) this.drawReroute(node, lay, selected);
     else {
       this.drawBody(node, lay, def, { error, executing, selected });
-      if (!lowDetail) {
+      if (lowDetail) this.drawLowDetailTitle(node, lay, def);
+      else {
         this.drawTitle(node, lay, def);
         if (executing) this.drawProgress(node, lay, rt.progress[node.id]);
+        if (detail < 1) ctx.globalAlpha *= Math.max(0, detail);
         if (!lay.collapsed) this.drawContents(node, lay, def, error, selected);
       }
     }
@@ -55,7 +67,7 @@ export class NodePainter {
     roundRect(ctx, x, y, w, h, h / 2);
     ctx.fillStyle = "#3a3b40";
     ctx.fill();
-    ctx.strokeStyle = selected ? "#fff" : typeColor(t);
+    ctx.strokeStyle = selected ? this.c.nodeSelected : typeColor(t);
     ctx.lineWidth = selected ? 2 : 1.5;
     ctx.stroke();
     ctx.fillStyle = typeColor(t);
@@ -74,21 +86,21 @@ export class NodePainter {
     const top = y - TITLE_H;
     const fullH = lay.collapsed ? TITLE_H : h + TITLE_H;
     roundRect(ctx, x, top, w, fullH, 8);
-    ctx.fillStyle = node.bgcolor || (node.mode === MODE_BYPASS ? "#4d2d5c" : node.missing ? "#5a2424" : "#2e3036");
+    ctx.fillStyle = node.bgcolor || (node.mode === MODE_BYPASS ? "#4d2d5c" : node.missing ? "#5a2424" : this.c.nodeBg);
     ctx.fill();
     if (!lay.collapsed) {
       ctx.save();
       ctx.clip();
-      ctx.fillStyle = node.color || (def && def.output_node ? "#2c4a3a" : "#23252a");
+      ctx.fillStyle = node.color || (def && def.output_node ? this.c.outputTitleBg : this.c.nodeTitleBg);
       ctx.fillRect(x, top, w, TITLE_H);
       ctx.restore();
     }
     let outline = null;
     if (error) outline = ["#ff4b4b", 3];
     else if (executing) outline = ["#4be37a", 3];
-    else if (selected) outline = ["#ffffff", 2];
+    else if (selected) outline = [this.c.nodeSelected, 2];
     roundRect(ctx, x, top, w, fullH, 8);
-    ctx.strokeStyle = outline ? outline[0] : "#0f0f12";
+    ctx.strokeStyle = outline ? outline[0] : this.c.nodeOutline;
     ctx.lineWidth = outline ? outline[1] : 1;
     ctx.stroke();
   }
@@ -100,8 +112,9 @@ export class NodePainter {
     const top = node.pos[1] - TITLE_H;
     const w = lay.w;
     ctx.textBaseline = "middle";
-    ctx.font = "14px system-ui, sans-serif";
-    ctx.fillStyle = "#dcdcdc";
+    // at least 11 px on screen while it fits the title bar, so titles stay readable zoomed out
+    ctx.font = `${Math.round(Math.min(24, Math.max(14, 11 / this.r.ds.scale)))}px system-ui, sans-serif`;
+    ctx.fillStyle = this.c.nodeTitle;
     const title = node.title || (def ? def.display_name : node.type) + (node.missing ? " (missing)" : "");
     ctx.fillText(this.truncate(title, w - 40), x + 26, top + TITLE_H / 2);
     ctx.fillStyle = node.mode === MODE_BYPASS ? "#c58af0" : node.mode === MODE_MUTED ? "#888" : def && def.output_node ? "#5fd38d" : "#8a8f98";
@@ -115,6 +128,26 @@ export class NodePainter {
       ctx.fillText(node.mode === MODE_BYPASS ? "bypass" : "muted", x + w - 10, top + TITLE_H / 2);
       ctx.textAlign = "left";
     }
+  }
+
+  /** Zoomed out: the title in readable type (12 px on screen) across the whole node. */
+  drawLowDetailTitle(node, lay, def) {
+    const { ctx } = this;
+    const r = this.r;
+    const scale = r.ds.scale;
+    const w = lay.w * scale;
+    if (w < 40) return; // too small for a word
+    const h = (lay.collapsed ? TITLE_H : lay.h + TITLE_H) * scale;
+    const [sx, sy] = r.toScreen(node.pos[0], node.pos[1] - TITLE_H);
+    const title = node.title || (def ? def.display_name : node.type);
+    ctx.save();
+    ctx.setTransform(r.dpr, 0, 0, r.dpr, 0, 0);
+    ctx.font = "600 12px system-ui, sans-serif";
+    ctx.fillStyle = this.c.nodeTitle;
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "center";
+    ctx.fillText(this.truncate(title, w - 10), sx + w / 2, sy + h / 2);
+    ctx.restore();
   }
 
   drawProgress(node, lay, prog) {
@@ -161,7 +194,7 @@ export class NodePainter {
       const bad = error && error.inputs && error.inputs[inp.name];
       ctx.globalAlpha = drag && (drag.from !== "output" || drag.node === node.id || !typesCompatible(drag.type, inp.type)) ? baseAlpha * 0.3 : baseAlpha;
       this.drawSocket(sx, sy, inp.type, linked, bad);
-      ctx.fillStyle = bad ? "#ff8080" : "#b8bcc4";
+      ctx.fillStyle = bad ? "#ff8080" : this.c.nodeLabel;
       ctx.textAlign = "left";
       ctx.fillText(this.truncate(inp.label || inp.name, w / 2 - 16), sx + 12, sy);
     });
@@ -170,7 +203,7 @@ export class NodePainter {
       const linked = app.hasOutputLinks(node.id, i);
       ctx.globalAlpha = drag && (drag.from !== "input" || drag.node === node.id || !typesCompatible(out.type, drag.type)) ? baseAlpha * 0.3 : baseAlpha;
       this.drawSocket(sx, sy, out.type, linked, false);
-      ctx.fillStyle = "#b8bcc4";
+      ctx.fillStyle = this.c.nodeLabel;
       ctx.textAlign = "right";
       ctx.fillText(this.truncate(out.label || out.name, w / 2 - 16), sx - 12, sy);
     });
@@ -182,7 +215,7 @@ export class NodePainter {
     const { ctx } = this;
     ctx.beginPath();
     ctx.arc(x, y, 5.5, 0, Math.PI * 2);
-    ctx.fillStyle = filled ? typeColor(type) : "#1c1d21";
+    ctx.fillStyle = filled ? typeColor(type) : this.c.canvasBg;
     ctx.fill();
     ctx.lineWidth = 2;
     ctx.strokeStyle = bad ? "#ff4b4b" : typeColor(type);
@@ -194,9 +227,9 @@ export class NodePainter {
     const { ctx } = this;
     const [x, y] = node.pos;
     roundRect(ctx, x + t.x, y + t.y, t.w, t.h, 4);
-    ctx.fillStyle = "#17181b";
+    ctx.fillStyle = this.c.textBg;
     ctx.fill();
-    ctx.fillStyle = "#d8d8d8";
+    ctx.fillStyle = this.c.widgetText;
     ctx.font = "12px ui-monospace, monospace";
     const lines = text.join("\n").split("\n");
     const maxLines = Math.floor((t.h - 8) / 16);
@@ -211,33 +244,35 @@ export class NodePainter {
     const bad = error && error.inputs && error.inputs[wd.name];
     const aw = app.interaction && app.interaction.activeWidget;
     const active = aw && aw.node === node.id && aw.name === wd.name;
+    const value = node.widgets_values[wd.name];
+    // a combo value the server does not list (a missing model file, say) is marked in orange
+    const missing = wd.kind === "combo" && !comboHas(wd.spec, value);
     roundRect(ctx, x, y, w, h, wd.kind === "multiline" ? 6 : h / 2);
-    ctx.fillStyle = active ? "#34363d" : "#222327";
+    ctx.fillStyle = active ? this.c.widgetBgActive : missing ? "#3a2a1c" : this.c.widgetBg;
     ctx.fill();
-    ctx.strokeStyle = bad ? "#ff4b4b" : "#45474e";
-    ctx.lineWidth = bad ? 2 : 1;
+    ctx.strokeStyle = bad ? "#ff4b4b" : missing ? MISSING_COLOR : this.c.widgetBorder;
+    ctx.lineWidth = bad || missing ? 2 : 1;
     ctx.stroke();
     ctx.font = "12px system-ui, sans-serif";
     ctx.textBaseline = "middle";
     const box = { x, y, w, h, cy: y + h / 2 };
     const label = wd.spec.opts && wd.spec.opts.label ? wd.spec.opts.label : wd.name;
-    const value = node.widgets_values[wd.name];
     switch (wd.kind) {
       case "number":
       case "combo":
       case "control":
-        this.drawStepper(node, wd, box, label, value);
+        this.drawStepper(node, wd, box, label, value, missing);
         break;
       case "toggle":
         this.drawToggle(wd, box, label, value);
         break;
       case "multiline":
-        this.drawMultiline(wd, box, value);
+        if (!wd.markdown) this.drawMultiline(wd, box, value); // a Markdown note's text is shown rendered (markdown.js)
         break;
       case "dom":
         break;
       case "upload":
-        ctx.fillStyle = "#d0d0d0";
+        ctx.fillStyle = this.c.widgetText;
         ctx.textAlign = "center";
         ctx.fillText("choose file to upload", x + w / 2, box.cy);
         ctx.textAlign = "left";
@@ -248,21 +283,21 @@ export class NodePainter {
   }
 
   /** Number, combo and control-after-generate widgets: ◀ label value ▶. */
-  drawStepper(node, wd, { x, w, cy }, label, value) {
+  drawStepper(node, wd, { x, w, cy }, label, value, missing = false) {
     const { ctx } = this;
     const shown = wd.kind === "control"
       ? (node.properties.control || {})[wd.target]
-      : wd.kind === "number" ? formatNumber(value, wd.spec) : String(value ?? "");
+      : wd.kind === "number" ? formatNumber(value, wd.spec) : `${missing ? "⚠ " : ""}${value ?? ""}`;
     const lab = wd.kind === "control" ? "control after generate" : label;
-    ctx.fillStyle = "#8d929b";
+    ctx.fillStyle = this.c.widgetMuted;
     ctx.fillText("◀", x + 8, cy);
     ctx.textAlign = "right";
     ctx.fillText("▶", x + w - 8, cy);
-    ctx.fillStyle = "#9aa0a8";
+    ctx.fillStyle = this.c.widgetLabel;
     ctx.textAlign = "left";
     const labW = ctx.measureText(lab).width;
     ctx.fillText(this.truncate(lab, w * 0.5), x + 22, cy);
-    ctx.fillStyle = "#e6e6e6";
+    ctx.fillStyle = missing ? MISSING_COLOR : this.c.widgetText;
     ctx.textAlign = "right";
     ctx.fillText(this.truncate(shown, Math.max(30, w - 50 - Math.min(labW, w * 0.5))), x + w - 22, cy);
     ctx.textAlign = "left";
@@ -270,12 +305,12 @@ export class NodePainter {
 
   drawToggle(wd, { x, y, w, h, cy }, label, value) {
     const { ctx } = this;
-    ctx.fillStyle = "#9aa0a8";
+    ctx.fillStyle = this.c.widgetLabel;
     ctx.fillText(this.truncate(label, w - 70), x + 12, cy);
     const on = !!value;
     const tx = x + w - 40;
     roundRect(ctx, tx, y + 5, 28, h - 10, (h - 10) / 2);
-    ctx.fillStyle = on ? "#4e8ef7" : "#44464d";
+    ctx.fillStyle = on ? "#4e8ef7" : this.c.widgetBorder;
     ctx.fill();
     ctx.beginPath();
     ctx.arc(on ? tx + 28 - (h - 10) / 2 : tx + (h - 10) / 2, cy, (h - 14) / 2, 0, Math.PI * 2);
@@ -283,7 +318,7 @@ export class NodePainter {
     ctx.fill();
     const lbl = on ? wd.spec.opts.label_on : wd.spec.opts.label_off;
     if (lbl) {
-      ctx.fillStyle = "#ccc";
+      ctx.fillStyle = this.c.widgetLabel;
       ctx.textAlign = "right";
       ctx.fillText(lbl, tx - 6, cy);
       ctx.textAlign = "left";
@@ -297,7 +332,7 @@ export class NodePainter {
     ctx.rect(x + 2, y + 2, w - 4, h - 4);
     ctx.clip();
     const text = String(value ?? "");
-    ctx.fillStyle = text ? "#dedede" : "#6b6f77";
+    ctx.fillStyle = text ? this.c.widgetText : this.c.widgetMuted;
     const lines = text ? wrapLines(ctx, text, w - 16, 5) : [wd.name];
     lines.forEach((line, i) => ctx.fillText(line, x + 8, y + 12 + i * 15));
     ctx.restore();
@@ -306,10 +341,10 @@ export class NodePainter {
   /** A one-line text widget: label on the left, value on the right. */
   drawTextValue({ x, w, cy }, label, value) {
     const { ctx } = this;
-    ctx.fillStyle = "#9aa0a8";
+    ctx.fillStyle = this.c.widgetLabel;
     const labW = Math.min(ctx.measureText(label).width, w * 0.45);
     ctx.fillText(this.truncate(label, w * 0.45), x + 12, cy);
-    ctx.fillStyle = "#e6e6e6";
+    ctx.fillStyle = this.c.widgetText;
     ctx.textAlign = "right";
     ctx.fillText(this.truncate(String(value ?? ""), Math.max(20, w - labW - 30)), x + w - 12, cy);
     ctx.textAlign = "left";
@@ -355,7 +390,7 @@ export class NodePainter {
     if (n === 1 && rt.outputs[node.id] && rt.outputs[node.id].images && !rt.previews[node.id]) {
       const img = this.r.image(urls[0]);
       if (img.naturalWidth) {
-        ctx.fillStyle = "#9aa0a8";
+        ctx.fillStyle = this.c.widgetLabel;
         ctx.font = "11px system-ui, sans-serif";
         ctx.textAlign = "center";
         ctx.fillText(`${img.naturalWidth} × ${img.naturalHeight}`, x + r.w / 2, y + r.h + 2);

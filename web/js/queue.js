@@ -1,6 +1,7 @@
 // The queue and history panel: running and pending prompts (cancel, interrupt), finished
 // ones with their images, and loading a past run's workflow back.
 
+import { formatDuration, formatStart, historyImages, runSummary, workflowOf } from "./runs.js";
 import { fromAnyDocument } from "./serialize.js";
 
 export class QueuePanel {
@@ -96,30 +97,34 @@ export class QueuePanel {
     const div = document.createElement("div");
     div.className = "queue-item history";
     div.dataset.promptId = id;
-    const status = entry.status || {};
-    const ok = status.status_str ? status.status_str === "success" : status.completed !== false;
+    // success / error / interrupted (ComfyUI marks an interrupted run "error": its messages tell)
+    const run = runSummary(entry);
+    div.dataset.status = run.state;
     const label = document.createElement("span");
-    label.className = ok ? "ok" : "failed";
+    label.className = `run-status ${run.state === "success" ? "ok" : run.state === "interrupted" ? "interrupted" : "failed"}`;
     const number = Array.isArray(entry.prompt) ? entry.prompt[0] : "";
-    label.textContent = `#${number} ${ok ? "done" : status.status_str || "failed"}`;
+    label.textContent = `#${number} ${{ success: "done", error: "error", interrupted: "interrupted" }[run.state]}`;
     div.appendChild(label);
-    const images = [];
-    for (const out of Object.values(entry.outputs || {})) for (const im of out.images || []) images.push(im);
+    const when = document.createElement("span");
+    when.className = "run-time";
+    when.textContent = [formatStart(run.start), formatDuration(run.duration)].filter(Boolean).join(" · ");
+    if (run.start !== null) when.title = `started ${new Date(run.start).toLocaleString()}${run.duration !== null ? `, took ${formatDuration(run.duration)}` : ""}`;
+    div.appendChild(when);
+    const images = historyImages({ [id]: entry });
     if (images.length) {
       const thumbs = document.createElement("div");
       thumbs.className = "thumbs";
-      for (const im of images.slice(0, 4)) {
+      images.slice(0, 4).forEach((item) => {
         const img = document.createElement("img");
-        img.src = this.app.api.viewUrl(im);
-        img.alt = im.filename;
-        img.title = im.filename;
-        img.addEventListener("click", () => window.open(img.src, "_blank"));
+        img.src = this.app.api.viewUrl(item.ref);
+        img.alt = item.ref.filename;
+        img.title = `${item.ref.filename} (click to view)`;
+        img.addEventListener("click", () => this.app.viewer.openWithHistory(item.ref, images));
         thumbs.appendChild(img);
-      }
+      });
       div.appendChild(thumbs);
     }
-    const info = Array.isArray(entry.prompt) && entry.prompt[3] && entry.prompt[3].extra_pnginfo;
-    const wf = info && (info.weft_workflow || info.workflow);
+    const wf = workflowOf(entry);
     if (wf) {
       const load = document.createElement("button");
       load.className = "small";

@@ -5,6 +5,12 @@
 import { MODE_MUTED, getNode } from "./state.js";
 import { TITLE_H, inputPos, layoutNode, outputPos, typeColor } from "./layout.js";
 import { NodePainter, roundRect } from "./paint.js";
+import { LINK_SPLINE, traceLink } from "./links.js";
+import { readPalette } from "./theme.js";
+import { MarkdownNotes } from "./markdown.js";
+
+/** Zoom below which nodes are drawn simplified (the setting LiteGraph.Canvas.LowQualityRenderingZoomThreshold). */
+export const LOD_THRESHOLD = 0.45;
 
 export class Renderer {
   constructor(app, canvas, minimap) {
@@ -22,6 +28,10 @@ export class Renderer {
     this.visibleCount = 0;
     this.truncCache = new Map();
     this.painter = new NodePainter(this);
+    this.notes = new MarkdownNotes(this); // Markdown notes' text, rendered over their nodes
+    this.colors = readPalette(); // the theme's (settings.js changes them)
+    this.linkMode = LINK_SPLINE;
+    this.lodThreshold = LOD_THRESHOLD;
     this.resize();
     window.addEventListener("resize", () => {
       this.resize();
@@ -114,14 +124,16 @@ export class Renderer {
     const graph = app.graph;
     const { scale, offset } = this.ds;
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    ctx.fillStyle = "#1c1d21";
+    ctx.fillStyle = this.colors.canvasBg;
     ctx.fillRect(0, 0, this.width, this.height);
     const [vx0, vy0] = this.toWorld(0, 0);
     const [vx1, vy1] = this.toWorld(this.width, this.height);
     this.view = [vx0, vy0, vx1, vy1];
     ctx.setTransform(this.dpr * scale, 0, 0, this.dpr * scale, this.dpr * scale * offset[0], this.dpr * scale * offset[1]);
     this.drawGrid(vx0, vy0, vx1, vy1, scale);
-    const lowDetail = scale < 0.45;
+    // below the threshold nodes are simplified; just above it their contents fade in
+    const lowDetail = scale < this.lodThreshold;
+    const detail = Math.min(1, (scale - this.lodThreshold) / (this.lodThreshold * 0.35));
 
     // layouts of all nodes (cheap), visibility per node
     this.layouts = new Map();
@@ -138,9 +150,10 @@ export class Renderer {
     for (const group of graph.groups) this.drawGroup(group, lowDetail);
     this.drawLinks(lowDetail);
     const sel = app.selection;
-    for (const node of visible) this.painter.drawNode(node, this.layouts.get(node.id), sel.has(node.id), lowDetail);
+    for (const node of visible) this.painter.drawNode(node, this.layouts.get(node.id), sel.has(node.id), lowDetail, detail);
     app.interaction && app.interaction.drawOverlay(ctx, scale);
     if (app.extHost) this.syncDomWidgets(visible, lowDetail);
+    this.notes.sync(visible, lowDetail, detail);
     this.drawMinimap();
     this.lastDrawMs = performance.now() - t0;
     this.drawTimes.push(this.lastDrawMs);
@@ -219,7 +232,7 @@ export class Renderer {
     if (scale < 0.35) return;
     const { ctx } = this;
     const step = 50;
-    ctx.strokeStyle = "rgba(255,255,255,0.045)";
+    ctx.strokeStyle = this.colors.grid;
     ctx.lineWidth = 1 / scale;
     ctx.beginPath();
     for (let x = Math.floor(x0 / step) * step; x < x1; x += step) {
@@ -247,8 +260,9 @@ export class Renderer {
     ctx.strokeStyle = color;
     ctx.lineWidth = this.app.selectedGroup === group ? 3 : 1.5;
     ctx.stroke();
-    if (!lowDetail) {
-      ctx.fillStyle = "#e8e8e8";
+    if (lowDetail) this.drawLowDetailLabel(group.title, x, y, w);
+    else {
+      ctx.fillStyle = this.colors.groupTitle;
       ctx.font = "bold 20px system-ui, sans-serif";
       ctx.textBaseline = "middle";
       ctx.fillText(group.title, x + 10, y + 18);
@@ -260,6 +274,21 @@ export class Renderer {
       ctx.lineTo(x + w, y + h - 14);
       ctx.fill();
     }
+  }
+
+  /** A group's title zoomed out: 13 px on screen, along its top edge. */
+  drawLowDetailLabel(text, x, y, w) {
+    const { ctx } = this;
+    const scale = this.ds.scale;
+    if (w * scale < 40) return;
+    const [sx, sy] = this.toScreen(x, y);
+    ctx.save();
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    ctx.font = "bold 13px system-ui, sans-serif";
+    ctx.fillStyle = this.colors.groupTitle;
+    ctx.textBaseline = "top";
+    ctx.fillText(this.truncate(ctx, text, w * scale - 8), sx + 4, sy + 3);
+    ctx.restore();
   }
 
   drawLinks(lowDetail) {
@@ -276,7 +305,6 @@ export class Renderer {
       const lt = this.layouts.get(t.id);
       const [x1, y1] = outputPos(o, link.origin_slot, lo);
       const [x2, y2] = inputPos(t, link.target_slot, lt);
-      const dx = Math.max(40, Math.abs(x2 - x1) * 0.5);
       const minX = Math.min(x1, x2) - 10, maxX = Math.max(x1, x2) + 10;
       const minY = Math.min(y1, y2) - 10, maxY = Math.max(y1, y2) + 10;
       if (maxX < vx0 || minX > vx1 || maxY < vy0 || minY > vy1) continue;
@@ -285,7 +313,7 @@ export class Renderer {
       // links of the selected nodes are drawn wider, on top
       const key = app.selection.has(o.id) || app.selection.has(t.id) ? `${color}|sel` : color;
       if (!byColor.has(key)) byColor.set(key, []);
-      byColor.get(key).push([x1, y1, x2, y2, dx]);
+      byColor.get(key).push([x1, y1, x2, y2]);
     }
     const baseWidth = ctx.lineWidth;
     const ordered = [...byColor].sort((a, b) => a[0].endsWith("|sel") - b[0].endsWith("|sel"));
@@ -294,10 +322,10 @@ export class Renderer {
       ctx.strokeStyle = color;
       ctx.lineWidth = sel ? baseWidth * 1.8 : baseWidth;
       ctx.beginPath();
-      for (const [x1, y1, x2, y2, dx] of segs) {
+      for (const [x1, y1, x2, y2] of segs) {
         ctx.moveTo(x1, y1);
-        if (lowDetail) ctx.lineTo(x2, y2);
-        else ctx.bezierCurveTo(x1 + dx, y1, x2 - dx, y2, x2, y2);
+        if (lowDetail && this.linkMode === LINK_SPLINE) ctx.lineTo(x2, y2); // zoomed out a curve is a line
+        else traceLink(ctx, x1, y1, x2, y2, this.linkMode);
       }
       ctx.stroke();
     }
@@ -309,6 +337,7 @@ export class Renderer {
     const graph = this.app.graph;
     const W = this.minimap.width, H = this.minimap.height;
     ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, W, H); // a translucent fill alone would keep ghosts of earlier frames
     ctx.fillStyle = "rgba(20,21,24,0.92)";
     ctx.fillRect(0, 0, W, H);
     let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];

@@ -1,5 +1,6 @@
 // Ranked fuzzy search over the node catalogue, and the menu that uses it.
 
+import { NodeCard } from "./node_card.js";
 import { typesCompatible } from "./state.js";
 
 /** Score how well `query` matches `text` (0 = no match). Subsequence match with bonuses
@@ -101,6 +102,7 @@ export class SearchMenu {
     this.items = [];
     this.active = 0;
     this.onPick = null;
+    this.card = new NodeCard("search-card"); // the highlighted entry's inputs, outputs and pack
     this.input.addEventListener("input", () => this.refresh());
     this.input.addEventListener("keydown", (e) => this.onKey(e));
     this.list.addEventListener("mousedown", (e) => {
@@ -108,6 +110,13 @@ export class SearchMenu {
       if (!li) return;
       e.preventDefault();
       this.pick(Number(li.dataset.index));
+    });
+    this.list.addEventListener("mousemove", (e) => {
+      const li = e.target.closest("li"); // the entry under the pointer is the highlighted one
+      if (li && Number(li.dataset.index) !== this.active) {
+        this.active = Number(li.dataset.index);
+        this.highlight();
+      }
     });
     this.generation = 0;
     this.input.addEventListener("blur", () => {
@@ -140,6 +149,7 @@ export class SearchMenu {
   close() {
     if (this.el.hidden) return;
     this.el.hidden = true;
+    this.card.hide();
     this.releaseFocus();
     const cb = this.onCancel;
     this.onPick = null;
@@ -182,6 +192,7 @@ export class SearchMenu {
     [...this.list.children].forEach((li, i) => li.classList.toggle("active", i === this.active));
     const li = this.list.children[this.active];
     if (li) li.scrollIntoView({ block: "nearest" });
+    this.card.show(this.items[this.active], this.el.getBoundingClientRect());
   }
 
   onKey(e) {
@@ -210,6 +221,7 @@ export class SearchMenu {
     this.onPick = null;
     this.onCancel = null;
     this.el.hidden = true;
+    this.card.hide();
     this.releaseFocus();
     if (cb) cb(def);
   }

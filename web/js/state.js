@@ -245,7 +245,8 @@ export function connect(graph, originId, originSlot, targetId, targetSlot) {
   return link;
 }
 
-function createsCycle(graph, originId, targetId) {
+/** Whether a link origin -> target would close a loop (the target feeds the origin). */
+export function createsCycle(graph, originId, targetId) {
   // a link origin -> target makes a cycle if origin is reachable downstream from target
   const seen = new Set();
   const stack = [targetId];
@@ -311,14 +312,17 @@ export function isWidgetConverted(node, name) {
   return node.inputs.some((i) => i.widget === name);
 }
 
-export function graphBounds(graph) {
+/** The world box [x0, y0, x1, y1] around the nodes and groups; `boxOf(node)` gives a node's
+ * box as drawn (layout.js nodeBox), else its stored size is used (0 high for a new node). */
+export function graphBounds(graph, boxOf = null) {
   if (!graph.nodes.length) return [0, 0, 0, 0];
   let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
   for (const n of graph.nodes) {
-    x0 = Math.min(x0, n.pos[0]);
-    y0 = Math.min(y0, n.pos[1] - 26);
-    x1 = Math.max(x1, n.pos[0] + n.size[0]);
-    y1 = Math.max(y1, n.pos[1] + n.size[1]);
+    const [bx0, by0, bx1, by1] = boxOf ? boxOf(n) : [n.pos[0], n.pos[1] - 26, n.pos[0] + n.size[0], n.pos[1] + n.size[1]];
+    x0 = Math.min(x0, bx0);
+    y0 = Math.min(y0, by0);
+    x1 = Math.max(x1, bx1);
+    y1 = Math.max(y1, by1);
   }
   for (const g of graph.groups) {
     const [x, y, w, h] = g.bounding;

@@ -3,14 +3,15 @@
 
 import { showMenu } from "./menu.js";
 import { defaultGraph } from "./defaults.js";
+import { comboText } from "./keybindings.js";
 
 const SHORTCUTS = [
   ["Double-click, /", "add a node (search)"], ["Drag a link into space", "add a node that fits it"],
-  ["Ctrl+Enter", "queue (Shift: to the front)"], ["Ctrl+Z / Ctrl+Y", "undo / redo"],
+  ["Ctrl+Z / Ctrl+Y", "undo / redo"],
   ["Ctrl+C / Ctrl+V", "copy / paste (Shift: keep input links)"], ["Ctrl+D, Alt+drag", "duplicate"],
-  ["Delete", "remove selected"], ["Ctrl+B / Ctrl+M", "bypass / mute"], ["Ctrl+G", "group selected"],
+  ["Delete", "remove selected"],
   ["Ctrl+A", "select all"], ["Ctrl/Shift+drag", "box select"], ["Drag space, Space+drag", "pan"],
-  ["Wheel", "zoom"], [".", "fit view"], ["R", "refresh the node list (new model files)"], ["Ctrl+S / Ctrl+O", "save / open"], ["Esc", "close menus, deselect"],
+  ["Wheel", "zoom"], ["Esc", "close dialogs, menus and the search; then deselect"],
 ];
 
 const $ = (id) => document.getElementById(id);
@@ -45,7 +46,10 @@ export class Toolbar {
     return [
       { label: "New workflow", action: () => app.newTab() },
       { label: "Open…", shortcut: "Ctrl+O", action: () => app.openFile() },
-      { label: "Save", shortcut: "Ctrl+S", action: () => app.saveFile() },
+      { label: "Save", shortcut: "Ctrl+S", action: () => app.workflows.save() },
+      { label: "Save as…", action: () => app.workflows.save(true) },
+      { label: "Workflow library", shortcut: "W", action: () => document.getElementById("workflows-toggle").click() },
+      { label: "Download (Weft format)", action: () => app.saveFile() },
       { label: "Export (API format)", action: () => app.exportApi() },
       { label: "Export (ComfyUI format)", action: () => app.exportComfy() },
       { separator: true },
@@ -56,6 +60,7 @@ export class Toolbar {
       ...(app.extHost ? app.extHost.menuItems().map((m) => ({ label: m.label, action: () => m.run() })) : []),
       { separator: true },
       { label: app.settings.trackpadPan ? "Wheel: zoom" : "Wheel: pan (trackpad)", action: () => { app.settings.trackpadPan = !app.settings.trackpadPan; } },
+      { label: "Settings…", shortcut: "Ctrl+,", action: () => app.settingsPanel.toggle() },
       { label: "Keyboard shortcuts", shortcut: "?", action: () => app.showShortcuts() },
       { label: `Weft ${app.config.version || ""}`, disabled: true },
     ];
@@ -101,7 +106,10 @@ export class Toolbar {
       panel.id = "shortcuts";
       panel.addEventListener("click", () => panel.remove());
       const table = document.createElement("table");
-      for (const [k, v] of SHORTCUTS) {
+      // the commands' keys as they are now (keybindings.js; changed in Settings)
+      const keys = this.app.keybindings;
+      const commands = keys ? [...keys.commands.values()].map((c) => [keys.combosOf(c.id).map(comboText).join(", "), c.label]).filter(([k]) => k) : [];
+      for (const [k, v] of [...commands, ...SHORTCUTS]) {
         const tr = table.insertRow();
         tr.insertCell().textContent = k;
         tr.insertCell().textContent = v;

@@ -4,7 +4,9 @@
 
 import { CONTROL_MODES } from "./serialize.js";
 import { TITLE_H, formatNumber } from "./layout.js";
+import { PICKER_MIN_CHOICES, openComboPicker } from "./combo_picker.js";
 import { showMenu } from "./menu.js";
+import { comboHas, missingNote } from "./missing.js";
 import { getNode } from "./state.js";
 
 export class WidgetEditing {
@@ -181,6 +183,11 @@ export class WidgetEditing {
 
   openCombo(node, wd, choices, current, onPick) {
     const r = this.widgetScreenRect(node, wd);
+    if (wd.kind === "combo" && choices.length > PICKER_MIN_CHOICES) {
+      const missing = comboHas(wd.spec, current) ? "" : missingNote(node, wd.spec, current);
+      openComboPicker(r, choices, current, onPick, { missing });
+      return;
+    }
     const items = choices.map((c) => ({ label: String(c), value: c, checked: c === current }));
     showMenu(r.left, r.top + r.height, items.map((it) => ({ label: it.label, checked: it.checked, action: () => onPick(it.value) })), { filter: choices.length > 8, className: "combo-menu", minWidth: r.width });
   }

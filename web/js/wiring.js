@@ -1,8 +1,15 @@
-// Where a dragged link ends: on a node it connects to the socket dropped on, or else the
-// first free socket of a fitting type (a widget of that type becomes an input); in empty
-// space the search opens with only the nodes that fit, and the pick is connected.
+// Where a dragged link ends. On a socket it connects there, even when another node covers
+// the socket (the node the link comes from, say). On a node (title, body, a widget) it takes
+// the widget dropped on when that fits, else the first free input of a fitting type, else any
+// input of that type, else the first widget of that type (turned into an input); when nothing
+// fits, or the link would make a loop, a message says why. In empty space the search opens
+// with only the nodes that fit, and the pick is connected.
 
-import { connect, convertWidgetToInput, effectiveOutputType, linkInto, typesCompatible } from "./state.js";
+import { connect, convertWidgetToInput, createsCycle, effectiveOutputType, isWidgetConverted, linkInto, typesCompatible } from "./state.js";
+import { hitTest, socketAt } from "./hit.js";
+
+/** Widgets a link can drive once they are turned into inputs (not the extra rows). */
+const CONVERTIBLE = new Set(["number", "combo", "toggle", "text", "multiline", "dom"]);
 
 export class Wiring {
   constructor(interaction) {
@@ -20,58 +27,96 @@ export class Wiring {
   /** The drag d (from an output or an input) ends at world (wx, wy), canvas (sx, sy). */
   finish(d, wx, wy, sx, sy) {
     const app = this.app;
-    const h = this.ia.hit(wx, wy);
-    if (h && h.node && h.node.id !== d.node) {
-      const done = d.from === "output" ? this.toInput(d, h) : this.toOutput(d, h);
-      if (!done && h.part === (d.from === "output" ? "input" : "output")) {
-        const other = d.from === "output" ? h.node.inputs[h.slot].type : effectiveOutputType(this.graph, h.node, h.slot);
-        app.toast(`Cannot connect ${d.from === "output" ? d.type : other} to ${d.from === "output" ? other : d.type}`, "warn");
-      }
-    } else if (!h) {
+    const h = this.dropTarget(d, wx, wy);
+    if (!h || h.group) {
       this.offerNodes(d, wx, wy, sx, sy);
       return;
     }
+    if (h.node.id !== d.node) {
+      const problem = d.from === "output" ? this.toInput(d, h) : this.toOutput(d, h);
+      if (problem) app.toast(problem, "warn");
+    } // dropped back on its own node: nothing to do
     app.history.commit();
     app.changed();
   }
 
-  /** Connect an output's drag to the node under it; true when connected. */
+  /** What the link was dropped on: a socket of the other kind first (also under another
+   * node), else the node part under the pointer, seeing through the link's own node. */
+  dropTarget(d, wx, wy) {
+    const app = this.app;
+    const socket = socketAt(app, wx, wy, d.from === "output" ? "input" : "output", d.node);
+    if (socket) return { ...socket, exact: true };
+    const h = hitTest(app, wx, wy);
+    if (!h || !h.node || h.node.id !== d.node) return h;
+    const under = hitTest(app, wx, wy, d.node);
+    return under && under.node ? under : h;
+  }
+
+  /** A node's name as shown. */
+  label(node) {
+    const def = this.app.defFor(node);
+    return node.title || (def ? def.display_name : node.type);
+  }
+
+  /** Connect an output's drag to the node part h; null when connected, else why not. */
   toInput(d, h) {
     const graph = this.graph;
     const node = h.node;
-    let slot = h.part === "input" ? h.slot : -1;
-    if (slot < 0 || !typesCompatible(d.type, node.inputs[slot].type)) {
-      slot = -1;
-      if (h.part !== "input") {
-        const free = node.inputs.findIndex((inp, i) => typesCompatible(d.type, inp.type) && !linkInto(graph, node.id, i));
-        slot = free >= 0 ? free : node.inputs.findIndex((inp) => typesCompatible(d.type, inp.type));
-        if (slot < 0 && h.part === "widget") slot = this.widgetToInput(d, node, h.widget);
-      }
+    if (h.exact && !typesCompatible(d.type, node.inputs[h.slot].type)) {
+      const inp = node.inputs[h.slot];
+      return `Cannot connect ${d.type} to ${inp.type} (${inp.label || inp.name} of ${this.label(node)})`;
     }
-    if (slot >= 0) return !!connect(graph, d.node, d.slot, node.id, slot);
-    this.app.toast(`${node.title || node.type} has no input that takes ${d.type}`, "warn");
-    return false;
+    if (createsCycle(graph, d.node, node.id)) return `Cannot connect: ${this.label(node)} feeds the node the link comes from (it would make a loop)`;
+    let slot = this.inputFor(d, h);
+    if (slot === null) return `${this.label(node)} has no input that takes ${d.type}`;
+    if (typeof slot === "string") {
+      convertWidgetToInput(graph, node, this.app.defFor(node), slot);
+      slot = node.inputs.length - 1;
+    }
+    return connect(graph, d.node, d.slot, node.id, slot) ? null : `Cannot connect ${d.type} to ${this.label(node)}`;
   }
 
-  /** Dropping on a widget of a matching type converts it to an input: its slot, or -1. */
-  widgetToInput(d, node, wd) {
+  /** The input slot for a link dropped on h, or the name of a widget to turn into one, or null. */
+  inputFor(d, h) {
+    const graph = this.graph;
+    const node = h.node;
+    const fits = (inp) => typesCompatible(d.type, inp.type);
+    if (h.part === "input" && fits(node.inputs[h.slot])) return h.slot;
+    if (h.part === "widget" && this.convertible(d, node, h.widget.spec, h.widget.kind)) return h.widget.name;
+    const free = node.inputs.findIndex((inp, i) => fits(inp) && !linkInto(graph, node.id, i));
+    if (free >= 0) return free;
+    const any = node.inputs.findIndex(fits);
+    if (any >= 0) return any;
+    if (d.type === "*") return null; // an untyped link turns a widget into an input only when dropped on it
     const def = this.app.defFor(node);
-    if (!def || !typesCompatible(d.type, wd.spec.type) || wd.kind === "control" || wd.kind === "upload") return -1;
-    convertWidgetToInput(this.graph, node, def, wd.name);
-    return node.inputs.length - 1;
+    const spec = def ? def.inputs.find((i) => this.convertible(d, node, i, this.widgetKind(node, i.name))) : null;
+    return spec ? spec.name : null;
   }
 
-  /** Connect an input's drag to an output of the node under it; true when connected. */
+  /** Whether a widget of the node can become an input for this link (not on editor-only nodes). */
+  convertible(d, node, spec, kind) {
+    const def = this.app.defFor(node);
+    if (!def || def.virtual || !spec || !spec.widget || !CONVERTIBLE.has(kind)) return false;
+    return typesCompatible(d.type, spec.type) && !isWidgetConverted(node, spec.name);
+  }
+
+  /** The kind of the widget a node shows for an input (null when it shows none). */
+  widgetKind(node, name) {
+    const wd = this.ia.r.layout(node).widgets.find((w) => w.name === name);
+    return wd ? wd.kind : null;
+  }
+
+  /** Connect an input's drag to an output of the node part h; null when connected, else why not. */
   toOutput(d, h) {
     const graph = this.graph;
     const node = h.node;
-    let slot = h.part === "output" ? h.slot : -1;
-    if (slot < 0 || !typesCompatible(effectiveOutputType(graph, node, slot), d.type)) {
-      slot = h.part === "output" ? -1 : node.outputs.findIndex((o, i) => typesCompatible(effectiveOutputType(graph, node, i), d.type));
-    }
-    if (slot >= 0) return !!connect(graph, node.id, slot, d.node, d.slot);
-    this.app.toast(`${node.title || node.type} has no output of type ${d.type}`, "warn");
-    return false;
+    const typeOf = (i) => effectiveOutputType(graph, node, i);
+    if (h.exact && !typesCompatible(typeOf(h.slot), d.type)) return `Cannot connect ${typeOf(h.slot)} to ${d.type}`;
+    if (createsCycle(graph, node.id, d.node)) return `Cannot connect: the link's node feeds ${this.label(node)} (it would make a loop)`;
+    let slot = h.part === "output" && typesCompatible(typeOf(h.slot), d.type) ? h.slot : -1;
+    if (slot < 0) slot = node.outputs.findIndex((o, i) => typesCompatible(typeOf(i), d.type));
+    if (slot < 0) return `${this.label(node)} has no output of type ${d.type}`;
+    return connect(graph, node.id, slot, d.node, d.slot) ? null : `Cannot connect ${this.label(node)} to ${d.type}`;
   }
 
   /** Released in empty space: offer only nodes that fit, and connect the one picked. */

@@ -13,6 +13,12 @@ function newRuntime() {
   return { executing: null, progress: {}, outputs: {}, previews: {}, errors: {}, done: new Set(), total: 0, promptId: null };
 }
 
+/** A graph without a view of its own (none saved, or the untouched default one). */
+function unplaced(graph) {
+  const ds = graph.extra.ds;
+  return !ds || !ds.scale || (ds.scale === 1 && ds.offset[0] === 0 && ds.offset[1] === 0);
+}
+
 export class Workspace {
   constructor(app) {
     this.app = app;
@@ -46,6 +52,7 @@ export class Workspace {
         try {
           const tab = this.makeTab(fromAnyDocument(t.doc, this.app.defs), t.name || "Workflow", t.fileName || null);
           tab.modified = !!t.modified;
+          if (typeof t.path === "string") Object.assign(tab, { path: t.path, format: t.format || "ui" }); // saved in workflows/ (workflows.js)
           this.tabs.push(tab);
         } catch (e) {
           console.warn("could not restore a tab", e);
@@ -53,7 +60,10 @@ export class Workspace {
       }
       this.active = Math.min(Math.max(0, saved.active | 0), this.tabs.length - 1);
     }
-    if (!this.tabs.length) this.tabs.push(this.makeTab(defaultGraph(this.app.defs), "Unsaved workflow"));
+    if (!this.tabs.length) {
+      this.tabs.push(this.makeTab(defaultGraph(this.app.defs), "Unsaved workflow"));
+      if (unplaced(this.tabs[0].graph)) this.app.fitView(); // the window it opens in, whatever its size
+    }
   }
 
   persistSoon() {
@@ -66,7 +76,7 @@ export class Workspace {
     if (!this.tabs.length) return;
     const data = {
       active: this.active,
-      tabs: this.tabs.map((t) => ({ name: t.name, fileName: t.fileName, modified: t.modified, doc: toDocument(t.graph) })),
+      tabs: this.tabs.map((t) => ({ name: t.name, fileName: t.fileName, path: t.path || null, format: t.format || null, modified: t.modified, doc: toDocument(t.graph) })),
     };
     try {
       localStorage.setItem(STORE_KEY, JSON.stringify(data));
@@ -94,6 +104,9 @@ export class Workspace {
     this.active = i;
     app.selection = new Set();
     app.selectedGroup = null;
+    // what floats over the canvas belongs to the tab it was opened in
+    if (app.interaction) app.interaction.hideTooltip();
+    app.errorPanel.showFor(this.tabs[i]);
     this.renderTabs();
     app.updateToolbar();
     app.renderer.requestRender();
@@ -161,26 +174,12 @@ export class Workspace {
       tab.name = name;
       tab.fileName = fileName;
       tab.runtime = newRuntime();
+      tab.errorView = null;
       this.switchTab(this.active);
     } else this.newTab(graph, name, fileName);
-    const missing = graph.extra && graph.extra.missing_types;
-    if (missing && missing.length) this.reportMissing(graph, missing);
-    if (!graph.extra.ds || !graph.extra.ds.scale || graph.extra.ds.scale === 1 && graph.extra.ds.offset[0] === 0 && graph.extra.ds.offset[1] === 0) app.fitView();
+    // missing model files, input files and node types: marked on the nodes and listed at once
+    if (app.missingDialog) app.missingDialog.check(graph);
+    if (unplaced(graph)) app.fitView();
     this.persistNow();
-  }
-
-  /** Name the node types (and, where the server knows them, the packs) a workflow lacks. */
-  async reportMissing(graph, types) {
-    let packs = [];
-    try {
-      const res = await this.app.api.fetchJson("/plugins/missing", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ workflow: toDocument(graph) }),
-      });
-      packs = (res && res.packs ? res.packs : []).map((p) => `${p.name}${p.version ? ` ${p.version}` : ""}${p.installed_status ? ` (${p.installed_status} here)` : ""}`);
-    } catch {
-      /* the server may not know packs; the types alone still help */
-    }
-    const needs = packs.length ? ` Install: ${packs.join(", ")}.` : "";
-    this.app.toast(`This workflow uses node types the server does not have: ${types.join(", ")}. They are shown in red and will not run.${needs}`, "warn", 10000);
   }
 }

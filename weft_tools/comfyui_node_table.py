@@ -48,6 +48,9 @@ DEFAULT_FILES: tuple[str, ...] = (
     "comfy_extras/nodes_model_advanced.py",
     "comfy_extras/nodes_sag.py",
     "comfy_extras/nodes_perpneg.py",
+    "comfy_extras/nodes_custom_sampler.py",
+    "comfy_extras/nodes_align_your_steps.py",
+    "comfy_extras/nodes_clip_sdxl.py",
 )
 
 #: Names the definitions use for constants, with their values in ComfyUI.

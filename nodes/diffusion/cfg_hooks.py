@@ -18,9 +18,16 @@ Everything here is in ComfyUI's k-diffusion space: ``x = x0 + sigma * eps`` (``i
 and a training timestep, and the UNet returns noise or v; :class:`CallSpace` converts both ways.
 Only a model with hooks pays for the conversion; plain CFG stays a single ``lerp``.
 
-Weft adds one key to the args of every hook: ``weft_predict_cond(model) -> denoised``, the
-positive conditioning's denoised prediction under another MODEL (for example one whose
-attention is perturbed: PAG), evaluated on the same input at the same noise level.
+Weft adds two keys to the args of every hook, for the hooks that need one more evaluation of the
+model at the step's noise level (:class:`HookArgs`):
+
+* ``weft_predict_cond(model) -> denoised``: the positive conditioning's denoised prediction
+  under another MODEL (for example one whose attention is perturbed: PAG), on the same input;
+* ``weft_predict(conditioning, x=None, model=None) -> denoised``: any CONDITIONING's denoised
+  prediction, on another k-diffusion input ``x`` if given (ComfyUI's hooks call
+  ``calc_cond_batch`` for this: PerpNeg's empty prompt, SelfAttentionGuidance's blurred input).
+
+Both are bare predictions (no guidance hooks) and build their predictor once per run.
 """
 
 from __future__ import annotations
@@ -118,6 +125,10 @@ class CallSpace:
         """The k-diffusion sample (``input`` of the hooks)."""
         return x_in * self._b((1 + sigma * sigma).sqrt(), x_in)
 
+    def x_in(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The UNet's input for the k-diffusion sample ``x`` (the inverse of :meth:`x`)."""
+        return x * self._b((1 + sigma * sigma).rsqrt(), x)
+
     def denoised(self, out: torch.Tensor, x_in: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         s = self._b(sigma, out)
         a = self._b((1 + sigma * sigma).rsqrt(), out)
@@ -180,46 +191,78 @@ def _run_hooks(
     return guided
 
 
-def make_mix(
-    model: Any, cfg: float, conds: Mapping[str, Any], predict_cond_with: Callable[[Any], Callable[[Any, Any], Any]]
-) -> Mix:
-    """The hooked combination for ``model``'s ``model_options`` (see the module docstring).
+class HookArgs:
+    """The arguments every hook gets at one model call of a run, built once per run by a guider.
 
-    ``predict_cond_with(other_model)`` returns a raw ``predict(x_in, t)`` of the positive
-    conditioning alone under ``other_model`` (built once per model, on demand).
+    ``predict_with(other_model, conditioning)`` returns a raw ``predict(x_in, t)`` of
+    ``conditioning`` alone under ``other_model`` (no guidance hooks); it is called once per
+    (model, conditioning) pair of the run, when a hook first asks.
     """
+
+    def __init__(
+        self,
+        model: Any,
+        cfg: float,
+        conds: Mapping[str, Any],
+        predict_with: Callable[[Any, Any], Callable[[Any, Any], Any]],
+    ) -> None:
+        self.model, self.cfg, self.conds = model, cfg, conds
+        self.space = CallSpace(model.prediction_type, model.scheduler_config)
+        self._predict_with = predict_with
+        self._predictors: list[tuple[Any, Any, Callable[[Any, Any], Any]]] = []
+
+    def _predictor(self, model: Any, conditioning: Any) -> Callable[[Any, Any], Any]:
+        for known_model, known_cond, predict in self._predictors:
+            if known_model is model and known_cond is conditioning:
+                return predict
+        predict = self._predict_with(model, conditioning)
+        self._predictors.append((model, conditioning, predict))
+        return predict
+
+    def at(self, x_in: torch.Tensor, t: torch.Tensor) -> tuple[dict[str, Any], torch.Tensor]:
+        """The common args at the call ``(x_in, t)``, and that call's sigmas (``[B]``, CPU)."""
+        space = self.space
+        sigma = space.sigma(t, x_in.shape[0])
+        sigma_dev = sigma.to(x_in.device)
+
+        def predict(conditioning: Any, x: torch.Tensor | None = None, model: Any = None) -> torch.Tensor:
+            unet_in = x_in if x is None else space.x_in(x, sigma)
+            out = self._predictor(self.model if model is None else model, conditioning)(unet_in, t)
+            return space.denoised(out, unet_in, sigma)
+
+        positive = self.conds.get("positive")
+        common = {
+            "model": self.model,
+            "model_options": self.model.model_options,
+            "sigma": sigma_dev,
+            "timestep": sigma_dev,
+            "input": space.x(x_in, sigma),
+            "cond_scale": self.cfg,
+            "weft_predict_cond": lambda other: predict(positive, None, other),
+            "weft_predict": predict,
+        }
+        return common, sigma
+
+
+def make_mix(
+    model: Any, cfg: float, conds: Mapping[str, Any], predict_with: Callable[[Any, Any], Callable[[Any, Any], Any]]
+) -> Mix:
+    """The hooked combination for ``model``'s ``model_options`` (see the module docstring);
+    ``predict_with`` as for :class:`HookArgs`."""
     options = model.model_options
     pre = list(options.get(PRE_CFG) or ())
     cfg_fn = options.get(CFG)
     post = list(options.get(POST_CFG) or ())
-    space = CallSpace(model.prediction_type, model.scheduler_config)
+    hook_args = HookArgs(model, cfg, conds, predict_with)
+    space = hook_args.space
     cond_lists = [conds.get("positive"), conds.get("negative")]
-    cond_predictors: dict[int, Callable[[Any, Any], Any]] = {}
 
     def mix(x_in: torch.Tensor, t: torch.Tensor, uncond_out: torch.Tensor, cond_out: torch.Tensor) -> torch.Tensor:
-        sigma = space.sigma(t, x_in.shape[0])
-        sigma_dev = sigma.to(x_in.device)
-        x = space.x(x_in, sigma)
+        common, sigma = hook_args.at(x_in, t)
         cond_d = space.denoised(cond_out, x_in, sigma)
         # one tensor for both when the unconditional half was not evaluated (UNCOND_NEEDED, cfg 1)
         uncond_d = cond_d if uncond_out is cond_out else space.denoised(uncond_out, x_in, sigma)
-
-        def predict_cond(other: Any) -> torch.Tensor:
-            key = id(other)
-            if key not in cond_predictors:
-                cond_predictors[key] = predict_cond_with(other)
-            return space.denoised(cond_predictors[key](x_in, t), x_in, sigma)
-
-        common = {
-            "model": model,
-            "model_options": options,
-            "sigma": sigma_dev,
-            "timestep": sigma_dev,
-            "input": x,
-            "cond_scale": cfg,
-            "weft_predict_cond": predict_cond,
-        }
-        guided = _run_hooks(common, cond_lists, pre, cfg_fn, post, x, cfg, cond_d, uncond_d)
+        guided = _run_hooks(common, cond_lists, pre, cfg_fn, post, common["input"], cfg, cond_d, uncond_d)
         return space.output(guided, x_in, sigma)
 
     return mix

@@ -115,6 +115,29 @@ class CLIPTextEncodeSDXL(Node):
         ]
 
 
+class CLIPTextEncodeSDXLRefiner(Node):
+    category = "advanced/conditioning"
+    description = (
+        "Text encoding for the SDXL refiner: the prompt with an aesthetic score (the refiner was trained "
+        "on it: about 6 for the positive, 2.5 for the negative) and the original image size. Weft does not "
+        "load refiner checkpoints (their CLIP is OpenCLIP bigG alone); with an SDXL CLIP it encodes as "
+        "ComfyUI does, and SDXL base models use the size."
+    )
+    inputs = (
+        Float("ascore", 6.0, min=0.0, max=1000.0, step=0.01),
+        Int("width", 1024, min=0, max=MAX_RESOLUTION),
+        Int("height", 1024, min=0, max=MAX_RESOLUTION),
+        String("text", multiline=True, dynamicPrompts=True),
+        Input("clip", "CLIP"),
+    )
+    outputs = (Output("CONDITIONING"),)
+
+    def run(self, ascore: float, width: int, height: int, text: str, clip: TextEncoder) -> list[list[Any]]:
+        conditioning = CLIPTextEncode().run(text, clip)
+        extra = {"aesthetic_score": ascore, "width": width, "height": height}
+        return [[cond, {**options, **extra}] for cond, options in conditioning]
+
+
 class CLIPSetLastLayer(Node):
     display_name = "CLIP Set Last Layer"
     category = "conditioning"
@@ -212,6 +235,7 @@ class ConditioningZeroOut(Node):
 NODES = [
     CLIPTextEncode,
     CLIPTextEncodeSDXL,
+    CLIPTextEncodeSDXLRefiner,
     CLIPSetLastLayer,
     ConditioningCombine,
     ConditioningSetArea,

@@ -212,6 +212,20 @@ def _repeat_tokens(cond: torch.Tensor, length: int) -> torch.Tensor:
     return cond if cond.shape[1] == length else cond.repeat(1, length // cond.shape[1], 1)
 
 
+def bare_predictor_factory(shape: Sequence[int], device: Any) -> Callable[[Any, Any], Predict]:
+    """``predict_with(model, conditioning)``: a raw ``predict(x_in, t)`` of one conditioning under a
+    MODEL for latents of ``shape``, without its guidance hooks (ComfyUI's ``calc_cond_batch``; a
+    hook that asks for a prediction would otherwise recurse). What guidance hooks and guiders use
+    for the extra evaluations they make (:class:`.cfg_hooks.HookArgs`)."""
+
+    def predict_with(model: Any, conditioning: Any) -> Predict:
+        alone = Guider(model.clone(model_options=without_hooks(model.model_options)), 1.0)
+        alone.set_conds(conditioning)
+        return alone.predictor(shape, device)
+
+    return predict_with
+
+
 class Guider:
     """GUIDER: a model, named conditionings and a CFG scale (ComfyUI's ``CFGGuider``)."""
 
@@ -332,15 +346,7 @@ class Guider:
         (plain CFG) when it has none."""
         if not has_hooks(self.model.model_options):
             return None
-        positive = self.conds.get("positive")
-
-        def predict_cond_with(other: Any) -> Predict:
-            # the bare prediction (ComfyUI's calc_cond_batch): no guidance hooks, or PAG's would recurse
-            alone = Guider(other.clone(model_options=without_hooks(other.model_options)), 1.0)
-            alone.set_conds(positive)
-            return alone.predictor(shape, device)
-
-        return make_mix(self.model, self.cfg, self.conds, predict_cond_with)
+        return make_mix(self.model, self.cfg, self.conds, bare_predictor_factory(shape, device))
 
     def _stack(self, entries: list[_Entry], batch: int, height: int, width: int, device: Any) -> tuple:
         """Batched cond / pooled / SDXL time ids for ``entries``, each repeated over the batch."""

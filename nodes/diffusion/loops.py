@@ -31,6 +31,9 @@ class LoopRun:
     * :meth:`step_done`: call after each completed step; applies the inpainting mask, reports
       progress and previews, and is where an interrupt from the user stops the run.
     * :attr:`generator`: the seeded generator for the noise an SDE sampler adds.
+    * :meth:`denoise_with_uncond`: the guided and the unconditional clean estimate of one call,
+      for CFG++ samplers; only on a run built with ``uncond=True`` (a SAMPLER asks for that
+      with ``needs_uncond = True``).
     """
 
     def __init__(
@@ -44,13 +47,17 @@ class LoopRun:
         on_step: Callable[[int, int, Any], None] | None,
         wants_preview: Callable[[int], bool] | None,
         mask_at: Callable[[float], Any] | None = None,
+        uncond: bool = False,
     ) -> None:
         import torch
 
         from .cfg_hooks import CallSpace
 
-        self.guider = guider
-        self.model = guider.model
+        #: the unconditional estimate of the last call (runs with ``uncond=True``)
+        self._uncond: torch.Tensor | None = None
+        self.keeps_uncond = bool(uncond)
+        self.guider = keeping_uncond(guider, self._keep_uncond) if uncond else guider
+        self.model = self.guider.model
         self.sigmas = sigmas.detach().to("cpu", torch.float32).flatten()
         self.latent, self.noise, self.mask = latent, noise, mask
         #: the mask in force at a noise level (see sampling.step_mask); the mask itself by default
@@ -84,6 +91,27 @@ class LoopRun:
         out = self._predict(x_in, t.to(self.device))
         self.model_calls += 1
         return self._space.denoised(out, x_in, s.expand(x.shape[0]))
+
+    def denoise_with_uncond(self, x: torch.Tensor, sigma: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(guided, unconditional)`` clean estimates of ``x`` at ``sigma`` from one guided
+        model call: CFG++ (Chung et al. 2024, arXiv 2406.08070) steps with the guided estimate
+        and re-noises with the unconditional one. Where the guider evaluates no unconditional
+        half (no negative conditioning, a guidance interval's unguided steps) the two are the
+        same tensor, so CFG++ samplers become their plain bases there."""
+        if not self.keeps_uncond:
+            raise RuntimeError("this run does not keep the unconditional estimate: the SAMPLER must set needs_uncond")
+        self._uncond = None
+        denoised = self.denoise(x, sigma)
+        if self._uncond is None:
+            raise RuntimeError(
+                f"the GUIDER {type(self.guider).__name__} did not run the MODEL's post-CFG hooks, "
+                "so a CFG++ sampler cannot see its unconditional estimate; use CFGGuider or KSampler"
+            )
+        return denoised, self._uncond
+
+    def _keep_uncond(self, args: dict[str, Any]) -> Any:
+        self._uncond = args["uncond_denoised"]
+        return args["denoised"]
 
     def noise_like(self, x: torch.Tensor) -> torch.Tensor:
         """Fresh standard normal noise from the run's seeded generator (ComfyUI's rule:
@@ -124,3 +152,25 @@ class LoopRun:
             last = self.mask_at(self._last_sigma)
             return torch.lerp(self.latent, x, last), torch.lerp(self.latent, denoised, last)
         return x, denoised
+
+
+def keeping_uncond(guider: Any, keep: Callable[[dict[str, Any]], Any]) -> Any:
+    """A shallow copy of ``guider`` whose MODEL hands every call's post-CFG arguments to ``keep``.
+
+    ComfyUI's CFG++ samplers do the same for one run: they add a ``sampler_post_cfg_function``
+    that stores ``uncond_denoised`` and set ``disable_cfg1_optimization``, so the negative is
+    evaluated even at cfg 1. The hook is appended after the MODEL's own (as ComfyUI appends
+    it), sees the same call's estimates (no second model call), and returns ``denoised``
+    unchanged. The original guider and MODEL are left as they were (they may be cached outputs).
+    """
+    import copy
+
+    from .cfg_hooks import POST_CFG, add_hook
+
+    model = guider.model
+    options = add_hook(model.model_options, POST_CFG, keep, disable_cfg1_optimization=True)
+    other = copy.copy(guider)
+    other.model = model.clone(model_options=options)
+    if hasattr(other, "model_patcher"):
+        other.model_patcher = other.model
+    return other

@@ -71,9 +71,14 @@ class RandomNoiseSource:
 
 
 class NoNoise:
-    """NOISE that adds nothing: the latent is sampled as it is (a second pass, a refiner)."""
+    """NOISE that adds nothing: the latent is sampled as it is (a second pass, a refiner).
 
-    seed = 0
+    ``seed`` still seeds what the sampler adds along the way (ancestral and SDE noise): 0 for
+    DisableNoise, the node's ``noise_seed`` for SamplerCustom with ``add_noise`` off, as in ComfyUI.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = int(seed)
 
     def generate_noise(self, latent: Mapping[str, Any]) -> torch.Tensor:
         import torch

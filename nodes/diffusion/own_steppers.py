@@ -1,7 +1,7 @@
 """Weft's own steppers: ComfyUI samplers that no diffusers scheduler expresses.
 
 diffusers' ``LMSDiscreteScheduler`` needs scipy (not a Weft dependency); single-step
-ancestral and SDE DPM-Solver++, iPNDM, DDPM between arbitrary noise levels and LCM's plain
+ancestral DPM-Solver++, iPNDM, DDPM between arbitrary noise levels and LCM's plain
 re-noising do not exist there. Each is a small :class:`OwnStepper` in k-diffusion's VE space
 (``x = x0 + sigma * eps``), driven by the same loop as the diffusers-backed samplers.
 """
@@ -62,18 +62,17 @@ class OwnStepper(Stepper):
 
 
 class TwoStageStepper(OwnStepper):
-    """DPM-Solver++(2S): ancestral (``dpmpp_2s_ancestral``) or SDE (``dpmpp_sde``, r = 1/2).
+    """DPM-Solver++(2S) ancestral (``dpmpp_2s_ancestral``).
 
-    Two model calls per step (the second at a geometric midpoint), one for a final step to 0,
-    which is a plain Euler step to the clean estimate. The SDE variant draws its noise from
-    the seeded generator, not from a Brownian tree (torchsde), so its images differ from
-    ComfyUI's for the same seed.
+    Two model calls per step (the second at the geometric midpoint of sigma and the ancestral
+    step's sigma_down), one for a final step to 0, which is a plain Euler step to the clean
+    estimate. Its SDE relative ``dpmpp_sde`` draws Brownian-tree noise in a loop of its own
+    (``nodes/samplers/dpmpp_sde.py``).
     """
 
     def __init__(
         self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
     ) -> None:
-        self.ancestral = spec.name.removesuffix("_gpu") == "dpmpp_2s_ancestral"
         self._roles: list[tuple[int, int]] = []  # (step, stage) of each model call
         super().__init__(spec, scheduler_config, sigmas, seed)
 
@@ -84,8 +83,7 @@ class TwoStageStepper(OwnStepper):
             calls.append(sigma)
             self._roles.append((i, 0))
             if sigma_next > 0:
-                target = _ancestral(sigma, sigma_next)[0] if self.ancestral else sigma_next
-                calls.append(math.sqrt(sigma * target))
+                calls.append(math.sqrt(sigma * _ancestral(sigma, sigma_next)[0]))
                 self._roles.append((i, 1))
         return calls
 
@@ -97,12 +95,9 @@ class TwoStageStepper(OwnStepper):
             if sigma_next == 0:
                 return d
             self._start, self._d = x, d
-            if self.ancestral:
-                down = _ancestral(sigma, sigma_next)[0]
-                ratio = math.sqrt(down / sigma)  # exp(-h/2) with h = log(sigma / down)
-                return d + ratio * (x - d)
-            down, up = _ancestral(sigma, self.call_sigmas[j + 1])
-            return d + (down / sigma) * (x - d) + self._noise_like(x) * up
+            down = _ancestral(sigma, sigma_next)[0]
+            ratio = math.sqrt(down / sigma)  # exp(-h/2) with h = log(sigma / down)
+            return d + ratio * (x - d)
         x0, d = self._start, self._d
         d2 = self._x0(model_output, x, self.call_sigmas[j])
         down, up = _ancestral(sigma, sigma_next)
@@ -184,7 +179,6 @@ class LcmStepper(OwnStepper):
 
 #: own sampler name (without ``_gpu``) -> its stepper class
 OWN_STEPPERS: dict[str, type[OwnStepper]] = {
-    "dpmpp_sde": TwoStageStepper,
     "dpmpp_2s_ancestral": TwoStageStepper,
     "lms": LmsStepper,
     "ipndm": IpndmStepper,

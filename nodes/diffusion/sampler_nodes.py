@@ -365,7 +365,7 @@ class SamplerCustom(Node):
 
         guider = Guider(model, cfg)
         guider.set_conds(positive, negative)
-        noise = RandomNoiseSource(noise_seed) if add_noise else NoNoise()
+        noise = RandomNoiseSource(noise_seed) if add_noise else NoNoise(noise_seed)
         return SamplerCustomAdvanced().run(noise, guider, sampler, sigmas, latent_image)
 
 

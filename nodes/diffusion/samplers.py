@@ -9,7 +9,8 @@ Two halves, like ComfyUI's KSampler widgets:
   no diffusers scheduler fits). :meth:`SamplerSpec.stepper` builds the run's stepper
   (:mod:`.steppers`, :mod:`.own_steppers`), so any schedule runs with any sampler.
 
-Samplers that need a loop of their own (adaptive step size, momentum) are listed in
+Samplers that need a loop of their own (adaptive step size, momentum, SDE solvers with
+Brownian-tree noise) are listed in
 :data:`LOOP_SAMPLERS` by name and built on demand from ``nodes/samplers/``;
 :func:`resolve_sampler` turns any name into its SAMPLER.
 
@@ -20,7 +21,6 @@ validation error.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -88,27 +88,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
             note="DPM-Solver++(2S) ancestral: diffusers has no single-step ancestral DPM-Solver++",
         ),
         SamplerSpec(
-            "dpmpp_sde",
-            "own",
-            stages=2,
-            note="DPM-Solver++(2S) SDE; Gaussian noise from the seed instead of a Brownian tree",
-        ),
-        SamplerSpec(
             "dpmpp_2m",
             "DPMSolverMultistepScheduler",
             {**_MULTISTEP, "algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint"},
-            "vp",
-        ),
-        SamplerSpec(
-            "dpmpp_2m_sde",
-            "DPMSolverMultistepScheduler",
-            {**_MULTISTEP, "algorithm_type": "sde-dpmsolver++", "solver_order": 2, "solver_type": "midpoint"},
-            "vp",
-        ),
-        SamplerSpec(
-            "dpmpp_3m_sde",
-            "DPMSolverMultistepScheduler",
-            {**_MULTISTEP, "algorithm_type": "sde-dpmsolver++", "solver_order": 3},
             "vp",
         ),
         # Deterministic DDIM is the Euler method of the probability-flow ODE in sigma space;
@@ -140,33 +122,12 @@ SAMPLERS: dict[str, SamplerSpec] = {
     )
 }
 
-# ComfyUI's "_gpu" variants only move the Brownian-tree noise onto the GPU; Weft draws SDE
-# noise from the seeded generator anyway, so they are the same samplers under another name
-# (accepted so workflows that name them run unchanged).
-for _base in ("dpmpp_sde", "dpmpp_2m_sde", "dpmpp_3m_sde"):
-    SAMPLERS[f"{_base}_gpu"] = dataclasses.replace(
-        SAMPLERS[_base], name=f"{_base}_gpu", note=f"the same sampler as {_base}"
-    )
-
 #: samplers whose KSampler schedule drops the last nonzero sigma (ComfyUI's KSampler rule,
 #: :func:`.schedules.denoise_sigmas`); SamplerCustom's schedules are used as given
 DISCARD_PENULTIMATE_SIGMA_SAMPLERS = frozenset({"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"})
 
 #: ComfyUI sampler names Weft does not offer, and why.
 UNSUPPORTED_SAMPLERS: dict[str, str] = {
-    "ipndm_v": "diffusers has no variable-step iPNDM",
-    "heunpp2": "diffusers has no Heun++ scheduler",
-    "euler_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
-    "euler_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
-    "dpmpp_2m_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
-    "dpmpp_2s_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
-    "res_multistep_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
-    "res_multistep_ancestral_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot "
-    "express it",
-    "gradient_estimation_cfg_pp": "CFG++ changes the guidance inside the step; diffusers' schedulers cannot express it",
-    "res_multistep": "diffusers has no RES multistep solver and Weft has none of its own yet",
-    "res_multistep_ancestral": "diffusers has no RES multistep solver and Weft has none of its own yet",
-    "gradient_estimation": "diffusers has no gradient-estimation sampler and Weft has none of its own yet",
     "er_sde": "diffusers has no ER-SDE solver and Weft has none of its own yet",
     "seeds_2": "diffusers has no SEEDS solver and Weft has none of its own yet",
     "seeds_3": "diffusers has no SEEDS solver and Weft has none of its own yet",
@@ -199,9 +160,72 @@ class LoopSamplerEntry:
 
 _DPM_SOLVER = "nodes.samplers.dpm_solver:named_sampler"
 _MOMENTUM = "nodes.samplers.momentum:named_sampler"
+_DPMPP_SDE = "nodes.samplers.dpmpp_sde:named_sampler"
+#: ComfyUI's DPM-Solver++ SDE samplers (nodes/samplers/dpmpp_sde.py), in KSampler's order; the
+#: "_gpu" twins build their Brownian tree on the sample's device instead of the CPU
+_DPMPP_SDE_NAMES = (
+    "dpmpp_sde",
+    "dpmpp_sde_gpu",
+    "dpmpp_2m_sde",
+    "dpmpp_2m_sde_gpu",
+    "dpmpp_2m_sde_heun",
+    "dpmpp_2m_sde_heun_gpu",
+    "dpmpp_3m_sde",
+    "dpmpp_3m_sde_gpu",
+)
+_SDE_NOISE = "noise from a Brownian tree of the seed, as ComfyUI's (Lu et al. 2022, arXiv 2211.01095)"
+_DPMPP_SDE_NOTES = {
+    "dpmpp_sde": f"DPM-Solver++(2S) SDE, two model calls a step; {_SDE_NOISE}",
+    "dpmpp_2m_sde": f"DPM-Solver++(2M) SDE, midpoint correction; {_SDE_NOISE}",
+    "dpmpp_2m_sde_heun": f"DPM-Solver++(2M) SDE, Heun correction; {_SDE_NOISE}",
+    "dpmpp_3m_sde": f"DPM-Solver++(3M) SDE; {_SDE_NOISE}",
+}
+_DPMPP_SDE_NOTES.update(
+    {f"{name}_gpu": f"{note}; the tree on the sample's device" for name, note in _DPMPP_SDE_NOTES.items()}
+)
 
-#: Sampler names whose SAMPLER brings its own loop, in the order the combo lists show them
-#: (after :data:`SAMPLERS`): ComfyUI's names first, then Weft's own.
+_CFG_PP = "CFG++ (Chung et al. 2024, arXiv 2406.08070): re-noises with the unconditional estimate; use a low cfg"
+_ANCESTRAL = "nodes.samplers.ancestral:named_sampler"
+_EXPONENTIAL = "nodes.samplers.exponential:named_sampler"
+_MULTISTEP = "nodes.samplers.multistep:named_sampler"
+_RES = "RES second-order exponential multistep (Zhang, Song, Chen 2023, arXiv 2308.02157)"
+_GE = "gradient estimation, gamma 2 (Permenter & Yuan, ICML 2024, arXiv 2306.04848)"
+#: ComfyUI's deterministic and ancestral samplers that need a loop of their own (nodes/samplers/)
+_COMFYUI_LOOP_SAMPLERS = (
+    LoopSamplerEntry("euler_cfg_pp", _ANCESTRAL, f"Euler with {_CFG_PP}"),
+    LoopSamplerEntry("euler_ancestral_cfg_pp", _ANCESTRAL, f"Euler ancestral (eta 1) with {_CFG_PP}"),
+    LoopSamplerEntry(
+        "heunpp2",
+        "nodes.samplers.heunpp:named_sampler",
+        "Heun++: three-stage Heun looking two steps ahead (ComfyUI's, from Carzit's sd-webui-samplers-scheduler)",
+    ),
+    LoopSamplerEntry(
+        "exp_heun_2_x0",
+        _EXPONENTIAL,
+        "exponential Heun in log sigma with the data prediction: SEEDS-2 with eta 0, r 1 "
+        "(Gonzalez et al., NeurIPS 2023, arXiv 2305.14267)",
+    ),
+    LoopSamplerEntry(
+        "dpmpp_2s_ancestral_cfg_pp",
+        _ANCESTRAL,
+        f"DPM-Solver++(2S) ancestral (Lu et al., arXiv 2211.01095) with {_CFG_PP}",
+    ),
+    LoopSamplerEntry("dpmpp_2m_cfg_pp", _EXPONENTIAL, f"DPM-Solver++(2M) (Lu et al., arXiv 2211.01095) with {_CFG_PP}"),
+    LoopSamplerEntry(
+        "ipndm_v",
+        _MULTISTEP,
+        "iPNDM with variable step sizes, orders up to 4 (Zhou et al., CVPR 2024, arXiv 2312.00094)",
+    ),
+    LoopSamplerEntry("res_multistep", _EXPONENTIAL, _RES),
+    LoopSamplerEntry("res_multistep_cfg_pp", _EXPONENTIAL, f"{_RES} with {_CFG_PP}"),
+    LoopSamplerEntry("res_multistep_ancestral", _EXPONENTIAL, f"{_RES}, ancestral (eta 1)"),
+    LoopSamplerEntry("res_multistep_ancestral_cfg_pp", _EXPONENTIAL, f"{_RES}, ancestral (eta 1), with {_CFG_PP}"),
+    LoopSamplerEntry("gradient_estimation", _MULTISTEP, _GE),
+    LoopSamplerEntry("gradient_estimation_cfg_pp", _MULTISTEP, f"{_GE} with {_CFG_PP}"),
+)
+
+#: Sampler names whose SAMPLER brings its own loop (ComfyUI's names first, then Weft's own; the
+#: combo lists show ComfyUI's names in ComfyUI's order, see :data:`SAMPLER_NAMES`).
 LOOP_SAMPLERS: dict[str, LoopSamplerEntry] = {
     entry.name: entry
     for entry in (
@@ -217,6 +241,8 @@ LOOP_SAMPLERS: dict[str, LoopSamplerEntry] = {
             "DPM-Solver-23 with adaptive step size (Lu et al. 2022, arXiv 2206.00927); ignores "
             "the steps and the intermediate sigmas, stops at the last nonzero sigma as ComfyUI does",
         ),
+        *_COMFYUI_LOOP_SAMPLERS,
+        *(LoopSamplerEntry(name, _DPMPP_SDE, _DPMPP_SDE_NOTES[name]) for name in _DPMPP_SDE_NAMES),
         LoopSamplerEntry(
             "dpmpp_2m_hb",
             _MOMENTUM,
@@ -241,7 +267,27 @@ LOOP_SAMPLERS: dict[str, LoopSamplerEntry] = {
     )
 }
 
-SAMPLER_NAMES: tuple[str, ...] = (*SAMPLERS, *LOOP_SAMPLERS)
+#: ComfyUI 0.8.0's sampler combo (comfy/samplers.py ``SAMPLER_NAMES``: ``KSAMPLER_NAMES`` + ddim,
+#: uni_pc, uni_pc_bh2), the order Weft's combos follow so lists and defaults look the same
+COMFYUI_SAMPLER_ORDER: tuple[str, ...] = (
+    *("euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2"),
+    *("exp_heun_2_x0", "exp_heun_2_x0_sde", "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive"),
+    *("dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m"),
+    *("dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu"),
+    *("dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep"),
+    *("res_multistep_cfg_pp", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp"),
+    *("gradient_estimation", "gradient_estimation_cfg_pp", "er_sde", "seeds_2", "seeds_3", "sa_solver"),
+    *("sa_solver_pece", "ddim", "uni_pc", "uni_pc_bh2"),
+)
+
+
+def _combo_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    """ComfyUI's names in ComfyUI's order, then Weft's own in the order they were registered."""
+    known = set(names)
+    return (*(n for n in COMFYUI_SAMPLER_ORDER if n in known), *(n for n in names if n not in COMFYUI_SAMPLER_ORDER))
+
+
+SAMPLER_NAMES: tuple[str, ...] = _combo_order((*SAMPLERS, *LOOP_SAMPLERS))
 
 
 def resolve_sampler(name: str) -> Any:

@@ -182,9 +182,22 @@ def _sample_with_own_loop(
     from .loops import LoopRun
 
     model = guider.model
-    participants = run_participants(guider, sampler)
+    # a CFG++ sampler (needs_uncond) runs on a copy of the guider that keeps each call's
+    # unconditional estimate; that copy is the run's participant (begin_run / report)
+    loop_run = LoopRun(
+        guider,
+        sigmas,
+        run.latent,
+        run.noise,
+        run.mask,
+        seed,
+        on_step,
+        wants_preview,
+        run.mask_at,
+        uncond=bool(getattr(sampler, "needs_uncond", False)),
+    )
+    participants = run_participants(loop_run.guider, sampler)
     begin_run(participants, sigmas)
-    loop_run = LoopRun(guider, sigmas, run.latent, run.noise, run.mask, seed, on_step, wants_preview, run.mask_at)
     with torch.inference_mode():
         x, denoised = sampler.sample_loop(loop_run)
     return SampleResult(

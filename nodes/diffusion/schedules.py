@@ -28,11 +28,14 @@ SCHEDULER_NAMES: tuple[str, ...] = (
     "ddim_uniform",
     "beta",
     "normal",
+    "linear_quadratic",
     "kl_optimal",
 )
 UNSUPPORTED_SCHEDULERS: dict[str, str] = {
-    "linear_quadratic": "it is a schedule for flow-matching video models, not the SD families Weft runs",
-    "align_your_steps": "it needs the AYS tables of a specific model; use karras or exponential",
+    "align_your_steps": (
+        "ComfyUI 0.8.0's KSampler does not offer it either; use the AlignYourStepsScheduler node "
+        "with SamplerCustomAdvanced"
+    ),
 }
 
 
@@ -186,6 +189,33 @@ def _kl_optimal(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
     return _with_zero(torch.tan(w * math.atan(sigma_min) + (1 - w) * math.atan(sigma_max)))
 
 
+def _linear_quadratic(n: int, sigma_max: float, threshold: float = 0.025) -> torch.Tensor:
+    """ComfyUI's ``linear_quadratic_schedule`` (from Genmo's Mochi): the first half of the steps
+    lower the noise linearly by ``threshold`` in all, the rest quadratically to 0; as fractions of
+    ``sigma_max`` (ComfyUI offers it to every model, the SD families included)."""
+    import torch
+
+    if n == 1:
+        fractions = [1.0, 0.0]
+    else:
+        linear = n // 2
+        quadratic = n - linear
+        step_diff = linear - threshold * n
+        q_coef = step_diff / (linear * quadratic**2)
+        l_coef = threshold / linear - 2 * step_diff / (quadratic**2)
+        const = q_coef * linear**2
+        drops = [i * threshold / linear for i in range(linear)]
+        drops += [q_coef * i**2 + l_coef * i + const for i in range(linear, n)]
+        fractions = [1.0 - d for d in [*drops, 1.0]]
+    # float32 throughout, as ComfyUI multiplies its float32 fractions by its float32 sigma_max
+    return torch.tensor(fractions, dtype=torch.float32) * torch.tensor(sigma_max, dtype=torch.float32)
+
+
+def beta_schedule(scheduler_config: Mapping[str, Any], steps: int, alpha: float, beta: float) -> torch.Tensor:
+    """The ``beta`` schedule with its own shape parameters (the BetaSamplingScheduler node)."""
+    return _beta(model_sigmas(scheduler_config), steps, alpha, beta)
+
+
 #: ``scheduler`` name -> ``schedule(model_sigmas, steps)``, for every name in SCHEDULER_NAMES
 _SCHEDULES: dict[str, Callable[[ModelSigmas, int], torch.Tensor]] = {
     "simple": _simple,
@@ -195,6 +225,7 @@ _SCHEDULES: dict[str, Callable[[ModelSigmas, int], torch.Tensor]] = {
     "ddim_uniform": _ddim_uniform,
     "beta": _beta,
     "normal": lambda ms, n: _normal(ms, n, sgm=False),
+    "linear_quadratic": lambda ms, n: _linear_quadratic(n, ms.sigma_max),
     "kl_optimal": lambda ms, n: _kl_optimal(n, ms.sigma_min, ms.sigma_max),
 }
 

@@ -264,13 +264,16 @@ class DiffusionModel:
 
         ``[orig_h, orig_w, crop_top, crop_left, target_h, target_w]`` from the entry's
         ``height``/``width``/``crop_h``/``crop_w``/``target_height``/``target_width`` options
-        (CLIPTextEncodeSDXL sets them), defaulting to the image size and no crop.
+        (CLIPTextEncodeSDXL sets them), defaulting to the image size and no crop; the target
+        size defaults to the original size given (ComfyUI's rule: CLIPTextEncodeSDXLRefiner
+        sets only ``width``/``height``).
         """
         options = options or {}
-        h, w = latent_height * 8, latent_width * 8
+        h = float(options.get("height", latent_height * 8))
+        w = float(options.get("width", latent_width * 8))
         return [
-            float(options.get("height", h)),
-            float(options.get("width", w)),
+            h,
+            w,
             float(options.get("crop_h", 0)),
             float(options.get("crop_w", 0)),
             float(options.get("target_height", h)),

@@ -16,6 +16,18 @@ text and the log.
   NeurIPS 2022, arXiv 2206.00927) and node ``SamplerDPMAdaptative``.
 * :mod:`.gotta_go_fast`: the adaptive SDE solver of Jolicoeur-Martineau et al. (arXiv
   2105.14080), node ``SamplerGottaGoFast``.
+* :mod:`.dpmpp_sde`: ComfyUI's DPM-Solver++ SDE samplers (Lu et al., arXiv 2211.01095) with
+  Brownian-tree noise (``dpmpp_sde``, ``dpmpp_2m_sde``, ``dpmpp_2m_sde_heun``, ``dpmpp_3m_sde``
+  and their ``_gpu`` twins) and nodes ``SamplerDPMPP_SDE``, ``SamplerDPMPP_2M_SDE``,
+  ``SamplerDPMPP_3M_SDE``.
+* ComfyUI's deterministic and ancestral samplers no diffusers scheduler expresses, with the
+  CFG++ variants (Chung et al., arXiv 2406.08070) that re-noise with the unconditional estimate
+  (:meth:`~nodes.diffusion.loops.LoopRun.denoise_with_uncond`): :mod:`.ancestral` (Euler and
+  DPM-Solver++(2S), ancestral and CFG++; nodes ``SamplerEulerAncestral``,
+  ``SamplerEulerAncestralCFGPP``, ``SamplerDPMPP_2S_Ancestral``, ``SamplerEulerCFGpp``),
+  :mod:`.exponential` (``res_multistep`` family, arXiv 2308.02157; ``exp_heun_2_x0``;
+  ``dpmpp_2m_cfg_pp``), :mod:`.multistep` (``ipndm_v``, arXiv 2312.00094; ``gradient_estimation``,
+  arXiv 2306.04848; node ``SamplerLMS``) and :mod:`.heunpp` (``heunpp2``).
 * :mod:`.adaptive`: what the two adaptive solvers share (integration range, counters, progress).
 
 The names usable in KSampler's ``sampler_name`` are registered in

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nodes.diffusion.samplers import SAMPLER_NAMES, SCHEDULER_NAMES
+from nodes.diffusion.samplers import SAMPLER_NAMES, SCHEDULER_NAMES, UNSUPPORTED_SAMPLERS
 from tests.support.ws import EventRecorder
 
 SD1 = "tiny-sd1.safetensors"
@@ -392,9 +392,9 @@ def test_every_sampler_and_scheduler_runs(server):
         prompt[p] = {"class_type": "PreviewImage", "inputs": {"images": [d, 0]}}
     _, entry = run(server, prompt, timeout=240)
     assert {f"p{i}" for i in range(len(combos))} <= set(entry["outputs"])
-    # and a name diffusers cannot express is refused before anything runs, naming the input
+    # and a name Weft refuses is refused before anything runs, naming the input
     bad = base_graph()
-    bad["5"]["inputs"]["sampler_name"] = "res_multistep"
+    bad["5"]["inputs"]["sampler_name"] = next(iter(UNSUPPORTED_SAMPLERS), "no_such_sampler")
     status, body = server.post("/prompt", {"prompt": bad})
     assert status == 400
     assert "sampler_name" in json.dumps(body["node_errors"]["5"])

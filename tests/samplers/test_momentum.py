@@ -12,7 +12,7 @@ import torch
 
 from engine import validate_prompt
 from nodes.diffusion import sampler_nodes as sn
-from nodes.diffusion.samplers import _IPNDM_WEIGHTS, SAMPLER_NAMES, SAMPLERS, compute_sigmas
+from nodes.diffusion.samplers import _IPNDM_WEIGHTS, COMFYUI_SAMPLER_ORDER, SAMPLER_NAMES, SAMPLERS, compute_sigmas
 from nodes.samplers.momentum import (
     DEFAULT_MOMENTUM,
     METHODS,
@@ -150,7 +150,8 @@ def test_ghvb_stays_nearer_the_base_than_heavy_ball(model, positive, negative):
 
 
 def test_momentum_names_are_listed_after_the_existing_ones():
-    assert SAMPLER_NAMES[: len(SAMPLERS)] == tuple(SAMPLERS)  # the existing order is kept
+    # ComfyUI's names keep ComfyUI's combo order; Weft's own follow them
+    assert [n for n in SAMPLER_NAMES if n in SAMPLERS] == [n for n in COMFYUI_SAMPLER_ORDER if n in SAMPLERS]
     assert SAMPLER_NAMES[-len(METHODS) :] == METHODS
     assert SAMPLER_NAMES.index("dpm_adaptive") < SAMPLER_NAMES.index("dpmpp_2m_hb")
 

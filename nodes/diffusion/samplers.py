@@ -128,9 +128,6 @@ DISCARD_PENULTIMATE_SIGMA_SAMPLERS = frozenset({"dpm_2", "dpm_2_ancestral", "uni
 
 #: ComfyUI sampler names Weft does not offer, and why.
 UNSUPPORTED_SAMPLERS: dict[str, str] = {
-    "er_sde": "diffusers has no ER-SDE solver and Weft has none of its own yet",
-    "seeds_2": "diffusers has no SEEDS solver and Weft has none of its own yet",
-    "seeds_3": "diffusers has no SEEDS solver and Weft has none of its own yet",
     "sa_solver": "diffusers' SASolverScheduler cannot take another schedule's sigmas; not offered yet",
     "sa_solver_pece": "diffusers' SASolverScheduler cannot take another schedule's sigmas; not offered yet",
 }
@@ -182,6 +179,24 @@ _DPMPP_SDE_NOTES = {
 }
 _DPMPP_SDE_NOTES.update(
     {f"{name}_gpu": f"{note}; the tree on the sample's device" for name, note in _DPMPP_SDE_NOTES.items()}
+)
+
+_SDE_EXTRA = "nodes.samplers.sde_extras:named_sampler"
+_SEEDS = "SEEDS (Gonzalez et al., NeurIPS 2023, arXiv 2305.14267)"
+#: ComfyUI's ER-SDE and SEEDS samplers (nodes/samplers/sde_extras.py), noise from the seeded generator
+_SDE_EXTRAS = (
+    LoopSamplerEntry(
+        "exp_heun_2_x0_sde",
+        _SDE_EXTRA,
+        f"stochastic exponential Heun in log sigma with the data prediction: {_SEEDS}-2 with eta 1, r 1, phi_2",
+    ),
+    LoopSamplerEntry(
+        "er_sde",
+        _SDE_EXTRA,
+        "ER-SDE-Solver-3, extended reverse-time SDE (Cui et al. 2024, arXiv 2309.06169), ComfyUI's noise scale",
+    ),
+    LoopSamplerEntry("seeds_2", _SDE_EXTRA, f"{_SEEDS}-2: two model calls a step, eta 1, r 1/2"),
+    LoopSamplerEntry("seeds_3", _SDE_EXTRA, f"{_SEEDS}-3: three model calls a step, eta 1, r 1/3 and 2/3"),
 )
 
 _CFG_PP = "CFG++ (Chung et al. 2024, arXiv 2406.08070): re-noises with the unconditional estimate; use a low cfg"
@@ -243,6 +258,7 @@ LOOP_SAMPLERS: dict[str, LoopSamplerEntry] = {
         ),
         *_COMFYUI_LOOP_SAMPLERS,
         *(LoopSamplerEntry(name, _DPMPP_SDE, _DPMPP_SDE_NOTES[name]) for name in _DPMPP_SDE_NAMES),
+        *_SDE_EXTRAS,
         LoopSamplerEntry(
             "dpmpp_2m_hb",
             _MOMENTUM,

@@ -28,6 +28,8 @@ text and the log.
   :mod:`.exponential` (``res_multistep`` family, arXiv 2308.02157; ``exp_heun_2_x0``;
   ``dpmpp_2m_cfg_pp``), :mod:`.multistep` (``ipndm_v``, arXiv 2312.00094; ``gradient_estimation``,
   arXiv 2306.04848; node ``SamplerLMS``) and :mod:`.heunpp` (``heunpp2``).
+* :mod:`.sde_extras`: ComfyUI's ``er_sde`` (ER-SDE-Solver-3, Cui et al., arXiv 2309.06169),
+  ``seeds_2``, ``seeds_3`` and ``exp_heun_2_x0_sde`` (SEEDS, Gonzalez et al., arXiv 2305.14267).
 * :mod:`.adaptive`: what the two adaptive solvers share (integration range, counters, progress).
 
 The names usable in KSampler's ``sampler_name`` are registered in

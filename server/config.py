@@ -94,6 +94,16 @@ class ServerConfig:
     interrupt_grace: float = 5.0
     #: ``--max-prompt-seconds``: wall-clock limit of one prompt (0: none)
     max_prompt_seconds: float = 0.0
+    #: ``--backend``: "local" (the one worker above) or "ray" (a pool of Ray actors; docs/scale-out.md)
+    backend: str = "local"
+    #: ``--ray-address``: "local" (start a Ray instance in this process), "auto" or a cluster's address
+    ray_address: str = "local"
+    #: ``--ray-workers``: how many worker actors (0: one per GPU, or per ``ray_cpus_per_worker`` CPUs)
+    ray_workers: int = 0
+    #: ``--ray-cpus-per-worker`` / ``--ray-gpus-per-worker``: each actor's resources (None: chosen
+    #: from the cluster, see server/backend_ray.py)
+    ray_cpus_per_worker: float | None = None
+    ray_gpus_per_worker: float | None = None
     # resource limits (docs/security.md): checked before work starts
     #: ``--max-node-memory``: GB one node may be estimated to allocate; None = half the RAM, 0 = off
     max_node_memory_gb: float | None = None

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from .flags_worker import DESTS as WORKER_DESTS
-from .flags_worker import add_worker_flags
+from .flags_worker import add_pool_flags, add_worker_flags
 
 DEFAULT_PORT = 8188
 #: the environment variable ``--auth-token`` defaults to
@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         _access_flags,
         _queue_flags,
         add_worker_flags,
+        add_pool_flags,
     ):
         add_flags(p)
     return p

@@ -10,7 +10,18 @@ import argparse
 from typing import Any
 
 #: argparse destinations of these flags (none is part of ``comfy.cli_args.args``)
-DESTS = frozenset({"worker_mode", "interrupt_grace", "max_prompt_seconds"})
+DESTS = frozenset(
+    {
+        "worker_mode",
+        "interrupt_grace",
+        "max_prompt_seconds",
+        "backend",
+        "ray_address",
+        "ray_workers",
+        "ray_cpus_per_worker",
+        "ray_gpus_per_worker",
+    }
+)
 
 
 def _non_negative_seconds(value: str) -> float:
@@ -48,6 +59,53 @@ def add_worker_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return number
+
+
+def add_pool_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scale-out on Ray (Weft's; docs/scale-out.md)")
+    g.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="where prompts run: the local worker (default; --worker-mode), or a pool of worker actors on a "
+        "Ray cluster, several prompts at once, each where its model is loaded already (pip install weft[ray])",
+    )
+    g.add_argument(
+        "--ray-address",
+        default="local",
+        metavar="local|auto|ADDRESS",
+        help="with --backend ray: 'local' starts Ray in this process (default), 'auto' joins the cluster "
+        "'ray start' runs on this machine, or the address (host:port) of its head",
+    )
+    g.add_argument(
+        "--ray-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --backend ray: worker actors to start (default 0: one per GPU of the cluster, or one per "
+        "--ray-cpus-per-worker CPUs when it has none)",
+    )
+    g.add_argument(
+        "--ray-cpus-per-worker",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="CPUs each worker actor reserves (default: 1 with GPUs, 4 without)",
+    )
+    g.add_argument(
+        "--ray-gpus-per-worker",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="GPUs each worker actor reserves (default: 1 when the cluster has GPUs, else 0)",
+    )
+
+
 def worker_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`~server.config.ServerConfig` fields; a parser without these flags
     (``main.py run``) runs nodes in its own process, unbounded."""
@@ -55,4 +113,9 @@ def worker_settings(args: argparse.Namespace) -> dict[str, Any]:
         "worker_mode": getattr(args, "worker_mode", "thread"),
         "interrupt_grace": getattr(args, "interrupt_grace", 5.0),
         "max_prompt_seconds": getattr(args, "max_prompt_seconds", 0.0),
+        "backend": getattr(args, "backend", "local"),
+        "ray_address": getattr(args, "ray_address", "local"),
+        "ray_workers": max(getattr(args, "ray_workers", 0), 0),
+        "ray_cpus_per_worker": getattr(args, "ray_cpus_per_worker", None),
+        "ray_gpus_per_worker": getattr(args, "ray_gpus_per_worker", None),
     }

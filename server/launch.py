@@ -10,6 +10,7 @@ turned off on a public address) end with one sentence that says what to do, not 
 from __future__ import annotations
 
 import errno
+import importlib.util
 import logging
 import os
 import sys
@@ -192,6 +193,8 @@ def serve(config: ServerConfig, *, announce: Callable[[str], None] | None = None
     from .auth import AuthConfigError
 
     context = ssl_context(config)
+    if config.backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise LaunchError("--backend ray needs Ray, which is not installed here: pip install 'weft[ray]'")
     generated = config.auth_token is None
     try:
         app = create_app(config)  # generates the access token where one is needed

@@ -23,7 +23,7 @@ from .config import ServerConfig
 from .events import EventBus
 from .queue import PromptQueue
 from .store import open_state
-from .worker import Worker
+from .worker_pool import make_worker
 
 if TYPE_CHECKING:
     from .runtime import ServerRuntime
@@ -66,7 +66,7 @@ class PromptServer:
         own_queue, self.history, self.store = open_state(config, runtime.paths.user if runtime is not None else None)
         self.queue: PromptQueue = queue or own_queue
         self.bus = EventBus()
-        self.worker = Worker(self)
+        self.worker = make_worker(self)  # the local worker, or a pool with --backend ray
         #: routes that custom node packs add; merged into the app at start-up
         self.routes = web.RouteTableDef()
         self.app: web.Application | None = None

@@ -14,6 +14,7 @@ import json
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -152,6 +153,22 @@ class PromptQueue(ABC):
     @abstractmethod
     def close(self) -> None:
         """Wake any waiting ``get`` so the worker can stop."""
+
+    # -- for a pool of workers (server/worker_pool.py); the single worker uses ``get`` only ------
+    def get_matching(
+        self, choose: Callable[[list[QueueItem]], QueueItem | None], timeout: float | None = None, window: int = 64
+    ) -> QueueItem | None:
+        """Like :meth:`get`, but the caller picks among the first ``window`` pending prompts:
+        ``choose(head)`` returns one of them or ``None`` (nothing fits now: wait for a change)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot feed a pool of workers")
+
+    def requeue(self, item: QueueItem) -> bool:
+        """Put a running prompt back as pending, with its number (its worker died); False when
+        it is not running."""
+        raise NotImplementedError(f"{type(self).__name__} cannot feed a pool of workers")
+
+    def wake(self) -> None:  # noqa: B027 (optional: only a queue that feeds a pool has waiters to wake)
+        """Make a waiting :meth:`get_matching` look again (a worker became free)."""
 
 
 class MemoryPromptQueue(PromptQueue):
@@ -305,6 +322,46 @@ class MemoryPromptQueue(PromptQueue):
             self._closed = True
             self._cond.notify_all()
 
+    def get_matching(
+        self, choose: Callable[[list[QueueItem]], QueueItem | None], timeout: float | None = None, window: int = 64
+    ) -> QueueItem | None:
+        with self._cond:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while not self._closed:
+                chosen = choose(heapq.nsmallest(window, self._heap)) if self._heap else None
+                if chosen is not None:
+                    index = next(i for i, pending in enumerate(self._heap) if pending is chosen)
+                    self._heap[index] = self._heap[-1]
+                    self._heap.pop()
+                    heapq.heapify(self._heap)
+                    self._forget_size(chosen.prompt_id)
+                    self._running[chosen.prompt_id] = chosen
+                    self._started(chosen)
+                    return chosen
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            return None
+
+    def requeue(self, item: QueueItem) -> bool:
+        text = self._encoded(item)
+        size = len(text.encode()) if text is not None and self.max_bytes else 0
+        with self._cond:
+            if self._running.pop(item.prompt_id, None) is None:
+                return False
+            self._requeued(item)
+            self._push(item, size)
+            self._cond.notify_all()
+            return True
+
+    def _requeued(self, item: QueueItem) -> None:
+        """Record that ``item`` waits again (the durable queue); called under the queue's lock."""
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
 
 class DurablePromptQueue(MemoryPromptQueue):
     """:class:`MemoryPromptQueue` written through to SQLite: a row when a prompt is queued, a flag
@@ -351,6 +408,9 @@ class DurablePromptQueue(MemoryPromptQueue):
 
     def _started(self, item: QueueItem) -> None:
         self.store.queue_started(item.prompt_id, int(time.time() * 1000))
+
+    def _requeued(self, item: QueueItem) -> None:
+        self.store.queue_requeue(item.prompt_id)
 
     def _unstored(self, prompt_ids: list[str]) -> None:
         self.store.queue_delete(prompt_ids)

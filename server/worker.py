@@ -199,7 +199,11 @@ class Worker:
         emit("execution_error", payload)
         return result
 
-    def _finish(self, item: QueueItem, result: RunResult, elapsed: float, emit: Any) -> None:
+    def _finish(
+        self, item: QueueItem, result: RunResult, elapsed: float, emit: Any, worker: dict[str, Any] | None = None
+    ) -> None:
+        """Log, record the history entry (with ``worker``, the pool worker that ran it, when
+        there is a pool), then send ComfyUI's done signal."""
         server = self.server
         if result.interrupted:
             log.info("Processing interrupted")
@@ -207,19 +211,20 @@ class Worker:
             for line in execution_error_lines(result.error):
                 log.error("%s", line)
         log.info("prompt %s: %s in %.3f s", item.prompt_id, result.status_str, elapsed)
-        server.history.add(
-            item.prompt_id,
-            {
-                "prompt": item.as_comfy(),
-                "outputs": result.outputs,
-                "status": {
-                    "status_str": result.status_str,
-                    "completed": result.completed,
-                    "messages": result.messages,
-                },
-                "meta": result.meta,
+        entry = {
+            "prompt": item.as_comfy(),
+            "outputs": result.outputs,
+            "status": {
+                "status_str": result.status_str,
+                "completed": result.completed,
+                "messages": result.messages,
             },
-            prompt_json=item.as_comfy_json() if item.prompt_json is not None else None,
+            "meta": result.meta,
+        }
+        if worker is not None:
+            entry["worker"] = worker  # Weft's own field: ComfyUI clients ignore it
+        server.history.add(
+            item.prompt_id, entry, prompt_json=item.as_comfy_json() if item.prompt_json is not None else None
         )
         # ComfyUI's "done" signal comes after the history entry exists: clients read
         # /history/<id> as soon as they see it

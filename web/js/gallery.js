@@ -7,16 +7,10 @@ import { registerDock, setDock } from "./dock.js";
 import { ImageViewer } from "./image_viewer.js";
 import { MaskEditor } from "./mask_editor.js";
 import { historyImages, sameRef } from "./runs.js";
+import { el } from "./dom.js";
 
 const IMAGE_FILE = /\.(png|jpe?g|webp|gif|bmp)$/i;
 const MAX_THUMBS = 300;
-
-function el(tag, className = "", text = "") {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text) e.textContent = text;
-  return e;
-}
 
 export class Gallery {
   constructor(app, root, button) {

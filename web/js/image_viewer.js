@@ -8,16 +8,10 @@ import { inputImageRef, uploadWidget } from "./layout.js";
 import { registerOverlay } from "./overlays.js";
 import { historyImages, promptOf, sameRef, seedOf, workflowOf } from "./runs.js";
 import { fromAnyDocument, graphFromPng } from "./serialize.js";
+import { el } from "./dom.js";
 
 const MIN_SCALE = 0.02;
 const MAX_SCALE = 32;
-
-function el(tag, className = "", text = "") {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text) e.textContent = text;
-  return e;
-}
 
 function button(className, text, title, onClick) {
   const b = el("button", `small ${className}`, text);

@@ -8,16 +8,10 @@
 import { inputImageRef, uploadWidget } from "./layout.js";
 import { registerOverlay } from "./overlays.js";
 import { decodePng } from "./png_pixels.js";
+import { el } from "./dom.js";
 
 const MASK_RGB = [230, 60, 120]; // how painted pixels show; only their alpha is the mask
 const UNDO_STEPS = 30;
-
-function el(tag, className = "", text = "") {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text) e.textContent = text;
-  return e;
-}
 
 function button(className, text, title, onClick) {
   const b = el("button", `small ${className}`, text);

@@ -5,13 +5,7 @@
 import { NEW_BINDINGS, UNSET_BINDINGS, comboFromEvent, comboText } from "./keybindings.js";
 import { confirmDialog, showDialog } from "./overlays.js";
 import { SETTINGS } from "./settings.js";
-
-function el(tag, className = "", text = "") {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text) e.textContent = text;
-  return e;
-}
+import { el } from "./dom.js";
 
 export class SettingsPanel {
   constructor(app) {

@@ -8,6 +8,7 @@ import { defaultGraph } from "./defaults.js";
 import { registerDock, setDock } from "./dock.js";
 import { askText, confirmDialog, showDialog } from "./overlays.js";
 import { fromAnyDocument, toApiPrompt } from "./serialize.js";
+import { el } from "./dom.js";
 
 const DIR = "workflows";
 const BAD_NAME = /[\\:*?"<>|]/;
@@ -25,13 +26,6 @@ export function nameProblem(name) {
 const pathOf = (name) => `${DIR}/${name.replace(/\.json$/i, "")}.json`;
 const nameOf = (path) => path.replace(/^workflows\//, "").replace(/\.json$/i, "");
 const titleOf = (template) => template.replace(/[_-]+/g, " ").replace(/^\w/, (c) => c.toUpperCase());
-
-function el(tag, className = "", text = "") {
-  const e = document.createElement(tag);
-  if (className) e.className = className;
-  if (text) e.textContent = text;
-  return e;
-}
 
 export class WorkflowLibrary {
   constructor(app, root, button) {

@@ -155,17 +155,17 @@ class PromptQueue(ABC):
         """Wake any waiting ``get`` so the worker can stop."""
 
     # -- for a pool of workers (server/worker_pool.py); the single worker uses ``get`` only ------
+    @abstractmethod
     def get_matching(
         self, choose: Callable[[list[QueueItem]], QueueItem | None], timeout: float | None = None, window: int = 64
     ) -> QueueItem | None:
         """Like :meth:`get`, but the caller picks among the first ``window`` pending prompts:
         ``choose(head)`` returns one of them or ``None`` (nothing fits now: wait for a change)."""
-        raise NotImplementedError(f"{type(self).__name__} cannot feed a pool of workers")
 
+    @abstractmethod
     def requeue(self, item: QueueItem) -> bool:
         """Put a running prompt back as pending, with its number (its worker died); False when
         it is not running."""
-        raise NotImplementedError(f"{type(self).__name__} cannot feed a pool of workers")
 
     def wake(self) -> None:  # noqa: B027 (optional: only a queue that feeds a pool has waiters to wake)
         """Make a waiting :meth:`get_matching` look again (a worker became free)."""

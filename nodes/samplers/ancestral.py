@@ -47,17 +47,21 @@ def _estimates(run: LoopRun, x: torch.Tensor, sigma: float, cfg_pp: bool) -> tup
     return denoised, denoised
 
 
-class EulerSampler:
-    """Euler steps in sigma (Karras et al. 2022, Algorithm 2), ancestral when ``eta > 0``, and
-    CFG++ when ``cfg_pp``: ``euler_cfg_pp`` (eta 0), ``euler_ancestral_cfg_pp`` (eta 1) and
-    the SamplerEulerAncestral(CFGPP) nodes' settings."""
+class _AncestralSettings:
+    """What the ancestral samplers share: ``eta`` (0 = deterministic), ``s_noise`` and CFG++."""
 
     def __init__(self, eta: float = 1.0, s_noise: float = 1.0, cfg_pp: bool = False) -> None:
         self.eta, self.s_noise, self.cfg_pp = float(eta), float(s_noise), bool(cfg_pp)
         self.needs_uncond = self.cfg_pp
 
     def __repr__(self) -> str:
-        return f"EulerSampler(eta={self.eta}, s_noise={self.s_noise}, cfg_pp={self.cfg_pp})"
+        return f"{type(self).__name__}(eta={self.eta}, s_noise={self.s_noise}, cfg_pp={self.cfg_pp})"
+
+
+class EulerSampler(_AncestralSettings):
+    """Euler steps in sigma (Karras et al. 2022, Algorithm 2), ancestral when ``eta > 0``, and
+    CFG++ when ``cfg_pp``: ``euler_cfg_pp`` (eta 0), ``euler_ancestral_cfg_pp`` (eta 1) and
+    the SamplerEulerAncestral(CFGPP) nodes' settings."""
 
     def sample_loop(self, run: LoopRun) -> tuple[torch.Tensor, torch.Tensor]:
         sigmas = [float(s) for s in run.sigmas]
@@ -103,18 +107,11 @@ class EulerCFGppAlternative:
         return run.finish(x, denoised)
 
 
-class DPMPP2SAncestralSampler:
+class DPMPP2SAncestralSampler(_AncestralSettings):
     """DPM-Solver++(2S) (Lu et al. 2022, "DPM-Solver++", arXiv 2211.01095): a second-order
     single-step solver in ``lambda = -log(sigma)`` with the data prediction, its second call at
     the geometric midpoint; ancestral with ``eta``; CFG++ when ``cfg_pp``
     (``dpmpp_2s_ancestral_cfg_pp``)."""
-
-    def __init__(self, eta: float = 1.0, s_noise: float = 1.0, cfg_pp: bool = False) -> None:
-        self.eta, self.s_noise, self.cfg_pp = float(eta), float(s_noise), bool(cfg_pp)
-        self.needs_uncond = self.cfg_pp
-
-    def __repr__(self) -> str:
-        return f"DPMPP2SAncestralSampler(eta={self.eta}, s_noise={self.s_noise}, cfg_pp={self.cfg_pp})"
 
     def sample_loop(self, run: LoopRun) -> tuple[torch.Tensor, torch.Tensor]:
         sigmas = [float(s) for s in run.sigmas]

@@ -63,11 +63,18 @@ def normalise_prompt(raw: Any) -> Prompt:
         inputs = node.get("inputs", {})
         if not isinstance(inputs, dict):
             raise ValueError(f"node {node_id!r}: 'inputs' must be an object")
-        fixed: dict[str, Any] = {}
+        fixed = dict(inputs)
         for name, value in inputs.items():
+            kind = type(value)
+            if kind in _PLAIN or (kind is list and len(value) == 2 and type(value[0]) is str and type(value[1]) is int):
+                continue  # a widget value or a link: nearly every input, so no call for them
             fixed[name] = _input_value(node_id, name, value)
         prompt[str(node_id)] = {**node, "inputs": fixed}
     return prompt
+
+
+#: input values that need neither a depth check nor an id fix
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _input_value(node_id: Any, name: str, value: Any) -> Any:

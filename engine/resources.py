@@ -105,7 +105,7 @@ def estimate_prompt(
         try:
             estimate_fn = estimators[class_type]
         except KeyError:
-            estimate_fn = estimators[class_type] = getattr(registry.get(class_type), "estimate", None)
+            estimate_fn = estimators[class_type] = _estimator(registry.get(class_type))
         if estimate_fn is None:
             continue
         try:
@@ -119,6 +119,14 @@ def estimate_prompt(
         if estimate.bytes > budget:
             errors[node_id] = _error(node_id, class_type, estimate, budget)
     return errors
+
+
+def _estimator(definition: Any) -> Any:
+    """The definition's ``estimate`` hook, or ``None`` when it has none or says (``estimates =
+    False``) that it always answers ``None``: a thousand text nodes then cost no calls at all."""
+    if definition is None or not getattr(definition, "estimates", True):
+        return None
+    return getattr(definition, "estimate", None)
 
 
 def _estimate_inputs(node: Mapping[str, Any], known: Mapping[str, tuple[Any, ...]]) -> dict[str, Any]:

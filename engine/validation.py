@@ -123,6 +123,9 @@ def check_constant(spec: InputSpec, value: Any, check_limits: bool = True) -> tu
     )
 
 
+_SEQUENCES = frozenset({list, tuple})
+
+
 def _reachable(prompt: Prompt, roots: Iterable[str], sources: dict[str, list[str]] | None = None) -> set[str]:
     """The nodes ``roots`` depend on (themselves included). ``sources``, when given, is filled
     with each reached node's linked source ids that exist in ``prompt``, for
@@ -134,7 +137,11 @@ def _reachable(prompt: Prompt, roots: Iterable[str], sources: dict[str, list[str
         if node_id in seen:
             continue
         seen.add(node_id)
-        linked = [v[0] for v in prompt[node_id]["inputs"].values() if is_link(v) and v[0] in prompt]
+        linked = [
+            v[0]
+            for v in prompt[node_id]["inputs"].values()
+            if type(v) in _SEQUENCES and len(v) == 2 and type(v[0]) is str and type(v[1]) is int and v[0] in prompt
+        ]  # is_link inlined: this runs for every input of every node of a prompt
         if sources is not None:
             sources[node_id] = linked
         stack.extend(source for source in linked if source not in seen)
@@ -204,6 +211,11 @@ def _no_outputs() -> dict[str, Any]:
     return _err("prompt_no_outputs", "Prompt has no outputs", "Add an output node such as PreviewAny or SaveImage.")
 
 
+#: how :meth:`_Check.check_value` treats a constant: passed as given (not a widget type),
+#: converted and range-checked, or converted only (a ``VALIDATE_INPUTS`` names the input)
+_PASS, _LIMITS, _CONVERT = 0, 1, 2
+
+
 class _Check:
     """One validation pass, split so that node validators may be coroutines.
 
@@ -231,6 +243,7 @@ class _Check:
         # looked at again as the source of every link
         self.definitions: dict[str, NodeDefinition | None] = {}
         self.schemas: dict[str, NodeSchema] = {}
+        self.plans: dict[str, tuple[tuple[str, bool, InputSpec, int], ...]] = {}
         self.pending: list[tuple[str, Awaitable[Any]]] = []
         self.early: ValidationResult | None = None
         self.missing_types: list[str] = []
@@ -295,10 +308,31 @@ class _Check:
             if self.definition_of(node.get("class_type")) is not None and self.schema_of(node["class_type"]).output_node
         ]
 
+    def plan_of(self, class_type: str, definition: NodeDefinition) -> tuple[tuple[str, bool, InputSpec, int], ...]:
+        """``(name, required, spec, constant_check)`` per declared input of a class, once per
+        call: hidden inputs and repeated names are dropped here, not for every node of a
+        thousand-node prompt. ``constant_check`` is one of the ``_PASS``/``_LIMITS``/``_CONVERT``."""
+        plan = self.plans.get(class_type)
+        if plan is None:
+            entries = []
+            seen: set[str] = set()
+            for spec in self.schema_of(class_type).inputs:
+                if spec.kind == "hidden" or spec.name in seen:
+                    continue
+                seen.add(spec.name)
+                if spec.type not in WIDGET_TYPES:
+                    check = _PASS
+                else:
+                    check = _CONVERT if definition.skips_default_validation(spec.name) else _LIMITS
+                entries.append((spec.name, spec.kind == "required", spec, check))
+            plan = self.plans[class_type] = tuple(entries)
+        return plan
+
     def check_node(self, node_id: str) -> None:
         """Check every declared input of one node, then ask the node's own validator."""
         node = self.prompt[node_id]
-        definition = self.definition_of(node.get("class_type"))
+        class_type = node.get("class_type")
+        definition = self.definition_of(class_type)
         if definition is None:
             self.normalised[node_id] = node
             return
@@ -306,28 +340,24 @@ class _Check:
         constants: dict[str, Any] = {}
         input_types: dict[str, str] = {}
         failed = False
-        seen: set[str] = set()
-        for spec in self.schema_of(node["class_type"]).inputs:
-            if spec.kind == "hidden" or spec.name in seen:
-                continue
-            seen.add(spec.name)
-            if spec.name not in inputs:
-                if spec.kind == "required":
+        for name, required, spec, check in self.plan_of(class_type, definition):
+            if name not in inputs:
+                if required:
                     self.add(
                         node_id,
-                        _err("required_input_missing", "Required input is missing", spec.name, input_name=spec.name),
+                        _err("required_input_missing", "Required input is missing", name, input_name=name),
                     )
                     failed = True
                 continue
-            value = inputs[spec.name]
+            value = inputs[name]
             if is_link(value):
                 failed = not self.check_link(node_id, definition, spec, value, input_types) or failed
                 continue
-            ok, value = self.check_value(node_id, definition, spec, value)
+            ok, value = self.check_value(node_id, spec, value, check)
             if not ok:
                 failed = True
                 continue
-            inputs[spec.name] = constants[spec.name] = value
+            inputs[name] = constants[name] = value
         self.normalised[node_id] = {**node, "inputs": inputs}
         if not failed:
             self.ask_validator(node_id, definition, constants, input_types)
@@ -388,16 +418,16 @@ class _Check:
         )
         return False
 
-    def check_value(self, node_id: str, definition: NodeDefinition, spec: InputSpec, value: Any) -> tuple[bool, Any]:
+    def check_value(self, node_id: str, spec: InputSpec, value: Any, check: int) -> tuple[bool, Any]:
         """``(ok, value)`` for a constant input: widget values converted and range-checked."""
         if isinstance(value, dict) and "__value__" in value:
             # ComfyUI's wrapper for a constant that is itself a list (a bare list is a link)
             value = value["__value__"]
-        if spec.type not in WIDGET_TYPES:
+        if check == _PASS:
             # a constant for any other type (BOOL, "IMAGE,FLOAT", a custom type) is passed as
             # given, as ComfyUI does; the node's own validation may still refuse it
             return True, value
-        value, error = check_constant(spec, value, not definition.skips_default_validation(spec.name))
+        value, error = check_constant(spec, value, check == _LIMITS)
         if error is not None:
             self.add(node_id, error)
             return False, value

@@ -308,6 +308,16 @@ def passthrough_estimate(schema: NodeSchema, inputs: Mapping[str, Any]) -> Estim
     return Estimate(sum(info.nbytes for info in outputs if info is not None), outputs)
 
 
+def _may_estimate(cls: type[Node]) -> bool:
+    """False for a class whose estimate is always ``None``: the pass-through rule with no
+    tensor output (text, numbers, models)."""
+    if cls.estimate.__func__ is not Node.estimate.__func__:  # type: ignore[attr-defined]
+        return True
+    if cls.input_is_list or any(o.is_list for o in cls.outputs):
+        return False
+    return any(o.type in TENSOR_TYPES for o in cls.outputs)
+
+
 def _resolve_inputs(specs: Sequence[InputSpec]) -> tuple[InputSpec, ...]:
     resolved = []
     for spec in specs:
@@ -345,6 +355,8 @@ class NodeClassDefinition:
         parameters = inspect.signature(cls.run).parameters
         self._accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
         self._accepted = frozenset(parameters) - {"self"}
+        #: whether :meth:`estimate` can ever answer (the validator skips the call when not)
+        self.estimates = _may_estimate(cls)
 
     def _build(self, resolve_choices: bool = True) -> NodeSchema:
         cls = self.cls

@@ -128,3 +128,32 @@ def test_int_and_string_nodes_bound_their_results(small_strings: Any) -> None:
     with pytest.raises(limits.ResultTooLarge):
         StringConcatenate().run("a" * 600, "b" * 600, "")
     assert StringConcatenate().run("a", "b", "-") == "a-b"
+
+
+def test_validation_skips_the_estimate_of_classes_that_can_never_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text node's pass-through estimate is always None: the validator must not call it for
+    each of a thousand nodes, while a latent node's estimate still runs (and refuses)."""
+    from nodes.api import NodeClassDefinition
+    from nodes.diffusion.latent import EmptyLatentImage
+
+    assert NodeClassDefinition(StringConcatenate).estimates is False
+    assert NodeClassDefinition(EmptyLatentImage).estimates is True  # its own estimate
+    calls: list[str] = []
+    real = NodeClassDefinition.estimate
+
+    def counting(self: NodeClassDefinition, inputs: Any) -> Any:
+        calls.append(self.name)
+        return real(self, inputs)
+
+    monkeypatch.setattr(NodeClassDefinition, "estimate", counting)
+    prompt = normalise_prompt(
+        {
+            "t1": {"class_type": "StringConcatenate", "inputs": {"string_a": "a", "string_b": "b", "delimiter": ""}},
+            "t2": {"class_type": "PreviewAny", "inputs": {"source": ["t1", 0]}},
+            **huge_latent_prompt(64, decode=False),
+        }
+    )
+    result = validate_prompt(prompt, make_registry(), memory_budget=GIB // 2)
+    assert "StringConcatenate" not in calls
+    assert "EmptyLatentImage" in calls
+    assert result.node_errors["1"]["errors"][0]["type"] == "memory_budget_exceeded"

@@ -15,7 +15,7 @@ from typing import Any
 
 from .cache import CacheEntry, OutputCache
 from .prompt import is_link
-from .schema import NodeDefinition, NodeResult, NodeSchema
+from .schema import NodeDefinition, NodeResult, NodeSchema, own_schema
 
 NEW, WAITING, RUNNING, EXPANDING, DONE = range(5)
 
@@ -27,7 +27,8 @@ class RunNode:
     id: str
     raw: dict[str, Any]
     definition: NodeDefinition
-    #: read once per run: a schema with a file-list combo is rebuilt (a folder scan) per access
+    #: read once per run: a schema with a file-list combo is rebuilt (a folder scan) per access;
+    #: the node's own where its inputs depend on its values (:func:`engine.schema.own_schema`)
     schema: NodeSchema
     display: str
     parent: str | None = None
@@ -63,7 +64,8 @@ class Schedule:
 
     def add(self, node_id: str, raw: dict[str, Any], display: str, parent: str | None = None) -> RunNode:
         definition = self.registry[raw["class_type"]]
-        node = RunNode(node_id, raw, definition, definition.schema, display, parent)
+        schema = own_schema(definition, raw["inputs"])
+        node = RunNode(node_id, raw, definition, definition.schema if schema is None else schema, display, parent)
         self.nodes[node_id] = node
         return node
 

@@ -33,6 +33,10 @@ class InputSpec:
     kind: InputKind = "required"
     options: Mapping[str, Any] = field(default_factory=dict)
     lazy: bool = False
+    #: a type variable (ComfyUI's MatchType template): the links into one node's inputs that
+    #: share it must carry one type, which that node's outputs with the same template produce;
+    #: ``type`` then lists the types the variable may take (``"*"`` for any)
+    template: str | None = None
 
     @property
     def choices(self) -> Sequence[Any] | None:
@@ -54,6 +58,9 @@ class OutputSpec:
     name: str
     is_list: bool = False
     tooltip: str | None = None
+    #: the type variable (see :attr:`InputSpec.template`) whose binding this output produces;
+    #: ``type`` is what it produces while nothing binds it
+    template: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +162,19 @@ class NodeDefinition(Protocol):
         treats a definition without this method as answering ``False``.
         """
         ...
+
+
+def own_schema(definition: NodeDefinition, inputs: Mapping[str, Any]) -> NodeSchema | None:
+    """The schema of one node whose declared inputs depend on its own input values, or
+    ``None`` when the class schema holds for it.
+
+    A definition opts in with a ``node_schema(inputs)`` method (ComfyUI's dynamic inputs: a
+    combo whose chosen option brings inputs of its own, a socket that grows a copy of itself
+    as each is linked). Validation and the run then see that node's inputs, flattened to
+    names such as ``"resize_type.multiplier"``; /object_info keeps publishing the class schema.
+    """
+    per_node = getattr(definition, "node_schema", None)
+    return per_node(inputs) if per_node is not None else None
 
 
 class NodeInstance(Protocol):

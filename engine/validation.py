@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .node_types import NodeTypes
 from .prompt import Prompt, is_link
 from .resources import estimate_prompt
 from .schema import WIDGET_TYPES, InputSpec, NodeDefinition, NodeSchema, types_compatible
@@ -252,6 +253,8 @@ class _Check:
         #: linked source ids per reachable node (checking values never changes a link)
         self.sources: dict[str, list[str]] = {}
         self.normalised: Prompt = {}
+        #: each node's own schema (dynamic inputs) and its templates' bindings
+        self.types = NodeTypes(prompt, self.definition_of, self.schema_of)
 
     def definition_of(self, class_type: Any) -> NodeDefinition | None:
         """The registered definition of ``class_type``; ``None`` for an unknown (or non-string) class."""
@@ -314,18 +317,7 @@ class _Check:
         thousand-node prompt. ``constant_check`` is one of the ``_PASS``/``_LIMITS``/``_CONVERT``."""
         plan = self.plans.get(class_type)
         if plan is None:
-            entries = []
-            seen: set[str] = set()
-            for spec in self.schema_of(class_type).inputs:
-                if spec.kind == "hidden" or spec.name in seen:
-                    continue
-                seen.add(spec.name)
-                if spec.type not in WIDGET_TYPES:
-                    check = _PASS
-                else:
-                    check = _CONVERT if definition.skips_default_validation(spec.name) else _LIMITS
-                entries.append((spec.name, spec.kind == "required", spec, check))
-            plan = self.plans[class_type] = tuple(entries)
+            plan = self.plans[class_type] = _plan(self.schema_of(class_type), definition)
         return plan
 
     def check_node(self, node_id: str) -> None:
@@ -340,7 +332,9 @@ class _Check:
         constants: dict[str, Any] = {}
         input_types: dict[str, str] = {}
         failed = False
-        for name, required, spec, check in self.plan_of(class_type, definition):
+        own = self.types.own_schema(node_id) if self.types.per_node.get(class_type, True) else None
+        plan = self.plan_of(class_type, definition) if own is None else _plan(own, definition)
+        for name, required, spec, check in plan:
             if name not in inputs:
                 if required:
                     self.add(
@@ -398,10 +392,15 @@ class _Check:
                 ),
             )
             return False
-        produced = source_outputs[index].type
+        output = source_outputs[index]
+        produced = output.type if output.template is None else self.types.produced(source_id, output)
         input_types[spec.name] = produced
         if types_compatible(produced, spec.type):
-            return True
+            bound = None if spec.template is None else self.types.disagreement(node_id, spec, produced)
+            if bound is None:
+                return True
+            self.add(node_id, _template_mismatch(spec, produced, *bound))
+            return False
         skips_links = getattr(definition, "skips_link_type_check", None)
         if skips_links and skips_links(spec.name):
             return True
@@ -509,6 +508,33 @@ class _Check:
             "Prompt outputs failed validation",
             f"{count} problem(s) in {len(self.node_errors)} node(s)",
         )
+
+
+def _plan(schema: NodeSchema, definition: NodeDefinition) -> tuple[tuple[str, bool, InputSpec, int], ...]:
+    entries = []
+    seen: set[str] = set()
+    for spec in schema.inputs:
+        if spec.kind == "hidden" or spec.name in seen:
+            continue
+        seen.add(spec.name)
+        if spec.type not in WIDGET_TYPES:
+            check = _PASS
+        else:
+            check = _CONVERT if definition.skips_default_validation(spec.name) else _LIMITS
+        entries.append((spec.name, spec.kind == "required", spec, check))
+    return tuple(entries)
+
+
+def _template_mismatch(spec: InputSpec, produced: str, bound: str, by: str) -> dict[str, Any]:
+    return _err(
+        "return_type_mismatch",
+        "Return type mismatch between linked nodes",
+        f"{spec.name}, received_type({produced}) mismatch input_type({bound}): "
+        f"template '{spec.template}' is bound to {bound} by input '{by}'",
+        input_name=spec.name,
+        received_type=produced,
+        input_type=bound,
+    )
 
 
 async def _gather(awaitables: list[Awaitable[Any]]) -> list[Any]:

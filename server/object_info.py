@@ -6,6 +6,9 @@ from typing import Any
 
 from engine.schema import InputSpec, NodeSchema
 
+#: how ComfyUI names a socket typed by a template (a type variable; its v3 ``io.MatchType``)
+MATCH_TYPE = "COMFY_MATCHTYPE_V3"
+
 
 def input_entry(spec: InputSpec) -> list[Any]:
     options = {k: v for k, v in spec.options.items() if k != "choices"}
@@ -13,6 +16,9 @@ def input_entry(spec: InputSpec) -> list[Any]:
         options["lazy"] = True
     if spec.type == "COMBO":
         return [list(spec.options.get("choices") or []), options]
+    if spec.template is not None:
+        options.setdefault("template", {"template_id": spec.template, "allowed_types": spec.type})
+        return [MATCH_TYPE, options]
     return [spec.type, options] if options else [spec.type]
 
 
@@ -29,7 +35,7 @@ def describe(schema: NodeSchema, python_module: str = "nodes") -> dict[str, Any]
     info: dict[str, Any] = {
         "input": inputs,
         "input_order": {k: v for k, v in order.items() if v or k == "required"},
-        "output": [o.type for o in schema.outputs],
+        "output": [o.type if o.template is None else MATCH_TYPE for o in schema.outputs],
         "output_is_list": [o.is_list for o in schema.outputs],
         "output_name": [o.name for o in schema.outputs],
         "output_tooltips": [o.tooltip for o in schema.outputs],
@@ -42,6 +48,8 @@ def describe(schema: NodeSchema, python_module: str = "nodes") -> dict[str, Any]
         "deprecated": schema.deprecated,
         "experimental": schema.experimental,
     }
+    if any(o.template is not None for o in schema.outputs):
+        info["output_matchtypes"] = [o.template for o in schema.outputs]
     if schema.origin:
         info["pack"] = {"name": schema.origin.get("pack"), "version": schema.origin.get("version")}
     return info

@@ -101,14 +101,23 @@ def _call_with_signature(function: Any, values: Mapping[str, Any], extra: Mappin
 
 
 def call_validator(
-    fn: Any, params: Any, takes_all: bool, inputs: Mapping[str, Any], input_types: Mapping[str, str] | None, label: str
+    fn: Any,
+    params: Any,
+    takes_all: bool,
+    inputs: Mapping[str, Any],
+    input_types: Mapping[str, str] | None,
+    label: str,
+    arrange: Any = None,
 ) -> Any:
     """A ComfyUI-style input validator (classic ``VALIDATE_INPUTS`` or v3 ``validate_inputs``)
     called as ComfyUI calls it: the constants it names (all with ``**kwargs``), ``None`` for
     links, ``input_types`` when it has that parameter. ``True`` or a message; an ``async``
-    validator gives a coroutine of that for the engine to await."""
+    validator gives a coroutine of that for the engine to await. ``arrange`` reshapes the
+    values first (a v3 node's dynamic inputs arrive nested)."""
     linked = dict(input_types or {})
     values = {**{name: None for name in linked}, **inputs}
+    if arrange is not None:
+        values = arrange(values)
     if "input_types" in params:
         values["input_types"] = linked
     verdict = fn(**values) if takes_all else _call_with_signature(fn, values)

@@ -11,6 +11,11 @@ throw-away subclass whose ``hidden`` holds that call's values, so concurrent cal
 class (async nodes, list items) never see each other's values, which is what ComfyUI's
 "class clone" does too.
 
+Dynamic inputs (``io.Autogrow``, ``io.DynamicCombo``) make each node's inputs depend on its
+own values: :meth:`V3NodeDefinition.node_schema` gives the engine the flattened inputs of one
+node, and the classmethods receive them nested again (``v3_dynamic.py``). ``io.MatchType``
+inputs and outputs carry their template to the engine, which checks that the links agree.
+
 The class comes from the pack, built on Weft's ``compat/comfy_api/latest/_io.py``; the
 adapter only duck-types it, so it also drives a look-alike that defines the same methods.
 """
@@ -26,11 +31,12 @@ from typing import Any
 
 from engine.blocker import ExecutionBlocker
 from engine.context import current_context
-from engine.schema import InputSpec, NodeResult, NodeSchema, OutputSpec
+from engine.schema import InputSpec, NodeResult, NodeSchema
 
 from ..api import NodeDefinitionError
-from .classic import SCHEMA_TTL_S, _call_with_signature, call_validator, classic_result, convert_input
+from .classic import SCHEMA_TTL_S, _call_with_signature, call_validator, classic_result
 from .graph_tools import DynamicPrompt, GraphBuilder
+from .v3_dynamic import expand, is_dynamic, nest, output_spec_of, spec_of
 
 log = logging.getLogger("weft.plugins")
 
@@ -105,6 +111,9 @@ class V3NodeDefinition:
         self._has_fingerprint = _overrides(cls, "fingerprint_inputs")
         self._has_lazy_check = _overrides(cls, "check_lazy_status")
         self._multiselect: frozenset[str] = frozenset()
+        #: whether the class has dynamic inputs (``io.Autogrow``, ``io.DynamicCombo``): then each
+        #: node has a schema of its own (:meth:`node_schema`) and gets nested values
+        self.dynamic = False
         self._schema = self._build(schema)
         self._built_at = time.monotonic()
 
@@ -130,7 +139,7 @@ class V3NodeDefinition:
                         multiselect.add(item.id)
                 else:
                     declared = (item.get_io_type(), options)
-                inputs.append(convert_input(str(item.id), declared, kind))
+                inputs.append(spec_of(str(item.id), declared, kind))
             hidden = {getattr(member, "name", str(member)) for member in v3.hidden}
             if v3.not_idempotent:
                 # ComfyUI does not reuse such a node's output for another node with the same
@@ -139,13 +148,11 @@ class V3NodeDefinition:
             for name in sorted(hidden):
                 if name in HIDDEN:
                     inputs.append(InputSpec(name, HIDDEN[name], "hidden", {}, False))
-            outputs = tuple(
-                OutputSpec(o.get_io_type(), str(o.display_name or o.get_io_type()), bool(o.is_output_list), o.tooltip)
-                for o in v3.outputs
-            )
-        except (TypeError, ValueError, AttributeError) as exc:
+            outputs = tuple(output_spec_of(o) for o in v3.outputs)
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
             raise NodeDefinitionError(f"{self.class_type}: {exc}") from exc
         self._multiselect = frozenset(multiselect)
+        self.dynamic = is_dynamic(inputs)
         return NodeSchema(
             name=self.class_type,
             display_name=self._display_override or v3.display_name or self.class_type,
@@ -182,10 +189,24 @@ class V3NodeDefinition:
     def create(self) -> V3Instance:
         return V3Instance(self)
 
+    def node_schema(self, inputs: Mapping[str, Any]) -> NodeSchema | None:
+        """The inputs one node has, given its own (:func:`engine.schema.own_schema`); ``None``
+        for a class without dynamic inputs."""
+        if not self.dynamic:
+            return None
+        schema = self.schema
+        return dataclasses.replace(schema, inputs=tuple(expand(schema.inputs, inputs).specs))
+
+    def arrange(self, values: Mapping[str, Any], tagged: bool = False) -> dict[str, Any]:
+        """Flat values as the node's classmethods take them (nested for dynamic inputs)."""
+        if not self.dynamic:
+            return dict(values)
+        return nest(values, expand(self.schema.inputs, values), tagged)
+
     def fingerprint(self, inputs: Mapping[str, Any]) -> Any:
         if not self._has_fingerprint:
             return None
-        return _call_with_signature(self.cls.fingerprint_inputs, inputs)
+        return _call_with_signature(self.cls.fingerprint_inputs, self.arrange(inputs))
 
     def validate(self, inputs: Mapping[str, Any], input_types: Mapping[str, str] | None = None) -> Any:
         """``validate_inputs`` with ComfyUI's arguments: the constants, ``None`` for links and,
@@ -200,6 +221,7 @@ class V3NodeDefinition:
             inputs,
             input_types,
             f"{self.class_type}.validate_inputs",
+            arrange=self.arrange if self.dynamic else None,
         )
 
     def skips_default_validation(self, input_name: str) -> bool:
@@ -229,7 +251,7 @@ class V3Instance:
     def __init__(self, definition: V3NodeDefinition) -> None:
         self.definition, self.calls = definition, 0
 
-    def _split(self, inputs: Mapping[str, Any]) -> tuple[type, dict[str, Any]]:
+    def _split(self, inputs: Mapping[str, Any], tagged: bool = False) -> tuple[type, dict[str, Any]]:
         hidden: dict[str, Any] = {}
         visible: dict[str, Any] = {}
         for name, value in inputs.items():
@@ -237,12 +259,12 @@ class V3Instance:
         dynprompt = hidden.get("dynprompt")
         if dynprompt is not None and not isinstance(dynprompt, DynamicPrompt):
             hidden["dynprompt"] = DynamicPrompt(dynprompt)
-        return self.definition.clone(hidden), visible
+        return self.definition.clone(hidden), self.definition.arrange(visible, tagged)
 
     def check_lazy(self, inputs: Mapping[str, Any], unevaluated: frozenset[str]) -> Any:
         if not self.definition._has_lazy_check:
             return ()
-        clone, visible = self._split(inputs)
+        clone, visible = self._split(inputs, tagged=True)
         wanted = clone.check_lazy_status(**visible)
         if inspect.isawaitable(wanted):
             return _names_later(wanted)

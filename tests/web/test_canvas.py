@@ -95,6 +95,30 @@ def test_default_txt2img_graph_uses_first_checkpoint(page):
     assert len(result["g"]["links"]) == 9
 
 
+def test_match_type_sockets_take_their_templates_allowed_types(page):
+    """A v3 ``io.MatchType`` socket (``COMFY_MATCHTYPE_V3`` in /object_info) links like its
+    template's allowed types, on the input and on the output bound to that template."""
+    result = page.evaluate(
+        """async () => {
+            const {normalizeDef, typesCompatible} = await import("./js/state.js");
+            const template = {template_id: "number", allowed_types: "INT,FLOAT"};
+            const def = normalizeDef("Pick", {
+                input: {required: {a: ["COMFY_MATCHTYPE_V3", {template}],
+                                   any: ["COMFY_MATCHTYPE_V3", {template: {template_id: "t", allowed_types: "*"}}]}},
+                output: ["COMFY_MATCHTYPE_V3", "COMFY_MATCHTYPE_V3", "INT"],
+                output_matchtypes: ["number", "t", null],
+            });
+            return {inputs: def.inputs.map((i) => i.type), outputs: def.outputs.map((o) => o.type),
+                    intIn: typesCompatible("INT", def.inputs[0].type),
+                    textIn: typesCompatible("STRING", def.inputs[0].type),
+                    outToFloat: typesCompatible(def.outputs[0].type, "FLOAT"),
+                    outToText: typesCompatible(def.outputs[0].type, "STRING")};
+        }"""
+    )
+    assert result["inputs"] == ["INT,FLOAT", "*"] and result["outputs"] == ["INT,FLOAT", "*", "INT"]
+    assert result["intIn"] and not result["textIn"] and result["outToFloat"] and not result["outToText"]
+
+
 def test_pan_zoom_and_minimap(page, screenshots):
     page.screenshot(path=str(screenshots / "default-workflow.png"))
     new_tab(page)

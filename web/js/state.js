@@ -38,6 +38,10 @@ export function emptyGraph() {
 
 // ---- node definitions (from /object_info) ---------------------------------------------
 
+/** ComfyUI's name for a socket typed by a template (v3 `io.MatchType`): the editor types it by
+ * the template's allowed types; the server checks that the links agree. */
+const MATCH_TYPE = "COMFY_MATCHTYPE_V3";
+
 /** Normalise one /object_info entry into the shape the editor uses. */
 export function normalizeDef(name, info) {
   const inputs = [];
@@ -52,9 +56,11 @@ export function normalizeDef(name, info) {
     }
   }
   const outTypes = info.output || [];
+  const allowed = {};
+  for (const input of inputs) if (input.opts.template) allowed[input.opts.template.template_id] = input.type;
   const outputs = outTypes.map((t, i) => ({
     name: (info.output_name && info.output_name[i]) || (Array.isArray(t) ? "COMBO" : String(t)),
-    type: Array.isArray(t) ? "COMBO" : String(t),
+    type: Array.isArray(t) ? "COMBO" : t === MATCH_TYPE ? allowed[(info.output_matchtypes || [])[i]] || "*" : String(t),
     is_list: !!(info.output_is_list && info.output_is_list[i]),
   }));
   return {
@@ -79,6 +85,8 @@ function normalizeInput(name, spec, kind) {
     type = "COMBO";
   } else if (type === "COMBO") {
     choices = opts.options || opts.choices || [];
+  } else if (type === MATCH_TYPE) {
+    type = (opts.template && opts.template.allowed_types) || "*";
   }
   type = String(type);
   const widget = WIDGET_TYPES.has(type) && !opts.forceInput;

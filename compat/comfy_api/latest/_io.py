@@ -13,8 +13,8 @@ A v3 node is a class of classmethods::
             return io.NodeOutput(1.0 - image)
 
 This module provides the vocabulary (types with their ``Input``/``Output`` declarations,
-``Schema``, ``Hidden``, ``NodeOutput``, ``ComfyNode``) with ComfyUI's names and keyword
-arguments. It does no execution: ``nodes/plugins/v3.py`` reads a node's schema through
+the dynamic inputs ``Autogrow`` and ``DynamicCombo``, the ``MatchType`` templates, ``Schema``,
+``Hidden``, ``NodeOutput``, ``ComfyNode``) with ComfyUI's names and keyword arguments. It does no execution: ``nodes/plugins/v3.py`` reads a node's schema through
 :meth:`ComfyNode.GET_SCHEMA` and :meth:`ComfyNode.INPUT_TYPES` and drives its classmethods.
 
 The classic (V1) attributes (``INPUT_TYPES``, ``RETURN_TYPES``, ``FUNCTION``, ...) are
@@ -22,7 +22,7 @@ derived from the schema too, so code that introspects node classes the old way (
 packs, ``comfy_execution.graph.get_input_info``) reads v3 nodes as well.
 
 The vocabulary is spread over ``_io_declarations`` (declarations and their options),
-``_io_widgets``, ``_io_sockets``, ``_io_schema`` and ``_io_node``; this module gathers it under
+``_io_widgets``, ``_io_sockets``, ``_io_dynamic``, ``_io_schema`` and ``_io_node``; this module gathers it under
 the one name packs import (``from comfy_api.latest import io``).
 """
 
@@ -41,6 +41,7 @@ from ._io_declarations import (
     WidgetInput,
     comfytype,
 )
+from ._io_dynamic import Autogrow, DynamicCombo, DynamicInput, DynamicOutput
 from ._io_node import ComfyNode, NodeOutput, _UIOutput  # noqa: F401 - the base of ``_ui``'s classes
 from ._io_schema import Hidden, HiddenHolder, Schema
 from ._io_sockets import (
@@ -116,6 +117,10 @@ __all__ = [
     "AnyType",
     "MultiType",
     "MatchType",
+    "Autogrow",
+    "DynamicCombo",
+    "DynamicInput",
+    "DynamicOutput",
     "Image",
     "Mask",
     "Latent",

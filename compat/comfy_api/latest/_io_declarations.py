@@ -89,6 +89,10 @@ class Input:
     def get_io_type(self) -> str:
         return self.io_type
 
+    def get_all(self) -> list[Input]:
+        """This declaration and those it brings (a dynamic input's sub-inputs)."""
+        return [self]
+
     def as_dict(self) -> dict[str, Any]:
         """The V1 options dict (``INPUT_TYPES()[...][name][1]``)."""
         return _prune(

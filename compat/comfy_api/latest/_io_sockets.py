@@ -64,20 +64,34 @@ class MultiType:
             return base | super().as_dict()
 
 
-class MatchType:
-    """ComfyUI's "output has the type of that input" templates; Weft treats them as ``*``."""
-
-    io_type: ClassVar[str] = "*"
+@comfytype(io_type="COMFY_MATCHTYPE_V3")
+class MatchType(ComfyTypeIO):
+    """Sockets typed by a template (a type variable): every link into the node's inputs with
+    one template must carry one type, out of ``allowed_types``, and the outputs with that
+    template carry it. The engine checks that before the run (``engine/node_types.py``)."""
 
     class Template:
-        def __init__(self, template_id: str, allowed_types: Any = None) -> None:
-            self.template_id, self.allowed_types = template_id, allowed_types
+        def __init__(self, template_id: str, allowed_types: Any = AnyType) -> None:
+            if not isinstance(allowed_types, (list, tuple)):
+                allowed_types = [allowed_types]
+            for kind in allowed_types:
+                if not isinstance(getattr(kind, "io_type", None), str):
+                    raise ValueError(
+                        f"MatchType.Template {template_id!r}: allowed types must be io types, got {kind!r}"
+                    )
+            self.template_id, self.allowed_types = template_id, list(allowed_types)
+
+        def as_dict(self) -> dict[str, Any]:
+            return {
+                "template_id": self.template_id,
+                "allowed_types": ",".join(kind.io_type for kind in self.allowed_types),
+            }
 
     class Input(Input):
         def __init__(
             self,
             id: str,
-            template: Any = None,
+            template: MatchType.Template | None = None,
             display_name: str | None = None,
             optional: bool = False,
             tooltip: str | None = None,
@@ -86,19 +100,24 @@ class MatchType:
             raw_link: bool | None = None,
         ) -> None:
             super().__init__(id, display_name, optional, tooltip, lazy, extra_dict, raw_link)
-            self.template = template
+            self.template = template if template is not None else MatchType.Template(id)
+
+        def as_dict(self) -> dict[str, Any]:
+            return super().as_dict() | {"template": self.template.as_dict()}
 
     class Output(Output):
         def __init__(
             self,
-            template: Any = None,
+            template: MatchType.Template | None = None,
             id: str | None = None,
             display_name: str | None = None,
             tooltip: str | None = None,
             is_output_list: bool = False,
         ) -> None:
+            if not id and not display_name:
+                display_name = "MATCHTYPE"
             super().__init__(id, display_name, tooltip, is_output_list)
-            self.template = template
+            self.template = template if template is not None else MatchType.Template(id or "MATCHTYPE")
 
 
 def _socket(io_type: str, name: str) -> type[ComfyTypeIO]:

@@ -139,7 +139,7 @@ class String(ComfyTypeIO):
             optional: bool = False,
             tooltip: str | None = None,
             lazy: bool | None = None,
-            multiline: bool | None = None,
+            multiline: bool | None = False,
             placeholder: str | None = None,
             default: str | None = None,
             dynamic_prompts: bool | None = None,

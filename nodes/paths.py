@@ -31,7 +31,7 @@ MODEL_FOLDERS: dict[str, frozenset[str]] = {
         "loras": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
         "controlnet": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
         "embeddings": {".safetensors", ".pt", ".bin"},
-        "upscale_models": {".safetensors", ".ckpt", ".pt", ".pth", ".bin"},
+        "upscale_models": {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"},
         "clip_vision": {".safetensors", ".ckpt", ".pt", ".pth", ".bin"},
         "vae_approx": {".safetensors", ".pt", ".pth", ".bin"},
         "diffusers": {"folder"},

@@ -40,6 +40,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.samplers.multistep",
     "nodes.masks",
     "nodes.image_ops",
+    "nodes.upscale.nodes",
     "nodes.batch_ops",
     "nodes.canny",
     "nodes.latent_ops",

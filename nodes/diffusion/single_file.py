@@ -361,7 +361,8 @@ def load_pickle(path: Any) -> dict[str, Any]:
         raise UnsafeFileError(f"{path.name}: could not load the pickle ({exc}).{hint}") from exc
     if isinstance(data, dict) and isinstance(data.get("string_to_param"), dict):  # A1111 embeddings
         data = {"emb_params": next(iter(data["string_to_param"].values()))}
-    for key in ("state_dict", "module", "model"):
+    # BasicSR's models (Real-ESRGAN upscalers) keep their weights under "params_ema" or "params"
+    for key in ("params_ema", "params", "state_dict", "module", "model"):
         if isinstance(data, dict) and key in data and isinstance(data[key], dict) and len(data) < 10:
             data = data[key]
     if not isinstance(data, dict):

@@ -8,6 +8,11 @@ import { comboHas } from "./missing.js";
 
 /** The mark of a combo whose value the server does not list. */
 const MISSING_COLOR = "#ffa53b";
+// the fonts, named once: truncate is told the font rather than reading ctx.font back (slow)
+const LABEL_FONT = "12px system-ui, sans-serif";
+const LOW_DETAIL_FONT = "600 12px system-ui, sans-serif";
+const TEXT_FONT = "12px ui-monospace, monospace";
+const titleFonts = new Map(); // px -> font
 
 export function roundRect(ctx, x, y, w, h, r) {
   ctx.beginPath();
@@ -15,9 +20,17 @@ export function roundRect(ctx, x, y, w, h, r) {
   else ctx.rect(x, y, w, h);
 }
 
+function roundPath(x, y, w, h, r) {
+  const p = new Path2D();
+  if (p.roundRect) p.roundRect(x, y, w, h, r);
+  else p.rect(x, y, w, h);
+  return p;
+}
+
 export class NodePainter {
   constructor(renderer) {
     this.r = renderer;
+    this.shapeCache = new WeakMap(); // node -> its shapes (see shapes)
   }
 
   get ctx() {
@@ -33,8 +46,9 @@ export class NodePainter {
     return this.r.colors;
   }
 
-  truncate(text, maxW) {
-    return this.r.truncate(this.ctx, text, maxW);
+  /** `text` cut to `maxW` in `font`, the font ctx is set to. */
+  truncate(text, maxW, font) {
+    return this.r.truncate(this.ctx, text, maxW, font);
   }
 
   /** `detail` (0..1) fades widgets and sockets in just above the low-detail zoom. */
@@ -78,31 +92,41 @@ export class NodePainter {
     }
   }
 
+  /** A node's rounded shapes in world units, as paths kept while the node neither moves nor is
+   * laid out again (the layout cache keeps `lay` the same object): its body, its title bar (the
+   * body's top corners: no clip, which costs more to record and to raster) and its widgets. */
+  shapes(node, lay) {
+    const [x, y] = node.pos;
+    let s = this.shapeCache.get(node);
+    if (s && s.lay === lay && s.x === x && s.y === y) return s;
+    const top = y - TITLE_H;
+    s = {
+      lay, x, y,
+      body: roundPath(x, top, lay.w, lay.collapsed ? TITLE_H : lay.h + TITLE_H, 8),
+      title: lay.collapsed ? null : roundPath(x, top, lay.w, TITLE_H, [8, 8, 0, 0]),
+      widgets: lay.widgets.map((wd) => roundPath(x + wd.x, y + wd.y, wd.w, wd.h, wd.kind === "multiline" ? 6 : wd.h / 2)),
+    };
+    this.shapeCache.set(node, s);
+    return s;
+  }
+
   /** The node's shape, title bar and outline (red: error, green: running, white: selected). */
   drawBody(node, lay, def, { error, executing, selected }) {
     const { ctx } = this;
-    const [x, y] = node.pos;
-    const { w, h } = lay;
-    const top = y - TITLE_H;
-    const fullH = lay.collapsed ? TITLE_H : h + TITLE_H;
-    roundRect(ctx, x, top, w, fullH, 8);
+    const s = this.shapes(node, lay);
     ctx.fillStyle = node.bgcolor || (node.mode === MODE_BYPASS ? "#4d2d5c" : node.missing ? "#5a2424" : this.c.nodeBg);
-    ctx.fill();
-    if (!lay.collapsed) {
-      ctx.save();
-      ctx.clip();
+    ctx.fill(s.body);
+    if (s.title) {
       ctx.fillStyle = node.color || (def && def.output_node ? this.c.outputTitleBg : this.c.nodeTitleBg);
-      ctx.fillRect(x, top, w, TITLE_H);
-      ctx.restore();
+      ctx.fill(s.title);
     }
     let outline = null;
     if (error) outline = ["#ff4b4b", 3];
     else if (executing) outline = ["#4be37a", 3];
     else if (selected) outline = [this.c.nodeSelected, 2];
-    roundRect(ctx, x, top, w, fullH, 8);
     ctx.strokeStyle = outline ? outline[0] : this.c.nodeOutline;
     ctx.lineWidth = outline ? outline[1] : 1;
-    ctx.stroke();
+    ctx.stroke(s.body);
   }
 
   /** Title text, the mode dot and a "bypass"/"muted" tag. */
@@ -113,10 +137,13 @@ export class NodePainter {
     const w = lay.w;
     ctx.textBaseline = "middle";
     // at least 11 px on screen while it fits the title bar, so titles stay readable zoomed out
-    ctx.font = `${Math.round(Math.min(24, Math.max(14, 11 / this.r.ds.scale)))}px system-ui, sans-serif`;
+    const px = Math.round(Math.min(24, Math.max(14, 11 / this.r.frame.scale)));
+    let font = titleFonts.get(px);
+    if (!font) titleFonts.set(px, (font = `${px}px system-ui, sans-serif`));
+    ctx.font = font;
     ctx.fillStyle = this.c.nodeTitle;
     const title = node.title || (def ? def.display_name : node.type) + (node.missing ? " (missing)" : "");
-    ctx.fillText(this.truncate(title, w - 40), x + 26, top + TITLE_H / 2);
+    ctx.fillText(this.truncate(title, w - 40, font), x + 26, top + TITLE_H / 2);
     ctx.fillStyle = node.mode === MODE_BYPASS ? "#c58af0" : node.mode === MODE_MUTED ? "#888" : def && def.output_node ? "#5fd38d" : "#8a8f98";
     ctx.beginPath();
     ctx.arc(x + 13, top + TITLE_H / 2, 5, 0, Math.PI * 2);
@@ -130,24 +157,25 @@ export class NodePainter {
     }
   }
 
-  /** Zoomed out: the title in readable type (12 px on screen) across the whole node. */
+  /** Zoomed out: the title in readable type (12 px on screen) across the whole node. Drawn in
+   * screen space, then the world transform is set back (no save/restore: they cost more, and
+   * the font restored each time is parsed again for the next node). */
   drawLowDetailTitle(node, lay, def) {
     const { ctx } = this;
-    const r = this.r;
-    const scale = r.ds.scale;
-    const w = lay.w * scale;
+    const f = this.r.frame;
+    const w = lay.w * f.scale;
     if (w < 40) return; // too small for a word
-    const h = (lay.collapsed ? TITLE_H : lay.h + TITLE_H) * scale;
-    const [sx, sy] = r.toScreen(node.pos[0], node.pos[1] - TITLE_H);
+    const h = (lay.collapsed ? TITLE_H : lay.h + TITLE_H) * f.scale;
+    const sx = (node.pos[0] + f.ox) * f.scale, sy = (node.pos[1] - TITLE_H + f.oy) * f.scale;
     const title = node.title || (def ? def.display_name : node.type);
-    ctx.save();
-    ctx.setTransform(r.dpr, 0, 0, r.dpr, 0, 0);
-    ctx.font = "600 12px system-ui, sans-serif";
+    ctx.setTransform(f.dpr, 0, 0, f.dpr, 0, 0);
+    ctx.font = LOW_DETAIL_FONT;
     ctx.fillStyle = this.c.nodeTitle;
     ctx.textBaseline = "middle";
     ctx.textAlign = "center";
-    ctx.fillText(this.truncate(title, w - 10), sx + w / 2, sy + h / 2);
-    ctx.restore();
+    ctx.fillText(this.truncate(title, w - 10, LOW_DETAIL_FONT), sx + w / 2, sy + h / 2);
+    ctx.textAlign = "left";
+    ctx.setTransform(...f.world);
   }
 
   drawProgress(node, lay, prog) {
@@ -161,7 +189,8 @@ export class NodePainter {
   drawContents(node, lay, def, error, selected) {
     const { ctx } = this;
     this.drawSockets(node, lay, error);
-    for (const wd of lay.widgets) this.drawWidget(node, wd, error);
+    const pills = this.shapes(node, lay).widgets;
+    lay.widgets.forEach((wd, i) => this.drawWidget(node, wd, error, pills[i]));
     const out = this.app.runtime.outputs[node.id];
     if (lay.text && out) this.drawText(node, lay.text, out.text);
     if (lay.image) this.drawImages(node, lay, def);
@@ -184,7 +213,7 @@ export class NodePainter {
   drawSockets(node, lay, error) {
     const { ctx, app } = this;
     const w = lay.w;
-    ctx.font = "12px system-ui, sans-serif";
+    ctx.font = LABEL_FONT;
     const ia = app.interaction;
     const drag = ia && ia.drag && ia.drag.kind === "link" ? ia.drag : null;
     const baseAlpha = ctx.globalAlpha;
@@ -196,7 +225,7 @@ export class NodePainter {
       this.drawSocket(sx, sy, inp.type, linked, bad);
       ctx.fillStyle = bad ? "#ff8080" : this.c.nodeLabel;
       ctx.textAlign = "left";
-      ctx.fillText(this.truncate(inp.label || inp.name, w / 2 - 16), sx + 12, sy);
+      ctx.fillText(this.truncate(inp.label || inp.name, w / 2 - 16, LABEL_FONT), sx + 12, sy);
     });
     node.outputs.forEach((out, i) => {
       const [sx, sy] = outputPos(node, i, lay);
@@ -205,7 +234,7 @@ export class NodePainter {
       this.drawSocket(sx, sy, out.type, linked, false);
       ctx.fillStyle = this.c.nodeLabel;
       ctx.textAlign = "right";
-      ctx.fillText(this.truncate(out.label || out.name, w / 2 - 16), sx - 12, sy);
+      ctx.fillText(this.truncate(out.label || out.name, w / 2 - 16, LABEL_FONT), sx - 12, sy);
     });
     ctx.textAlign = "left";
     ctx.globalAlpha = baseAlpha;
@@ -230,13 +259,14 @@ export class NodePainter {
     ctx.fillStyle = this.c.textBg;
     ctx.fill();
     ctx.fillStyle = this.c.widgetText;
-    ctx.font = "12px ui-monospace, monospace";
+    ctx.font = TEXT_FONT;
     const lines = text.join("\n").split("\n");
     const maxLines = Math.floor((t.h - 8) / 16);
-    lines.slice(0, maxLines).forEach((line, i) => ctx.fillText(this.truncate(line, t.w - 12), x + t.x + 6, y + t.y + 12 + i * 16));
+    lines.slice(0, maxLines).forEach((line, i) => ctx.fillText(this.truncate(line, t.w - 12, TEXT_FONT), x + t.x + 6, y + t.y + 12 + i * 16));
   }
 
-  drawWidget(node, wd, error) {
+  /** `pill`: the widget's rounded box as a Path2D (shapes). */
+  drawWidget(node, wd, error, pill) {
     const { ctx, app } = this;
     const x = node.pos[0] + wd.x;
     const y = node.pos[1] + wd.y;
@@ -247,13 +277,12 @@ export class NodePainter {
     const value = node.widgets_values[wd.name];
     // a combo value the server does not list (a missing model file, say) is marked in orange
     const missing = wd.kind === "combo" && !comboHas(wd.spec, value);
-    roundRect(ctx, x, y, w, h, wd.kind === "multiline" ? 6 : h / 2);
     ctx.fillStyle = active ? this.c.widgetBgActive : missing ? "#3a2a1c" : this.c.widgetBg;
-    ctx.fill();
+    ctx.fill(pill);
     ctx.strokeStyle = bad ? "#ff4b4b" : missing ? MISSING_COLOR : this.c.widgetBorder;
     ctx.lineWidth = bad || missing ? 2 : 1;
-    ctx.stroke();
-    ctx.font = "12px system-ui, sans-serif";
+    ctx.stroke(pill);
+    ctx.font = LABEL_FONT;
     ctx.textBaseline = "middle";
     const box = { x, y, w, h, cy: y + h / 2 };
     const label = wd.spec.opts && wd.spec.opts.label ? wd.spec.opts.label : wd.name;
@@ -295,18 +324,18 @@ export class NodePainter {
     ctx.fillText("▶", x + w - 8, cy);
     ctx.fillStyle = this.c.widgetLabel;
     ctx.textAlign = "left";
-    const labW = ctx.measureText(lab).width;
-    ctx.fillText(this.truncate(lab, w * 0.5), x + 22, cy);
+    const labW = this.r.textWidth(ctx, LABEL_FONT, lab);
+    ctx.fillText(this.truncate(lab, w * 0.5, LABEL_FONT), x + 22, cy);
     ctx.fillStyle = missing ? MISSING_COLOR : this.c.widgetText;
     ctx.textAlign = "right";
-    ctx.fillText(this.truncate(shown, Math.max(30, w - 50 - Math.min(labW, w * 0.5))), x + w - 22, cy);
+    ctx.fillText(this.truncate(shown, Math.max(30, w - 50 - Math.min(labW, w * 0.5)), LABEL_FONT), x + w - 22, cy);
     ctx.textAlign = "left";
   }
 
   drawToggle(wd, { x, y, w, h, cy }, label, value) {
     const { ctx } = this;
     ctx.fillStyle = this.c.widgetLabel;
-    ctx.fillText(this.truncate(label, w - 70), x + 12, cy);
+    ctx.fillText(this.truncate(label, w - 70, LABEL_FONT), x + 12, cy);
     const on = !!value;
     const tx = x + w - 40;
     roundRect(ctx, tx, y + 5, 28, h - 10, (h - 10) / 2);
@@ -333,20 +362,32 @@ export class NodePainter {
     ctx.clip();
     const text = String(value ?? "");
     ctx.fillStyle = text ? this.c.widgetText : this.c.widgetMuted;
-    const lines = text ? wrapLines(ctx, text, w - 16, 5) : [wd.name];
+    const lines = text ? this.wrapped(text, w - 16) : [wd.name];
     lines.forEach((line, i) => ctx.fillText(line, x + 8, y + 12 + i * 15));
     ctx.restore();
+  }
+
+  /** A multiline value's first lines wrapped to `maxW` in LABEL_FONT, kept while the text and
+   * width stay: wrapping measures the text word by word, a few dozen measureText calls. */
+  wrapped(text, maxW) {
+    this.wraps = this.wraps || new Map();
+    const hit = this.wraps.get(text);
+    if (hit && hit.maxW === maxW) return hit.lines;
+    const lines = wrapLines(this.ctx, text, maxW, 5);
+    if (this.wraps.size > 500) this.wraps.clear();
+    this.wraps.set(text, { maxW, lines });
+    return lines;
   }
 
   /** A one-line text widget: label on the left, value on the right. */
   drawTextValue({ x, w, cy }, label, value) {
     const { ctx } = this;
     ctx.fillStyle = this.c.widgetLabel;
-    const labW = Math.min(ctx.measureText(label).width, w * 0.45);
-    ctx.fillText(this.truncate(label, w * 0.45), x + 12, cy);
+    const labW = Math.min(this.r.textWidth(ctx, LABEL_FONT, label), w * 0.45);
+    ctx.fillText(this.truncate(label, w * 0.45, LABEL_FONT), x + 12, cy);
     ctx.fillStyle = this.c.widgetText;
     ctx.textAlign = "right";
-    ctx.fillText(this.truncate(String(value ?? ""), Math.max(20, w - labW - 30)), x + w - 12, cy);
+    ctx.fillText(this.truncate(String(value ?? ""), Math.max(20, w - labW - 30), LABEL_FONT), x + w - 12, cy);
     ctx.textAlign = "left";
   }
 

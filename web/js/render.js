@@ -8,6 +8,8 @@ import { NodePainter, roundRect } from "./paint.js";
 import { LINK_SPLINE, traceLink } from "./links.js";
 import { readPalette } from "./theme.js";
 import { MarkdownNotes } from "./markdown.js";
+import { LayoutCache } from "./layout_cache.js";
+import { MinimapPicture } from "./minimap.js";
 
 /** Zoom below which nodes are drawn simplified (the setting LiteGraph.Canvas.LowQualityRenderingZoomThreshold). */
 export const LOD_THRESHOLD = 0.45;
@@ -19,14 +21,17 @@ export class Renderer {
     this.ctx = canvas.getContext("2d");
     this.minimap = minimap;
     this.mctx = minimap ? minimap.getContext("2d") : null;
+    this.minimapPicture = new MinimapPicture();
     this.dirty = true;
     this.frameScheduled = false;
     this.images = new Map();
     this.layouts = new Map();
+    this.layoutCache = new LayoutCache(); // drawing's layouts, kept while their nodes are unchanged
     this.lastDrawMs = 0;
     this.drawTimes = [];
     this.visibleCount = 0;
     this.truncCache = new Map();
+    this.textWidths = new Map(); // font -> text -> width
     this.painter = new NodePainter(this);
     this.notes = new MarkdownNotes(this); // Markdown notes' text, rendered over their nodes
     this.colors = readPalette(); // the theme's (settings.js changes them)
@@ -79,7 +84,23 @@ export class Renderer {
 
   layout(node) {
     const app = this.app;
-    return layoutNode(node, app.defFor(node), app.runtime, app.extHost ? (spec) => app.customWidget(spec) : null);
+    return layoutNode(node, app.defFor(node), app.runtime, this.customWidgets());
+  }
+
+  /** The layout drawing uses: kept from the last frame while the node is unchanged. */
+  keptLayout(node) {
+    const app = this.app;
+    return this.layoutCache.get(node, app.defFor(node), app.runtime, this.customWidgets());
+  }
+
+  /** The web extensions' widget factories for layoutNode, one function per extension host. */
+  customWidgets() {
+    const app = this.app;
+    if (this.extHostSeen !== app.extHost) {
+      this.extHostSeen = app.extHost;
+      this.customFn = app.extHost ? (spec) => app.customWidget(spec) : null;
+    }
+    return this.customFn;
   }
 
   image(url) {
@@ -98,23 +119,36 @@ export class Renderer {
     return img;
   }
 
-  truncate(ctx, text, maxW) {
-    const key = `${ctx.font}|${maxW | 0}|${text}`;
+  /** `text` cut with "…" to fit `maxW` in `font` (the font ctx is set to: reading ctx.font back
+   * costs microseconds, hundreds of times a frame). Only cut texts are kept in truncCache. */
+  truncate(ctx, text, maxW, font = ctx.font) {
+    if (this.textWidth(ctx, font, text) <= maxW) return text;
+    const key = `${font}|${maxW | 0}|${text}`;
     let v = this.truncCache.get(key);
     if (v !== undefined) return v;
-    v = text;
-    if (ctx.measureText(text).width > maxW) {
-      let lo = 0, hi = text.length;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >> 1;
-        if (ctx.measureText(text.slice(0, mid) + "…").width <= maxW) lo = mid;
-        else hi = mid - 1;
-      }
-      v = text.slice(0, lo) + "…";
+    let lo = 0, hi = text.length;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (ctx.measureText(text.slice(0, mid) + "…").width <= maxW) lo = mid;
+      else hi = mid - 1;
     }
+    v = text.slice(0, lo) + "…";
     if (this.truncCache.size > 5000) this.truncCache.clear();
     this.truncCache.set(key, v);
     return v;
+  }
+
+  /** The width of `text` in `font` (which ctx is set to), measured once. */
+  textWidth(ctx, font, text) {
+    let widths = this.textWidths.get(font);
+    if (!widths) this.textWidths.set(font, (widths = new Map()));
+    let w = widths.get(text);
+    if (w === undefined) {
+      w = ctx.measureText(text).width;
+      if (widths.size > 5000) widths.clear();
+      widths.set(text, w);
+    }
+    return w;
   }
 
   draw() {
@@ -129,17 +163,20 @@ export class Renderer {
     const [vx0, vy0] = this.toWorld(0, 0);
     const [vx1, vy1] = this.toWorld(this.width, this.height);
     this.view = [vx0, vy0, vx1, vy1];
-    ctx.setTransform(this.dpr * scale, 0, 0, this.dpr * scale, this.dpr * scale * offset[0], this.dpr * scale * offset[1]);
+    const d = this.dpr * scale;
+    // this frame's view, read by the painter (the ds getter goes through the app and its tab)
+    this.frame = { scale, ox: offset[0], oy: offset[1], dpr: this.dpr, world: [d, 0, 0, d, d * offset[0], d * offset[1]] };
+    ctx.setTransform(...this.frame.world);
     this.drawGrid(vx0, vy0, vx1, vy1, scale);
     // below the threshold nodes are simplified; just above it their contents fade in
     const lowDetail = scale < this.lodThreshold;
     const detail = Math.min(1, (scale - this.lodThreshold) / (this.lodThreshold * 0.35));
 
-    // layouts of all nodes (cheap), visibility per node
-    this.layouts = new Map();
+    // layouts of all nodes (kept while unchanged), visibility per node
+    this.layouts.clear();
     const visible = [];
     for (const node of graph.nodes) {
-      const lay = this.layout(node);
+      const lay = this.keptLayout(node);
       this.layouts.set(node.id, lay);
       const top = node.pos[1] - (lay.reroute ? 0 : TITLE_H);
       if (node.pos[0] > vx1 || node.pos[0] + lay.w < vx0 || top > vy1 || node.pos[1] + lay.h < vy0) continue;
@@ -284,10 +321,11 @@ export class Renderer {
     const [sx, sy] = this.toScreen(x, y);
     ctx.save();
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
-    ctx.font = "bold 13px system-ui, sans-serif";
+    const font = "bold 13px system-ui, sans-serif";
+    ctx.font = font;
     ctx.fillStyle = this.colors.groupTitle;
     ctx.textBaseline = "top";
-    ctx.fillText(this.truncate(ctx, text, w * scale - 8), sx + 4, sy + 3);
+    ctx.fillText(this.truncate(ctx, text, w * scale - 8, font), sx + 4, sy + 3);
     ctx.restore();
   }
 
@@ -336,10 +374,6 @@ export class Renderer {
     const ctx = this.mctx;
     const graph = this.app.graph;
     const W = this.minimap.width, H = this.minimap.height;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, W, H); // a translucent fill alone would keep ghosts of earlier frames
-    ctx.fillStyle = "rgba(20,21,24,0.92)";
-    ctx.fillRect(0, 0, W, H);
     let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
     for (const n of graph.nodes) {
       const lay = this.layouts.get(n.id);
@@ -353,16 +387,7 @@ export class Renderer {
     const s = Math.min(W / (x1 - x0), H / (y1 - y0)) * 0.95;
     const ox = (W - (x1 - x0) * s) / 2 - x0 * s, oy = (H - (y1 - y0) * s) / 2 - y0 * s;
     this.minimapTransform = { s: s / this.dpr, ox: ox / this.dpr, oy: oy / this.dpr };
-    for (const g of graph.groups) {
-      ctx.fillStyle = "rgba(63,120,158,0.35)";
-      ctx.fillRect(g.bounding[0] * s + ox, g.bounding[1] * s + oy, g.bounding[2] * s, g.bounding[3] * s);
-    }
-    ctx.fillStyle = "#6d727c";
-    for (const n of graph.nodes) {
-      const lay = this.layouts.get(n.id);
-      const h = (lay ? lay.h : n.size[1]) + TITLE_H;
-      ctx.fillRect(n.pos[0] * s + ox, (n.pos[1] - TITLE_H) * s + oy, Math.max(1, (lay ? lay.w : n.size[0]) * s), Math.max(1, h * s));
-    }
+    this.minimapPicture.draw(ctx, graph, this.layouts, W, H, s, ox, oy); // background, groups, nodes
     ctx.strokeStyle = "#e0e0e0";
     ctx.lineWidth = 1.5;
     ctx.strokeRect(vx0 * s + ox, vy0 * s + oy, (vx1 - vx0) * s, (vy1 - vy0) * s);

@@ -36,6 +36,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.samplers.dpm_solver",
     "nodes.samplers.gotta_go_fast",
     "nodes.samplers.dpmpp_sde",
+    "nodes.samplers.sde_extras",
+    "nodes.samplers.sa_solver",
     "nodes.samplers.ancestral",
     "nodes.samplers.multistep",
     "nodes.masks",

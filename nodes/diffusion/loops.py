@@ -28,8 +28,10 @@ class LoopRun:
     * :attr:`x`: the starting sample, ``latent + noise * sigma_0`` (scaled latent space).
     * :meth:`denoise`: the guided model's clean estimate at ``(x, sigma)``; every call is
       one guided model evaluation (counted in :attr:`model_calls`).
-    * :meth:`step_done`: call after each completed step; applies the inpainting mask, reports
-      progress and previews, and is where an interrupt from the user stops the run.
+    * :meth:`step_done`: call after each completed step; reports progress and previews, and is
+      where an interrupt from the user stops the run.
+    * Inpainting (a LATENT with ``noise_mask``) happens inside :meth:`denoise`, at every call, as
+      ComfyUI does it (:mod:`.inpainting`); :meth:`finish` puts the kept area back exactly.
     * :attr:`generator`: the seeded generator for the noise an SDE sampler adds.
     * :meth:`denoise_with_uncond`: the guided and the unconditional clean estimate of one call,
       for CFG++ samplers; only on a run built with ``uncond=True`` (a SAMPLER asks for that
@@ -48,10 +50,12 @@ class LoopRun:
         wants_preview: Callable[[int], bool] | None,
         mask_at: Callable[[float], Any] | None = None,
         uncond: bool = False,
+        keep_noise: torch.Tensor | None = None,
     ) -> None:
         import torch
 
         from .cfg_hooks import CallSpace
+        from .inpainting import Inpainting
 
         #: the unconditional estimate of the last call (runs with ``uncond=True``)
         self._uncond: torch.Tensor | None = None
@@ -62,6 +66,9 @@ class LoopRun:
         self.latent, self.noise, self.mask = latent, noise, mask
         #: the mask in force at a noise level (see sampling.step_mask); the mask itself by default
         self.mask_at = mask_at or (lambda sigma: mask)
+        self._inpainting = (
+            None if mask is None else Inpainting(latent, noise if keep_noise is None else keep_noise, self.mask_at)
+        )
         self._last_sigma = float(self.sigmas[0])
         self.device = latent.device
         self.seed = seed
@@ -87,10 +94,15 @@ class LoopRun:
             self._predict = self.guider.predictor(tuple(x.shape), self.device)
         s = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1)[:1].cpu()
         t = self._space.ms.sigma_to_t(s)
+        mask = None
+        if self._inpainting is not None:
+            self._last_sigma = float(s)
+            x, mask = self._inpainting.model_input(x, float(s))
         x_in = x / math.sqrt(1.0 + float(s) ** 2)
         out = self._predict(x_in, t.to(self.device))
         self.model_calls += 1
-        return self._space.denoised(out, x_in, s.expand(x.shape[0]))
+        denoised = self._space.denoised(out, x_in, s.expand(x.shape[0]))
+        return denoised if mask is None else self._inpainting.estimate(denoised, mask)
 
     def denoise_with_uncond(self, x: torch.Tensor, sigma: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(guided, unconditional)`` clean estimates of ``x`` at ``sigma`` from one guided
@@ -128,29 +140,22 @@ class LoopRun:
     ) -> torch.Tensor:
         """Bookkeeping after step ``step`` (1-based) left the sample at ``sigmas[step]``.
 
-        Samplers whose steps are not the schedule's (adaptive step size) pass the noise level
-        the sample is at as ``sigma`` and their own (estimated) ``total``.
+        Samplers whose steps are not the schedule's (adaptive step size) pass their own
+        (estimated) ``total``; ``sigma``, the noise level the sample is at, is accepted for them
+        and no longer needed (inpainting happens per model call, in :meth:`denoise`).
         """
-        import torch
-
         total = self.steps if total is None else total
-        if self.mask is not None and step < total:
-            if sigma is None:
-                sigma = float(self.sigmas[min(step, len(self.sigmas) - 1)])
-            self._last_sigma = sigma
-            x = torch.lerp(self.latent + self.noise * sigma, x, self.mask_at(sigma))
         if self._on_step is not None:
             due = self._wants_preview is not None and self._wants_preview(step)
             self._on_step(step, total, denoised if due else None)
         return x
 
     def finish(self, x: torch.Tensor, denoised: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The final (sample, clean estimate) with the inpainting mask applied."""
-        import torch
-
-        if self.mask is not None:
-            last = self.mask_at(self._last_sigma)
-            return torch.lerp(self.latent, x, last), torch.lerp(self.latent, denoised, last)
+        """The final (sample, clean estimate); after inpainting down to sigma 0, exactly the
+        source latent where the last call's mask is 0 (:meth:`.inpainting.Inpainting.finish`)."""
+        if self._inpainting is not None and float(self.sigmas[-1]) == 0.0:
+            last = self._last_sigma
+            return self._inpainting.finish(x, last), self._inpainting.finish(denoised, last)
         return x, denoised
 
 

@@ -3,7 +3,9 @@
 diffusers' ``LMSDiscreteScheduler`` needs scipy (not a Weft dependency); single-step
 ancestral DPM-Solver++, iPNDM, DDPM between arbitrary noise levels and LCM's plain
 re-noising do not exist there. Each is a small :class:`OwnStepper` in k-diffusion's VE space
-(``x = x0 + sigma * eps``), driven by the same loop as the diffusers-backed samplers.
+(``x = x0 + sigma * eps``), driven by the same loop as the diffusers-backed samplers. ComfyUI's
+UniPC and DEIS, whose diffusers namesakes give other pictures, have modules of their own
+(:mod:`.unipc`, :mod:`.deis`; :data:`SOLVER_STEPPERS`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ def own_stepper(
     spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
 ) -> OwnStepper:
     """The stepper of an own sampler (``spec.scheduler == "own"``); ``_gpu`` names share theirs."""
-    cls = OWN_STEPPERS[spec.name.removesuffix("_gpu")]
+    name = spec.name.removesuffix("_gpu")
+    cls = OWN_STEPPERS.get(name)
+    if cls is None:
+        import importlib
+
+        module, _, attribute = SOLVER_STEPPERS[name].partition(":")
+        cls = getattr(importlib.import_module(module, __package__), attribute)
     return cls(spec, scheduler_config, sigmas, seed)
 
 
@@ -106,7 +114,11 @@ class TwoStageStepper(OwnStepper):
 
 
 class LmsStepper(OwnStepper):
-    """Linear multistep (order 4) in sigma space; its weights are all known before the loop."""
+    """Linear multistep (order 4) in sigma space; its weights are all known before the loop.
+
+    A step to sigma 0 returns the clean estimate (ComfyUI's ``sample_lms``, 0.8.0) rather than
+    extrapolating the derivatives over that last, longest step.
+    """
 
     def __init__(
         self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
@@ -117,9 +129,11 @@ class LmsStepper(OwnStepper):
 
     def step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
         sigma = float(self.grid[j])
-        derivative = (x - self.denoised(model_output, j, x)) / sigma
+        denoised = self.denoised(model_output, j, x)
+        if float(self.grid[j + 1]) == 0:
+            return denoised
         history = self._derivatives
-        history.append(derivative)
+        history.append((x - denoised) / sigma)
         if len(history) > LMS_ORDER:
             history.pop(0)
         for k, weight in enumerate(self._lms_coefficients[j]):
@@ -128,7 +142,8 @@ class LmsStepper(OwnStepper):
 
 
 class IpndmStepper(OwnStepper):
-    """Improved PNDM: Adams-Bashforth up to order 4 with equal-step weights."""
+    """Improved PNDM: Adams-Bashforth up to order 4 with equal-step weights; a step to sigma 0
+    returns the clean estimate (ComfyUI's ``sample_ipndm``, 0.8.0)."""
 
     def __init__(
         self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
@@ -138,7 +153,10 @@ class IpndmStepper(OwnStepper):
 
     def step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
         sigma, sigma_next = float(self.grid[j]), float(self.grid[j + 1])
-        d = (x - self._x0(model_output, x, sigma)) / sigma
+        denoised = self._x0(model_output, x, sigma)
+        if sigma_next == 0:
+            return denoised
+        d = (x - denoised) / sigma
         history = self._derivatives
         weights = IPNDM_WEIGHTS[min(len(history), 3)]
         slope = d * weights[0]
@@ -184,6 +202,13 @@ OWN_STEPPERS: dict[str, type[OwnStepper]] = {
     "ipndm": IpndmStepper,
     "ddpm": DdpmStepper,
     "lcm": LcmStepper,
+}
+
+#: own samplers whose stepper has a module of its own (imported on first use): name -> "module:class"
+SOLVER_STEPPERS = {
+    "uni_pc": ".unipc:UniPcStepper",
+    "uni_pc_bh2": ".unipc:UniPcStepper",
+    "deis": ".deis:DeisStepper",
 }
 
 

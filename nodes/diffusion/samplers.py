@@ -10,7 +10,7 @@ Two halves, like ComfyUI's KSampler widgets:
   (:mod:`.steppers`, :mod:`.own_steppers`), so any schedule runs with any sampler.
 
 Samplers that need a loop of their own (adaptive step size, momentum, SDE solvers with
-Brownian-tree noise) are listed in
+Brownian-tree noise, predictor-corrector solvers) are listed in
 :data:`LOOP_SAMPLERS` by name and built on demand from ``nodes/samplers/``;
 :func:`resolve_sampler` turns any name into its SAMPLER.
 
@@ -60,6 +60,9 @@ class SamplerSpec:
     #: how a diffusers scheduler gets the run's sigmas (:mod:`.steppers`); unused by own samplers
     sigmas_via: str = KARRAS_HOOK
     note: str = ""
+    #: inpainting noises the kept area with fresh noise from seed + 1, not the initial noise
+    #: (ComfyUI's ddim; :func:`.inpainting.keep_noise`)
+    fresh_inpaint_noise: bool = False
 
     def stepper(self, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None) -> Stepper:
         """A fresh stepper stepping through ``sigmas`` (descending, SIGMAS convention)."""
@@ -95,27 +98,17 @@ SAMPLERS: dict[str, SamplerSpec] = {
         ),
         # Deterministic DDIM is the Euler method of the probability-flow ODE in sigma space;
         # ComfyUI runs "ddim" as Euler for the same reason, and so it accepts any schedule.
-        SamplerSpec("ddim", "EulerDiscreteScheduler", note="DDIM (eta=0) as its equivalent Euler step"),
-        # bh1's update multiplies by log-SNR differences that are infinite at sigma 0, so it
-        # stops at the training sigma_min and the loop finishes with the clean estimate.
+        # Inpainting, ComfyUI re-noises its kept area with fresh noise (seed + 1).
         SamplerSpec(
-            "uni_pc",
-            "UniPCMultistepScheduler",
-            {"solver_type": "bh1", "predict_x0": True, "final_sigmas_type": "sigma_min", "lower_order_final": True},
-            "vp",
+            "ddim",
+            "EulerDiscreteScheduler",
+            note="DDIM (eta=0) as its equivalent Euler step",
+            fresh_inpaint_noise=True,
         ),
-        SamplerSpec(
-            "uni_pc_bh2",
-            "UniPCMultistepScheduler",
-            {"solver_type": "bh2", "predict_x0": True, "final_sigmas_type": "zero", "lower_order_final": True},
-            "vp",
-        ),
-        SamplerSpec(
-            "deis",
-            "DEISMultistepScheduler",
-            {"solver_order": 3, "algorithm_type": "deis", "lower_order_final": True},
-            "vp",
-        ),
+        # ComfyUI's UniPC (order 3, ends at sigma 0.001), not diffusers' (order 2, other ends)
+        SamplerSpec("uni_pc", "own", note="UniPC bh1, order 3, as ComfyUI (Zhao et al. 2023, arXiv 2302.04867)"),
+        SamplerSpec("uni_pc_bh2", "own", note="UniPC bh2, order 3, as ComfyUI (Zhao et al. 2023, arXiv 2302.04867)"),
+        SamplerSpec("deis", "own", note="DEIS, time-based Adams-Bashforth of order 3, as ComfyUI (arXiv 2204.13902)"),
         SamplerSpec("lcm", "own", note="latent consistency: denoise, then re-noise to the next sigma"),
         SamplerSpec("ipndm", "own", note="improved PNDM: Adams-Bashforth up to order 4, equal-step weights"),
         SamplerSpec("ddpm", "own", note="DDPM ancestral sampling between arbitrary noise levels"),
@@ -126,11 +119,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
 #: :func:`.schedules.denoise_sigmas`); SamplerCustom's schedules are used as given
 DISCARD_PENULTIMATE_SIGMA_SAMPLERS = frozenset({"dpm_2", "dpm_2_ancestral", "uni_pc", "uni_pc_bh2"})
 
-#: ComfyUI sampler names Weft does not offer, and why.
-UNSUPPORTED_SAMPLERS: dict[str, str] = {
-    "sa_solver": "diffusers' SASolverScheduler cannot take another schedule's sigmas; not offered yet",
-    "sa_solver_pece": "diffusers' SASolverScheduler cannot take another schedule's sigmas; not offered yet",
-}
+#: ComfyUI sampler names Weft does not offer, and why (none at present).
+UNSUPPORTED_SAMPLERS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -199,6 +189,15 @@ _SDE_EXTRAS = (
     LoopSamplerEntry("seeds_3", _SDE_EXTRA, f"{_SEEDS}-3: three model calls a step, eta 1, r 1/3 and 2/3"),
 )
 
+_SA_SOLVER = "nodes.samplers.sa_solver:named_sampler"
+_SA = "SA-Solver, stochastic Adams predictor 3 / corrector 4 (Xue et al., NeurIPS 2023, arXiv 2309.05019)"
+_SA_NOISE = "noise (eta 1) from the seeded generator between 20 % and 80 % of the schedule"
+#: ComfyUI's SA-Solver samplers (nodes/samplers/sa_solver.py)
+_SA_SOLVERS = (
+    LoopSamplerEntry("sa_solver", _SA_SOLVER, f"{_SA}; {_SA_NOISE}"),
+    LoopSamplerEntry("sa_solver_pece", _SA_SOLVER, f"{_SA}, PECE: two model calls a step; {_SA_NOISE}"),
+)
+
 _CFG_PP = "CFG++ (Chung et al. 2024, arXiv 2406.08070): re-noises with the unconditional estimate; use a low cfg"
 _ANCESTRAL = "nodes.samplers.ancestral:named_sampler"
 _EXPONENTIAL = "nodes.samplers.exponential:named_sampler"
@@ -259,6 +258,7 @@ LOOP_SAMPLERS: dict[str, LoopSamplerEntry] = {
         *_COMFYUI_LOOP_SAMPLERS,
         *(LoopSamplerEntry(name, _DPMPP_SDE, _DPMPP_SDE_NOTES[name]) for name in _DPMPP_SDE_NAMES),
         *_SDE_EXTRAS,
+        *_SA_SOLVERS,
         LoopSamplerEntry(
             "dpmpp_2m_hb",
             _MOMENTUM,

@@ -119,6 +119,15 @@ class _RunLatents:
     noise: Any
     mask: Any  # [B, 1, h, w] or None
     mask_at: Callable[[float], Any]
+    #: what the kept area of an inpainting run is noised with (:func:`.inpainting.keep_noise`)
+    keep_noise: Any = None
+
+    def inpainting(self) -> Any:
+        from .inpainting import Inpainting
+
+        if self.mask is None:
+            return None
+        return Inpainting(self.latent, self.noise if self.keep_noise is None else self.keep_noise, self.mask_at)
 
 
 def sample(
@@ -151,6 +160,10 @@ def sample(
     noise = noise.to(device=device, dtype=torch.float32)
     mask = latent_mask(denoise_mask, tuple(latent.shape)).to(device) if denoise_mask is not None else None
     run = _RunLatents(latent, noise, mask, step_mask(model, mask, sigmas))
+    if mask is not None:
+        from .inpainting import keep_noise
+
+        run.keep_noise = keep_noise(noise, seed, bool(getattr(sampler, "fresh_inpaint_noise", False)))
     if hasattr(sampler, "sample_loop"):
         return _sample_with_own_loop(guider, sampler, sigmas, run, seed, on_step, wants_preview)
     stepper = sampler.stepper(model.scheduler_config, sigmas, seed)
@@ -195,6 +208,7 @@ def _sample_with_own_loop(
         wants_preview,
         run.mask_at,
         uncond=bool(getattr(sampler, "needs_uncond", False)),
+        keep_noise=run.keep_noise,
     )
     participants = run_participants(loop_run.guider, sampler)
     begin_run(participants, sigmas)
@@ -213,18 +227,15 @@ def _step_through(
     wants_preview: Callable[[int], bool] | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The hot loop: every model call of ``stepper``; returns the final sample and clean estimate."""
-    import torch
-
-    latent, noise, mask, mask_at = run.latent, run.noise, run.mask, run.mask_at
     total = len(stepper.grid) - 1
     calls, stages = stepper.calls, stepper.stages
-    timesteps = stepper.timesteps
-    x = stepper.initial_sample(latent, noise)
+    call = _model_call(stepper, predict, run)
+    x = stepper.initial_sample(run.latent, run.noise)
     for j in range(calls):
-        out = predict(stepper.scale_input(x, j), timesteps[j])
+        out = call(x, j)
         if j % stages == 0:
             # Start of a step: x sits exactly on grid[j // stages]; remember it for the
-            # clean estimate (previews, denoised_output, DEIS's final step).
+            # clean estimate (previews, denoised_output, a scheduler that stops above 0).
             first_out, first_x, first_j = out, x, j
             step_no = j // stages + 1
             due = on_step is not None and wants_preview is not None and wants_preview(step_no)
@@ -233,24 +244,32 @@ def _step_through(
         if (j + 1) % stages and j + 1 < calls:
             continue  # between the two stages of a Heun/DPM2 step
         done = j // stages + 1
-        if mask is not None and done < total:
-            sigma_now = float(stepper.grid[done])
-            x = torch.lerp(stepper.noised(latent, noise, sigma_now), x, mask_at(sigma_now))
         if on_step is not None:
             on_step(done, total, denoised)
     return _finish(stepper, run, x, stepper.denoised(first_out, first_j, first_x))
 
 
+def _model_call(stepper: Any, predict: Callable[[Any, Any], Any], run: _RunLatents) -> Callable[[Any, int], Any]:
+    """``call(x, j)``: the model's output for model call ``j`` on the sample ``x``, masked per
+    call when inpainting (:mod:`.inpainting`, ComfyUI's rule)."""
+    timesteps = stepper.timesteps
+    inpainting = run.inpainting()
+    if inpainting is None:
+        return lambda x, j: predict(stepper.scale_input(x, j), timesteps[j])
+    from .inpainting import masked_model_call
+
+    masked = masked_model_call(predict, inpainting, stepper.prediction_type, stepper.scheduler_config)
+    sigmas = stepper.call_sigmas
+    return lambda x, j: masked(stepper.scale_input(x, j), sigmas[j], timesteps[j])
+
+
 def _finish(stepper: Any, run: _RunLatents, x: torch.Tensor, final_denoised: torch.Tensor) -> tuple[Any, Any]:
     """The run's result from the last sample and the last step's clean estimate."""
-    import torch
-
     x = final_denoised if stepper.finish_denoised else stepper.to_latent(x)
-    if run.mask is not None:
-        total = len(stepper.grid) - 1
-        last = run.mask_at(float(stepper.grid[max(total - 1, 0)]))  # the mask of the last model call
-        x = torch.lerp(run.latent, x, last)
-        final_denoised = torch.lerp(run.latent, final_denoised, last)
+    inpainting = run.inpainting()
+    if inpainting is not None and stepper.ends_at_zero and not stepper.stops_short_of_zero and stepper.calls:
+        last = stepper.call_sigmas[stepper.calls - 1]
+        x, final_denoised = inpainting.finish(x, last), inpainting.finish(final_denoised, last)
     return x, final_denoised
 
 

@@ -18,7 +18,7 @@ every scheduler class Weft uses, so :data:`KARRAS_HOOK` goes through a private m
   give the instance a ``_convert_to_karras`` that returns our schedule, so the scheduler's
   own ``set_timesteps`` does the class-specific bookkeeping. Heun and DPM-Solver take only
   ``timesteps=`` (training timesteps, from which they interpolate sigmas that are not ours),
-  KDPM2 and DEIS take neither, and UniPC's ``sigmas=`` is for flow-matching models only.
+  KDPM2 takes neither. (UniPC and DEIS are Weft's own steppers, ComfyUI's algorithms.)
 * ``EulerDiscreteScheduler.set_timesteps(sigmas=...)`` is public, but it derives the
   timesteps from float32 log-sigmas where the hook's path uses float64: a timestep then moves
   by one float32 step in about half the runs, and so would every picture. Euler keeps the
@@ -69,7 +69,11 @@ class Stepper(ABC):
 
     timesteps: Any
     calls: int
+    #: the noise level of each model call, exactly (also between the stages of a Heun/DPM2 step)
+    call_sigmas: list[float]
     finish_denoised: bool = False
+    #: a schedule ending in 0 ends a little above it (UniPC: at 0.001, as ComfyUI's)
+    stops_short_of_zero: bool = False
 
     def __init__(
         self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
@@ -86,6 +90,7 @@ class Stepper(ABC):
         self.seed = seed
         self._generator: torch.Generator | None = None
         self.prediction_type = scheduler_config.get("prediction_type", "epsilon")
+        self.scheduler_config = scheduler_config
         self.ms = model_sigmas(scheduler_config)
 
     def generator_for(self, device: Any) -> torch.Generator | None:
@@ -119,11 +124,6 @@ class Stepper(ABC):
         sigma = float(self.grid[0])
         at_top = sigma >= self.ms.sigma_max * (1 - 1e-5)
         x = latent + noise * (math.sqrt(1.0 + sigma * sigma) if at_top else sigma)
-        return x / math.sqrt(1.0 + sigma * sigma) if self.vp else x
-
-    def noised(self, latent: torch.Tensor, noise: torch.Tensor, sigma: float) -> torch.Tensor:
-        """The clean latent noised to ``sigma`` in the stepper's space (for inpainting)."""
-        x = latent + noise * sigma
         return x / math.sqrt(1.0 + sigma * sigma) if self.vp else x
 
     def to_latent(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,9 +164,10 @@ class DiffusersStepper(Stepper):
         self.scheduler = scheduler
         self.timesteps = scheduler.timesteps
         self.calls = len(scheduler.timesteps) if self.ends_at_zero else self.steps * self.stages
-        # DEIS (and UniPC bh1) stop at a nonzero sigma instead of 0, where their updates are
-        # undefined; the loop then finishes with the model's clean estimate of the last step.
+        # A scheduler that stops at a nonzero sigma instead of 0 (diffusers' multistep solvers
+        # with final_sigmas_type "sigma_min") finishes with the last step's clean estimate.
         self.finish_denoised = self.ends_at_zero and float(scheduler.sigmas[-1]) != 0.0
+        self.call_sigmas = _call_sigmas(scheduler, self.grid, self.calls, self.stages)
         self._accepts_generator = _step_takes_generator(type(scheduler))
 
     def scale_input(self, x: torch.Tensor, j: int) -> torch.Tensor:
@@ -179,6 +180,22 @@ class DiffusersStepper(Stepper):
             generator = self.generator_for(model_output.device)
             return self.scheduler.step(model_output, self.timesteps[j], x, generator=generator, return_dict=False)[0]
         return self.scheduler.step(model_output, self.timesteps[j], x, return_dict=False)[0]
+
+
+def _call_sigmas(scheduler: Any, grid: torch.Tensor, calls: int, stages: int) -> list[float]:
+    """The sigma each model call's input is scaled by (what ``scale_model_input`` reads).
+
+    One call per step: the step's sigma. Heun interleaves its sigmas, so call ``j`` is at
+    ``sigmas[j]``; KDPM2's second calls are at the log-midpoint in ``sigmas_interpol``, which
+    the ancestral variant indexes one lower (diffusers' own layout;
+    ``tests/diffusion/test_stepper_sigmas.py`` checks each against the scaling).
+    """
+    if stages == 1:
+        return [float(grid[j]) for j in range(calls)]
+    sigmas = scheduler.sigmas
+    interpol = getattr(scheduler, "sigmas_interpol", None)
+    shift = 1 if type(scheduler).__name__ == "KDPM2AncestralDiscreteScheduler" else 0
+    return [float(sigmas[j]) if j % 2 == 0 or interpol is None else float(interpol[j - shift]) for j in range(calls)]
 
 
 def _install_through_karras_hook(scheduler: Any, grid: torch.Tensor, ms: Any) -> None:

@@ -29,7 +29,10 @@ text and the log.
   ``dpmpp_2m_cfg_pp``), :mod:`.multistep` (``ipndm_v``, arXiv 2312.00094; ``gradient_estimation``,
   arXiv 2306.04848; node ``SamplerLMS``) and :mod:`.heunpp` (``heunpp2``).
 * :mod:`.sde_extras`: ComfyUI's ``er_sde`` (ER-SDE-Solver-3, Cui et al., arXiv 2309.06169),
-  ``seeds_2``, ``seeds_3`` and ``exp_heun_2_x0_sde`` (SEEDS, Gonzalez et al., arXiv 2305.14267).
+  ``seeds_2``, ``seeds_3`` and ``exp_heun_2_x0_sde`` (SEEDS, Gonzalez et al., arXiv 2305.14267);
+  nodes ``SamplerER_SDE``, ``SamplerSEEDS2``.
+* :mod:`.sa_solver`: ComfyUI's ``sa_solver`` and ``sa_solver_pece`` (SA-Solver, Xue et al.,
+  NeurIPS 2023, arXiv 2309.05019), a stochastic Adams predictor-corrector; node ``SamplerSASolver``.
 * :mod:`.adaptive`: what the two adaptive solvers share (integration range, counters, progress).
 
 The names usable in KSampler's ``sampler_name`` are registered in

@@ -76,19 +76,10 @@ def ancestral_step(sigma: float, to: float, eta: float) -> tuple[float, float]:
 
 
 def masked_denoise(run: LoopRun, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """The clean estimate at ``sigma``, the model's input masked as ComfyUI masks every call's
-    input when inpainting: the kept area is the latent noised to ``sigma``.
-
-    ``LoopRun.step_done`` leaves the sample so after every step; this also covers the run's
-    first call (whose sample a run from the top noise level noised by ``sqrt(1 + sigma^2)``) and
-    ``dpmpp_sde``'s intermediate call, so a 0/1 mask gives ComfyUI's picture.
-    """
-    if run.mask is None:
-        return run.denoise(x, sigma)
-    import torch
-
-    level = float(sigma)
-    return run.denoise(torch.lerp(run.latent + run.noise * level, x, run.mask_at(level)), sigma)
+    """The clean estimate at ``sigma``: ``run.denoise``, which masks every call's input and
+    estimate as ComfyUI does when inpainting (``nodes/diffusion/inpainting.py``). Kept under
+    this name for the samplers that call it."""
+    return run.denoise(x, sigma)
 
 
 def _check(eta: float, s_noise: float, noise_device: str) -> None:

@@ -27,7 +27,7 @@ The bases (``beta = 1`` gives them exactly):
   space, Adams-Bashforth of order 4 on the derivative ``d = (x - x0) / sigma`` (the noise
   prediction) with equal-step weights, starting with orders 1, 2, 3 while the history fills.
   This is the base the paper's code applies momentum to (no pseudo Runge-Kutta warm-up) and is
-  Weft's and ComfyUI's ``ipndm``. ``plms_ghvb`` with order 4 and beta 0.8 is the paper's
+  Weft's and ComfyUI's ``ipndm``, whose step to sigma 0 lands on the clean estimate. ``plms_ghvb`` with order 4 and beta 0.8 is the paper's
   "GHVB 3.8".
 * **DPM-Solver++(2M)** (``dpmpp_2m_hb``, ``dpmpp_2m_ghvb``): ComfyUI's ``dpmpp_2m`` (Lu et al.,
   arXiv 2211.01095), in log-sigma with the data prediction. HB follows the paper's code: the
@@ -146,7 +146,8 @@ class MomentumSampler:
                 slope = _combine(weights[len(history) - 1], history)
                 velocity = slope if velocity is None else torch.lerp(velocity, slope, beta)
                 direction = velocity
-            x = x + direction * (sigma_next - sigma)
+            # a step to sigma 0 lands on the clean estimate, as the base (ipndm) does
+            x = denoised if sigma_next == 0 else x + direction * (sigma_next - sigma)
             x = run.step_done(i + 1, x, denoised)
         return run.finish(x, denoised)
 

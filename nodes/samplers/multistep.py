@@ -15,7 +15,8 @@ clean estimate) with the derivatives of earlier steps, one model call a step.
 * LMS (SamplerLMS): k-diffusion's linear multistep method, the variable-step Adams-Bashforth
   method of the chosen order: each weight is the integral over the step of a Lagrange basis
   polynomial through the last sigmas (Gauss-Legendre quadrature on the product form, exact for
-  these degrees and stable at high order; ComfyUI integrates numerically with scipy).
+  these degrees and stable at high order; ComfyUI integrates numerically with scipy). A step to
+  sigma 0 lands on the clean estimate, as ComfyUI 0.8.0's ``sample_lms`` does.
 * ``gradient_estimation`` (and ``_cfg_pp``): Permenter and Yuan, "Interpreting and Improving
   Diffusion Models from an Optimization Perspective", ICML 2024 (arXiv 2306.04848). Denoising is
   approximately gradient descent on the distance to the data manifold, and the noise prediction
@@ -145,8 +146,11 @@ class LmsSampler:
             sigma = sigmas[i]
             denoised = run.denoise(x, sigma)
             history.append((x - denoised) / sigma)
-            for k, weight in enumerate(lagrange_step_weights(sigmas, i, min(i + 1, self.order))):
-                x = x + history[-1 - k] * weight
+            if sigmas[i + 1] == 0:  # the last step returns the clean estimate, as ComfyUI's
+                x = denoised
+            else:
+                for k, weight in enumerate(lagrange_step_weights(sigmas, i, min(i + 1, self.order))):
+                    x = x + history[-1 - k] * weight
             x = run.step_done(i + 1, x, denoised)
         return run.finish(x, denoised)
 

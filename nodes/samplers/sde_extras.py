@@ -25,12 +25,18 @@ noise is ComfyUI's ``default_noise_sampler``: the run's seeded generator
 
 A step to sigma 0 returns the clean estimate. Coefficients are computed in float64 (ComfyUI:
 float32), a difference of about 1e-7 relative.
+
+Nodes: ``SamplerER_SDE`` (ER-SDE's noise scale, or the reverse-time SDE's ``l^(eta + 1)``, or the
+ODE) and ``SamplerSEEDS2`` (SEEDS-2 with any ``r``, ``eta``, ``s_noise`` and weights).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from nodes.api import Combo, Float, Int, Node, Output
 
 from .dpmpp_sde import masked_denoise
 
@@ -49,26 +55,35 @@ def er_sde_scale(level: float) -> float:
     return level * (math.exp(level**0.3) + 10.0)
 
 
-def er_sde_integrals(s: float, t: float) -> tuple[float, float]:
+def er_sde_integrals(s: float, t: float, scale: Callable[[float], float] = er_sde_scale) -> tuple[float, float]:
     """``(int 1/phi, int (l - s)/phi)`` from ``t`` to ``s`` by the left Riemann sum from ``t``."""
     width = (s - t) / ER_SDE_POINTS
     levels = [t + k * width for k in range(ER_SDE_POINTS)]
-    scales = [er_sde_scale(level) for level in levels]
+    scales = [scale(level) for level in levels]
     first = sum(1.0 / scale for scale in scales) * width
     second = sum((level - s) / scale for level, scale in zip(levels, scales, strict=True)) * width
     return first, second
 
 
 class ERSDESampler:
-    """``er_sde``: ER-SDE-Solver-3 (module docstring); ``max_stage`` 1 to 3."""
+    """``er_sde``: ER-SDE-Solver-3 (module docstring); ``max_stage`` 1 to 3. ``reverse_eta``
+    ``None`` keeps ER-SDE's noise scale; a number ``eta`` makes it ``l^(eta + 1)``, the
+    reverse-time SDE of strength ``eta`` (0: the probability-flow ODE), as ComfyUI's node does."""
 
-    def __init__(self, s_noise: float = 1.0, max_stage: int = 3) -> None:
+    def __init__(self, s_noise: float = 1.0, max_stage: int = 3, reverse_eta: float | None = None) -> None:
         if s_noise < 0 or max_stage not in (1, 2, 3):
             raise ValueError(f"s_noise must be 0 or more and max_stage 1, 2 or 3, got {s_noise}, {max_stage}")
+        if reverse_eta is not None and reverse_eta < 0:
+            raise ValueError(f"eta must be 0 or more, got {reverse_eta}")
         self.s_noise, self.max_stage = float(s_noise), int(max_stage)
+        self.reverse_eta = None if reverse_eta is None else float(reverse_eta)
 
     def __repr__(self) -> str:
-        return f"ERSDESampler(s_noise={self.s_noise}, max_stage={self.max_stage})"
+        return f"ERSDESampler(s_noise={self.s_noise}, max_stage={self.max_stage}, reverse_eta={self.reverse_eta})"
+
+    def scale(self, level: float) -> float:
+        """The noise scale function ``phi`` at ``level`` (a sigma)."""
+        return er_sde_scale(level) if self.reverse_eta is None else level ** (self.reverse_eta + 1.0)
 
     def sample_loop(self, run: LoopRun) -> tuple[torch.Tensor, torch.Tensor]:
         sigmas = run.sigmas.to(run.device)
@@ -82,7 +97,7 @@ class ERSDESampler:
             if t == 0:
                 x = denoised
             else:
-                r = er_sde_scale(t) / er_sde_scale(s)
+                r = self.scale(t) / self.scale(s)
                 x = x * r + denoised * (1 - r)
                 if min(self.max_stage, i + 1) >= 2 and old is not None:
                     x, old_d = self._corrections(x, denoised, old, old_d, values, i)
@@ -103,8 +118,8 @@ class ERSDESampler:
         i: int,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         s, t = values[i], values[i + 1]
-        first, second = er_sde_integrals(s, t)
-        scale_t = er_sde_scale(t)
+        first, second = er_sde_integrals(s, t, self.scale)
+        scale_t = self.scale(t)
         d = (denoised - old) / (s - values[i - 1])
         x = x + d * ((t - s) + first * scale_t)
         if self.max_stage >= 3 and i >= 2 and old_d is not None:
@@ -207,3 +222,60 @@ def named_sampler(name: str) -> Any:
     if name == "seeds_3":
         return SEEDSSampler((1 / 3, 2 / 3), "phi_2")
     raise ValueError(f"not an ER-SDE or SEEDS sampler name: {name!r}")
+
+
+def _float(name: str, default: float, tooltip: str, minimum: float = 0.0, maximum: float = 100.0) -> Any:
+    return Float(name, default, min=minimum, max=maximum, step=0.01, round=False, tooltip=tooltip)
+
+
+#: SamplerER_SDE's solver types (ComfyUI's names and order)
+ER_SDE_SOLVER_TYPES: tuple[str, ...] = ("ER-SDE", "Reverse-time SDE", "ODE")
+
+
+class SamplerER_SDE(Node):
+    category = "sampling/custom_sampling/samplers"
+    description = (
+        "ER-SDE-Solver-3 (Cui et al., arXiv 2309.06169), ComfyUI's er_sde: one model call a step, noise from "
+        "the noise seed. Reverse-time SDE and ODE swap ER-SDE's noise scale for sigma^(eta + 1)."
+    )
+    inputs = (
+        Combo(
+            "solver_type", list(ER_SDE_SOLVER_TYPES), tooltip="ER-SDE's noise scale, the reverse-time SDE's, or none."
+        ),
+        Int("max_stage", 3, min=1, max=3, tooltip="The solver's order: how many past estimates a step uses."),
+        _float(
+            "eta",
+            1.0,
+            "Stochastic strength of the reverse-time SDE; 0 is the ODE. The ER-SDE solver type ignores it.",
+        ),
+        _float("s_noise", 1.0, "Multiplies the added noise."),
+    )
+    outputs = (Output("SAMPLER"),)
+
+    def run(self, solver_type: str, max_stage: int, eta: float, s_noise: float) -> tuple:
+        if solver_type not in ER_SDE_SOLVER_TYPES:
+            raise ValueError(f"solver_type must be one of {', '.join(ER_SDE_SOLVER_TYPES)}, got {solver_type!r}")
+        if solver_type == "ODE" or (solver_type == "Reverse-time SDE" and eta == 0):
+            eta, s_noise = 0.0, 0.0
+        return (ERSDESampler(s_noise, max_stage, None if solver_type == "ER-SDE" else eta),)
+
+
+class SamplerSEEDS2(Node):
+    category = "sampling/custom_sampling/samplers"
+    description = (
+        "SEEDS-2 (Gonzalez et al., NeurIPS 2023, arXiv 2305.14267): two model calls a step. The defaults are "
+        "ComfyUI's seeds_2; solver_type phi_2 with r 1 is exp_heun_2_x0 (eta 0) or exp_heun_2_x0_sde (eta 1)."
+    )
+    inputs = (
+        Combo("solver_type", ["phi_1", "phi_2"], tooltip="How the step combines its two estimates."),
+        _float("eta", 1.0, "Stochastic strength: 0 is the ODE solver."),
+        _float("s_noise", 1.0, "Multiplies the added noise."),
+        _float("r", 0.5, "Where the second model call sits in the step, in log sigma.", 0.01, 1.0),
+    )
+    outputs = (Output("SAMPLER"),)
+
+    def run(self, solver_type: str, eta: float, s_noise: float, r: float) -> tuple:
+        return (SEEDSSampler((r,), solver_type, eta, s_noise),)
+
+
+NODES = [SamplerER_SDE, SamplerSEEDS2]

@@ -45,6 +45,7 @@ ExponentialScheduler PolyexponentialScheduler VPScheduler SDTurboScheduler BetaS
 AlignYourStepsScheduler SplitSigmasDenoise FlipSigmas SetFirstSigma ExtendIntermediateSigmas SamplingPercentToSigma
 ManualSigmas DualCFGGuider AddNoise PerpNeg PerpNegGuider SelfAttentionGuidance CLIPTextEncodeSDXLRefiner
 SamplerDPMPP_SDE SamplerDPMPP_2M_SDE SamplerDPMPP_3M_SDE
+SamplerSASolver SamplerER_SDE SamplerSEEDS2
 UpscaleModelLoader ImageUpscaleWithModel
 """.split()
 

@@ -9,6 +9,7 @@ denoiser as the sampler, and the two must agree to 1e-5.
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Callable
 
 import pytest
@@ -266,26 +267,45 @@ def test_each_step_lands_on_its_noise_level(sampler):
             assert got == pytest.approx(asked, rel=0.03, abs=1e-6), f"step {step}: spread {got}, sigma {asked}"
 
 
+class _SpyGuider:
+    """A GUIDER whose model predicts zero noise and keeps every input it is given (the UNet's)."""
+
+    def __init__(self) -> None:
+        self.model = types.SimpleNamespace(
+            prediction_type="epsilon", scheduler_config=default_scheduler_config("sd1", "epsilon")
+        )
+        self.inputs: list[torch.Tensor] = []
+
+    def predictor(self, shape: object, device: object) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        def predict(x_in: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            self.inputs.append(x_in.clone())
+            return torch.zeros_like(x_in)
+
+        return predict
+
+
 @pytest.mark.parametrize("sampler, calls", [(DPMPPSDESampler(), 7), (DPMPPMultistepSDESampler(3, "heun"), 4)], ids=repr)
 def test_every_model_call_sees_the_kept_area_noised_to_its_sigma(sampler, calls):
-    """ComfyUI's inpainting rule for the model's input, the run's first call (whose sample is
-    noised by sqrt(1 + sigma^2) from the top level) and dpmpp_sde's intermediate calls included."""
+    """ComfyUI's inpainting rule for the model's input (LoopRun.denoise masks every call), the
+    run's first call (whose sample is noised by sqrt(1 + sigma^2) from the top level) and
+    dpmpp_sde's intermediate calls included."""
     sigmas = compute_sigmas(default_scheduler_config("sd1", "epsilon"), "karras", 4)
-    run = ZeroDataRun(sigmas, seed=2)
     g = torch.Generator().manual_seed(8)
-    run.latent, run.noise = torch.randn(run.x.shape, generator=g), torch.randn(run.x.shape, generator=g)
-    run.x = run.latent + run.noise * math.sqrt(1 + float(sigmas[0]) ** 2)
-    run.mask = torch.zeros((1, 1, 64, 64))
-    run.mask[..., 32:] = 1.0
-    run.mask_at = lambda sigma: run.mask
-    seen: list[tuple[torch.Tensor, float]] = []
-    run.denoise = lambda x, sigma: (seen.append((x, float(sigma))), torch.zeros_like(x))[1]
+    latent, noise = torch.randn((1, 4, 64, 64), generator=g), torch.randn((1, 4, 64, 64), generator=g)
+    mask = torch.zeros((1, 1, 64, 64))
+    mask[..., 32:] = 1.0
+    guider = _SpyGuider()
+    run = LoopRun(guider, sigmas, latent, noise, mask, 2, None, None)
+    levels: list[float] = []
+    denoise = run.denoise
+    run.denoise = lambda x, sigma: (levels.append(float(sigma)), denoise(x, sigma))[1]
     sampler.sample_loop(run)
-    assert len(seen) == calls
+    assert len(levels) == len(guider.inputs) == calls
+    seen = [(x_in * math.sqrt(1 + sigma * sigma), sigma) for x_in, sigma in zip(guider.inputs, levels, strict=True)]
     for x, sigma in seen:
-        kept = (run.latent + run.noise * sigma)[..., :32]
+        kept = (latent + noise * sigma)[..., :32]
         assert torch.allclose(x[..., :32], kept, atol=1e-5), f"the call at sigma {sigma}"
-    assert not torch.allclose(seen[1][0][..., 32:], (run.latent + run.noise * seen[1][1])[..., 32:])
+    assert not torch.allclose(seen[1][0][..., 32:], (latent + noise * seen[1][1])[..., 32:])
 
 
 # -- the Brownian tree ---------------------------------------------------------------------------------

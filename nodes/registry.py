@@ -57,6 +57,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.model_patches.differential_diffusion",
     "nodes.acceleration.deepcache",
     "nodes.acceleration.faster_diffusion",
+    "nodes.acceleration.torch_compile",
     "nodes.inversion.ddim",
     "nodes.inversion.edict",
     "nodes.inversion.ddpm_edit_friendly",

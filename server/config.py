@@ -56,6 +56,8 @@ class ServerConfig:
     text_encoder_storage: str = "auto"
     vae_dtype: str = "auto"
     cpu_vae: bool = False
+    #: ``--compile-unet [BACKEND]``: torch.compile every UNet with this backend (None: off)
+    compile_unet: str | None = None
     # output cache
     cache_lru: int = 0  # 0 = no entry limit (memory budget still applies)
     cache_none: bool = False
@@ -325,6 +327,7 @@ def _devices(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_vae": args.cpu_vae,
     }
 
+        "compile_unet": args.compile_unet,
 
 def _caches_and_previews(args: argparse.Namespace) -> dict[str, Any]:
     return {

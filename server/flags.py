@@ -334,6 +334,8 @@ def _memory_flags(p: argparse.ArgumentParser) -> None:
         choices=["fp16_accumulation", "fp8_matrix_mult", "cublas_ops", "autotune"],
         help=_na("fast"),
     )
+    compile_help = "torch.compile every UNet, once per model and size (Weft's; the backend is inductor unless given)"
+    g.add_argument("--compile-unet", nargs="?", const="inductor", choices=["inductor", "cudagraphs"], help=compile_help)
     g.add_argument("--disable-pinned-memory", action="store_true", help=_na("disable_pinned_memory"))
     g.add_argument("--mmap-torch-files", action="store_true", help=_na("mmap_torch_files"))
     g.add_argument("--disable-mmap", action="store_true", help=_na("disable_mmap"))
@@ -590,6 +592,7 @@ WEFT_ONLY = frozenset(
         "max_queue_size",
         "max_history_items",
         "max_history_size",
+        "compile_unet",
         *WORKER_DESTS,
     }
 )

@@ -135,6 +135,7 @@ def model_settings(config: ServerConfig) -> dict[str, Any]:
         "vae_dtype": config.vae_dtype,
         "vae_on_cpu": config.cpu_vae,
         "deterministic": config.deterministic,
+        "compile_unet": config.compile_unet or "",
     }
 
 

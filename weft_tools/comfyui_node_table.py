@@ -52,6 +52,7 @@ DEFAULT_FILES: tuple[str, ...] = (
     "comfy_extras/nodes_align_your_steps.py",
     "comfy_extras/nodes_clip_sdxl.py",
     "comfy_extras/nodes_upscale_model.py",
+    "comfy_extras/nodes_torch_compile.py",
 )
 
 #: Names the definitions use for constants, with their values in ComfyUI.

@@ -318,7 +318,26 @@ def _hidden(part: ClipPart, model: Any, ids: torch.Tensor, clip_skip: int | None
 def encode_part(
     part: ClipPart, chunks: list[Chunk], clip_skip: int | None, patches: tuple[Any, ...]
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Encode the chunks with one text encoder; ``[1, 77*k, dim]`` and the first chunk's pooled."""
+    """Encode the chunks with one text encoder; ``[1, 77*k, dim]`` and the first chunk's pooled.
+
+    Looked up first in the process's text-encoding cache (:mod:`.text_cache`), which outlives
+    prompts and graphs; a hit neither loads nor runs the encoder.
+    """
+    from .text_cache import encoding_key, get_cache
+
+    key = encoding_key(part, chunks, clip_skip, patches)
+    cached = get_cache().get(key) if key is not None else None
+    if cached is not None:
+        return cached
+    cond, pooled = _run_encoder(part, chunks, clip_skip, patches)
+    if key is not None:
+        get_cache().put(key, cond, pooled)
+    return cond, pooled
+
+
+def _run_encoder(
+    part: ClipPart, chunks: list[Chunk], clip_skip: int | None, patches: tuple[Any, ...]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     import torch
 
     model = part.handle.on_device()

@@ -69,6 +69,8 @@ class LoraFile:
     path: Path
     groups: dict[str, dict[str, Any]]
     unrecognised: list[str] = field(default_factory=list)
+    #: the file as read (path, modification time, size): what caches of patched results name it by
+    key: tuple = ()
 
 
 _cache: OrderedDict[tuple, LoraFile] = OrderedDict()
@@ -97,7 +99,7 @@ def read_lora(path: Path) -> LoraFile:
             f"{path.name}: no LoRA weights found (expected lora_down/lora_up or lora_A/lora_B keys; "
             "LoHa/LoKr are not supported)"
         )
-    parsed = LoraFile(path, groups, unrecognised)
+    parsed = LoraFile(path, groups, unrecognised, key)
     _cache[key] = parsed
     while len(_cache) > 8:
         _cache.popitem(last=False)
@@ -181,6 +183,14 @@ class LoraPatch:
 
     def applies_to(self, target: str) -> bool:
         return target in self.targets
+
+    def cache_key(self) -> tuple | None:
+        """What this patch changes, by content: the text-encoding cache (:mod:`.text_cache`) keys
+        on it, so the same LoRA at the same strength loaded again matches. ``None`` (identity)
+        for a LoRA not read from a file."""
+        if not self.lora.key:
+            return None
+        return ("lora", self.lora.key, self.strength, tuple(sorted(self.targets)))
 
     def deltas(self, module: Any, target: str) -> Iterator[tuple[str, torch.Tensor]]:
         """``(parameter name, strength * alpha/rank * up @ down)`` for each adapted weight."""

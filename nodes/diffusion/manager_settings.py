@@ -51,3 +51,6 @@ class ManagerSettings:
     vae_on_cpu: bool = False
     #: ``torch.use_deterministic_algorithms`` (``--deterministic``), applied when torch is first used
     deterministic: bool = False
+    #: ``--compile-unet [BACKEND]``: every UNet runs through torch.compile with this backend
+    #: ("": not compiled; :mod:`.unet_compile`)
+    compile_unet: str = ""

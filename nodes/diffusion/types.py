@@ -125,6 +125,7 @@ class DiffusionModel:
       when this clone runs; another clone with other patches swaps them. Base weights are never
       copied.
     * ``wrappers``: :data:`UNetWrapper` callables around each UNet call, outermost first.
+      One may also replace the UNet's forward itself (``replace_unet``, see :meth:`_unet_runner`).
     * ``model_options``: free-form dict for plugins (ComfyUI's ``transformer_options`` idea).
 
     Clones (:meth:`clone`) share the UNet handle; only the small fields are copied.
@@ -355,15 +356,35 @@ class DiffusionModel:
         """The UNet call inside this MODEL's :attr:`wrappers` (outermost first)."""
         import torch
 
+        run = self._unet_runner(unet)
+
         def call_unet(call: UNetCall) -> torch.Tensor:
             extra = dict(call.kwargs)
             x_in = call.x if concat is None else torch.cat([call.x, concat], dim=1)
-            return unet(x_in, call.timestep, encoder_hidden_states=call.cond, return_dict=False, **extra)[0]
+            return run(x_in, call.timestep, encoder_hidden_states=call.cond, return_dict=False, **extra)[0]
 
         apply: Callable[[UNetCall], Any] = call_unet
         for wrapper in reversed(self.wrappers):
             apply = _bind(wrapper, apply)
         return apply
+
+    def _unet_runner(self, unet: Any) -> Callable[..., Any]:
+        """What the innermost call runs: the module, or a stand-in with its signature.
+
+        The hook for replacing the module's forward (torch.compile): a wrapper with a
+        ``replace_unet(module)`` method (TorchCompileModel's) supplies the callable, else the
+        ``--compile-unet`` setting does (:mod:`.unet_compile`), else the module runs as it is.
+        """
+        for wrapper in reversed(self.wrappers):
+            replace = getattr(wrapper, "replace_unet", None)
+            if replace is not None:
+                return replace(unet)
+        backend = getattr(getattr(getattr(self.unet, "manager", None), "settings", None), "compile_unet", "")
+        if backend:
+            from .unet_compile import compiled_runner
+
+            return compiled_runner(unet, backend, owner="--compile-unet")
+        return unet
 
 
 def _timesteps(timestep: Any, batch: int, device: Any) -> torch.Tensor:

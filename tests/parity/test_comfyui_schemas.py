@@ -47,6 +47,7 @@ ManualSigmas DualCFGGuider AddNoise PerpNeg PerpNegGuider SelfAttentionGuidance 
 SamplerDPMPP_SDE SamplerDPMPP_2M_SDE SamplerDPMPP_3M_SDE
 SamplerSASolver SamplerER_SDE SamplerSEEDS2
 UpscaleModelLoader ImageUpscaleWithModel
+TorchCompileModel
 """.split()
 
 

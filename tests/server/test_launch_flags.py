@@ -165,6 +165,7 @@ WEFT_ONLY_FLAGS = {
     "--body-timeout",
     "--idle-timeout",
 }
+    "--compile-unet",
 
 
 def _id(entry: tuple[list[str], bool]) -> str:
@@ -304,6 +305,7 @@ def test_invalid_values_are_refused_as_comfyui_refuses_them(tmp_path: Path, caps
         (["--fp16-vae"], {"vae_dtype": "fp16"}),
         (["--bf16-vae"], {"vae_dtype": "bf16"}),
     ],
+        (["--compile-unet"], {"compile_unet": "inductor"}),
 )
 def test_memory_and_precision_flags_reach_the_model_manager(
     argv: list[str], expected: dict[str, Any], tmp_path: Path, registry: NodeRegistry

@@ -325,9 +325,9 @@ def _devices(args: argparse.Namespace) -> dict[str, Any]:
         "default_device": args.default_device,
         "cuda_malloc": args.cuda_malloc,
         "cpu_vae": args.cpu_vae,
+        "compile_unet": args.compile_unet,
     }
 
-        "compile_unet": args.compile_unet,
 
 def _caches_and_previews(args: argparse.Namespace) -> dict[str, Any]:
     return {

@@ -164,8 +164,8 @@ WEFT_ONLY_FLAGS = {
     "--trusted-proxy",
     "--body-timeout",
     "--idle-timeout",
-}
     "--compile-unet",
+}
 
 
 def _id(entry: tuple[list[str], bool]) -> str:
@@ -304,8 +304,8 @@ def test_invalid_values_are_refused_as_comfyui_refuses_them(tmp_path: Path, caps
         (["--bf16-text-enc"], {"text_encoder_dtype": "bf16"}),
         (["--fp16-vae"], {"vae_dtype": "fp16"}),
         (["--bf16-vae"], {"vae_dtype": "bf16"}),
-    ],
         (["--compile-unet"], {"compile_unet": "inductor"}),
+    ],
 )
 def test_memory_and_precision_flags_reach_the_model_manager(
     argv: list[str], expected: dict[str, Any], tmp_path: Path, registry: NodeRegistry

@@ -23,11 +23,20 @@ log = logging.getLogger(__name__)
 _ALWAYS_CHANGED = object()
 
 
+#: one encoder for every node: ``json.dumps`` with these options builds a new one per call,
+#: which was a fifth of a signature's cost
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr)
+
+
 def _encode(value: Any) -> str:
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def _uses_id(schema: NodeSchema) -> bool:
+    return any(s.kind == "hidden" and s.type == "UNIQUE_ID" for s in schema.inputs)
 
 
 def node_signature(
@@ -36,8 +45,11 @@ def node_signature(
     definition: NodeDefinition,
     parents: Mapping[str, bytes],
     schema: NodeSchema | None = None,
+    uses_id: bool | None = None,
 ) -> bytes | None:
-    """The signature of one node given its parents' signatures; ``None`` means "never cache"."""
+    """The signature of one node given its parents' signatures; ``None`` means "never cache".
+
+    ``uses_id``: whether the class asks for its node id (read from ``schema`` when not given)."""
     schema = schema or definition.schema
     constants: dict[str, Any] = {}
     linked: list[tuple[str, str, int]] = []
@@ -56,7 +68,8 @@ def node_signature(
         return None
     if fingerprint is _ALWAYS_CHANGED or (isinstance(fingerprint, float) and fingerprint != fingerprint):
         return None  # ComfyUI's "NaN means always changed"
-    uses_id = any(s.kind == "hidden" and s.type == "UNIQUE_ID" for s in schema.inputs)
+    if uses_id is None:
+        uses_id = _uses_id(schema)
     text = _encode(
         [
             schema.name,
@@ -81,14 +94,18 @@ def compute_signatures(
     to run, so its output must not be reused.
     """
     signatures: dict[str, bytes] = dict(known or {})
-    schemas: dict[str, NodeSchema] = {}  # once per class: file-list combos rescan on access
+    # once per class: file-list combos rescan on access, and the id question is the class's
+    classes: dict[str, tuple[NodeDefinition, NodeSchema, bool]] = {}
     for node_id in order:
         node = prompt[node_id]
         class_type = node["class_type"]
-        definition = registry[class_type]
-        if class_type not in schemas:
-            schemas[class_type] = definition.schema
-        signature = node_signature(node_id, node, definition, signatures, schemas[class_type])
+        known_class = classes.get(class_type)
+        if known_class is None:
+            definition = registry[class_type]
+            schema = definition.schema
+            known_class = classes[class_type] = (definition, schema, _uses_id(schema))
+        definition, schema, uses_id = known_class
+        signature = node_signature(node_id, node, definition, signatures, schema, uses_id)
         if signature is not None:
             signatures[node_id] = signature
     return signatures

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .batch import BatchGroup, GroupMember
 from .blocker import ExecutionBlocker
 from .cache import CacheEntry, OutputCache
 from .context import EventSink, ExecutionContext, Interrupted, InterruptFlag, reset_current, set_current
@@ -83,6 +84,8 @@ class _Run:
         self.reported_blocks: set[tuple[str, str]] = set()
         #: the node started (or completed) last: the one an interruption or engine failure names
         self.current: str | None = None
+        #: the prompts this one runs beside (``execute_group``), or ``None``
+        self.group: BatchGroup | None = None
 
     # -- events -------------------------------------------------------------------------
     def emit(self, event: str, data: dict[str, Any], record: bool = False) -> None:
@@ -277,6 +280,11 @@ class _Run:
             task = asyncio.ensure_future(self.call(node, values, calls, blocked))
             self.tasks[task] = node.id
             return
+        if self.group is not None and self.group.wants(node, calls, blocked):
+            results = await self.group.call(self, node, calls[0])
+            if results is not None:
+                self.complete(node, results)
+                return
         self.complete(node, await self.call(node, values, calls, blocked))
 
     async def call(
@@ -447,6 +455,39 @@ class Executor:
             signatures,
         )
         return await run.run(outputs, announce_end)
+
+    async def execute_group(self, members: list[GroupMember]) -> list[RunResult]:
+        """Run prompts side by side, each as :meth:`execute` would (``announce_end=False``),
+        with one call of a batchable node serving all of them (:mod:`engine.batch`). The
+        results are in the members' order."""
+        group = BatchGroup()
+        runs: list[_Run] = []
+        for member in members:
+            order = member.order or validate_prompt(member.prompt, self.registry, member.outputs).order
+            signatures = compute_signatures(member.prompt, order, self.registry) if self.cache.enabled else {}
+            run = _Run(
+                self,
+                member.prompt_id,
+                member.prompt,
+                member.emit or (lambda e, d: None),
+                member.interrupt or InterruptFlag(),
+                member.extra_data or {},
+                signatures,
+            )
+            run.group = group
+            group.join(run)
+            runs.append(run)
+
+        async def run_member(run: _Run, outputs: list[str]) -> RunResult:
+            try:
+                return await run.run(outputs, announce_end=False)
+            finally:
+                group.leave(run)
+
+        # started in order: each runs until it waits at a batchable node, so the next one finds
+        # the shared nodes (loader, empty latent) in the cache
+        tasks = [asyncio.ensure_future(run_member(run, m.outputs)) for run, m in zip(runs, members, strict=True)]
+        return list(await asyncio.gather(*tasks))
 
     def execute_sync(self, prompt_id: str, prompt: Prompt, outputs: list[str], **kwargs: Any) -> RunResult:
         """Run to completion from synchronous code.

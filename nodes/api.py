@@ -219,7 +219,12 @@ class Result:
 
 
 class Node:
-    """Base class of Weft nodes. Override the class attributes and :meth:`run`."""
+    """Base class of Weft nodes. Override the class attributes and :meth:`run`.
+
+    A node that can serve several prompts' calls in one (``--batch-prompts``: samplers, the
+    VAE decoder) also defines a classmethod ``run_batch(calls)``: one outcome per call, as
+    :meth:`run` returns it, or ``None`` to have each call run alone (:mod:`engine.batch`).
+    """
 
     name: ClassVar[str | None] = None  # defaults to the class name; it is the prompt's class_type
     display_name: ClassVar[str | None] = None
@@ -357,6 +362,9 @@ class NodeClassDefinition:
         self._accepted = frozenset(parameters) - {"self"}
         #: whether :meth:`estimate` can ever answer (the validator skips the call when not)
         self.estimates = _may_estimate(cls)
+        #: the engine's batch capability (engine/batch.py): the class has a classmethod
+        #: ``run_batch(calls) -> [outcome per call] | None`` making several prompts' calls at once
+        self.batches = callable(getattr(cls, "run_batch", None))
 
     def _build(self, resolve_choices: bool = True) -> NodeSchema:
         cls = self.cls
@@ -416,6 +424,13 @@ class NodeClassDefinition:
     def skips_link_type_check(self, input_name: str) -> bool:
         """Links into a Weft node are always type-checked by the engine."""
         return False
+
+    def batch(self, calls: Sequence[Mapping[str, Any]]) -> list[NodeResult] | None:
+        """Several prompts' calls made as one (``run_batch``), or ``None`` when it declines."""
+        outcomes = self.cls.run_batch([self.filter_args(args) for args in calls])  # type: ignore[attr-defined]
+        if outcomes is None:
+            return None
+        return [to_result(outcome, self.output_count) for outcome in outcomes]
 
     def filter_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         if self._accepts_any:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from engine import Executor, InterruptFlag
+from engine.batch import AnySet, GroupMember
 from engine.executor import RunResult, now_ms
 from nodes import runtime as node_runtime
 from nodes.memory import free_models, run_finished
@@ -58,9 +59,14 @@ class ExecutionBackend(Protocol):
         """Run ``job`` to its end (success, error, interruption or the worker's death) on the
         calling thread, delivering its events through ``emit`` in order."""
 
-    def interrupt(self) -> None:
+    def execute_group(self, jobs: list[Job], emit: Emit) -> list[RunResult]:
+        """Run ``jobs`` side by side, batching what they share (``--batch-prompts``); their
+        events go through ``emit``, each with its prompt id. Results in the jobs' order."""
+
+    def interrupt(self, prompt_id: str | None = None) -> None:
         """Stop the running job (from any thread): the cooperative flag first, then whatever
-        the backend can do to a node that ignores it."""
+        the backend can do to a node that ignores it. ``prompt_id``: only that prompt of a
+        group running side by side (the others go on)."""
 
     def free(self, free_memory: bool, unload_models: bool) -> None:
         """Clear the output cache and/or free models; only between jobs."""
@@ -124,6 +130,17 @@ def run_job(
     )
 
 
+def run_group_jobs(
+    executor: Executor, loop: asyncio.AbstractEventLoop, jobs: list[Job], emit: Emit, flags: list[InterruptFlag]
+) -> list[RunResult]:
+    """:func:`run_job` for a group of jobs run side by side (``flags``: each job's own)."""
+    members = [
+        GroupMember(job.prompt_id, job.prompt, job.outputs, emit, flag, job.extra_data, job.order)
+        for job, flag in zip(jobs, flags, strict=True)
+    ]
+    return loop.run_until_complete(executor.execute_group(members))
+
+
 class ThreadBackend:
     """The executor in the server process, run on the calling (worker) thread."""
 
@@ -133,6 +150,8 @@ class ThreadBackend:
         self.executor = executor
         self.runtime = runtime
         self.flag = InterruptFlag()
+        #: per prompt of the group running now (``execute_group``)
+        self._members: dict[str, InterruptFlag] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
@@ -144,20 +163,36 @@ class ThreadBackend:
     def prepare(self) -> None:
         """Always ready: there is no process to wait for."""
 
-    def execute(self, job: Job, emit: Emit) -> RunResult:
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:  # the worker thread's own loop, for async nodes
             self._loop = asyncio.new_event_loop()
             if self.runtime is not None:
                 node_runtime.bind(self.runtime)  # the worker thread's own context: nothing to undo
+        return self._loop
+
+    def execute(self, job: Job, emit: Emit) -> RunResult:
+        loop = self._event_loop()
         self.flag.clear()
         try:
-            result = run_job(self.executor, self._loop, job, emit, self.flag)
+            result = run_job(self.executor, loop, job, emit, self.flag)
         finally:
             run_finished()  # the model manager's end-of-run policy (--novram, --disable-smart-memory)
         return result
 
-    def interrupt(self) -> None:
-        self.flag.set()
+    def execute_group(self, jobs: list[Job], emit: Emit) -> list[RunResult]:
+        loop = self._event_loop()
+        self.flag.clear()
+        self._members = {job.prompt_id: InterruptFlag() for job in jobs}
+        flags: list[InterruptFlag] = [AnySet(self._members[job.prompt_id], self.flag) for job in jobs]
+        try:
+            return run_group_jobs(self.executor, loop, jobs, emit, flags)
+        finally:
+            self._members = {}
+            run_finished()
+
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        member = self._members.get(prompt_id) if prompt_id is not None else None
+        (member or self.flag).set()
 
     def free(self, free_memory: bool, unload_models: bool) -> None:
         if free_memory:

@@ -30,6 +30,7 @@ from engine.executor import RunResult, now_ms
 from . import worker_process
 from .backend import Emit, Job, Send, failed_result
 from .config import ServerConfig
+from .flags_worker import MAX_BATCH_PROMPTS
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ class ProcessBackend:
         self._flag_value = self._ctx.RawValue(ctypes.c_bool, False)
         self.flag = worker_process.SharedFlag(self._flag_value)
         self._running_node = self._ctx.RawArray(ctypes.c_char, worker_process.RUNNING_BYTES)
+        #: one interrupt flag per prompt of a batch (``--batch-prompts``), and their prompt ids
+        self._members = self._ctx.RawArray(ctypes.c_bool, MAX_BATCH_PROMPTS)
+        self._member_ids: list[str] = []
         self.process: Any = None
         self.conn: Any = None
         self.pid: int | None = None
@@ -87,7 +91,7 @@ class ProcessBackend:
         level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
         process = self._ctx.Process(
             target=worker_process.main,
-            args=(child, self.config, self._flag_value, self._running_node, level),
+            args=(child, self.config, self._flag_value, self._running_node, level, self._members),
             name="weft-worker",
         )
         process.start()
@@ -157,21 +161,30 @@ class ProcessBackend:
         return message
 
     def execute(self, job: Job, emit: Emit) -> RunResult:
+        return self._exchange(("run", job), [job], emit)[0]
+
+    def execute_group(self, jobs: list[Job], emit: Emit) -> list[RunResult]:
+        return self._exchange(("group", jobs), jobs, emit)
+
+    def _exchange(self, message: tuple[Any, ...], jobs: list[Job], emit: Emit) -> list[RunResult]:
         with self._lock:
             self.flag.clear()
+            self._members[:] = [False] * MAX_BATCH_PROMPTS
+            self._member_ids = [job.prompt_id for job in jobs] if message[0] == "group" else []
             self._running_node.value = b""
             self._kill_at = None
             self._running = True
         try:
             try:
-                self._hand_over(("run", job))
+                self._hand_over(message)
             except WorkerDied as died:
-                return self._after_death(job, emit, {}, str(died))
-            return self._await_result(job, emit)
+                return self._after_death(jobs, emit, {}, str(died))
+            return self._await_results(jobs, emit)
         finally:
             with self._lock:
                 self._running = False
                 self._kill_at = None
+                self._member_ids = []
 
     def _hand_over(self, message: tuple[Any, ...]) -> None:
         """Send to the worker; one that is gone is replaced first. Raises :class:`WorkerDied`
@@ -184,20 +197,21 @@ class ProcessBackend:
             self._respawn()
             self.conn.send(message)
 
-    def _await_result(self, job: Job, emit: Emit) -> RunResult:
+    def _await_results(self, jobs: list[Job], emit: Emit) -> list[RunResult]:
         last: dict[str, Any] = {}
         while True:
             try:
-                message = self._next(job)
+                message = self._next(jobs[0])
             except WorkerDied as died:
-                return self._after_death(job, emit, last, str(died))
+                return self._after_death(jobs, emit, last, str(died))
             if message is None:  # killed after the grace period
-                return self._after_kill(job, emit, last)
+                return self._after_kill(jobs, emit, last)
             kind = message[0]
             self._deliver(message[-1], emit, last)  # every message ends with the events before it
             if kind == "result":
                 self._last = message[2]
-                return RunResult(**message[1])
+                fields = message[1]
+                return [RunResult(**f) for f in fields] if isinstance(fields, list) else [RunResult(**fields)]
 
     def _next(self, job: Job) -> tuple[Any, ...] | None:
         """The worker's next message about ``job``; ``None`` once it was killed for ignoring
@@ -255,32 +269,39 @@ class ProcessBackend:
             return f"the worker process was killed by {name}{hint}"
         return f"the worker process exited with code {code}"
 
-    def _after_death(self, job: Job, emit: Emit, last: dict[str, Any], reason: str) -> RunResult:
-        node = self._node(job, last)
+    def _after_death(self, jobs: list[Job], emit: Emit, last: dict[str, Any], reason: str) -> list[RunResult]:
+        """Each job (one, or a batch's) failed with the reason; one fresh worker for the next."""
+        node = self._node(jobs[0], last)
         where = f" while node {node['node']} ({node['class_type']}) ran" if node.get("node") else ""
         message = f"{reason}{where}; a new worker was started and the queue goes on"
-        log.error("prompt %s: %s", job.prompt_id, message)
-        result = failed_result(job.prompt_id, "WorkerDied", message, node)
-        emit("execution_error", result.error)
+        results = []
+        for job in jobs:
+            log.error("prompt %s: %s", job.prompt_id, message)
+            result = failed_result(job.prompt_id, "WorkerDied", message, node)
+            emit("execution_error", result.error)
+            results.append(result)
         if not self._stopping:
             self._respawn()
-        return result
+        return results
 
-    def _after_kill(self, job: Job, emit: Emit, last: dict[str, Any]) -> RunResult:
-        node = self._node(job, last)
-        payload = {
-            "prompt_id": job.prompt_id,
-            "node_id": node.get("node"),
-            "node_type": node.get("class_type"),
-            "executed": [],
-            "timestamp": now_ms(),
-        }
-        emit("execution_interrupted", payload)
+    def _after_kill(self, jobs: list[Job], emit: Emit, last: dict[str, Any]) -> list[RunResult]:
+        node = self._node(jobs[0], last)
+        results = []
+        for job in jobs:
+            payload = {
+                "prompt_id": job.prompt_id,
+                "node_id": node.get("node"),
+                "node_type": node.get("class_type"),
+                "executed": [],
+                "timestamp": now_ms(),
+            }
+            emit("execution_interrupted", payload)
+            result = RunResult(job.prompt_id, "error", False, interrupted=True)
+            result.messages.append(["execution_interrupted", payload])
+            results.append(result)
         if not self._stopping:
             self._respawn()
-        result = RunResult(job.prompt_id, "error", False, interrupted=True)
-        result.messages.append(["execution_interrupted", payload])
-        return result
+        return results
 
     def _node(self, job: Job, last: dict[str, Any]) -> dict[str, Any]:
         """The node that ran last: as the worker wrote it to shared memory (its events may not
@@ -291,7 +312,12 @@ class ProcessBackend:
         return {"node": node_id, "class_type": class_type}
 
     # -- between runs ----------------------------------------------------------------------
-    def interrupt(self) -> None:
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        with self._lock:
+            if prompt_id is not None and prompt_id in self._member_ids:
+                # one prompt of a batch: the others go on, so the worker is never killed for it
+                self._members[self._member_ids.index(prompt_id)] = True
+                return
         self.flag.set()
         with self._lock:
             if self._running and self._kill_at is None:

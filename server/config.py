@@ -96,6 +96,8 @@ class ServerConfig:
     interrupt_grace: float = 5.0
     #: ``--max-prompt-seconds``: wall-clock limit of one prompt (0: none)
     max_prompt_seconds: float = 0.0
+    #: ``--batch-prompts``: most queued prompts sampled as one batch (0: off; server/batching.py)
+    batch_prompts: int = 0
     #: ``--backend``: "local" (the one worker above) or "ray" (a pool of Ray actors; docs/scale-out.md)
     backend: str = "local"
     #: ``--ray-address``: "local" (start a Ray instance in this process), "auto" or a cluster's address

@@ -14,6 +14,7 @@ DESTS = frozenset(
     {
         "worker_mode",
         "interrupt_grace",
+        "batch_prompts",
         "max_prompt_seconds",
         "backend",
         "ray_address",
@@ -57,6 +58,27 @@ def add_worker_flags(p: argparse.ArgumentParser) -> None:
         help="wall-clock limit of one prompt: past it the prompt is interrupted and marked failed "
         "(default 0: no limit)",
     )
+    g.add_argument(
+        "--batch-prompts",
+        type=_batch_size,
+        nargs="?",
+        const=8,
+        default=0,
+        metavar="N",
+        help="sample up to N queued prompts that differ only in seeds and texts as one batch, each "
+        "with its own history, events and files (default off; the flag alone: 8; docs/scale-out.md)",
+    )
+
+
+#: the most prompts ``--batch-prompts`` may sample as one batch
+MAX_BATCH_PROMPTS = 64
+
+
+def _batch_size(value: str) -> int:
+    size = int(value)
+    if not 0 <= size <= MAX_BATCH_PROMPTS:
+        raise argparse.ArgumentTypeError(f"must be 0 (off) to {MAX_BATCH_PROMPTS}")
+    return size
 
 
 def _positive(value: str) -> float:
@@ -113,6 +135,7 @@ def worker_settings(args: argparse.Namespace) -> dict[str, Any]:
         "worker_mode": getattr(args, "worker_mode", "thread"),
         "interrupt_grace": getattr(args, "interrupt_grace", 5.0),
         "max_prompt_seconds": getattr(args, "max_prompt_seconds", 0.0),
+        "batch_prompts": getattr(args, "batch_prompts", 0),
         "backend": getattr(args, "backend", "local"),
         "ray_address": getattr(args, "ray_address", "local"),
         "ray_workers": max(getattr(args, "ray_workers", 0), 0),

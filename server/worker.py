@@ -25,6 +25,7 @@ from engine.executor import RunResult
 from nodes.launch_options import resolve_preview_method
 
 from .backend import ExecutionBackend, Job, ThreadBackend, error_payload, failed_result
+from .batching import take_batch
 from .console import execution_error_lines
 from .events import encode_preview
 
@@ -49,6 +50,8 @@ class Worker:
         self.server = server
         self.backend = backend or make_backend(server)
         self.current: QueueItem | None = None
+        #: the prompts running side by side with ``current`` (``--batch-prompts``), itself first
+        self.group: list[QueueItem] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         #: held while a prompt runs or the cache and models are freed
@@ -73,9 +76,15 @@ class Worker:
         self.backend.stop(timeout)
 
     def interrupt_current(self, prompt_id: str | None = None) -> bool:
-        """Interrupt the running prompt (only if it is ``prompt_id`` when one is given)."""
-        current = self.current
-        if current is None or (prompt_id is not None and current.prompt_id != prompt_id):
+        """Interrupt the running prompt (only if it is ``prompt_id`` when one is given); of a
+        batch, ``prompt_id`` alone, or all of them without one."""
+        current, group = self.current, self.group
+        if current is None:
+            return False
+        if prompt_id is not None and len(group) > 1 and any(i.prompt_id == prompt_id for i in group):
+            self.backend.interrupt(prompt_id)
+            return True
+        if prompt_id is not None and current.prompt_id != prompt_id:
             return False
         self.backend.interrupt()
         return True
@@ -111,19 +120,26 @@ class Worker:
                 item = self.server.queue.get(timeout=0.5)
                 if item is None:
                     continue
+                group = take_batch(self.server.queue, item, self.server.config.batch_prompts)
                 try:
                     with self._busy:
-                        self._run(item)
+                        if len(group) == 1:
+                            self._run(item)
+                        else:
+                            self._run_group(group)
                 except BaseException:  # never let one prompt end the worker, SystemExit included
                     log.exception("worker failed around prompt %s", item.prompt_id)
-                    self._record_crash(item)
+                    for member in group:  # of a batch, those not recorded yet
+                        if len(group) == 1 or member.prompt_id not in self.server.history:
+                            self._record_crash(member)
                 finally:
-                    self._after(item)
+                    for member in group:
+                        self._after(member)
         finally:
             self.backend.release_thread()
 
     def _after(self, item: QueueItem) -> None:
-        self.current = None
+        self.current, self.group = None, []
         # a /free that came while the prompt ran: recorded before it found the worker busy, so
         # seen here, after the prompt let go of _busy
         if self._free_requested is not None:
@@ -161,6 +177,44 @@ class Worker:
             self._timed_out = None
             result = self._past_limit(result, emit, limit)
         self._finish(item, result, time.perf_counter() - started, emit)
+
+    def _run_group(self, group: list[QueueItem]) -> None:
+        """Run prompts side by side (``--batch-prompts``): each still gets its own history
+        entry, events (to its own client) and done signal; the time limit is the sum of theirs."""
+        server, first = self.server, group[0]
+        self.current, self.group = first, group
+        server.client_id, server.last_prompt_id = first.client_id, first.prompt_id
+        server.broadcast_status()
+        emits = {item.prompt_id: self._emitter(item) for item in group}
+
+        def route(event: str, data: dict[str, Any]) -> None:
+            emits.get(data.get("prompt_id"), emits[first.prompt_id])(event, data)
+
+        jobs = [
+            Job(i.prompt_id, i.prompt, i.outputs, self.run_extra_data(i.extra_data), i.order, i.client_id)
+            for i in group
+        ]
+        self.backend.prepare()
+        limit = server.config.max_prompt_seconds * len(group)
+        timer = threading.Timer(limit, self._time_out, (first.prompt_id,)) if limit > 0 else None
+        started = time.perf_counter()
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            results = self.backend.execute_group(jobs, route)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        timed_out = self._timed_out == first.prompt_id
+        self._timed_out = None
+        elapsed = time.perf_counter() - started
+        log.info("%d prompts ran as one batch in %.3f s", len(group), elapsed)
+        for item, result in zip(group, results, strict=True):
+            emit = emits[item.prompt_id]
+            if timed_out and result.interrupted:
+                result = self._past_limit(result, emit, limit)
+            self._finish(item, result, elapsed, emit)
 
     def _emitter(self, item: QueueItem) -> Any:
         server, sid, send = self.server, item.client_id, self.server.bus.send_sync

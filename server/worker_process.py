@@ -4,12 +4,14 @@ The server (:mod:`server.backend_process`) starts this module's :func:`main` in 
 interpreter and talks to it over one pipe. Messages, all tuples whose first item names them:
 
 server -> worker
-    ``("run", Job)``, ``("free", free_memory, unload_models)``, ``("stop",)``
+    ``("run", Job)``, ``("group", [Job, ...])`` (prompts run side by side, ``--batch-prompts``),
+    ``("free", free_memory, unload_models)``, ``("stop",)``
 worker -> server
     ``("ready", pid)`` once the nodes and packs are loaded, or ``("fatal", text)`` and exit;
     ``("events", [...])``: the running prompt's events in order, each ``("e", event, data)``
     (an engine event) or ``("s", event, data, sid)`` (a pack's ``PromptServer.instance.send_sync``);
-    ``("result", fields, describe, [...])`` once a run ends, with its last events;
+    ``("result", fields, describe, [...])`` once a run ends, with its last events (for a
+    group, a list of fields, one per job);
     ``("freed", describe, [...])`` after a ``free``. ``ready`` and ``fatal`` carry events too.
 
 The interrupt flag is one shared byte the server sets and the executor reads, so asking
@@ -33,12 +35,12 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
-from engine import Executor, InterruptFlag, OutputCache
+from engine import Executor, InterruptFlag, OutputCache, RunResult
 from nodes import runtime as node_runtime
 from nodes.memory import free_models, run_finished
 from nodes.registry import builtin_registry
 
-from .backend import Job, failed_result, run_job
+from .backend import Job, failed_result, run_group_jobs, run_job
 from .config import ServerConfig
 from .events import _snapshot_progress
 from .runtime import ServerRuntime, apply_model_settings, launch_options, load_packs, model_settings, resolve_paths
@@ -190,12 +192,32 @@ class WorkerServer:
         self.on_prompt_handlers.append(handler)
 
 
+class MemberFlag(InterruptFlag):
+    """One prompt's flag of a batch: a byte of the shared array, or the whole job's flag."""
+
+    def __init__(self, members: Any, index: int, job_flag: InterruptFlag) -> None:
+        self.members, self.index, self.job_flag = members, index, job_flag
+
+    def set(self) -> None:
+        self.members[self.index] = True
+
+    def clear(self) -> None:
+        self.members[self.index] = False
+
+    def is_set(self) -> bool:
+        return bool(self.members[self.index]) or self.job_flag.is_set()
+
+
 class WorkerMain:
     """The worker's loop: one message at a time off the pipe."""
 
-    def __init__(self, conn: Connection, config: ServerConfig, flag: InterruptFlag, running: Any) -> None:
+    def __init__(
+        self, conn: Connection, config: ServerConfig, flag: InterruptFlag, running: Any, members: Any = None
+    ) -> None:
         self.conn = conn
         self.flag = flag
+        #: shared bytes: one interrupt flag per prompt of a batch (``ctypes`` bool array)
+        self.members = members
         #: shared bytes: the id of the node that started last (ctypes char array)
         self.running = running
         self.outbox = Outbox(conn)
@@ -239,6 +261,10 @@ class WorkerMain:
                 self.outbox.begin()
                 result = self.run(message[1])
                 self.outbox.finish("result", result, self.describe())
+            elif kind == "group":
+                self.outbox.begin()
+                results = self.run_group(message[1])
+                self.outbox.finish("result", results, self.describe())
             elif kind == "free":
                 if message[1]:
                     self.executor.cache.clear()
@@ -247,42 +273,53 @@ class WorkerMain:
             elif kind == "stop":
                 return
 
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        if event == "executing":
+            self.server.last_node_id = node_id = data.get("node")
+            if isinstance(node_id, str):
+                self.running.value = node_id.encode()[: RUNNING_BYTES - 1]
+        self.outbox.event(event, data)
+
     def run(self, job: Job) -> dict[str, Any]:
+        return self.run_group([job], single=True)[0]
+
+    def run_group(self, jobs: list[Job], single: bool = False) -> list[dict[str, Any]]:
+        """Run one job, or several side by side (each with its own interrupt flag)."""
         server = self.server
-        server.last_prompt_id = job.prompt_id
-        server.client_id = job.client_id
-
-        def emit(event: str, data: dict[str, Any]) -> None:
-            if event == "executing":
-                server.last_node_id = node_id = data.get("node")
-                if isinstance(node_id, str):
-                    self.running.value = node_id.encode()[: RUNNING_BYTES - 1]
-            self.outbox.event(event, data)
-
+        server.last_prompt_id = jobs[0].prompt_id
+        server.client_id = jobs[0].client_id
         try:
-            result = run_job(self.executor, self.loop, job, emit, self.flag)
+            if single:
+                results = [run_job(self.executor, self.loop, jobs[0], self.emit, self.flag)]
+            else:
+                flags = [MemberFlag(self.members, i, self.flag) for i in range(len(jobs))]
+                results = run_group_jobs(self.executor, self.loop, jobs, self.emit, flags)
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, ...: the prompt fails, the worker goes on
-            running = {"node": self.running.value.decode(errors="replace") or None}
-            if running["node"] in job.prompt:
-                running["class_type"] = job.prompt[running["node"]].get("class_type")
-            result = failed_result(
-                job.prompt_id, type(exc).__name__, f"{type(exc).__name__}: {exc}".rstrip(": "), running
-            )
-            result.error["traceback"] = traceback.format_exception(exc)
-            emit("execution_error", result.error)
+            results = [self._failed(job, exc) for job in jobs]
         finally:
             run_finished()
-        return dataclasses.asdict(result)
+        return [dataclasses.asdict(result) for result in results]
+
+    def _failed(self, job: Job, exc: BaseException) -> RunResult:
+        running = {"node": self.running.value.decode(errors="replace") or None}
+        if running["node"] in job.prompt:
+            running["class_type"] = job.prompt[running["node"]].get("class_type")
+        result = failed_result(job.prompt_id, type(exc).__name__, f"{type(exc).__name__}: {exc}".rstrip(": "), running)
+        result.error["traceback"] = traceback.format_exception(exc)
+        self.emit("execution_error", result.error)
+        return result
 
 
-def main(conn: Connection, config: ServerConfig, flag_value: Any, running: Any, log_level: str) -> None:
+def main(
+    conn: Connection, config: ServerConfig, flag_value: Any, running: Any, log_level: str, members: Any = None
+) -> None:
     """The worker process's entry point (``multiprocessing`` spawns it)."""
     from .launch import setup_logging
 
     setup_logging(log_level, to_stdout=config.log_stdout)  # as the server's: --verbose, --log-stdout
     _exit_with_parent()
     try:
-        worker = WorkerMain(conn, config, SharedFlag(flag_value), running)
+        worker = WorkerMain(conn, config, SharedFlag(flag_value), running, members)
     except BaseException:
         conn.send(("fatal", traceback.format_exc()))
         raise

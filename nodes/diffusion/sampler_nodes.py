@@ -135,8 +135,10 @@ def common_ksampler(
     last_step: int | None = None,
     force_full_denoise: bool = False,
     reports: list | None = None,
+    noise_source: Any = None,
 ) -> dict:
-    """KSampler and KSamplerAdvanced: schedule, noise, guide, sample (ComfyUI's semantics)."""
+    """KSampler and KSamplerAdvanced: schedule, noise, guide, sample (ComfyUI's semantics).
+    ``noise_source``: the NOISE to use instead of ``seed``'s (several prompts batched)."""
     from .guidance import Guider
     from .noise import NoNoise, RandomNoiseSource
     from .samplers import DISCARD_PENULTIMATE_SIGMA_SAMPLERS, denoise_sigmas
@@ -156,7 +158,7 @@ def common_ksampler(
         if start_step >= len(sigmas) - 1:
             return _out_latent(latent, latent["samples"])  # nothing left to do, as in ComfyUI
         sigmas = sigmas[start_step:]
-    source = NoNoise() if disable_noise else RandomNoiseSource(seed)
+    source = noise_source or (NoNoise() if disable_noise else RandomNoiseSource(seed))
     noise = source.generate_noise(latent)
     guider = Guider(model, cfg)
     guider.set_conds(positive, negative)
@@ -205,6 +207,13 @@ class KSampler(Node):
     @classmethod
     def validate(cls, **inputs: Any) -> bool | str:
         return check_names(inputs)
+
+    @classmethod
+    def run_batch(cls, calls: list[dict[str, Any]]) -> list[Any] | None:
+        """Several prompts at once (``--batch-prompts``; :mod:`.batch_sampling`)."""
+        from .batch_sampling import ksampler_batch
+
+        return ksampler_batch(calls, "seed")
 
     def run(
         self,
@@ -266,6 +275,12 @@ class KSamplerAdvanced(Node):
     def validate(cls, **inputs: Any) -> bool | str:
         return check_names(inputs)
 
+    @classmethod
+    def run_batch(cls, calls: list[dict[str, Any]]) -> list[Any] | None:
+        from .batch_sampling import ksampler_batch
+
+        return ksampler_batch(calls, "noise_seed")
+
     def run(
         self,
         model: Any,
@@ -313,6 +328,12 @@ class SamplerCustomAdvanced(Node):
         Input("latent_image", "LATENT"),
     )
     outputs = (Output("LATENT", "output"), Output("LATENT", "denoised_output"))
+
+    @classmethod
+    def run_batch(cls, calls: list[dict[str, Any]]) -> list[Any] | None:
+        from .batch_sampling import custom_batch
+
+        return custom_batch(calls)
 
     def run(self, noise: Any, guider: Any, sampler: Any, sigmas: Any, latent_image: dict) -> tuple:
         from .sampling import run_sampler

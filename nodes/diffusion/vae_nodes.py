@@ -62,6 +62,13 @@ class VAEDecode(Node):
     def run(self, samples: dict, vae: Any) -> tuple:
         return (_vae(vae).decode(_latent("samples", samples)),)
 
+    @classmethod
+    def run_batch(cls, calls: list[dict[str, Any]]) -> list[Any] | None:
+        """Several prompts' latents decoded at once (``--batch-prompts``)."""
+        from .batch_sampling import decode_batch
+
+        return decode_batch(calls)
+
 
 class VAEDecodeTiled(Node):
     display_name = "VAE Decode (Tiled)"

@@ -152,6 +152,7 @@ WEFT_ONLY_FLAGS = {
     "--worker-mode",
     "--interrupt-grace",
     "--max-prompt-seconds",
+    "--batch-prompts",
     "--backend",
     "--ray-address",
     "--ray-workers",

@@ -13,7 +13,8 @@ from typing import Any
 
 from engine.schema import NodeDefinition
 
-from .api import Node, NodeClassDefinition, NodeDefinitionError
+from .api import Node, NodeDefinitionError
+from .dynamic import node_definition
 
 #: Modules of the built-in catalogue; each exposes ``NODES``. Keep heavy imports (torch,
 #: diffusers) inside the nodes' functions so importing these stays cheap.
@@ -22,6 +23,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.text",
     "nodes.math",
     "nodes.utility",
+    "nodes.logic",
     "nodes.diffusion.loaders",
     "nodes.diffusion.conditioning",
     "nodes.diffusion.controlnet",
@@ -44,6 +46,8 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "nodes.image_ops",
     "nodes.upscale.nodes",
     "nodes.batch_ops",
+    "nodes.batch_join",
+    "nodes.resize_ops",
     "nodes.canny",
     "nodes.latent_ops",
     "nodes.conditioning_ops",
@@ -113,7 +117,7 @@ class NodeRegistry(Mapping[str, NodeDefinition]):
         """Add a node class (or a ready definition); duplicates are refused unless ``replace``."""
         origin = {"pack": pack, "version": version or _version()}
         if isinstance(node, type) and issubclass(node, Node):
-            definition: Any = NodeClassDefinition(node, origin)
+            definition: Any = node_definition(node, origin)
         else:
             definition = node
             if hasattr(definition, "set_origin"):

@@ -33,6 +33,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from weft_tools.comfyui_v1_inputs import Scope, Unresolved, structured_entry, template_of
+
 #: Source files read by default (paths inside a ComfyUI checkout).
 DEFAULT_FILES: tuple[str, ...] = (
     "nodes.py",
@@ -53,6 +55,7 @@ DEFAULT_FILES: tuple[str, ...] = (
     "comfy_extras/nodes_clip_sdxl.py",
     "comfy_extras/nodes_upscale_model.py",
     "comfy_extras/nodes_torch_compile.py",
+    "comfy_extras/nodes_logic.py",
 )
 
 #: Names the definitions use for constants, with their values in ComfyUI.
@@ -257,7 +260,7 @@ def _v3_kwargs(call: ast.Call) -> dict[str, ast.AST]:
     return {kw.arg: kw.value for kw in call.keywords if kw.arg}
 
 
-def _v3_input(call: ast.Call, types: dict[str, str]) -> dict[str, Any] | None:
+def _v3_input(call: ast.Call, types: dict[str, str], scope: Scope) -> dict[str, Any] | None:
     func = _dotted(call.func) or ""
     parts = func.split(".")
     if len(parts) < 3 or parts[-1] != "Input":
@@ -274,16 +277,22 @@ def _v3_input(call: ast.Call, types: dict[str, str]) -> dict[str, Any] | None:
     }
     if io_class == "Combo":
         options = call.args[1] if len(call.args) > 1 else kwargs.get("options")
-        choices = _value(options)
+        try:  # a literal, or a class attribute / local name the scope resolves
+            choices = scope.value(options) if options is not None else None
+        except Unresolved:
+            choices = None
         entry["choices"] = choices if isinstance(choices, list) else None
     for key in ("default", "min", "max", "step", "multiline"):
         value = _value(kwargs.get(key))
         if value is not _UNRESOLVED:
             entry[key] = value
+    structured = structured_entry(call, scope)
+    if structured is not None:
+        entry["v1"] = structured
     return entry
 
 
-def _v3_output(call: ast.Call, types: dict[str, str]) -> dict[str, Any] | None:
+def _v3_output(call: ast.Call, types: dict[str, str], scope: Scope) -> dict[str, Any] | None:
     func = _dotted(call.func) or ""
     parts = func.split(".")
     if len(parts) < 3 or parts[-1] != "Output":
@@ -292,11 +301,21 @@ def _v3_output(call: ast.Call, types: dict[str, str]) -> dict[str, Any] | None:
     kwargs = _v3_kwargs(call)
     ident = _value(call.args[0]) if call.args else _value(kwargs.get("id"))
     display = _value(kwargs.get("display_name"))
+    if parts[-2] == "MatchType" and not isinstance(display, str) and not isinstance(ident, str):
+        display = "MATCHTYPE"  # ComfyUI's name for an unnamed MatchType output
     name = display if isinstance(display, str) else (ident if isinstance(ident, str) else io_type)
-    return {"type": io_type, "name": name}
+    entry = {"type": io_type, "name": name}
+    if parts[-2] == "MatchType":
+        try:  # the template the output follows (/object_info's ``output_matchtypes``)
+            entry["matchtype"] = template_of(call.args[0] if call.args else kwargs["template"], scope)["template_id"]
+        except (Unresolved, KeyError):
+            pass
+    return entry
 
 
-def _v3_node(cls: ast.ClassDef, types: dict[str, str]) -> tuple[str, dict[str, Any]] | None:
+def _v3_node(
+    classes: dict[str, ast.ClassDef], cls: ast.ClassDef, types: dict[str, str]
+) -> tuple[str, dict[str, Any]] | None:
     fn = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "define_schema"), None)
     if fn is None:
         return None
@@ -309,18 +328,19 @@ def _v3_node(cls: ast.ClassDef, types: dict[str, str]) -> tuple[str, dict[str, A
     node_id = _value(kw.get("node_id"))
     if not isinstance(node_id, str):
         return None
+    scope = Scope(_value, _UNRESOLVED, classes, cls, fn, types)
     inputs = []
     if isinstance(kw.get("inputs"), ast.List):
         for item in kw["inputs"].elts:  # type: ignore[union-attr]
             if isinstance(item, ast.Call):
-                entry = _v3_input(item, types)
+                entry = _v3_input(item, types, scope)
                 if entry is not None:
                     inputs.append(entry)
     outputs = []
     if isinstance(kw.get("outputs"), ast.List):
         for item in kw["outputs"].elts:  # type: ignore[union-attr]
             if isinstance(item, ast.Call):
-                entry = _v3_output(item, types)
+                entry = _v3_output(item, types, scope)
                 if entry is not None:
                     outputs.append(entry)
     hidden = kw.get("hidden")
@@ -343,6 +363,18 @@ def _v3_node(cls: ast.ClassDef, types: dict[str, str]) -> tuple[str, dict[str, A
         "deprecated": flag("is_deprecated"),
         "experimental": flag("is_experimental"),
     }
+
+
+def _registered_v3(tree: ast.Module) -> set[str] | None:
+    """The classes a v3 extension's ``get_node_list`` returns (ComfyUI registers only these;
+    a file also defines test nodes and nodes left out, commented away in the list), or
+    ``None`` when the file has no such list."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name == "get_node_list":
+            for stmt in ast.walk(node):
+                if isinstance(stmt, ast.Return) and isinstance(stmt.value, ast.List):
+                    return {name for item in stmt.value.elts if (name := _dotted(item))}
+    return None
 
 
 def read_file(
@@ -377,8 +409,11 @@ def read_file(
             entry["display_name"] = None
             entry["source"] = path
             table[node_name] = entry
+    registered = _registered_v3(tree)
     for cls in classes.values():
-        found = _v3_node(cls, types)
+        if registered is not None and cls.name not in registered:
+            continue
+        found = _v3_node(classes, cls, types)
         if found is not None:
             name, entry = found
             entry["source"] = path

@@ -43,16 +43,15 @@ def resize_nchw(x: torch.Tensor, width: int, height: int, method: str, crop: str
     import torch.nn.functional as F
 
     if crop == "center":
+        # ComfyUI's rounding (common_upscale): the same margin, rounded once, off both sides
         old_h, old_w = x.shape[-2:]
         old_aspect, new_aspect = old_w / old_h, width / height
         if old_aspect > new_aspect:
-            keep = round(old_h * new_aspect)
-            off = (old_w - keep) // 2
-            x = x[..., :, off : off + keep]
+            off = round((old_w - old_w * (new_aspect / old_aspect)) / 2)
+            x = x[..., :, off : old_w - off]
         elif old_aspect < new_aspect:
-            keep = round(old_w / new_aspect)
-            off = (old_h - keep) // 2
-            x = x[..., off : off + keep, :]
+            off = round((old_h - old_h * (old_aspect / new_aspect)) / 2)
+            x = x[..., off : old_h - off, :]
     if tuple(x.shape[-2:]) == (height, width):
         return x.clone()
     if method == "lanczos":

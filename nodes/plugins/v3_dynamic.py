@@ -1,9 +1,10 @@
 """ComfyUI's dynamic v3 inputs on the engine: which inputs one node of a prompt has, and the
 nested values its classmethods receive.
 
-A v3 class declares ``io.Autogrow`` and ``io.DynamicCombo`` inputs as one input each, of type
-``COMFY_AUTOGROW_V3`` / ``COMFY_DYNAMICCOMBO_V3``, whose options hold the classic (V1)
-declarations of what they may bring (what /object_info publishes). A prompt names what they
+A v3 class declares ``io.Autogrow``, ``io.DynamicCombo`` and ``io.DynamicSlot`` inputs as one
+input each, of type ``COMFY_AUTOGROW_V3`` / ``COMFY_DYNAMICCOMBO_V3`` /
+``COMFY_DYNAMICSLOT_V3``, whose options hold the classic (V1) declarations of what they may
+bring (what /object_info publishes); Weft's own nodes declare the same (``nodes/dynamic.py``). A prompt names what they
 brought flattened, joined by dots: ``images.image0``, ``resize_type.multiplier``,
 ``combo.subcombo.float_x``. :func:`expand` works out, from one node's own inputs, the
 flattened inputs it declares (with their types, ranges and whether they are required), which
@@ -11,11 +12,13 @@ validation checks like any others; :func:`nest` rebuilds the flat values into wh
 hands to ``execute``::
 
     {"images": {"image0": ..., "image1": ...},
-     "resize_type": {"resize_type": "scale by", "multiplier": 1.5}}
+     "resize_type": {"resize_type": "scale by", "multiplier": 1.5},
+     "hint": {"hint": <the slot's value>, "strength": 0.5}}    # a DynamicSlot, once given
 
-What differs from ComfyUI 0.8.0 (which checks neither): an Autogrow's first ``min`` copies
-are required (unless the Autogrow itself is optional), and a DynamicCombo whose value is no
-option key is reported as a value not in the list. ``io.MatchType`` inputs become inputs
+What differs from ComfyUI 0.8.0 (which does not check it): a DynamicCombo whose value is no
+option key is reported as a value not in the list. An Autogrow's ``min`` is not enforced by
+either. A DynamicSlot is typed by its ``slotType`` (ComfyUI's server keeps the slot's
+``COMFY_DYNAMICSLOT_V3`` as its type). ``io.MatchType`` inputs become inputs
 typed by their allowed types with a template (:attr:`engine.schema.InputSpec.template`).
 """
 
@@ -34,7 +37,8 @@ from .classic import convert_input
 AUTOGROW = "COMFY_AUTOGROW_V3"
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 MATCH_TYPE = "COMFY_MATCHTYPE_V3"
-DYNAMIC_TYPES = frozenset({AUTOGROW, DYNAMIC_COMBO})
+DYNAMIC_SLOT = "COMFY_DYNAMICSLOT_V3"
+DYNAMIC_TYPES = frozenset({AUTOGROW, DYNAMIC_COMBO, DYNAMIC_SLOT})
 
 Path = tuple[str, ...]
 
@@ -97,6 +101,8 @@ def expand(specs: Sequence[InputSpec], live: Mapping[str, Any]) -> Layout:
 def _dynamic(layout: Layout, path: Path, kind_name: str, options: Mapping[str, Any], kind: str, live: Any) -> None:
     if kind_name == AUTOGROW:
         _grow(layout, path, options, kind, live)
+    elif kind_name == DYNAMIC_SLOT:
+        _slot(layout, path, options, live)
     else:
         _combo(layout, path, options, kind, live)
 
@@ -131,6 +137,29 @@ def _grow(layout: Layout, path: Path, options: Mapping[str, Any], kind: str, liv
             _entry(layout, (*path, name), declared, "optional", live)
 
 
+def _brought(layout: Layout, path: Path, inputs: Mapping[str, Any], live: Mapping[str, Any]) -> None:
+    """The inputs a chosen option or a given slot brings; passed as ``None`` when left out."""
+    for group, entries in inputs.items():
+        if group not in ("required", "optional"):
+            continue
+        for sub, declared in entries.items():
+            flat = _entry(layout, (*path, str(sub)), declared, group, live)
+            if flat is not None:
+                layout.always.add(flat)
+
+
+def _slot(layout: Layout, path: Path, options: Mapping[str, Any], live: Mapping[str, Any]) -> None:
+    """A DynamicSlot: an optional socket of ``slotType``; once given, its own inputs join."""
+    name = ".".join(path)
+    own = {k: options[k] for k in ("tooltip", "display_name", "forceInput") if k in options}
+    slot_type = str(options.get("slotType") or "*")
+    slot_type = "*" if slot_type == MATCH_TYPE else slot_type  # its template is not published
+    layout.specs.append(InputSpec(name, slot_type, "optional", own, bool(options.get("lazy"))))
+    if name in live:
+        _brought(layout, path, options.get("inputs") or {}, live)
+    layout.paths[name] = (*path, path[-1])  # after its inputs: ComfyUI's key order
+
+
 def _combo(layout: Layout, path: Path, options: Mapping[str, Any], kind: str, live: Mapping[str, Any]) -> None:
     name = ".".join(path)
     choices = [o.get("key") for o in options.get("options") or () if isinstance(o, Mapping)]
@@ -140,13 +169,7 @@ def _combo(layout: Layout, path: Path, options: Mapping[str, Any], kind: str, li
     for option in options.get("options") or ():
         if is_link(chosen) or not isinstance(option, Mapping) or option.get("key") != chosen:
             continue
-        for group, entries in (option.get("inputs") or {}).items():
-            if group not in ("required", "optional"):
-                continue
-            for sub, declared in entries.items():
-                flat = _entry(layout, (*path, str(sub)), declared, group, live)
-                if flat is not None:
-                    layout.always.add(flat)
+        _brought(layout, path, option.get("inputs") or {}, live)
         break
     layout.paths[name] = (*path, path[-1])
 

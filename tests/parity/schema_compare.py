@@ -26,6 +26,11 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def _plain(value: Any) -> Any:
+    """As JSON has it (tuples as lists), the form the table was written in."""
+    return json.loads(json.dumps(value))
+
+
 def differences(name: str, info: dict[str, Any]) -> list[str]:
     """``info`` is Weft's /object_info entry of ``name`` (``server.object_info.describe``)."""
     comfy = comfy_table()[name]
@@ -59,6 +64,8 @@ def differences(name: str, info: dict[str, Any]) -> list[str]:
                 found.append(f"{spec['name']}: choices {kind} != {spec['choices']}")
         elif kind != spec["type"]:
             found.append(f"{spec['name']}: type {kind} != {spec['type']}")
+        if "v1" in spec and _plain(entry) != spec["v1"]:  # a structure (template, dynamic input): all of it
+            found.append(f"{spec['name']}: entry {_plain(entry)} != ComfyUI's {spec['v1']}")
         for key in (*_NUMERIC, "multiline"):
             if key in spec and not _same(options.get(key), spec[key]):
                 found.append(f"{spec['name']}: {key} {options.get(key)!r} != {spec[key]!r}")
@@ -72,6 +79,9 @@ def differences(name: str, info: dict[str, Any]) -> list[str]:
     our_out = list(zip(info["output"], info["output_name"], strict=True))
     if their_out != our_out:
         found.append(f"outputs {our_out} != {their_out}")
+    their_templates = [o.get("matchtype") for o in comfy["outputs"]]
+    if any(their_templates) and info.get("output_matchtypes") != their_templates:
+        found.append(f"output_matchtypes {info.get('output_matchtypes')} != {their_templates}")
     for key in ("category", "output_node", "deprecated", "experimental"):
         if comfy.get(key) is not None and info.get(key) != comfy[key]:
             found.append(f"{key} {info.get(key)!r} != {comfy[key]!r}")

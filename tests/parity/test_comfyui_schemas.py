@@ -10,6 +10,7 @@ being true (then the entry goes) or if anything else differs.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -48,6 +49,7 @@ SamplerDPMPP_SDE SamplerDPMPP_2M_SDE SamplerDPMPP_3M_SDE
 SamplerSASolver SamplerER_SDE SamplerSEEDS2
 UpscaleModelLoader ImageUpscaleWithModel
 TorchCompileModel
+ComfySwitchNode CustomCombo ResizeImageMaskNode BatchImagesNode BatchMasksNode BatchLatentsNode
 """.split()
 
 
@@ -84,3 +86,14 @@ def test_schema_matches_comfyui(name: str, object_info: dict[str, Any]) -> None:
     assert not unexpected, f"{name} departs from ComfyUI's schema: {unexpected}"
     gone = [e for e in expected if not any(d.startswith(e) for d in found)]
     assert not gone, f"{name}: known difference no longer present ({reason}); remove it from KNOWN: {gone}"
+
+
+def test_structured_entries_and_templates_are_compared_whole(object_info: dict[str, Any]) -> None:
+    """A dynamic input's entry is compared to ComfyUI's in full: one nested maximum or one
+    output template off is a difference."""
+    info = copy.deepcopy(object_info["ResizeImageMaskNode"])
+    options = info["input"]["required"]["resize_type"][1]["options"]
+    options[0]["inputs"]["required"]["multiplier"][1]["max"] = 4.0
+    info["output_matchtypes"] = ["other"]
+    found = differences("ResizeImageMaskNode", info)
+    assert [d.split(" ")[0] for d in found] == ["resize_type:", "output_matchtypes"]

@@ -1,4 +1,4 @@
-"""ComfyUI's dynamic v3 inputs (``io.Autogrow``, ``io.DynamicCombo``) and ``io.MatchType``
+"""ComfyUI's dynamic v3 inputs (``io.Autogrow``, ``io.DynamicCombo``, ``io.DynamicSlot``) and ``io.MatchType``
 templates, through a real server: what /object_info publishes, what ``execute`` receives for
 the flattened inputs of a prompt, and what validation refuses, naming node and input.
 
@@ -341,3 +341,54 @@ def test_a_long_chain_of_switches_binds_without_recursion(dyn_server: LiveServer
     result = validate_prompt(prompt, registry)
     assert list(result.node_errors) == ["o"]
     assert "received_type(STRING)" in result.node_errors["o"]["errors"][0]["details"]
+
+
+# -- DynamicSlot ---------------------------------------------------------------------------------------
+def test_dynamic_slot_is_published_as_comfyui_does(dyn_server: LiveServer):
+    _, info = dyn_server.get("/object_info")
+    hint = info["DynHint"]
+    assert hint["input"]["optional"]["hint"] == [
+        "COMFY_DYNAMICSLOT_V3",
+        {
+            "slotType": "INT",
+            "inputs": {
+                "required": {"strength": ["FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0}]},
+                "optional": {"note": ["STRING", {"multiline": False}]},
+            },
+            "forceInput": True,
+        },
+    ]
+    assert hint["input_order"]["optional"] == ["hint"]
+
+
+def test_dynamic_slot_brings_its_inputs_once_given(dyn_server: LiveServer):
+    outputs = run(
+        dyn_server,
+        {
+            "i": {"class_type": "DynInt", "inputs": {"value": 9}},
+            "bare": {"class_type": "DynHint", "inputs": {"base": 2, "hint.strength": 0.75}},
+            "given": {"class_type": "DynHint", "inputs": {"base": 3, "hint": ["i", 0], "hint.strength": 0.25}},
+        },
+    )
+    # not given: nothing for the slot, and a stale sub-input value is not passed (as in ComfyUI)
+    assert received(outputs, "bare") == {"base": 2}
+    # given: the slot's value under its own name, its inputs beside it, the optional one as None
+    assert received(outputs, "given") == {"base": 3, "hint": {"strength": 0.25, "note": None, "hint": 9}}
+
+
+def test_dynamic_slot_inputs_are_checked_once_it_is_given(dyn_server: LiveServer):
+    node_errors = refused(
+        dyn_server,
+        {
+            "i": {"class_type": "DynInt", "inputs": {"value": 9}},
+            "t": {"class_type": "DynText", "inputs": {"value": "x"}},
+            "a": {"class_type": "DynHint", "inputs": {"base": 1, "hint": ["i", 0]}},
+            "b": {"class_type": "DynHint", "inputs": {"base": 1, "hint": ["i", 0], "hint.strength": 2.0}},
+            "c": {"class_type": "DynHint", "inputs": {"base": 1, "hint": ["t", 0], "hint.strength": 0.5}},
+        },
+    )
+    assert errors_of(node_errors, "a") == [("required_input_missing", "hint.strength", "hint.strength")]
+    assert errors_of(node_errors, "b") == [("value_bigger_than_max", "hint.strength", "hint.strength")]
+    assert errors_of(node_errors, "c") == [
+        ("return_type_mismatch", "hint", "hint, received_type(STRING) mismatch input_type(INT)")
+    ]

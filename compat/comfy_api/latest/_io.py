@@ -13,7 +13,7 @@ A v3 node is a class of classmethods::
             return io.NodeOutput(1.0 - image)
 
 This module provides the vocabulary (types with their ``Input``/``Output`` declarations,
-the dynamic inputs ``Autogrow`` and ``DynamicCombo``, the ``MatchType`` templates, ``Schema``,
+the dynamic inputs ``Autogrow``, ``DynamicCombo`` and ``DynamicSlot``, the ``MatchType`` templates, ``Schema``,
 ``Hidden``, ``NodeOutput``, ``ComfyNode``) with ComfyUI's names and keyword arguments. It does no execution: ``nodes/plugins/v3.py`` reads a node's schema through
 :meth:`ComfyNode.GET_SCHEMA` and :meth:`ComfyNode.INPUT_TYPES` and drives its classmethods.
 
@@ -41,7 +41,13 @@ from ._io_declarations import (
     WidgetInput,
     comfytype,
 )
-from ._io_dynamic import Autogrow, DynamicCombo, DynamicInput, DynamicOutput
+from ._io_dynamic import (
+    Autogrow,
+    DynamicCombo,
+    DynamicInput,
+    DynamicOutput,
+    DynamicSlot,  # noqa: F401 - ComfyUI's ``_io.DynamicSlot``, kept out of ``__all__`` as there
+)
 from ._io_node import ComfyNode, NodeOutput, _UIOutput  # noqa: F401 - the base of ``_ui``'s classes
 from ._io_schema import Hidden, HiddenHolder, Schema
 from ._io_sockets import (

@@ -1,10 +1,11 @@
 """Dynamic inputs of ``comfy_api.latest.io``: ``Autogrow`` (a socket that offers a fresh copy of
-itself as each copy is linked) and ``DynamicCombo`` (a combo whose chosen option brings inputs
-of its own).
+itself as each copy is linked), ``DynamicCombo`` (a combo whose chosen option brings inputs
+of its own) and ``DynamicSlot`` (an optional socket that brings inputs of its own once it is
+given).
 
 These are declarations only. Each publishes itself as one input in the classic (V1) shape
 ComfyUI's /object_info gives it: its type name (``COMFY_AUTOGROW_V3``,
-``COMFY_DYNAMICCOMBO_V3``) with the V1 dicts of the inputs it may bring nested in its options.
+``COMFY_DYNAMICCOMBO_V3``, ``COMFY_DYNAMICSLOT_V3``) with the V1 dicts of the inputs it may bring nested in its options.
 The adapter (``nodes/plugins/v3_dynamic.py``) reads that same shape back to work out, for one
 node of a prompt, the flattened inputs it has (``images.image0``, ``resize_type.multiplier``)
 and the nested values its classmethods receive, so a client and the engine read one
@@ -17,7 +18,7 @@ import copy
 from enum import Enum
 from typing import Any
 
-from ._io_declarations import ComfyTypeI, Input, Output, WidgetInput, comfytype
+from ._io_declarations import ComfyTypeI, Input, Output, WidgetInput, _prune, comfytype
 from ._io_widgets import Combo
 
 
@@ -153,3 +154,50 @@ class DynamicCombo(ComfyTypeI):
 
         def get_all(self) -> list[Input]:
             return [self, *(item for option in self.options for item in option.inputs)]
+
+
+@comfytype(io_type="COMFY_DYNAMICSLOT_V3")
+class DynamicSlot(ComfyTypeI):
+    """A socket, always optional, whose linking brings ``inputs`` of its own (named
+    ``<slot>.<input>``). Once the slot is given, ``execute`` gets ``{<slot>: {<slot>: value,
+    <input>: value, ...}}`` (an input left out as ``None``); before, it gets nothing for it."""
+
+    Type = dict[str, Any]
+
+    class Input(DynamicInput):
+        def __init__(
+            self,
+            slot: Input,
+            inputs: list[Input],
+            display_name: str | None = None,
+            tooltip: str | None = None,
+            lazy: bool | None = None,
+            extra_dict: dict[str, Any] | None = None,
+        ) -> None:
+            if isinstance(slot, DynamicInput):
+                raise ValueError(f"DynamicSlot {slot.id!r}: a dynamic input cannot be the slot")
+            self.slot = copy.copy(slot)
+            # the slot's own options win; the DynamicSlot's fill the gaps (ComfyUI's rule)
+            for name, given in (("display_name", display_name), ("tooltip", tooltip), ("lazy", lazy)):
+                if getattr(self.slot, name) is None:
+                    setattr(self.slot, name, given)
+            self.slot.extra_dict = self.slot.extra_dict or dict(extra_dict or {})
+            super().__init__(
+                slot.id, self.slot.display_name, True, self.slot.tooltip, self.slot.lazy, self.slot.extra_dict
+            )
+            self.inputs = list(inputs)
+            self.force_input: bool | None = None
+            if isinstance(self.slot, WidgetInput):  # a socket only: a widget would always be "given"
+                self.force_input = self.slot.force_input = True
+
+        def as_dict(self) -> dict[str, Any]:
+            return super().as_dict() | _prune(
+                {
+                    "slotType": str(self.slot.get_io_type()),
+                    "inputs": input_dict_v1(self.inputs),
+                    "forceInput": self.force_input,
+                }
+            )
+
+        def get_all(self) -> list[Input]:
+            return [self.slot, *self.inputs]

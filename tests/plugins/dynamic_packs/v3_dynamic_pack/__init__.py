@@ -1,6 +1,6 @@
 """A v3 pack whose nodes use ComfyUI's dynamic inputs: ``io.Autogrow`` (prefix and names
 templates, and an Autogrow of MatchType inputs), ``io.DynamicCombo`` (nested, with an Autogrow
-inside an option) and ``io.MatchType`` templates, with lazy inputs and ``validate_inputs``
+inside an option), ``io.DynamicSlot`` and ``io.MatchType`` templates, with lazy inputs and ``validate_inputs``
 reading nested values. Each output node shows the arguments its ``execute`` received as JSON,
 so the tests read exactly what a node got.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from comfy_api.latest import ComfyExtension, io, ui
+from comfy_api.latest import ComfyExtension, _io, io, ui
 
 CATEGORY = "testing/v3_dynamic"
 
@@ -276,6 +276,30 @@ class FirstOf(io.ComfyNode):
         return io.NodeOutput(next(iter(items.values())))
 
 
+class Hint(io.ComfyNode):
+    """A DynamicSlot (``_io.DynamicSlot``: ComfyUI keeps it out of the public ``io``): an INT
+    socket that, once linked, brings a required FLOAT and an optional STRING."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DynHint",
+            category=CATEGORY,
+            is_output_node=True,
+            inputs=[
+                io.Int.Input("base", default=1),
+                _io.DynamicSlot.Input(
+                    io.Int.Input("hint"),
+                    [io.Float.Input("strength", default=0.5, min=0.0, max=1.0), io.String.Input("note", optional=True)],
+                ),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, base: int, **given: Any) -> io.NodeOutput:
+        return io.NodeOutput(ui=shown(base=base, **given))
+
+
 class DynamicExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [
@@ -291,4 +315,5 @@ class DynamicExtension(ComfyExtension):
             Switch,
             NumberPick,
             FirstOf,
+            Hint,
         ]

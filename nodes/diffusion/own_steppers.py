@@ -4,8 +4,8 @@ diffusers' ``LMSDiscreteScheduler`` needs scipy (not a Weft dependency); single-
 ancestral DPM-Solver++, iPNDM, DDPM between arbitrary noise levels and LCM's plain
 re-noising do not exist there. Each is a small :class:`OwnStepper` in k-diffusion's VE space
 (``x = x0 + sigma * eps``), driven by the same loop as the diffusers-backed samplers. ComfyUI's
-UniPC and DEIS, whose diffusers namesakes give other pictures, have modules of their own
-(:mod:`.unipc`, :mod:`.deis`; :data:`SOLVER_STEPPERS`).
+UniPC, DEIS, DPM2 and DPM-Solver++(2M), whose diffusers namesakes give other pictures, have
+modules of their own (:mod:`.unipc`, :mod:`.deis`, :mod:`.dpm_steppers`; :data:`SOLVER_STEPPERS`).
 """
 
 from __future__ import annotations
@@ -209,6 +209,9 @@ SOLVER_STEPPERS = {
     "uni_pc": ".unipc:UniPcStepper",
     "uni_pc_bh2": ".unipc:UniPcStepper",
     "deis": ".deis:DeisStepper",
+    "dpm_2": ".dpm_steppers:Dpm2Stepper",
+    "dpm_2_ancestral": ".dpm_steppers:Dpm2Stepper",
+    "dpmpp_2m": ".dpm_steppers:Dpmpp2MStepper",
 }
 
 

@@ -71,7 +71,7 @@ class SamplerSpec:
         return DiffusersStepper(self, scheduler_config, sigmas, seed)
 
 
-_MULTISTEP = {"final_sigmas_type": "zero", "lower_order_final": True, "thresholding": False}
+_DPM2 = "DPM2: Karras et al.'s Algorithm 2 with DPM-Solver-2's log-midpoint (arXiv 2206.00364)"
 
 SAMPLERS: dict[str, SamplerSpec] = {
     spec.name: spec
@@ -79,8 +79,10 @@ SAMPLERS: dict[str, SamplerSpec] = {
         SamplerSpec("euler", "EulerDiscreteScheduler"),
         SamplerSpec("euler_ancestral", "EulerAncestralDiscreteScheduler", sigmas_via=ATTRIBUTES),
         SamplerSpec("heun", "HeunDiscreteScheduler", stages=2),
-        SamplerSpec("dpm_2", "KDPM2DiscreteScheduler", stages=2),
-        SamplerSpec("dpm_2_ancestral", "KDPM2AncestralDiscreteScheduler", stages=2),
+        # ComfyUI's DPM2 and DPM-Solver++(2M) at the schedule's exact sigmas (.dpm_steppers);
+        # diffusers' KDPM2 and DPM-Solver schedulers round timesteps and end otherwise
+        SamplerSpec("dpm_2", "own", stages=2, note=_DPM2),
+        SamplerSpec("dpm_2_ancestral", "own", stages=2, note=f"{_DPM2}, ancestral (eta 1)"),
         # diffusers' LMSDiscreteScheduler integrates its coefficients with scipy, which Weft
         # does not depend on; this one integrates the same Lagrange polynomials exactly.
         SamplerSpec("lms", "own", note="linear multistep (order 4) in sigma space"),
@@ -90,12 +92,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             stages=2,
             note="DPM-Solver++(2S) ancestral: diffusers has no single-step ancestral DPM-Solver++",
         ),
-        SamplerSpec(
-            "dpmpp_2m",
-            "DPMSolverMultistepScheduler",
-            {**_MULTISTEP, "algorithm_type": "dpmsolver++", "solver_order": 2, "solver_type": "midpoint"},
-            "vp",
-        ),
+        SamplerSpec("dpmpp_2m", "own", note="DPM-Solver++(2M) in log sigma (Lu et al. 2022, arXiv 2211.01095)"),
         # Deterministic DDIM is the Euler method of the probability-flow ODE in sigma space;
         # ComfyUI runs "ddim" as Euler for the same reason, and so it accepts any schedule.
         # Inpainting, ComfyUI re-noises its kept area with fresh noise (seed + 1).

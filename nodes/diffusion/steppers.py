@@ -14,11 +14,11 @@ every scheduler class Weft uses, so :data:`KARRAS_HOOK` goes through a private m
 
 * every diffusers scheduler that offers ``use_karras_sigmas`` computes its sigmas with
   ``self._convert_to_karras(in_sigmas, ...)`` and then derives everything else (timesteps,
-  Heun/KDPM2 interleaving, multistep buffers) from the result. We enable that option and
+  Heun's interleaving) from the result. We enable that option and
   give the instance a ``_convert_to_karras`` that returns our schedule, so the scheduler's
-  own ``set_timesteps`` does the class-specific bookkeeping. Heun and DPM-Solver take only
-  ``timesteps=`` (training timesteps, from which they interpolate sigmas that are not ours),
-  KDPM2 takes neither. (UniPC and DEIS are Weft's own steppers, ComfyUI's algorithms.)
+  own ``set_timesteps`` does the class-specific bookkeeping. Heun takes only ``timesteps=``
+  (training timesteps, from which it interpolates sigmas that are not ours). (UniPC, DEIS,
+  DPM2 and DPM-Solver++(2M) are Weft's own steppers, ComfyUI's algorithms.)
 * ``EulerDiscreteScheduler.set_timesteps(sigmas=...)`` is public, but it derives the
   timesteps from float32 log-sigmas where the hook's path uses float64: a timestep then moves
   by one float32 step in about half the runs, and so would every picture. Euler keeps the
@@ -186,16 +186,13 @@ def _call_sigmas(scheduler: Any, grid: torch.Tensor, calls: int, stages: int) ->
     """The sigma each model call's input is scaled by (what ``scale_model_input`` reads).
 
     One call per step: the step's sigma. Heun interleaves its sigmas, so call ``j`` is at
-    ``sigmas[j]``; KDPM2's second calls are at the log-midpoint in ``sigmas_interpol``, which
-    the ancestral variant indexes one lower (diffusers' own layout;
-    ``tests/diffusion/test_stepper_sigmas.py`` checks each against the scaling).
+    ``sigmas[j]`` (diffusers' own layout; ``tests/diffusion/test_stepper_sigmas.py`` checks it
+    against the scaling). (DPM2, whose diffusers scheduler lays its midpoints out otherwise, is
+    Weft's own stepper, :mod:`.dpm_steppers`.)
     """
     if stages == 1:
         return [float(grid[j]) for j in range(calls)]
-    sigmas = scheduler.sigmas
-    interpol = getattr(scheduler, "sigmas_interpol", None)
-    shift = 1 if type(scheduler).__name__ == "KDPM2AncestralDiscreteScheduler" else 0
-    return [float(sigmas[j]) if j % 2 == 0 or interpol is None else float(interpol[j - shift]) for j in range(calls)]
+    return [float(scheduler.sigmas[j]) for j in range(calls)]
 
 
 def _install_through_karras_hook(scheduler: Any, grid: torch.Tensor, ms: Any) -> None:

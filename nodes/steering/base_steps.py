@@ -11,8 +11,7 @@ the k-diffusion forms of three ComfyUI samplers, written on the guided denoiser 
 * ``dpmpp_2m``: DPM-Solver++(2M), the second-order multistep ODE solver.
 
 With one particle each equals the same-named built-in sampler up to float rounding (the
-tests hold them to it; the built-in ``dpmpp_2m`` calls the UNet at integer-rounded timesteps,
-these at each sigma's exact one, so there only on schedules with integer timesteps). The ODE
+tests hold them to it). The ODE
 samplers are deterministic: Feynman-Kac steering then re-noises the copies a resampling makes
 (:func:`.particles._renoise_copies`), as copies that retraced their parent would only prune.
 """
@@ -84,7 +83,7 @@ class EulerAncestralStep(BaseStep):
 
 class DPMpp2MStep(BaseStep):
     """DPM-Solver++(2M) in log-sigma time ``t = -log(sigma)``: first order on the first step
-    and on the last one to sigma 0 (as the built-in sampler's ``lower_order_final``)."""
+    and on the last one to sigma 0 (as ComfyUI's and the built-in sampler)."""
 
     name = "dpmpp_2m"
 

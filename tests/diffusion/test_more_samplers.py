@@ -416,9 +416,8 @@ CFG_PP_BASES = {
 @pytest.mark.parametrize(("name", "base"), CFG_PP_BASES.items())
 def test_cfg_pp_at_guidance_1_is_its_base_sampler(model, positive, name, base):
     """With one prediction (guidance 1 and the negative equal to the positive, or no negative:
-    BasicGuider) the unconditional estimate is the guided one and CFG++ is its base sampler.
-    ("simple": training sigmas, whose integer timesteps diffusers' dpmpp_2m does not round.)"""
-    sigmas = compute_sigmas(model.scheduler_config, "simple", STEPS)
+    BasicGuider) the unconditional estimate is the guided one and CFG++ is its base sampler."""
+    sigmas = compute_sigmas(model.scheduler_config, "karras", STEPS)
     plain = run_weft(model, positive, None, resolve_sampler(base), sigmas, cfg=1.0)
     assert_matches(run_weft(model, positive, None, resolve_sampler(name), sigmas, cfg=1.0), plain)
     assert_matches(run_weft(model, positive, positive, resolve_sampler(name), sigmas, cfg=1.0), plain)

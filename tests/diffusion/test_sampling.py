@@ -428,13 +428,13 @@ def test_changing_only_the_seed_reruns_only_the_sampler(engine):
     [
         ("euler", "EulerDiscreteScheduler", {"timestep_spacing": "linspace"}),
         ("heun", "HeunDiscreteScheduler", {"timestep_spacing": "linspace"}),
-        ("dpmpp_2m", "DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "final_sigmas_type": "zero"}),
     ],
 )
 def test_loop_equals_a_bare_diffusers_loop(model, positive, negative, sampler_name, scheduler_class, extra):
     """KSampler (karras) gives what diffusers' own scheduler with Karras sigmas gives in the
-    textbook pipeline loop, for a VE (Euler, Heun) and a VP (DPM-Solver++) scheduler.
-    (UniPC is ComfyUI's, not diffusers': tests/diffusion/test_unipc_deis.py.)"""
+    textbook pipeline loop, for the samplers still stepped by a diffusers scheduler (Euler, Heun).
+    (UniPC, DEIS, DPM2 and DPM-Solver++(2M) are ComfyUI's, not diffusers':
+    tests/diffusion/test_unipc_deis.py, tests/diffusion/test_dpm_samplers.py.)"""
     import diffusers
 
     from nodes.diffusion.noise import seeded_noise
@@ -445,10 +445,9 @@ def test_loop_equals_a_bare_diffusers_loop(model, positive, negative, sampler_na
     )
     scheduler.set_timesteps(6)
     # from pure noise: VE schedulers start at noise * sqrt(1 + sigma_max^2) (ComfyUI's choice;
-    # diffusers' init_noise_sigma is that or sigma_max depending on the spacing), VP at noise
+    # diffusers' init_noise_sigma is that or sigma_max depending on the spacing)
     sigma_max = float(scheduler.sigmas[0])
-    vp = scheduler.init_noise_sigma == 1.0
-    x = seeded_noise((1, 4, 8, 8), 1) * (1.0 if vp else math.sqrt(1 + sigma_max**2))
+    x = seeded_noise((1, 4, 8, 8), 1) * math.sqrt(1 + sigma_max**2)
     cond = torch.cat([negative[0][0], positive[0][0]])
     with torch.inference_mode():
         for t in scheduler.timesteps:

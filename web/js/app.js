@@ -21,6 +21,7 @@ import { installUserFeatures } from "./settings.js";
 import { SearchMenu } from "./search.js";
 import { toApiPrompt, toDocument } from "./serialize.js";
 import { getNode, linksFrom, normalizeDef, touch } from "./state.js";
+import { nodeDef } from "./dynamic.js";
 import { Toolbar } from "./toolbar.js";
 import { Workspace } from "./workspace.js";
 import { VIRTUAL_DEFS, primitiveDef } from "./defaults.js";
@@ -78,9 +79,10 @@ class App {
     return this.execution.lastPromptId;
   }
 
+  /** A node's definition; for ComfyUI's dynamic inputs, the inputs this node has (dynamic.js). */
   defFor(node) {
     if (node.type === "PrimitiveNode") return primitiveDef(node);
-    return this.defs[node.type] || VIRTUAL_DEFS[node.type] || null;
+    return nodeDef(node, this.defs) || VIRTUAL_DEFS[node.type] || null;
   }
 
   hasOutputLinks(nodeId, slot) {

@@ -95,7 +95,7 @@ export class ContextMenus {
     const app = this.app;
     const graph = this.graph;
     const items = [];
-    const convertible = def.inputs.filter((i) => i.widget);
+    const convertible = def.inputs.filter((i) => i.widget && !i.dynamic); // a DynamicCombo's choice stays a widget
     const toInput = convertible.filter((i) => !node.inputs.some((s) => s.widget === i.name));
     const toWidget = node.inputs.filter((s) => s.widget);
     if (toInput.length || toWidget.length) items.push({ separator: true });

@@ -5,6 +5,7 @@
 import { TITLE_H, nodeBox } from "./layout.js";
 import { MODE_ALWAYS, clone, connect, createNode, getNode, graphBounds, removeNode, touch } from "./state.js";
 import { VIRTUAL_DEFS } from "./defaults.js";
+import { settleNew } from "./dynamic.js";
 import { fitWidth } from "./node_size.js";
 
 const CLIPBOARD_KEY = "weft.clipboard";
@@ -21,6 +22,7 @@ export class Editing {
 
   addNodeRaw(def, pos) {
     const node = createNode(this.graph, def, pos, this.app.defs);
+    settleNew(this.graph, node, this.app.defs); // an Autogrow's first copies, an option's inputs
     if (def.name === "Note") node.size = [260, 0];
     else if (def.name === "MarkdownNote") node.size = [400, 240];
     else this.fitWidth(node);

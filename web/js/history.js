@@ -1,6 +1,8 @@
 // One undo history per workflow. Every edit runs as a command: the history snapshots the
 // graph before it, and records the command only if the graph really changed. Continuous
-// gestures (dragging, typing in a number) are one command from start to end.
+// gestures (dragging, typing in a number) are one command from start to end. An optional
+// `settle` ({observe(graph), settle(graph, observed)}) finishes each command before it is
+// recorded (the inputs ComfyUI's dynamic inputs bring, dynamic.js), so undo takes both back.
 
 const LIMIT = 200;
 
@@ -16,10 +18,11 @@ function contentOf(snap) {
 }
 
 export class History {
-  constructor(getGraph, setGraph, onChange) {
+  constructor(getGraph, setGraph, onChange, settle = null) {
     this.getGraph = getGraph;
     this.setGraph = setGraph;
     this.onChange = onChange || (() => {});
+    this.settle = settle;
     this.undoStack = [];
     this.redoStack = [];
     this.pending = null;
@@ -28,15 +31,18 @@ export class History {
 
   /** Start a gesture; nested begins join the outer one. */
   begin(label) {
-    if (this.depth++ === 0) this.pending = { label, before: snapshot(this.getGraph()) };
+    if (this.depth++ > 0) return;
+    const graph = this.getGraph();
+    this.pending = { label, before: snapshot(graph), observed: this.settle ? this.settle.observe(graph) : null };
   }
 
   /** End a gesture; records it if the graph changed. Returns true when recorded. */
   commit() {
     if (this.depth === 0) return false;
     if (--this.depth > 0) return false;
-    const { label, before } = this.pending;
+    const { label, before, observed } = this.pending;
     this.pending = null;
+    if (this.settle) this.settle.settle(this.getGraph(), observed);
     const after = snapshot(this.getGraph());
     if (contentOf(after) === contentOf(before)) {
       this.onChange(false);

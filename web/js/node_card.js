@@ -62,6 +62,11 @@ export function fillCard(el, def) {
 /** [type, detail] of an input: a combo's number of choices (and folder), a number's range. */
 function inputType(spec) {
   const o = spec.opts || {};
+  if (spec.dynamic === "autogrow") {
+    const t = spec.template || {};
+    const most = Array.isArray(t.names) ? t.names.length : t.max ?? 10;
+    return [spec.type, `${t.min ?? 1} to ${most} copies`];
+  }
   if (spec.type === "COMBO") {
     const n = (spec.choices || []).length;
     const folder = o.model_folder ? ` · models/${o.model_folder}/` : "";

@@ -38,7 +38,7 @@ export function fitWidth(ctx, node, def, lay, min) {
 /** The width one widget needs for its label and value, by paint.js's rules for its kind. */
 function widgetWidth(wd, node, text) {
   const opts = wd.spec.opts || {};
-  const label = opts.label || wd.name;
+  const label = wd.spec.label || opts.label || wd.name;
   const value = node.widgets_values[wd.kind === "control" ? wd.target : wd.name];
   switch (wd.kind) {
     case "number":

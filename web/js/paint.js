@@ -219,10 +219,12 @@ export class NodePainter {
     const baseAlpha = ctx.globalAlpha;
     node.inputs.forEach((inp, i) => {
       const [sx, sy] = inputPos(node, i, lay);
-      const linked = !!linkInto(app.graph, node.id, i);
+      const link = linkInto(app.graph, node.id, i);
       const bad = error && error.inputs && error.inputs[inp.name];
       ctx.globalAlpha = drag && (drag.from !== "output" || drag.node === node.id || !typesCompatible(drag.type, inp.type)) ? baseAlpha * 0.3 : baseAlpha;
-      this.drawSocket(sx, sy, inp.type, linked, bad);
+      // a socket that takes several types ("*", a MatchType's) shows what its link carries
+      const shown = link && link.type && (inp.type === "*" || String(inp.type).includes(",")) ? link.type : inp.type;
+      this.drawSocket(sx, sy, shown, !!link, bad);
       ctx.fillStyle = bad ? "#ff8080" : this.c.nodeLabel;
       ctx.textAlign = "left";
       ctx.fillText(this.truncate(inp.label || inp.name, w / 2 - 16, LABEL_FONT), sx + 12, sy);
@@ -285,7 +287,7 @@ export class NodePainter {
     ctx.font = LABEL_FONT;
     ctx.textBaseline = "middle";
     const box = { x, y, w, h, cy: y + h / 2 };
-    const label = wd.spec.opts && wd.spec.opts.label ? wd.spec.opts.label : wd.name;
+    const label = wd.spec.label || (wd.spec.opts && wd.spec.opts.label) || wd.name; // spec.label: an option's input (dynamic.js)
     switch (wd.kind) {
       case "number":
       case "combo":

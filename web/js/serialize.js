@@ -6,6 +6,7 @@ import {
   clone, defaultSize, defaultWidgetValue, emptyGraph, getNode, hasControlAfterGenerate, linkInto, touch,
   typesCompatible,
 } from "./state.js";
+import { expandedDef, nodeDef, settleGraph } from "./dynamic.js";
 
 export const CONTROL_MODES = ["fixed", "increment", "decrement", "randomize"];
 
@@ -19,11 +20,17 @@ export function toDocument(graph) {
 
 /** Read any supported workflow JSON into a Weft graph. Throws with a readable message. */
 export function fromAnyDocument(data, defs) {
+  const graph = readDocument(data, defs);
+  settleGraph(graph, defs); // dynamic inputs' copies and options, templated socket types (dynamic.js)
+  return graph;
+}
+
+function readDocument(data, defs) {
   if (typeof data === "string") data = JSON.parse(data);
   if (!data || typeof data !== "object") throw new Error("not a workflow: expected a JSON object");
   if (data.format === FORMAT) return fromWeftDocument(data, defs);
   if (data.workflow && typeof data.workflow === "object" && Array.isArray(data.workflow.nodes)) {
-    return fromAnyDocument(data.workflow, defs);
+    return readDocument(data.workflow, defs);
   }
   if (Array.isArray(data.nodes)) return fromComfyWorkflow(data, defs);
   if (data.prompt && typeof data.prompt === "object" && !Array.isArray(data.prompt)) {
@@ -161,20 +168,39 @@ function comfyNode(n, defs, warnings) {
 
 /** A node the server defines: sockets and widgets come from its definition. */
 function comfyKnownNode(node, n, def) {
+  if (def.dynamic) def = comfyDynamicDef(def, n);
   node.widgets_values = widgetValuesFromArray(def, n.widgets_values, node.properties);
   for (const input of def.inputs) {
     if (input.widget && !(input.name in node.widgets_values)) node.widgets_values[input.name] = defaultWidgetValue(input);
-    if (!input.widget) node.inputs.push({ name: input.name, type: input.type });
+    if (!input.widget) node.inputs.push({ name: input.name, type: input.type, ...(input.label ? { label: input.label } : {}) });
   }
   // widgets ComfyUI had converted to sockets, and linked
   for (const inp of n.inputs || []) {
     const wname = inp.widget && inp.widget.name;
     if (wname && inp.link != null && def.inputs.some((d) => d.name === wname && d.widget)) {
       const spec = def.inputs.find((d) => d.name === wname);
-      node.inputs.push({ name: wname, type: spec.type, widget: wname });
+      node.inputs.push({ name: wname, type: spec.type, widget: wname, ...(spec.label ? { label: spec.label } : {}) });
     }
   }
   node.outputs = def.outputs.map((o) => ({ name: o.name, type: o.type }));
+}
+
+/** The inputs a ComfyUI node with dynamic inputs had: its options are read from its positional
+ * widget values (each option's widgets follow its combo, so reading them again after each
+ * option found settles in as many rounds as options are nested), its copies from its sockets. */
+function comfyDynamicDef(def, n) {
+  const present = new Set((n.inputs || []).map((i) => i.name));
+  const given = new Set((n.inputs || []).filter((i) => i.link != null).map((i) => i.name));
+  let values = {};
+  let shown = null;
+  for (let round = 0; round < 16; round++) {
+    const flat = expandedDef(def, (name) => values[name], present, given);
+    const names = flat.inputs.filter((i) => i.widget).map((i) => i.name).join("\u0000");
+    if (names === shown) return flat;
+    shown = names;
+    values = widgetValuesFromArray(flat, n.widgets_values, {});
+  }
+  return expandedDef(def, (name) => values[name], present, given);
 }
 
 /** An editor-only node (reroute, note, primitive) or a missing one: keep what the file says. */
@@ -222,7 +248,7 @@ function comfyLink(graph, srcNodes, raw) {
 export function toComfyWorkflow(graph, defs) {
   const links = graph.links.map((l) => [l.id, l.origin_id, l.origin_slot, l.target_id, l.target_slot, l.type]);
   const nodes = graph.nodes.map((node, order) => {
-    const def = defs[node.type];
+    const def = nodeDef(node, defs);
     const out = {
       id: node.id, type: node.type, pos: node.pos.slice(), size: [node.size[0], node.size[1] || 60],
       flags: node.collapsed ? { collapsed: true } : {}, order, mode: node.mode, inputs: [], outputs: [],
@@ -236,6 +262,7 @@ export function toComfyWorkflow(graph, defs) {
     node.inputs.forEach((inp, slot) => {
       const l = linkInto(graph, node.id, slot);
       const entry = { name: inp.name, type: inp.type, link: l ? l.id : null };
+      if (inp.label) entry.label = inp.label;
       if (inp.widget) entry.widget = { name: inp.widget };
       out.inputs.push(entry);
     });
@@ -298,7 +325,7 @@ export function toApiPrompt(graph, defs) {
   const prompt = {};
   for (const node of graph.nodes) {
     if (VIRTUAL_TYPES.has(node.type) || node.mode !== MODE_ALWAYS) continue;
-    const def = defs[node.type];
+    const def = nodeDef(node, defs);
     const inputs = {};
     if (def) {
       for (const spec of def.inputs) {
@@ -327,6 +354,14 @@ export function toApiPrompt(graph, defs) {
   return prompt;
 }
 
+/** A definition as one prompt entry uses it: the options its values chose, the copies it names. */
+function apiDef(def, inputs, prompt) {
+  if (!def || !def.dynamic) return def;
+  const isLink = (v) => Array.isArray(v) && v.length === 2 && prompt[String(v[0])] !== undefined;
+  const names = new Set(Object.keys(inputs));
+  return expandedDef(def, (name) => (isLink(inputs[name]) ? undefined : inputs[name]), names, names);
+}
+
 /** Build a graph from an API-format prompt, laid out in columns by depth. */
 function fromApiPrompt(prompt, defs) {
   const graph = emptyGraph();
@@ -347,7 +382,7 @@ function fromApiPrompt(prompt, defs) {
   let nextId = Math.max(0, ...ids.map((i) => parseInt(i, 10)).filter(Number.isFinite)) + 1;
   for (const id of ids) {
     const entry = prompt[id];
-    const def = defs[entry.class_type];
+    const def = apiDef(defs[entry.class_type], entry.inputs || {}, prompt);
     const d = depthOf(id);
     rows[d] = (rows[d] || 0) + 1;
     const numeric = /^\d+$/.test(id) ? parseInt(id, 10) : nextId++;
@@ -364,9 +399,9 @@ function fromApiPrompt(prompt, defs) {
         const isLink = Array.isArray(v) && v.length === 2 && prompt[String(v[0])] !== undefined;
         if (spec.widget) {
           node.widgets_values[spec.name] = v === undefined || isLink ? defaultWidgetValue(spec) : v;
-          if (isLink) node.inputs.push({ name: spec.name, type: spec.type, widget: spec.name });
+          if (isLink) node.inputs.push({ name: spec.name, type: spec.type, widget: spec.name, ...(spec.label ? { label: spec.label } : {}) });
           if (hasControlAfterGenerate(spec)) node.properties.control = { ...(node.properties.control || {}), [spec.name]: "fixed" };
-        } else node.inputs.push({ name: spec.name, type: spec.type });
+        } else node.inputs.push({ name: spec.name, type: spec.type, ...(spec.label ? { label: spec.label } : {}) });
       }
     } else {
       node.missing = true;
@@ -448,7 +483,11 @@ export async function graphFromPng(buffer, defs) {
   const text = await readPngText(buffer);
   if (text.weft_workflow) return fromAnyDocument(JSON.parse(text.weft_workflow), defs);
   if (text.workflow) return fromAnyDocument(JSON.parse(text.workflow), defs);
-  if (text.prompt) return fromApiPrompt(JSON.parse(text.prompt), defs);
+  if (text.prompt) {
+    const graph = fromApiPrompt(JSON.parse(text.prompt), defs);
+    settleGraph(graph, defs);
+    return graph;
+  }
   throw new Error("this PNG has no embedded workflow");
 }
 

@@ -38,9 +38,15 @@ export function emptyGraph() {
 
 // ---- node definitions (from /object_info) ---------------------------------------------
 
-/** ComfyUI's name for a socket typed by a template (v3 `io.MatchType`): the editor types it by
- * the template's allowed types; the server checks that the links agree. */
+/** ComfyUI's name for a socket typed by a template (v3 `io.MatchType`): typed by the template's
+ * allowed types, narrowed to what its node's other links carry (match_type.js). */
 const MATCH_TYPE = "COMFY_MATCHTYPE_V3";
+/** ComfyUI's v3 dynamic inputs (dynamic.js): a socket that grows copies of itself as they are
+ * linked, and a combo whose chosen option brings inputs of its own. */
+const AUTOGROW = "COMFY_AUTOGROW_V3";
+const DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3";
+/** A socket that, once linked, brings inputs of its own (ComfyUI's `_io.DynamicSlot`). */
+const DYNAMIC_SLOT = "COMFY_DYNAMICSLOT_V3";
 
 /** Normalise one /object_info entry into the shape the editor uses. */
 export function normalizeDef(name, info) {
@@ -57,14 +63,23 @@ export function normalizeDef(name, info) {
   }
   const outTypes = info.output || [];
   const allowed = {};
-  for (const input of inputs) if (input.opts.template) allowed[input.opts.template.template_id] = input.type;
+  for (const input of inputs) {
+    const socket = input.dynamic === "autogrow" ? input.inner : input; // an Autogrow's copies may be MatchTypes
+    if (socket && !socket.dynamic && socket.opts.template) allowed[socket.opts.template.template_id] = socket.type;
+  }
+  const templates = info.output_matchtypes || [];
   const outputs = outTypes.map((t, i) => ({
     name: (info.output_name && info.output_name[i]) || (Array.isArray(t) ? "COMBO" : String(t)),
-    type: Array.isArray(t) ? "COMBO" : t === MATCH_TYPE ? allowed[(info.output_matchtypes || [])[i]] || "*" : String(t),
+    type: Array.isArray(t) ? "COMBO" : t === MATCH_TYPE ? allowed[templates[i]] || "*" : String(t),
     is_list: !!(info.output_is_list && info.output_is_list[i]),
+    ...(t === MATCH_TYPE && templates[i] ? { template: templates[i] } : {}),
   }));
+  const dynamic = inputs.some((i) => i.dynamic);
   return {
     name,
+    // per-node inputs (dynamic.js) and socket types that follow links (match_type.js)
+    dynamic,
+    templated: outputs.some((o) => o.template) || JSON.stringify(info.input || {}).includes(MATCH_TYPE),
     display_name: info.display_name || name,
     category: info.category || "",
     description: info.description || "",
@@ -76,21 +91,46 @@ export function normalizeDef(name, info) {
   };
 }
 
-function normalizeInput(name, spec, kind) {
+/** One /object_info input declaration ([type, options]) in the shape the editor uses. */
+export function normalizeInput(name, spec, kind) {
   let [type, opts] = Array.isArray(spec) ? spec : [spec, {}];
   opts = opts || {};
   let choices = null;
+  if (type === DYNAMIC_COMBO || type === AUTOGROW || type === DYNAMIC_SLOT) return dynamicInput(name, type, opts, kind);
   if (Array.isArray(type)) {
     choices = type;
     type = "COMBO";
   } else if (type === "COMBO") {
     choices = opts.options || opts.choices || [];
-  } else if (type === MATCH_TYPE) {
-    type = (opts.template && opts.template.allowed_types) || "*";
   }
+  const matched = type === MATCH_TYPE; // a socket whatever its allowed types
+  if (matched) type = (opts.template && opts.template.allowed_types) || "*";
   type = String(type);
-  const widget = WIDGET_TYPES.has(type) && !opts.forceInput;
+  const widget = WIDGET_TYPES.has(type) && !opts.forceInput && !matched;
   return { name, type, kind, opts, choices, widget, optional: kind === "optional" };
+}
+
+/** A DynamicCombo is a combo of its option keys (the options kept for dynamic.js); an Autogrow
+ * stands for its copies, typed as its template input (what search filters and cards show); a
+ * DynamicSlot is an optional socket of its `slotType` (any type for a MatchType's, as the
+ * server types it), its inputs kept. */
+function dynamicInput(name, type, opts, kind) {
+  const optional = kind === "optional";
+  if (type === DYNAMIC_SLOT) {
+    const { inputs = {}, slotType, ...rest } = opts;
+    const slot = !slotType || slotType === MATCH_TYPE ? "*" : String(slotType);
+    return { name, type: slot, kind: "optional", opts: rest, choices: null, widget: false, optional: true, dynamic: "slot", brings: inputs };
+  }
+  if (type === DYNAMIC_COMBO) {
+    const { options = [], ...rest } = opts;
+    const keyed = options.filter((o) => o && typeof o === "object");
+    return { name, type: "COMBO", kind, opts: rest, choices: keyed.map((o) => o.key), widget: true, optional, dynamic: "combo", options: keyed };
+  }
+  const template = opts.template || {};
+  const groups = template.input || {};
+  const entry = Object.entries(groups.required || groups.optional || {})[0];
+  const inner = entry ? normalizeInput(entry[0], entry[1], "optional") : null;
+  return { name, type: inner ? inner.type : "*", kind, opts, choices: null, widget: false, optional, dynamic: "autogrow", template, inner };
 }
 
 export function defaultWidgetValue(input) {
@@ -189,9 +229,9 @@ export function createNode(graph, def, pos, defs) {
         node.properties.control = node.properties.control || {};
         node.properties.control[input.name] = "randomize";
       }
-    } else {
+    } else if (!input.dynamic) {
       node.inputs.push({ name: input.name, type: input.type });
-    }
+    } // an Autogrow's copies come with the node's first settling (dynamic.js)
   }
   if (def.name === "Reroute") {
     node.inputs = [{ name: "", type: "*" }];
@@ -296,7 +336,7 @@ export function convertWidgetToInput(graph, node, def, name) {
   if (node.inputs.some((i) => i.widget === name)) return false;
   const spec = def && def.inputs.find((i) => i.name === name);
   if (!spec) return false;
-  node.inputs.push({ name, type: spec.type, widget: name });
+  node.inputs.push({ name, type: spec.type, widget: name, ...(spec.label ? { label: spec.label } : {}) });
   touch(graph);
   return true;
 }

@@ -96,7 +96,7 @@ export class Wiring {
   /** Whether a widget of the node can become an input for this link (not on editor-only nodes). */
   convertible(d, node, spec, kind) {
     const def = this.app.defFor(node);
-    if (!def || def.virtual || !spec || !spec.widget || !CONVERTIBLE.has(kind)) return false;
+    if (!def || def.virtual || !spec || !spec.widget || spec.dynamic || !CONVERTIBLE.has(kind)) return false;
     return typesCompatible(d.type, spec.type) && !isWidgetConverted(node, spec.name);
   }
 

@@ -2,6 +2,7 @@
 // kept in localStorage so a reload (or a crash) loses nothing, and the tab bar that shows them.
 
 import { History } from "./history.js";
+import { settleHooks } from "./dynamic.js";
 import { fromAnyDocument, toDocument } from "./serialize.js";
 import { emptyGraph, touch } from "./state.js";
 import { defaultGraph } from "./defaults.js";
@@ -35,7 +36,7 @@ export class Workspace {
       touch(g);
       const ids = new Set(g.nodes.map((n) => n.id));
       app.selection = new Set([...app.selection].filter((id) => ids.has(id)));
-    }, () => {});
+    }, () => {}, settleHooks(() => app.defs));
     return tab;
   }
 

@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from weft_tools.comfyui_v1_inputs import Scope, Unresolved, structured_entry, template_of
+from weft_tools.comfyui_v1_inputs import Scope, Unresolved, dotted, structured_entry, template_of
 
 #: Source files read by default (paths inside a ComfyUI checkout).
 DEFAULT_FILES: tuple[str, ...] = (
@@ -81,15 +81,6 @@ class SourceReader:
         return done.stdout if done.returncode == 0 else None
 
 
-def _dotted(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return f"{base}.{node.attr}" if base else None
-    return None
-
-
 def _value(node: ast.AST | None) -> Any:
     """A literal's value, a known constant, or ``_UNRESOLVED``."""
     if node is None:
@@ -113,7 +104,7 @@ def _value(node: ast.AST | None) -> Any:
             fn = ops.get(type(node.op))
             return fn(left, right) if fn else _UNRESOLVED
         return _UNRESOLVED
-    name = _dotted(node)
+    name = dotted(node)
     if name in CONSTANTS:
         return CONSTANTS[name]
     if name and name.startswith("IO.") and name[3:].isupper():  # comfy_types.IO enum: IO.STRING == "STRING"
@@ -157,7 +148,7 @@ def _classic_input(name: str, spec: ast.AST, group: str) -> dict[str, Any]:
         entry["type"] = "COMBO"
         entry["choices"] = kind
     else:  # a computed list: folder listing, sampler names...
-        name_of_type = _dotted(first)
+        name_of_type = dotted(first)
         if name_of_type and name_of_type.startswith("IO."):
             entry["type"] = name_of_type.split(".", 1)[1].upper()
         else:
@@ -199,7 +190,7 @@ def _lookup(classes: dict[str, ast.ClassDef], cls: ast.ClassDef, key: str) -> as
         if key in attrs:
             return attrs[key]
         for base in current.bases:
-            name = _dotted(base)
+            name = dotted(base)
             if name in classes:
                 todo.append(classes[name])
     return None
@@ -249,7 +240,7 @@ def io_types(reader: SourceReader) -> dict[str, str]:
         if not isinstance(node, ast.ClassDef):
             continue
         for deco in node.decorator_list:
-            if isinstance(deco, ast.Call) and _dotted(deco.func) == "comfytype":
+            if isinstance(deco, ast.Call) and dotted(deco.func) == "comfytype":
                 for kw in deco.keywords:
                     if kw.arg == "io_type" and isinstance(_value(kw.value), str):
                         found[node.name] = _value(kw.value)
@@ -261,7 +252,7 @@ def _v3_kwargs(call: ast.Call) -> dict[str, ast.AST]:
 
 
 def _v3_input(call: ast.Call, types: dict[str, str], scope: Scope) -> dict[str, Any] | None:
-    func = _dotted(call.func) or ""
+    func = dotted(call.func) or ""
     parts = func.split(".")
     if len(parts) < 3 or parts[-1] != "Input":
         return None
@@ -293,7 +284,7 @@ def _v3_input(call: ast.Call, types: dict[str, str], scope: Scope) -> dict[str, 
 
 
 def _v3_output(call: ast.Call, types: dict[str, str], scope: Scope) -> dict[str, Any] | None:
-    func = _dotted(call.func) or ""
+    func = dotted(call.func) or ""
     parts = func.split(".")
     if len(parts) < 3 or parts[-1] != "Output":
         return None
@@ -320,7 +311,7 @@ def _v3_node(
     if fn is None:
         return None
     schema = next(
-        (n for n in ast.walk(fn) if isinstance(n, ast.Call) and (_dotted(n.func) or "").endswith(".Schema")), None
+        (n for n in ast.walk(fn) if isinstance(n, ast.Call) and (dotted(n.func) or "").endswith(".Schema")), None
     )
     if schema is None:
         return None
@@ -346,7 +337,7 @@ def _v3_node(
     hidden = kw.get("hidden")
     if isinstance(hidden, ast.List):
         for item in hidden.elts:
-            name = (_dotted(item) or "").rsplit(".", 1)[-1]
+            name = (dotted(item) or "").rsplit(".", 1)[-1]
             if name:
                 inputs.append({"name": name, "type": name.upper(), "group": "hidden"})
     display = _value(kw.get("display_name"))
@@ -373,7 +364,7 @@ def _registered_v3(tree: ast.Module) -> set[str] | None:
         if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and node.name == "get_node_list":
             for stmt in ast.walk(node):
                 if isinstance(stmt, ast.Return) and isinstance(stmt.value, ast.List):
-                    return {name for item in stmt.value.elts if (name := _dotted(item))}
+                    return {name for item in stmt.value.elts if (name := dotted(item))}
     return None
 
 
@@ -396,8 +387,8 @@ def read_file(
                 continue
             if target.id == "NODE_CLASS_MAPPINGS":
                 for k, v in zip(stmt.value.keys, stmt.value.values, strict=True):
-                    if k is not None and isinstance(_value(k), str) and _dotted(v) in classes:
-                        mapping[_value(k)] = _dotted(v)  # type: ignore[assignment]
+                    if k is not None and isinstance(_value(k), str) and dotted(v) in classes:
+                        mapping[_value(k)] = dotted(v)  # type: ignore[assignment]
             elif target.id == "NODE_DISPLAY_NAME_MAPPINGS":
                 for k, v in zip(stmt.value.keys, stmt.value.values, strict=True):
                     if k is not None and isinstance(_value(k), str) and isinstance(_value(v), str):

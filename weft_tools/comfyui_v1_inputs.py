@@ -98,17 +98,18 @@ class Scope:
 
     def io_type(self, node: ast.AST) -> str:
         """``io.Image`` -> ``"IMAGE"``."""
-        name = (_dotted(self.node(node)) or "").rsplit(".", 1)[-1]
+        name = (dotted(self.node(node)) or "").rsplit(".", 1)[-1]
         if name not in self.types:
             raise Unresolved
         return self.types[name]
 
 
-def _dotted(node: ast.AST) -> str | None:
+def dotted(node: ast.AST) -> str | None:
+    """``a.b.c`` for a name or attribute chain, ``None`` for anything else (a call, a subscript)."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
+        base = dotted(node.value)
         return f"{base}.{node.attr}" if base else None
     return None
 
@@ -130,7 +131,7 @@ def _arguments(call: ast.Call, positional: tuple[str, ...]) -> dict[str, ast.AST
 
 
 def _io_class(call: ast.AST, suffix: str) -> str | None:
-    parts = (_dotted(call.func) or "").split(".") if isinstance(call, ast.Call) else []
+    parts = (dotted(call.func) or "").split(".") if isinstance(call, ast.Call) else []
     return parts[-2] if len(parts) >= 2 and parts[-1] == suffix else None
 
 
@@ -171,7 +172,7 @@ def _autogrow(node: ast.AST, scope: Scope) -> dict[str, Any]:
     kind = _io_class(call, "TemplatePrefix") or _io_class(call, "TemplateNames")
     if not isinstance(call, ast.Call) or kind != "Autogrow":
         raise Unresolved
-    prefix = (_dotted(call.func) or "").endswith("TemplatePrefix")
+    prefix = (dotted(call.func) or "").endswith("TemplatePrefix")
     args = _arguments(call, ("input", "prefix", "min", "max") if prefix else ("input", "names", "min"))
     template = scope.node(args["input"])
     if not isinstance(template, ast.Call):

@@ -285,7 +285,9 @@ class FeatureCacheWrapper(ABC):
         return self._window
 
     def _sigma(self, call: UNetCall) -> float:
-        """The call's noise level (its first timestep, like ComfyUI's ControlNet windows)."""
+        """The call's noise level (its first timestep, like ComfyUI's ControlNet windows): the
+        training sigma of the whole timestep the UNet gets, within half a training step of the
+        sampler's exact one."""
         import torch
 
         t = call.timestep.flatten()[0] if torch.is_tensor(call.timestep) else torch.tensor(float(call.timestep))

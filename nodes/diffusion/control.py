@@ -259,12 +259,15 @@ class ControlRun:
     ) -> Residuals:
         import torch
 
+        from .schedules import whole_timestep
+
         handle = control.controlnet.handle
         module = handle.on_device()
         device, dtype = handle.device, handle.compute_dtype
         batch = x.shape[0]
         t = timestep if torch.is_tensor(timestep) else torch.tensor([float(timestep)])
-        t = t.to(device=device, dtype=torch.float32).reshape(-1)
+        # called at the UNet's whole timestep, as ComfyUI calls its ControlNets
+        t = whole_timestep(t.to(device=device, dtype=torch.float32).reshape(-1))
         if t.numel() == 1 and batch > 1:
             t = t.expand(batch)
         kwargs: dict[str, Any] = {}

@@ -5,7 +5,8 @@ timesteps rounded to whole numbers (KDPM2: its first calls') and (DPM-Solver) ta
 penultimate step on short runs, so on the same denoiser the same seed gave another latent than
 ComfyUI's algorithm (dpmpp_2m: about 1e-3 of the latent's scale; dpm_2: a few 1e-5). These
 steppers follow the published rules as k-diffusion writes them, at the exact sigmas of the
-schedule and their fractional timesteps, as Weft's other samplers:
+schedule, each model call at ComfyUI's whole timestep for its sigma like every Weft sampler's
+(:meth:`.schedules.ModelSigmas.call_timestep`):
 
 * **DPM2** (``dpm_2``): Karras et al. 2022 (arXiv 2206.00364), Algorithm 2 with DPM-Solver-2's
   midpoint (Lu et al. 2022, arXiv 2206.00927): an Euler step to the log-midpoint

@@ -93,7 +93,7 @@ class LoopRun:
         if self._predict is None:
             self._predict = self.guider.predictor(tuple(x.shape), self.device)
         s = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1)[:1].cpu()
-        t = self._space.ms.sigma_to_t(s)
+        t = self._space.ms.call_timestep(s)
         mask = None
         if self._inpainting is not None:
             self._last_sigma = float(s)

@@ -55,7 +55,7 @@ class OwnStepper(Stepper):
             raise ValueError(f"sampler {spec.name!r}: Weft's own steppers step in VE space only")
         #: the noise level of each model call (exact, also between stages)
         self.call_sigmas = self._call_sigmas([float(v) for v in self.grid])
-        self.timesteps = self.ms.sigma_to_t(torch.tensor(self.call_sigmas, dtype=torch.float32))
+        self.timesteps = self.ms.call_timestep(torch.tensor(self.call_sigmas, dtype=torch.float32))
         self.calls = len(self.call_sigmas)
 
     def _call_sigmas(self, grid: list[float]) -> list[float]:

@@ -45,17 +45,53 @@ UNSUPPORTED_SCHEDULERS: dict[str, str] = {
 class ModelSigmas:
     """The training sigmas of a model (from its diffusers scheduler config) and conversions.
 
-    ``sigmas[t]`` is the noise level of training timestep ``t`` (ascending with ``t``).
+    ``sigmas[t]`` is the noise level of training timestep ``t`` (ascending with ``t``); for the
+    SD families the very float32 values ComfyUI's ``ModelSamplingDiscrete`` holds
+    (:func:`model_sigmas`). Sampling loops call the model at :meth:`call_timestep`; schedules and
+    windows convert with :meth:`sigma_to_t` / :meth:`t_to_sigma`, fractional as in ComfyUI.
     """
 
     def __init__(self, alphas_cumprod: torch.Tensor) -> None:
         import torch
 
         ac = alphas_cumprod.to(torch.float64)
-        self.sigmas = ((1 - ac) / ac).sqrt().to(torch.float32)
-        self.log_sigmas = self.sigmas.log()
+        sigmas = ((1 - ac) / ac) ** 0.5
+        # float32 values of the float64 sigmas and of their float64 logs, as ComfyUI keeps them:
+        # the same bits make a sigma on a half step go to the same whole timestep as there
+        self.sigmas = sigmas.to(torch.float32)
+        self.log_sigmas = sigmas.log().to(torch.float32)
         self.sigma_min = float(self.sigmas[0])
         self.sigma_max = float(self.sigmas[-1])
+
+    def model_timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The whole training timestep the network is called at for noise level ``sigma``:
+        ComfyUI's ``ModelSamplingDiscrete.timestep``, the training timestep whose log sigma is
+        nearest (an equal distance goes to the lower timestep, as ``argmin`` takes the first).
+
+        Calling the UNet at the fractional timestep of ``sigma`` instead put every sampler 1.6e-3
+        to 9.2e-3 of the latent's scale from ComfyUI's result at worst (8 steps; ComfyUI's own code
+        on the tiny test UNet), so the same workflow did not give ComfyUI's picture. An int64
+        tensor shaped like ``sigma``.
+        """
+        dists = sigma.log().to(self.log_sigmas.device) - self.log_sigmas[:, None]
+        return dists.abs().argmin(dim=0).reshape(sigma.shape)
+
+    def call_timestep(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The timestep a sampling loop hands the predictor for a model call at ``sigma``.
+
+        It is :meth:`sigma_to_t`, so guidance hooks, ControlNet and conditioning windows read the
+        call's exact noise level back from it (:meth:`t_to_sigma`), kept within the half step
+        around :meth:`model_timestep`, so that :func:`whole_timestep` (what the UNet and the
+        ControlNets receive) is exactly ComfyUI's whole timestep also where the fractional one
+        sits on a half step (the ``normal`` and ``sgm_uniform`` schedules put a sigma exactly
+        there, and float rounding alone would then decide which way it went).
+        """
+        import torch
+
+        whole = self.model_timestep(sigma).to(torch.float32)
+        t = self.sigma_to_t(sigma).to(torch.float32)
+        above_lower_half = torch.nextafter(whole - 0.5, whole)
+        return torch.minimum(torch.maximum(t, above_lower_half), whole + 0.5)
 
     def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
         """Fractional training timestep of each sigma (linear in log sigma between neighbours)."""
@@ -78,6 +114,17 @@ class ModelSigmas:
         return ((1 - w) * self.log_sigmas[low] + w * self.log_sigmas[high]).exp()
 
 
+def whole_timestep(t: torch.Tensor) -> torch.Tensor:
+    """The whole training timestep a network is called at, from a (fractional) timestep ``t``:
+    the nearest, a half step going down. For ``t`` from :meth:`ModelSigmas.call_timestep` that is
+    exactly :meth:`ModelSigmas.model_timestep` of the call's sigma (ComfyUI's rule), since ``t``
+    is linear in log sigma between whole timesteps. Same dtype and device as ``t``."""
+    import torch
+
+    low = t.floor()
+    return torch.where(t - low > 0.5, low + 1, low)
+
+
 _SCHEDULE_KEYS = (
     "num_train_timesteps",
     "beta_start",
@@ -90,10 +137,34 @@ _SCHEDULE_KEYS = (
 
 @lru_cache(maxsize=8)
 def _model_sigmas(key: str) -> ModelSigmas:
-    from diffusers import EulerDiscreteScheduler
+    config = json.loads(key)
+    alphas_cumprod = _float64_alphas_cumprod(config)
+    if alphas_cumprod is None:
+        from diffusers import EulerDiscreteScheduler
 
-    scheduler = EulerDiscreteScheduler.from_config(json.loads(key))
-    return ModelSigmas(scheduler.alphas_cumprod)
+        alphas_cumprod = EulerDiscreteScheduler.from_config(config).alphas_cumprod
+    return ModelSigmas(alphas_cumprod)
+
+
+def _float64_alphas_cumprod(config: Mapping[str, Any]) -> torch.Tensor | None:
+    """The training schedule in float64 from its betas, as ComfyUI's ``ModelSamplingDiscrete``
+    computes the SD families' (diffusers computes it in float32: sigmas 1.3e-5 apart). ``None``
+    for what ComfyUI computes otherwise or not at all here (other beta schedules, given betas,
+    zero terminal SNR): diffusers' table then. Missing keys take diffusers' defaults."""
+    import torch
+
+    kind = config.get("beta_schedule", "linear")
+    if config.get("trained_betas") is not None or config.get("rescale_betas_zero_snr"):
+        return None
+    count = int(config.get("num_train_timesteps", 1000))
+    start, end = float(config.get("beta_start", 0.0001)), float(config.get("beta_end", 0.02))
+    if kind == "scaled_linear":  # ComfyUI's "linear"
+        betas = torch.linspace(start**0.5, end**0.5, count, dtype=torch.float64) ** 2
+    elif kind == "linear":  # ComfyUI's "sqrt_linear"
+        betas = torch.linspace(start, end, count, dtype=torch.float64)
+    else:
+        return None
+    return torch.cumprod(1.0 - betas, dim=0)
 
 
 def model_sigmas(scheduler_config: Mapping[str, Any]) -> ModelSigmas:
@@ -113,25 +184,34 @@ def _with_zero(values: Any) -> torch.Tensor:
 
 
 def karras_schedule(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
-    """Karras et al.'s schedule (also the KarrasScheduler node's, with its own range and rho)."""
+    """Karras et al.'s schedule (also the KarrasScheduler node's, with its own range and rho).
+
+    In float32, as k-diffusion's ``get_sigmas_karras`` computes it in ComfyUI: float64 sigmas
+    are about 1e-7 apart from those, which the Brownian-tree SDE samplers (``dpmpp_sde``,
+    ``dpmpp_2m_sde``...) turn into noise 1e-4 of the latent's scale apart (a Brownian path
+    moves by the square root of the time step).
+    """
     import torch
 
-    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    ramp = torch.linspace(0, 1, n, dtype=torch.float32)
     lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     return _with_zero((hi + ramp * (lo - hi)) ** rho)
 
 
 def _exponential(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """Evenly spaced in log sigma, in float32 as ComfyUI's (see :func:`karras_schedule`)."""
     import torch
 
-    return _with_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64).exp())
+    return _with_zero(torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float32).exp())
 
 
 def _normal(ms: ModelSigmas, n: int, sgm: bool) -> torch.Tensor:
+    """Evenly spaced timesteps between the whole timesteps of the largest and the smallest
+    training sigma (ComfyUI's ``normal_scheduler``), each at its log-interpolated sigma."""
     import torch
 
-    t_max = float(ms.sigma_to_t(torch.tensor(ms.sigma_max)))
-    t_min = float(ms.sigma_to_t(torch.tensor(ms.sigma_min)))
+    t_max = float(ms.model_timestep(torch.tensor(ms.sigma_max)))
+    t_min = float(ms.model_timestep(torch.tensor(ms.sigma_min)))
     ts = torch.linspace(t_max, t_min, n + 1)[:-1] if sgm else torch.linspace(t_max, t_min, n)
     return _with_zero(ms.t_to_sigma(ts))
 
@@ -185,7 +265,7 @@ def _beta(ms: ModelSigmas, n: int, alpha: float = 0.6, beta: float = 0.6) -> tor
 def _kl_optimal(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
     import torch
 
-    w = torch.arange(n, dtype=torch.float64) / max(n - 1, 1)
+    w = torch.arange(n, dtype=torch.float32) / max(n - 1, 1)  # float32, as ComfyUI's
     return _with_zero(torch.tan(w * math.atan(sigma_min) + (1 - w) * math.atan(sigma_max)))
 
 

@@ -20,9 +20,9 @@ every scheduler class Weft uses, so :data:`KARRAS_HOOK` goes through a private m
   (training timesteps, from which it interpolates sigmas that are not ours). (UniPC, DEIS,
   DPM2 and DPM-Solver++(2M) are Weft's own steppers, ComfyUI's algorithms.)
 * ``EulerDiscreteScheduler.set_timesteps(sigmas=...)`` is public, but it derives the
-  timesteps from float32 log-sigmas where the hook's path uses float64: a timestep then moves
-  by one float32 step in about half the runs, and so would every picture. Euler keeps the
-  hook, so a seed's picture stays what it was.
+  timesteps from float32 log-sigmas where the hook's path uses float64. Euler keeps the
+  hook. (A scheduler's timesteps only index its steps: the model is called at
+  :meth:`.schedules.ModelSigmas.call_timestep` of each call's sigma, like every sampler's.)
 * :data:`ATTRIBUTES`: Euler ancestral has neither the option nor a ``sigmas=`` argument; its
   ``sigmas`` and ``timesteps`` are set after ``set_timesteps`` (its ``step`` reads only those).
 
@@ -61,9 +61,10 @@ class Stepper(ABC):
     """One sampling run's stepping state; what :func:`.sampling.sample` reads and calls.
 
     ``grid`` is the full-step noise levels, always ending in 0; ``timesteps[j]`` is what the
-    UNet receives at model call ``j``; ``calls`` is how many model calls the run makes (fewer
-    than a full run's when the schedule stops above 0, as KSamplerAdvanced's
-    ``return_with_leftover_noise`` asks); ``stages`` the model calls per step.
+    predictor receives at model call ``j`` (:meth:`.schedules.ModelSigmas.call_timestep` of
+    ``call_sigmas[j]``; the UNet gets its whole timestep, ComfyUI's); ``calls`` is how many
+    model calls the run makes (fewer than a full run's when the schedule stops above 0, as
+    KSamplerAdvanced's ``return_with_leftover_noise`` asks); ``stages`` the model calls per step.
     ``finish_denoised``: the run ends on the model's clean estimate of its last step.
     """
 
@@ -157,29 +158,34 @@ class DiffusersStepper(Stepper):
     def __init__(
         self, spec: SamplerSpec, scheduler_config: Mapping[str, Any], sigmas: torch.Tensor, seed: int | None
     ) -> None:
+        import torch
+
         super().__init__(spec, scheduler_config, sigmas, seed)
         scheduler = _template(spec, json.dumps(dict(scheduler_config), sort_keys=True, default=list))
         _INSTALL[spec.sigmas_via](scheduler, self.grid, self.ms)
         scheduler.set_begin_index(0)
         self.scheduler = scheduler
-        self.timesteps = scheduler.timesteps
         self.calls = len(scheduler.timesteps) if self.ends_at_zero else self.steps * self.stages
         # A scheduler that stops at a nonzero sigma instead of 0 (diffusers' multistep solvers
         # with final_sigmas_type "sigma_min") finishes with the last step's clean estimate.
         self.finish_denoised = self.ends_at_zero and float(scheduler.sigmas[-1]) != 0.0
         self.call_sigmas = _call_sigmas(scheduler, self.grid, self.calls, self.stages)
+        # The scheduler's own (fractional) timesteps index its steps; the model is called at the
+        # call's sigma by Weft's rule, as every other sampler (diffusers' would differ slightly).
+        self.timesteps = self.ms.call_timestep(torch.tensor(self.call_sigmas, dtype=torch.float32))
         self._accepts_generator = _step_takes_generator(type(scheduler))
 
     def scale_input(self, x: torch.Tensor, j: int) -> torch.Tensor:
         if self.vp:
             return x
-        return self.scheduler.scale_model_input(x, self.timesteps[j])
+        return self.scheduler.scale_model_input(x, self.scheduler.timesteps[j])
 
     def step(self, model_output: torch.Tensor, j: int, x: torch.Tensor) -> torch.Tensor:
+        t = self.scheduler.timesteps[j]
         if self._accepts_generator:
             generator = self.generator_for(model_output.device)
-            return self.scheduler.step(model_output, self.timesteps[j], x, generator=generator, return_dict=False)[0]
-        return self.scheduler.step(model_output, self.timesteps[j], x, return_dict=False)[0]
+            return self.scheduler.step(model_output, t, x, generator=generator, return_dict=False)[0]
+        return self.scheduler.step(model_output, t, x, return_dict=False)[0]
 
 
 def _call_sigmas(scheduler: Any, grid: torch.Tensor, calls: int, stages: int) -> list[float]:

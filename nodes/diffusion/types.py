@@ -97,6 +97,8 @@ class UNetCall:
     A wrapper is ``wrapper(apply, call) -> Tensor`` where ``apply(call)`` runs the next wrapper
     (or the UNet). Wrappers implement things like feature caching or attention changes without
     touching the weights; they may build a changed call with ``dataclasses.replace``.
+    ``timestep`` is what the UNet receives: whole training timesteps, as ComfyUI calls the model
+    (the sampler's fractional one rounded, :func:`.schedules.whole_timestep`).
     """
 
     x: Any
@@ -295,8 +297,8 @@ class DiffusionModel:
         * ``latents_scaled``: ``[B, C, h, w]`` already through :meth:`process_in` (and through
           the scheduler's ``scale_model_input``). Any device/dtype; the result comes back in
           the same device and dtype.
-        * ``timestep``: the scheduler's timestep (a number or a ``[B]`` tensor), in training
-          steps (0..999), exactly what ``scheduler.timesteps`` yields.
+        * ``timestep``: a training timestep (number or ``[B]`` tensor), fractional from a sampler;
+          the UNet and :attr:`UNetCall.timestep` get its :func:`~.schedules.whole_timestep`.
         * ``cond``: ``[B, T, dim]`` text embeddings. For CFG, stack uncond and cond along the
           batch; their token lengths must match (repeat the shorter to the lcm of 77-chunks).
         * ``pooled``: ``[B, P]`` pooled text embedding; SDXL only (required there).
@@ -388,12 +390,14 @@ class DiffusionModel:
 
 
 def _timesteps(timestep: Any, batch: int, device: Any) -> torch.Tensor:
-    """A number or tensor of timesteps as the UNet's float32 ``[B]`` tensor."""
+    """A number or tensor of timesteps as the UNet's float32 ``[B]`` tensor of whole timesteps."""
     import torch
+
+    from .schedules import whole_timestep
 
     if not torch.is_tensor(timestep):
         timestep = torch.tensor([float(timestep)], device=device)
-    t = timestep.to(device=device, dtype=torch.float32).reshape(-1)
+    t = whole_timestep(timestep.to(device=device, dtype=torch.float32).reshape(-1))
     if t.numel() == 1 and batch > 1:
         t = t.expand(batch)
     return t

@@ -362,7 +362,7 @@ class Denoiser:
         import torch
 
         s = torch.tensor([float(sigma)], dtype=torch.float32)
-        t = self.space.ms.sigma_to_t(s).to(self.device)
+        t = self.space.ms.call_timestep(s).to(self.device)
         x_in = x / math.sqrt(1.0 + float(s) ** 2)
         out = self._predict(x_in, t)
         self.calls += 1

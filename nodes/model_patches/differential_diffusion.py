@@ -10,8 +10,10 @@ during all of it.
 
 Implemented as ComfyUI's ``denoise_mask_function`` model option, which the sampling loop calls
 at every mask application (:func:`nodes.diffusion.sampling.step_mask`). The threshold is linear
-in training timesteps between the run's first sigma and its last (or the model's smallest),
-as ComfyUI's node computes it, so the same workflow gives ComfyUI's picture.
+in the whole training timesteps the model is called at (:meth:`ModelSigmas.model_timestep
+<nodes.diffusion.schedules.ModelSigmas.model_timestep>`) between the run's first sigma and its
+last (or the model's smallest), as ComfyUI's node computes it, so the same workflow gives
+ComfyUI's picture.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class DifferentialMask:
         ms = model_sigmas(model.scheduler_config)
         sigma_to = max(ms.sigma_min, float(sigmas[-1]))
         ts_from, ts_to, ts_now = (
-            float(v) for v in ms.sigma_to_t(torch.tensor([float(sigmas[0]), sigma_to, float(sigma.flatten()[0])]))
+            float(v) for v in ms.model_timestep(torch.tensor([float(sigmas[0]), sigma_to, float(sigma.flatten()[0])]))
         )
         threshold = (ts_now - ts_to) / (ts_from - ts_to) if ts_from != ts_to else 0.0
         binary = (mask >= threshold).to(mask.dtype)

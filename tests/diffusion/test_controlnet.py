@@ -342,6 +342,46 @@ def test_area_conditioning_passes_controls(sd1):
     assert torch.equal(_sample(model, off_pos, off_neg), plain)
 
 
+def test_the_controlnet_gets_the_unets_whole_timestep(sd1):
+    """ComfyUI calls a ControlNet at the UNet's timestep: the training timestep whose log sigma is
+    nearest the step's sigma (ModelSamplingDiscrete.timestep), a whole number."""
+    from nodes.diffusion.controlnet import ControlNetApplyAdvanced
+    from nodes.diffusion.sampler_nodes import KSamplerSelect, SamplerCustom
+    from nodes.diffusion.samplers import model_sigmas
+
+    model, clip, cn = sd1
+    positive, negative = clip.encode_conditioning("a cat"), clip.encode_conditioning("a dog")
+    positive, negative = ControlNetApplyAdvanced().run(positive, negative, cn, _hint_image(), 1.0, 0.0, 1.0)
+    log_sigmas = model_sigmas(model.scheduler_config).log_sigmas.double()
+    between = torch.tensor([900.3, 610.7, 250.2, 40.6], dtype=torch.float64)  # fractional timesteps
+    low = between.floor().long()
+    sigmas = ((1 - between.frac()) * log_sigmas[low] + between.frac() * log_sigmas[low + 1]).exp()
+    nearest = [int((log_sigmas - s.log()).abs().argmin()) for s in sigmas]
+    assert nearest == [900, 611, 250, 41]
+    seen: dict[str, list[list[float]]] = {"unet": [], "controlnet": []}
+    modules = {"unet": model.prepare(), "controlnet": cn.handle.on_device()}
+    for name, module in modules.items():
+        module.forward = lambda sample, timestep, *a, _f=module.forward, _n=name, **k: (
+            seen[_n].append(timestep.tolist()) or _f(sample, timestep, *a, **k)
+        )
+    try:
+        SamplerCustom().run(
+            model,
+            True,
+            1,
+            6.0,
+            positive,
+            negative,
+            KSamplerSelect().run("euler")[0],
+            torch.cat([sigmas.float(), torch.zeros(1)]),
+            {"samples": torch.zeros(1, 4, 8, 8)},
+        )
+    finally:
+        for module in modules.values():
+            del module.forward
+    assert seen["unet"] == seen["controlnet"] == [[float(t)] * 2 for t in nearest]
+
+
 def test_an_sdxl_controlnet_gets_pooled_text_and_size_ids(tiny_paths, manager):
     """No tiny SDXL ControlNet is shipped; one derived from the tiny SDXL UNet exercises the
     added_cond_kwargs path that SDXL ControlNets need."""

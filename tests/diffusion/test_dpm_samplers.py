@@ -15,8 +15,9 @@ step more and drop the last nonzero sigma; denoise < 1 takes the tail of a longe
 start (``latent + noise * sigma_0``, ``sqrt(1 + sigma_0^2)`` from the model's top level) and
 inpainting at every model call (the model sees the source latent noised to the call's sigma where
 the mask is 0 and gets it back as the clean estimate). The denoiser is the tiny UNet's noise
-prediction for each conditioning in its own call, combined by CFG, so neither Weft's guider nor
-its loop is part of the reference. Tolerance: 1e-4 of the latent's scale (the issue's); float32
+prediction for each conditioning in its own call, at ComfyUI's whole timestep (the training
+timestep nearest the call's sigma in log sigma, ``tests/support/comfy_timestep.py``), combined
+by CFG, so neither Weft's guider nor its loop is part of the reference. Tolerance: 1e-4 of the latent's scale (the issue's); float32
 rounding is about 1e-6 of it.
 """
 
@@ -29,6 +30,8 @@ import torch
 
 from nodes.diffusion import sampler_nodes as sn
 from nodes.diffusion.samplers import DISCARD_PENULTIMATE_SIGMA_SAMPLERS, SAMPLERS, compute_sigmas, model_sigmas
+from nodes.diffusion.schedules import whole_timestep
+from tests.support.comfy_timestep import comfy_timestep
 from tests.support.tiny_unet import ksample
 
 NAMES = ("dpm_2", "dpm_2_ancestral", "dpmpp_2m")
@@ -37,21 +40,28 @@ SEED, CFG, SCALE = 7, 5.0, 0.18215
 
 
 class Denoiser:
-    """The guided clean estimate in k-diffusion's space (``x = x0 + sigma * eps``) at fractional
-    timesteps (``round_t``: at the nearest whole one, as diffusers' schedulers called the UNet)."""
+    """The guided clean estimate in k-diffusion's space (``x = x0 + sigma * eps``), the tiny UNet
+    called at ComfyUI's whole timestep (``fractional_t``: at the sigma's fractional one, as Weft
+    called it before)."""
 
-    def __init__(self, model, positive, negative, round_t: bool = False) -> None:
-        self.model, self.round_t = model, round_t
+    def __init__(self, model, positive, negative, fractional_t: bool = False) -> None:
+        self.unet, self.fractional_t = model.prepare(), fractional_t
         self.cond, self.uncond = positive[0][0], negative[0][0]
         self.ms = model_sigmas(model.scheduler_config)
 
     def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         x_in = x / math.sqrt(1 + sigma * sigma)
-        t = self.ms.sigma_to_t(torch.tensor([sigma], dtype=torch.float32))
-        t = t.round() if self.round_t else t
+        if self.fractional_t:
+            t = float(self.ms.sigma_to_t(torch.tensor(sigma, dtype=torch.float32)))
+        else:
+            t = float(comfy_timestep(sigma, self.ms.log_sigmas))
         batch = x.shape[0]
-        cond = x - sigma * self.model.predict_noise(x_in, t, self.cond.expand(batch, -1, -1))
-        uncond = x - sigma * self.model.predict_noise(x_in, t, self.uncond.expand(batch, -1, -1))
+        timesteps = torch.full((batch,), t)
+
+        def eps(text: torch.Tensor) -> torch.Tensor:
+            return self.unet(x_in, timesteps, encoder_hidden_states=text.expand(batch, -1, -1)).sample
+
+        cond, uncond = x - sigma * eps(self.cond), x - sigma * eps(self.uncond)
         return uncond + (cond - uncond) * CFG
 
 
@@ -131,7 +141,7 @@ def reference(model, positive, negative, name, sigmas, source, mask=None, seed=S
     top = model_sigmas(model.scheduler_config).sigma_max
     s0 = sigmas[0]
     x = latent + noise * (math.sqrt(1 + s0 * s0) if math.isclose(s0, top, rel_tol=1e-5) else s0)
-    den = Denoiser(model, positive, negative, round_t=variant.pop("round_t", False))
+    den = Denoiser(model, positive, negative, fractional_t=variant.pop("fractional_t", False))
     if mask is not None:
         plain, m = den, mask[:, None]
 
@@ -240,10 +250,10 @@ def test_a_schedule_stopping_above_zero(tiny_model, tiny_positive, tiny_negative
 
 # -- the tolerance catches what these samplers were and plausible mistakes ------------------------
 MISTAKES = {
-    "dpm_2 at timesteps rounded to whole numbers": ("dpm_2", {"round_t": True}),
+    "dpm_2 at the sigmas' fractional timesteps": ("dpm_2", {"fractional_t": True}),
     "dpm_2 with the linear midpoint": ("dpm_2", {"midpoint": "linear"}),
     "dpm_2_ancestral with the seed's own generator": ("dpm_2_ancestral", {"noise_seed": SEED}),
-    "dpmpp_2m at timesteps rounded to whole numbers": ("dpmpp_2m", {"round_t": True}),
+    "dpmpp_2m at the sigmas' fractional timesteps": ("dpmpp_2m", {"fractional_t": True}),
     "dpmpp_2m with a first-order penultimate step": ("dpmpp_2m", {"first_order_penultimate": True}),
 }
 
@@ -269,7 +279,8 @@ def test_the_three_are_different_samplers(tiny_model, tiny_positive, tiny_negati
 @pytest.mark.parametrize("name", ["dpm_2", "dpm_2_ancestral"])
 def test_dpm2_calls_the_model_at_the_exact_log_midpoints(tiny_model, name):
     """Two calls a step, the second at sqrt(sigma * target) (target: sigma' or sigma_down), one in
-    the step to 0; each call's timestep is its sigma's fractional training timestep, unrounded."""
+    the step to 0; the UNet is called at each one's whole timestep by ComfyUI's rule, and the
+    timestep the predictor gets carries the exact sigma."""
     sigmas = ksampler_sigmas(tiny_model, name, "karras", 5, 1.0)
     stepper = SAMPLERS[name].stepper(tiny_model.scheduler_config, torch.tensor(sigmas), SEED)
     expected = []
@@ -279,8 +290,9 @@ def test_dpm2_calls_the_model_at_the_exact_log_midpoints(tiny_model, name):
     assert stepper.calls == len(expected) == 2 * len(sigmas) - 3
     assert stepper.call_sigmas == pytest.approx(expected, rel=1e-6)
     ms = model_sigmas(tiny_model.scheduler_config)
-    torch.testing.assert_close(stepper.timesteps, ms.sigma_to_t(torch.tensor(expected, dtype=torch.float32)))
-    assert not torch.equal(stepper.timesteps, stepper.timesteps.round())
+    whole = [float(comfy_timestep(s, ms.log_sigmas)) for s in expected]
+    assert whole_timestep(stepper.timesteps).tolist() == whole
+    torch.testing.assert_close(ms.t_to_sigma(stepper.timesteps), torch.tensor(expected), rtol=2e-6, atol=0)
 
 
 @pytest.mark.parametrize("name", NAMES)

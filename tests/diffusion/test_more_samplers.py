@@ -4,7 +4,7 @@ Each sampler runs through Weft's real sampling path (``sampling.sample``: guider
 CFG++ capture of the unconditional estimate) on the tiny random UNet and is compared with a
 reference loop written here from the published update rule. The reference's denoiser is written
 here too: the UNet's noise prediction for the positive and the negative conditioning, each in
-its own call, combined by CFG, so neither Weft's guider nor its loop is part of the reference.
+its own call at ComfyUI's whole timestep (``tests/support/comfy_timestep.py``), combined by CFG, so neither Weft's guider nor its loop is part of the reference.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from nodes.samplers.ancestral import (
 )
 from nodes.samplers.multistep import LmsSampler, SamplerLMS, ipndm_v_weights
 from tests.samplers.prompts import LatentMean, TinySource, custom_prompt, ksampler_prompt, run_prompt
+from tests.support.comfy_timestep import comfy_timestep
 from tests.support.tiny_unet import empty, ksample
 
 NEW_NAMES = (
@@ -66,7 +67,7 @@ class Denoiser:
 
     def __call__(self, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
         x_in = x / math.sqrt(1 + sigma * sigma)
-        t = self.ms.sigma_to_t(torch.tensor([sigma], dtype=torch.float32))
+        t = torch.tensor([float(comfy_timestep(sigma, self.ms.log_sigmas))])  # ComfyUI's whole timestep
         cond = x - sigma * self.model.predict_noise(x_in, t, self.cond)
         uncond = x - sigma * self.model.predict_noise(x_in, t, self.uncond)
         return uncond + (cond - uncond) * self.cfg, uncond

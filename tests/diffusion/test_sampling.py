@@ -432,12 +432,15 @@ def test_changing_only_the_seed_reruns_only_the_sampler(engine):
 )
 def test_loop_equals_a_bare_diffusers_loop(model, positive, negative, sampler_name, scheduler_class, extra):
     """KSampler (karras) gives what diffusers' own scheduler with Karras sigmas gives in the
-    textbook pipeline loop, for the samplers still stepped by a diffusers scheduler (Euler, Heun).
-    (UniPC, DEIS, DPM2 and DPM-Solver++(2M) are ComfyUI's, not diffusers':
-    tests/diffusion/test_unipc_deis.py, tests/diffusion/test_dpm_samplers.py.)"""
+    textbook pipeline loop, for the samplers still stepped by a diffusers scheduler (Euler, Heun),
+    the UNet called as ComfyUI calls it: at the whole training timestep nearest each call's sigma
+    (diffusers' loop passes the fractional one). (UniPC, DEIS, DPM2 and DPM-Solver++(2M) are
+    ComfyUI's, not diffusers': tests/diffusion/test_unipc_deis.py, tests/diffusion/test_dpm_samplers.py.)"""
     import diffusers
 
     from nodes.diffusion.noise import seeded_noise
+    from nodes.diffusion.samplers import model_sigmas
+    from tests.support.comfy_timestep import comfy_timestep
 
     unet = model.prepare()
     scheduler = getattr(diffusers, scheduler_class).from_config(
@@ -449,9 +452,12 @@ def test_loop_equals_a_bare_diffusers_loop(model, positive, negative, sampler_na
     sigma_max = float(scheduler.sigmas[0])
     x = seeded_noise((1, 4, 8, 8), 1) * math.sqrt(1 + sigma_max**2)
     cond = torch.cat([negative[0][0], positive[0][0]])
+    log_sigmas = model_sigmas(model.scheduler_config).log_sigmas
     with torch.inference_mode():
-        for t in scheduler.timesteps:
-            out = unet(scheduler.scale_model_input(torch.cat([x, x]), t), t, encoder_hidden_states=cond).sample
+        for i, t in enumerate(scheduler.timesteps):
+            whole = torch.tensor(float(comfy_timestep(float(scheduler.sigmas[i]), log_sigmas)))
+            x_in = scheduler.scale_model_input(torch.cat([x, x]), t)
+            out = unet(x_in, whole, encoder_hidden_states=cond).sample
             uncond_out, cond_out = out.chunk(2)
             x = scheduler.step(uncond_out + 5.0 * (cond_out - uncond_out), t, x).prev_sample
     reference = x / 0.18215

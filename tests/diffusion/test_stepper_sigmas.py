@@ -21,8 +21,10 @@ import torch
 
 from nodes.diffusion.own_steppers import OwnStepper
 from nodes.diffusion.samplers import SAMPLERS, SCHEDULER_NAMES, compute_sigmas
+from nodes.diffusion.schedules import whole_timestep
 from nodes.diffusion.types import default_scheduler_config
 from nodes.diffusion.unipc import UniPcStepper
+from tests.support.comfy_timestep import comfy_timestep
 
 CONFIG = default_scheduler_config("sd1", "epsilon")
 STOCHASTIC = {
@@ -108,8 +110,10 @@ def test_sampler_steps_through_the_schedule_asked_for(name):
             continue
         ms = stepper.ms
         for given, sigma in timesteps:
-            # the UNet is told the call's noise level (some diffusers schedulers round to whole steps)
-            if abs(given - float(ms.sigma_to_t(torch.tensor(sigma)))) > 0.5 + 1e-3:
+            # the predictor is told the call's noise level, and the UNet ComfyUI's whole timestep for it
+            whole = float(whole_timestep(torch.tensor(given)))
+            read_back = float(ms.t_to_sigma(torch.tensor(given)))
+            if whole != comfy_timestep(sigma, ms.log_sigmas) or abs(read_back - sigma) > 2e-6 * sigma:
                 failures.append(f"{where}: timestep {given} for sigma {sigma}")
         for k, (x, sigma) in enumerate(zip(reached, asked, strict=True), start=1):
             if name in STOCHASTIC:

@@ -37,6 +37,23 @@ def test_the_threshold_falls_from_one_to_zero_over_the_schedule(tiny_model):
     torch.testing.assert_close(soft, 0.5 * first + 0.5 * mask)
 
 
+def test_the_threshold_counts_whole_timesteps_as_comfyui(tiny_model):
+    """ComfyUI's node measures the schedule in ``ModelSamplingDiscrete.timestep``: the whole
+    training timestep nearest each sigma in log sigma, not the fractional one."""
+    from nodes.diffusion.samplers import model_sigmas
+    from tests.support.comfy_timestep import comfy_timestep
+
+    ms = model_sigmas(tiny_model.scheduler_config)
+    sigmas = torch.cat([ms.t_to_sigma(torch.tensor([999.0, 700.0, 500.4, 200.0])), torch.zeros(1)])
+    now = sigmas[2:3]  # between timesteps 500 and 501
+    start, end, current = (comfy_timestep(float(s), ms.log_sigmas) for s in (sigmas[0], ms.sigma_min, now))
+    assert (start, end, current) == (999, 0, 500)
+    threshold = (current - end) / (start - end)
+    mask = torch.tensor([threshold - 1e-4, threshold + 1e-4, 500.4 / 999 + 1e-4])[None, None, None]
+    got = DifferentialMask()(now, mask, {"model": tiny_model, "sigmas": sigmas})
+    assert got.flatten().tolist() == [0.0, 1.0, 1.0]
+
+
 def test_a_soft_mask_changes_pixels_in_proportion_to_their_value(tiny_model, tiny_positive, tiny_negative):
     latent = _latent()
     masked = SetLatentNoiseMask().run(latent, _ramp())[0]

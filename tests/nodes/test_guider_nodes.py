@@ -22,6 +22,13 @@ TOL = {"rtol": 1e-4, "atol": 2e-4}
 STEPS = 3
 
 
+def assert_same_run(ours: torch.Tensor, reference: torch.Tensor) -> None:
+    """Two runs of one computation through different code (a hook's arithmetic, a guider's): a
+    few 1e-6 of the latent's scale apart in float32, which an element near 0 can exceed ``TOL``
+    by; a real difference (another prompt, scale or timestep) is 1e-3 of it or more."""
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5 * float(reference.abs().max()))
+
+
 def outputs(result: Any) -> tuple:
     return result.outputs if hasattr(result, "outputs") else result
 
@@ -173,7 +180,7 @@ def test_perp_neg_guider_prediction_is_the_formula_in_one_unet_call(tiny_model, 
 def test_perp_neg_patch_matches_the_guider_and_reduces_to_cfg(tiny_model, conds) -> None:
     plain = sca(cfg_guider(tiny_model, conds["pos"], conds["empty"], 6.0))
     patched = outputs(PerpNeg().run(tiny_model, conds["empty"], 0.0))[0]
-    torch.testing.assert_close(sca(cfg_guider(patched, conds["pos"], conds["neg"], 6.0)), plain, **TOL)
+    assert_same_run(sca(cfg_guider(patched, conds["pos"], conds["neg"], 6.0)), plain)
     patched = outputs(PerpNeg().run(tiny_model, conds["empty"], 1.0))[0]
     guided = sn.CFGGuider().run(patched, conds["pos"], conds["neg"], 6.0)[0]
     result = sn.SamplerCustomAdvanced().run(

@@ -39,6 +39,13 @@ def fk(vae, reward, *, base="euler_ancestral", k=4, seed=0, **settings) -> Parti
     )
 
 
+def assert_same_run(ours: torch.Tensor, reference: torch.Tensor) -> None:
+    """The same sampler computed in two orders of float32 operations (the particle loop's and the
+    stepper's): a few 1e-6 of the latent's scale apart, element by element (a wrong step, noise
+    draw or timestep is 1e-3 of it or more)."""
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5 * float(reference.abs().max()))
+
+
 BRIGHT = ImageStatisticsReward("brightness")
 #: The tiny random VAE decodes every latent to a nearly mid-grey picture: brightness varies between
 #: particles in the third decimal, so lambda is scaled to make that a real preference.
@@ -46,22 +53,16 @@ TINY_LAMBDA = 2000.0
 
 
 @pytest.mark.parametrize(
-    ("base", "scheduler", "steps", "tolerance"),
-    [
-        ("euler", "karras", 6, 1e-4),
-        ("euler_ancestral", "karras", 6, 1e-4),
-        ("dpmpp_2m", "karras", 6, 1e-4),
-    ],
+    ("base", "scheduler", "steps"),
+    [("euler", "karras", 6), ("euler_ancestral", "karras", 6), ("dpmpp_2m", "karras", 6)],
 )
-def test_fk_steering_with_one_particle_equals_the_plain_sampler(
-    model, vae, positive, negative, base, scheduler, steps, tolerance
-):
+def test_fk_steering_with_one_particle_equals_the_plain_sampler(model, vae, positive, negative, base, scheduler, steps):
     sampler = SamplerFKSteering().run(vae, BRIGHT, base, 1, "max", 2, "systematic", 1.0, "best", 7, **{"lambda": 10.0})[
         0
     ]
     steered = custom(model, positive, negative, empty(), sampler, seed=3, steps=steps, scheduler=scheduler)
     reference = plain(model, positive, negative, empty(), seed=3, steps=steps, sampler=base, scheduler=scheduler)
-    torch.testing.assert_close(steered.outputs[0]["samples"], reference, rtol=tolerance, atol=tolerance)
+    assert_same_run(steered.outputs[0]["samples"], reference)
     report = steered.ui["weft_report"][0]
     assert report["name"] == "FKSteering" and report["particles"] == 1
     assert report["model_evaluations"] == steps and report["resamples"] == 0
@@ -71,7 +72,7 @@ def test_best_of_one_equals_the_plain_sampler(model, vae, positive, negative):
     sampler = SamplerBestOfN().run(vae, BRIGHT, "euler", 1, "best", 0)[0]
     steered = custom(model, positive, negative, empty(), sampler, seed=5, steps=4, scheduler="normal")
     reference = plain(model, positive, negative, empty(), seed=5, steps=4, sampler="euler", scheduler="normal")
-    torch.testing.assert_close(steered.outputs[0]["samples"], reference, rtol=1e-4, atol=1e-4)
+    assert_same_run(steered.outputs[0]["samples"], reference)
 
 
 def _best_rewards(model, vae, positive, negative, make, ks, seeds, steps=6) -> dict[int, float]:
@@ -160,7 +161,7 @@ def test_per_picture_prompts_go_through_the_denoiser_per_particle(model, vae, po
     sampler = fk(vae, BRIGHT, k=1)
     steered = custom(model, both, negative, empty(2), sampler, seed=4, steps=3)
     reference = plain(model, both, negative, empty(2), seed=4, steps=3, sampler="euler_ancestral")
-    torch.testing.assert_close(steered.outputs[0]["samples"], reference, rtol=1e-4, atol=1e-4)
+    assert_same_run(steered.outputs[0]["samples"], reference)
     many = custom(model, both, negative, empty(2), fk(vae, BRIGHT, k=3), seed=4, steps=3)
     assert many.outputs[0]["samples"].shape == (2, 4, 8, 8)
     assert many.ui["weft_report"][0]["model_evaluations"] == 9

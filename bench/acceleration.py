@@ -430,8 +430,8 @@ def _sampler_run(bench: Bench, sampler: Any, sigmas: Any) -> tuple[float, Any]:
 
 
 def converged(bench: Bench) -> Any:
-    """The ODE's solution at sigma_min: Weft's lms (order 4, fractional timesteps like the
-    own-loop samplers), ``CONVERGED_STEPS`` Karras steps; computed once per bench."""
+    """The ODE's solution at sigma_min: Weft's lms (order 4, the UNet at whole
+    timesteps like every sampler), ``CONVERGED_STEPS`` Karras steps; computed once per bench."""
     if id(bench) not in _converged:
         import torch
 

@@ -148,13 +148,14 @@ def _model_sigmas(key: str) -> ModelSigmas:
 
 def _float64_alphas_cumprod(config: Mapping[str, Any]) -> torch.Tensor | None:
     """The training schedule in float64 from its betas, as ComfyUI's ``ModelSamplingDiscrete``
-    computes the SD families' (diffusers computes it in float32: sigmas 1.3e-5 apart). ``None``
-    for what ComfyUI computes otherwise or not at all here (other beta schedules, given betas,
-    zero terminal SNR): diffusers' table then. Missing keys take diffusers' defaults."""
+    computes the SD families' (diffusers computes it in float32: sigmas 1.3e-5 apart), rescaled to
+    zero terminal SNR as ComfyUI does with ``zsnr`` (:func:`_zero_terminal_snr`). ``None`` for what
+    ComfyUI computes otherwise or not at all here (other beta schedules, given betas): diffusers'
+    table then. Missing keys take diffusers' defaults."""
     import torch
 
     kind = config.get("beta_schedule", "linear")
-    if config.get("trained_betas") is not None or config.get("rescale_betas_zero_snr"):
+    if config.get("trained_betas") is not None:
         return None
     count = int(config.get("num_train_timesteps", 1000))
     start, end = float(config.get("beta_start", 0.0001)), float(config.get("beta_end", 0.02))
@@ -164,7 +165,28 @@ def _float64_alphas_cumprod(config: Mapping[str, Any]) -> torch.Tensor | None:
         betas = torch.linspace(start, end, count, dtype=torch.float64)
     else:
         return None
-    return torch.cumprod(1.0 - betas, dim=0)
+    alphas_cumprod = torch.cumprod(1.0 - betas, dim=0)
+    return _zero_terminal_snr(alphas_cumprod) if config.get("rescale_betas_zero_snr") else alphas_cumprod
+
+
+#: the last alpha_cumprod of a zero-terminal-SNR schedule: ComfyUI's stand-in for 0 (an infinite
+#: sigma), where diffusers puts 2**-24 (sigma_max about 4519 there, 4096 in diffusers)
+_ZSNR_LAST_ALPHA_CUMPROD = 4.8973451890853435e-08
+
+
+def _zero_terminal_snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Lin et al. 2023 ("Common Diffusion Noise Schedules and Sample Steps are Flawed", Algorithm
+    1): sqrt(alpha_cumprod) shifted so the last is 0 and scaled so the first keeps its value,
+    in float64 from the sigmas as ComfyUI's ``rescale_zero_terminal_snr_sigmas`` computes it, with
+    its last value (:data:`_ZSNR_LAST_ALPHA_CUMPROD`), so a ``ModelSamplingDiscrete`` node with
+    ``zsnr`` starts from ComfyUI's noise level."""
+    sigmas = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
+    root = (1 / (sigmas * sigmas + 1)).sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * (first / (first - last))
+    rescaled = root**2
+    rescaled[-1] = _ZSNR_LAST_ALPHA_CUMPROD
+    return rescaled
 
 
 def model_sigmas(scheduler_config: Mapping[str, Any]) -> ModelSigmas:

@@ -152,6 +152,26 @@ def test_model_sampling_discrete(tiny_model) -> None:
             model_sampling.ModelSamplingDiscrete().run(tiny_model, value, False)
 
 
+def test_zsnr_training_sigmas_follow_lin_et_al_with_comfyuis_last_value(tiny_model) -> None:
+    """zsnr rescales sqrt(alpha_cumprod) to end at 0 (Lin et al. 2023, Algorithm 1), with the
+    last alpha_cumprod 4.8973451890853435e-08 as in ComfyUI (sigma_max ~4519, diffusers' ~4096),
+    in float64, so the run starts from ComfyUI's noise level; every other sigma is the paper's."""
+    from nodes.diffusion.samplers import model_sigmas
+
+    zsnr = model_sampling.ModelSamplingDiscrete().run(tiny_model, "v_prediction", True)[0]
+    config = zsnr.scheduler_config
+    assert config["beta_schedule"] == "scaled_linear"
+    betas = torch.linspace(config["beta_start"] ** 0.5, config["beta_end"] ** 0.5, 1000, dtype=torch.float64) ** 2
+    root = torch.cumprod(1 - betas, 0).sqrt()
+    root = (root - root[-1]) * root[0] / (root[0] - root[-1])
+    alphas_cumprod = root**2
+    alphas_cumprod[-1] = 4.8973451890853435e-08
+    expected = ((1 - alphas_cumprod) / alphas_cumprod).sqrt()
+    got = model_sigmas(config)
+    torch.testing.assert_close(got.sigmas.double(), expected, rtol=1e-6, atol=0)
+    assert got.sigma_max == pytest.approx(4518.76, abs=0.01)
+
+
 # -- merging --------------------------------------------------------------------------------------
 
 

@@ -437,9 +437,18 @@ def test_switch_binds_its_output_to_the_branches_type(registry: Any) -> None:
     assert errors(result, "no_switch") == [("required_input_missing", "switch")]
 
 
-def test_custom_combo_passes_any_written_choice(registry: Any) -> None:
-    prompt = {"c": {"class_type": "CustomCombo", "inputs": {"choice": "my own option"}}, **keep("c")}
-    assert run(registry, prompt).status_str == "success" and KEPT["out"] == "my own option"
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        {"choice": "my own option"},
+        # as ComfyUI's frontend (1.35.9) sends it: every option widget too, the empty last one included
+        {"choice": "my own option", "option0": "other", "option1": "my own option", "option2": ""},
+        {"choice": "", "option0": ""},  # nothing typed yet
+    ],
+)
+def test_custom_combo_passes_any_written_choice(registry: Any, inputs: dict[str, str]) -> None:
+    prompt = {"c": {"class_type": "CustomCombo", "inputs": inputs}, **keep("c")}
+    assert run(registry, prompt).status_str == "success" and KEPT["out"] == inputs["choice"]
 
 
 # -- through a live server ---------------------------------------------------------------------------------

@@ -7,9 +7,12 @@
 // are its own: nodeDef expands them from its widget values and sockets, and settleGraph brings
 // its sockets, values and links in line after every edit (inside the edit's undo step) and every
 // load. What is drawn, saved and queued is then what the server expects (v3_dynamic.py).
+// ComfyUI's Custom Combo, whose options are typed into widgets of their own, is settled here
+// too (custom_combo.js).
 
-import { defaultWidgetValue, getNode, hasControlAfterGenerate, linkInto, normalizeInput, touch } from "./state.js";
+import { defaultWidgetValue, getNode, hasControlAfterGenerate, linkInto, linksFrom, normalizeInput, touch } from "./state.js";
 import { typeNode, typeTemplates } from "./match_type.js";
+import { optionState, settleTypedValues, typedInputs } from "./custom_combo.js";
 
 /** The server's `max` when a prefix template gives none (nodes/plugins/v3_dynamic.py). */
 const DEFAULT_MAX = 10;
@@ -47,7 +50,8 @@ export function expandInputs(def, ask) {
     } else if (spec.dynamic === "slot") {
       inputs.push(flat(spec, path));
       if (ask.given(path)) bring(path, spec.brings);
-    } else inputs.push(flat(spec, path));
+    } else if (spec.dynamic === "typed") inputs.push(...typedInputs(spec, ask.value));
+    else inputs.push(flat(spec, path));
   };
   for (const spec of def.inputs) walk(spec, spec.name);
   return { inputs, groups };
@@ -162,19 +166,31 @@ export function observeLinks(graph, defs) {
   return seen;
 }
 
+/** Each Custom Combo's choice and options when an edit began, by node (custom_combo.js). */
+export function observeOptions(graph, defs) {
+  const seen = new Map();
+  for (const node of graph.nodes) {
+    const def = defs[node.type];
+    if (def && def.typed && !node.missing) seen.set(node.id, optionState(node.widgets_values || {}));
+  }
+  return seen;
+}
+
 /** Bring every node with dynamic inputs or templated sockets in line with its values and links.
  * `before` (observeLinks at the start of an edit) makes it an edit: an Autogrow copy unlinked
  * closes its gap (the later links move up, as in ComfyUI), a node whose inputs changed is
- * refitted to them and links a narrowed MatchType output no longer fits are dropped. Without
- * it (a load) links stay where the file put them and sizes as saved. Returns whether the graph
- * changed. */
-export function settleGraph(graph, defs, before = null) {
+ * refitted to them and links a narrowed MatchType output no longer fits are dropped; a Custom
+ * Combo whose options the edit changed (`options`, observeOptions then) drops emptied ones and
+ * moves its choice. Without it (a load) links stay where the file put them, sizes and choices
+ * as saved. Returns whether the graph changed. */
+export function settleGraph(graph, defs, before = null, options = null) {
   if (!defs) return false;
   let changed = false;
   let templated = false;
   for (const node of graph.nodes) {
     const def = defs[node.type];
     if (!def || node.missing) continue;
+    if (def.typed && before && settleOptions(graph, node, options && options.get(node.id))) changed = true;
     if (def.dynamic && settleNode(graph, node, def, before ? before.get(node.id) || NONE : null)) changed = true;
     templated = templated || def.templated;
   }
@@ -195,9 +211,26 @@ export function settleNew(graph, node, defs) {
 /** The History hooks that settle each edit before it is recorded (so undo restores both). */
 export function settleHooks(getDefs) {
   return {
-    observe: (graph) => observeLinks(graph, getDefs()),
-    settle: (graph, before) => settleGraph(graph, getDefs(), before || new Map()),
+    observe: (graph) => ({ links: observeLinks(graph, getDefs()), options: observeOptions(graph, getDefs()) }),
+    settle: (graph, seen) => settleGraph(graph, getDefs(), (seen && seen.links) || new Map(), seen && seen.options),
   };
+}
+
+/** A Custom Combo after an edit: its options and choice settled; a changed choice is copied
+ * into the widgets its output drives (sockets converted from widgets), as ComfyUI's frontend
+ * shows it there. */
+function settleOptions(graph, node, before) {
+  if (!before) return false; // added by this edit: as it was made
+  const { resized, changed } = settleTypedValues(node.widgets_values, before);
+  if (resized) node.size = [node.size[0], 0];
+  const choice = node.widgets_values.choice;
+  if (choice === before.choice) return changed;
+  for (const l of linksFrom(graph, node.id, 0)) {
+    const target = getNode(graph, l.target_id);
+    const inp = target && target.inputs[l.target_slot];
+    if (inp && inp.widget) target.widgets_values[inp.widget] = choice;
+  }
+  return true;
 }
 
 function settleNode(graph, node, def, before) {

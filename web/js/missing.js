@@ -21,6 +21,7 @@ const choiceSets = new WeakMap();
 
 /** Whether a combo's current value is one of its choices (a Set per spec, kept while the list is). */
 export function comboHas(spec, value) {
+  if (spec.dynamic === "typed" && value === "") return true; // a Custom Combo with nothing chosen yet
   const choices = spec.choices || [];
   let entry = choiceSets.get(spec);
   if (!entry || entry.list !== choices || entry.length !== choices.length) {
@@ -63,7 +64,8 @@ export function findMissing(graph, defFor) {
     const def = defFor(node);
     if (!def || def.virtual) continue;
     for (const spec of def.inputs) {
-      if (spec.type !== "COMBO" || !spec.widget || isWidgetConverted(node, spec.name)) continue;
+      // a Custom Combo's choice is whatever its options say (the server takes any)
+      if (spec.type !== "COMBO" || !spec.widget || spec.dynamic === "typed" || isWidgetConverted(node, spec.name)) continue;
       const value = node.widgets_values[spec.name];
       if (value === undefined || value === null || value === "" || comboHas(spec, value)) continue;
       const folder = folderFor(node.type, spec, value);

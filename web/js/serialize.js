@@ -7,6 +7,7 @@ import {
   typesCompatible,
 } from "./state.js";
 import { expandedDef, nodeDef, settleGraph } from "./dynamic.js";
+import { typedFileValues } from "./custom_combo.js";
 
 export const CONTROL_MODES = ["fixed", "increment", "decrement", "randomize"];
 
@@ -187,11 +188,12 @@ function comfyKnownNode(node, n, def) {
 
 /** The inputs a ComfyUI node with dynamic inputs had: its options are read from its positional
  * widget values (each option's widgets follow its combo, so reading them again after each
- * option found settles in as many rounds as options are nested), its copies from its sockets. */
+ * option found settles in as many rounds as options are nested; a Custom Combo's typed options
+ * are read at once), its copies from its sockets. */
 function comfyDynamicDef(def, n) {
   const present = new Set((n.inputs || []).map((i) => i.name));
   const given = new Set((n.inputs || []).filter((i) => i.link != null).map((i) => i.name));
-  let values = {};
+  let values = typedFileValues(def, n.widgets_values);
   let shown = null;
   for (let round = 0; round < 16; round++) {
     const flat = expandedDef(def, (name) => values[name], present, given);

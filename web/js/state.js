@@ -2,6 +2,8 @@
 // read and edit it. Links are the single source of truth for connections; an index keyed by
 // target/origin socket is rebuilt lazily after each change.
 
+import { markTypedCombo } from "./custom_combo.js";
+
 export const FORMAT = "weft-workflow";
 export const FORMAT_VERSION = 1;
 
@@ -74,11 +76,13 @@ export function normalizeDef(name, info) {
     is_list: !!(info.output_is_list && info.output_is_list[i]),
     ...(t === MATCH_TYPE && templates[i] ? { template: templates[i] } : {}),
   }));
+  const typed = markTypedCombo(name, inputs); // ComfyUI's Custom Combo (custom_combo.js)
   const dynamic = inputs.some((i) => i.dynamic);
   return {
     name,
     // per-node inputs (dynamic.js) and socket types that follow links (match_type.js)
     dynamic,
+    typed,
     templated: outputs.some((o) => o.template) || JSON.stringify(info.input || {}).includes(MATCH_TYPE),
     display_name: info.display_name || name,
     category: info.category || "",

@@ -149,6 +149,56 @@ def percent_to_sigma(percent: float, scheduler_config: Any) -> float:
     return float(ms.t_to_sigma(torch.tensor((1.0 - percent) * (len(ms.sigmas) - 1))))
 
 
+def _options(item: Any) -> dict[str, Any] | None:
+    """A CONDITIONING entry's options, or ``None`` for something that is not an entry."""
+    if not isinstance(item, (list, tuple)) or len(item) < 2:
+        return None
+    return item[1] if isinstance(item[1], dict) else {}
+
+
+def _whole_frame(options: dict[str, Any]) -> bool:
+    """Not bound to an area: ComfyUI counts an ``area``, and a mask with "mask bounds" (which it
+    turns into one), as area-bound."""
+    return "area" not in options and not (options.get("mask") is not None and options.get("set_area_to_bounds"))
+
+
+def spread_to_uncond(conds: dict[str, Any]) -> dict[str, Any]:
+    """A guider's named conditionings with ComfyUI's ``control_apply_to_uncond`` rule applied.
+
+    Apply ControlNet (OLD) marks its entries with ``control_apply_to_uncond``, and ComfyUI's
+    ``process_conds`` then gives their controls to every other conditioning (the negative, a
+    DualCFG middle, ...) that has none on its whole-frame entries: the n-th control goes to that
+    conditioning's whole-frame entries in turn (a later one replacing an earlier one on the same
+    entry). So the old node on the positive acts on both halves of CFG, exactly as
+    ControlNetApplyAdvanced with the whole schedule does. Entries are copied; the given lists are
+    left as they are.
+    """
+    positive = conds.get("positive")
+    given = [o for o in map(_options, positive if isinstance(positive, (list, tuple)) else ()) if o is not None]
+    sources = [
+        o["control"]
+        for o in given
+        if o.get("control_apply_to_uncond") is True and _whole_frame(o) and o.get("control") is not None
+    ]
+    if not sources:
+        return conds
+    out = dict(conds)
+    for name, conditioning in conds.items():
+        if name == "positive" or not isinstance(conditioning, (list, tuple)):
+            continue
+        whole = [i for i, item in enumerate(conditioning) if (o := _options(item)) is not None and _whole_frame(o)]
+        if not whole or any((_options(conditioning[i]) or {}).get("control") is not None for i in whole):
+            # one with a control of its own stays as it is; one without a whole-frame entry too
+            # (ComfyUI divides by zero there)
+            continue
+        entries = list(conditioning)
+        for n, control in enumerate(sources):
+            i = whole[n % len(whole)]
+            entries[i] = [conditioning[i][0], {**(_options(conditioning[i]) or {}), "control": control}]
+        out[name] = entries
+    return out
+
+
 def _broadcast(hint: torch.Tensor, target: int, halves: int) -> torch.Tensor:
     """ComfyUI's ``broadcast_image_to``: a batch-1 hint broadcasts by itself; a longer one is
     cut or tiled to the batch of one half and repeated for each half (cond/uncond)."""
@@ -322,5 +372,6 @@ __all__ = [
     "control_kwargs",
     "hint_from_image",
     "percent_to_sigma",
+    "spread_to_uncond",
     "stacked_residuals",
 ]

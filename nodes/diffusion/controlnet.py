@@ -70,12 +70,15 @@ def _apply(
     end: float,
     origin: str,
     made: dict[int, Any],
+    to_uncond: bool = False,
 ) -> list[list[Any]]:
     """New entries with a control chained onto each entry's previous one.
 
     ``made`` maps a previous control (by identity) to the control created on top of it, so the
     positive and negative entries that had the same previous control get the same new one and
     the guider can run one ControlNet call for both halves (ComfyUI's ``cnets`` cache).
+    ``to_uncond`` is ComfyUI's ``control_apply_to_uncond`` mark (the old node's): at sampling a
+    positive's control also goes to a negative without one (:func:`.control.spread_to_uncond`).
     """
     from .control import Control
 
@@ -89,7 +92,7 @@ def _apply(
                 previous,
             )  # the previous one is kept so its id is not reused meanwhile
         entry[1]["control"] = made[key][0]
-        entry[1]["control_apply_to_uncond"] = False
+        entry[1]["control_apply_to_uncond"] = to_uncond
     return out
 
 
@@ -197,13 +200,18 @@ class ControlNetApplyAdvanced(Node):
 
 
 class ControlNetApply(Node):
-    """ComfyUI's older apply node: one conditioning, the whole schedule."""
+    """ComfyUI's older apply node: one conditioning, the whole schedule.
+
+    As in ComfyUI, its entries are marked ``control_apply_to_uncond``: put on the positive, the
+    ControlNet also acts on a negative that has none, so the picture is the one
+    ControlNetApplyAdvanced gives with the whole schedule.
+    """
 
     display_name = "Apply ControlNet (OLD)"
     category = "conditioning/controlnet"
     description = (
-        "Older form of Apply ControlNet: applies the ControlNet to one conditioning only (usually the "
-        "positive), for the whole sampling."
+        "Older form of Apply ControlNet: applies the ControlNet to one conditioning (usually the positive) for "
+        "the whole sampling; as in ComfyUI, on the positive it also acts on a negative that has no ControlNet."
     )
     deprecated = True
     inputs = (
@@ -222,7 +230,9 @@ class ControlNetApply(Node):
         controlnet = _require_controlnet(control_net, "ControlNetApply")
         hint = hint_from_image(image)
         return (
-            _apply(conditioning, "conditioning", controlnet, hint, strength, 0.0, 1.0, _origin("ControlNetApply"), {}),
+            _apply(
+                conditioning, "conditioning", controlnet, hint, strength, 0.0, 1.0, _origin("ControlNetApply"), {}, True
+            ),
         )
 
 

@@ -232,13 +232,24 @@ class Guider:
     def __init__(self, model: DiffusionModel, cfg: float = 1.0) -> None:
         self.model = model
         self.model_patcher = model  # ComfyUI's attribute name, for plugins that read it
-        self.conds: dict[str, Any] = {}
+        self.conds = {}
         self.cfg = float(cfg)
 
+    @property
+    def conds(self) -> dict[str, Any]:
+        """The named conditionings with ComfyUI's ``control_apply_to_uncond`` rule applied (part of
+        its ``process_conds``). A property so that every guider gets the rule: subclasses and
+        plugins assign the whole dict rather than calling :meth:`set_conds`."""
+        return self._conds
+
+    @conds.setter
+    def conds(self, value: dict[str, Any]) -> None:
+        from .control import spread_to_uncond
+
+        self._conds = spread_to_uncond(value) if isinstance(value, dict) else value
+
     def set_conds(self, positive: Any, negative: Any | None = None) -> None:
-        self.conds = {"positive": positive}
-        if negative is not None:
-            self.conds["negative"] = negative
+        self.conds = {"positive": positive} if negative is None else {"positive": positive, "negative": negative}
 
     def set_cfg(self, cfg: float) -> None:
         self.cfg = float(cfg)

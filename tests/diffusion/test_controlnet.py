@@ -200,7 +200,13 @@ def test_two_chained_controlnets_differ_from_one(server, hints):
     assert (two - one).abs().mean() > 1.0
 
 
-def test_old_apply_node_affects_only_the_positive(server, hints):
+def test_old_apply_node_on_the_positive_acts_on_both_halves_like_comfyui(server, hints):
+    """ComfyUI marks the old node's entries ``control_apply_to_uncond`` and then gives their
+    ControlNet to a negative that has none: on the positive it makes exactly the picture of
+    ControlNetApplyAdvanced with the whole schedule, and at cfg 0 (the negative's prediction alone)
+    it changes the picture. (Weft once kept it off the negative: 0.66 of the latent's scale from
+    ComfyUI's picture, see docs/compatibility.md.)"""
+
     def old(prompt):
         prompt["12L"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": CN_FILE}}
         prompt["12I"] = {"class_type": "LoadImage", "inputs": {"image": hints[0]}}
@@ -211,14 +217,10 @@ def test_old_apply_node_affects_only_the_positive(server, hints):
         prompt["5"]["inputs"]["positive"] = ["12", 0]
         return prompt
 
-    # cfg 0 keeps only the negative's prediction: untouched by the old node, changed by the advanced one
-    plain = picture(server, run(server, graph(cfg=0.0, prefix="cn_old_plain")))
-    assert torch.equal(picture(server, run(server, old(graph(cfg=0.0, prefix="cn_old0")))), plain)
-    both = picture(server, run(server, with_controlnet(graph(cfg=0.0, prefix="cn_adv0"), hints[0])))
-    assert not torch.equal(both, plain)
-    # with guidance the positive's ControlNet shows
     guided = picture(server, run(server, old(graph(prefix="cn_old6"))))
-    assert not torch.equal(guided, picture(server, run(server, graph(prefix="cn_old6_plain"))))
+    assert torch.equal(guided, picture(server, run(server, with_controlnet(graph(prefix="cn_adv6"), hints[0]))))
+    plain = picture(server, run(server, graph(cfg=0.0, prefix="cn_old_plain")))
+    assert (picture(server, run(server, old(graph(cfg=0.0, prefix="cn_old0")))) - plain).abs().mean() > 1.0
 
 
 def test_sdxl_model_with_an_sd1_controlnet_names_the_node_and_input(server, hints):
@@ -279,9 +281,11 @@ def test_apply_copies_the_conditioning_and_chains_controls(sd1):
     assert unchanged[0] is positive and unchanged[1] is negative
     old = ControlNetApply().run(pos1, cn, _hint_image(), 1.0)[0]
     assert old[0][1]["control"].previous is first and pos1[0][1]["control"] is first
+    # ComfyUI's marks: the old node's control goes to a negative without one, the advanced node's does not
+    assert old[0][1]["control_apply_to_uncond"] is True and pos1[0][1]["control_apply_to_uncond"] is False
 
 
-@pytest.mark.parametrize("where", ["both", "positive", "negative"])
+@pytest.mark.parametrize("where", ["both", "old on the positive", "positive", "negative"])
 def test_the_fast_path_stays_one_unet_call_per_step(sd1, where, monkeypatch):
     from nodes.diffusion.control import ControlRun
     from nodes.diffusion.controlnet import ControlNetApply, ControlNetApplyAdvanced
@@ -290,8 +294,10 @@ def test_the_fast_path_stays_one_unet_call_per_step(sd1, where, monkeypatch):
     positive, negative = clip.encode_conditioning("a cat"), clip.encode_conditioning("a dog")
     if where == "both":
         positive, negative = ControlNetApplyAdvanced().run(positive, negative, cn, _hint_image(), 1.0, 0.0, 1.0)
-    elif where == "positive":
+    elif where == "old on the positive":  # it goes to the negative too (ComfyUI's control_apply_to_uncond)
         positive = ControlNetApply().run(positive, cn, _hint_image(), 1.0)[0]
+    elif where == "positive":  # the advanced node's positive alone
+        positive = ControlNetApplyAdvanced().run(positive, negative, cn, _hint_image(), 1.0, 0.0, 1.0)[0]
     else:
         negative = ControlNetApply().run(negative, cn, _hint_image(), 1.0)[0]
     unet_batches, controlnet_batches = [], []
@@ -306,17 +312,17 @@ def test_the_fast_path_stays_one_unet_call_per_step(sd1, where, monkeypatch):
     _sample(counted, positive, negative, steps=3)
     assert unet_batches == [2, 2, 2]
     # the same control on both halves: one call on the stacked batch; else only the half that has one
-    assert controlnet_batches == ([2] * 3 if where == "both" else [1] * 3)
+    assert controlnet_batches == ([2] * 3 if where in ("both", "old on the positive") else [1] * 3)
 
 
 def test_a_control_on_one_half_leaves_the_other_half_exact(sd1):
     """The zero residuals given to the half without a control change nothing in it."""
-    from nodes.diffusion.controlnet import ControlNetApply
+    from nodes.diffusion.controlnet import ControlNetApplyAdvanced
     from nodes.diffusion.guidance import Guider
 
     model, clip, cn = sd1
     positive, negative = clip.encode_conditioning("a cat"), clip.encode_conditioning("a dog")
-    controlled = ControlNetApply().run(positive, cn, _hint_image(), 1.0)[0]
+    controlled = ControlNetApplyAdvanced().run(positive, negative, cn, _hint_image(), 1.0, 0.0, 1.0)[0]
     x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(4))
     t = torch.tensor(500.0)
     outputs = {}
@@ -325,6 +331,73 @@ def test_a_control_on_one_half_leaves_the_other_half_exact(sd1):
         guider.set_conds(pos, negative)
         outputs[name] = guider.predictor(x.shape, model.device)(x, t)
     assert torch.equal(outputs["plain"], outputs["controlled"])
+
+
+def test_the_old_nodes_control_goes_to_conditionings_without_one():
+    """ComfyUI's rule (``process_conds``: ``apply_empty_x_to_equal_area`` over the positive's entries
+    marked ``control_apply_to_uncond``), written out: the controls of the positive's marked
+    whole-frame entries go, the n-th to the n-th whole-frame entry (cycling, a later one replacing
+    an earlier one), to every other conditioning none of whose whole-frame entries has a control.
+    An entry with an area, or a mask with "mask bounds", is not whole-frame; entries are copied."""
+    from nodes.diffusion.control import spread_to_uncond
+
+    a, b, own = object(), object(), object()
+    t = torch.zeros(1, 2, 4)
+
+    def marked(control, **options):
+        return [t, {"control": control, "control_apply_to_uncond": True, **options}]
+
+    positive = [marked(a), [t, {"control": own, "control_apply_to_uncond": False}], marked(b, area=(4, 4, 0, 0))]
+    negative = [[t, {"strength": 0.5}], [t, {"area": (2, 2, 0, 0)}]]
+    middle = [[t, {}], [t, {"mask": torch.ones(8, 8)}]]
+    out = spread_to_uncond({"positive": positive, "negative": negative, "middle": middle})
+    assert out["positive"] is positive
+    assert out["negative"][0][0] is t and out["negative"][0][1] == {"strength": 0.5, "control": a}
+    assert out["negative"][1] is negative[1] and "control" not in negative[0][1]
+    assert out["middle"][0][1] == {"control": a} and out["middle"][1] is middle[1]
+
+    two = [marked(a), marked(b)]
+    assert spread_to_uncond({"positive": two, "negative": [[t, {}]]})["negative"][0][1]["control"] is b
+    spread = spread_to_uncond({"positive": two, "negative": [[t, {}], [t, {}], [t, {}]]})["negative"]
+    assert [e[1].get("control") for e in spread] == [a, b, None]
+    mine = [[t, {"control": own}], [t, {}]]
+    bounded = [[t, {"mask": torch.ones(8, 8), "set_area_to_bounds": True}]]
+    for kept in (mine, bounded):
+        assert spread_to_uncond({"positive": two, "negative": kept})["negative"] is kept
+    unmarked = {"positive": [[t, {"control": a}]], "negative": [[t, {}]]}
+    assert spread_to_uncond(unmarked) is unmarked
+
+
+def test_the_old_node_on_the_positive_predicts_like_the_advanced_one(sd1):
+    """What the guider does with the rule: the old node on the positive is, call for call, the
+    advanced node with the whole schedule (also on the negative's prediction alone, cfg 0); on the
+    negative it stays there; DualCFG's middle and negative get it too, as in ComfyUI."""
+    from nodes.diffusion.controlnet import ControlNetApply, ControlNetApplyAdvanced
+    from nodes.diffusion.guidance import Guider
+    from nodes.guidance.dual_cfg import DualCFG
+
+    model, clip, cn = sd1
+    positive, negative = clip.encode_conditioning("a cat"), clip.encode_conditioning("a dog")
+    old = ControlNetApply().run(positive, cn, _hint_image(), 0.8)[0]
+    advanced = ControlNetApplyAdvanced().run(positive, negative, cn, _hint_image(), 0.8, 0.0, 1.0)
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    t = torch.tensor(500.0)
+
+    def predict(cfg, pos, neg):
+        guider = Guider(model, cfg)
+        guider.set_conds(pos, neg)
+        return guider, guider.predictor(x.shape, model.device)(x, t)
+
+    for cfg in (0.0, 6.0):
+        guider, from_old = predict(cfg, old, negative)
+        assert guider.conds["negative"][0][1]["control"] is old[0][1]["control"] and "control" not in negative[0][1]
+        assert torch.equal(from_old, predict(cfg, *advanced)[1])
+    assert not torch.equal(predict(0.0, old, negative)[1], predict(0.0, positive, negative)[1])
+    on_negative = ControlNetApply().run(negative, cn, _hint_image(), 0.8)[0]
+    assert "control" not in predict(6.0, positive, on_negative)[0].conds["positive"][0][1]
+    dual = DualCFG(model, 5.0, 2.0)
+    dual.set_conds(old, clip.encode_conditioning("a bird"), negative)
+    assert all(dual.conds[k][0][1]["control"] is old[0][1]["control"] for k in ("middle", "negative"))
 
 
 def test_area_conditioning_passes_controls(sd1):

@@ -9,7 +9,14 @@ conditionings into one function ``predict(x_in, t) -> model output``:
   and cond into one batch, built once, so each step is a single UNet call and one
   ``lerp``; with ``cfg == 1`` the unconditional half is skipped;
 * anything else (several entries, areas, masks, strengths) runs each entry on its
-  region and averages the predictions weighted by strength and mask, as ComfyUI does.
+  region and averages the predictions weighted by strength and mask (an area without a mask
+  with ComfyUI's soft edges), as ComfyUI does; a pixel no entry weighs gets a zero denoised
+  estimate, ComfyUI's empty sum.
+
+Before that, each run settles the conds for the latent's shape as ComfyUI's ``process_conds``
+does: areas resolved (percentages, mask bounds) and, for every entry with an area, an entry with
+the same area in each other conditioning (:mod:`.areas`). This happens once per run, for every
+guider's ``predictor``, never per step.
 
 Entries may also be limited to part of the schedule (``start_percent``/``end_percent``, from
 ConditioningSetTimestepRange: outside it they are skipped at that step, as in ComfyUI) and carry
@@ -29,6 +36,8 @@ estimates; the scheduler converts afterwards with the model's prediction type.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,9 +48,12 @@ if TYPE_CHECKING:
 
     from .types import DiffusionModel
 
+from .areas import Area, feather, resized_mask, resolve_area, same_area_entries
 from .cfg_hooks import DISABLE_CFG1_OPTIMIZATION, Mix, has_hooks, make_mix, uncond_gate, without_hooks
 
 Predict = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+
+_UNWEIGHED = 1e-37  # the weight sum a pixel starts from (ComfyUI's), so that no entry means no division by 0
 
 
 class ConditioningError(ValueError):
@@ -53,7 +65,7 @@ class _Entry:
     cond: Any  # [1 or B, T, D]
     pooled: Any  # [1 or B, P] or None
     options: Mapping[str, Any]
-    area: tuple[int, int, int, int] | None  # (h, w, y, x) in latent pixels
+    area: Area | None  # (h, w, y, x) in latent pixels, inside the latent
     weight: Any  # [1 or B, 1, h, w] mask*mask_strength (in the area) or None
     strength: float
     control: Any = None  # a .control.Control (ControlNet chain) or None
@@ -75,48 +87,24 @@ class _Entry:
         return self.window is None or self.window[1] <= sigma <= self.window[0]
 
 
-def _clip_area(area: Any, height: int, width: int) -> tuple[int, int, int, int] | None:
-    """An entry's ``area`` option as ``(h, w, y, x)`` inside the latent, or ``None`` for the full frame.
-
-    ConditioningSetAreaPercentage's ``("percentage", h, w, y, x)`` form is resolved against the latent
-    here; other plugin forms are ignored (full frame), as is an area that covers the whole latent.
-    """
-    if area is not None and len(area) == 5 and area[0] == "percentage":
-        ph, pw, py, px = (float(v) for v in area[1:])
-        area = (max(1, round(ph * height)), max(1, round(pw * width)), round(py * height), round(px * width))
-    if area is None or len(area) != 4 or isinstance(area[0], str):
+def _clip_area(area: Area | None, height: int, width: int) -> Area | None:
+    """A settled area (:func:`.areas.resolve_area`) clipped to the latent, ``None`` when it covers it."""
+    if area is None:
         return None
-    h, w, y, x = (int(v) for v in area)
+    h, w, y, x = area
     y, x = min(max(y, 0), height - 1), min(max(x, 0), width - 1)
     h, w = max(1, min(h, height - y)), max(1, min(w, width - x))
     return None if (h, w, y, x) == (height, width, 0, 0) else (h, w, y, x)
 
 
-def _mask_weight(
-    mask: Any, options: Mapping[str, Any], area: tuple[int, int, int, int] | None, height: int, width: int
-) -> tuple[Any, tuple[int, int, int, int] | None]:
-    """The entry's ``[B, 1, h, w]`` weight (mask * mask_strength, cut to its area) and that area.
-
-    With ConditioningSetMask's "mask bounds" (``set_area_to_bounds``) the area becomes the mask's
-    bounding box, so the area must be settled here, before the mask is cut to it.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    m = mask.float()
-    while m.dim() < 4:
-        m = m.unsqueeze(0) if m.dim() < 3 else m.unsqueeze(1)
-    m = F.interpolate(m, size=(height, width), mode="bilinear", align_corners=False)
-    if options.get("set_area_to_bounds"):
-        rows = torch.nonzero(m.amax(dim=(0, 1, 3)) > 0.5).flatten()
-        cols = torch.nonzero(m.amax(dim=(0, 1, 2)) > 0.5).flatten()
-        if rows.numel() and cols.numel():
-            y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-            area = (y1 - y0, x1 - x0, y0, x0)
+def _mask_weight(mask: Any, options: Mapping[str, Any], area: Area | None, height: int, width: int) -> Any:
+    """The entry's ``[B, 1, h, w]`` weight: mask * mask_strength, cut to its area (for "mask
+    bounds" the mask's bounding box, settled by :func:`.areas.resolve_area`)."""
+    m = resized_mask(mask, height, width)
     if area is not None:
         h, w, y, x = area
         m = m[:, :, y : y + h, x : x + w]
-    return m * float(options.get("mask_strength", 1.0)), area
+    return m * float(options.get("mask_strength", 1.0))
 
 
 def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Entry]:
@@ -131,11 +119,12 @@ def _entries(name: str, conditioning: Any, height: int, width: int) -> list[_Ent
         cond, options = item[0], dict(item[1] or {})
         if cond.dim() == 2:
             cond = cond.unsqueeze(0)
-        area = _clip_area(options.get("area"), height, width)
-        weight = None
+        area = _clip_area(resolve_area(options, height, width), height, width)
         mask = options.get("mask")
         if mask is not None:
-            weight, area = _mask_weight(mask, options, area, height, width)
+            weight = _mask_weight(mask, options, area, height, width)
+        else:  # ComfyUI's soft edges of an area without a mask
+            weight = None if area is None else feather(area, height, width)
         window = None
         if options.get("start_percent", 0.0) > 0.0 or options.get("end_percent", 1.0) < 1.0:
             window = (float(options.get("start_percent", 0.0)), float(options.get("end_percent", 1.0)))
@@ -226,8 +215,41 @@ def bare_predictor_factory(shape: Sequence[int], device: Any) -> Callable[[Any, 
     return predict_with
 
 
+def _on_run_conds(build: Callable[..., Predict]) -> Callable[..., Predict]:
+    """``build`` (a guider's ``predictor``) run with the guider's conds settled for the run's
+    latent: ComfyUI's same-area copies (:func:`.areas.same_area_entries`) added. ComfyUI's guiders
+    read processed conds for the length of a run; here they are in place while the predictor is
+    built (everything per step is built then) and the given ones are back afterwards. Nested
+    calls (a subclass's ``super().predictor``) use the settled conds as they are."""
+
+    @functools.wraps(build)
+    def predictor(self: Guider, shape: Sequence[int], device: Any) -> Predict:
+        given = self.__dict__.get("_conds")
+        if self.__dict__.get("_settled") or not isinstance(given, dict):
+            return build(self, shape, device)
+        self._conds, self._settled = same_area_entries(given, int(shape[-2]), int(shape[-1])), True
+        try:
+            return build(self, shape, device)
+        finally:
+            self._conds, self._settled = given, False
+
+    predictor.__weft_run_conds__ = True  # type: ignore[attr-defined]
+    return predictor
+
+
 class Guider:
-    """GUIDER: a model, named conditionings and a CFG scale (ComfyUI's ``CFGGuider``)."""
+    """GUIDER: a model, named conditionings and a CFG scale (ComfyUI's ``CFGGuider``).
+
+    Every ``predictor`` (this one, a subclass's, a plugin's) sees the conds settled for its run
+    (:func:`_on_run_conds`, applied to overrides by ``__init_subclass__``), as ComfyUI's
+    ``process_conds`` settles them for any guider before sampling.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("predictor")
+        if inspect.isfunction(own) and not getattr(own, "__weft_run_conds__", False):
+            cls.predictor = _on_run_conds(own)  # type: ignore[method-assign]
 
     def __init__(self, model: DiffusionModel, cfg: float = 1.0) -> None:
         self.model = model
@@ -239,7 +261,9 @@ class Guider:
     def conds(self) -> dict[str, Any]:
         """The named conditionings with ComfyUI's ``control_apply_to_uncond`` rule applied (part of
         its ``process_conds``). A property so that every guider gets the rule: subclasses and
-        plugins assign the whole dict rather than calling :meth:`set_conds`."""
+        plugins assign the whole dict rather than calling :meth:`set_conds`. The rest of
+        ``process_conds`` needs the latent's shape: while a predictor is built these are the conds
+        settled for it (:func:`_on_run_conds`)."""
         return self._conds
 
     @conds.setter
@@ -255,6 +279,7 @@ class Guider:
         self.cfg = float(cfg)
 
     # -- compiled prediction -----------------------------------------------------------------
+    @_on_run_conds
     def predictor(self, shape: Sequence[int], device: Any) -> Predict:
         """``predict(x_in, t)`` for latents of ``shape`` [B, C, h, w], built once per run."""
         batch, _, height, width = (int(s) for s in shape)
@@ -332,20 +357,26 @@ class Guider:
 
         cfg = self.cfg
         run = self._control_run([e for g in groups for e in g])
+        for entry in [e for g in groups for e in g if e.weight is not None]:
+            entry.weight = entry.weight.to(device)  # once here rather than per step
         prepared = [
             [(e, *self._stack([e], batch, height, width, device), run if e.control is not None else None) for e in g]
             for g in groups
         ]
 
+        # a group without an unwindowed whole-frame entry may leave pixels no entry weighs
+        gaps = [
+            not any(e.area is None and e.weight is None and e.window is None and e.strength for e in g) for g in groups
+        ]
         space = None
-        if any(e.window is not None for e in extras):
+        if any(gaps) or any(e.window is not None for e in extras):
             from .cfg_hooks import CallSpace
 
             space = CallSpace(self.model.prediction_type, self.model.scheduler_config)
 
         def predict_regions(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             sigma = None if space is None else space.sigma(t, x.shape[0])
-            results = [self._combine(group, x, t, sigma, space) for group in prepared]
+            results = [self._combine(group, x, t, sigma, space, gap) for group, gap in zip(prepared, gaps, strict=True)]
             if len(results) == 1:
                 return results[0] if mix is None else mix(x, t, results[0], results[0])
             return torch.lerp(results[1], results[0], cfg) if mix is None else mix(x, t, results[1], results[0])
@@ -383,18 +414,25 @@ class Guider:
         return cond, torch.cat(pooled).to(device), torch.cat(ids).to(device)
 
     def _combine(
-        self, group: list[tuple], x: torch.Tensor, t: torch.Tensor, sigma: torch.Tensor | None = None, space: Any = None
+        self,
+        group: list[tuple],
+        x: torch.Tensor,
+        t: torch.Tensor,
+        sigma: torch.Tensor | None = None,
+        space: Any = None,
+        gaps: bool = False,
     ) -> torch.Tensor:
         """Weighted average of each entry's prediction over its area (ComfyUI's area/mask conds).
 
-        With ``sigma`` (only when some entry has a timestep window), entries outside their window
-        are skipped; if none applies, the result is what a zero denoised estimate gives, as in
-        ComfyUI (whose empty sum is 0).
+        With ``sigma`` (only when some entry has a timestep window, or ``gaps``), entries outside
+        their window are skipped. Where no entry weighs a pixel (``gaps``: possible only without an
+        unwindowed whole-frame entry) the result is what a zero denoised estimate gives, as in
+        ComfyUI, which averages denoised estimates and whose empty sum is 0.
         """
         import torch
 
         total = torch.zeros_like(x)
-        count = torch.full_like(x, 1e-37)
+        count = torch.full_like(x, _UNWEIGHED)
         used = 0
         for entry, cond, pooled, time_ids, control_run in group:
             if sigma is not None and not entry.active(float(sigma[0])):
@@ -419,9 +457,9 @@ class Guider:
             weight = entry.strength if entry.weight is None else entry.weight.to(x.device, x.dtype) * entry.strength
             total[sl] += out * weight
             count[sl] += weight if torch.is_tensor(weight) else torch.full_like(out, weight)
-        if used == 0 and sigma is not None:
-            return space.output(torch.zeros_like(x), x, sigma)
-        return total / count
+        if not gaps:
+            return total / count
+        return torch.where(count == _UNWEIGHED, space.output(torch.zeros_like(x), x, sigma), total / count)
 
     # -- ControlNets ------------------------------------------------------------------------------
     def _control_run(self, entries: list[_Entry]) -> Any:

@@ -134,10 +134,17 @@ def test_dual_cfg_hooks_see_cond2_against_the_negative(tiny_model, conds) -> Non
 
 
 def test_dual_cfg_with_a_regional_prompt_evaluates_each_prompt_on_its_own(tiny_model, conds) -> None:
-    area = [[conds["mid"][0][0], {"pooled_output": None, "area": (4, 8, 0, 0), "strength": 1.0}]]
+    """A middle prompt on an area only: with both scales equal the result is CFG between cond1 and
+    the negative, each of which got an entry on that area from ComfyUI's same-area rule (a copy of
+    its own prompt there), whatever the middle prompt is."""
+    area = {"pooled_output": None, "area": (4, 8, 0, 0), "strength": 1.0}
     guider = DualCFG(tiny_model, 5.0, 5.0)
-    guider.set_conds(conds["pos"], area, conds["neg"])
-    torch.testing.assert_close(sca(guider), sca(cfg_guider(tiny_model, conds["pos"], conds["neg"], 5.0)), **TOL)
+    guider.set_conds(conds["pos"], [[conds["mid"][0][0], area]], conds["neg"])
+    with_area = {k: conds[k] + [[conds[k][0][0], dict(area)]] for k in ("pos", "neg")}
+    torch.testing.assert_close(sca(guider), sca(cfg_guider(tiny_model, with_area["pos"], with_area["neg"], 5.0)), **TOL)
+    other = DualCFG(tiny_model, 5.0, 5.0)
+    other.set_conds(conds["pos"], [[conds["empty"][0][0], area]], conds["neg"])
+    torch.testing.assert_close(sca(other), sca(guider), **TOL)
 
 
 # -- Perp-Neg -------------------------------------------------------------------------------------

@@ -406,8 +406,8 @@ class Guider:
                     )
                 p = e.pooled.reshape(-1, e.pooled.shape[-1])
                 pooled.append(p.expand(batch, -1) if p.shape[0] == 1 else p)
-                area = e.area or (height, width, 0, 0)
-                ids.append(torch.tensor([self.model.time_ids(e.options, area[0], area[1])] * batch))
+                # the whole latent's size even for an area entry, as ComfyUI's encode_model_conds
+                ids.append(torch.tensor([self.model.time_ids(e.options, height, width)] * batch))
         cond = torch.cat(conds).to(device)
         if not self.model.needs_pooled:
             return cond, None, None

@@ -230,3 +230,18 @@ def test_pixels_no_entry_weighs_get_a_zero_denoised_estimate(tiny_model) -> None
     denoised = space.denoised(got, X16, space.sigma(T, 1))
     assert float(denoised[..., 8:].abs().max()) < 1e-4 * float(X16.abs().max())
     torch.testing.assert_close(got[..., :8], _bare(tiny_model, regional[0][0], X16)[..., :8])
+
+
+def test_an_sdxl_area_entry_gets_the_whole_latents_size_ids(tiny_paths) -> None:
+    """ComfyUI's encode_model_conds gives every entry without width/height options the size of
+    the whole latent (x8) as SDXL's size conditioning, an area entry too (not the area's size)."""
+    from nodes.diffusion.guidance import _entries
+    from nodes.diffusion.loaders import CheckpointLoaderSimple
+
+    model, clip, _ = CheckpointLoaderSimple().run("tiny-sdxl.safetensors")
+    text = clip.encode_conditioning("a cat")
+    area = [[text[0][0], {**text[0][1], "area": (8, 4, 0, 0), "strength": 1.0}]]
+    entries = _entries("positive", area, 16, 12)
+    assert entries[0].area == (8, 4, 0, 0)
+    _, _, time_ids = Guider(model, 5.0)._stack(entries, 1, 16, 12, torch.device("cpu"))
+    assert time_ids.tolist() == [[128.0, 96.0, 0.0, 0.0, 128.0, 96.0]]

@@ -17,6 +17,7 @@ def test_stage_points_the_suite_at_weft_without_touching_the_checkout(tmp_path: 
     stage(checkout, WEFT_ROOT / "main.py", staging)
     shim = (staging / "main.py").read_text()
     assert repr(str(WEFT_ROOT / "main.py")) in shim and "os.execv" in shim and "--base-directory" in shim
+    assert "--memory-only-queue" in shim  # ComfyUI's history starts empty with each server
     assert (staging / "tests" / "execution" / "test_execution.py").is_file()
     assert not (staging / "tests" / "inference" / "samples").exists()  # old outputs are not copied
     assert f"pythonpath = . {checkout}" in (staging / "pytest.ini").read_text()

@@ -15,7 +15,9 @@ folder outside both repositories holding
 - a copy of the checkout's ``tests/`` (the suite writes its images under it),
 - ``main.py``: a shim that ``exec``s Weft's ``main.py`` with the same arguments (``exec``,
   not a child process, so the suite's ``p.kill()`` stops the real server), adding
-  ``--base-directory`` so the run's input/, temp/ and user/ stay in the staging folder,
+  ``--base-directory`` so the run's input/, temp/ and user/ stay in the staging folder, and
+  ``--memory-only-queue`` (ComfyUI's history is in memory: the suite's servers, one per
+  parameter, each start with an empty one),
 - ``pytest.ini`` with the checkout on the *test* process's ``sys.path`` (the test client
   imports ComfyUI's ``comfy_execution.graph_utils.GraphBuilder``). The server process never
   sees the checkout: ``PYTHONPATH`` is cleared, so every ComfyUI module a pack imports comes
@@ -78,6 +80,10 @@ BASE = {base!r}
 args = sys.argv[1:]
 if not any(a == "--base-directory" or a.startswith("--base-directory=") for a in args):
     args = ["--base-directory", BASE, *args]
+# ComfyUI keeps its queue and history in memory; the suite starts a server per parameter and
+# counts history items from empty, so Weft's durable queue (on by default) is left off here
+if "--memory-only-queue" not in args:
+    args = ["--memory-only-queue", *args]
 os.execv(sys.executable, [sys.executable, WEFT_MAIN, *args])
 '''
 

@@ -57,6 +57,10 @@ class RunResult:
     meta: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def _released(*_args: Any) -> Any:
+    raise RuntimeError("this run has ended")
+
+
 class _Run:
     """One prompt's execution: the loop, the events, and the bookkeeping around node calls."""
 
@@ -348,7 +352,16 @@ class _Run:
             self.emit("execution_success", {"prompt_id": self.prompt_id, "timestamp": now_ms()}, record=True)
         if announce_end:
             self.emit("executing", {"node": None, "prompt_id": self.prompt_id})
+        self.release()
         return self.result
+
+    def release(self) -> None:
+        """Break the run's reference cycles (the schedule and the progress tracker call back
+        into the run), so that its nodes, inputs and outputs are freed as soon as the run is
+        dropped. Left to the cycle collector, a 2000-node run's ~20,000 objects lived on to be
+        walked by full collections, which then took a sixth of a run's time."""
+        self.schedule.on_cached = _released
+        self.progress.origin = _released
 
     def begin(self) -> None:
         """Add the prompt's nodes and announce the run and what the cache already holds."""

@@ -12,7 +12,7 @@ explicit walk (a chain of switches may be longer than Python's recursion limit).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .prompt import Prompt, is_link
@@ -20,6 +20,30 @@ from .schema import InputSpec, NodeDefinition, NodeSchema, OutputSpec, own_schem
 
 #: template -> (the bound type, the input whose link bound it)
 Bindings = dict[str, tuple[str, str]]
+
+
+def cached_definition(
+    definitions: dict[str, NodeDefinition | None], registry: Mapping[str, NodeDefinition], class_type: Any
+) -> NodeDefinition | None:
+    """The registered definition of ``class_type`` (``None`` for an unknown or non-string
+    class), looked up in ``registry`` once per ``definitions`` dict."""
+    if not isinstance(class_type, str):
+        return None
+    try:
+        return definitions[class_type]
+    except KeyError:
+        definition = definitions[class_type] = registry.get(class_type)
+        return definition
+
+
+def cached_schema(
+    schemas: dict[str, NodeSchema], registry: Mapping[str, NodeDefinition], class_type: str
+) -> NodeSchema:
+    """The class's schema, read once per ``schemas`` dict (a file-list combo rescans a folder)."""
+    schema = schemas.get(class_type)
+    if schema is None:
+        schema = schemas[class_type] = registry[class_type].schema
+    return schema
 
 
 class NodeTypes:

@@ -15,7 +15,14 @@ _MAX_DEPTH = 6
 
 
 def estimate_size(value: Any, _depth: int = 0) -> int:
-    custom = getattr(type(value), "__weft_cache_size__", None)
+    kind = type(value)
+    # the built-in containers and strings first, by exact type: every cached output is a list
+    # of lists, and a failed ``getattr`` costs more than the whole answer for a string
+    if kind is str or kind is bytes:
+        return len(value) + 49
+    if (kind is list or kind is tuple) and _depth < _MAX_DEPTH:
+        return 56 + sum([estimate_size(v, _depth + 1) for v in value])
+    custom = getattr(kind, "__weft_cache_size__", None)
     if custom is not None:
         return int(custom(value))
     nbytes = getattr(value, "nbytes", None)

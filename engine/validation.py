@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import inspect
 import math
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .node_types import NodeTypes
+from .node_types import NodeTypes, cached_definition, cached_schema
 from .prompt import Prompt, is_link
 from .resources import estimate_prompt
 from .schema import WIDGET_TYPES, InputSpec, NodeDefinition, NodeSchema, types_compatible
@@ -253,24 +254,16 @@ class _Check:
         #: linked source ids per reachable node (checking values never changes a link)
         self.sources: dict[str, list[str]] = {}
         self.normalised: Prompt = {}
+        #: the registered definition of a class (``None`` for an unknown or non-string one) and
+        #: its schema, looked up once per call. Functions over the two dicts, not methods: given
+        #: to ``types`` as bound methods they made a reference cycle that kept the whole prompt
+        #: alive until the cycle collector found it
+        self.definition_of: Callable[[Any], NodeDefinition | None] = functools.partial(
+            cached_definition, self.definitions, registry
+        )
+        self.schema_of: Callable[[str], NodeSchema] = functools.partial(cached_schema, self.schemas, registry)
         #: each node's own schema (dynamic inputs) and its templates' bindings
         self.types = NodeTypes(prompt, self.definition_of, self.schema_of)
-
-    def definition_of(self, class_type: Any) -> NodeDefinition | None:
-        """The registered definition of ``class_type``; ``None`` for an unknown (or non-string) class."""
-        if not isinstance(class_type, str):
-            return None
-        try:
-            return self.definitions[class_type]
-        except KeyError:
-            definition = self.definitions[class_type] = self.registry.get(class_type)
-            return definition
-
-    def schema_of(self, class_type: str) -> NodeSchema:
-        schema = self.schemas.get(class_type)
-        if schema is None:
-            schema = self.schemas[class_type] = self.registry[class_type].schema
-        return schema
 
     def add(self, node_id: str, error: dict[str, Any]) -> None:
         entry = self.node_errors.setdefault(

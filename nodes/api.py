@@ -437,6 +437,13 @@ class NodeClassDefinition:
             return dict(args)
         return {k: v for k, v in args.items() if k in self._accepted}
 
+    def call_args(self, args: Mapping[str, Any]) -> Mapping[str, Any]:
+        """:meth:`filter_args` for a ``**`` call, which copies anyway: ``args`` itself when
+        ``run`` takes every name in it (the usual case, one C-level subset test per call)."""
+        if self._accepts_any or self._accepted.issuperset(args):
+            return args
+        return {k: v for k, v in args.items() if k in self._accepted}
+
 
 class _Instance:
     __slots__ = ("definition", "node")
@@ -445,10 +452,10 @@ class _Instance:
         self.definition, self.node = definition, node
 
     def check_lazy(self, inputs: Mapping[str, Any], unevaluated: frozenset[str]) -> Sequence[str]:
-        return self.node.check_lazy(**self.definition.filter_args(inputs)) or ()
+        return self.node.check_lazy(**self.definition.call_args(inputs)) or ()
 
     def call(self, inputs: Mapping[str, Any]) -> Any:
-        outcome = self.node.run(**self.definition.filter_args(inputs))
+        outcome = self.node.run(**self.definition.call_args(inputs))
         if inspect.isawaitable(outcome):
             return _finish_async(outcome, self.definition.output_count)
         return to_result(outcome, self.definition.output_count)

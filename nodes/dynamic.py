@@ -130,6 +130,9 @@ class DynamicNodeDefinition(NodeClassDefinition):
     def filter_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         return super().filter_args(self.nested(args))
 
+    def call_args(self, args: Mapping[str, Any]) -> Mapping[str, Any]:
+        return super().call_args(self.nested(args))
+
     def validate(self, inputs: Mapping[str, Any], input_types: Mapping[str, str] | None = None) -> bool | str:
         return super().validate(self.nested(inputs), input_types)
 

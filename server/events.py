@@ -288,6 +288,11 @@ class EventBus:
             return
         if event == "progress_state":
             key = _progress_key(sid, data)
+            # the engine sends one live payload per run, changed in place before each event: while
+            # that very object waits to be sent, whoever sends it sends this change too (taken
+            # from the dict after this check, the payload is written after the change)
+            if self._live.get(key) is data:
+                return
             with self._live_lock:
                 waiting = key in self._live
                 self._live[key] = data

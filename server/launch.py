@@ -191,6 +191,7 @@ def serve(config: ServerConfig, *, announce: Callable[[str], None] | None = None
 
     from .app import create_app
     from .auth import AuthConfigError
+    from .heap import settle_after_startup
 
     context = ssl_context(config)
     if config.backend == "ray" and importlib.util.find_spec("ray") is None:
@@ -207,6 +208,7 @@ def serve(config: ServerConfig, *, announce: Callable[[str], None] | None = None
     url = display_url(config)
 
     def started(_message: str) -> None:
+        settle_after_startup()  # everything is loaded and bound: keep the collector off it
         if announce is not None:
             announce(url)
         else:

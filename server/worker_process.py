@@ -43,6 +43,7 @@ from nodes.registry import builtin_registry
 from .backend import Job, failed_result, run_group_jobs, run_job
 from .config import ServerConfig
 from .events import _snapshot_progress
+from .heap import settle_after_startup
 from .runtime import ServerRuntime, apply_model_settings, launch_options, load_packs, model_settings, resolve_paths
 
 log = logging.getLogger("weft.worker")
@@ -250,6 +251,7 @@ class WorkerMain:
         return {"pid": os.getpid(), "cache": self.executor.cache.stats()}
 
     def serve(self) -> None:
+        settle_after_startup()  # nodes and packs are loaded: keep the collector off them
         self.outbox.finish("ready", os.getpid())
         while True:
             try:

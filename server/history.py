@@ -17,9 +17,11 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from . import jsonio
+from .queue import CHUNKED_NODES
 
-#: an entry with more outputs than this is written a subtree at a time (see :meth:`History._encoded`)
-CHUNKED_OUTPUTS = 2000
+#: an entry with more outputs than this is written a subtree at a time, as a prompt with more
+#: nodes than that is by the queue (see :meth:`History._encoded`)
+CHUNKED_OUTPUTS = CHUNKED_NODES
 
 if TYPE_CHECKING:
     from .store import StateStore

@@ -37,7 +37,7 @@ def test_a_run_in_slices_exports_what_a_straight_run_does(straight: dict[str, Pa
         written = train.run(train.Plan.quick(), tmp_path / "work", tmp_path / "models", max_steps=3)
     assert calls > 3  # it really was interrupted in every stage
     log = (tmp_path / "work" / "train.log").read_text()
-    assert "unet: resuming at step" in log and "controlnet: resuming at step" in log
+    assert all(f"{stage}: resuming at step" in log for stage in ("unet", "controlnet", "decoder"))
     for key in ("checkpoint", "controlnet"):
         a, b = tensors(straight[key]), tensors(written[key])
         assert a.keys() == b.keys()
@@ -49,6 +49,20 @@ def test_another_plan_in_the_same_workdir_is_refused(straight: dict[str, Path]) 
     other.unet_steps += 1
     with pytest.raises(SystemExit, match="another plan"):
         train.run(other, straight["checkpoint"].parents[2] / "work", straight["checkpoint"].parents[1])
+
+
+def test_a_plan_file_from_before_a_field_existed_is_the_same_plan() -> None:
+    """Fields added to the plan default to what the code did before them, so older workdirs
+    (the committed one's plan.json among them) stay resumable; a changed value is still refused."""
+    import json
+    from dataclasses import asdict
+
+    recorded = json.loads(json.dumps(asdict(train.Plan())))
+    del recorded["decoder_coverage_weight"]
+    assert train.same_plan(recorded, train.Plan())
+    assert not train.same_plan(recorded, train.Plan(decoder_coverage_weight=4.0))
+    recorded["unet_steps"] += 1
+    assert not train.same_plan(recorded, train.Plan())
 
 
 def test_export_loads_as_an_sd1_checkpoint_and_encodes_prompts_as_trained(straight: dict[str, Path]) -> None:

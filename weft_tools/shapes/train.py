@@ -23,7 +23,8 @@ same command again after an interruption and it goes on from the last one):
    the UNet and text encoder frozen; a quarter of its captions name a wrong position and a
    quarter none, so the hint wins where the two disagree.
 5. ``decoder``: the decoder alone, sharpened on whole pictures with an edge (image-gradient)
-   term; the encoder stays frozen, so the latents the UNet learnt do not move.
+   term and (``decoder_coverage_weight``) the shape-coverage term; the encoder stays frozen, so
+   the latents the UNet learnt do not move.
 6. ``export``: the original-layout single file ``weft-shapes.safetensors`` (UNet, VAE and CLIP
    under SD1's key prefixes) and ``weft-shapes-controlnet-mask.safetensors``, stored in fp16.
 
@@ -42,7 +43,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,14 @@ def export(plan: Plan, work: Path, out: Path, vae: Any, unet: Any, text: Any, co
     return {"checkpoint": checkpoint, "controlnet": control}
 
 
+def same_plan(recorded: dict[str, Any], plan: Plan) -> bool:
+    """Whether a workdir's ``plan.json`` is ``plan``. A file written before a field existed ran
+    with that field's default: every field added to :class:`Plan` defaults to what the code did
+    before it, so those runs stay resumable."""
+    defaults = json.loads(json.dumps({f.name: f.default for f in fields(Plan)}))
+    return {**defaults, **recorded} == json.loads(json.dumps(asdict(plan)))
+
+
 def run(
     plan: Plan, work: Path, out: Path, stop_after: str | None = None, max_steps: int | None = None
 ) -> dict[str, Path] | None:
@@ -135,7 +144,7 @@ def run(
     torch.set_num_threads(int(os.environ.get("WEFT_TRAIN_THREADS", os.cpu_count() or 2)))
     work.mkdir(parents=True, exist_ok=True)
     plan_file = work / "plan.json"
-    if plan_file.exists() and json.loads(plan_file.read_text()) != json.loads(json.dumps(asdict(plan))):
+    if plan_file.exists() and not same_plan(json.loads(plan_file.read_text()), plan):
         raise SystemExit(f"{work} holds a run with another plan ({plan_file}); use another --workdir")
     plan_file.write_text(json.dumps(asdict(plan), indent=2))
     budget = Budget(max_steps)
@@ -165,7 +174,7 @@ def _stages(plan: Plan, work: Path, out: Path, stop_after: str | None, budget: B
     return export(plan, work, out, vae, unet, text, controlnet)
 
 
-PLANS = {"shipped": Plan, "shape-focused": Plan.shape_focused}
+PLANS = {"shipped": Plan.shipped, "first": Plan, "shape-focused": Plan.shape_focused}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         "--plan",
         choices=sorted(PLANS),
         default="shipped",
-        help="shipped: the plan the committed weights come from; shape-focused: the next run",
+        help="shipped: the plan the committed weights come from; first: the first shipped run's (its"
+        " decoder less sharp); shape-focused: a wider autoencoder, not shipped",
     )
     parser.add_argument("--stop-after", choices=STAGES[:-1], help="stop after this stage")
     parser.add_argument("--max-steps", type=int, help="stop (resumably) after this many training steps")

@@ -164,7 +164,8 @@ def decoder_loss(plan: Plan, recon: Any, x: Any, samples: list[ds.Sample]) -> tu
     mse = F.mse_loss(recon, x)
     (rdx, rdy), (xdx, xdy) = image_gradients(recon), image_gradients(x)
     coverage = coverage_loss(recon, [s.spec for s in samples], np.stack([s.mask for s in samples]))
-    loss = F.l1_loss(recon, x) + mse + F.l1_loss(rdx, xdx) + F.l1_loss(rdy, xdy) + plan.coverage_weight * coverage
+    weight = plan.coverage_weight if plan.decoder_coverage_weight is None else plan.decoder_coverage_weight
+    loss = F.l1_loss(recon, x) + mse + F.l1_loss(rdx, xdx) + F.l1_loss(rdy, xdy) + weight * coverage
     return loss, mse
 
 

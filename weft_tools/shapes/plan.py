@@ -66,9 +66,10 @@ class Plan:
         """A wider autoencoder that keeps small shapes' corners (trained to the end, not shipped:
         its UNet drew worse; models_builtin/README.md has the figures).
 
-        The shipped plan's autoencoder caps the judged shape class at ~73 % of its own
-        reconstructions (small shapes ~50 %) although a probe on its latents tells small shapes
-        apart ~95 % of the time: its loss barely feels corners on low-contrast colour pairs.
+        The first run's autoencoder (with its first decoder) caps the judged shape class at ~73 %
+        of its own reconstructions (small shapes ~50 %) although a probe on its latents tells
+        small shapes apart ~95 % of the time: its loss barely feels corners on low-contrast
+        colour pairs.
         This plan adds the coverage term (weight 4), widens the two latent-side levels to 128
         channels, trains longer on whole pictures, and turns the UNet's composition emphasis on
         from step 300 (the shipped run learnt position only once it was on).

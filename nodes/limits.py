@@ -96,15 +96,19 @@ def check_image_pixels(width: int, height: int, what: str) -> None:
 
 
 def pillow() -> Any:
-    """``PIL.Image`` with its decompression-bomb limit set to ``--max-image-pixels``.
+    """``PIL.Image`` whose decompression-bomb limit admits ``--max-image-pixels``.
 
-    Pillow warns above ``MAX_IMAGE_PIXELS`` and refuses above twice that; callers that open
-    files from users also call :func:`check_image_pixels` on the header's size, so the limit
-    is a hard one. Imported on use: the server starts without Pillow.
+    Pillow warns above ``MAX_IMAGE_PIXELS`` and refuses above twice that. Its limit is one for
+    the whole process while ``--max-image-pixels`` is each runtime's, so it is only ever raised
+    (to let a runtime with a larger limit open its images), never lowered: a runtime with a
+    small limit must not refuse another's pictures. Each runtime's own limit is the hard check
+    that callers opening users' files make with :func:`check_image_pixels` on the header's
+    size, before any pixel is decoded. Imported on use: the server starts without Pillow.
     """
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = max_image_pixels()
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < max_image_pixels():
+        Image.MAX_IMAGE_PIXELS = max_image_pixels()
     # the hard check is ours; Pillow's warning for 1x..2x the limit is noise (an identical
     # filter replaces the previous one, so calling this often adds nothing)
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)

@@ -15,21 +15,6 @@ from tests.support.server import LiveServer, serve  # noqa: E402
 pytest_plugins = ["tests.support.tiny_unet", "tests.support.shapes_drawing"]
 
 
-@pytest.fixture(autouse=True)
-def pillow_pixel_limit() -> Iterator[None]:
-    """Put Pillow's decompression-bomb limit back after each test.
-
-    ``nodes.limits.pillow()`` sets ``PIL.Image.MAX_IMAGE_PIXELS`` (process-wide) to the running
-    server's ``--max-image-pixels``; a test that runs a server with a tiny limit would otherwise
-    leave it for every later test in the process (a 1200x48 picture refused as a bomb).
-    """
-    from PIL import Image
-
-    limit = Image.MAX_IMAGE_PIXELS
-    yield
-    Image.MAX_IMAGE_PIXELS = limit
-
-
 @pytest.fixture
 def calls() -> Iterator[list]:
     CALLS.clear()

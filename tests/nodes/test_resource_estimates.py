@@ -157,3 +157,24 @@ def test_validation_skips_the_estimate_of_classes_that_can_never_answer(monkeypa
     assert "StringConcatenate" not in calls
     assert "EmptyLatentImage" in calls
     assert result.node_errors["1"]["errors"][0]["type"] == "memory_budget_exceeded"
+
+
+def test_a_small_image_limit_does_not_lower_pillows_for_the_whole_process() -> None:
+    """``--max-image-pixels`` is a runtime's; Pillow's bomb limit is the process's. A runtime
+    with a 4096-pixel limit refuses a 1200x48 picture itself, but leaves Pillow able to open
+    it for every other runtime (it once left the limit at 4096 for the rest of the process)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1200, 48)).save(buffer, format="PNG")
+    previous = configure(LaunchOptions(max_image_pixels=64 * 64))
+    try:
+        image_module = limits.pillow()
+        with pytest.raises(limits.ResultTooLarge, match="max-image-pixels"):
+            limits.check_image_pixels(1200, 48, "a 1200x48 picture")
+    finally:
+        configure(previous)
+    with image_module.open(io.BytesIO(buffer.getvalue())) as picture:
+        assert picture.size == (1200, 48)

@@ -85,3 +85,16 @@ def test_export_loads_as_an_sd1_checkpoint_and_encodes_prompts_as_trained(straig
     assert torch.allclose(cond.float(), expected, atol=5e-3)  # fp16 storage
     _, family = load_controlnet_file(straight["controlnet"])
     assert family == "sd1"
+
+
+def test_the_committed_weights_and_checkpoints_come_from_the_shipped_plan() -> None:
+    """The README's command (``--plan shipped``) must resume the committed workdir, not refuse it,
+    and the exported file must say it was trained with that plan."""
+    import json
+
+    from safetensors import safe_open
+
+    recorded = json.loads((train.ROOT / "training" / "shapes" / "plan.json").read_text())
+    assert train.same_plan(recorded, train.Plan.shipped())
+    with safe_open(str(train.DEFAULT_OUT / "checkpoints" / train.CHECKPOINT_NAME), "pt") as weights:
+        assert train.same_plan(json.loads(weights.metadata()["weft.training"]), train.Plan.shipped())

@@ -121,9 +121,11 @@ def test_fk_steering_raises_the_reward_over_best_of_n(comparison: dict[str, dict
 
 
 def test_fk_steering_raises_judged_accuracy_over_best_of_n(comparison: dict[str, dict[str, Any]]) -> None:
-    """37 of 40 pictures judged right against 36 on the shipped weights (33 against 31 on the first)."""
+    """37 of 40 pictures judged right against 36 on the shipped weights (33 against 31 on the first);
+    mean fraction of attributes right 0.985 against 0.980."""
     fk, best = comparison["fk"], comparison["best_of_n"]
     assert fk["right"] > best["right"], comparison
+    assert fk["score"] > best["score"], comparison
 
 
 @pytest.fixture

@@ -148,7 +148,6 @@ def test_autoencoder_keeps_colours_size_and_position(reconstructions: dict[str, 
     assert 0.7 < reconstructions["latent_std"] < 1.4  # SD1's scaling factor gives unit-variance latents
 
 
-@pytest.mark.xfail(strict=True, reason="shape class on reconstructions ~95 %, below the 97 % floor (issue 8)")
 def test_autoencoder_keeps_the_shape_class(reconstructions: dict[str, Any]) -> None:
     assert reconstructions["tally"].rates()["shape"] >= 0.97, reconstructions["tally"].report()
 

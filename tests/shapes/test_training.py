@@ -37,7 +37,7 @@ def test_a_run_in_slices_exports_what_a_straight_run_does(straight: dict[str, Pa
         written = train.run(train.Plan.quick(), tmp_path / "work", tmp_path / "models", max_steps=3)
     assert calls > 3  # it really was interrupted in every stage
     log = (tmp_path / "work" / "train.log").read_text()
-    assert all(f"{stage}: resuming at step" in log for stage in ("unet", "controlnet", "decoder"))
+    assert all(f"{stage}: resuming at step" in log for stage in ("unet", "controlnet", "decoder", "widen"))
     for key in ("checkpoint", "controlnet"):
         a, b = tensors(straight[key]), tensors(written[key])
         assert a.keys() == b.keys()

@@ -25,15 +25,18 @@ same command again after an interruption and it goes on from the last one):
 5. ``decoder``: the decoder alone, sharpened on whole pictures with an edge (image-gradient)
    term and (``decoder_coverage_weight``) the shape-coverage term; the encoder stays frozen, so
    the latents the UNet learnt do not move.
-6. ``export``: the original-layout single file ``weft-shapes.safetensors`` (UNet, VAE and CLIP
+6. ``widen`` (when the plan has ``widen_channels``): the autoencoder widened without changing
+   what it computes (Net2Net, ``widen``), then its wider decoder sharpened as in stage 5 with
+   more small shapes in each batch; the encoder's latents stay what the UNet learnt.
+7. ``export``: the original-layout single file ``weft-shapes.safetensors`` (UNet, VAE and CLIP
    under SD1's key prefixes) and ``weft-shapes-controlnet-mask.safetensors``, stored in fp16.
 
 Everything random is drawn from generators seeded by (seed, stage, step), so a resumed run
 draws the same batches as an uninterrupted one; the held-out captions (``dataset.is_held_out``)
 are never trained on.
 
-This module is the command line and the export; the stages live in ``train_autoencoder`` (1 and
-5) and ``train_diffusion`` (2 to 4), what they share (seeding, checkpoints, step budgets, the
+This module is the command line and the export; the stages live in ``train_autoencoder`` (1, 5
+and 6) and ``train_diffusion`` (2 to 4), what they share (seeding, checkpoints, step budgets, the
 log) in ``plumbing``, and the plans in ``plan``.
 """
 
@@ -50,7 +53,7 @@ from typing import Any
 from . import dataset as ds
 from .plan import STAGE_IDS, STAGES, Plan
 from .plumbing import Budget, Paused, log
-from .train_autoencoder import train_decoder, train_vae
+from .train_autoencoder import train_decoder, train_vae, train_wide_decoder
 from .train_diffusion import Captions, build_bank, train_controlnet, train_unet
 
 __all__ = [
@@ -77,7 +80,7 @@ CHECKPOINT_NAME = "weft-shapes.safetensors"
 CONTROLNET_NAME = "weft-shapes-controlnet-mask.safetensors"
 
 
-# -- 6. export -----------------------------------------------------------------------------------
+# -- 7. export -----------------------------------------------------------------------------------
 def export(plan: Plan, work: Path, out: Path, vae: Any, unet: Any, text: Any, controlnet: Any) -> dict[str, Path]:
     """Write the single-file checkpoint and the ControlNet in the original (LDM) key layout."""
     import torch
@@ -170,6 +173,9 @@ def _stages(plan: Plan, work: Path, out: Path, stop_after: str | None, budget: B
         return None
     vae = train_decoder(plan, work, bank, vae, budget)
     if stop_after == "decoder":
+        return None
+    vae = train_wide_decoder(plan, work, bank, vae, budget)
+    if stop_after == "widen":
         return None
     return export(plan, work, out, vae, unet, text, controlnet)
 

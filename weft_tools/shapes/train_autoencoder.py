@@ -14,7 +14,7 @@ import numpy as np
 
 from . import dataset as ds
 from . import models as sm
-from .plan import Plan
+from .plan import STAGE_IDS, Plan
 from .plumbing import Budget, StageRun, batch_rng, cosine_lr, load_state, log, optimise, save_atomic, set_lr, to_tensor
 
 
@@ -176,15 +176,44 @@ def train_decoder(plan: Plan, work: Path, bank: dict[str, Any], vae: Any, budget
     into pixels may change: ``post_quant_conv`` and the decoder. An L1 term on the image's
     gradients weights the shapes' edges, which decide what shape a picture shows.
     """
+    return _sharpen(plan, work, bank, vae, budget, "decoder", plan.decoder_steps, plan.decoder_lr, None)
+
+
+def train_wide_decoder(plan: Plan, work: Path, bank: dict[str, Any], vae: Any, budget: Budget) -> Any:
+    """Widen the autoencoder without changing what it computes (:mod:`.widen`), then sharpen the
+    wider decoder as :func:`train_decoder` does, with ``widen_small_share`` of each batch small
+    shapes (the ones whose corners still blur). Without ``widen_channels``: ``vae`` unchanged."""
+    from .widen import widen_vae
+
+    if plan.widen_channels is None:
+        return vae
+    seed = int(np.random.default_rng([plan.seed, STAGE_IDS["widen"]]).integers(0, 2**62))
+    wide = widen_vae(vae, plan.widen_channels, seed)
+    return _sharpen(plan, work, bank, wide, budget, "widen", plan.widen_steps, plan.widen_lr, plan.widen_small_share)
+
+
+def _sharpen(
+    plan: Plan,
+    work: Path,
+    bank: dict[str, Any],
+    vae: Any,
+    budget: Budget,
+    stage: str,
+    steps: int,
+    lr: float,
+    small_share: float | None,
+) -> Any:
+    """Train ``post_quant_conv`` and the decoder on the bank's latents (:func:`decoder_loss`);
+    ``small_share``: that share of each batch (binomially) small shapes, else as the bank has them."""
     import torch
 
-    loop = StageRun(plan, work, budget, "decoder", plan.decoder_steps)
+    loop = StageRun(plan, work, budget, stage, steps)
     state = load_state(loop.path)
     if state and state.get("done"):
         vae.load_state_dict(state["model"])
         return vae.eval()
     params = list(vae.post_quant_conv.parameters()) + list(vae.decoder.parameters())
-    optimizer = torch.optim.AdamW(params, lr=plan.decoder_lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     loop.resume(state, {"model": vae}, optimizer)
     vae.requires_grad_(False)
     for p in params:
@@ -192,13 +221,19 @@ def train_decoder(plan: Plan, work: Path, bank: dict[str, Any], vae: Any, budget
     vae.train()
     latents = bank["latents"]
     specs = [ds.ShapeSpec(**s) for s in bank["specs"]]
+    small = np.array([i for i, s in enumerate(specs) if s.size == "small"])
+    large = np.array([i for i, s in enumerate(specs) if s.size != "small"])
     window: list[float] = []
     for step in loop.steps():
-        rng = batch_rng(plan, "decoder", step)
-        index = rng.integers(0, len(specs), plan.decoder_batch)
+        rng = batch_rng(plan, stage, step)
+        if small_share is None:
+            index = rng.integers(0, len(specs), plan.decoder_batch)
+        else:
+            count = int(rng.binomial(plan.decoder_batch, small_share))
+            index = np.concatenate([rng.choice(small, count), rng.choice(large, plan.decoder_batch - count)])
         samples = [ds.render(specs[i]) for i in index]
         x = to_tensor(np.stack([s.image for s in samples]))
-        set_lr(optimizer, cosine_lr(plan.decoder_lr, step, plan.decoder_steps, warmup=20))
+        set_lr(optimizer, cosine_lr(lr, step, steps, warmup=20))
         recon = vae.decode(latents[torch.from_numpy(index)] / sm.SCALING_FACTOR).sample
         loss, mse = decoder_loss(plan, recon, x, samples)
         optimise(optimizer, loss, params)
@@ -209,5 +244,5 @@ def train_decoder(plan: Plan, work: Path, bank: dict[str, Any], vae: Any, budget
         loop.checkpoint_or_pause(step)
     loop.finish()
     vae.eval().requires_grad_(False)
-    save_atomic({"model": vae.state_dict(), "step": plan.decoder_steps, "done": True}, loop.path)
+    save_atomic({"model": vae.state_dict(), "step": steps, "done": True}, loop.path)
     return vae

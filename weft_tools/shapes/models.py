@@ -6,8 +6,9 @@ channels, a UNet2DConditionModel with cross-attention, a CLIP text encoder over 
 checkpoint and ComfyUI's latent conventions hold (``EmptyLatentImage`` 64x64 -> 8x8 latents,
 scaling factor 0.18215). Only the widths are small:
 
-* VAE: channels (32, 32, 64, 64) in the shipped file (the training plan's ``vae_channels``),
-  one ResNet block per level; 64x64x3 <-> 8x8x4.
+* VAE: channels (32, 32, 64, 64) as trained (the training plan's ``vae_channels``), one ResNet
+  block per level; 64x64x3 <-> 8x8x4. The shipped file's are (32, 32, 128, 128): the plan's
+  widen stage doubles the latent-side levels without changing the encoder's function.
 * UNet: two levels (64, 128) at 8x8 and 4x4, one ResNet block each (half the cost of two, so
   twice the training steps in the same CPU time), cross-attention at both and in the middle block.
   Attention at the latent's full resolution is what lets the text decide *where* a shape goes.

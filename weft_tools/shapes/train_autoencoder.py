@@ -1,4 +1,4 @@
-"""Stages 1 and 5: the autoencoder, and later its decoder alone, sharpened.
+"""Stages 1, 5 and 6: the autoencoder; later its decoder alone, sharpened; then widened and sharpened.
 
 Both losses read reconstructions the way the judge reads pictures (:func:`coverage_loss`), so
 a small shape's corners weigh as much as a large one's whatever its colours.

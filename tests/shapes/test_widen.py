@@ -20,10 +20,11 @@ from weft_tools.shapes.widen import widen_vae
 def narrow():
     import torch
 
-    torch.manual_seed(3)
-    vae = sm.make_vae((32, 32, 64, 64)).eval()
-    for p in vae.parameters():  # not the init's zeros and ones: every weight matters
-        p.data.add_(0.05 * torch.randn_like(p))
+    with torch.random.fork_rng():  # a seeded init without touching the process's generator
+        torch.manual_seed(3)
+        vae = sm.make_vae((32, 32, 64, 64)).eval()
+        for p in vae.parameters():  # not the init's zeros and ones: every weight matters
+            p.data.add_(0.05 * torch.randn_like(p))
     return vae
 
 

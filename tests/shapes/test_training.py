@@ -44,6 +44,59 @@ def test_a_run_in_slices_exports_what_a_straight_run_does(straight: dict[str, Pa
         assert all((a[k] == b[k]).all() for k in a), f"{key}: resumed run differs"
 
 
+def done(path: Path) -> bool:
+    import torch
+
+    return path.exists() and bool(torch.load(path, weights_only=False).get("done"))
+
+
+def beside() -> train.Plan:
+    """The quick plan with the decoder stages in a second process beside the UNet (:mod:`lanes`)."""
+    import dataclasses
+
+    return dataclasses.replace(train.Plan.quick(), decoder_beside_unet=True)
+
+
+def test_beside_the_unet_stop_after_holds_and_a_run_in_slices_exports_the_same(tmp_path: Path) -> None:
+    """The decoder stages run in a second process during the UNet stage. ``--stop-after`` still
+    means "this stage and every one before it in STAGES"; and since each lane spends its own copy
+    of the step budget and keeps its thread count whatever the other lane does, a run stopped
+    after stages exports what one sliced every three steps does."""
+    plan, work, models = beside(), tmp_path / "by-stage", tmp_path / "by-stage-models"
+    assert train.run(plan, work, models, stop_after="unet") is None
+    assert done(work / "unet.pt")
+    assert not (work / "decoder.pt").exists() and not (work / "controlnet.pt").exists()
+    assert train.run(plan, work, models, stop_after="decoder") is None
+    assert done(work / "decoder.pt") and done(work / "controlnet.pt")
+    assert not (work / "widen.pt").exists() and not models.exists()
+    by_stage = train.run(plan, work, models)
+    assert by_stage is not None
+
+    calls, written = 0, None
+    while written is None:
+        calls += 1
+        assert calls < 20, "the sliced run does not progress"
+        written = train.run(beside(), tmp_path / "work", tmp_path / "models", max_steps=3)
+    log = (tmp_path / "work" / "train.log").read_text()
+    assert all(f"{stage}: resuming at step" in log for stage in ("unet", "decoder", "widen"))
+    assert "decoder lane paused" in log  # the second process really was interrupted and resumed
+    assert "decoder lane failed" not in log
+    for key in ("checkpoint", "controlnet"):
+        a, b = tensors(by_stage[key]), tensors(written[key])
+        assert all((a[k] == b[k]).all() for k in a), f"{key}: resumed run differs"
+
+
+def test_a_failing_decoder_lane_names_its_error_and_keeps_the_unet(tmp_path: Path) -> None:
+    import dataclasses
+
+    plan = dataclasses.replace(beside(), widen_channels=(32, 32, 96, 96))  # widen refuses these
+    work = tmp_path / "work"
+    with pytest.raises(RuntimeError, match=r"decoder lane .*exit status 1: ValueError: each level must keep or double"):
+        train.run(plan, work, tmp_path / "models")
+    assert done(work / "unet.pt") and done(work / "decoder.pt")  # nothing either lane finished is lost
+    assert not (work / "controlnet.pt").exists()
+
+
 def test_another_plan_in_the_same_workdir_is_refused(straight: dict[str, Path]) -> None:
     other = train.Plan.quick()
     other.unet_steps += 1

@@ -100,10 +100,23 @@ def to_tensor(images: np.ndarray) -> Any:
 
 
 def record_time(work: Path, stage: str, seconds: float) -> None:
+    """Add ``seconds`` to ``stage``'s entry in ``times.json``; the file is locked while it is read
+    and written, because the two lanes (:mod:`.lanes`) may finish a stage at the same moment."""
     path = work / "times.json"
-    times = json.loads(path.read_text()) if path.exists() else {}
-    times[stage] = times.get(stage, 0.0) + seconds
-    path.write_text(json.dumps(times, indent=2))
+    with open(work / "times.json.lock", "a") as lock:
+        _lock(lock)
+        times = json.loads(path.read_text()) if path.exists() else {}
+        times[stage] = times.get(stage, 0.0) + seconds
+        path.write_text(json.dumps(times, indent=2))
+
+
+def _lock(handle: Any) -> None:
+    """An exclusive advisory lock on ``handle``, released when it is closed (POSIX; elsewhere none)."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fcntl.flock(handle, fcntl.LOCK_EX)
 
 
 class StageRun:

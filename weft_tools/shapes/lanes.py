@@ -2,8 +2,9 @@
 
 Why: on this project's 2-core training machine a stage's second thread buys about 1.5x, not 2x
 (a UNet step of 128 takes 3.1-3.3 s on one thread and 2.1 s on two; a decoder step of 8, 0.43 s
-and 0.28 s; two one-thread processes side by side barely slow each other), and the decoder stages need nothing the UNet learns (the encoder they decode for is
-frozen after stage 1). So the UNet (stage 3, in this process) and the decoder stages (5 and 6,
+and 0.28 s), two one-thread processes side by side barely slow each other, and the decoder
+stages need nothing the UNet learns (the encoder they decode for is frozen after stage 1).
+So the UNet (stage 3, in this process) and the decoder stages (5 and 6,
 in a second process) train at the same time, one thread each, and the ControlNet (stage 4,
 which needs the finished UNet) follows with every thread.
 

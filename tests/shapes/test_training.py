@@ -30,11 +30,14 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_a_run_in_slices_exports_what_a_straight_run_does(straight: dict[str, Path], tmp_path: Path) -> None:
-    calls, written = 0, None
+    import torch
+
+    calls, written, threads = 0, None, torch.get_num_threads()
     while written is None:
         calls += 1
         assert calls < 20, "the sliced run does not progress"
         written = train.run(train.Plan.quick(), tmp_path / "work", tmp_path / "models", max_steps=3)
+        assert torch.get_num_threads() == threads  # the run's own thread count does not outlive it
     assert calls > 3  # it really was interrupted in every stage
     log = (tmp_path / "work" / "train.log").read_text()
     assert all(f"{stage}: resuming at step" in log for stage in ("unet", "controlnet", "decoder", "widen"))
@@ -57,12 +60,25 @@ def beside() -> train.Plan:
     return dataclasses.replace(train.Plan.quick(), decoder_beside_unet=True)
 
 
-def test_beside_the_unet_stop_after_holds_and_a_run_in_slices_exports_the_same(tmp_path: Path) -> None:
+def from_the_bank(straight: dict[str, Path], work: Path) -> Path:
+    """A new workdir holding the straight run's finished autoencoder and latent bank: the lanes
+    begin after them, and they are what these plans (the quick plan's stages 1-2) would train."""
+    import shutil
+
+    work.mkdir(parents=True)
+    for name in ("vae.pt", "bank.pt"):
+        shutil.copy(straight["checkpoint"].parents[2] / "work" / name, work / name)
+    return work
+
+
+def test_beside_the_unet_stop_after_holds_and_a_run_in_slices_exports_the_same(
+    straight: dict[str, Path], tmp_path: Path
+) -> None:
     """The decoder stages run in a second process during the UNet stage. ``--stop-after`` still
     means "this stage and every one before it in STAGES"; and since each lane spends its own copy
     of the step budget and keeps its thread count whatever the other lane does, a run stopped
-    after stages exports what one sliced every three steps does."""
-    plan, work, models = beside(), tmp_path / "by-stage", tmp_path / "by-stage-models"
+    after stages exports what one sliced every two steps does."""
+    plan, work, models = beside(), from_the_bank(straight, tmp_path / "by-stage"), tmp_path / "by-stage-models"
     assert train.run(plan, work, models, stop_after="unet") is None
     assert done(work / "unet.pt")
     assert not (work / "decoder.pt").exists() and not (work / "controlnet.pt").exists()
@@ -72,13 +88,13 @@ def test_beside_the_unet_stop_after_holds_and_a_run_in_slices_exports_the_same(t
     by_stage = train.run(plan, work, models)
     assert by_stage is not None
 
-    calls, written = 0, None
+    calls, written, work = 0, None, from_the_bank(straight, tmp_path / "work")
     while written is None:
         calls += 1
         assert calls < 20, "the sliced run does not progress"
-        written = train.run(beside(), tmp_path / "work", tmp_path / "models", max_steps=3)
-    log = (tmp_path / "work" / "train.log").read_text()
-    assert all(f"{stage}: resuming at step" in log for stage in ("unet", "decoder", "widen"))
+        written = train.run(beside(), work, tmp_path / "models", max_steps=2)
+    log = (work / "train.log").read_text()
+    assert [stage for stage in ("unet", "decoder", "widen") if f"{stage}: resuming at step" not in log] == []
     assert "decoder lane paused" in log  # the second process really was interrupted and resumed
     assert "decoder lane failed" not in log
     for key in ("checkpoint", "controlnet"):
@@ -86,11 +102,11 @@ def test_beside_the_unet_stop_after_holds_and_a_run_in_slices_exports_the_same(t
         assert all((a[k] == b[k]).all() for k in a), f"{key}: resumed run differs"
 
 
-def test_a_failing_decoder_lane_names_its_error_and_keeps_the_unet(tmp_path: Path) -> None:
+def test_a_failing_decoder_lane_names_its_error_and_keeps_the_unet(straight: dict[str, Path], tmp_path: Path) -> None:
     import dataclasses
 
     plan = dataclasses.replace(beside(), widen_channels=(32, 32, 96, 96))  # widen refuses these
-    work = tmp_path / "work"
+    work = from_the_bank(straight, tmp_path / "work")
     with pytest.raises(RuntimeError, match=r"decoder lane .*exit status 1: ValueError: each level must keep or double"):
         train.run(plan, work, tmp_path / "models")
     assert done(work / "unet.pt") and done(work / "decoder.pt")  # nothing either lane finished is lost

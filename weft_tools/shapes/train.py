@@ -150,18 +150,21 @@ def run(
     import torch
 
     threads = int(os.environ.get("WEFT_TRAIN_THREADS", os.cpu_count() or 2))
-    torch.set_num_threads(threads)
     work.mkdir(parents=True, exist_ok=True)
     plan_file = work / "plan.json"
     if plan_file.exists() and not same_plan(json.loads(plan_file.read_text()), plan):
         raise SystemExit(f"{work} holds a run with another plan ({plan_file}); use another --workdir")
     plan_file.write_text(json.dumps(asdict(plan), indent=2))
     budget = Budget(max_steps)
+    caller_threads = torch.get_num_threads()  # the thread count is the process's: put it back after
+    torch.set_num_threads(threads)
     try:
         return _stages(plan, work, out, stop_after, budget, threads)
     except Paused:
         log(work, f"paused after {max_steps} steps; run again to go on")
         return None
+    finally:
+        torch.set_num_threads(caller_threads)
 
 
 def _stages(

@@ -86,30 +86,35 @@ def test_listed_first_on_a_fresh_install_and_after_the_users_models(fresh_server
 
 
 @pytest.fixture(scope="module")
-def held_out_tally(tmp_path_factory: pytest.TempPathFactory) -> ev.Tally:
-    """40 captions never trained on, 8 seeds each, judged: drawn once for the tests below.
-
-    One prompt per caption and seed, all queued at once on a fresh install's server started
-    with ``--batch-prompts 40``, as a user sweeping captions and seeds would: the server samples
-    up to 40 of them as one batch, each with its own seed's noise and the picture it gets alone
-    (tests/diffusion/test_batch_prompts_http.py). On a busy two-core machine 40 such prompts took
-    45 s batched against 358 s one by one; the judged rates are the same as one by one (252 of
-    320 shapes on the shipped weights).
-    """
+def batching_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A fresh install's server started with ``--batch-prompts 40``: up to 40 queued prompts that
+    differ only in seeds and texts are sampled as one batch, each with its own seed's noise and
+    the picture it gets alone (tests/diffusion/test_batch_prompts_http.py)."""
     from tests.support.server import serve_restoring_paths
 
+    yield from serve_restoring_paths(tmp_path_factory.mktemp("fresh-install-batched"), batch_prompts=40)
+
+
+@pytest.fixture(scope="module")
+def held_out_tally(batching_server: Any) -> ev.Tally:
+    """40 captions never trained on, 8 seeds each, judged: drawn once for the tests below.
+
+    One prompt per caption and seed, all queued at once on the batching server, as a user
+    sweeping captions and seeds would. On a busy two-core machine 40 such prompts took 45 s
+    batched against 358 s one by one; the judged rates are the same as one by one (252 of 320
+    shapes on the shipped weights).
+    """
     tally = ev.Tally()
     specs = ev.heldout_specs(40)
     assert all(ds.is_held_out(spec) for spec in specs)
-    for server in serve_restoring_paths(tmp_path_factory.mktemp("fresh-install-batched"), batch_prompts=40):
-        queued = []
-        for spec in specs:
-            for seed in SEEDS:
-                prompt = ev.txt2img_prompt(spec.caption(), [0], "heldout")
-                prompt["sample0"]["inputs"]["seed"] = seed
-                queued.append((spec, server.queue_prompt(prompt)))
-        for spec, prompt_id in queued:
-            tally.add(spec.caption(), saved_image(server, run_queued(server, prompt_id), "save0"))
+    queued = []
+    for spec in specs:
+        for seed in SEEDS:
+            prompt = ev.txt2img_prompt(spec.caption(), [0], "heldout")
+            prompt["sample0"]["inputs"]["seed"] = seed
+            queued.append((spec, batching_server.queue_prompt(prompt)))
+    for spec, prompt_id in queued:
+        tally.add(spec.caption(), saved_image(batching_server, run_queued(batching_server, prompt_id), "save0"))
     print(f"\nheld-out captions x {len(SEEDS)} seeds: {tally.report()}")
     return tally
 

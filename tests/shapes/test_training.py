@@ -113,6 +113,32 @@ def test_a_failing_decoder_lane_names_its_error_and_keeps_the_unet(straight: dic
     assert not (work / "controlnet.pt").exists()
 
 
+def test_the_text_encoder_learns_at_its_own_rate(straight: dict[str, Path], tmp_path: Path) -> None:
+    """``text_lr`` scales the text encoder's steps only: at the UNet's own rate the stage is the
+    one-rate stage to the bit, and at 0 the text encoder ends where it began while the UNet moves."""
+    import dataclasses
+
+    import torch
+
+    from weft_tools.shapes import models as sm
+
+    def unet_stage(work: str, **change: float) -> dict:
+        plan = dataclasses.replace(train.Plan.quick(), **change)
+        assert train.run(plan, from_the_bank(straight, tmp_path / work), tmp_path / "models", stop_after="unet") is None
+        return torch.load(tmp_path / work / "unet.pt", weights_only=False)
+
+    one_rate = torch.load(straight["checkpoint"].parents[2] / "work" / "unet.pt", weights_only=False)
+    same = unet_stage("same", text_lr=train.Plan.quick().unet_lr)
+    still = unet_stage("still", text_lr=0.0)
+    for key in ("ema_unet", "ema_text"):
+        assert all(torch.equal(one_rate[key][k], same[key][k]) for k in one_rate[key]), key
+    with torch.random.fork_rng():
+        torch.manual_seed(train.Plan.quick().seed + 1)  # as the stage builds its models
+        first_unet, first_text = sm.make_unet().state_dict(), sm.make_text_encoder().state_dict()
+    assert all(torch.equal(first_text[k], still["ema_text"][k]) for k in first_text)
+    assert not all(torch.equal(first_unet[k], still["ema_unet"][k]) for k in first_unet)
+
+
 def test_another_plan_in_the_same_workdir_is_refused(straight: dict[str, Path]) -> None:
     other = train.Plan.quick()
     other.unet_steps += 1

@@ -29,6 +29,9 @@ class Plan:
     unet_steps: int = 1900
     unet_batch: int = 128
     unet_lr: float = 5e-4
+    #: the text encoder's learning rate in the UNet stage (``None``: ``unet_lr``), on the same
+    #: schedule, so a plan can speed up the UNet without moving the caption embeddings as fast
+    text_lr: float | None = None
     unet_warmup: int = 100
     ema_decay: float = 0.999
     min_snr_gamma: float = 5.0

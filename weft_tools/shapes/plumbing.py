@@ -78,8 +78,9 @@ def cosine_lr(base: float, step: int, total: int, warmup: int = 0, floor: float 
 
 
 def set_lr(optimizer: Any, lr: float) -> None:
+    """Every group's rate to ``lr``, times the group's ``scale`` where it has one."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("scale", 1.0)
 
 
 def optimise(optimizer: Any, loss: Any, params: Any) -> None:

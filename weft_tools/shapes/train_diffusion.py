@@ -185,7 +185,11 @@ def train_unet(plan: Plan, work: Path, bank: dict[str, Any], budget: Budget) -> 
         return unet.eval(), text.eval()
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text)
     params = list(unet.parameters()) + list(text.parameters())
-    optimizer = torch.optim.AdamW(params, lr=plan.unet_lr, weight_decay=0.0)
+    groups: Any = params  # one group unless the text encoder has its own rate (old checkpoints resume)
+    if plan.text_lr is not None:
+        groups = [{"params": list(unet.parameters())}]
+        groups.append({"params": list(text.parameters()), "scale": plan.text_lr / plan.unet_lr})
+    optimizer = torch.optim.AdamW(groups, lr=plan.unet_lr, weight_decay=0.0)
     loop.resume(state, {"unet": unet, "text": text, "ema_unet": ema_unet, "ema_text": ema_text}, optimizer)
     source = Source.of(bank)
     unet.train()
